@@ -1,0 +1,197 @@
+"""The tables. Money columns are ``Decimal``; phone numbers E.164; times UTC.
+
+No table has a column for a card number, security code or bank account number: payment
+methods are gateway tokens plus brand, last four and expiry.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, Column, String, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from paybot.db.types import Money, UTCDateTime, utcnow
+
+
+class AccountStatus(str, enum.Enum):
+    ACTIVE = "active"
+    CLOSED = "closed"
+    SUSPENDED = "suspended"
+
+
+class PaymentStatus(str, enum.Enum):
+    PENDING = "pending"  # row written, gateway not yet answered
+    UNKNOWN = "unknown"  # gateway did not answer after retries; reconcile before telling
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+    FAILED = "failed"  # never charged (gateway error, or not submitted before a crash)
+    SCHEDULED = "scheduled"
+    CANCELLED = "cancelled"
+    REFUNDED = "refunded"
+
+
+class Channel(str, enum.Enum):
+    VOICE = "voice"
+    SMS = "sms"
+    CHAT = "chat"
+    CONSOLE = "console"
+    API = "api"
+
+
+def _money(nullable: bool = False) -> Any:
+    return Field(sa_column=Column(Money(), nullable=nullable))
+
+
+def _timestamp(nullable: bool = False, default: bool = True) -> Any:
+    if default:
+        return Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=nullable))
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable))
+
+
+class Account(SQLModel, table=True):
+    """A biller's customer account: who owes what, by when, and how to recognise them."""
+
+    __tablename__ = "accounts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_number: str = Field(sa_column=Column(String(32), unique=True, nullable=False))
+    name: str = Field(max_length=200)
+    phone: str | None = Field(default=None, max_length=16, index=True)  # E.164
+    email: str | None = Field(default=None, max_length=254)
+    billing_zip: str = Field(max_length=10)
+    balance: Decimal = _money()
+    minimum_payment: Decimal = _money()
+    due_date: date | None = None
+    currency: str = Field(default="USD", max_length=3)
+    status: str = Field(default=AccountStatus.ACTIVE.value, max_length=16)
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+
+    @property
+    def first_name(self) -> str:
+        return self.name.split()[0] if self.name.strip() else self.name
+
+
+class PaymentMethod(SQLModel, table=True):
+    """A stored, gateway-tokenised way to pay. Never a PAN, CVV or full bank account number."""
+
+    __tablename__ = "payment_methods"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="accounts.id", index=True)
+    gateway: str = Field(max_length=32)
+    token: str = Field(max_length=128)
+    kind: str = Field(max_length=8)  # "card" or "bank"
+    brand: str = Field(max_length=32)  # "visa", "mastercard", ... or "checking"/"savings"
+    last4: str = Field(max_length=4)
+    exp_month: int | None = None
+    exp_year: int | None = None
+    reusable: bool = True
+    is_default: bool = True
+    created_at: datetime = _timestamp()
+    deleted_at: datetime | None = _timestamp(nullable=True, default=False)
+
+
+class Payment(SQLModel, table=True):
+    """One attempt to take money. Written (with its idempotency key) before the gateway call."""
+
+    __tablename__ = "payments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="accounts.id", index=True)
+    payment_method_id: int | None = Field(default=None, foreign_key="payment_methods.id")
+    amount: Decimal = _money()
+    fee: Decimal = _money()
+    total: Decimal = _money()
+    currency: str = Field(default="USD", max_length=3)
+    status: str = Field(default=PaymentStatus.PENDING.value, max_length=16, index=True)
+    channel: str = Field(max_length=16)
+    conversation_id: str | None = Field(default=None, max_length=128, index=True)
+    method_kind: str | None = Field(default=None, max_length=8)
+    method_brand: str | None = Field(default=None, max_length=32)
+    method_last4: str | None = Field(default=None, max_length=4)
+    gateway: str = Field(max_length=32)
+    gateway_reference: str | None = Field(default=None, max_length=128)  # token or "one-step"
+    gateway_transaction_id: str | None = Field(default=None, max_length=128)
+    decline_code: str | None = Field(default=None, max_length=64)
+    confirmation_number: str | None = Field(
+        default=None, sa_column=Column(String(16), unique=True, nullable=True)
+    )
+    idempotency_key: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    attempts: int = 0
+    scheduled_for: date | None = None
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+    completed_at: datetime | None = _timestamp(nullable=True, default=False)
+
+
+class LedgerEntry(SQLModel, table=True):
+    """One line of a successful payment: the principal to the customer's account, a fee to
+    the fee account. A payment with a fee has two lines."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (UniqueConstraint("payment_id", "kind", name="uq_ledger_payment_kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    payment_id: int = Field(foreign_key="payments.id", index=True)
+    kind: str = Field(max_length=16)  # "principal" or "fee"
+    ledger_account: str = Field(max_length=64)  # the account number, or the fee account
+    amount: Decimal = _money()
+    currency: str = Field(default="USD", max_length=3)
+    created_at: datetime = _timestamp()
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only record of what happened. ``detail`` holds ids and outcomes, never payloads."""
+
+    __tablename__ = "audit_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _timestamp()
+    kind: str = Field(max_length=64, index=True)
+    account_id: int | None = Field(default=None, index=True)
+    payment_id: int | None = Field(default=None, index=True)
+    conversation_id: str | None = Field(default=None, max_length=128)
+    actor: str = Field(default="system", max_length=64)
+    detail: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class SandboxToken(SQLModel, table=True):
+    """The embedded sandbox gateway's vault: what a token stands for, without the PAN."""
+
+    __tablename__ = "sandbox_tokens"
+
+    id: str = Field(sa_column=Column(String(40), primary_key=True))
+    kind: str = Field(max_length=8)
+    brand: str = Field(max_length=32)
+    last4: str = Field(max_length=4)
+    exp_month: int | None = None
+    exp_year: int | None = None
+    outcome: str = Field(max_length=32)  # the test behaviour the number selected
+    reusable: bool = True
+    created_at: datetime = _timestamp()
+    deleted_at: datetime | None = _timestamp(nullable=True, default=False)
+
+
+class SandboxCharge(SQLModel, table=True):
+    """A charge the sandbox processed, stored with its idempotency key and response."""
+
+    __tablename__ = "sandbox_charges"
+
+    id: str = Field(sa_column=Column(String(40), primary_key=True))
+    idempotency_key: str = Field(sa_column=Column(String(255), unique=True, nullable=False))
+    request_fingerprint: str = Field(max_length=64)
+    token_id: str | None = Field(default=None, max_length=40)
+    amount: Decimal = _money()
+    currency: str = Field(max_length=3)
+    status: str = Field(max_length=16)  # "succeeded" or "declined"
+    decline_code: str | None = Field(default=None, max_length=64)
+    brand: str = Field(max_length=32)
+    last4: str = Field(max_length=4)
+    refunded: Decimal = _money()
+    description: str | None = Field(default=None, max_length=200)
+    created_at: datetime = _timestamp()

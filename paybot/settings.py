@@ -1,0 +1,147 @@
+"""One typed settings object, read from the environment (and an optional ``.env``).
+
+``PAYBOT_ENV=dev`` (the default) has working defaults for everything. ``PAYBOT_ENV=prod``
+refuses to start without real secrets: a Twilio auth token, a console secret, an explicit
+database URL and the public URL Twilio sees. Nothing is read at import time: call
+:func:`load_settings` in an app factory or CLI entry point.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseSettings, Field, SecretStr, ValidationError, root_validator, validator
+
+# Values that look like secrets but are placeholders; prod refuses them.
+_PLACEHOLDERS = {"", "changeme", "change-me", "secret", "dev", "dev-secret", "test", "xxx"}
+DEV_CONSOLE_SECRET = "dev-console-secret"
+DEV_RASA_TOKEN = "dev-rasa-token"
+
+
+class SettingsError(RuntimeError):
+    """The configuration is unusable; the message says which variables to fix."""
+
+
+class Settings(BaseSettings):
+    """Everything configurable about paybot. Each field names its environment variable."""
+
+    env: Literal["dev", "test", "prod"] = Field("dev", env="PAYBOT_ENV")
+    data_dir: Path = Field(Path("var"), env="PAYBOT_DATA_DIR")
+    log_level: str = Field("INFO", env="PAYBOT_LOG_LEVEL")
+
+    # Network: where each service listens and the https base URL Twilio sees.
+    host: str = Field("127.0.0.1", env="PAYBOT_HOST")
+    bridge_port: int = Field(8080, env="PAYBOT_BRIDGE_PORT", ge=1, le=65535)
+    rasa_port: int = Field(5005, env="PAYBOT_RASA_PORT", ge=1, le=65535)
+    action_port: int = Field(5055, env="PAYBOT_ACTION_PORT", ge=1, le=65535)
+    public_url: str | None = Field(None, env="PAYBOT_PUBLIC_URL")
+    model_dir: Path = Field(Path("models"), env="PAYBOT_MODEL_DIR")
+    rasa_token: SecretStr = Field(SecretStr(DEV_RASA_TOKEN), env="PAYBOT_RASA_TOKEN")
+
+    # Secrets.
+    twilio_account_sid: str | None = Field(None, env="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: SecretStr | None = Field(None, env="TWILIO_AUTH_TOKEN")
+    console_secret: SecretStr = Field(SecretStr(DEV_CONSOLE_SECRET), env="PAYBOT_CONSOLE_SECRET")
+
+    # Storage.
+    database_url: str | None = Field(None, env="DATABASE_URL")
+    seed_demo_data: bool = Field(True, env="PAYBOT_SEED_DEMO_DATA")
+
+    # Payments.
+    currency: str = Field("USD", env="PAYBOT_CURRENCY", min_length=3, max_length=3)
+    gateway: Literal["sandbox"] = Field("sandbox", env="PAYBOT_GATEWAY")
+    gateway_timeout_s: float = Field(10.0, env="PAYBOT_GATEWAY_TIMEOUT_S", gt=0)
+    gateway_retries: int = Field(2, env="PAYBOT_GATEWAY_RETRIES", ge=0, le=10)
+    sandbox_latency_ms: int = Field(0, env="PAYBOT_SANDBOX_LATENCY_MS", ge=0)
+    fee_amount: Decimal = Field(Decimal("0.00"), env="PAYBOT_FEE_AMOUNT", ge=0)
+    fee_account: str = Field("CONVENIENCE-FEES", env="PAYBOT_FEE_ACCOUNT", min_length=1)
+    min_payment_amount: Decimal = Field(Decimal("1.00"), env="PAYBOT_MIN_PAYMENT", ge=0)
+    allow_overpayment: bool = Field(False, env="PAYBOT_ALLOW_OVERPAYMENT")
+    reconcile_after_s: float = Field(60.0, env="PAYBOT_RECONCILE_AFTER_S", ge=0)
+
+    # Customer directory (CRM).
+    crm: Literal["local", "http"] = Field("local", env="PAYBOT_CRM")
+    crm_url: str | None = Field(None, env="PAYBOT_CRM_URL")
+    crm_token: SecretStr | None = Field(None, env="PAYBOT_CRM_TOKEN")
+    crm_timeout_s: float = Field(3.0, env="PAYBOT_CRM_TIMEOUT_S", gt=0)
+
+    class Config:
+        env_file = ".env"
+        env_file_encoding = "utf-8"
+        case_sensitive = False
+
+    @validator("currency")
+    def _upper_currency(cls, value: str) -> str:  # noqa: N805 - pydantic validator
+        return value.upper()
+
+    @validator("fee_amount", "min_payment_amount")
+    def _two_places(cls, value: Decimal) -> Decimal:  # noqa: N805
+        if value != value.quantize(Decimal("0.01")):
+            raise ValueError("must have at most two decimal places")
+        return value.quantize(Decimal("0.01"))
+
+    @root_validator(skip_on_failure=True)
+    def _prod_needs_real_secrets(cls, values: dict) -> dict:  # noqa: N805
+        if values.get("env") != "prod":
+            return values
+        missing = []
+        token = values.get("twilio_auth_token")
+        if token is None or token.get_secret_value().lower() in _PLACEHOLDERS:
+            missing.append("TWILIO_AUTH_TOKEN")
+        if values["console_secret"].get_secret_value() in _PLACEHOLDERS | {DEV_CONSOLE_SECRET}:
+            missing.append("PAYBOT_CONSOLE_SECRET")
+        if values["rasa_token"].get_secret_value() in _PLACEHOLDERS | {DEV_RASA_TOKEN}:
+            missing.append("PAYBOT_RASA_TOKEN")
+        if not values.get("database_url"):
+            missing.append("DATABASE_URL")
+        if not values.get("public_url"):
+            missing.append("PAYBOT_PUBLIC_URL")
+        if values.get("seed_demo_data"):
+            values["seed_demo_data"] = False
+        if missing:
+            raise ValueError(
+                "PAYBOT_ENV=prod needs real values for: " + ", ".join(missing)
+            )
+        return values
+
+    # Derived values -------------------------------------------------------------------
+    @property
+    def db_url(self) -> str:
+        """The database URL in use: ``DATABASE_URL`` or a SQLite file in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'paybot.db').resolve()}"
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://{self.host}:{self.rasa_port}"
+
+    @property
+    def action_server_url(self) -> str:
+        return f"http://{self.host}:{self.action_port}/webhook"
+
+    @property
+    def bridge_url(self) -> str:
+        return f"http://{self.host}:{self.bridge_port}"
+
+    @property
+    def public_base_url(self) -> str:
+        """The base URL Twilio signs requests against (no trailing slash)."""
+        return (self.public_url or self.bridge_url).rstrip("/")
+
+    @property
+    def is_dev(self) -> bool:
+        return self.env in ("dev", "test")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate the settings; turn validation errors into one readable error."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise SettingsError(f"invalid configuration: {problems}") from None

@@ -1,0 +1,100 @@
+"""Shared fixtures: real databases (SQLite file and PostgreSQL) and settings.
+
+``db_engine`` runs each test against a migrated SQLite file and, when
+``PAYBOT_TEST_DATABASE_URL`` names a PostgreSQL server, against PostgreSQL too (in a schema
+of its own, dropped at the end). Without that variable the PostgreSQL runs are skipped and
+the summary says so loudly.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from paybot.db.engine import make_engine, migrate
+from paybot.settings import Settings, load_settings
+
+PG_URL_ENV = "PAYBOT_TEST_DATABASE_URL"
+_skipped_pg: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _skipped_pg:
+        terminalreporter.write_sep(
+            "!",
+            f"PostgreSQL tests SKIPPED ({len(_skipped_pg)}): set {PG_URL_ENV} "
+            "(e.g. postgresql://postgres@127.0.0.1:5432/test) to run them",
+            red=True,
+            bold=True,
+        )
+
+
+@pytest.fixture(scope="session")
+def pg_engine() -> Iterator[Engine | None]:
+    url = os.environ.get(PG_URL_ENV)
+    if not url:
+        yield None
+        return
+    schema = f"paybot_test_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = make_engine(url, search_path=schema)
+    migrate(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _truncate_all(engine: Engine) -> None:
+    from sqlmodel import SQLModel
+
+    names = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_engine(request, tmp_path, pg_engine) -> Iterator[Engine]:
+    """A migrated, empty database: a SQLite file, then PostgreSQL when available."""
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'paybot.db'}")
+        migrate(engine)
+        yield engine
+        engine.dispose()
+        return
+    if pg_engine is None:
+        _skipped_pg.append(request.node.nodeid)
+        pytest.skip(f"PostgreSQL not configured: set {PG_URL_ENV}")
+    _truncate_all(pg_engine)
+    yield pg_engine
+    _truncate_all(pg_engine)
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path) -> Iterator[Engine]:
+    """A migrated SQLite file only (for tests that need no PostgreSQL variant)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'paybot.db'}")
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch) -> Settings:
+    """Dev settings with a private data dir, isolated from any ``.env`` of the developer."""
+    monkeypatch.chdir(tmp_path)
+    for key in list(os.environ):
+        if key.startswith("PAYBOT_") and key != PG_URL_ENV:
+            monkeypatch.delenv(key)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    return load_settings(env="test", data_dir=tmp_path / "var")
