@@ -1,0 +1,507 @@
+"""The ledger: every charge is written down before the gateway hears of it.
+
+The rules it keeps:
+
+1. A ``payments`` row with a fresh idempotency key is committed before the gateway is called.
+2. A gateway timeout is retried with the same key; if it still does not answer, the gateway
+   is asked what happened to that key before anyone is told anything. Still unknown: the row
+   is left ``unknown`` and the reconciler settles it later.
+3. A crash between the gateway call and the settlement is found at start-up
+   (:meth:`Ledger.reconcile`) and settled from the gateway's record of the key.
+4. Settlement is a conditional update from ``pending``/``unknown``, so a live call and the
+   reconciler can never both settle one payment; a successful payment gets its confirmation
+   number, a principal ledger line and, with a fee, a fee line to the fee account.
+
+All methods block (database and gateway I/O): call them from async code with
+``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from paybot import audit
+from paybot.db.engine import session_scope
+from paybot.db.models import Account, LedgerEntry, Payment, PaymentMethod, PaymentStatus
+from paybot.db.types import utcnow
+from paybot.gateway.base import (
+    BankAccount,
+    CardData,
+    ChargeResult,
+    Gateway,
+    GatewayError,
+    GatewayTimeout,
+)
+from paybot.payments.confirmation import new_confirmation_number
+from paybot.payments.fees import FeePolicy, Quote
+from paybot.payments.rules import AmountRules, PaymentRefused
+
+log = logging.getLogger(__name__)
+OPEN = (PaymentStatus.PENDING.value, PaymentStatus.UNKNOWN.value)
+
+
+@dataclass(frozen=True)
+class PaymentOutcome:
+    """What the dialog may tell the payer, read back from the database."""
+
+    payment_id: int
+    status: str
+    amount: Decimal
+    fee: Decimal
+    total: Decimal
+    currency: str
+    confirmation_number: str | None
+    brand: str | None
+    last4: str | None
+    decline_code: str | None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == PaymentStatus.SUCCEEDED.value
+
+    @classmethod
+    def of(cls, p: Payment) -> PaymentOutcome:
+        assert p.id is not None
+        return cls(
+            payment_id=p.id,
+            status=p.status,
+            amount=p.amount,
+            fee=p.fee,
+            total=p.total,
+            currency=p.currency,
+            confirmation_number=p.confirmation_number,
+            brand=p.method_brand,
+            last4=p.method_last4,
+            decline_code=p.decline_code,
+        )
+
+
+@dataclass(frozen=True)
+class _Request:
+    """The parts of a payment request that make up its identity."""
+
+    account_id: int
+    amount: Decimal
+    channel: str
+    conversation_id: str | None
+    idempotency_key: str
+
+
+class Ledger:
+    """Takes payments through a gateway and records them exactly once."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        gateway: Gateway,
+        *,
+        rules: AmountRules | None = None,
+        fees: FeePolicy | None = None,
+        retries: int = 2,
+        backoff_s: float = 0.2,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.engine = engine
+        self.gateway = gateway
+        self.rules = rules or AmountRules()
+        self.fees = fees or FeePolicy()
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self._sleep = sleep
+
+    # Quotes ---------------------------------------------------------------------------
+    def quote(self, account_id: int, amount: Decimal) -> Quote:
+        """Check ``amount`` against the rules and return what would be charged."""
+        with Session(self.engine) as session:
+            account = _get_account(session, account_id)
+            self.rules.check(account, amount)
+            return Quote(amount, self.fees.fee_for(amount), account.currency)
+
+    # Paying ---------------------------------------------------------------------------
+    def pay_with_stored_method(
+        self,
+        *,
+        account_id: int,
+        payment_method_id: int,
+        amount: Decimal,
+        channel: str,
+        conversation_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> PaymentOutcome:
+        """Charge a stored, tokenised payment method of the account."""
+        request = self._request(account_id, amount, channel, conversation_id, idempotency_key)
+        with Session(self.engine) as session:
+            method = session.get(PaymentMethod, payment_method_id)
+            if method is None or method.account_id != account_id or method.deleted_at:
+                raise PaymentRefused("unknown_method", "That payment method is not on file.")
+            token, kind = method.token, method.kind
+        payment, done = self._open(request, kind, token, payment_method_id)
+        if done:
+            return payment
+        return self._run(
+            payment.payment_id,
+            request.idempotency_key,
+            lambda: self.gateway.charge_token(
+                token,
+                payment.total,
+                payment.currency,
+                idempotency_key=request.idempotency_key,
+                description=f"paybot payment {payment.payment_id}",
+            ),
+        )
+
+    def pay_with_new_method(
+        self,
+        *,
+        account_id: int,
+        method: CardData | BankAccount,
+        amount: Decimal,
+        channel: str,
+        save: bool = False,
+        conversation_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> PaymentOutcome:
+        """Charge newly keyed card or bank data; with ``save`` keep a token for next time.
+
+        A card that is not saved is charged in one step and nothing reusable is kept. The
+        caller must drop ``method`` afterwards; nothing here stores or logs its digits.
+        """
+        request = self._request(account_id, amount, channel, conversation_id, idempotency_key)
+        kind = "card" if isinstance(method, CardData) else "bank"
+        if save or kind == "bank":
+            info = (
+                self.gateway.tokenize_card(method, reusable=save)
+                if isinstance(method, CardData)
+                else self.gateway.tokenize_bank_account(method)
+            )
+            method_id = self._store_method(account_id, info) if save else None
+            payment, done = self._open(request, kind, info.token, method_id)
+            charge = lambda: self.gateway.charge_token(  # noqa: E731
+                info.token,
+                payment.total,
+                payment.currency,
+                idempotency_key=request.idempotency_key,
+                description=f"paybot payment {payment.payment_id}",
+            )
+        else:
+            assert isinstance(method, CardData)
+            payment, done = self._open(request, kind, "one-step", None)
+            charge = lambda: self.gateway.charge_card(  # noqa: E731
+                method,
+                payment.total,
+                payment.currency,
+                idempotency_key=request.idempotency_key,
+                description=f"paybot payment {payment.payment_id}",
+            )
+        if done:
+            return payment
+        return self._run(payment.payment_id, request.idempotency_key, charge)
+
+    def outcome(self, payment_id: int) -> PaymentOutcome:
+        """The payment as the database has it now."""
+        with Session(self.engine) as session:
+            payment = session.get(Payment, payment_id)
+            if payment is None:
+                raise LookupError(f"no payment {payment_id}")
+            return PaymentOutcome.of(payment)
+
+    # Reconciliation -------------------------------------------------------------------
+    def reconcile(self, older_than_s: float = 60.0) -> list[PaymentOutcome]:
+        """Settle every payment left open (a crash, a lost answer) from the gateway's record.
+
+        A payment the gateway has no record of was never charged and is marked ``failed``.
+        One the gateway cannot be asked about right now stays open for the next run.
+        """
+        cutoff = utcnow() - timedelta(seconds=older_than_s)
+        with Session(self.engine) as session:
+            ids = session.exec(
+                select(Payment.id, Payment.idempotency_key)
+                .where(Payment.status.in_(OPEN))  # type: ignore[attr-defined]
+                .where(Payment.updated_at <= cutoff)
+            ).all()
+        settled = []
+        for payment_id, key in ids:
+            try:
+                result = self.gateway.find_charge(key)
+            except GatewayError:
+                log.warning("reconcile: gateway unavailable for payment %s", payment_id)
+                continue
+            if result is None:
+                settled.append(self._fail(payment_id, "not_submitted", "payment.not_submitted"))
+            else:
+                settled.append(self._settle(payment_id, result, actor="reconciler"))
+            log.info("reconciled payment %s", payment_id)
+        return settled
+
+    # Internals ------------------------------------------------------------------------
+    def _request(
+        self,
+        account_id: int,
+        amount: Decimal,
+        channel: str,
+        conversation_id: str | None,
+        idempotency_key: str | None,
+    ) -> _Request:
+        if not isinstance(amount, Decimal):
+            raise TypeError("amount must be a Decimal")
+        key = idempotency_key or uuid.uuid4().hex
+        return _Request(account_id, amount, channel, conversation_id, key)
+
+    def _open(
+        self, request: _Request, kind: str, reference: str, method_id: int | None
+    ) -> tuple[PaymentOutcome, bool]:
+        """Commit the payment row before any gateway call. Returns (payment, already_done)."""
+        try:
+            return self._insert_payment(request, kind, reference, method_id)
+        except IntegrityError:  # the same key, opened concurrently by another worker
+            with Session(self.engine) as session:
+                existing = session.exec(
+                    select(Payment).where(Payment.idempotency_key == request.idempotency_key)
+                ).one()
+                return self._existing(existing, request)
+
+    def _insert_payment(
+        self, request: _Request, kind: str, reference: str, method_id: int | None
+    ) -> tuple[PaymentOutcome, bool]:
+        with session_scope(self.engine) as session:
+            existing = session.exec(
+                select(Payment).where(Payment.idempotency_key == request.idempotency_key)
+            ).first()
+            if existing is not None:
+                return self._existing(existing, request)
+            account = _get_account(session, request.account_id)
+            self.rules.check(account, request.amount)
+            fee = self.fees.fee_for(request.amount)
+            payment = Payment(
+                account_id=account.id,
+                payment_method_id=method_id,
+                amount=request.amount,
+                fee=fee,
+                total=request.amount + fee,
+                currency=account.currency,
+                channel=request.channel,
+                conversation_id=request.conversation_id,
+                method_kind=kind,
+                gateway=self.gateway.name,
+                gateway_reference=reference,
+                idempotency_key=request.idempotency_key,
+            )
+            session.add(payment)
+            session.flush()
+            audit.record(
+                session,
+                "payment.created",
+                account_id=account.id,
+                payment_id=payment.id,
+                conversation_id=request.conversation_id,
+                channel=request.channel,
+                amount=payment.amount,
+                fee=fee,
+            )
+        log.info("payment %s opened (channel=%s)", payment.id, request.channel)
+        return PaymentOutcome.of(payment), False
+
+    def _existing(self, payment: Payment, request: _Request) -> tuple[PaymentOutcome, bool]:
+        if payment.account_id != request.account_id or payment.amount != request.amount:
+            raise PaymentRefused(
+                "idempotency_conflict", "That key was already used for another payment."
+            )
+        # A repeated confirmation: report the settled outcome, or finish the open one.
+        return PaymentOutcome.of(payment), payment.status not in OPEN
+
+    def _store_method(self, account_id: int, info) -> int:
+        with session_scope(self.engine) as session:
+            method = PaymentMethod(
+                account_id=account_id,
+                gateway=self.gateway.name,
+                token=info.token,
+                kind=info.kind,
+                brand=info.brand,
+                last4=info.last4,
+                exp_month=info.exp_month,
+                exp_year=info.exp_year,
+                reusable=info.reusable,
+            )
+            session.add(method)
+            session.flush()
+            audit.record(session, "payment_method.saved", account_id=account_id, brand=info.brand)
+            assert method.id is not None
+            return method.id
+
+    def _run(
+        self, payment_id: int, key: str, charge: Callable[[], ChargeResult]
+    ) -> PaymentOutcome:
+        try:
+            result = self._charge_with_retries(payment_id, key, charge)
+        except GatewayError as exc:
+            return self._fail(payment_id, exc.code, "payment.failed")
+        if result is None:
+            return self._mark_unknown(payment_id)
+        return self._settle(payment_id, result)
+
+    def _charge_with_retries(
+        self, payment_id: int, key: str, charge: Callable[[], ChargeResult]
+    ) -> ChargeResult | None:
+        """Call the gateway, retrying timeouts with the same key; None if still unknown."""
+        for attempt in range(self.retries + 1):
+            self._count_attempt(payment_id)
+            try:
+                return charge()
+            except GatewayTimeout:
+                log.warning("payment %s: gateway timeout (attempt %d)", payment_id, attempt + 1)
+                if attempt < self.retries:
+                    self._sleep(self.backoff_s * (2**attempt))
+        try:
+            return self.gateway.find_charge(key)
+        except GatewayError:
+            return None
+
+    def _count_attempt(self, payment_id: int) -> None:
+        with session_scope(self.engine) as session:
+            session.execute(
+                update(Payment)
+                .where(Payment.id == payment_id)
+                .values(attempts=Payment.attempts + 1, updated_at=utcnow())
+            )
+
+    def _transition(self, session: Session, payment_id: int, **values) -> bool:
+        """Move an open payment to a final state; False if someone else already did."""
+        result = session.execute(
+            update(Payment)
+            .where(Payment.id == payment_id)
+            .where(Payment.status.in_(OPEN))  # type: ignore[attr-defined]
+            .values(updated_at=utcnow(), **values)
+        )
+        return result.rowcount == 1
+
+    def _settle(
+        self, payment_id: int, result: ChargeResult, actor: str = "system"
+    ) -> PaymentOutcome:
+        for _ in range(5):  # a confirmation number collision is retried with a new number
+            try:
+                self._settle_once(payment_id, result, actor)
+                break
+            except IntegrityError:
+                log.warning("payment %s: confirmation number collision, retrying", payment_id)
+        return self.outcome(payment_id)
+
+    def _settle_once(self, payment_id: int, result: ChargeResult, actor: str) -> None:
+        approved = result.approved
+        with session_scope(self.engine) as session:
+            changed = self._transition(
+                session,
+                payment_id,
+                status=(PaymentStatus.SUCCEEDED if approved else PaymentStatus.DECLINED).value,
+                gateway_transaction_id=result.transaction_id,
+                decline_code=result.decline_code,
+                method_brand=result.brand,
+                method_last4=result.last4,
+                confirmation_number=new_confirmation_number() if approved else None,
+                completed_at=utcnow(),
+            )
+            if not changed:
+                return
+            payment = session.get(Payment, payment_id)
+            assert payment is not None
+            if approved:
+                self._book(session, payment)
+            audit.record(
+                session,
+                "payment.succeeded" if approved else "payment.declined",
+                account_id=payment.account_id,
+                payment_id=payment_id,
+                conversation_id=payment.conversation_id,
+                actor=actor,
+                decline_code=result.decline_code,
+                replayed=result.replayed,
+            )
+        log.info("payment %s %s", payment_id, "succeeded" if approved else "declined")
+
+    def _book(self, session: Session, payment: Payment) -> None:
+        """Ledger lines for a successful payment, and the account's new balance."""
+        account = session.get(Account, payment.account_id)
+        assert account is not None and payment.id is not None
+        session.add(
+            LedgerEntry(
+                payment_id=payment.id,
+                kind="principal",
+                ledger_account=account.account_number,
+                amount=payment.amount,
+                currency=payment.currency,
+            )
+        )
+        if payment.fee > 0:
+            session.add(
+                LedgerEntry(
+                    payment_id=payment.id,
+                    kind="fee",
+                    ledger_account=self.fees.account,
+                    amount=payment.fee,
+                    currency=payment.currency,
+                )
+            )
+        session.execute(
+            update(Account)
+            .where(Account.id == account.id)
+            .values(balance=Account.balance - payment.amount, updated_at=utcnow())
+        )
+
+    def _fail(self, payment_id: int, code: str, kind: str) -> PaymentOutcome:
+        with session_scope(self.engine) as session:
+            if self._transition(
+                session,
+                payment_id,
+                status=PaymentStatus.FAILED.value,
+                decline_code=code,
+                completed_at=utcnow(),
+            ):
+                payment = session.get(Payment, payment_id)
+                assert payment is not None
+                audit.record(
+                    session,
+                    kind,
+                    account_id=payment.account_id,
+                    payment_id=payment_id,
+                    conversation_id=payment.conversation_id,
+                    code=code,
+                )
+        log.info("payment %s failed (%s)", payment_id, code)
+        return self.outcome(payment_id)
+
+    def _mark_unknown(self, payment_id: int) -> PaymentOutcome:
+        with session_scope(self.engine) as session:
+            session.execute(
+                update(Payment)
+                .where(Payment.id == payment_id)
+                .where(Payment.status == PaymentStatus.PENDING.value)
+                .values(status=PaymentStatus.UNKNOWN.value, updated_at=utcnow())
+            )
+            payment = session.get(Payment, payment_id)
+            assert payment is not None
+            audit.record(
+                session,
+                "payment.outcome_unknown",
+                account_id=payment.account_id,
+                payment_id=payment_id,
+                conversation_id=payment.conversation_id,
+            )
+        log.warning("payment %s: outcome unknown, left for reconciliation", payment_id)
+        return self.outcome(payment_id)
+
+
+def _get_account(session: Session, account_id: int) -> Account:
+    account = session.get(Account, account_id)
+    if account is None:
+        raise PaymentRefused("unknown_account", "That account was not found.")
+    return account

@@ -1,0 +1,52 @@
+"""Which amounts an account may pay: minimum, maximum (the balance), currency, status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from paybot.db.models import Account, AccountStatus
+from paybot.money import format_amount
+
+
+class PaymentRefused(Exception):
+    """A payment that the rules do not allow; ``code`` is stable, the message is for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class AmountRules:
+    """The configurable limits on a single payment."""
+
+    minimum: Decimal = Decimal("1.00")
+    allow_overpayment: bool = False
+    currency: str = "USD"
+
+    def allowed_range(self, account: Account) -> tuple[Decimal, Decimal | None]:
+        """(lowest, highest) amount this account may pay now; highest None means no cap."""
+        highest = None if self.allow_overpayment else account.balance
+        return min(self.minimum, account.balance) if account.balance > 0 else self.minimum, highest
+
+    def check(self, account: Account, amount: Decimal) -> None:
+        """Raise :class:`PaymentRefused` unless ``account`` may pay ``amount`` now."""
+        if account.status != AccountStatus.ACTIVE.value:
+            raise PaymentRefused("account_not_active", "This account cannot take payments.")
+        if account.currency != self.currency:
+            raise PaymentRefused("currency_mismatch", "This account is in another currency.")
+        if amount <= 0:
+            raise PaymentRefused("amount_not_positive", "The amount must be more than zero.")
+        if not self.allow_overpayment and account.balance <= 0:
+            raise PaymentRefused("nothing_owed", "There is no balance to pay.")
+        lowest, highest = self.allowed_range(account)
+        if amount < lowest or (highest is not None and amount > highest):
+            raise PaymentRefused("amount_out_of_range", self.describe_range(account))
+
+    def describe_range(self, account: Account) -> str:
+        lowest, highest = self.allowed_range(account)
+        low = format_amount(lowest, self.currency)
+        if highest is None:
+            return f"The amount must be at least {low}."
+        return f"The amount must be between {low} and {format_amount(highest, self.currency)}."

@@ -1,0 +1,329 @@
+"""The ledger against the real sandbox gateway, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from sqlmodel import Session, select
+
+from paybot.db.models import (
+    Account,
+    AuditEvent,
+    LedgerEntry,
+    Payment,
+    PaymentMethod,
+    SandboxCharge,
+)
+from paybot.gateway.base import BankAccount, CardData
+from paybot.gateway.sandbox import SandboxGateway
+from paybot.payments import confirmation
+from paybot.payments.fees import FeePolicy
+from paybot.payments.ledger import Ledger
+from paybot.payments.rules import AmountRules, PaymentRefused
+from paybot.seed import seed_demo_data
+
+FUTURE = date.today().year + 2
+
+
+class Crash(BaseException):
+    """Stands in for the process dying at a chosen point."""
+
+
+@pytest.fixture
+def sandbox(db_engine) -> SandboxGateway:
+    return SandboxGateway(db_engine)
+
+
+@pytest.fixture
+def ledger(db_engine, sandbox) -> Ledger:
+    seed_demo_data(db_engine, sandbox)
+    return Ledger(
+        db_engine,
+        sandbox,
+        rules=AmountRules(minimum=Decimal("1.00")),
+        fees=FeePolicy(flat=Decimal("2.00"), account="CONVENIENCE-FEES"),
+        retries=2,
+        backoff_s=0,
+    )
+
+
+def account(engine, number: str) -> Account:
+    with Session(engine) as session:
+        return session.exec(select(Account).where(Account.account_number == number)).one()
+
+
+def stored_method(engine, account_id: int) -> PaymentMethod:
+    with Session(engine) as session:
+        return session.exec(
+            select(PaymentMethod).where(PaymentMethod.account_id == account_id)
+        ).one()
+
+
+def rows(engine, model) -> list:
+    with Session(engine) as session:
+        return list(session.exec(select(model)).all())
+
+
+def pay_james(ledger: Ledger, amount: str = "100.00", **kw):
+    james = account(ledger.engine, "100200300")
+    method = stored_method(ledger.engine, james.id)
+    return ledger.pay_with_stored_method(
+        account_id=james.id,
+        payment_method_id=method.id,
+        amount=Decimal(amount) if isinstance(amount, str) else amount,
+        channel="voice",
+        conversation_id="call:CA123",
+        **kw,
+    )
+
+
+def test_stored_card_payment_books_principal_and_fee(ledger, db_engine):
+    outcome = pay_james(ledger)
+
+    assert outcome.succeeded
+    assert (outcome.amount, outcome.fee, outcome.total) == (
+        Decimal("100.00"),
+        Decimal("2.00"),
+        Decimal("102.00"),
+    )
+    assert (outcome.brand, outcome.last4) == ("visa", "4242")
+    assert confirmation.is_valid(outcome.confirmation_number)
+    assert account(db_engine, "100200300").balance == Decimal("221.72")
+    lines = {(e.kind, e.ledger_account, e.amount) for e in rows(db_engine, LedgerEntry)}
+    assert lines == {
+        ("principal", "100200300", Decimal("100.00")),
+        ("fee", "CONVENIENCE-FEES", Decimal("2.00")),
+    }
+    charges = rows(db_engine, SandboxCharge)
+    assert [c.amount for c in charges] == [Decimal("102.00")]
+    kinds = [e.kind for e in rows(db_engine, AuditEvent) if e.payment_id == outcome.payment_id]
+    assert kinds == ["payment.created", "payment.succeeded"]
+
+
+def test_no_fee_line_when_fee_is_zero(db_engine, sandbox):
+    seed_demo_data(db_engine, sandbox)
+    ledger = Ledger(
+        db_engine,
+        sandbox,
+        rules=AmountRules(minimum=Decimal("0.10")),
+        fees=FeePolicy(flat=Decimal("0.00")),
+        backoff_s=0,
+    )
+    outcome = pay_james(ledger, "0.30")
+    assert outcome.succeeded and outcome.total == Decimal("0.30")
+    assert [e.kind for e in rows(db_engine, LedgerEntry)] == ["principal"]
+    assert account(db_engine, "100200300").balance == Decimal("321.42")
+
+
+def test_quote_discloses_the_fee(ledger, db_engine):
+    james = account(db_engine, "100200300")
+    quote = ledger.quote(james.id, Decimal("50.00"))
+    assert quote.total == Decimal("52.00")
+    assert quote.disclosure() == (
+        "Your payment is $50.00, plus a $2.00 convenience fee, for a total of $52.00."
+    )
+
+
+@pytest.mark.parametrize(
+    ("number", "decline_code"),
+    [
+        ("4000000000000002", "generic_decline"),
+        ("4000000000009995", "insufficient_funds"),
+        ("4000000000000069", "expired_card"),
+        ("4000000000000127", "incorrect_cvc"),
+        ("4000000000000119", "processing_error"),
+    ],
+)
+def test_declined_cards_leave_balance_and_ledger_untouched(ledger, db_engine, number, decline_code):
+    maria = account(db_engine, "200300400")
+    outcome = ledger.pay_with_new_method(
+        account_id=maria.id,
+        method=CardData(number, 12, FUTURE, "123"),
+        amount=Decimal("20.00"),
+        channel="voice",
+    )
+    assert outcome.status == "declined"
+    assert outcome.decline_code == decline_code
+    assert outcome.confirmation_number is None
+    assert account(db_engine, "200300400").balance == Decimal("89.10")
+    assert rows(db_engine, LedgerEntry) == []
+
+
+def test_new_card_saved_for_next_time(ledger, db_engine):
+    maria = account(db_engine, "200300400")
+    outcome = ledger.pay_with_new_method(
+        account_id=maria.id,
+        method=CardData("5555555555554444", 1, FUTURE, "321"),
+        amount=Decimal("89.10"),
+        channel="voice",
+        save=True,
+    )
+    assert outcome.succeeded and outcome.brand == "mastercard"
+    method = stored_method(db_engine, maria.id)
+    assert (method.brand, method.last4, method.exp_year) == ("mastercard", "4444", FUTURE)
+    assert account(db_engine, "200300400").balance == Decimal("0.00")
+
+
+def test_bank_account_payment(ledger, db_engine):
+    maria = account(db_engine, "200300400")
+    ok = ledger.pay_with_new_method(
+        account_id=maria.id,
+        method=BankAccount("110000000", "000123456789", "checking"),
+        amount=Decimal("10.00"),
+        channel="voice",
+    )
+    closed = ledger.pay_with_new_method(
+        account_id=maria.id,
+        method=BankAccount("110000000", "000111111113", "savings"),
+        amount=Decimal("10.00"),
+        channel="voice",
+    )
+    assert ok.succeeded and ok.last4 == "6789"
+    assert (closed.status, closed.decline_code) == ("declined", "account_closed")
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_timeout_is_retried_with_the_same_key(ledger, db_engine, sandbox, when):
+    sandbox.faults.timeout_next(1, when=when)
+    outcome = pay_james(ledger)
+    assert outcome.succeeded
+    (payment,) = rows(db_engine, Payment)
+    assert payment.attempts == 2
+    charges = rows(db_engine, SandboxCharge)
+    assert len(charges) == 1 and charges[0].idempotency_key == payment.idempotency_key
+    assert account(db_engine, "100200300").balance == Decimal("221.72")
+
+
+def test_lost_answers_are_looked_up_before_anyone_is_told(ledger, db_engine, sandbox):
+    sandbox.faults.timeout_next(3, when="after")  # every attempt's answer is lost
+    outcome = pay_james(ledger)
+    assert outcome.succeeded  # find_charge found the one charge the first attempt made
+    assert len(rows(db_engine, SandboxCharge)) == 1
+
+
+def test_unreachable_gateway_leaves_payment_unknown_then_reconciled(ledger, db_engine, sandbox):
+    sandbox.faults.timeout_next(3, when="before")
+    outcome = pay_james(ledger)
+    assert outcome.status == "unknown"
+    assert outcome.confirmation_number is None
+    assert account(db_engine, "100200300").balance == Decimal("321.72")
+
+    (settled,) = ledger.reconcile(older_than_s=0)
+    assert (settled.status, settled.decline_code) == ("failed", "not_submitted")
+    assert rows(db_engine, SandboxCharge) == []
+
+
+def test_crash_after_charge_is_reconciled_at_startup(ledger, db_engine, sandbox, monkeypatch):
+    def crash(*_a, **_kw):
+        raise Crash
+
+    monkeypatch.setattr(ledger, "_settle", crash)
+    with pytest.raises(Crash):
+        pay_james(ledger)
+    (payment,) = rows(db_engine, Payment)
+    assert payment.status == "pending"
+
+    restarted = Ledger(db_engine, SandboxGateway(db_engine), fees=ledger.fees, backoff_s=0)
+    (settled,) = restarted.reconcile(older_than_s=0)
+    assert settled.succeeded and confirmation.is_valid(settled.confirmation_number)
+    assert restarted.reconcile(older_than_s=0) == []
+    assert len(rows(db_engine, SandboxCharge)) == 1
+    assert account(db_engine, "100200300").balance == Decimal("221.72")
+    assert "payment.succeeded" in {e.kind for e in rows(db_engine, AuditEvent)}
+
+
+def test_crash_before_charge_is_marked_not_submitted(ledger, db_engine, sandbox, monkeypatch):
+    def crash(*_a, **_kw):
+        raise Crash
+
+    monkeypatch.setattr(sandbox, "charge_token", crash)
+    with pytest.raises(Crash):
+        pay_james(ledger)
+    (settled,) = ledger.reconcile(older_than_s=0)
+    assert (settled.status, settled.decline_code) == ("failed", "not_submitted")
+    assert account(db_engine, "100200300").balance == Decimal("321.72")
+
+
+def test_reconcile_leaves_recent_open_payments_alone(ledger, db_engine, monkeypatch):
+    monkeypatch.setattr(ledger, "_settle", lambda *a, **k: (_ for _ in ()).throw(Crash()))
+    with pytest.raises(Crash):
+        pay_james(ledger)
+    assert ledger.reconcile(older_than_s=3600) == []
+
+
+def test_repeated_confirmation_with_same_key_charges_once(ledger, db_engine):
+    first = pay_james(ledger, idempotency_key="call:CA123:confirm:1")
+    again = pay_james(ledger, idempotency_key="call:CA123:confirm:1")
+    assert first == again
+    assert len(rows(db_engine, Payment)) == 1
+    assert len(rows(db_engine, SandboxCharge)) == 1
+    with pytest.raises(PaymentRefused) as exc:
+        pay_james(ledger, "50.00", idempotency_key="call:CA123:confirm:1")
+    assert exc.value.code == "idempotency_conflict"
+
+
+def test_concurrent_confirmations_charge_once(ledger, db_engine):
+    results, errors = [], []
+
+    def confirm():
+        try:
+            results.append(pay_james(ledger, idempotency_key="same-key"))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=confirm) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(rows(db_engine, Payment)) == 1
+    assert len(rows(db_engine, SandboxCharge)) == 1
+    assert account(db_engine, "100200300").balance == Decimal("221.72")
+
+
+@pytest.mark.parametrize(
+    ("number", "amount", "code"),
+    [
+        ("100200300", "0.50", "amount_out_of_range"),
+        ("100200300", "321.73", "amount_out_of_range"),
+        ("400500600", "10.00", "account_not_active"),
+    ],
+)
+def test_rules_refuse_before_any_row_is_written(ledger, db_engine, number, amount, code):
+    acct = account(db_engine, number)
+    with pytest.raises(PaymentRefused) as exc:
+        ledger.pay_with_new_method(
+            account_id=acct.id,
+            method=CardData("4242424242424242", 12, FUTURE, "123"),
+            amount=Decimal(amount),
+            channel="voice",
+        )
+    assert exc.value.code == code
+    assert rows(db_engine, Payment) == []
+    assert rows(db_engine, SandboxCharge) == []
+
+
+def test_floats_are_refused(ledger, db_engine):
+    with pytest.raises(TypeError):
+        pay_james(ledger, amount=10.5)  # type: ignore[arg-type]
+
+
+def test_audit_log_is_append_only(ledger, db_engine):
+    pay_james(ledger)
+    from paybot.db.engine import AppendOnlyViolation
+
+    with Session(db_engine) as session:
+        event = session.exec(select(AuditEvent)).first()
+        event.kind = "tampered"
+        session.add(event)
+        with pytest.raises(AppendOnlyViolation):
+            session.commit()
+    from sqlalchemy import text
+    from sqlalchemy.exc import DatabaseError
+
+    with pytest.raises(DatabaseError), db_engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_events"))
