@@ -16,8 +16,8 @@ from pydantic import BaseSettings, Field, SecretStr, ValidationError, root_valid
 
 # Values that look like secrets but are placeholders; prod refuses them.
 _PLACEHOLDERS = {"", "changeme", "change-me", "secret", "dev", "dev-secret", "test", "xxx"}
-DEV_CONSOLE_SECRET = "dev-console-secret"
-DEV_RASA_TOKEN = "dev-rasa-token"
+DEV_CONSOLE_SECRET = "dev-console-secret"  # noqa: S105 - dev-only placeholder, refused in prod
+DEV_RASA_TOKEN = "dev-rasa-token"  # noqa: S105 - dev-only placeholder, refused in prod
 
 
 class SettingsError(RuntimeError):

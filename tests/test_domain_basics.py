@@ -7,7 +7,13 @@ from decimal import Decimal
 
 import pytest
 
-from paybot.money import InvalidAmount, format_amount, from_minor_units, parse_amount, to_minor_units
+from paybot.money import (
+    InvalidAmount,
+    format_amount,
+    from_minor_units,
+    parse_amount,
+    to_minor_units,
+)
 from paybot.payments import confirmation
 from paybot.phone import InvalidPhoneNumber, is_e164, to_e164
 from paybot.redaction import RedactingFilter, redact
