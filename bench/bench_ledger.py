@@ -18,6 +18,7 @@ import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from paybot.payments.rules import AmountRules
 def _prepare(engine) -> tuple[Ledger, int, int]:
     migrate(engine)
     gateway = SandboxGateway(engine)
-    token = gateway.tokenize_card(CardData("4242424242424242", 12, 2099, "123"))
+    token = gateway.tokenize_card(CardData("4242424242424242", 12, date.today().year + 3, "123"))
     with session_scope(engine) as session:
         account = Account(
             account_number=f"9{uuid.uuid4().int % 10**8:08d}",
@@ -49,7 +50,7 @@ def _prepare(engine) -> tuple[Ledger, int, int]:
         session.flush()
         method = PaymentMethod(
             account_id=account.id, gateway="sandbox", token=token.token, kind="card",
-            brand=token.brand, last4=token.last4, exp_month=12, exp_year=2099,
+            brand=token.brand, last4=token.last4, exp_month=token.exp_month, exp_year=token.exp_year,
         )
         session.add(method)
         session.flush()
