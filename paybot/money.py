@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 CENT = Decimal("0.01")
 # ISO 4217 minor units for the currencies we format; anything else is treated as 2.
 _MINOR_UNITS = {"JPY": 0, "KRW": 0, "BHD": 3, "KWD": 3}
+# ASCII digits, optional thousands separators in the right places, optional decimals.
+_PLAIN_AMOUNT = re.compile(r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?", re.ASCII)
 _SYMBOLS = {"USD": "$", "CAD": "$", "AUD": "$", "EUR": "€", "GBP": "£"}
 
 
@@ -30,15 +33,17 @@ def parse_amount(value: object, currency: str = "USD") -> Decimal:
     if isinstance(value, Decimal):
         amount = value
     else:
-        text = str(value).strip().replace(",", "")
+        text = str(value).strip()
         for symbol in set(_SYMBOLS.values()):
             text = text.removeprefix(symbol)
         if not text:
             raise InvalidAmount("empty amount")
+        if not _PLAIN_AMOUNT.fullmatch(text):
+            raise InvalidAmount("not a plain amount such as 1250.00 or 1,250.00")
         try:
-            amount = Decimal(text)
-        except InvalidOperation:
-            raise InvalidAmount(f"not a number: {text!r}") from None
+            amount = Decimal(text.replace(",", ""))
+        except InvalidOperation:  # pragma: no cover - the pattern admits only valid numbers
+            raise InvalidAmount("not a number") from None
     if not amount.is_finite():
         raise InvalidAmount("amount must be a finite number")
     if amount < 0:

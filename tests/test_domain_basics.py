@@ -28,7 +28,9 @@ def test_parse_amount(text, expected):
     assert parse_amount(text) == Decimal(expected)
 
 
-@pytest.mark.parametrize("bad", ["", "abc", "-5", "1.234", "NaN", "Infinity", 1.5])
+@pytest.mark.parametrize(
+    "bad", ["", "abc", "-5", "1.234", "NaN", "Infinity", 1.5, "1,2,3", "1e3", "1_000", "١٢", "12."]
+)
 def test_parse_amount_rejects(bad):
     with pytest.raises(InvalidAmount):
         parse_amount(bad)

@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.pool import QueuePool
 from sqlmodel import Session, create_engine
 
 from paybot.db.models import AuditEvent
@@ -32,8 +33,15 @@ def make_engine(url: str, *, echo: bool = False, search_path: str | None = None)
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # SQLAlchemy 1.4 gives file databases a NullPool (a new connection, and new pragmas,
+        # for every session); a small queue pool keeps them.
         engine = create_engine(
-            url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}
+            url,
+            echo=echo,
+            poolclass=QueuePool,
+            pool_size=5,
+            max_overflow=10,
+            connect_args={"check_same_thread": False, "timeout": 30},
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -44,6 +52,7 @@ def make_engine(url: str, *, echo: bool = False, search_path: str | None = None)
         pool_pre_ping=True,
         pool_size=10,
         max_overflow=20,
+        executemany_mode="values_plus_batch",
         connect_args=connect_args,
     )
 
