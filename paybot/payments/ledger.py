@@ -33,7 +33,7 @@ from sqlmodel import Session, select
 
 from paybot import audit
 from paybot.db.engine import session_scope
-from paybot.db.models import Account, LedgerEntry, Payment, PaymentMethod, PaymentStatus
+from paybot.db.models import Account, Payment, PaymentMethod
 from paybot.db.types import utcnow
 from paybot.gateway.base import (
     BankAccount,
@@ -43,48 +43,11 @@ from paybot.gateway.base import (
     GatewayError,
     GatewayTimeout,
 )
-from paybot.payments.confirmation import new_confirmation_number
 from paybot.payments.fees import FeePolicy, Quote
 from paybot.payments.rules import AmountRules, PaymentRefused
+from paybot.payments.settlement import OPEN, PaymentOutcome, Settlement
 
 log = logging.getLogger(__name__)
-OPEN = (PaymentStatus.PENDING.value, PaymentStatus.UNKNOWN.value)
-
-
-@dataclass(frozen=True)
-class PaymentOutcome:
-    """What the dialog may tell the payer, read back from the database."""
-
-    payment_id: int
-    status: str
-    amount: Decimal
-    fee: Decimal
-    total: Decimal
-    currency: str
-    confirmation_number: str | None
-    brand: str | None
-    last4: str | None
-    decline_code: str | None
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status == PaymentStatus.SUCCEEDED.value
-
-    @classmethod
-    def of(cls, p: Payment) -> PaymentOutcome:
-        assert p.id is not None
-        return cls(
-            payment_id=p.id,
-            status=p.status,
-            amount=p.amount,
-            fee=p.fee,
-            total=p.total,
-            currency=p.currency,
-            confirmation_number=p.confirmation_number,
-            brand=p.method_brand,
-            last4=p.method_last4,
-            decline_code=p.decline_code,
-        )
 
 
 @dataclass(frozen=True)
@@ -119,6 +82,7 @@ class Ledger:
         self.retries = retries
         self.backoff_s = backoff_s
         self._sleep = sleep
+        self.settlement = Settlement(engine, fee_account=self.fees.account)
 
     # Quotes ---------------------------------------------------------------------------
     def quote(self, account_id: int, amount: Decimal) -> Quote:
@@ -210,11 +174,7 @@ class Ledger:
 
     def outcome(self, payment_id: int) -> PaymentOutcome:
         """The payment as the database has it now."""
-        with Session(self.engine) as session:
-            payment = session.get(Payment, payment_id)
-            if payment is None:
-                raise LookupError(f"no payment {payment_id}")
-            return PaymentOutcome.of(payment)
+        return self.settlement.outcome(payment_id)
 
     # Reconciliation -------------------------------------------------------------------
     def reconcile(self, older_than_s: float = 60.0) -> list[PaymentOutcome]:
@@ -375,129 +335,16 @@ class Ledger:
                 .values(attempts=Payment.attempts + 1, updated_at=utcnow())
             )
 
-    def _transition(self, session: Session, payment_id: int, **values) -> bool:
-        """Move an open payment to a final state; False if someone else already did."""
-        result = session.execute(
-            update(Payment)
-            .where(Payment.id == payment_id)
-            .where(Payment.status.in_(OPEN))  # type: ignore[attr-defined]
-            .values(updated_at=utcnow(), **values)
-        )
-        return result.rowcount == 1
-
     def _settle(
         self, payment_id: int, result: ChargeResult, actor: str = "system"
     ) -> PaymentOutcome:
-        for _ in range(5):  # a confirmation number collision is retried with a new number
-            try:
-                self._settle_once(payment_id, result, actor)
-                break
-            except IntegrityError:
-                log.warning("payment %s: confirmation number collision, retrying", payment_id)
-        return self.outcome(payment_id)
-
-    def _settle_once(self, payment_id: int, result: ChargeResult, actor: str) -> None:
-        approved = result.approved
-        with session_scope(self.engine) as session:
-            changed = self._transition(
-                session,
-                payment_id,
-                status=(PaymentStatus.SUCCEEDED if approved else PaymentStatus.DECLINED).value,
-                gateway_transaction_id=result.transaction_id,
-                decline_code=result.decline_code,
-                method_brand=result.brand,
-                method_last4=result.last4,
-                confirmation_number=new_confirmation_number() if approved else None,
-                completed_at=utcnow(),
-            )
-            if not changed:
-                return
-            payment = session.get(Payment, payment_id)
-            assert payment is not None
-            if approved:
-                self._book(session, payment)
-            audit.record(
-                session,
-                "payment.succeeded" if approved else "payment.declined",
-                account_id=payment.account_id,
-                payment_id=payment_id,
-                conversation_id=payment.conversation_id,
-                actor=actor,
-                decline_code=result.decline_code,
-                replayed=result.replayed,
-            )
-        log.info("payment %s %s", payment_id, "succeeded" if approved else "declined")
-
-    def _book(self, session: Session, payment: Payment) -> None:
-        """Ledger lines for a successful payment, and the account's new balance."""
-        account = session.get(Account, payment.account_id)
-        assert account is not None and payment.id is not None
-        session.add(
-            LedgerEntry(
-                payment_id=payment.id,
-                kind="principal",
-                ledger_account=account.account_number,
-                amount=payment.amount,
-                currency=payment.currency,
-            )
-        )
-        if payment.fee > 0:
-            session.add(
-                LedgerEntry(
-                    payment_id=payment.id,
-                    kind="fee",
-                    ledger_account=self.fees.account,
-                    amount=payment.fee,
-                    currency=payment.currency,
-                )
-            )
-        session.execute(
-            update(Account)
-            .where(Account.id == account.id)
-            .values(balance=Account.balance - payment.amount, updated_at=utcnow())
-        )
+        return self.settlement.settle(payment_id, result, actor=actor)
 
     def _fail(self, payment_id: int, code: str, kind: str) -> PaymentOutcome:
-        with session_scope(self.engine) as session:
-            if self._transition(
-                session,
-                payment_id,
-                status=PaymentStatus.FAILED.value,
-                decline_code=code,
-                completed_at=utcnow(),
-            ):
-                payment = session.get(Payment, payment_id)
-                assert payment is not None
-                audit.record(
-                    session,
-                    kind,
-                    account_id=payment.account_id,
-                    payment_id=payment_id,
-                    conversation_id=payment.conversation_id,
-                    code=code,
-                )
-        log.info("payment %s failed (%s)", payment_id, code)
-        return self.outcome(payment_id)
+        return self.settlement.fail(payment_id, code, kind)
 
     def _mark_unknown(self, payment_id: int) -> PaymentOutcome:
-        with session_scope(self.engine) as session:
-            session.execute(
-                update(Payment)
-                .where(Payment.id == payment_id)
-                .where(Payment.status == PaymentStatus.PENDING.value)
-                .values(status=PaymentStatus.UNKNOWN.value, updated_at=utcnow())
-            )
-            payment = session.get(Payment, payment_id)
-            assert payment is not None
-            audit.record(
-                session,
-                "payment.outcome_unknown",
-                account_id=payment.account_id,
-                payment_id=payment_id,
-                conversation_id=payment.conversation_id,
-            )
-        log.warning("payment %s: outcome unknown, left for reconciliation", payment_id)
-        return self.outcome(payment_id)
+        return self.settlement.mark_unknown(payment_id)
 
 
 def _get_account(session: Session, account_id: int) -> Account:
