@@ -9,8 +9,10 @@ the summary says so loudly.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -63,12 +65,29 @@ def _truncate_all(engine: Engine) -> None:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """One migrated SQLite file per session; each test gets a copy (migrating is slower)."""
+    path = tmp_path_factory.mktemp("template") / "paybot.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate(engine)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+def _sqlite_copy(template: Path, tmp_path: Path) -> Engine:
+    target = tmp_path / "paybot.db"
+    shutil.copyfile(template, target)
+    return make_engine(f"sqlite:///{target}")
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db_engine(request, tmp_path, pg_engine) -> Iterator[Engine]:
+def db_engine(request, tmp_path, pg_engine, sqlite_template) -> Iterator[Engine]:
     """A migrated, empty database: a SQLite file, then PostgreSQL when available."""
     if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'paybot.db'}")
-        migrate(engine)
+        engine = _sqlite_copy(sqlite_template, tmp_path)
         yield engine
         engine.dispose()
         return
@@ -81,10 +100,9 @@ def db_engine(request, tmp_path, pg_engine) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def sqlite_engine(tmp_path) -> Iterator[Engine]:
+def sqlite_engine(tmp_path, sqlite_template) -> Iterator[Engine]:
     """A migrated SQLite file only (for tests that need no PostgreSQL variant)."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'paybot.db'}")
-    migrate(engine)
+    engine = _sqlite_copy(sqlite_template, tmp_path)
     yield engine
     engine.dispose()
 

@@ -195,3 +195,15 @@ class SandboxCharge(SQLModel, table=True):
     refunded: Decimal = _money()
     description: str | None = Field(default=None, max_length=200)
     created_at: datetime = _timestamp()
+
+
+class VerificationFailure(SQLModel, table=True):
+    """A failed identity check, counted per account and per caller number for lockouts."""
+
+    __tablename__ = "verification_failures"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _timestamp()
+    account_number: str | None = Field(default=None, max_length=32, index=True)
+    caller_phone: str | None = Field(default=None, max_length=16, index=True)
+    conversation_id: str | None = Field(default=None, max_length=128)

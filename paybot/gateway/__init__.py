@@ -8,7 +8,9 @@ from paybot.gateway.base import (
     GatewayError,
     GatewayTimeout,
     IdempotencyConflict,
+    InvalidPaymentData,
     TokenInfo,
+    UnknownToken,
 )
 
 __all__ = [
@@ -19,5 +21,7 @@ __all__ = [
     "GatewayError",
     "GatewayTimeout",
     "IdempotencyConflict",
+    "InvalidPaymentData",
     "TokenInfo",
+    "UnknownToken",
 ]
