@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     allow_overpayment: bool = Field(False, env="PAYBOT_ALLOW_OVERPAYMENT")
     reconcile_after_s: float = Field(60.0, env="PAYBOT_RECONCILE_AFTER_S", ge=0)
 
+    # Conversation rules.
+    idv_max_attempts: int = Field(3, env="PAYBOT_IDV_MAX_ATTEMPTS", ge=1, le=10)
+    lockout_failures: int = Field(5, env="PAYBOT_LOCKOUT_FAILURES", ge=1)
+    lockout_window_minutes: int = Field(30, env="PAYBOT_LOCKOUT_WINDOW_MINUTES", ge=1)
+    max_declines: int = Field(2, env="PAYBOT_MAX_DECLINES", ge=1, le=10)
+
     # Customer directory (CRM).
     crm: Literal["local", "http"] = Field("local", env="PAYBOT_CRM")
     crm_url: str | None = Field(None, env="PAYBOT_CRM_URL")

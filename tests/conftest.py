@@ -116,3 +116,32 @@ def settings(tmp_path, monkeypatch) -> Settings:
             monkeypatch.delenv(key)
     monkeypatch.delenv("DATABASE_URL", raising=False)
     return load_settings(env="test", data_dir=tmp_path / "var")
+
+
+@pytest.fixture
+def sandbox(db_engine):
+    """The embedded sandbox gateway on ``db_engine``."""
+    from paybot.gateway.sandbox import SandboxGateway
+
+    return SandboxGateway(db_engine)
+
+
+@pytest.fixture
+def ledger(db_engine, sandbox):
+    """A ledger over the seeded demo accounts with a $2.00 fee and no retry back-off."""
+    from decimal import Decimal
+
+    from paybot.payments.fees import FeePolicy
+    from paybot.payments.ledger import Ledger
+    from paybot.payments.rules import AmountRules
+    from paybot.seed import seed_demo_data
+
+    seed_demo_data(db_engine, sandbox)
+    return Ledger(
+        db_engine,
+        sandbox,
+        rules=AmountRules(minimum=Decimal("1.00")),
+        fees=FeePolicy(flat=Decimal("2.00"), account="CONVENIENCE-FEES"),
+        retries=2,
+        backoff_s=0,
+    )

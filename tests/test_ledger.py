@@ -10,11 +10,9 @@ import pytest
 from sqlmodel import Session, select
 
 from paybot.db.models import (
-    Account,
     AuditEvent,
     LedgerEntry,
     Payment,
-    PaymentMethod,
     SandboxCharge,
 )
 from paybot.gateway.base import BankAccount, CardData
@@ -24,47 +22,13 @@ from paybot.payments.fees import FeePolicy
 from paybot.payments.ledger import Ledger
 from paybot.payments.rules import AmountRules, PaymentRefused
 from paybot.seed import seed_demo_data
+from tests.helpers import account, rows, stored_method
 
 FUTURE = date.today().year + 2
 
 
 class Crash(BaseException):
     """Stands in for the process dying at a chosen point."""
-
-
-@pytest.fixture
-def sandbox(db_engine) -> SandboxGateway:
-    return SandboxGateway(db_engine)
-
-
-@pytest.fixture
-def ledger(db_engine, sandbox) -> Ledger:
-    seed_demo_data(db_engine, sandbox)
-    return Ledger(
-        db_engine,
-        sandbox,
-        rules=AmountRules(minimum=Decimal("1.00")),
-        fees=FeePolicy(flat=Decimal("2.00"), account="CONVENIENCE-FEES"),
-        retries=2,
-        backoff_s=0,
-    )
-
-
-def account(engine, number: str) -> Account:
-    with Session(engine) as session:
-        return session.exec(select(Account).where(Account.account_number == number)).one()
-
-
-def stored_method(engine, account_id: int) -> PaymentMethod:
-    with Session(engine) as session:
-        return session.exec(
-            select(PaymentMethod).where(PaymentMethod.account_id == account_id)
-        ).one()
-
-
-def rows(engine, model) -> list:
-    with Session(engine) as session:
-        return list(session.exec(select(model)).all())
 
 
 def pay_james(ledger: Ledger, amount: str = "100.00", **kw):

@@ -172,6 +172,22 @@ class Ledger:
             return payment
         return self._run(payment.payment_id, request.idempotency_key, charge)
 
+    def charge_open_payment(
+        self, payment_id: int, key: str, token: str, total: Decimal, currency: str
+    ) -> PaymentOutcome:
+        """Charge an already committed, open payment row (a scheduled one whose day came)."""
+        return self._run(
+            payment_id,
+            key,
+            lambda: self.gateway.charge_token(
+                token,
+                total,
+                currency,
+                idempotency_key=key,
+                description=f"paybot payment {payment_id}",
+            ),
+        )
+
     def outcome(self, payment_id: int) -> PaymentOutcome:
         """The payment as the database has it now."""
         return self.settlement.outcome(payment_id)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -41,6 +42,7 @@ class PaymentOutcome:
     brand: str | None
     last4: str | None
     decline_code: str | None
+    scheduled_for: date | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -60,6 +62,7 @@ class PaymentOutcome:
             brand=p.method_brand,
             last4=p.method_last4,
             decline_code=p.decline_code,
+            scheduled_for=p.scheduled_for,
         )
 
 
@@ -110,7 +113,12 @@ class Settlement:
                 decline_code=result.decline_code,
                 method_brand=result.brand,
                 method_last4=result.last4,
-                confirmation_number=new_confirmation_number() if approved else None,
+                # A scheduled payment keeps the number it was given when it was scheduled.
+                confirmation_number=(
+                    func.coalesce(Payment.confirmation_number, new_confirmation_number())
+                    if approved
+                    else Payment.confirmation_number
+                ),
                 completed_at=utcnow(),
             )
             if not changed:

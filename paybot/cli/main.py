@@ -1,0 +1,105 @@
+"""The ``paybot`` console script: argparse wiring only; each command lives in its module.
+
+Command modules are imported only when their command runs, so ``paybot --help`` is quick
+and ``paybot bridge`` does not load the database layer it does not need.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from paybot.settings import Settings, SettingsError, load_settings
+
+Handler = Callable[[Settings, argparse.Namespace], int]
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser for every subcommand; each sets ``handler`` to ``"module:function"``."""
+    parser = argparse.ArgumentParser(
+        prog="paybot", description="Self-hosted conversational pay-by-phone bot."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    up = commands.add_parser("up", help="start Rasa, the action server and the bridge")
+    up.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
+                    help="how long to wait for every service to be healthy (default 300)")
+    up.set_defaults(handler="paybot.cli.up:command")
+
+    train = commands.add_parser("train", help="train the Rasa model from bot/ and nlu_data/")
+    train.add_argument("--if-changed", action="store_true",
+                       help="skip when the training files are unchanged since the last model")
+    train.add_argument("--force", action="store_true", help="train even if nothing changed")
+    train.set_defaults(handler="paybot.cli.train:command")
+
+    db = commands.add_parser("db", help="database schema")
+    db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    db_commands.add_parser("upgrade", help="migrate the database to the latest schema"
+                           ).set_defaults(handler="paybot.cli.database:upgrade_command")
+
+    commands.add_parser("seed", help="load the demo data (dev only)"
+                        ).set_defaults(handler="paybot.cli.database:seed_command")
+
+    accounts = commands.add_parser("accounts", help="customer accounts")
+    account_commands = accounts.add_subparsers(dest="accounts_command", metavar="ACTION",
+                                               required=True)
+    csv_import = account_commands.add_parser("import", help="import accounts from a CSV file")
+    csv_import.add_argument("file", type=Path, metavar="FILE.csv")
+    csv_import.add_argument("--skip-bad", action="store_true",
+                            help="skip invalid rows instead of rejecting the file")
+    csv_import.add_argument("--dry-run", action="store_true",
+                            help="validate and report without writing anything")
+    csv_import.set_defaults(handler="paybot.cli.accounts:import_command")
+
+    commands.add_parser("bridge", help="run the voice bridge in the foreground"
+                        ).set_defaults(handler="paybot.cli.bridge:command")
+    return parser
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr at ``level`` (unknown names fall back to INFO)."""
+    numeric = logging.getLevelName(level.upper())
+    logging.basicConfig(
+        level=numeric if isinstance(numeric, int) else logging.INFO, format=LOG_FORMAT
+    )
+
+
+def resolve(target: str) -> Handler:
+    """Import ``"package.module:function"`` and return the function."""
+    module_name, _, function = target.partition(":")
+    return getattr(importlib.import_module(module_name), function)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``paybot`` command line.
+
+    Args:
+        argv: The arguments after the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit code: 0 on success, 1 when the command failed, 2 on a usage or
+        configuration error, 130 when interrupted.
+    """
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed by argparse
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"paybot: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        return resolve(args.handler)(settings, args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Rasa's REST channel, hardened: user text can never be taken as an intent.
+
+Rasa parses a message starting with ``/`` ("/affirm", '/inform{"amount": 5}') as an intent
+with entities, skipping NLU. Users must not be able to do that: this channel strips leading
+slashes from user text, and keeps only the metadata keys paybot uses, validated. System events
+(capture results, silence, call start) reach Rasa through its token-protected HTTP API instead.
+
+Configured in ``bot/credentials.yml``; it keeps the REST channel's URL,
+``POST /webhooks/rest/webhook``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from rasa.core.channels.rest import RestInput
+from sanic.request import Request
+
+from paybot.phone import InvalidPhoneNumber, to_e164
+
+CHANNELS = ("voice", "sms", "chat")
+MAX_TEXT = 2000
+
+
+def sanitize_text(text: Any) -> str | None:
+    """User text as Rasa may see it: no leading slashes, no control characters, bounded."""
+    if not isinstance(text, str):
+        return None
+    cleaned = "".join(ch for ch in text if ch.isprintable() or ch in "\n\t")[:MAX_TEXT]
+    return cleaned.strip().lstrip("/").strip()
+
+
+def sanitize_metadata(metadata: Any) -> dict[str, str]:
+    """Keep ``channel`` (voice/sms/chat, default chat) and ``from`` (E.164) only."""
+    result = {"channel": "chat"}
+    if not isinstance(metadata, dict):
+        return result
+    channel = metadata.get("channel")
+    if channel in CHANNELS:
+        result["channel"] = channel
+    caller = metadata.get("from")
+    if isinstance(caller, str) and caller:
+        with contextlib.suppress(InvalidPhoneNumber):
+            result["from"] = to_e164(caller)
+    return result
+
+
+class SafeRestInput(RestInput):
+    """The REST channel, with user text and metadata sanitised."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "rest"
+
+    def _extract_message(self, req: Request) -> str | None:
+        return sanitize_text(req.json.get("message"))
+
+    def get_metadata(self, request: Request) -> dict[str, str]:
+        return sanitize_metadata(request.json.get("metadata"))

@@ -1,0 +1,161 @@
+"""Scheduled payments: taken later, on a date up to the due date, with a stored method.
+
+A scheduled payment is a ``payments`` row in state ``scheduled`` with its idempotency key and
+confirmation number from the start. :meth:`Scheduler.run_due` charges the ones whose day has
+come, through the ledger's usual path (same key, retries, settlement); a payment can be
+cancelled until then. No convenience fee is charged on scheduled payments.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from paybot import audit
+from paybot.db.engine import session_scope
+from paybot.db.models import Account, Payment, PaymentMethod, PaymentStatus
+from paybot.db.types import utcnow
+from paybot.payments.confirmation import new_confirmation_number
+from paybot.payments.ledger import Ledger
+from paybot.payments.rules import PaymentRefused
+from paybot.payments.settlement import PaymentOutcome
+
+log = logging.getLogger(__name__)
+SCHEDULED = PaymentStatus.SCHEDULED.value
+
+
+class Scheduler:
+    """Schedules, lists, cancels and runs future payments through a :class:`Ledger`."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.engine = ledger.engine
+
+    def schedule(
+        self,
+        *,
+        account_id: int,
+        payment_method_id: int,
+        amount: Decimal,
+        pay_on: date,
+        channel: str,
+        today: date | None = None,
+        conversation_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> PaymentOutcome:
+        """Record a payment to be taken on ``pay_on`` (after today, no later than the due date)."""
+        today = today or date.today()
+        key = idempotency_key or uuid.uuid4().hex
+        with session_scope(self.engine) as session:
+            existing = session.exec(select(Payment).where(Payment.idempotency_key == key)).first()
+            if existing is not None:
+                return PaymentOutcome.of(existing)
+            account = session.get(Account, account_id)
+            method = session.get(PaymentMethod, payment_method_id)
+            if account is None:
+                raise PaymentRefused("unknown_account", "That account was not found.")
+            if method is None or method.account_id != account_id or method.deleted_at:
+                raise PaymentRefused("unknown_method", "That payment method is not on file.")
+            self.ledger.rules.check(account, amount)
+            if pay_on <= today or (account.due_date and pay_on > account.due_date):
+                raise PaymentRefused("date_out_of_range", "That date can't be used.")
+            payment = self._new_row(account, method, amount, pay_on, channel, conversation_id, key)
+            session.add(payment)
+            session.flush()
+            audit.record(
+                session,
+                "payment.scheduled",
+                account_id=account_id,
+                payment_id=payment.id,
+                conversation_id=conversation_id,
+                pay_on=pay_on.isoformat(),
+                amount=amount,
+            )
+        log.info("payment %s scheduled", payment.id)
+        return PaymentOutcome.of(payment)
+
+    def _new_row(self, account, method, amount, pay_on, channel, conversation_id, key) -> Payment:
+        return Payment(
+            account_id=account.id,
+            payment_method_id=method.id,
+            amount=amount,
+            fee=Decimal("0.00"),
+            total=amount,
+            currency=account.currency,
+            status=SCHEDULED,
+            channel=channel,
+            conversation_id=conversation_id,
+            method_kind=method.kind,
+            method_brand=method.brand,
+            method_last4=method.last4,
+            gateway=self.ledger.gateway.name,
+            gateway_reference=method.token,
+            confirmation_number=new_confirmation_number(),
+            idempotency_key=key,
+            scheduled_for=pay_on,
+        )
+
+    def list_scheduled(self, account_id: int) -> list[PaymentOutcome]:
+        """The account's scheduled payments, soonest first."""
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(Payment)
+                .where(Payment.account_id == account_id, Payment.status == SCHEDULED)
+                .order_by(Payment.scheduled_for, Payment.id)
+            ).all()
+            return [PaymentOutcome.of(p) for p in rows]
+
+    def cancel(self, payment_id: int, *, account_id: int, conversation_id: str | None = None):
+        """Cancel a scheduled payment of ``account_id``; False if it was not (or no longer) one."""
+        with session_scope(self.engine) as session:
+            result = session.execute(
+                update(Payment)
+                .where(Payment.id == payment_id, Payment.account_id == account_id)
+                .where(Payment.status == SCHEDULED)
+                .values(status=PaymentStatus.CANCELLED.value, updated_at=utcnow())
+            )
+            if result.rowcount != 1:
+                return False
+            audit.record(
+                session,
+                "payment.schedule_cancelled",
+                account_id=account_id,
+                payment_id=payment_id,
+                conversation_id=conversation_id,
+            )
+        return True
+
+    def run_due(self, today: date | None = None) -> list[PaymentOutcome]:
+        """Charge every scheduled payment whose day has come; returns their outcomes."""
+        today = today or date.today()
+        with Session(self.engine) as session:
+            due = session.exec(
+                select(Payment.id).where(
+                    Payment.status == SCHEDULED, Payment.scheduled_for <= today
+                )
+            ).all()
+        return [o for o in (self._run_one(pid) for pid in due) if o is not None]
+
+    def _run_one(self, payment_id: int) -> PaymentOutcome | None:
+        with session_scope(self.engine) as session:
+            claimed = session.execute(
+                update(Payment)
+                .where(Payment.id == payment_id, Payment.status == SCHEDULED)
+                .values(status=PaymentStatus.PENDING.value, updated_at=utcnow())
+            )
+            if claimed.rowcount != 1:  # cancelled, or another worker took it
+                return None
+            payment = session.get(Payment, payment_id)
+            assert payment is not None
+            token, key, total, currency = (
+                payment.gateway_reference,
+                payment.idempotency_key,
+                payment.total,
+                payment.currency,
+            )
+        return self.ledger.charge_open_payment(payment_id, key, token, total, currency)
