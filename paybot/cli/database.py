@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
-from collections.abc import Callable
 
 from sqlalchemy.engine import Engine
 
@@ -14,7 +12,6 @@ from paybot.db.engine import make_engine, migrate
 from paybot.settings import Settings
 
 log = logging.getLogger(__name__)
-Seeder = Callable[[Engine], object]
 
 
 def upgrade(settings: Settings) -> Engine:
@@ -24,34 +21,16 @@ def upgrade(settings: Settings) -> Engine:
     return engine
 
 
-def find_seeder() -> Seeder | None:
-    """``paybot.seed.seed_demo_data`` if this version has it, else None."""
-    try:
-        module = importlib.import_module("paybot.seed")
-    except ModuleNotFoundError as exc:
-        if exc.name == "paybot.seed":
-            return None
-        raise
-    return getattr(module, "seed_demo_data", None)
-
-
 def prepare(settings: Settings) -> None:
-    """Migrate, then seed the demo data when enabled in a dev/test environment.
+    """What ``paybot up`` does before starting services: migrate, seed an empty dev
+    database (when ``PAYBOT_SEED_DEMO_DATA``), settle payments left open by a crash."""
+    from paybot.startup import prepare_database
 
-    ``paybot up`` calls this on every start, so seeding must be idempotent.
-    """
-    engine = upgrade(settings)
-    try:
-        if not (settings.seed_demo_data and settings.is_dev):
-            return
-        seeder = find_seeder()
-        if seeder is None:
-            log.debug("no demo data seeder in this version; skipping")
-            return
-        seeder(engine)
-        log.info("demo data seeded")
-    finally:
-        engine.dispose()
+    report = prepare_database(settings)
+    if report.seeded:
+        say(f"loaded {report.seeded} demo accounts")
+    if report.reconciled:
+        say(f"settled {report.reconciled} payments left open by an earlier run")
 
 
 def upgrade_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -62,18 +41,17 @@ def upgrade_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def seed_command(settings: Settings, args: argparse.Namespace) -> int:
-    """``paybot seed``: migrate and load the demo data (refused outside dev/test)."""
+    """``paybot seed``: migrate and load the demo accounts (refused outside dev/test)."""
+    from paybot.gateway.factory import make_gateway
+    from paybot.seed import seed_demo_data
+
     if not settings.is_dev:
         fail(f"refusing to load demo data with PAYBOT_ENV={settings.env}")
         return 1
-    seeder = find_seeder()
-    if seeder is None:
-        fail("this version has no demo data (paybot.seed is missing)")
-        return 1
     engine = upgrade(settings)
     try:
-        seeder(engine)
+        added = seed_demo_data(engine, make_gateway(settings, engine))
     finally:
         engine.dispose()
-    say("demo data loaded")
+    say(f"loaded {added} demo accounts" if added else "accounts exist already; nothing seeded")
     return 0

@@ -207,3 +207,20 @@ class VerificationFailure(SQLModel, table=True):
     account_number: str | None = Field(default=None, max_length=32, index=True)
     caller_phone: str | None = Field(default=None, max_length=16, index=True)
     conversation_id: str | None = Field(default=None, max_length=128)
+
+
+class OutboundMessage(SQLModel, table=True):
+    """A text message to send (receipts, notices): an outbox a sender works through."""
+
+    __tablename__ = "outbound_messages"
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = _timestamp()
+    to: str = Field(max_length=16)  # E.164
+    kind: str = Field(max_length=32)
+    body: str = Field(max_length=640)
+    status: str = Field(default="queued", max_length=16, index=True)
+    payment_id: int | None = Field(default=None, foreign_key="payments.id")
+    attempts: int = 0
+    provider_id: str | None = Field(default=None, max_length=64)
+    sent_at: datetime | None = _timestamp(nullable=True, default=False)

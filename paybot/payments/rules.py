@@ -27,8 +27,14 @@ class AmountRules:
 
     def allowed_range(self, account: Account) -> tuple[Decimal, Decimal | None]:
         """(lowest, highest) amount this account may pay now; highest None means no cap."""
-        highest = None if self.allow_overpayment else account.balance
-        return min(self.minimum, account.balance) if account.balance > 0 else self.minimum, highest
+        return self.allowed_range_for(account.balance)
+
+    def allowed_range_for(self, balance: Decimal) -> tuple[Decimal, Decimal | None]:
+        """(lowest, highest) for an account owing ``balance``; a balance below the minimum
+        may still be paid off in full."""
+        highest = None if self.allow_overpayment else balance
+        lowest = min(self.minimum, balance) if balance > 0 else self.minimum
+        return lowest, highest
 
     def check(self, account: Account, amount: Decimal) -> None:
         """Raise :class:`PaymentRefused` unless ``account`` may pay ``amount`` now."""
