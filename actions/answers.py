@@ -1,0 +1,62 @@
+"""Yes and no outside the payment form: the answer to whatever the bot asked last.
+
+The question is remembered in the ``stage`` slot (``receipt``, ``anything_else``,
+``cancel_scheduled``); one action answers them all, so the rules stay two lines long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from paybot.receipts import ReceiptRefused, queue_receipt
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.anytime import anything_else, goodbye
+from actions.conversation import begin
+from actions.scheduled import answer_cancel_scheduled
+from actions.services import services
+
+
+class ActionYesNo(Action):
+    def name(self) -> str:
+        return "action_yes_no"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        yes = (tracker.latest_message.get("intent") or {}).get("name") == "affirm"
+        stage = tracker.get_slot("stage")
+        if stage == "receipt":
+            return await receipt(dispatcher, tracker, yes)
+        if stage == "cancel_scheduled":
+            return await answer_cancel_scheduled(dispatcher, tracker, yes)
+        if stage == "anything_else" and not yes:
+            return goodbye(dispatcher)
+        if tracker.get_slot("identified") or stage == "anything_else":
+            dispatcher.utter_message(response="utter_how_can_i_help")
+            return [SlotSet("stage", None)]
+        return [*await begin(dispatcher, tracker), FollowupAction("payment_form")]
+
+
+async def receipt(
+    dispatcher: CollectingDispatcher, tracker: Tracker, wanted: bool
+) -> list[EventType]:
+    """Queue a text receipt to the caller's number when wanted; then, anything else?"""
+    payment_id = tracker.get_slot("payment_id")
+    to = tracker.get_slot("caller_number")
+    if wanted and payment_id and not to:
+        dispatcher.utter_message(
+            response="utter_receipt_no_number",
+            confirmation=tracker.get_slot("confirmation_number"),
+        )
+    elif wanted and payment_id:
+        svc = await services()
+        try:
+            await asyncio.to_thread(queue_receipt, svc.engine, payment_id=int(payment_id), to=to)
+            dispatcher.utter_message(response="utter_receipt_sent", last4=to[-4:])
+        except ReceiptRefused:
+            dispatcher.utter_message(response="utter_payment_failed")
+    return anything_else(dispatcher)

@@ -1,0 +1,216 @@
+"""What a caller can ask for at any time: balance, repeat, start over, help, cancel, agent,
+goodbye; and what the bot does about silence and about what it did not understand."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from paybot.dialog.payloads import Hangup, Listen, Transfer, to_dict
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ActiveLoop, EventType, FollowupAction, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import customer
+from actions.conversation import begin
+from actions.services import services
+from actions.wording import day, money
+
+
+def anything_else(dispatcher: CollectingDispatcher) -> list[EventType]:
+    """Ask whether there is anything else; a yes/no follows."""
+    dispatcher.utter_message(response="utter_anything_else")
+    dispatcher.utter_message(json_message=to_dict(Listen("yes_no")))
+    return [SlotSet("stage", "anything_else")]
+
+
+def transfer(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str) -> list[EventType]:
+    """Hand the caller to an agent with the reason and what the bot knows (never card data)."""
+    dispatcher.utter_message(response="utter_transfer")
+    context = {
+        "conversation_id": tracker.sender_id,
+        "channel": tracker.get_slot("channel"),
+        "account_number": tracker.get_slot("account_number")
+        if tracker.get_slot("identified")
+        else None,
+        "identified_by": tracker.get_slot("identified_by"),
+        "verification_failures": int(tracker.get_slot("idv_failures") or 0),
+        "payment_amount": tracker.get_slot("payment_amount"),
+        "last_confirmation_number": tracker.get_slot("confirmation_number"),
+    }
+    dispatcher.utter_message(json_message=to_dict(Transfer(reason=reason, context=context)))
+    return [SlotSet("stage", None), ActiveLoop(None)]
+
+
+def _trailing_user_intents(tracker: Tracker, name: str) -> int:
+    """How many of the latest user turns in a row had intent ``name``."""
+    count = 0
+    for event in reversed(tracker.events):
+        if event.get("event") != "user":
+            continue
+        if (event.get("parse_data", {}).get("intent") or {}).get("name") != name:
+            break
+        count += 1
+    return count
+
+
+def last_bot_turn(tracker: Tracker) -> list[dict[str, Any]]:
+    """The bot's messages between the previous user turn and the latest one."""
+    seen_latest_user, messages = False, []
+    for event in reversed(tracker.events):
+        kind = event.get("event")
+        if kind == "user":
+            if seen_latest_user:
+                break
+            seen_latest_user = True
+        elif kind == "bot" and seen_latest_user:
+            messages.append(event)
+    return list(reversed(messages))
+
+
+def replay(dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
+    """Say again what the bot said last (text and instructions)."""
+    for event in last_bot_turn(tracker):
+        data = event.get("data") or {}
+        dispatcher.utter_message(text=event.get("text"), json_message=data.get("custom"))
+
+
+class ActionShowBalance(Action):
+    def name(self) -> str:
+        return "action_show_balance"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        svc = await services()
+        record = await customer.current_account(svc, tracker)
+        in_form = tracker.active_loop.get("name") == "payment_form"
+        if record is None:
+            events = await begin(dispatcher, tracker, "balance")
+            return events if in_form else [*events, FollowupAction("payment_form")]
+        overdue = record.due_date is not None and record.due_date < date.today()
+        dispatcher.utter_message(
+            response="utter_balance_overdue" if overdue else "utter_balance",
+            balance=money(record.balance, record.currency),
+            minimum=money(record.minimum_payment, record.currency),
+            due=day(record.due_date),
+        )
+        return [] if in_form else anything_else(dispatcher)
+
+
+class ActionRepeat(Action):
+    def name(self) -> str:
+        return "action_repeat"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        if tracker.active_loop.get("name"):
+            return []  # the form asks its question again right after this
+        replay(dispatcher, tracker)
+        return []
+
+
+class ActionStartOver(Action):
+    def name(self) -> str:
+        return "action_start_over"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        dispatcher.utter_message(response="utter_start_over")
+        return [*customer.forget_payment(), SlotSet("stage", None)]
+
+
+class ActionNotMe(Action):
+    def name(self) -> str:
+        return "action_not_me"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        dispatcher.utter_message(response="utter_not_me")
+        events = [*customer.forget_identity(), *customer.forget_payment()]
+        return [*events, SlotSet("identified", False)]
+
+
+class ActionCancel(Action):
+    def name(self) -> str:
+        return "action_cancel"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        dispatcher.utter_message(response="utter_cancelled")
+        return [*customer.forget_payment(), *anything_else(dispatcher)]
+
+
+class ActionTransferAgent(Action):
+    def name(self) -> str:
+        return "action_transfer_agent"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        return transfer(dispatcher, tracker, reason="caller_request")
+
+
+def goodbye(dispatcher: CollectingDispatcher) -> list[EventType]:
+    """Say goodbye and end the call once that has played."""
+    dispatcher.utter_message(response="utter_goodbye")
+    dispatcher.utter_message(json_message=to_dict(Hangup()))
+    return [SlotSet("stage", None)]
+
+
+class ActionGoodbye(Action):
+    def name(self) -> str:
+        return "action_goodbye"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        return goodbye(dispatcher)
+
+
+class ActionHandleSilence(Action):
+    """Silence from the caller: reprompt twice, then an agent (voice) or goodbye."""
+
+    def name(self) -> str:
+        return "action_handle_silence"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        silences = _trailing_user_intents(tracker, "silence")
+        if silences >= 3:
+            if (
+                tracker.get_slot("channel") == "voice"
+                and tracker.get_slot("stage") != "anything_else"
+            ):
+                return transfer(dispatcher, tracker, reason="silence")
+            dispatcher.utter_message(response="utter_goodbye")
+            dispatcher.utter_message(json_message=to_dict(Hangup()))
+            return [ActiveLoop(None), SlotSet("stage", None)]
+        dispatcher.utter_message(response="utter_silence")
+        if not tracker.active_loop.get("name"):
+            replay(dispatcher, tracker)
+        return []
+
+
+class ActionFallback(Action):
+    """Two stages: ask to rephrase (with the last question), then offer help or an agent."""
+
+    def name(self) -> str:
+        return "action_fallback"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        misses = _trailing_user_intents(tracker, "nlu_fallback")
+        if misses >= 3:
+            return transfer(dispatcher, tracker, reason="not_understood")
+        if misses == 2:
+            dispatcher.utter_message(response="utter_help")
+            return []
+        dispatcher.utter_message(response="utter_ask_rephrase")
+        return []

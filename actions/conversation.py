@@ -1,0 +1,126 @@
+"""Starting a conversation: who is calling, and what they came for.
+
+``action_session_start`` copies the channel and the caller's number from the metadata of the
+message that opened the session (chat and SMS). ``action_start_conversation`` runs on the
+first request (the voice bridge's ``session_begin`` system event, a greeting, "I want to
+pay", "what's my balance"...): it looks the caller's number up, so a known caller is greeted
+by name, notes what was asked for, and hands over to the payment form.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from typing import Any
+
+from paybot.dialog.channel import sanitize_metadata
+from paybot.parsing import parse_date
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import customer
+from actions.services import services
+
+log = logging.getLogger(__name__)
+SENDER_PREFIX_CHANNEL = {"call": "voice", "sms": "sms", "chat": "chat"}
+REQUESTS = {
+    "ask_balance": "balance",
+    "list_scheduled": "list_scheduled",
+    "cancel_scheduled": "cancel_scheduled",
+}
+
+
+def channel_of(tracker: Tracker) -> str:
+    """voice, sms or chat: from the slot, else from the conversation id's prefix."""
+    channel = tracker.get_slot("channel")
+    if channel in SENDER_PREFIX_CHANNEL.values():
+        return channel
+    return SENDER_PREFIX_CHANNEL.get(tracker.sender_id.split(":", 1)[0], "chat")
+
+
+class ActionSessionStart(Action):
+    """Start a session; fill ``channel`` and ``caller_number`` from the message metadata."""
+
+    def name(self) -> str:
+        return "action_session_start"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        metadata = sanitize_metadata(tracker.get_slot("session_started_metadata"))
+        prefix = SENDER_PREFIX_CHANNEL.get(tracker.sender_id.split(":", 1)[0])
+        events: list[EventType] = [
+            SessionStarted(),
+            SlotSet("channel", prefix or metadata["channel"]),
+            SlotSet("caller_number", metadata.get("from")),
+            ActionExecuted("action_listen"),
+        ]
+        return events
+
+
+def _system_entities(tracker: Tracker) -> dict[str, str]:
+    """Entities of the ``session_begin`` system event (only the bridge can send it)."""
+    if (tracker.latest_message.get("intent") or {}).get("name") != "session_begin":
+        return {}
+    return {
+        e["entity"]: e["value"]
+        for e in tracker.latest_message.get("entities", [])
+        if isinstance(e.get("value"), str)
+    }
+
+
+async def begin(
+    dispatcher: CollectingDispatcher, tracker: Tracker, request: str | None = None
+) -> list[EventType]:
+    """Look the caller up by number (unless already identified) and note the request."""
+    system = sanitize_metadata(
+        {
+            "channel": _system_entities(tracker).get("channel"),
+            "from": _system_entities(tracker).get("caller"),
+        }
+    )
+    caller = system.get("from") or tracker.get_slot("caller_number")
+    events: list[EventType] = [
+        SlotSet("channel", channel_of(tracker)),
+        SlotSet("caller_number", caller),
+    ]
+    if request:
+        events.append(SlotSet("pending_request", request))
+    if tracker.get_slot("identified") or not caller:
+        return events
+    svc = await services()
+    records = await svc.directory.find_by_phone(caller)
+    active = [r for r in records if r.is_active] or records
+    if len(active) == 1:
+        events += await customer.identify(svc, active[0], "caller_id")
+        events += customer.payable_check(svc, dispatcher, active[0])
+    elif len(active) > 1:
+        events.append(SlotSet("account_candidates", [r.account_number for r in active]))
+    log.info("conversation %s: %d accounts on the caller's number", tracker.sender_id, len(active))
+    return events
+
+
+class ActionStartConversation(Action):
+    """The first turn of a request: identify by caller ID when possible, then the form."""
+
+    def name(self) -> str:
+        return "action_start_conversation"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        events = customer.forget_payment()
+        events += await begin(dispatcher, tracker, REQUESTS.get(intent))
+        if intent == "schedule_payment":
+            events.append(SlotSet("payment_timing", "scheduled"))
+            when = parse_date(tracker.latest_message.get("text") or "", today=date.today())
+            if when is not None and when > date.today():
+                events.append(SlotSet("payment_date", when.isoformat()))
+        identified = tracker.get_slot("identified") or any(
+            isinstance(e, dict) and e.get("name") == "identified" and e.get("value") for e in events
+        )
+        if not identified:
+            dispatcher.utter_message(response="utter_welcome")
+        return events

@@ -1,0 +1,119 @@
+"""The caller's account as the actions see it: looked up fresh, never trusted from slots.
+
+Slots remember *which* account the conversation is about (its number, once identified); the
+balance, the due date and the stored payment method are always read again from the
+directory and the database before they are spoken or used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from paybot.accounts.directory import AccountRecord
+from paybot.db.models import PaymentMethod
+from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from sqlmodel import Session, select
+
+from actions.services import Services
+
+
+@dataclass(frozen=True)
+class StoredMethod:
+    id: int
+    brand: str
+    last4: str
+
+
+async def current_account(svc: Services, tracker: Tracker) -> AccountRecord | None:
+    """The identified account, fresh from the directory; None before identification."""
+    number = tracker.get_slot("account_number")
+    if not tracker.get_slot("identified") or not number:
+        return None
+    return await svc.directory.find_by_account_number(number)
+
+
+def _stored_method(svc: Services, account_id: int) -> StoredMethod | None:
+    with Session(svc.engine) as session:
+        method = session.exec(
+            select(PaymentMethod)
+            .where(PaymentMethod.account_id == account_id)
+            .where(PaymentMethod.deleted_at.is_(None))  # type: ignore[union-attr]
+            .where(PaymentMethod.reusable.is_(True))  # type: ignore[attr-defined]
+            .order_by(PaymentMethod.is_default.desc(), PaymentMethod.id.desc())  # type: ignore
+        ).first()
+        if method is None or method.id is None:
+            return None
+        return StoredMethod(method.id, method.brand, method.last4)
+
+
+async def stored_method(svc: Services, account_id: int | None) -> StoredMethod | None:
+    """The account's default reusable payment method, if any."""
+    if account_id is None:
+        return None
+    return await asyncio.to_thread(_stored_method, svc, account_id)
+
+
+async def identify(svc: Services, record: AccountRecord, how: str) -> list[SlotSet]:
+    """Slots that say the conversation is about ``record`` (found by ``how``)."""
+    method = await stored_method(svc, record.account_id)
+    return [
+        SlotSet("identified", True),
+        SlotSet("identified_by", how),
+        SlotSet("account_number", record.account_number),
+        SlotSet("customer_first_name", record.name.split()[0] if record.name else ""),
+        SlotSet("stored_method_id", float(method.id) if method else None),
+    ]
+
+
+def payable_check(
+    svc: Services, dispatcher: CollectingDispatcher, record: AccountRecord
+) -> list[SlotSet]:
+    """When the account cannot take a payment (closed, nothing owed): say so, end the form."""
+    if not record.is_active:
+        dispatcher.utter_message(response="utter_account_closed")
+        return [SlotSet("form_outcome", "nothing_owed")]
+    if record.balance <= 0 and not svc.settings.allow_overpayment:
+        first = record.name.split()[0] if record.name else ""
+        dispatcher.utter_message(response="utter_nothing_owed", first_name=first)
+        return [SlotSet("form_outcome", "nothing_owed")]
+    return []
+
+
+def forget_identity() -> list[SlotSet]:
+    """Slots reset when the caller says the account is not theirs."""
+    return [
+        SlotSet(name, None)
+        for name in (
+            "identified",
+            "identified_by",
+            "account_number",
+            "billing_zip",
+            "account_choice",
+            "customer_first_name",
+            "stored_method_id",
+            "account_candidates",
+            "ready_to_pay",
+        )
+    ]
+
+
+def forget_payment() -> list[SlotSet]:
+    """Slots reset to take a payment afresh (keeping who the caller is)."""
+    return [
+        SlotSet(name, None)
+        for name in (
+            "ready_to_pay",
+            "payment_amount",
+            "payment_date",
+            "payment_method",
+            "method_offer",
+            "bank_account_type",
+            "confirm_payment",
+            "payment_key",
+            "payment_timing",
+            "form_outcome",
+        )
+    ]

@@ -1,0 +1,229 @@
+"""Taking the payment once the form is complete, and hearing back from the secure capture.
+
+Every result the caller hears is read from the database (the ledger's payment row), never
+from a message: the capture result event only says "look now".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from paybot.db.models import Payment
+from paybot.dialog.payloads import Listen, SecureCapture, to_dict
+from paybot.payments.rules import PaymentRefused
+from paybot.payments.scheduling import Scheduler
+from paybot.payments.settlement import PaymentOutcome
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from sqlmodel import Session, select
+
+from actions import customer
+from actions.anytime import anything_else, transfer
+from actions.scheduled import cancel_scheduled_offer, list_scheduled
+from actions.services import Services, services
+from actions.wording import confirmation_spoken, day, decline_reason, money
+
+log = logging.getLogger(__name__)
+ENDED_WITHOUT_PAYMENT = ("declined_to_pay", "nothing_owed", "not_confirmed", "text_no_card")
+
+
+class ActionCompletePayment(Action):
+    """Runs when the payment form ends: pay, schedule, capture, transfer or wrap up."""
+
+    def name(self) -> str:
+        return "action_complete_payment"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        outcome = tracker.get_slot("form_outcome")
+        pending = tracker.get_slot("pending_request")
+        if outcome in ("idv_failed", "idv_locked"):
+            return transfer(dispatcher, tracker, reason=outcome)
+        if pending in ("list_scheduled", "cancel_scheduled") and tracker.get_slot("identified"):
+            events = [SlotSet("pending_request", None), SlotSet("form_outcome", None)]
+            if pending == "list_scheduled":
+                return events + await list_scheduled(dispatcher, tracker)
+            return events + await cancel_scheduled_offer(dispatcher, tracker)
+        if tracker.get_slot("confirm_payment") is not True or outcome:
+            return customer.forget_payment() + anything_else(dispatcher)
+        svc = await services()
+        record = await customer.current_account(svc, tracker)
+        if record is None or record.account_id is None:
+            dispatcher.utter_message(response="utter_payment_failed")
+            return customer.forget_payment() + anything_else(dispatcher)
+        if tracker.get_slot("payment_timing") == "scheduled":
+            return await self._schedule(svc, dispatcher, tracker, record.account_id)
+        if tracker.get_slot("payment_method") == "stored":
+            return await self._pay_stored(svc, dispatcher, tracker, record.account_id)
+        return self._secure_capture(dispatcher, tracker, record.account_number, record.currency)
+
+    async def _pay_stored(
+        self, svc: Services, dispatcher: CollectingDispatcher, tracker: Tracker, account_id: int
+    ) -> list[EventType]:
+        method = await customer.stored_method(svc, account_id)
+        if method is None:
+            dispatcher.utter_message(response="utter_payment_failed")
+            return customer.forget_payment() + anything_else(dispatcher)
+        try:
+            outcome = await asyncio.to_thread(
+                lambda: svc.ledger.pay_with_stored_method(
+                    account_id=account_id,
+                    payment_method_id=method.id,
+                    amount=Decimal(tracker.get_slot("payment_amount")),
+                    channel=tracker.get_slot("channel") or "chat",
+                    conversation_id=tracker.sender_id,
+                    idempotency_key=tracker.get_slot("payment_key"),
+                )
+            )
+        except PaymentRefused as refused:
+            dispatcher.utter_message(text=str(refused))
+            return customer.forget_payment() + anything_else(dispatcher)
+        return respond(svc, dispatcher, tracker, outcome)
+
+    async def _schedule(
+        self, svc: Services, dispatcher: CollectingDispatcher, tracker: Tracker, account_id: int
+    ) -> list[EventType]:
+        method = await customer.stored_method(svc, account_id)
+        amount = Decimal(tracker.get_slot("payment_amount"))
+        try:
+            if method is None:
+                raise PaymentRefused("unknown_method", "There's no payment method on file.")
+            outcome = await asyncio.to_thread(
+                lambda: Scheduler(svc.ledger).schedule(
+                    account_id=account_id,
+                    payment_method_id=method.id,
+                    amount=amount,
+                    pay_on=date.fromisoformat(tracker.get_slot("payment_date")),
+                    channel=tracker.get_slot("channel") or "chat",
+                    conversation_id=tracker.sender_id,
+                    idempotency_key=tracker.get_slot("payment_key"),
+                )
+            )
+        except PaymentRefused as refused:
+            dispatcher.utter_message(text=str(refused))
+            return customer.forget_payment() + anything_else(dispatcher)
+        dispatcher.utter_message(
+            response="utter_payment_scheduled",
+            amount=money(outcome.amount, outcome.currency),
+            date=day(outcome.scheduled_for),
+            confirmation=_confirmation_words(tracker, outcome.confirmation_number or ""),
+        )
+        return [
+            SlotSet("confirmation_number", outcome.confirmation_number),
+            *customer.forget_payment(),
+            *anything_else(dispatcher),
+        ]
+
+    def _secure_capture(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, account_number: str, currency
+    ) -> list[EventType]:
+        method = tracker.get_slot("payment_method")
+        instruction = SecureCapture(
+            method="bank" if method == "bank" else "card",
+            account_number=account_number,
+            amount=str(tracker.get_slot("payment_amount")),
+            currency=currency,
+            idempotency_key=tracker.get_slot("payment_key"),
+            bank_account_type=tracker.get_slot("bank_account_type") if method == "bank" else None,
+        )
+        what = "bank account" if method == "bank" else "card"
+        dispatcher.utter_message(response="utter_secure_capture", what=what)
+        dispatcher.utter_message(json_message=to_dict(instruction))
+        return [SlotSet("stage", "capture")]
+
+
+class ActionCaptureResult(Action):
+    """The bridge finished a secure capture: read what happened from the payment row."""
+
+    def name(self) -> str:
+        return "action_capture_result"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        svc = await services()
+        key = tracker.get_slot("payment_key")
+        payment = await asyncio.to_thread(_payment_by_key, svc, key) if key else None
+        if payment is not None:
+            return respond(svc, dispatcher, tracker, payment)
+        status = next(
+            (
+                e.get("value")
+                for e in tracker.latest_message.get("entities", [])
+                if e.get("entity") == "capture_status"
+            ),
+            None,
+        )
+        response = "utter_capture_cancelled" if status == "cancelled" else "utter_payment_failed"
+        dispatcher.utter_message(response=response)
+        return another_method()
+
+
+def _payment_by_key(svc: Services, key: str) -> PaymentOutcome | None:
+    with Session(svc.engine) as session:
+        row = session.exec(select(Payment).where(Payment.idempotency_key == key)).first()
+        return PaymentOutcome.of(row) if row is not None else None
+
+
+def _confirmation_words(tracker: Tracker, number: str) -> str:
+    if tracker.get_slot("channel") == "voice":
+        return confirmation_spoken(number)
+    return "-".join(number[i : i + 3] for i in range(0, len(number), 3))
+
+
+def another_method() -> list[EventType]:
+    """Back to the payment method question, offering a new card or bank account."""
+    return [
+        SlotSet("payment_method", None),
+        SlotSet("bank_account_type", None),
+        SlotSet("confirm_payment", None),
+        SlotSet("payment_key", None),
+        SlotSet("method_offer", "new"),
+        SlotSet("stage", None),
+        FollowupAction("payment_form"),
+    ]
+
+
+def respond(
+    svc: Services, dispatcher: CollectingDispatcher, tracker: Tracker, outcome: PaymentOutcome
+) -> list[EventType]:
+    """Tell the payer what the database says happened to their payment."""
+    log.info(
+        "conversation %s: payment %s %s", tracker.sender_id, outcome.payment_id, outcome.status
+    )
+    events: list[EventType] = [SlotSet("payment_id", float(outcome.payment_id))]
+    if outcome.succeeded:
+        number = outcome.confirmation_number or ""
+        dispatcher.utter_message(
+            response="utter_payment_succeeded",
+            total=money(outcome.total, outcome.currency),
+            confirmation=_confirmation_words(tracker, number),
+            confirmation_spoken=confirmation_spoken(number),
+        )
+        dispatcher.utter_message(response="utter_ask_receipt")
+        dispatcher.utter_message(json_message=to_dict(Listen("yes_no")))
+        return events + [
+            SlotSet("confirmation_number", number),
+            *customer.forget_payment(),
+            SlotSet("stage", "receipt"),
+        ]
+    if outcome.status == "declined":
+        dispatcher.utter_message(
+            response="utter_payment_declined", reason=decline_reason(outcome.decline_code)
+        )
+        declines = int(tracker.get_slot("decline_count") or 0) + 1
+        events.append(SlotSet("decline_count", float(declines)))
+        if declines >= svc.settings.max_declines:
+            return events + transfer(dispatcher, tracker, reason="declined")
+        return events + another_method()
+    if outcome.status in ("unknown", "pending"):
+        dispatcher.utter_message(response="utter_payment_unknown")
+    else:
+        dispatcher.utter_message(response="utter_payment_failed")
+    return events + customer.forget_payment() + anything_else(dispatcher)

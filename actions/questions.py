@@ -1,0 +1,170 @@
+"""The payment form's questions (``action_ask_<slot>``).
+
+Each question is a response from the domain, filled with fresh values from the database, plus
+a ``listen`` instruction that tells the voice bridge what kind of answer to expect (digits,
+yes/no, an amount, a date or free speech) so it can tune end-of-turn detection and ASR.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from paybot.dialog.payloads import Listen, to_dict
+from paybot.payments.rules import PaymentRefused
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import customer
+from actions.services import services
+from actions.wording import day, method_label, money
+
+
+class AskAction(Action, abc.ABC):
+    """Asks for one slot: a response plus what to listen for."""
+
+    slot: str
+    listen = Listen("free")
+
+    def name(self) -> str:
+        return f"action_ask_{self.slot}"
+
+    @abc.abstractmethod
+    async def values(self, tracker: Tracker) -> dict[str, Any]:
+        """The placeholders of the question (and ``response`` to pick another one)."""
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        values = await self.values(tracker)
+        response = values.pop("response", f"utter_ask_{self.slot}")
+        dispatcher.utter_message(response=response, **values)
+        dispatcher.utter_message(json_message=to_dict(self.listen))
+        return []
+
+
+async def _account_values(tracker: Tracker) -> dict[str, Any]:
+    svc = await services()
+    record = await customer.current_account(svc, tracker)
+    if record is None:
+        return {}
+    return {
+        "first_name": tracker.get_slot("customer_first_name") or "",
+        "balance": money(record.balance, record.currency),
+        "minimum": money(record.minimum_payment, record.currency),
+        "due": day(record.due_date),
+    }
+
+
+class AskReadyToPay(AskAction):
+    slot = "ready_to_pay"
+    listen = Listen("yes_no")
+
+    async def values(self, tracker: Tracker) -> dict[str, Any]:
+        return await _account_values(tracker)
+
+
+class AskAccountChoice(AskAction):
+    slot = "account_choice"
+    listen = Listen("digits", min_digits=3, max_digits=12)
+
+    async def values(self, tracker: Tracker) -> dict[str, Any]:
+        numbers = tracker.get_slot("account_candidates") or []
+        endings = [f"one ending {n[-4:]}" for n in numbers]
+        choices = ", ".join(endings[:-1]) + f" and {endings[-1]}" if len(endings) > 1 else ""
+        return {"count": len(numbers), "choices": choices}
+
+
+class AskAccountNumber(AskAction):
+    slot = "account_number"
+    listen = Listen("digits", min_digits=4, max_digits=20, timeout_s=10.0)
+
+    async def values(self, tracker: Tracker) -> dict[str, Any]:
+        return {}
+
+
+class AskBillingZip(AskAction):
+    slot = "billing_zip"
+    listen = Listen("digits", min_digits=5, max_digits=9)
+
+    async def values(self, tracker: Tracker) -> dict[str, Any]:
+        return {}
+
+
+class AskPaymentAmount(AskAction):
+    slot = "payment_amount"
+    listen = Listen("amount")
+
+    async def values(self, tracker: Tracker) -> dict[str, Any]:
+        return await _account_values(tracker)
+
+
+class AskPaymentDate(AskAction):
+    slot = "payment_date"
+    listen = Listen("date")
+
+    async def values(self, tracker: Tracker) -> dict[str, Any]:
+        return await _account_values(tracker)
+
+
+class AskPaymentMethod(AskAction):
+    slot = "payment_method"
+
+    async def values(self, tracker: Tracker) -> dict[str, Any]:
+        svc = await services()
+        record = await customer.current_account(svc, tracker)
+        method = await customer.stored_method(svc, record.account_id if record else None)
+        if method is None or tracker.get_slot("method_offer") == "new":
+            return {}
+        return {
+            "response": "utter_ask_payment_method_stored",
+            "method_label": method_label(method.brand, method.last4),
+        }
+
+
+class AskBankAccountType(AskAction):
+    slot = "bank_account_type"
+
+    async def values(self, tracker: Tracker) -> dict[str, Any]:
+        return {}
+
+
+class AskConfirmPayment(AskAction):
+    slot = "confirm_payment"
+    listen = Listen("yes_no")
+
+    async def values(self, tracker: Tracker) -> dict[str, Any]:
+        svc = await services()
+        record = await customer.current_account(svc, tracker)
+        if record is None or record.account_id is None:
+            return {}
+        amount = Decimal(tracker.get_slot("payment_amount"))
+        scheduled = tracker.get_slot("payment_timing") == "scheduled"
+        try:
+            quote = await asyncio.to_thread(svc.ledger.quote, record.account_id, amount)
+        except PaymentRefused as refused:
+            return {"response": "utter_payment_refused", "reason": str(refused)}
+        disclosure = quote.disclosure()
+        if scheduled:
+            disclosure = f"Your payment is {money(amount, record.currency)}."
+        return {
+            "disclosure": disclosure,
+            "method_label": await _method_words(tracker, record.account_id),
+            "date": day(date.fromisoformat(tracker.get_slot("payment_date"))) if scheduled else "",
+        }
+
+
+async def _method_words(tracker: Tracker, account_id: int) -> str:
+    choice = tracker.get_slot("payment_method")
+    if choice == "stored":
+        svc = await services()
+        method = await customer.stored_method(svc, account_id)
+        if method is not None:
+            return method_label(method.brand, method.last4)
+    if choice == "bank":
+        return f"{tracker.get_slot('bank_account_type') or 'bank'} account"
+    return "new card, which you'll key in next"

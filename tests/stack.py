@@ -1,0 +1,216 @@
+"""The running paybot stack for end-to-end tests: ``paybot up`` on free ports, a private data
+dir, and clients that talk to it the way the bridge and the chat channel do."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlmodel import SQLModel
+
+from paybot.db.engine import make_engine
+from paybot.gateway.sandbox import SandboxGateway
+from paybot.seed import seed_demo_data
+
+RASA_TOKEN = os.environ.get("PAYBOT_E2E_RASA_TOKEN", "e2e-rasa-token")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    """``paybot up`` running in a subprocess, with its ports and database."""
+
+    data_dir: Path
+    env: dict[str, str]
+    process: subprocess.Popen | None = None
+    output: deque = field(default_factory=lambda: deque(maxlen=4000))
+    engine: Engine | None = None
+
+    @property
+    def rasa_url(self) -> str:
+        return self.env.get("PAYBOT_E2E_RASA_URL") or (
+            f"http://127.0.0.1:{self.env['PAYBOT_RASA_PORT']}"
+        )
+
+    @property
+    def bridge_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['PAYBOT_BRIDGE_PORT']}"
+
+    @classmethod
+    def configure(cls, data_dir: Path, **extra: str) -> Stack:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("PAYBOT_") and k != "DATABASE_URL"
+        }
+        env.update(
+            PAYBOT_ENV="dev",
+            PAYBOT_DATA_DIR=str(data_dir),
+            PAYBOT_RASA_PORT=str(free_port()),
+            PAYBOT_ACTION_PORT=str(free_port()),
+            PAYBOT_BRIDGE_PORT=str(free_port()),
+            PAYBOT_RASA_TOKEN=RASA_TOKEN,
+            PAYBOT_FEE_AMOUNT="2.00",
+            PAYBOT_LOG_LEVEL="INFO",
+        )
+        env.update(extra)
+        return cls(data_dir=data_dir, env=env)
+
+    def start(self, timeout_s: float = 420) -> None:
+        """Run ``paybot up``; or, with PAYBOT_E2E_RASA_URL and PAYBOT_E2E_DB set, use a stack
+        that is already running (handy while editing the conversation)."""
+        external_db = os.environ.get("PAYBOT_E2E_DB")
+        if os.environ.get("PAYBOT_E2E_RASA_URL") and external_db:
+            self.env["PAYBOT_E2E_RASA_URL"] = os.environ["PAYBOT_E2E_RASA_URL"]
+            self.engine = make_engine(f"sqlite:///{external_db}")
+            return
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "paybot.cli", "up"],
+            cwd=REPO,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        ready = threading.Event()
+        threading.Thread(target=self._pump, args=(ready,), daemon=True).start()
+        if not ready.wait(timeout_s):
+            self.stop()
+            raise RuntimeError("paybot up did not come up:\n" + self.log_tail())
+        self.engine = make_engine(f"sqlite:///{self.data_dir / 'paybot.db'}")
+
+    def _pump(self, ready: threading.Event) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line)
+            if "paybot is up" in line:
+                ready.set()
+
+    def log_tail(self, lines: int = 80) -> str:
+        return "".join(list(self.output)[-lines:])
+
+    def all_output(self) -> str:
+        return "".join(self.output)
+
+    def stop(self) -> int | None:
+        if self.process is None:
+            return 0  # an external stack is not ours to stop
+        if self.process.poll() is not None:
+            return self.process.returncode
+        self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            return self.process.wait()
+
+    def reset_data(self) -> None:
+        """Empty every table and seed the demo accounts again (between tests)."""
+        assert self.engine is not None
+        with self.engine.begin() as conn:
+            conn.execute(text("DROP TRIGGER IF EXISTS audit_events_no_delete"))
+            for table in reversed(SQLModel.metadata.sorted_tables):
+                conn.execute(table.delete())
+            conn.execute(
+                text(
+                    "CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events "
+                    "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;"
+                )
+            )
+        seed_demo_data(self.engine, SandboxGateway(self.engine))
+
+
+@dataclass
+class Reply:
+    """What the bot answered in one turn: its texts and its instructions to the bridge."""
+
+    texts: list[str]
+    custom: list[dict[str, Any]]
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.texts)
+
+    def instruction(self, kind: str) -> dict[str, Any] | None:
+        return next((c for c in self.custom if c.get("type") == kind), None)
+
+
+class Conversation:
+    """One conversation over the REST channel (chat/SMS) or as the voice bridge does it."""
+
+    def __init__(self, stack: Stack, channel: str = "chat", phone: str | None = None) -> None:
+        self.stack = stack
+        self.channel = channel
+        self.phone = phone
+        prefix = {"voice": "call", "sms": "sms", "chat": "chat"}[channel]
+        self.sender = f"{prefix}:{uuid.uuid4().hex[:12]}"
+
+    def say(self, message: str) -> Reply:
+        metadata: dict[str, Any] = {"channel": self.channel}
+        if self.phone:
+            metadata["from"] = self.phone
+        response = requests.post(
+            f"{self.stack.rasa_url}/webhooks/rest/webhook",
+            json={"sender": self.sender, "message": message, "metadata": metadata},
+            timeout=60,
+        )
+        response.raise_for_status()
+        return _reply(response.json())
+
+    def system(self, intent: str, **entities: str) -> Reply:
+        """A system event, as the bridge sends it: Rasa's HTTP API with the token."""
+        response = requests.post(
+            f"{self.stack.rasa_url}/conversations/{self.sender}/trigger_intent",
+            params={"token": RASA_TOKEN},
+            json={"name": intent, "entities": entities},
+            timeout=60,
+        )
+        response.raise_for_status()
+        return _reply(response.json().get("messages", []))
+
+    def start_call(self) -> Reply:
+        return self.system("session_begin", channel=self.channel, caller=self.phone or "")
+
+    def tracker(self) -> dict[str, Any]:
+        response = requests.get(
+            f"{self.stack.rasa_url}/conversations/{self.sender}/tracker",
+            params={"token": RASA_TOKEN},
+            timeout=30,
+        )
+        response.raise_for_status()
+        return response.json()
+
+
+def _reply(messages: list[dict[str, Any]]) -> Reply:
+    texts = [m["text"] for m in messages if m.get("text")]
+    custom = [m["custom"] for m in messages if isinstance(m.get("custom"), dict)]
+    return Reply(texts, custom)
+
+
+def wait_until(predicate, timeout_s: float = 10.0, interval_s: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval_s)
+    return False

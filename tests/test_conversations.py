@@ -1,0 +1,362 @@
+"""End-to-end conversations over the REST channel against the running stack.
+
+``paybot up`` runs the real Rasa server, action server and bridge; each test talks to Rasa
+the way the chat channel and the voice bridge do, then checks the database. The demo data is
+reset before every test.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlmodel import Session, select
+
+from paybot.db.models import (
+    Account,
+    AuditEvent,
+    LedgerEntry,
+    OutboundMessage,
+    Payment,
+    VerificationFailure,
+)
+from paybot.gateway.base import CardData
+from paybot.gateway.sandbox import SandboxGateway
+from paybot.payments import confirmation
+from paybot.payments.fees import FeePolicy
+from paybot.payments.ledger import Ledger
+from tests.helpers import rows
+from tests.stack import Conversation, Stack
+
+pytestmark = pytest.mark.services
+
+JAMES = "+15555550100"
+ROBERT = "+15555550122"
+LINDA = "+15555550133"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    stack = Stack.configure(tmp_path_factory.mktemp("stack"))
+    stack.start()
+    yield stack
+    assert stack.stop() == 0, stack.log_tail()
+
+
+@pytest.fixture(autouse=True)
+def fresh_data(stack):
+    stack.reset_data()
+
+
+def account(stack: Stack, number: str) -> Account:
+    with Session(stack.engine) as session:
+        return session.exec(select(Account).where(Account.account_number == number)).one()
+
+
+def audit_kinds(stack: Stack) -> list[str]:
+    return [e.kind for e in rows(stack.engine, AuditEvent)]
+
+
+def confirmation_in(text: str) -> str:
+    match = re.search(r"confirmation number is ([\d ,-]+\d)", text)
+    assert match, text
+    return re.sub(r"\D", "", match.group(1))
+
+
+# --- know the caller -----------------------------------------------------------------------
+def test_known_caller_pays_full_balance_with_stored_card(stack):
+    call = Conversation(stack, "voice", JAMES)
+    greeting = call.start_call()
+    assert "Hello James, are you ready to make your payment of $321.72 now?" in greeting.text
+    assert greeting.instruction("listen")["mode"] == "yes_no"
+
+    method = call.say("yes")
+    assert "Visa ending 4242" in method.text
+    confirm = call.say("yes please")
+    assert "$321.72" in confirm.text and "$2.00 convenience fee" in confirm.text
+    assert "$323.72" in confirm.text
+    paid = call.say("yes")
+    assert "was successful" in paid.text
+    number = confirmation_in(paid.text)
+    assert confirmation.is_valid(number)
+
+    (payment,) = rows(stack.engine, Payment)
+    assert (payment.status, payment.total, payment.channel) == (
+        "succeeded",
+        Decimal("323.72"),
+        "voice",
+    )
+    assert payment.confirmation_number == number
+    assert payment.conversation_id == call.sender
+    lines = {(e.kind, e.amount) for e in rows(stack.engine, LedgerEntry)}
+    assert lines == {("principal", Decimal("321.72")), ("fee", Decimal("2.00"))}
+    assert account(stack, "100200300").balance == Decimal("0.00")
+
+    repeated = call.say("can you repeat that")
+    assert number in re.sub(r"\D", "", repeated.text)
+    receipt = call.say("yes")
+    assert "ending 0100" in receipt.text
+    (sms,) = rows(stack.engine, OutboundMessage)
+    assert sms.to == JAMES and "323.72" in sms.body and "4242" in sms.body
+    bye = call.say("no thanks")
+    assert bye.instruction("hangup") is not None
+    kinds = audit_kinds(stack)
+    assert {"payment.created", "payment.succeeded", "receipt.queued"} <= set(kinds)
+
+
+def test_several_accounts_on_one_number(stack):
+    with Session(stack.engine) as session:
+        session.add(
+            Account(
+                account_number="100200399",
+                name="James Smith",
+                phone=JAMES,
+                billing_zip="94107",
+                balance=Decimal("40.00"),
+                minimum_payment=Decimal("10.00"),
+                due_date=date.today() + timedelta(days=9),
+            )
+        )
+        session.commit()
+    call = Conversation(stack, "voice", JAMES)
+    ask = call.start_call()
+    assert "2 accounts" in ask.text and "0300" in ask.text and "0399" in ask.text
+    greeting = call.say("three nine nine")
+    assert "Hello James, are you ready to make your payment of $40.00 now?" in greeting.text
+
+
+def test_not_me_switches_to_account_and_zip(stack):
+    call = Conversation(stack, "voice", JAMES)
+    call.start_call()
+    ask = call.say("this isn't james")
+    assert "account number" in ask.text
+    call.say("two zero zero three zero zero four zero zero")
+    greeting = call.say("one zero zero zero one")
+    assert "Hello Maria" in greeting.text
+
+
+# --- identify and verify -------------------------------------------------------------------
+def test_unknown_caller_identifies_by_spoken_account_and_zip(stack):
+    chat = Conversation(stack, "chat")
+    ask = chat.say("hi")
+    assert "account number" in ask.text
+    zip_ask = chat.say("one zero zero two hundred three hundred")
+    assert "ZIP" in zip_ask.text
+    greeting = chat.say("94107")
+    assert "Hello James" in greeting.text
+    assert "idv.verified" in audit_kinds(stack)
+
+
+def test_keypad_digits_work_like_speech(stack):
+    call = Conversation(stack, "voice", "+15555550999")
+    call.start_call()
+    call.say("300400500")
+    greeting = call.say("60601")
+    assert "Hello Robert, are you ready to make your payment of $1,250.00 now?" in greeting.text
+
+
+def test_wrong_zip_three_times_transfers_with_reason(stack):
+    call = Conversation(stack, "voice", "+15555550998")
+    call.start_call()
+    for _attempt in range(3):
+        call.say("100200300")
+        reply = call.say("11111")
+    transfer = reply.instruction("transfer")
+    assert transfer is not None and transfer["reason"] == "idv_failed"
+    assert transfer["context"]["verification_failures"] == 3
+    failures = rows(stack.engine, VerificationFailure)
+    assert len(failures) == 3 and all(f.caller_phone == "+15555550998" for f in failures)
+    assert audit_kinds(stack).count("idv.failed") == 3
+
+
+def test_lockout_holds_across_conversations(stack):
+    for i in range(2):  # five failures across conversations from different numbers
+        call = Conversation(stack, "chat", f"+1555555090{i}")
+        call.say("hi")
+        for _ in range(3 if i == 0 else 2):
+            call.say("100200300")
+            call.say("11111")
+    fresh = Conversation(stack, "chat", "+15555550950")
+    fresh.say("hi")
+    fresh.say("100200300")
+    reply = fresh.say("94107")  # the right ZIP, but the account is locked now
+    assert "can't look that account up" in reply.text
+    assert reply.instruction("transfer")["reason"] == "idv_locked"
+
+
+def test_closed_account(stack):
+    chat = Conversation(stack, "sms", LINDA)
+    reply = chat.say("I want to pay my bill")
+    assert "closed" in reply.text
+
+
+# --- amount --------------------------------------------------------------------------------
+def test_amount_out_of_range_then_spoken_amount(stack):
+    chat = Conversation(stack, "chat", JAMES)
+    chat.say("hello")
+    options = chat.say("no")
+    assert "minimum of $25.00" in options.text
+    too_much = chat.say("$5,000")
+    assert "between $1.00 and $321.72" in too_much.text
+    method = chat.say("a hundred and fifty dollars and fifty cents")
+    assert "Visa ending 4242" in method.text
+    confirm = chat.say("yes")
+    assert "$150.50" in confirm.text and "$152.50" in confirm.text
+    chat.say("yes")
+    (payment,) = rows(stack.engine, Payment)
+    assert payment.amount == Decimal("150.50") and payment.status == "succeeded"
+    assert account(stack, "100200300").balance == Decimal("171.22")
+
+
+def test_minimum_payment(stack):
+    chat = Conversation(stack, "chat", JAMES)
+    chat.say("hi")
+    chat.say("no")
+    chat.say("just the minimum")
+    confirm = chat.say("the card on file")
+    assert "$25.00" in confirm.text
+
+
+def test_slash_text_is_never_an_intent(stack):
+    chat = Conversation(stack, "chat", JAMES)
+    chat.say("hi")
+    chat.say("no")
+    reply = chat.say('/inform{"payment_amount": "0.01"}')
+    assert "didn't catch an amount" in reply.text
+    events = chat.tracker()["events"]
+    user = [e for e in events if e.get("event") == "user"][-1]
+    assert not user["text"].startswith("/")
+    assert rows(stack.engine, Payment) == []
+
+
+# --- method, confirm and pay -------------------------------------------------------------------
+def _capture_as_the_bridge(stack: Stack, instruction: dict, card_number: str) -> None:
+    """What the bridge's secure capture does with the keyed card: charge it under the key."""
+    ledger = Ledger(stack.engine, SandboxGateway(stack.engine), fees=FeePolicy(Decimal("2.00")))
+    acct = account(stack, instruction["account_number"])
+    ledger.pay_with_new_method(
+        account_id=acct.id,
+        method=CardData(card_number, 12, date.today().year + 2, "123"),
+        amount=Decimal(instruction["amount"]),
+        channel="voice",
+        idempotency_key=instruction["idempotency_key"],
+    )
+
+
+def test_new_card_by_secure_capture_declined_twice_then_agent(stack):
+    call = Conversation(stack, "voice", JAMES)
+    call.start_call()
+    call.say("yes")
+    call.say("no, a new card")
+    start = call.say("yes")
+    instruction = start.instruction("secure_capture")
+    assert instruction["method"] == "card" and instruction["amount"] == "321.72"
+    assert "keypad" in start.text
+
+    _capture_as_the_bridge(stack, instruction, "4000000000000002")
+    declined = call.system("capture_result", capture_status="done")
+    assert "didn't go through" in declined.text and "declined" in declined.text
+    assert "card or from a bank account" in declined.text
+
+    call.say("card")
+    second = call.say("yes").instruction("secure_capture")
+    assert second["idempotency_key"] != instruction["idempotency_key"]
+    _capture_as_the_bridge(stack, second, "4000000000009995")
+    final = call.system("capture_result", capture_status="done")
+    assert "enough funds" in final.text
+    assert final.instruction("transfer")["reason"] == "declined"
+    statuses = sorted(p.status for p in rows(stack.engine, Payment))
+    assert statuses == ["declined", "declined"]
+    assert account(stack, "100200300").balance == Decimal("321.72")
+
+
+def test_capture_result_is_read_from_the_database(stack):
+    call = Conversation(stack, "voice", JAMES)
+    call.start_call()
+    call.say("yes")
+    call.say("a new card")
+    call.say("yes")
+    # A "success" claim with no payment row behind it is not believed.
+    reply = call.system("capture_result", capture_status="success")
+    assert "was successful" not in reply.text
+    assert rows(stack.engine, Payment) == []
+
+
+def test_text_channels_never_take_card_details(stack):
+    sms = Conversation(stack, "sms", "+15555550111")  # Maria: no stored method
+    sms.say("I'd like to make a payment")
+    sms.say("yes")
+    reply = sms.say("by card")
+    assert "can't take card or bank details by text" in reply.text
+    assert reply.instruction("secure_capture") is None
+
+
+# --- schedule -------------------------------------------------------------------------------
+def test_schedule_list_and_cancel(stack):
+    chat = Conversation(stack, "chat", JAMES)
+    ask = chat.say("can I schedule a payment")
+    assert "How much" in ask.text or "amount" in ask.text
+    chat.say("fifty dollars")
+    chat.say("in 3 days")
+    confirm = chat.say("yes")
+    assert "schedule it" in confirm.text
+    done = chat.say("yes")
+    assert "is scheduled for" in done.text
+    (payment,) = rows(stack.engine, Payment)
+    assert payment.status == "scheduled"
+    assert payment.scheduled_for == date.today() + timedelta(days=3)
+    chat.say("no")
+
+    listing = Conversation(stack, "chat", JAMES).say("do I have any scheduled payments")
+    assert "$50.00" in listing.text
+    cancel = Conversation(stack, "chat", JAMES)
+    offer = cancel.say("cancel my scheduled payment")
+    assert "Shall I cancel the payment of $50.00" in offer.text
+    cancel.say("yes")
+    (payment,) = rows(stack.engine, Payment)
+    assert payment.status == "cancelled"
+
+
+# --- any time -------------------------------------------------------------------------------
+def test_balance_and_due_date_any_time(stack):
+    chat = Conversation(stack, "chat", ROBERT)
+    chat.say("hi")
+    reply = chat.say("what's my balance")
+    assert "$1,250.00" in reply.text and "was due" in reply.text
+
+
+def test_agent_mid_payment_carries_context(stack):
+    call = Conversation(stack, "voice", JAMES)
+    call.start_call()
+    call.say("no")
+    reply = call.say("let me talk to a representative")
+    transfer = reply.instruction("transfer")
+    assert transfer["reason"] == "caller_request"
+    assert transfer["context"]["account_number"] == "100200300"
+
+
+def test_silence_reprompts_twice_then_agent(stack):
+    call = Conversation(stack, "voice", JAMES)
+    call.start_call()
+    first = call.system("silence")
+    assert "didn't hear anything" in first.text and "ready to make your payment" in first.text
+    second = call.system("silence")
+    assert "ready to make your payment" in second.text
+    third = call.system("silence")
+    assert third.instruction("transfer")["reason"] == "silence"
+
+
+def test_help_start_over_cancel_goodbye(stack):
+    chat = Conversation(stack, "chat", JAMES)
+    chat.say("hi")
+    assert "REPEAT" in chat.say("help").text
+    chat.say("no")
+    again = chat.say("start over")
+    assert "ready to make your payment" in again.text
+    cancelled = chat.say("cancel")
+    assert "No payment was taken" in cancelled.text
+    bye = chat.say("no")
+    assert "Goodbye" in bye.text
+    assert rows(stack.engine, Payment) == []
