@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from paybot.receipts import ReceiptRefused, queue_receipt
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
@@ -18,6 +17,7 @@ from actions.anytime import anything_else, goodbye
 from actions.conversation import begin
 from actions.scheduled import answer_cancel_scheduled
 from actions.services import services
+from paybot.receipts import ReceiptRefused, queue_receipt
 
 
 class ActionYesNo(Action):

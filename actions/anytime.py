@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from paybot.dialog.payloads import Hangup, Listen, Transfer, to_dict
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
@@ -15,6 +14,7 @@ from actions import customer
 from actions.conversation import begin
 from actions.services import services
 from actions.wording import day, money
+from paybot.dialog.payloads import Hangup, Listen, Transfer, to_dict
 
 
 def anything_else(dispatcher: CollectingDispatcher) -> list[EventType]:

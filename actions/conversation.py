@@ -13,14 +13,14 @@ import logging
 from datetime import date
 from typing import Any
 
-from paybot.dialog.channel import sanitize_metadata
-from paybot.parsing import parse_date
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import customer
 from actions.services import services
+from paybot.dialog.channel import sanitize_metadata
+from paybot.parsing import parse_date
 
 log = logging.getLogger(__name__)
 SENDER_PREFIX_CHANNEL = {"call": "voice", "sms": "sms", "chat": "chat"}

@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from paybot.accounts.directory import AccountRecord
-from paybot.db.models import PaymentMethod
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlmodel import Session, select
 
 from actions.services import Services
+from paybot.accounts.directory import AccountRecord
+from paybot.db.models import PaymentMethod
 
 
 @dataclass(frozen=True)

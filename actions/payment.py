@@ -12,11 +12,6 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from paybot.db.models import Payment
-from paybot.dialog.payloads import Listen, SecureCapture, to_dict
-from paybot.payments.rules import PaymentRefused
-from paybot.payments.scheduling import Scheduler
-from paybot.payments.settlement import PaymentOutcome
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
@@ -27,6 +22,11 @@ from actions.anytime import anything_else, transfer
 from actions.scheduled import cancel_scheduled_offer, list_scheduled
 from actions.services import Services, services
 from actions.wording import confirmation_spoken, day, decline_reason, money
+from paybot.db.models import Payment
+from paybot.dialog.payloads import Listen, SecureCapture, to_dict
+from paybot.payments.rules import PaymentRefused
+from paybot.payments.scheduling import Scheduler
+from paybot.payments.settlement import PaymentOutcome
 
 log = logging.getLogger(__name__)
 ENDED_WITHOUT_PAYMENT = ("declined_to_pay", "nothing_owed", "not_confirmed", "text_no_card")

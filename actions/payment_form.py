@@ -25,10 +25,6 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from paybot.accounts.directory import AccountRecord
-from paybot.identity import Verification
-from paybot.parsing import parse_amount, parse_date, parse_digit_string, parse_yes_no
-from paybot.payments.rules import PaymentRefused
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
@@ -36,6 +32,10 @@ from rasa_sdk.forms import FormValidationAction
 from actions import customer
 from actions.services import Services, services
 from actions.wording import day, money
+from paybot.accounts.directory import AccountRecord
+from paybot.identity import Verification
+from paybot.parsing import parse_amount, parse_date, parse_digit_string, parse_yes_no
+from paybot.payments.rules import PaymentRefused
 
 log = logging.getLogger(__name__)
 Slots = dict[str, Any]

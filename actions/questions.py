@@ -13,8 +13,6 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from paybot.dialog.payloads import Listen, to_dict
-from paybot.payments.rules import PaymentRefused
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
@@ -22,6 +20,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import customer
 from actions.services import services
 from actions.wording import day, method_label, money
+from paybot.dialog.payloads import Listen, to_dict
+from paybot.payments.rules import PaymentRefused
 
 
 class AskAction(Action, abc.ABC):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from paybot.dialog.payloads import Listen, to_dict
-from paybot.payments.scheduling import Scheduler
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
@@ -16,6 +14,8 @@ from actions.anytime import anything_else
 from actions.conversation import begin
 from actions.services import services
 from actions.wording import day, money
+from paybot.dialog.payloads import Listen, to_dict
+from paybot.payments.scheduling import Scheduler
 
 
 async def _scheduled(tracker: Tracker):

@@ -11,13 +11,14 @@ import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy.engine import Engine
+
 from paybot.accounts.directory import CustomerDirectory, make_directory
 from paybot.db.engine import make_engine
 from paybot.identity import IdentityVerifier, LockoutPolicy
 from paybot.payments.factory import make_ledger
 from paybot.payments.ledger import Ledger
 from paybot.settings import Settings, load_settings
-from sqlalchemy.engine import Engine
 
 
 @dataclass

@@ -17,6 +17,8 @@ from paybot.settings import Settings, SettingsError, load_settings
 
 Handler = Callable[[Settings, argparse.Namespace], int]
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+# Loggers that are chatty at INFO without saying anything useful to an operator.
+QUIET_LOGGERS = ("alembic.runtime.plugins",)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +69,8 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(
         level=numeric if isinstance(numeric, int) else logging.INFO, format=LOG_FORMAT
     )
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def resolve(target: str) -> Handler:
