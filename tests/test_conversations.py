@@ -360,3 +360,22 @@ def test_help_start_over_cancel_goodbye(stack):
     bye = chat.say("no")
     assert "Goodbye" in bye.text
     assert rows(stack.engine, Payment) == []
+
+
+def test_paybot_chat_talks_to_the_running_stack(stack):
+    import subprocess
+    import sys
+
+    env = {**stack.env}
+    env["PAYBOT_RASA_PORT"] = stack.rasa_url.rsplit(":", 1)[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "paybot.cli", "chat", "--phone", "555-555-0122"],
+        input="hi\nwhat's my balance\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Hello Robert" in result.stdout
+    assert "$1,250.00, which was due" in result.stdout

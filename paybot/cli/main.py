@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("bridge", help="run the voice bridge in the foreground"
                         ).set_defaults(handler="paybot.cli.bridge:command")
+
+    chat = commands.add_parser("chat", help="talk to the running bot in this terminal")
+    chat.add_argument("--phone", help="the caller's number (E.164), e.g. +15555550100")
+    chat.add_argument("--channel", choices=("chat", "sms", "voice"), default="chat",
+                      help="which channel to pretend to be (default chat)")
+    chat.set_defaults(handler="paybot.cli.chat:command")
     return parser
 
 
