@@ -49,8 +49,14 @@ def _prepare(engine) -> tuple[Ledger, int, int]:
         session.add(account)
         session.flush()
         method = PaymentMethod(
-            account_id=account.id, gateway="sandbox", token=token.token, kind="card",
-            brand=token.brand, last4=token.last4, exp_month=token.exp_month, exp_year=token.exp_year,
+            account_id=account.id,
+            gateway="sandbox",
+            token=token.token,
+            kind="card",
+            brand=token.brand,
+            last4=token.last4,
+            exp_month=token.exp_month,
+            exp_year=token.exp_year,
         )
         session.add(method)
         session.flush()
@@ -63,8 +69,10 @@ def _run(ledger: Ledger, account_id: int, method_id: int, n: int, threads: int) 
     def one(i: int) -> float:
         start = time.perf_counter()
         outcome = ledger.pay_with_stored_method(
-            account_id=account_id, payment_method_id=method_id,
-            amount=Decimal("10.00") + Decimal(i % 100) / 100, channel="api",
+            account_id=account_id,
+            payment_method_id=method_id,
+            amount=Decimal("10.00") + Decimal(i % 100) / 100,
+            channel="api",
         )
         assert outcome.succeeded, outcome
         return time.perf_counter() - start
