@@ -270,6 +270,30 @@ def test_new_card_by_secure_capture_declined_twice_then_agent(stack):
     statuses = sorted(p.status for p in rows(stack.engine, Payment))
     assert statuses == ["declined", "declined"]
     assert account(stack, "100200300").balance == Decimal("321.72")
+    assert_no_card_data(stack, call, ["4000000000000002", "4000000000009995"])
+
+
+def assert_no_card_data(stack: Stack, call: Conversation, numbers: list[str]) -> None:
+    """No card number in any table, in the tracker's events, or in the services' logs."""
+    import json
+
+    from sqlalchemy import text
+
+    with stack.engine.connect() as conn:
+        tables = [
+            r[0] for r in conn.execute(text("SELECT name FROM sqlite_master WHERE type='table'"))
+        ]
+        dump = " ".join(
+            str(row)
+            for table in tables
+            for row in conn.execute(text(f'SELECT * FROM "{table}"'))  # noqa: S608 - own tables
+        )
+    tracker = json.dumps(call.tracker())
+    for number in numbers:
+        assert number not in dump
+        assert number not in tracker
+        assert number not in stack.all_output()
+    assert not re.search(r"(?<![\d.])\d{13,19}(?!\d)", tracker)  # (confidences are floats)
 
 
 def test_capture_result_is_read_from_the_database(stack):
