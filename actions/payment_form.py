@@ -49,8 +49,15 @@ def latest_intent(tracker: Tracker) -> str | None:
     return (tracker.latest_message.get("intent") or {}).get("name")
 
 
+FILLERS = {"uh", "um", "uhm", "er", "erm", "ah", "hmm", "mm", "mhm", "uh huh", "hm", "oh"}
+
+
 def yes_no(tracker: Tracker, text: str) -> bool | None:
-    """Affirm/deny from NLU, else the keypad/keyword parser."""
+    """Affirm/deny from NLU, else the keypad/keyword parser. A filler alone ("uh") is
+    neither: NLU may call it affirm, and nobody should pay on an "uh"."""
+    words = " ".join(text.lower().replace(",", " ").replace(".", " ").split())
+    if not words or words in FILLERS or all(w in FILLERS for w in words.split()):
+        return None
     intent = latest_intent(tracker)
     if intent == "affirm":
         return True
