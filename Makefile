@@ -1,0 +1,68 @@
+# paybot developer commands. On a fresh clone `make run` and `make test` need only Python 3.10:
+# they create .venv, install the pinned dependencies (again only when pyproject.toml or
+# constraints.txt change) and train the Rasa model when bot/ or nlu_data/ changed.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV        := .venv
+PYTHON      := $(VENV)/bin/python
+PAYBOT      := $(VENV)/bin/paybot
+INSTALLED   := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help run test lint train clean model
+
+help: ## list the targets
+	@echo "usage: make TARGET"
+	@awk 'BEGIN {FS = ":[^#]*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  %-7s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+run: model ## start Rasa, the action server and the voice bridge (Ctrl-C stops all three)
+	$(PAYBOT) up
+
+test: model ## run the tests; pass pytest options with PYTEST_ARGS='-x -k ledger'
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+lint: $(INSTALLED) ## check the code (ruff) and the bot's training data (rasa data validate)
+	$(VENV)/bin/ruff check .
+	RASA_TELEMETRY_ENABLED=false $(PYTHON) -m rasa data validate --fail-on-warnings \
+		--domain bot/domain.yml --data bot/data nlu_data --config bot/config.yml
+
+train: $(INSTALLED) ## train the Rasa model now (bot/ + nlu_data/ -> models/paybot.tar.gz)
+	$(PAYBOT) train
+
+clean: ## delete the trained model, Rasa's cache and Python caches (keeps .venv and var/)
+	rm -rf models/paybot.tar.gz models/.fingerprint models/.rasa-cache .rasa \
+		.pytest_cache .ruff_cache build
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
+
+# Train only when the files under bot/ or nlu_data/ changed since the last model.
+model: $(INSTALLED)
+	$(PAYBOT) train --if-changed
+
+$(INSTALLED): pyproject.toml constraints.txt | $(PYTHON)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' || { \
+		echo "make: $(VENV) is not Python 3.10; delete it ('rm -rf $(VENV)') and retry" >&2; \
+		exit 1; }
+	$(PYTHON) -m pip install --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+# python3.10 from PATH (pyenv's shim reads .python-version), else the newest 3.10 that
+# pyenv has installed even when its shim cannot resolve.
+$(PYTHON):
+	@py=""; \
+	if python3.10 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1; \
+	then py=python3.10; \
+	else \
+		root=$$(pyenv root 2>/dev/null || echo "$${PYENV_ROOT:-$$HOME/.pyenv}"); \
+		py=$$(ls -d "$$root"/versions/3.10.*/bin/python3.10 2>/dev/null | sort -V | tail -n 1 \
+			|| true); \
+	fi; \
+	if [ -z "$$py" ]; then \
+		echo "make: paybot needs Python 3.10 and none was found; install it" \
+			"(e.g. 'pyenv install 3.10') and retry" >&2; \
+		exit 1; \
+	fi; \
+	echo "creating $(VENV) with $$py"; \
+	"$$py" -m venv $(VENV) || { rm -rf $(VENV); exit 1; }

@@ -1,0 +1,63 @@
+"""The bridge's aiohttp application factory and its runner.
+
+Routes so far: ``GET /healthz``. Long-lived resources (the outgoing HTTP client) are opened
+and closed by ``cleanup_ctx`` so that startup and graceful shutdown handle them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import ClientSession, ClientTimeout, web
+
+from paybot.settings import Settings
+from voice_bridge.keys import HTTP_CLIENT, SETTINGS
+
+log = logging.getLogger(__name__)
+HTTP_TIMEOUT_S = 10.0
+SHUTDOWN_TIMEOUT_S = 5.0  # under the supervisor's 10 s grace before SIGKILL
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the bridge application for ``settings`` (no I/O until it starts)."""
+    app = web.Application()
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(http_client)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def http_client(app: web.Application) -> AsyncIterator[None]:
+    """Open one shared ``ClientSession`` for the app's lifetime."""
+    async with ClientSession(timeout=ClientTimeout(total=HTTP_TIMEOUT_S)) as session:
+        app[HTTP_CLIENT] = session
+        yield
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: 200 ``{"status": "ok"}`` while the bridge serves requests."""
+    return web.json_response({"status": "ok"})
+
+
+def serve(settings: Settings) -> None:
+    """Serve on ``settings.host:settings.bridge_port`` until SIGINT/SIGTERM, then shut down
+    gracefully (open requests get ``SHUTDOWN_TIMEOUT_S`` to finish).
+
+    Raises:
+        OSError: The address cannot be bound (e.g. the port is in use).
+    """
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.bridge_port,
+        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+        handle_signals=True,
+        print=_log_banner,
+    )
+
+
+def _log_banner(message: str) -> None:
+    """Log aiohttp's "Running on ..." banner instead of printing it."""
+    first = message.strip().splitlines()[0] if message.strip() else message
+    log.info("voice bridge %s", first.strip("= ").lower())

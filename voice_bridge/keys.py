@@ -1,0 +1,13 @@
+"""Typed keys for the application state, all in one place (``app[SETTINGS]``).
+
+``web.AppKey`` (aiohttp >= 3.9) gives each value a type and avoids ``NotAppKeyWarning``.
+"""
+
+from __future__ import annotations
+
+from aiohttp import ClientSession, web
+
+from paybot.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+HTTP_CLIENT = web.AppKey("http_client", ClientSession)  # outgoing HTTP (Rasa, ...)
