@@ -293,7 +293,8 @@ def assert_no_card_data(stack: Stack, call: Conversation, numbers: list[str]) ->
         assert number not in dump
         assert number not in tracker
         assert number not in stack.all_output()
-    assert not re.search(r"(?<![\d.])\d{13,19}(?!\d)", tracker)  # (confidences are floats)
+    strings = re.findall(r'"((?:[^"\\]|\\.)*)"', tracker)  # every string in the tracker
+    assert not [t for t in strings if re.search(r"\d{13,19}", re.sub(r"[ -]", "", t))]
 
 
 def test_capture_result_is_read_from_the_database(stack):

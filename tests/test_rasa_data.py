@@ -18,6 +18,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "models" / "paybot.tar.gz"
 SYSTEM_INTENTS = {"session_begin", "capture_result", "silence"}
+# Intents only ever heard as an answer inside the payment form (read by its validation action).
+FORM_ANSWER_INTENTS = {"other_amount"}
 F1_BAR = 0.9
 
 pytestmark = pytest.mark.skipif(not MODEL.is_file(), reason="no trained model: run make test")
@@ -64,14 +66,19 @@ def test_data_validates_and_every_warning_is_accounted_for():
             continue
         unused = re.search(r"The utterance '(utter_\w+)' is not used in any story or rule", line)
         if unused and (
-            unused.group(1) in actions_responses or unused.group(1).startswith("utter_ask_")
+            unused.group(1) in actions_responses
+            or unused.group(1).startswith("utter_ask_")
+            or unused.group(1) == "utter_default"  # Rasa's own fallback action says it
         ):
-            continue  # sent by an action (or the form), not by a rule
+            continue  # sent by an action (or the form, or Rasa), not by a rule
         no_nlu = re.search(
             r"The intent '(\w+)' is listed in the domain file, but is not found", line
         )
         if no_nlu and no_nlu.group(1) in SYSTEM_INTENTS:
             continue  # system events come from the bridge, never from NLU
+        no_story = re.search(r"The intent '(\w+)' is not used in any story or rule", line)
+        if no_story and no_story.group(1) in FORM_ANSWER_INTENTS:
+            continue
         unexplained.append(line)
     assert unexplained == []
 
