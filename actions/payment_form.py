@@ -279,6 +279,8 @@ class ValidatePaymentForm(FormValidationAction):
     ) -> Slots:
         choice, account_type = self._method_choice(tracker, str(value))
         stored = tracker.get_slot("stored_method_id")
+        if choice in ("card", None) and stored and await self._names_stored(tracker, str(value)):
+            choice = "stored"  # "use my Visa", "the one ending 4242"
         if choice is None:
             dispatcher.utter_message(response="utter_method_not_understood")
             return {"payment_method": None}
@@ -289,6 +291,18 @@ class ValidatePaymentForm(FormValidationAction):
         if choice != "stored":
             return self._new_method(dispatcher, tracker, choice, account_type, bool(stored))
         return {"payment_method": "stored"}
+
+    async def _names_stored(self, tracker: Tracker, text: str) -> bool:
+        """Whether ``text`` names the stored method by its brand or its last four digits."""
+        svc = await services()
+        record = await customer.current_account(svc, tracker)
+        method = await customer.stored_method(svc, record.account_id if record else None)
+        if method is None:
+            return False
+        words = text.lower().replace("master card", "mastercard")
+        _, _, after = words.partition("ending")
+        digits = parse_digit_string(after.removeprefix(" in ")) if after else None
+        return method.brand.lower() in words or digits == method.last4
 
     def _method_choice(self, tracker: Tracker, text: str) -> tuple[str | None, str | None]:
         lowered = text.lower()

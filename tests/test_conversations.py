@@ -202,8 +202,9 @@ def test_amount_out_of_range_then_spoken_amount(stack):
     assert "between $1.00 and $321.72" in too_much.text
     method = chat.say("a hundred and fifty dollars and fifty cents")
     assert "Visa ending 4242" in method.text
-    confirm = chat.say("yes")
+    confirm = chat.say("use my visa please")
     assert "$150.50" in confirm.text and "$152.50" in confirm.text
+    assert "Visa ending 4242" in confirm.text
     chat.say("yes")
     (payment,) = rows(stack.engine, Payment)
     assert payment.amount == Decimal("150.50") and payment.status == "succeeded"
