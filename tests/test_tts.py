@@ -1,0 +1,123 @@
+"""Speech text normalisation and Piper synthesis with the bundled joe voice."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voice_bridge import audio as A
+from voice_bridge.tts import PiperTts, TtsError, default_voice_path, split_sentences
+from voice_bridge.tts.normalize import (
+    amount_to_words,
+    date_to_words,
+    digits_in_groups,
+    normalize_for_speech,
+    number_to_words,
+    phone_to_words,
+)
+
+PROMPT = "Hello James, are you ready to make your payment of $321.72 now?"
+
+
+@pytest.fixture(scope="module")
+def tts() -> PiperTts:
+    return PiperTts(cache_size=8)
+
+
+# --- normalisation ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "spoken"),
+    [
+        ("$321.72", "three hundred twenty one dollars and seventy two cents"),
+        ("$1.00", "one dollar"),
+        ("$0.05", "five cents"),
+        ("$1,200", "one thousand two hundred dollars"),
+        ("-$5.25", "minus five dollars and twenty five cents"),
+        ("2026-12-03", "December third"),
+        ("2026-02-30", "2026-02-30"),  # not a date: left alone
+        ("482913705", "4 8 2, 9 1 3, 7 0 5"),
+        ("1234567", "1 2 3, 4 5 6 7"),
+        ("+14155550123", "4 1 5, 5 5 5, 0 1 2 3"),
+        ("+442079460958", "plus 4 4, 2 0, 7 9 4 6, 0 9 5 8"),
+        ("card ending 4242", "card ending 4 2 4 2"),
+        ("Press 1 or 2.", "Press 1 or 2."),
+    ],
+)
+def test_normalize_for_speech(text: str, spoken: str) -> None:
+    assert normalize_for_speech(text) == spoken
+
+
+def test_normalizers_directly() -> None:
+    assert number_to_words(0) == "zero"
+    assert number_to_words(1_000_017) == "one million seventeen"
+    assert amount_to_words(Decimal("20.1")) == "twenty dollars and ten cents"
+    assert date_to_words("2026-11-22", with_year=True) == "November twenty second twenty twenty six"
+    assert digits_in_groups("12") == "1 2"
+    assert phone_to_words("+18005551234") == "8 0 0, 5 5 5, 1 2 3 4"
+
+
+def test_full_prompt_normalized() -> None:
+    assert normalize_for_speech(PROMPT) == (
+        "Hello James, are you ready to make your payment of three hundred twenty one dollars "
+        "and seventy two cents now?"
+    )
+
+
+def test_split_sentences() -> None:
+    assert split_sentences("Thank you. Your number is 4 8 2. Dr. Lee agrees! Ok?") == [
+        "Thank you.", "Your number is 4 8 2.", "Dr. Lee agrees!", "Ok?",
+    ]
+    assert split_sentences("Pay three dollars.Then stop") == ["Pay three dollars.Then stop"]
+    assert split_sentences("  ") == []
+
+
+# --- Piper ------------------------------------------------------------------------------------
+
+
+def test_bundled_voice_is_found() -> None:
+    path = default_voice_path()
+    assert path.suffix == ".onnx" and path.is_file()
+    assert Path(f"{path}.json").is_file()
+
+
+def test_missing_voice_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(TtsError, match="not found"):
+        PiperTts(tmp_path / "none.onnx")
+
+
+def test_prompt_is_non_silent_speech_of_plausible_length(tts: PiperTts) -> None:
+    pcm = tts.synthesize(PROMPT)
+    seconds = A.duration_ms(pcm, tts.sample_rate) / 1000
+    words = len(normalize_for_speech(PROMPT).split())
+    assert tts.sample_rate == 22050
+    assert 0.2 * words < seconds < 0.6 * words  # about 100-300 words a minute
+    levels = [A.rms_dbfs(f) for f in A.iter_frames(pcm, 2 * tts.sample_rate // 50)]
+    assert max(levels) > -20  # loud speech
+    assert np.mean(np.array(levels) > -40) > 0.5  # mostly voiced, not silence
+
+
+def test_stream_yields_sentences_in_order_and_caches(tts: PiperTts) -> None:
+    text = "Thank you. Your confirmation number is 482913705."
+    first = list(tts.stream(text))
+    assert [s.index for s in first] == [0, 1]
+    assert first[0].audio_ms < first[1].audio_ms
+    again = list(tts.stream(text))
+    assert all(s.cached and s.synth_ms == 0 for s in again)
+    assert [s.pcm16 for s in again] == [s.pcm16 for s in first]
+    hits, _ = tts.cache_stats()
+    assert hits >= 2
+
+
+def test_ulaw_frames_for_twilio(tts: PiperTts) -> None:
+    sentence = next(tts.stream("Your payment is complete."))
+    frames = sentence.ulaw_frames()
+    assert all(len(f) == A.ULAW_FRAME_BYTES for f in frames)
+    assert abs(len(frames) * 20 - sentence.audio_ms) <= 20
+    decoded = A.ulaw_to_pcm16(b"".join(frames))
+    assert A.rms_dbfs(decoded) > -35
+    assert len(tts.ulaw_frames("Goodbye.")) > 10
