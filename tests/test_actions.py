@@ -242,3 +242,25 @@ def test_due_date_words():
     assert day(today + timedelta(days=365 * 2)).endswith(str(today.year + 2))
     assert confirmation_spoken("482913705") == "4 8 2, 9 1 3, 7 0 5"
     assert method_label("mastercard", "4444") == "Mastercard ending 4444"
+
+
+def _misses(n: int) -> list[dict]:
+    return [{"event": "user", "parse_data": {"intent": {"name": "nlu_fallback"}}}] * n
+
+
+@pytest.mark.parametrize(("misses", "expected"), [(1, "utter_ask_rephrase"), (2, "utter_help")])
+async def test_two_stage_fallback(svc, misses, expected):
+    from actions.anytime import ActionFallback
+
+    d = CollectingDispatcher()
+    await ActionFallback().run(d, tracker(events=_misses(misses)), DOMAIN)
+    assert texts(d) == [expected]
+
+
+async def test_third_miss_goes_to_an_agent(svc):
+    from actions.anytime import ActionFallback
+
+    d = CollectingDispatcher()
+    await ActionFallback().run(d, tracker(events=_misses(3)), DOMAIN)
+    transfer = next(m["custom"] for m in d.messages if m.get("custom"))
+    assert transfer["reason"] == "not_understood"
