@@ -294,8 +294,9 @@ def assert_no_card_data(stack: Stack, call: Conversation, numbers: list[str]) ->
         assert number not in dump
         assert number not in tracker
         assert number not in stack.all_output()
-    strings = re.findall(r'"((?:[^"\\]|\\.)*)"', tracker)  # every string in the tracker
-    assert not [t for t in strings if re.search(r"\d{13,19}", re.sub(r"[ -]", "", t))]
+    # A card-length digit run on its own (spaces or dashes allowed), not part of an id or float.
+    card_like = re.compile(r"(?<![\w.])(?:\d[ -]?){12,18}\d(?![\w.])")
+    assert not card_like.findall(tracker)
 
 
 def test_capture_result_is_read_from_the_database(stack):
