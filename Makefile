@@ -12,7 +12,7 @@ PAYBOT      := $(VENV)/bin/paybot
 INSTALLED   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help run test lint train clean model
+.PHONY: help run test lint train clean model espeak
 
 help: ## list the targets
 	@echo "usage: make TARGET"
@@ -21,7 +21,7 @@ help: ## list the targets
 run: model ## start Rasa, the action server and the voice bridge (Ctrl-C stops all three)
 	$(PAYBOT) up
 
-test: model ## run the tests; pass pytest options with PYTEST_ARGS='-x -k ledger'
+test: model espeak ## run the tests; pass pytest options with PYTEST_ARGS='-x -k ledger'
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 lint: $(INSTALLED) ## check the code (ruff) and the bot's training data (rasa data validate)
@@ -36,6 +36,22 @@ clean: ## delete the trained model, Rasa's cache and Python caches (keeps .venv 
 	rm -rf models/paybot.tar.gz models/.fingerprint models/.rasa-cache .rasa \
 		.pytest_cache .ruff_cache build
 	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
+
+# The simulated caller's voice (`paybot call`, the voice tests): Debian's espeak-ng. Installed
+# with apt-get when missing and we may (root, or passwordless sudo); otherwise say how.
+espeak:
+	@command -v espeak-ng >/dev/null 2>&1 || { \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+			echo "installing espeak-ng (the simulated caller's voice)"; \
+			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				espeak-ng >/dev/null; } || echo "make: could not install espeak-ng" >&2; \
+		elif command -v apt-get >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+			sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install \
+				-y -qq espeak-ng >/dev/null || echo "make: could not install espeak-ng" >&2; \
+		else \
+			echo "make: espeak-ng is missing; the voice tests need it" \
+				"(sudo apt-get install espeak-ng)" >&2; \
+		fi; }
 
 # Train only when the files under bot/ or nlu_data/ changed since the last model.
 model: $(INSTALLED)

@@ -1,7 +1,8 @@
 """Yes and no outside the payment form: the answer to whatever the bot asked last.
 
 The question is remembered in the ``stage`` slot (``receipt``, ``anything_else``,
-``cancel_scheduled``); one action answers them all, so the rules stay two lines long.
+``cancel_scheduled``); one action answers them all, so the rules stay two lines long. A filler
+("uh", "hmm") is no answer, whatever NLU made of it: the question is asked again.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.anytime import anything_else, goodbye
+from actions.anytime import anything_else, goodbye, not_an_answer
 from actions.conversation import begin
+from actions.responses import say
 from actions.scheduled import answer_cancel_scheduled
 from actions.services import services
+from paybot.parsing import is_filler
 from paybot.receipts import ReceiptRefused, queue_receipt
 
 
@@ -29,14 +32,16 @@ class ActionYesNo(Action):
     ) -> list[EventType]:
         yes = (tracker.latest_message.get("intent") or {}).get("name") == "affirm"
         stage = tracker.get_slot("stage")
+        if is_filler(tracker.latest_message.get("text") or ""):
+            return not_an_answer(dispatcher, tracker)
         if stage == "receipt":
             return await receipt(dispatcher, tracker, yes)
         if stage == "cancel_scheduled":
             return await answer_cancel_scheduled(dispatcher, tracker, yes)
         if stage == "anything_else" and not yes:
-            return goodbye(dispatcher)
+            return goodbye(dispatcher, tracker)
         if tracker.get_slot("identified") or stage == "anything_else":
-            dispatcher.utter_message(response="utter_how_can_i_help")
+            say(dispatcher, tracker, "how_can_i_help")
             return [SlotSet("stage", None)]
         return [*await begin(dispatcher, tracker), FollowupAction("payment_form")]
 
@@ -48,15 +53,17 @@ async def receipt(
     payment_id = tracker.get_slot("payment_id")
     to = tracker.get_slot("caller_number")
     if wanted and payment_id and not to:
-        dispatcher.utter_message(
-            response="utter_receipt_no_number",
+        say(
+            dispatcher,
+            tracker,
+            "receipt_no_number",
             confirmation=tracker.get_slot("confirmation_number"),
         )
     elif wanted and payment_id:
         svc = await services()
         try:
             await asyncio.to_thread(queue_receipt, svc.engine, payment_id=int(payment_id), to=to)
-            dispatcher.utter_message(response="utter_receipt_sent", last4=to[-4:])
+            say(dispatcher, tracker, "receipt_sent", last4=to[-4:])
         except ReceiptRefused:
-            dispatcher.utter_message(response="utter_payment_failed")
-    return anything_else(dispatcher)
+            say(dispatcher, tracker, "payment_failed")
+    return anything_else(dispatcher, tracker)

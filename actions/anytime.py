@@ -11,22 +11,39 @@ from rasa_sdk.events import ActiveLoop, EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import customer
-from actions.conversation import begin
+from actions.conversation import begin, is_system_event
+from actions.responses import say
 from actions.services import services
 from actions.wording import day, money
 from paybot.dialog.payloads import Hangup, Listen, Transfer, to_dict
+from paybot.parsing import is_filler
+
+# The yes/no questions asked outside the payment form (the ``stage`` slot; actions/answers.py).
+YES_NO_STAGES = ("receipt", "anything_else", "cancel_scheduled")
 
 
-def anything_else(dispatcher: CollectingDispatcher) -> list[EventType]:
+def anything_else(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
     """Ask whether there is anything else; a yes/no follows."""
-    dispatcher.utter_message(response="utter_anything_else")
+    say(dispatcher, tracker, "anything_else")
     dispatcher.utter_message(json_message=to_dict(Listen("yes_no")))
     return [SlotSet("stage", "anything_else")]
 
 
+def not_an_answer(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+    """A filler ("uh", "hmm"): ask again for a yes or no to the open question (or to
+    rephrase, when none is open); change nothing."""
+    if tracker.get_slot("stage") in YES_NO_STAGES:
+        say(dispatcher, tracker, "yes_no_not_understood")
+        dispatcher.utter_message(json_message=to_dict(Listen("yes_no")))
+    else:
+        say(dispatcher, tracker, "ask_rephrase")
+        dispatcher.utter_message(json_message=to_dict(Listen("free")))
+    return []
+
+
 def transfer(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str) -> list[EventType]:
     """Hand the caller to an agent with the reason and what the bot knows (never card data)."""
-    dispatcher.utter_message(response="utter_transfer")
+    say(dispatcher, tracker, "transfer")
     context = {
         "conversation_id": tracker.sender_id,
         "channel": tracker.get_slot("channel"),
@@ -89,13 +106,15 @@ class ActionShowBalance(Action):
             events = await begin(dispatcher, tracker, "balance")
             return events if in_form else [*events, FollowupAction("payment_form")]
         overdue = record.due_date is not None and record.due_date < date.today()
-        dispatcher.utter_message(
-            response="utter_balance_overdue" if overdue else "utter_balance",
+        say(
+            dispatcher,
+            tracker,
+            "balance_overdue" if overdue else "balance",
             balance=money(record.balance, record.currency),
             minimum=money(record.minimum_payment, record.currency),
             due=day(record.due_date),
         )
-        return [] if in_form else anything_else(dispatcher)
+        return [] if in_form else anything_else(dispatcher, tracker)
 
 
 class ActionRepeat(Action):
@@ -118,7 +137,7 @@ class ActionStartOver(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        dispatcher.utter_message(response="utter_start_over")
+        say(dispatcher, tracker, "start_over")
         return [*customer.forget_payment(), SlotSet("stage", None)]
 
 
@@ -129,7 +148,7 @@ class ActionNotMe(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        dispatcher.utter_message(response="utter_not_me")
+        say(dispatcher, tracker, "not_me")
         events = [*customer.forget_identity(), *customer.forget_payment()]
         return [*events, SlotSet("identified", False)]
 
@@ -141,8 +160,8 @@ class ActionCancel(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        dispatcher.utter_message(response="utter_cancelled")
-        return [*customer.forget_payment(), *anything_else(dispatcher)]
+        say(dispatcher, tracker, "cancelled")
+        return [*customer.forget_payment(), *anything_else(dispatcher, tracker)]
 
 
 class ActionTransferAgent(Action):
@@ -155,9 +174,9 @@ class ActionTransferAgent(Action):
         return transfer(dispatcher, tracker, reason="caller_request")
 
 
-def goodbye(dispatcher: CollectingDispatcher) -> list[EventType]:
+def goodbye(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
     """Say goodbye and end the call once that has played."""
-    dispatcher.utter_message(response="utter_goodbye")
+    say(dispatcher, tracker, "goodbye")
     dispatcher.utter_message(json_message=to_dict(Hangup()))
     return [SlotSet("stage", None)]
 
@@ -169,7 +188,7 @@ class ActionGoodbye(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        return goodbye(dispatcher)
+        return goodbye(dispatcher, tracker)
 
 
 class ActionHandleSilence(Action):
@@ -181,6 +200,9 @@ class ActionHandleSilence(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        if not is_system_event(tracker):  # words NLU mistook for the bridge's event
+            say(dispatcher, tracker, "ask_rephrase")
+            return []
         silences = _trailing_user_intents(tracker, "silence")
         if silences >= 3:
             if (
@@ -188,17 +210,20 @@ class ActionHandleSilence(Action):
                 and tracker.get_slot("stage") != "anything_else"
             ):
                 return transfer(dispatcher, tracker, reason="silence")
-            dispatcher.utter_message(response="utter_goodbye")
+            say(dispatcher, tracker, "goodbye")
             dispatcher.utter_message(json_message=to_dict(Hangup()))
             return [ActiveLoop(None), SlotSet("stage", None)]
-        dispatcher.utter_message(response="utter_silence")
+        say(dispatcher, tracker, "silence")
         if not tracker.active_loop.get("name"):
             replay(dispatcher, tracker)
         return []
 
 
 class ActionFallback(Action):
-    """Two stages: ask to rephrase (with the last question), then offer help or an agent."""
+    """The two-stage fallback, for what the bot did not understand (NLU below its threshold,
+    an out-of-scope request, or a turn the dialog policies could not place): first ask to
+    rephrase, then say what the bot can do and offer an agent; a third miss in a row
+    transfers to an agent. A filler ("hmm") is no miss: the open question is asked again."""
 
     def name(self) -> str:
         return "action_fallback"
@@ -206,11 +231,34 @@ class ActionFallback(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        misses = _trailing_user_intents(tracker, "nlu_fallback")
+        text = tracker.latest_message.get("text")
+        if text and is_filler(text):
+            return not_an_answer(dispatcher, tracker)
+        misses = turns_not_understood(tracker)
         if misses >= 3:
             return transfer(dispatcher, tracker, reason="not_understood")
-        if misses == 2:
-            dispatcher.utter_message(response="utter_help")
-            return []
-        dispatcher.utter_message(response="utter_ask_rephrase")
+        say(dispatcher, tracker, "fallback_options" if misses == 2 else "ask_rephrase")
+        dispatcher.utter_message(json_message=to_dict(Listen("free")))
         return []
+
+
+# Actions Rasa runs on every turn without answering it.
+_BOOKKEEPING_ACTIONS = {"action_listen", "action_extract_slots", None}
+
+
+def turns_not_understood(tracker: Tracker) -> int:
+    """How many user turns in a row, the latest included, the fallback has answered (fillers
+    in between neither count nor break the run)."""
+    turns, first_reply, latest_seen = 0, None, False
+    for event in reversed(tracker.events):
+        kind = event.get("event")
+        if kind == "action" and event.get("name") not in _BOOKKEEPING_ACTIONS:
+            first_reply = event.get("name")  # ends as the first action after the user turn
+        elif kind == "user":
+            if latest_seen and event.get("text") and is_filler(event["text"]):
+                first_reply = None
+                continue
+            if latest_seen and first_reply != "action_fallback":
+                break
+            turns, first_reply, latest_seen = turns + 1, None, True
+    return max(turns, 1)

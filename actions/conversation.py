@@ -18,6 +18,7 @@ from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import customer
+from actions.responses import say
 from actions.services import services
 from paybot.dialog.channel import sanitize_metadata
 from paybot.parsing import parse_date
@@ -59,9 +60,18 @@ class ActionSessionStart(Action):
         return events
 
 
+def is_system_event(tracker: Tracker) -> bool:
+    """Whether the latest message came through Rasa's token-protected ``trigger_intent`` API
+    (the bridge's system events), which marks it external. NLU knows the system intents by
+    their recorded text, so it could in principle give one to a user's words; those carry no
+    such mark (the REST channel keeps only the ``channel`` and ``from`` metadata)."""
+    return (tracker.latest_message.get("metadata") or {}).get("is_external") is True
+
+
 def _system_entities(tracker: Tracker) -> dict[str, str]:
     """Entities of the ``session_begin`` system event (only the bridge can send it)."""
-    if (tracker.latest_message.get("intent") or {}).get("name") != "session_begin":
+    intent = (tracker.latest_message.get("intent") or {}).get("name")
+    if intent != "session_begin" or not is_system_event(tracker):
         return {}
     return {
         e["entity"]: e["value"]
@@ -94,7 +104,7 @@ async def begin(
     active = [r for r in records if r.is_active] or records
     if len(active) == 1:
         events += await customer.identify(svc, active[0], "caller_id")
-        events += customer.payable_check(svc, dispatcher, active[0])
+        events += customer.payable_check(svc, dispatcher, tracker, active[0])
     elif len(active) > 1:
         events.append(SlotSet("account_candidates", [r.account_number for r in active]))
     log.info("conversation %s: %d accounts on the caller's number", tracker.sender_id, len(active))
@@ -122,5 +132,5 @@ class ActionStartConversation(Action):
             isinstance(e, dict) and e.get("name") == "identified" and e.get("value") for e in events
         )
         if not identified:
-            dispatcher.utter_message(response="utter_welcome")
+            say(dispatcher, tracker, "welcome")
         return events

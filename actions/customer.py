@@ -15,6 +15,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlmodel import Session, select
 
+from actions.responses import say
 from actions.services import Services
 from paybot.accounts.directory import AccountRecord
 from paybot.db.models import PaymentMethod
@@ -56,6 +57,12 @@ async def stored_method(svc: Services, account_id: int | None) -> StoredMethod |
     return await asyncio.to_thread(_stored_method, svc, account_id)
 
 
+async def service_addresses(svc: Services, numbers: list[str]) -> dict[str, str | None]:
+    """The service address of each account (None if not on record), fresh from the directory."""
+    records = await asyncio.gather(*(svc.directory.find_by_account_number(n) for n in numbers))
+    return {n: r.service_address if r else None for n, r in zip(numbers, records, strict=True)}
+
+
 async def identify(svc: Services, record: AccountRecord, how: str) -> list[SlotSet]:
     """Slots that say the conversation is about ``record`` (found by ``how``)."""
     method = await stored_method(svc, record.account_id)
@@ -69,15 +76,15 @@ async def identify(svc: Services, record: AccountRecord, how: str) -> list[SlotS
 
 
 def payable_check(
-    svc: Services, dispatcher: CollectingDispatcher, record: AccountRecord
+    svc: Services, dispatcher: CollectingDispatcher, tracker: Tracker, record: AccountRecord
 ) -> list[SlotSet]:
     """When the account cannot take a payment (closed, nothing owed): say so, end the form."""
     if not record.is_active:
-        dispatcher.utter_message(response="utter_account_closed")
+        say(dispatcher, tracker, "account_closed")
         return [SlotSet("form_outcome", "nothing_owed")]
     if record.balance <= 0 and not svc.settings.allow_overpayment:
         first = record.name.split()[0] if record.name else ""
-        dispatcher.utter_message(response="utter_nothing_owed", first_name=first)
+        say(dispatcher, tracker, "nothing_owed", first_name=first)
         return [SlotSet("form_outcome", "nothing_owed")]
     return []
 

@@ -19,6 +19,8 @@ from sqlmodel import Session, select
 
 from actions import customer
 from actions.anytime import anything_else, transfer
+from actions.conversation import is_system_event
+from actions.responses import say
 from actions.scheduled import cancel_scheduled_offer, list_scheduled
 from actions.services import Services, services
 from actions.wording import confirmation_spoken, day, decline_reason, money
@@ -51,12 +53,12 @@ class ActionCompletePayment(Action):
                 return events + await list_scheduled(dispatcher, tracker)
             return events + await cancel_scheduled_offer(dispatcher, tracker)
         if tracker.get_slot("confirm_payment") is not True or outcome:
-            return customer.forget_payment() + anything_else(dispatcher)
+            return customer.forget_payment() + anything_else(dispatcher, tracker)
         svc = await services()
         record = await customer.current_account(svc, tracker)
         if record is None or record.account_id is None:
-            dispatcher.utter_message(response="utter_payment_failed")
-            return customer.forget_payment() + anything_else(dispatcher)
+            say(dispatcher, tracker, "payment_failed")
+            return customer.forget_payment() + anything_else(dispatcher, tracker)
         if tracker.get_slot("payment_timing") == "scheduled":
             return await self._schedule(svc, dispatcher, tracker, record.account_id)
         if tracker.get_slot("payment_method") == "stored":
@@ -68,8 +70,8 @@ class ActionCompletePayment(Action):
     ) -> list[EventType]:
         method = await customer.stored_method(svc, account_id)
         if method is None:
-            dispatcher.utter_message(response="utter_payment_failed")
-            return customer.forget_payment() + anything_else(dispatcher)
+            say(dispatcher, tracker, "payment_failed")
+            return customer.forget_payment() + anything_else(dispatcher, tracker)
         try:
             outcome = await asyncio.to_thread(
                 lambda: svc.ledger.pay_with_stored_method(
@@ -83,7 +85,7 @@ class ActionCompletePayment(Action):
             )
         except PaymentRefused as refused:
             dispatcher.utter_message(text=str(refused))
-            return customer.forget_payment() + anything_else(dispatcher)
+            return customer.forget_payment() + anything_else(dispatcher, tracker)
         return respond(svc, dispatcher, tracker, outcome)
 
     async def _schedule(
@@ -107,9 +109,11 @@ class ActionCompletePayment(Action):
             )
         except PaymentRefused as refused:
             dispatcher.utter_message(text=str(refused))
-            return customer.forget_payment() + anything_else(dispatcher)
-        dispatcher.utter_message(
-            response="utter_payment_scheduled",
+            return customer.forget_payment() + anything_else(dispatcher, tracker)
+        say(
+            dispatcher,
+            tracker,
+            "payment_scheduled",
             amount=money(outcome.amount, outcome.currency),
             date=day(outcome.scheduled_for),
             confirmation=_confirmation_words(tracker, outcome.confirmation_number or ""),
@@ -117,7 +121,7 @@ class ActionCompletePayment(Action):
         return [
             SlotSet("confirmation_number", outcome.confirmation_number),
             *customer.forget_payment(),
-            *anything_else(dispatcher),
+            *anything_else(dispatcher, tracker),
         ]
 
     def _secure_capture(
@@ -133,7 +137,7 @@ class ActionCompletePayment(Action):
             bank_account_type=tracker.get_slot("bank_account_type") if method == "bank" else None,
         )
         what = "bank account" if method == "bank" else "card"
-        dispatcher.utter_message(response="utter_secure_capture", what=what)
+        say(dispatcher, tracker, "secure_capture", what=what)
         dispatcher.utter_message(json_message=to_dict(instruction))
         return [SlotSet("stage", "capture")]
 
@@ -147,6 +151,9 @@ class ActionCaptureResult(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        if not is_system_event(tracker):  # words NLU mistook for the bridge's event
+            say(dispatcher, tracker, "ask_rephrase")
+            return []
         svc = await services()
         key = tracker.get_slot("payment_key")
         payment = await asyncio.to_thread(_payment_by_key, svc, key) if key else None
@@ -160,8 +167,7 @@ class ActionCaptureResult(Action):
             ),
             None,
         )
-        response = "utter_capture_cancelled" if status == "cancelled" else "utter_payment_failed"
-        dispatcher.utter_message(response=response)
+        say(dispatcher, tracker, "capture_cancelled" if status == "cancelled" else "payment_failed")
         return another_method()
 
 
@@ -200,13 +206,15 @@ def respond(
     events: list[EventType] = [SlotSet("payment_id", float(outcome.payment_id))]
     if outcome.succeeded:
         number = outcome.confirmation_number or ""
-        dispatcher.utter_message(
-            response="utter_payment_succeeded",
+        say(
+            dispatcher,
+            tracker,
+            "payment_succeeded",
             total=money(outcome.total, outcome.currency),
             confirmation=_confirmation_words(tracker, number),
             confirmation_spoken=confirmation_spoken(number),
         )
-        dispatcher.utter_message(response="utter_ask_receipt")
+        say(dispatcher, tracker, "ask_receipt")
         dispatcher.utter_message(json_message=to_dict(Listen("yes_no")))
         return events + [
             SlotSet("confirmation_number", number),
@@ -214,16 +222,14 @@ def respond(
             SlotSet("stage", "receipt"),
         ]
     if outcome.status == "declined":
-        dispatcher.utter_message(
-            response="utter_payment_declined", reason=decline_reason(outcome.decline_code)
-        )
+        say(dispatcher, tracker, "payment_declined", reason=decline_reason(outcome.decline_code))
         declines = int(tracker.get_slot("decline_count") or 0) + 1
         events.append(SlotSet("decline_count", float(declines)))
         if declines >= svc.settings.max_declines:
             return events + transfer(dispatcher, tracker, reason="declined")
         return events + another_method()
     if outcome.status in ("unknown", "pending"):
-        dispatcher.utter_message(response="utter_payment_unknown")
+        say(dispatcher, tracker, "payment_unknown")
     else:
-        dispatcher.utter_message(response="utter_payment_failed")
-    return events + customer.forget_payment() + anything_else(dispatcher)
+        say(dispatcher, tracker, "payment_failed")
+    return events + customer.forget_payment() + anything_else(dispatcher, tracker)

@@ -2,7 +2,8 @@
 
 The form's questions, in order (``required_slots`` drops the ones that do not apply):
 
-1. ``account_choice``: several accounts share the caller's number; which one?
+1. ``account_choice``: several accounts share the caller's number; which one (the last
+   digits, or the street of the service address)?
 2. ``account_number`` then ``billing_zip``: ID&V when the caller is not known by number.
 3. ``ready_to_pay``: "are you ready to make your payment of $321.72 now?" (yes takes the
    full balance straight to the payment method).
@@ -30,11 +31,19 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 
 from actions import customer
+from actions.responses import say
 from actions.services import Services, services
 from actions.wording import day, money
 from paybot.accounts.directory import AccountRecord
 from paybot.identity import Verification
-from paybot.parsing import parse_amount, parse_date, parse_digit_string, parse_yes_no
+from paybot.parsing import (
+    is_filler,
+    parse_amount,
+    parse_date,
+    parse_digit_string,
+    parse_yes_no,
+)
+from paybot.parsing.addresses import pick_address
 from paybot.payments.rules import PaymentRefused
 
 log = logging.getLogger(__name__)
@@ -49,14 +58,10 @@ def latest_intent(tracker: Tracker) -> str | None:
     return (tracker.latest_message.get("intent") or {}).get("name")
 
 
-FILLERS = {"uh", "um", "uhm", "er", "erm", "ah", "hmm", "mm", "mhm", "uh huh", "hm", "oh"}
-
-
 def yes_no(tracker: Tracker, text: str) -> bool | None:
     """Affirm/deny from NLU, else the keypad/keyword parser. A filler alone ("uh") is
     neither: NLU may call it affirm, and nobody should pay on an "uh"."""
-    words = " ".join(text.lower().replace(",", " ").replace(".", " ").split())
-    if not words or words in FILLERS or all(w in FILLERS for w in words.split()):
+    if is_filler(text):
         return None
     intent = latest_intent(tracker)
     if intent == "affirm":
@@ -119,12 +124,16 @@ class ValidatePaymentForm(FormValidationAction):
         digits = parse_digit_string(str(value)) or ""
         candidates = tracker.get_slot("account_candidates") or []
         matches = [n for n in candidates if len(digits) >= 3 and n.endswith(digits)]
+        svc = await services()
+        if not matches:  # "the one on Oak Street", "Oak", "forty eight"
+            addresses = await customer.service_addresses(svc, candidates)
+            chosen = pick_address(str(value), addresses)
+            matches = [chosen] if chosen else []
         if len(matches) == 1:
-            svc = await services()
             record = await svc.directory.find_by_account_number(matches[0])
             if record is not None:
-                return await self._identified(svc, dispatcher, record, "caller_id")
-        dispatcher.utter_message(response="utter_not_understood_account")
+                return await self._identified(svc, dispatcher, tracker, record, "caller_id")
+        say(dispatcher, tracker, "account_choice_not_understood")
         # After a miss, fall back to the full account number and ZIP.
         return {"account_choice": None, "account_candidates": []}
 
@@ -133,7 +142,7 @@ class ValidatePaymentForm(FormValidationAction):
     ) -> Slots:
         digits = parse_digit_string(str(value))
         if digits is None or not 4 <= len(digits) <= 32:
-            dispatcher.utter_message(response="utter_not_understood_account")
+            say(dispatcher, tracker, "not_understood_account")
             return {"account_number": None}
         return {"account_number": digits}
 
@@ -142,7 +151,7 @@ class ValidatePaymentForm(FormValidationAction):
     ) -> Slots:
         digits = parse_digit_string(str(value))
         if digits is None or len(digits) not in (5, 9):
-            dispatcher.utter_message(response="utter_not_understood_zip")
+            say(dispatcher, tracker, "not_understood_zip")
             return {"billing_zip": None}
         svc = await services()
         outcome = await svc.verifier.verify(
@@ -152,7 +161,7 @@ class ValidatePaymentForm(FormValidationAction):
             conversation_id=tracker.sender_id,
         )
         if outcome.result is Verification.VERIFIED and outcome.record is not None:
-            return await self._identified(svc, dispatcher, outcome.record, "account")
+            return await self._identified(svc, dispatcher, tracker, outcome.record, "account")
         return self._failed_verification(svc, dispatcher, tracker, outcome.result)
 
     def _failed_verification(
@@ -164,23 +173,24 @@ class ValidatePaymentForm(FormValidationAction):
     ) -> Slots:
         failures = int(tracker.get_slot("idv_failures") or 0) + 1
         if result is Verification.LOCKED:
-            dispatcher.utter_message(response="utter_idv_locked")
+            say(dispatcher, tracker, "idv_locked")
             return {"form_outcome": "idv_locked", "idv_failures": float(failures)}
         if failures >= svc.settings.idv_max_attempts:
-            dispatcher.utter_message(response="utter_idv_transfer")
+            say(dispatcher, tracker, "idv_transfer")
             return {"form_outcome": "idv_failed", "idv_failures": float(failures)}
-        dispatcher.utter_message(response="utter_idv_failed")
+        say(dispatcher, tracker, "idv_failed")
         return {"account_number": None, "billing_zip": None, "idv_failures": float(failures)}
 
     async def _identified(
         self,
         svc: Services,
         dispatcher: CollectingDispatcher,
+        tracker: Tracker,
         record: AccountRecord,
         how: str,
     ) -> Slots:
         events = await customer.identify(svc, record, how)
-        events += customer.payable_check(svc, dispatcher, record)
+        events += customer.payable_check(svc, dispatcher, tracker, record)
         slots = {e["name"]: e["value"] for e in events}
         slots["account_choice"] = record.account_number[-4:]
         slots["billing_zip"] = "verified" if how == "account" else "caller_id"
@@ -192,13 +202,16 @@ class ValidatePaymentForm(FormValidationAction):
     ) -> Slots:
         if isinstance(value, bool):  # kept from earlier in the form (it is re-activated)
             return {"ready_to_pay": value}
+        if is_filler(str(value)):  # "hmm": no answer (and no amount either)
+            say(dispatcher, tracker, "yes_no_not_understood")
+            return {"ready_to_pay": None}
         answer = yes_no(tracker, str(value))
         if answer is True:
             svc = await services()
             record = await customer.current_account(svc, tracker)
             if record is None:
                 return {"ready_to_pay": None}
-            checked = await self._check_amount(svc, dispatcher, record, record.balance)
+            checked = await self._check_amount(svc, dispatcher, tracker, record, record.balance)
             return {"ready_to_pay": checked.get("payment_amount") is not None, **checked}
         if answer is False:
             return {"ready_to_pay": False}
@@ -207,7 +220,7 @@ class ValidatePaymentForm(FormValidationAction):
             if amount.get("payment_amount") or amount.get("form_outcome"):
                 return {"ready_to_pay": True, **amount}
             return {"ready_to_pay": False}
-        dispatcher.utter_message(response="utter_yes_no_not_understood")
+        say(dispatcher, tracker, "yes_no_not_understood")
         return {"ready_to_pay": None}
 
     async def validate_payment_amount(
@@ -224,19 +237,18 @@ class ValidatePaymentForm(FormValidationAction):
         parsed = parse_amount(str(value), balance=record.balance, minimum=record.minimum_payment)
         if parsed.kind == "fraction" and parsed.amount is not None:
             share = f"{int((parsed.fraction or 0) * 100)} percent"
-            dispatcher.utter_message(
-                response="utter_fraction_offer", share=share, amount=money(parsed.amount)
-            )
+            say(dispatcher, tracker, "fraction_offer", share=share, amount=money(parsed.amount))
             return {"payment_amount": None}
         if parsed.amount is None:
-            dispatcher.utter_message(response="utter_amount_not_understood")
+            say(dispatcher, tracker, "amount_not_understood")
             return {"payment_amount": None}
-        return await self._check_amount(svc, dispatcher, record, parsed.amount)
+        return await self._check_amount(svc, dispatcher, tracker, record, parsed.amount)
 
     async def _check_amount(
         self,
         svc: Services,
         dispatcher: CollectingDispatcher,
+        tracker: Tracker,
         record: AccountRecord,
         amount: Decimal,
     ) -> Slots:
@@ -248,8 +260,10 @@ class ValidatePaymentForm(FormValidationAction):
                 dispatcher.utter_message(text=str(refused))
                 return {"payment_amount": None, "form_outcome": refused.code}
             low, high = svc.ledger.rules.allowed_range_for(record.balance)
-            dispatcher.utter_message(
-                response="utter_amount_out_of_range",
+            say(
+                dispatcher,
+                tracker,
+                "amount_out_of_range",
                 low=money(low, record.currency),
                 high=money(high, record.currency) if high is not None else "any amount",
             )
@@ -266,10 +280,10 @@ class ValidatePaymentForm(FormValidationAction):
         today = date.today()
         when = parse_date(str(value), today=today)
         if when is None:
-            dispatcher.utter_message(response="utter_date_not_understood")
+            say(dispatcher, tracker, "date_not_understood")
             return {"payment_date": None}
         if when <= today or (record.due_date and when > record.due_date):
-            dispatcher.utter_message(response="utter_date_out_of_range", due=day(record.due_date))
+            say(dispatcher, tracker, "date_out_of_range", due=day(record.due_date))
             return {"payment_date": None}
         return {"payment_date": when.isoformat()}
 
@@ -282,7 +296,7 @@ class ValidatePaymentForm(FormValidationAction):
         if choice in ("card", None) and stored and await self._names_stored(tracker, str(value)):
             choice = "stored"  # "use my Visa", "the one ending 4242"
         if choice is None:
-            dispatcher.utter_message(response="utter_method_not_understood")
+            say(dispatcher, tracker, "method_not_understood")
             return {"payment_method": None}
         if choice == "decline_stored":
             return {"payment_method": None, "method_offer": "new"}
@@ -337,12 +351,12 @@ class ValidatePaymentForm(FormValidationAction):
         has_stored: bool,
     ) -> Slots:
         if tracker.get_slot("channel") != "voice":
-            dispatcher.utter_message(response="utter_text_no_card")
+            say(dispatcher, tracker, "text_no_card")
             if has_stored:
                 return {"payment_method": None, "method_offer": "stored"}
             return {"payment_method": None, "form_outcome": "text_no_card"}
         if tracker.get_slot("payment_timing") == "scheduled":
-            dispatcher.utter_message(response="utter_schedule_needs_stored_method")
+            say(dispatcher, tracker, "schedule_needs_stored_method")
             return {"payment_method": None, "payment_timing": "now", "payment_date": None}
         slots: Slots = {"payment_method": choice}
         if choice == "bank":
@@ -357,7 +371,7 @@ class ValidatePaymentForm(FormValidationAction):
             (t for t in ("checking", "savings") if t in text), None
         )
         if kind is None:
-            dispatcher.utter_message(response="utter_bank_type_not_understood")
+            say(dispatcher, tracker, "bank_type_not_understood")
         return {"bank_account_type": kind}
 
     async def validate_confirm_payment(
@@ -367,10 +381,10 @@ class ValidatePaymentForm(FormValidationAction):
             return {"confirm_payment": value}
         answer = yes_no(tracker, str(value))
         if answer is None:
-            dispatcher.utter_message(response="utter_yes_no_not_understood")
+            say(dispatcher, tracker, "yes_no_not_understood")
             return {"confirm_payment": None}
         if answer is False:
-            dispatcher.utter_message(response="utter_payment_not_confirmed")
+            say(dispatcher, tracker, "payment_not_confirmed")
             return {"confirm_payment": False, "form_outcome": "not_confirmed"}
         # One key per confirmed request: a repeated "yes" can never charge twice.
         key = tracker.get_slot("payment_key") or f"{tracker.sender_id}:{uuid.uuid4().hex}"

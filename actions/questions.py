@@ -1,8 +1,9 @@
 """The payment form's questions (``action_ask_<slot>``).
 
-Each question is a response from the domain, filled with fresh values from the database, plus
-a ``listen`` instruction that tells the voice bridge what kind of answer to expect (digits,
-yes/no, an amount, a date or free speech) so it can tune end-of-turn detection and ASR.
+Each question is a response from ``bot/responses.yml``, filled with fresh values from the
+database, plus a ``listen`` instruction that tells the voice bridge what kind of answer to
+expect (digits, yes/no, an amount, a date or free speech) so it can tune end-of-turn detection
+and ASR, and whether the caller may interrupt the question (not while a fee is disclosed).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import customer
+from actions.responses import say
 from actions.services import services
 from actions.wording import day, method_label, money
 from paybot.dialog.payloads import Listen, to_dict
@@ -35,15 +37,17 @@ class AskAction(Action, abc.ABC):
 
     @abc.abstractmethod
     async def values(self, tracker: Tracker) -> dict[str, Any]:
-        """The placeholders of the question (and ``response`` to pick another one)."""
+        """The placeholders of the question (``response`` picks another response, ``listen``
+        another instruction)."""
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         values = await self.values(tracker)
-        response = values.pop("response", f"utter_ask_{self.slot}")
-        dispatcher.utter_message(response=response, **values)
-        dispatcher.utter_message(json_message=to_dict(self.listen))
+        response = values.pop("response", f"ask_{self.slot}")
+        listen = values.pop("listen", self.listen)
+        say(dispatcher, tracker, response, **values)
+        dispatcher.utter_message(json_message=to_dict(listen))
         return []
 
 
@@ -69,14 +73,30 @@ class AskReadyToPay(AskAction):
 
 
 class AskAccountChoice(AskAction):
+    """Several accounts on the caller's number: "the account ending 0300 at 12 Oak Street and
+    the account ending 0399 at 48 Pine Avenue"; the answer may be digits or the street."""
+
     slot = "account_choice"
     listen = Listen("digits", min_digits=3, max_digits=12)
 
     async def values(self, tracker: Tracker) -> dict[str, Any]:
         numbers = tracker.get_slot("account_candidates") or []
-        endings = [f"one ending {n[-4:]}" for n in numbers]
-        choices = ", ".join(endings[:-1]) + f" and {endings[-1]}" if len(endings) > 1 else ""
-        return {"count": len(numbers), "choices": choices}
+        addresses = await customer.service_addresses(await services(), numbers)
+        described = [
+            f"the account ending {n[-4:]}" + (f" at {addresses[n]}" if addresses.get(n) else "")
+            for n in numbers
+        ]
+        values: dict[str, Any] = {"count": len(numbers), "choices": _and_list(described)}
+        if any(addresses.values()):
+            values["listen"] = Listen("free")  # a street name is not digits
+        else:
+            values["response"] = "ask_account_choice_by_digits"
+        return values
+
+
+def _and_list(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return ", ".join(items[:-1]) + f" and {items[-1]}" if len(items) > 1 else "".join(items)
 
 
 class AskAccountNumber(AskAction):
@@ -100,7 +120,18 @@ class AskPaymentAmount(AskAction):
     listen = Listen("amount")
 
     async def values(self, tracker: Tracker) -> dict[str, Any]:
-        return await _account_values(tracker)
+        if (tracker.latest_message.get("intent") or {}).get("name") != "other_amount":
+            return await _account_values(tracker)
+        svc = await services()  # "another amount": just ask how much
+        record = await customer.current_account(svc, tracker)
+        if record is None:
+            return await _account_values(tracker)
+        low, high = svc.ledger.rules.allowed_range_for(record.balance)
+        return {
+            "response": "ask_other_amount",
+            "low": money(low, record.currency),
+            "high": money(high, record.currency) if high is not None else "any amount",
+        }
 
 
 class AskPaymentDate(AskAction):
@@ -121,7 +152,7 @@ class AskPaymentMethod(AskAction):
         if method is None or tracker.get_slot("method_offer") == "new":
             return {}
         return {
-            "response": "utter_ask_payment_method_stored",
+            "response": "ask_payment_method_stored",
             "method_label": method_label(method.brand, method.last4),
         }
 
@@ -147,15 +178,19 @@ class AskConfirmPayment(AskAction):
         try:
             quote = await asyncio.to_thread(svc.ledger.quote, record.account_id, amount)
         except PaymentRefused as refused:
-            return {"response": "utter_payment_refused", "reason": str(refused)}
+            return {"response": "payment_refused", "reason": str(refused)}
         disclosure = quote.disclosure()
         if scheduled:
             disclosure = f"Your payment is {money(amount, record.currency)}."
-        return {
+        values: dict[str, Any] = {
             "disclosure": disclosure,
             "method_label": await _method_words(tracker, record.account_id),
             "date": day(date.fromisoformat(tracker.get_slot("payment_date"))) if scheduled else "",
         }
+        if quote.fee and not scheduled:
+            # A fee disclosure must be heard in full: the caller cannot talk over it.
+            values["listen"] = Listen("yes_no", barge_in=False)
+        return values
 
 
 async def _method_words(tracker: Tracker, account_id: int) -> str:

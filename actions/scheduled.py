@@ -12,6 +12,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import customer
 from actions.anytime import anything_else
 from actions.conversation import begin
+from actions.responses import say
 from actions.services import services
 from actions.wording import day, money
 from paybot.dialog.payloads import Listen, to_dict
@@ -31,14 +32,12 @@ async def list_scheduled(dispatcher: CollectingDispatcher, tracker: Tracker) -> 
     """Say which payments are scheduled, soonest first."""
     _svc, _record, items = await _scheduled(tracker)
     if not items:
-        dispatcher.utter_message(response="utter_no_scheduled")
+        say(dispatcher, tracker, "no_scheduled")
     else:
         described = [f"{money(p.amount, p.currency)} on {day(p.scheduled_for)}" for p in items]
         count = "one payment" if len(items) == 1 else f"{len(items)} payments"
-        dispatcher.utter_message(
-            response="utter_scheduled_list", count=count, items="; ".join(described)
-        )
-    return anything_else(dispatcher)
+        say(dispatcher, tracker, "scheduled_list", count=count, items="; ".join(described))
+    return anything_else(dispatcher, tracker)
 
 
 async def cancel_scheduled_offer(
@@ -47,11 +46,13 @@ async def cancel_scheduled_offer(
     """Offer to cancel the soonest scheduled payment; a yes/no follows."""
     _svc, _record, items = await _scheduled(tracker)
     if not items:
-        dispatcher.utter_message(response="utter_no_scheduled")
-        return anything_else(dispatcher)
+        say(dispatcher, tracker, "no_scheduled")
+        return anything_else(dispatcher, tracker)
     target = items[0]
-    dispatcher.utter_message(
-        response="utter_ask_cancel_scheduled",
+    say(
+        dispatcher,
+        tracker,
+        "ask_cancel_scheduled",
         amount=money(target.amount, target.currency),
         date=day(target.scheduled_for),
     )
@@ -103,17 +104,19 @@ async def answer_cancel_scheduled(
     target = next((p for p in items if p.payment_id == target_id), None)
     events: list[EventType] = [SlotSet("scheduled_target", None)]
     if target is None or record is None or record.account_id is None:
-        dispatcher.utter_message(response="utter_no_scheduled")
+        say(dispatcher, tracker, "no_scheduled")
     elif cancel and await asyncio.to_thread(
         lambda: Scheduler(svc.ledger).cancel(
             target_id, account_id=record.account_id, conversation_id=tracker.sender_id
         )
     ):
-        dispatcher.utter_message(
-            response="utter_scheduled_cancelled",
+        say(
+            dispatcher,
+            tracker,
+            "scheduled_cancelled",
             amount=money(target.amount, target.currency),
             date=day(target.scheduled_for),
         )
     else:
-        dispatcher.utter_message(response="utter_scheduled_kept")
-    return events + anything_else(dispatcher)
+        say(dispatcher, tracker, "scheduled_kept")
+    return events + anything_else(dispatcher, tracker)

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from sqlalchemy.engine import Engine
 
+from actions.responses import load_responses
 from paybot.accounts.directory import CustomerDirectory, make_directory
 from paybot.db.engine import make_engine
 from paybot.identity import IdentityVerifier, LockoutPolicy
@@ -35,6 +36,7 @@ _services: Services | None = None
 
 
 def _build() -> Services:
+    load_responses()  # read bot/responses.yml here, in the worker thread, not on the event loop
     settings = load_settings()
     engine = make_engine(settings.db_url)
     directory = make_directory(settings, engine)

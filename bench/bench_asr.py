@@ -1,20 +1,33 @@
 """Accuracy and speed of the speech engines on phone-quality audio; TTS time to first audio.
 
     .venv/bin/python bench/bench_asr.py [--strings 40] [--seed 1] [--tts-runs 5]
+    .venv/bin/python bench/bench_asr.py --only free --set lm_lw=8 --set floor_weight=0.1
     .venv/bin/python bench/bench_asr.py --calibrate-cmn
 
-ASR data: digit strings built from FSDD recordings of real speakers (../shared/data/fsdd),
-and caller phrases synthesised by espeak-ng (several of its voices, not the bot's Piper voice).
-Everything goes through 8 kHz μ-law first, as on a Twilio call. Engines: PocketSphinx upsampled
-to 16 kHz (default), with a second whole-turn pass (rescore), and at 8 kHz with a narrowband
-filterbank; digits grammar vs the free LM; Vosk too when PAYBOT_VOSK_MODEL names a model.
-RTF is decode wall time over audio time (1 thread). "held-out" counts only the FSDD speakers
-lucas and nicolas, which were not used to derive PocketSphinx's phone-channel CMN prior.
+Data, all through 8 kHz μ-law first, as on a Twilio call:
+
+* FSDD digit strings: 4-7 digits from recordings of real speakers (../shared/data/fsdd);
+  "held-out" rows count only lucas and nicolas, not used to derive PocketSphinx's CMN prior.
+* Caller phrases synthesised by espeak-ng in three voices (not the bot's Piper voice): free
+  speech in the bot's domain (also scored by key word: is "agent"/"card"/"balance"... still
+  there), general English off the domain, yes/no answers, amounts and digit strings. Each is
+  framed as the bridge hands a turn to ASR: the VAD's pre-roll, then the turn-ending silence.
+
+Engine configurations: PocketSphinx with the domain LM for free speech (the default) and with
+the bundled generic LM; digit-grammar variants (whole-turn rescoring, the model's default CMN,
+8 kHz narrowband); Vosk when PAYBOT_VOSK_MODEL names a model. "err" is the word error rate
+(digit error rate for digits; answer-class error for yes/no), RTF is decode wall time over
+audio time (1 thread), "final" the median time ``final()`` takes after end of turn.
+
+Not every row is held out: PocketSphinx's digits insertion penalty was chosen on the FSDD and
+espeak-ng digit rows, and its CMN prior calibrated on FSDD george/jackson strings (seed 9) and on
+the bot's PROMPTS spoken by the espeak-ng voices (no test phrase).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import os
 import random
@@ -24,6 +37,7 @@ import subprocess
 import sys
 import time
 import wave
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,20 +51,75 @@ from voice_bridge.asr.pocketsphinx_engine import (  # noqa: E402
     PocketSphinxEngine,
     PocketSphinxOptions,
 )
+from voice_bridge.asr.pocketsphinx_lm import DomainLmOptions  # noqa: E402
+from voice_bridge.tts.normalize import number_to_words  # noqa: E402
+from voice_bridge.vad import turn_config  # noqa: E402
 
 FSDD = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd"
 SPEAKERS = ("george", "jackson", "lucas", "nicolas")
 HELD_OUT = {"lucas", "nicolas"}
-ESPEAK_VOICES = ("en-us", "en-us+m3", "en-us+f2", "en-gb+m1")
-YES_NO_CASES = (("yes", "yes"), ("no", "no"), ("yeah", "yes"), ("nope", "no"),
-                ("yes please", "yes"), ("no thank you", "no"), ("that's correct", "yes"),
-                ("not now", "no"))
+VOICES = {
+    "us-150": ("-v", "en-us", "-s", "150"),
+    "f2-130": ("-v", "en-us+f2", "-s", "130", "-g", "8"),
+    "m3-160": ("-v", "en-us+m3", "-s", "160"),
+}
+# Free speech: (what the caller says, words of which one must be heard for the intent to work).
+FREE_CASES = (
+    ("agent", "agent"), ("representative", "representative"), ("operator", "operator"),
+    ("I want to talk to a person", "person"), ("can I speak to a human", "human"),
+    ("get me a real person please", "person"), ("transfer me to an agent", "agent"),
+    ("a new card", "card"), ("new card", "card"), ("I'll pay with my debit card", "card"),
+    ("use the card on file", "file"), ("bank account", "bank"),
+    ("take it from my checking account", "checking"), ("my savings account", "savings"),
+    ("what's my balance", "balance"), ("what is my balance", "balance"),
+    ("how much do I owe", "owe"), ("when is my payment due", "due"),
+    ("repeat that", "repeat"), ("can you say that again", "again"),
+    ("start over", "start"), ("let's start again from the beginning", "start beginning"),
+    ("not me", "not"), ("that's not me", "not"), ("you have the wrong person", "wrong"),
+    ("goodbye", "goodbye bye"), ("thanks bye", "bye goodbye"),
+    ("pay it on Friday", "friday"), ("I want to schedule a payment for the fifteenth", "schedule"),
+    ("cancel my scheduled payment", "cancel"), ("I want to pay my bill", "pay"),
+    ("make a payment", "payment"), ("I'd like to pay a different amount", "amount different"),
+    ("I need help", "help"), ("cancel", "cancel"), ("are you a robot", "robot"),
+    ("hello", "hello"), ("thank you", "thank thanks"), ("pay the full amount", "full"),
+    ("I want to pay fifty dollars", "fifty"),
+)
+OFF_DOMAIN_CASES = (
+    "my dog ate my homework", "the weather is nice today", "I am driving right now",
+    "my husband usually pays the bills", "I just moved to a new apartment",
+    "can you call me back tomorrow morning", "I lost my job last month",
+    "is this a scam", "how did you get this number", "I already paid this last week",
+)
+YES_NO_CASES = tuple((t, "yes") for t in (
+    "yes", "yeah", "yep", "yes please", "yes it is", "that's right", "correct", "sure",
+    "okay", "absolutely", "go ahead", "of course", "yes that's correct", "right",
+    "yeah that's right", "sure go ahead", "yes thank you", "that is correct", "yup", "uh yes",
+)) + tuple((t, "no") for t in (
+    "no", "nope", "no thanks", "no thank you", "not now", "not yet", "that's wrong",
+    "no it isn't", "incorrect", "wrong", "no it's not", "not right", "no that's wrong",
+    "nah", "no not now", "uh no", "definitely not", "no way", "not really", "no sorry",
+))
 AMOUNT_CASES = (
     "three hundred twenty one dollars and seventy two cents", "fifty dollars",
     "one thousand two hundred dollars", "the full amount", "nineteen dollars and five cents",
+    "one hundred dollars", "twenty five dollars", "two hundred fifty dollars",
+    "seventy five dollars and fifty cents", "the minimum payment", "forty dollars",
+    "one hundred and twenty dollars", "eighty eight dollars and eighty eight cents",
+    "six hundred dollars", "the full balance", "ninety nine dollars and ninety nine cents",
+    "fifteen dollars", "two thousand dollars", "thirty dollars and ten cents", "all of it",
+    "five hundred", "sixty two dollars", "eleven dollars and one cent",
+    "four hundred thirty three dollars", "a hundred dollars",
 )
-DIGIT_CASES = ("four two four two", "nine one zero three five", "six zero six two one eight",
-               "three seven", "eight eight five one")
+
+
+def digit_cases(count: int = 30, seed: int = 7) -> tuple[str, ...]:
+    """Digit strings of 4-10 digits spelled as words ("four two zero seven")."""
+    rng = random.Random(seed)
+    cases = [" ".join(number_to_words(rng.randrange(10)) for _ in range(rng.randint(4, 10)))
+             for _ in range(count - 2)]
+    return ("one zero zero two zero zero three zero zero", "four two four two", *cases)
+
+
 PROMPTS = (
     "Hello James, are you ready to make your payment of $321.72 now?",
     "Thank you. Your confirmation number is 482913705.",
@@ -69,25 +138,32 @@ class Score:
     total: int = 0
     exact: int = 0
     items: int = 0
+    keys: int = 0
     decode_ms: float = 0.0
     audio_ms: float = 0.0
     finalize: list[float] = field(default_factory=list)
 
-    def add(self, ref: list[str], hyp: list[str], transcript) -> None:  # noqa: ANN001
+    def add(self, ref: list[str], hyp: list[str], transcript, key: bool = False) -> None:  # noqa: ANN001
         self.errors += edit_distance(ref, hyp)
         self.total += len(ref)
         self.exact += ref == hyp
         self.items += 1
+        self.keys += key
         self.decode_ms += transcript.decode_ms
         self.audio_ms += transcript.audio_ms
         self.finalize.append(transcript.finalize_ms)
 
-    def line(self, label: str) -> str:
-        acc = 1 - self.errors / max(self.total, 1)
+    def row(self, config: str, data: str, with_key: bool = False) -> str:
+        err = self.errors / max(self.total, 1)
+        key = f"{self.keys / max(self.items, 1):.0%}" if with_key else ""
         rtf = self.decode_ms / max(self.audio_ms, 1)
         fin = statistics.median(self.finalize) if self.finalize else 0.0
-        return (f"  {label:56s} acc {acc:6.1%}  exact {self.exact:3d}/{self.items:<3d} "
-                f"RTF {rtf:.3f}  final p50 {fin:5.0f} ms")
+        return (f"| {config} | {data} | {self.items} | {err:.1%} | {self.exact}/{self.items} "
+                f"| {key} | {rtf:.3f} | {fin:.0f} ms |")
+
+
+HEADER = ("| configuration | data | items | err | exact | key word | RTF | final |\n"
+          "|---|---|---|---|---|---|---|---|")
 
 
 def edit_distance(ref: list[str], hyp: list[str]) -> int:
@@ -118,11 +194,24 @@ def fsdd_strings(count: int, seed: int) -> list[tuple[str, str, bytes]]:
     return out
 
 
+_SPEECH: dict[tuple[str, str], bytes] = {}
+
+
 def espeak(text: str, voice: str) -> bytes:
-    wav = subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "--stdout", text],
-                         check=True, capture_output=True).stdout
-    with wave.open(io.BytesIO(wav)) as w:
-        return phone_line(w.readframes(w.getnframes()), w.getframerate())
+    """espeak-ng speech of ``text`` in one of VOICES, as 8 kHz phone audio (memoised)."""
+    if (text, voice) not in _SPEECH:
+        wav = subprocess.run(["espeak-ng", *VOICES[voice], "--stdout", text],
+                             check=True, capture_output=True).stdout
+        with wave.open(io.BytesIO(wav)) as w:
+            _SPEECH[text, voice] = phone_line(w.readframes(w.getnframes()), w.getframerate())
+    return _SPEECH[text, voice]
+
+
+def as_turn(pcm: bytes, expected: str) -> bytes:
+    """Speech as the bridge hands it to ASR: the VAD's pre-roll, then the turn-ending silence."""
+    config = turn_config(expected)
+    return (A.silence_pcm16(config.pre_roll_ms, 8000) + pcm
+            + A.silence_pcm16(config.end_silence_ms, 8000))
 
 
 def decode(engine: AsrEngine, pcm: bytes, expected: str):  # noqa: ANN201
@@ -132,7 +221,15 @@ def decode(engine: AsrEngine, pcm: bytes, expected: str):  # noqa: ANN201
     return rec.final()
 
 
-def bench_fsdd(engine: AsrEngine, expected: str, data: list[tuple[str, str, bytes]]) -> None:
+def words(text: str) -> list[str]:
+    return text.lower().replace("?", "").split()
+
+
+def answer_class(text: str) -> str:
+    return "yes" if text in YES_PHRASES else "no" if text in NO_PHRASES else "?"
+
+
+def bench_fsdd(engine: AsrEngine, expected: str, data: list[tuple[str, str, bytes]]) -> list[str]:
     every, held = Score(), Score()
     for speaker, ref, pcm in data:
         tr = decode(engine, pcm, expected)
@@ -140,26 +237,52 @@ def bench_fsdd(engine: AsrEngine, expected: str, data: list[tuple[str, str, byte
         every.add(list(ref), hyp, tr)
         if speaker in HELD_OUT:
             held.add(list(ref), hyp, tr)
-    print(every.line(f"{engine.name} / {expected} (all speakers)"))
-    print(held.line(f"{engine.name} / {expected} (held-out speakers)"))
+    return [every.row(engine.name, f"FSDD digits, {expected}"),
+            held.row(engine.name, f"FSDD digits, {expected}, held-out")]
 
 
-def bench_espeak(engine: AsrEngine) -> None:
-    yes_no, amounts, digits = Score(), Score(), Score()
-    for voice in ESPEAK_VOICES:
-        for text, want in YES_NO_CASES:
-            tr = decode(engine, espeak(text, voice), "yes_no")
-            got = "yes" if tr.text in YES_PHRASES else "no" if tr.text in NO_PHRASES else "?"
-            yes_no.add([want], [got], tr)
-        for text in AMOUNT_CASES:
-            tr = decode(engine, espeak(text, voice), "amount")
-            amounts.add(text.split(), tr.text.split(), tr)
-        for text in DIGIT_CASES:
-            tr = decode(engine, espeak(text, voice), "digits")
-            digits.add(list(words_to_digits(text)), list(words_to_digits(tr.text)), tr)
-    print(yes_no.line(f"{engine.name} / yes_no answer class"))
-    print(amounts.line(f"{engine.name} / amount words"))
-    print(digits.line(f"{engine.name} / spoken digits"))
+def _synth_sets() -> dict[str, tuple[str, Callable]]:
+    """Data set name → (expectation, scorer(text, transcript, score))."""
+
+    def free(case: tuple[str, str], tr, score: Score) -> None:  # noqa: ANN001
+        text, keys = case
+        heard = words(tr.text)
+        score.add(words(text), heard, tr, key=any(k in heard for k in keys.split()))
+
+    def plain(text: str, tr, score: Score) -> None:  # noqa: ANN001
+        score.add(words(text), words(tr.text), tr)
+
+    def yes_no(case: tuple[str, str], tr, score: Score) -> None:  # noqa: ANN001
+        score.add([case[1]], [answer_class(tr.text)], tr)
+
+    def digits(text: str, tr, score: Score) -> None:  # noqa: ANN001
+        score.add(list(words_to_digits(text)), list(words_to_digits(tr.text)), tr)
+
+    return {
+        "free": ("free", free, FREE_CASES),
+        "off-domain": ("free", plain, OFF_DOMAIN_CASES),
+        "yes/no": ("yes_no", yes_no, YES_NO_CASES),
+        "amount": ("amount", plain, AMOUNT_CASES),
+        "digits": ("digits", digits, digit_cases()),
+    }
+
+
+def bench_synth(engine: AsrEngine, sets: list[str], per_voice: bool) -> list[str]:
+    rows = []
+    for name in sets:
+        expected, scorer, cases = _synth_sets()[name]
+        total, by_voice = Score(), {v: Score() for v in VOICES}
+        for voice in VOICES:
+            for case in cases:
+                text = case if isinstance(case, str) else case[0]
+                tr = decode(engine, as_turn(espeak(text, voice), expected), expected)
+                scorer(case, tr, total)
+                scorer(case, tr, by_voice[voice])
+        rows.append(total.row(engine.name, f"espeak {name}", with_key=name == "free"))
+        if per_voice:
+            rows += [s.row(engine.name, f"espeak {name}, {v}", with_key=name == "free")
+                     for v, s in by_voice.items()]
+    return rows
 
 
 def bench_tts(runs: int) -> None:
@@ -182,31 +305,82 @@ def bench_tts(runs: int) -> None:
 
 
 def calibrate_cmn() -> None:
-    """Print the live CMN PocketSphinx reaches on george+jackson strings (see PHONE_CMN_16K)."""
+    """Print the phone CMN prior (see PHONE_CMN_16K) and the two calibrations it averages.
+
+    1. FSDD: the live CMN reached over the george and jackson strings (seed 9), starting from
+       the model's default. 2. espeak-ng: per voice, the live CMN reached over the bot's
+       PROMPTS (text in none of the test sets), starting from (1); averaged over the voices.
+    """
     engine = PocketSphinxEngine(PocketSphinxOptions(initial_cmn=None), preload=0)
     slot = engine._new_slot()
-    decoder, cmn = slot.decoder, slot.initial_cmn
+    decoder = slot.decoder
     decoder.activate_search("digits")
-    for i, (_, _, pcm) in enumerate(fsdd_strings(40, seed=9)):
-        if i % 4 < 2:  # george, jackson
+
+    def live_cmn(start: str, utterances: list[bytes]) -> str:
+        cmn = start
+        for pcm in utterances:
             decoder.set_cmn(cmn)
             decoder.start_utt()
             decoder.process_raw(A.StreamingUpsampler().process(pcm))
             decoder.end_utt()
             cmn = decoder.get_cmn()
-    print(cmn)
+        return cmn
+
+    strings = fsdd_strings(40, seed=9)
+    fsdd = live_cmn(slot.initial_cmn, [pcm for i, (_, _, pcm) in enumerate(strings) if i % 4 < 2])
+    print(f"FSDD george+jackson: {fsdd}")
+    if not shutil.which("espeak-ng"):
+        print("espeak-ng not installed: the espeak-ng half cannot be calibrated")
+        return
+    vectors = []
+    for voice in VOICES:
+        turns = [as_turn(espeak(text, voice), "amount") for text in PROMPTS]
+        vectors.append([float(x) for x in live_cmn(fsdd, turns).split(",")])
+    synthetic = [statistics.fmean(column) for column in zip(*vectors, strict=True)]
+    print(f"espeak-ng prompts:   {','.join(f'{x:.2f}' for x in synthetic)}")
+    mean = [(float(a) + b) / 2 for a, b in zip(fsdd.split(","), synthetic, strict=True)]
+    print(f"PHONE_CMN_16K:       {','.join(f'{x:.2f}' for x in mean)}")
 
 
-def engines(vosk: str | None) -> list[tuple[AsrEngine, list[str]]]:
-    out: list[tuple[AsrEngine, list[str]]] = [
-        (PocketSphinxEngine(PocketSphinxOptions()), ["digits", "free"]),
-        (PocketSphinxEngine(PocketSphinxOptions(rescore_final=True)), ["digits"]),
-        (PocketSphinxEngine(PocketSphinxOptions(initial_cmn=None)), ["digits"]),
-        (PocketSphinxEngine(PocketSphinxOptions(sample_rate=8000)), ["digits"]),
+def default_options(overrides: list[str]) -> PocketSphinxOptions:
+    """The default PocketSphinx options with ``name=value`` overrides (engine or domain LM)."""
+    opts, lm = PocketSphinxOptions(), DomainLmOptions()
+    for item in overrides:
+        name, value = item.split("=", 1)
+        target = opts if name in {f.name for f in dataclasses.fields(opts)} else lm
+        kind = type(getattr(target, name))
+        cast = (lambda v: v.lower() in {"1", "true", "yes"}) if kind is bool else kind
+        if target is opts:
+            opts = dataclasses.replace(opts, **{name: cast(value)})
+        else:
+            lm = dataclasses.replace(lm, **{name: cast(value)})
+    return dataclasses.replace(opts, free_lm=lm)
+
+
+# What each configuration is measured on: FSDD expectations and synthesised data sets.
+Config = tuple[AsrEngine, list[str], list[str]]
+
+
+def engines(vosk: str | None, overrides: list[str], variants: bool) -> list[Config]:
+    synth_all = ["free", "off-domain", "yes/no", "amount", "digits"]
+    default = PocketSphinxEngine(default_options(overrides))
+    if overrides:
+        default.name += "[" + ",".join(overrides) + "]"
+    out: list[Config] = [
+        (default, ["digits", "free"], synth_all),
+        (PocketSphinxEngine(PocketSphinxOptions(free_lm=None, lm_lw=6.5)), ["free"],
+         ["free", "off-domain"]),
     ]
-    out[2][0].name += "-defaultcmn"
+    if variants:
+        default_cmn = PocketSphinxEngine(PocketSphinxOptions(initial_cmn=None))
+        default_cmn.name += "-defaultcmn"
+        out += [
+            (PocketSphinxEngine(PocketSphinxOptions(rescore_final=True)), ["digits"], ["digits"]),
+            (default_cmn, ["digits"], ["digits"]),
+            (PocketSphinxEngine(PocketSphinxOptions(sample_rate=8000)), ["digits"], ["digits"]),
+        ]
     if vosk:
-        out.insert(0, (make_asr_engine(vosk), ["digits", "free"]))
+        out.insert(0, (make_asr_engine(vosk), ["digits", "free"], synth_all))
     return out
 
 
@@ -214,29 +388,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--strings", type=int, default=40, help="FSDD digit strings")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--tts-runs", type=int, default=5, help="passes over the prompts")
+    parser.add_argument("--tts-runs", type=int, default=5, help="passes over the prompts (0: skip)")
+    parser.add_argument("--only", default="", help="comma-separated data sets, e.g. free,digits"
+                        " (FSDD rows are 'fsdd'); default all")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a PocketSphinxOptions or DomainLmOptions field of the "
+                        "default configuration, e.g. lm_lw=8 or floor_weight=0.1")
+    parser.add_argument("--no-variants", action="store_true", help="skip the digit variants")
+    parser.add_argument("--per-voice", action="store_true", help="a row per espeak voice too")
     parser.add_argument("--calibrate-cmn", action="store_true")
     args = parser.parse_args()
     if args.calibrate_cmn:
         calibrate_cmn()
         return
+    only = set(filter(None, args.only.split(",")))
     vosk = os.environ.get("PAYBOT_VOSK_MODEL")
     print(f"Vosk: {'model ' + vosk if vosk else 'no model configured (PAYBOT_VOSK_MODEL unset)'}")
-    data = fsdd_strings(args.strings, args.seed)
-    n_digits = sum(len(d) for _, d, _ in data)
-    print(f"\nFSDD digit strings: {len(data)} strings, {n_digits} digits, seed {args.seed}")
-    configured = engines(vosk)
-    for engine, modes in configured:
-        for expected in modes:
-            bench_fsdd(engine, expected, data)
-    if shutil.which("espeak-ng"):
-        print(f"\nespeak-ng caller phrases, voices {', '.join(ESPEAK_VOICES)}")
-        for engine, _ in configured[:2]:
-            bench_espeak(engine)
-    else:
-        print("\nespeak-ng not installed: caller-phrase benchmark skipped")
-    print("\nTTS")
-    bench_tts(args.tts_runs)
+    configured = engines(vosk, args.set, not args.no_variants)
+    espeak_ok = shutil.which("espeak-ng") is not None
+    data = fsdd_strings(args.strings, args.seed) if FSDD.is_dir() else []
+    print(f"FSDD: {len(data)} strings, {sum(len(d) for _, d, _ in data)} digits, seed "
+          f"{args.seed}; espeak-ng voices: {', '.join(VOICES) if espeak_ok else 'not installed'}")
+    print(HEADER)
+    for engine, fsdd_modes, synth in configured:
+        if data and (not only or "fsdd" in only):
+            for expected in fsdd_modes:
+                print("\n".join(bench_fsdd(engine, expected, data)), flush=True)
+        sets = [s for s in synth if not only or s in only]
+        if espeak_ok and sets:
+            print("\n".join(bench_synth(engine, sets, args.per_voice)), flush=True)
+    if args.tts_runs:
+        print("\nTTS")
+        bench_tts(args.tts_runs)
 
 
 if __name__ == "__main__":

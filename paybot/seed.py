@@ -1,4 +1,5 @@
-"""Demo data for dev mode: four accounts the docs, demos and tests rely on.
+"""Demo data for dev mode: the accounts the docs, demos and tests rely on (five callers; Sam
+Rivera has two accounts on one number, told apart by their service addresses).
 
 Seeded only into an empty ``accounts`` table. Stored cards are tokenised through the
 configured gateway (the sandbox in dev), so the database holds tokens, never numbers.
@@ -34,16 +35,22 @@ class DemoAccount:
     due_in_days: int
     status: str = AccountStatus.ACTIVE.value
     test_card: str | None = None  # a well-known sandbox test number, tokenised at seed time
+    service_address: str | None = None
 
 
 DEMO_ACCOUNTS = (
     DemoAccount("James Smith", "+15555550100", "100200300", "94107", "321.72", "25.00", 5,
-                test_card="4242424242424242"),
-    DemoAccount("Maria Garcia", "+15555550111", "200300400", "10001", "89.10", "15.00", 12),
+                test_card="4242424242424242", service_address="480 Market Street"),
+    DemoAccount("Maria Garcia", "+15555550111", "200300400", "10001", "89.10", "15.00", 12,
+                service_address="221 West 29th Street"),
     DemoAccount("Robert Chen", "+15555550122", "300400500", "60601", "1250.00", "125.00", -10,
-                test_card="5555555555554444"),
+                test_card="5555555555554444", service_address="1550 North Lake Shore Drive"),
     DemoAccount("Linda Park", "+15555550133", "400500600", "73301", "0.00", "0.00", 0,
-                status=AccountStatus.CLOSED.value),
+                status=AccountStatus.CLOSED.value, service_address="900 Congress Avenue"),
+    DemoAccount("Sam Rivera", "+15555550144", "500600700", "97205", "64.30", "10.00", 8,
+                test_card="4242424242424242", service_address="12 Oak Street"),
+    DemoAccount("Sam Rivera", "+15555550144", "500600711", "97205", "148.95", "20.00", 15,
+                service_address="48 Pine Avenue"),
 )
 
 
@@ -70,6 +77,7 @@ def _seed_one(engine: Engine, gateway: Gateway, demo: DemoAccount, today: date) 
             name=demo.name,
             phone=demo.phone,
             billing_zip=demo.billing_zip,
+            service_address=demo.service_address,
             balance=Decimal(demo.balance),
             minimum_payment=Decimal(demo.minimum),
             due_date=None if demo.status != AccountStatus.ACTIVE.value

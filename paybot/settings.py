@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseSettings, Field, SecretStr, ValidationError, root_validator, validator
 
@@ -18,6 +18,16 @@ from pydantic import BaseSettings, Field, SecretStr, ValidationError, root_valid
 _PLACEHOLDERS = {"", "changeme", "change-me", "secret", "dev", "dev-secret", "test", "xxx"}
 DEV_CONSOLE_SECRET = "dev-console-secret"  # noqa: S105 - dev-only placeholder, refused in prod
 DEV_RASA_TOKEN = "dev-rasa-token"  # noqa: S105 - dev-only placeholder, refused in prod
+# Signs and checks Twilio webhooks in dev/test when no TWILIO_AUTH_TOKEN is set (`paybot call`
+# signs with it too); prod refuses to start without the real token.
+DEV_TWILIO_AUTH_TOKEN = "dev-twilio-auth-token"  # noqa: S105 - dev-only placeholder
+
+
+# What PAYBOT_TRACKER_STORE_URL and PAYBOT_LOCK_STORE_URL may start with.
+_STORE_SCHEMES = {
+    "tracker_store_url": ("postgresql://", "postgresql+psycopg2://", "postgres://"),
+    "lock_store_url": ("redis://", "rediss://"),
+}
 
 
 class SettingsError(RuntimeError):
@@ -72,6 +82,43 @@ class Settings(BaseSettings):
     crm_url: str | None = Field(None, env="PAYBOT_CRM_URL")
     crm_token: SecretStr | None = Field(None, env="PAYBOT_CRM_TOKEN")
     crm_timeout_s: float = Field(3.0, env="PAYBOT_CRM_TIMEOUT_S", gt=0)
+
+    # Voice and SMS (Twilio) -------------------------------------------------------------
+    # The REST API base; tests point it at a local fake of Twilio's wire protocol.
+    twilio_api_url: str = Field("https://api.twilio.com", env="PAYBOT_TWILIO_API_URL")
+    sms_from: str | None = Field(None, env="PAYBOT_SMS_FROM")  # E.164 number receipts come from
+    # Where "agent" transfers go: +E.164, sip:user@host, or queue:<name>.
+    transfer_to: str | None = Field(None, env="PAYBOT_TRANSFER_TO")
+    # Behind a reverse proxy, rebuild the signed URL from X-Forwarded-Proto/Host.
+    trust_proxy: bool = Field(False, env="PAYBOT_TRUST_PROXY")
+    call_token_ttl_s: int = Field(120, env="PAYBOT_CALL_TOKEN_TTL_S", ge=5, le=3600)
+    vosk_model: Path | None = Field(None, env="PAYBOT_VOSK_MODEL")
+    piper_voice: Path | None = Field(None, env="PAYBOT_PIPER_VOICE")
+    speech_threads: int = Field(4, env="PAYBOT_SPEECH_THREADS", ge=1, le=64)
+    scheduler_interval_s: float = Field(60.0, env="PAYBOT_SCHEDULER_INTERVAL_S", ge=0)
+
+    # SMS: the bridge's outbox sender (receipts). 0 s turns it off; retries back off
+    # exponentially from the backoff value until the attempts run out.
+    sms_send_interval_s: float = Field(5.0, env="PAYBOT_SMS_SEND_INTERVAL_S", ge=0)
+    sms_max_attempts: int = Field(5, env="PAYBOT_SMS_MAX_ATTEMPTS", ge=1, le=20)
+    sms_retry_backoff_s: float = Field(30.0, env="PAYBOT_SMS_RETRY_BACKOFF_S", ge=0)
+
+    # Rasa stores -----------------------------------------------------------------------
+    # Where Rasa keeps conversations (tracker store) and its per-conversation locks (lock
+    # store). Unset: in Rasa's memory, which is right for one Rasa process. To run several
+    # Rasa processes, share them: postgresql://user:password@host:5432/db[?schema=name] for
+    # the tracker store, redis://[:password@]host:6379/0[?key_prefix=name] for the lock store.
+    tracker_store_url: SecretStr | None = Field(None, env="PAYBOT_TRACKER_STORE_URL")
+    lock_store_url: SecretStr | None = Field(None, env="PAYBOT_LOCK_STORE_URL")
+
+    @validator("tracker_store_url", "lock_store_url")
+    def _store_url(cls, value: SecretStr | None, field: Any) -> SecretStr | None:  # noqa: N805
+        if value is None or not value.get_secret_value().strip():
+            return None
+        schemes = _STORE_SCHEMES[field.name]
+        if not value.get_secret_value().strip().lower().startswith(schemes):
+            raise ValueError("must start with " + " or ".join(schemes))
+        return value
 
     class Config:
         env_file = ".env"
@@ -136,6 +183,13 @@ class Settings(BaseSettings):
     def public_base_url(self) -> str:
         """The base URL Twilio signs requests against (no trailing slash)."""
         return (self.public_url or self.bridge_url).rstrip("/")
+
+    @property
+    def twilio_signing_key(self) -> str:
+        """The auth token that signs Twilio webhooks (a dev placeholder outside prod)."""
+        if self.twilio_auth_token is not None and self.twilio_auth_token.get_secret_value():
+            return self.twilio_auth_token.get_secret_value()
+        return DEV_TWILIO_AUTH_TOKEN
 
     @property
     def is_dev(self) -> bool:

@@ -112,6 +112,16 @@ class Stack:
     def all_output(self) -> str:
         return "".join(self.output)
 
+    def wait_for_output(self, *texts: str, timeout_s: float = 10) -> str:
+        """The output once every one of ``texts`` is in it (the stack logs through a pipe that
+        a thread reads, so a line can land a moment after the event it reports)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            out = self.all_output()
+            if all(t in out for t in texts) or time.monotonic() > deadline:
+                return out
+            time.sleep(0.05)
+
     def stop(self) -> int | None:
         if self.process is None:
             return 0  # an external stack is not ours to stop

@@ -6,6 +6,7 @@ services the action server builds; no Rasa server is involved.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -19,7 +20,9 @@ from actions.anytime import ActionHandleSilence, ActionShowBalance, last_bot_tur
 from actions.conversation import ActionStartConversation
 from actions.payment_form import ValidatePaymentForm
 from actions.questions import AskConfirmPayment
+from actions.responses import load_responses
 from paybot.accounts.directory import LocalDirectory
+from paybot.dialog.payloads import Listen, to_dict
 from paybot.identity import IdentityVerifier, LockoutPolicy
 from paybot.settings import load_settings
 
@@ -40,7 +43,7 @@ def svc(db_engine, ledger, monkeypatch):
     return built
 
 
-def tracker(slots=None, text="", intent=None, entities=None, events=None, loop=None):
+def tracker(slots=None, text="", intent=None, entities=None, events=None, loop=None, metadata=None):
     return Tracker(
         sender_id="chat:test",
         slots={"channel": "chat", **(slots or {})},
@@ -48,6 +51,7 @@ def tracker(slots=None, text="", intent=None, entities=None, events=None, loop=N
             "text": text,
             "intent": {"name": intent, "confidence": 1.0} if intent else {},
             "entities": entities or [],
+            "metadata": metadata or {},
         },
         events=events or [],
         paused=False,
@@ -62,7 +66,29 @@ def slots_of(events) -> dict:
 
 
 def texts(dispatcher: CollectingDispatcher) -> list[str]:
-    return [m.get("response") or m.get("text") for m in dispatcher.messages]
+    return [m["text"] for m in dispatcher.messages if m.get("text")]
+
+
+def responses_of(dispatcher: CollectingDispatcher) -> list[str]:
+    """The names of the responses (bot/responses.yml) the dispatcher sent, in order."""
+    names = []
+    for text in texts(dispatcher):
+        for name, variants in load_responses().items():
+            if any(_pattern(v.text).fullmatch(text) for v in variants):
+                names.append(name)
+                break
+        else:
+            names.append(text)
+    return names
+
+
+def _pattern(template: str) -> re.Pattern:
+    parts = re.split(r"\{\w+\}", template)
+    return re.compile(".+?".join(re.escape(p) for p in parts), re.S)
+
+
+def custom(dispatcher: CollectingDispatcher) -> list[dict]:
+    return [m["custom"] for m in dispatcher.messages if m.get("custom")]
 
 
 JAMES = {"identified": True, "account_number": "100200300", "customer_first_name": "James"}
@@ -75,6 +101,7 @@ async def test_start_conversation_recognises_the_caller(svc):
         tracker(
             text="EXTERNAL: session_begin",
             intent="session_begin",
+            metadata={"is_external": True},
             entities=[
                 {"entity": "caller", "value": "+15555550100"},
                 {"entity": "channel", "value": "voice"},
@@ -94,7 +121,7 @@ async def test_start_conversation_for_a_closed_account_ends_the_form(svc):
         dispatcher, tracker(slots={"caller_number": "+15555550133"}, intent="greet"), DOMAIN
     )
     assert slots_of(events)["form_outcome"] == "nothing_owed"
-    assert "utter_account_closed" in texts(dispatcher)
+    assert "account_closed" in responses_of(dispatcher)
 
 
 async def test_required_slots_follow_the_conversation(svc):
@@ -133,7 +160,7 @@ async def test_wrong_zip_counts_a_failure_and_asks_again(svc):
     t = tracker(slots={"account_number": "100200300", "idv_failures": 0.0})
     result = await ValidatePaymentForm().validate_billing_zip("1 1 1 1 1", d, t, DOMAIN)
     assert result == {"account_number": None, "billing_zip": None, "idv_failures": 1.0}
-    assert texts(d) == ["utter_idv_failed"]
+    assert responses_of(d) == ["idv_failed"]
 
 
 @pytest.mark.parametrize(
@@ -160,7 +187,7 @@ async def test_text_channels_refuse_new_cards(svc):
     d = CollectingDispatcher()
     t = tracker(slots={**JAMES, "channel": "sms", "stored_method_id": 1.0}, text="a new card")
     result = await ValidatePaymentForm().validate_payment_method("a new card", d, t, DOMAIN)
-    assert result["payment_method"] is None and "utter_text_no_card" in texts(d)
+    assert result["payment_method"] is None and "text_no_card" in responses_of(d)
 
 
 async def test_confirm_mints_one_key_and_a_filler_is_not_a_yes(svc):
@@ -177,31 +204,38 @@ async def test_confirmation_question_discloses_fee_and_total(svc):
     t = tracker(slots={**JAMES, "payment_amount": "100.00", "payment_method": "stored"})
     await AskConfirmPayment().run(d, t, DOMAIN)
     (question, listen) = d.messages
-    assert "$2.00 convenience fee" in question["disclosure"] and "$102.00" in question["disclosure"]
-    assert question["method_label"] == "Visa ending 4242"
-    assert listen["custom"] == {
-        "type": "listen",
-        "mode": "yes_no",
-        "min_digits": None,
-        "max_digits": None,
-        "timeout_s": 8.0,
-    }
+    assert "$2.00 convenience fee" in question["text"] and "$102.00" in question["text"]
+    assert "Visa ending 4242" in question["text"]
+    # The fee disclosure is not interruptible: the bridge plays it to the end.
+    assert listen["custom"] == to_dict(Listen("yes_no", barge_in=False))
+    assert listen["custom"]["barge_in"] is False
+
+
+async def test_without_a_fee_the_confirmation_may_be_interrupted(svc, monkeypatch):
+    from paybot.payments.fees import FeePolicy
+
+    monkeypatch.setattr(svc.ledger, "fees", FeePolicy())  # no convenience fee
+    d = CollectingDispatcher()
+    t = tracker(slots={**JAMES, "payment_amount": "100.00", "payment_method": "stored"})
+    await AskConfirmPayment().run(d, t, DOMAIN)
+    assert "fee" not in texts(d)[0]
+    assert custom(d) == [to_dict(Listen("yes_no"))] and custom(d)[0]["barge_in"] is True
 
 
 async def test_balance_for_an_overdue_account(svc):
     d = CollectingDispatcher()
     t = tracker(slots={"identified": True, "account_number": "300400500"})
     await ActionShowBalance().run(d, t, DOMAIN)
-    assert d.messages[0]["response"] == "utter_balance_overdue"
-    assert d.messages[0]["balance"] == "$1,250.00"
+    assert responses_of(d)[0] == "balance_overdue"
+    assert "$1,250.00" in texts(d)[0]
 
 
 async def test_yes_no_answers_the_stage_question(svc):
     d = CollectingDispatcher()
     events = await ActionYesNo().run(
-        d, tracker(slots={**JAMES, "stage": "anything_else"}, intent="deny"), DOMAIN
+        d, tracker(slots={**JAMES, "stage": "anything_else"}, text="no", intent="deny"), DOMAIN
     )
-    assert texts(d)[0] == "utter_goodbye" and d.messages[1]["custom"] == {"type": "hangup"}
+    assert responses_of(d)[0] == "goodbye" and d.messages[1]["custom"] == {"type": "hangup"}
     assert SlotSet("stage", None) in events
 
 
@@ -210,13 +244,16 @@ def _silences(n: int) -> list[dict]:
     return [{"event": "bot", "text": "Are you ready?"}] + [user] * n
 
 
+SYSTEM = {"is_external": True}  # what Rasa's trigger_intent API marks a system event with
+
+
 async def test_silence_reprompts_then_transfers(svc):
     d = CollectingDispatcher()
-    await ActionHandleSilence().run(d, tracker(events=_silences(1)), DOMAIN)
-    assert texts(d)[0] == "utter_silence"
+    await ActionHandleSilence().run(d, tracker(events=_silences(1), metadata=SYSTEM), DOMAIN)
+    assert responses_of(d)[0] == "silence"
     d = CollectingDispatcher()
     events = await ActionHandleSilence().run(
-        d, tracker(slots={"channel": "voice"}, events=_silences(3)), DOMAIN
+        d, tracker(slots={"channel": "voice"}, events=_silences(3), metadata=SYSTEM), DOMAIN
     )
     transfer = [m["custom"] for m in d.messages if m.get("custom")]
     assert transfer[0]["type"] == "transfer" and transfer[0]["reason"] == "silence"
@@ -244,17 +281,26 @@ def test_due_date_words():
     assert method_label("mastercard", "4444") == "Mastercard ending 4444"
 
 
-def _misses(n: int) -> list[dict]:
-    return [{"event": "user", "parse_data": {"intent": {"name": "nlu_fallback"}}}] * n
+def _misses(n: int, answered_by: str = "action_fallback") -> list[dict]:
+    """``n`` user turns the bot did not understand, each before the last answered by
+    ``answered_by``."""
+    user = {"event": "user", "text": "blah", "parse_data": {"intent": {"name": "nlu_fallback"}}}
+    answer = [
+        {"event": "action", "name": "action_extract_slots"},
+        {"event": "action", "name": answered_by},
+        {"event": "action", "name": "action_listen"},
+    ]
+    return [*([user, *answer] * (n - 1)), user]
 
 
-@pytest.mark.parametrize(("misses", "expected"), [(1, "utter_ask_rephrase"), (2, "utter_help")])
+@pytest.mark.parametrize(("misses", "expected"), [(1, "ask_rephrase"), (2, "fallback_options")])
 async def test_two_stage_fallback(svc, misses, expected):
     from actions.anytime import ActionFallback
 
     d = CollectingDispatcher()
     await ActionFallback().run(d, tracker(events=_misses(misses)), DOMAIN)
-    assert texts(d) == [expected]
+    assert responses_of(d) == [expected]
+    assert custom(d) == [to_dict(Listen("free"))]
 
 
 async def test_third_miss_goes_to_an_agent(svc):
@@ -264,3 +310,154 @@ async def test_third_miss_goes_to_an_agent(svc):
     await ActionFallback().run(d, tracker(events=_misses(3)), DOMAIN)
     transfer = next(m["custom"] for m in d.messages if m.get("custom"))
     assert transfer["reason"] == "not_understood"
+
+
+async def test_an_understood_turn_starts_the_count_again(svc):
+    from actions.anytime import ActionFallback
+
+    d = CollectingDispatcher()
+    understood = _misses(2, answered_by="action_show_balance")[:-1]
+    events = [*_misses(2)[:-1], *understood, *_misses(2)]  # miss, balance, miss, miss
+    await ActionFallback().run(d, tracker(events=events), DOMAIN)
+    assert responses_of(d) == ["fallback_options"]  # the miss before the balance is forgotten
+
+
+# --- several accounts on one number: by last digits or service address -----------------------
+SAM = {"caller_number": "+15555550144", "account_candidates": ["500600700", "500600711"]}
+
+
+async def test_several_accounts_are_listed_with_their_addresses(svc):
+    from actions.questions import AskAccountChoice
+
+    d = CollectingDispatcher()
+    await AskAccountChoice().run(d, tracker(slots=SAM), DOMAIN)
+    (question,) = texts(d)
+    assert "2 accounts" in question
+    assert (
+        "the account ending 0700 at 12 Oak Street and the account ending 0711 at 48 Pine Avenue"
+        in question
+    )
+    assert responses_of(d) == ["ask_account_choice"]
+    assert custom(d) == [to_dict(Listen("free"))]  # a street is not digits
+
+
+@pytest.mark.parametrize(
+    ("answer", "account"),
+    [
+        ("the one on Oak Street", "500600700"),
+        ("oak", "500600700"),
+        ("forty eight pine avenue", "500600711"),
+        ("the Pine Ave one", "500600711"),
+        ("twelve", "500600700"),
+        ("zero seven one one", "500600711"),
+        ("0700", "500600700"),
+    ],
+)
+async def test_account_choice_by_street_or_last_digits(svc, answer, account):
+    d = CollectingDispatcher()
+    result = await ValidatePaymentForm().validate_account_choice(
+        answer, d, tracker(slots=SAM, text=answer, intent="inform"), DOMAIN
+    )
+    assert result["identified"] is True and result["account_number"] == account
+    assert result["customer_first_name"] == "Sam"
+
+
+@pytest.mark.parametrize("answer", ["the one on Elm Street", "the street one", "I don't know"])
+async def test_an_account_choice_not_understood_falls_back_to_the_account_number(svc, answer):
+    d = CollectingDispatcher()
+    result = await ValidatePaymentForm().validate_account_choice(
+        answer, d, tracker(slots=SAM, text=answer, intent="inform"), DOMAIN
+    )
+    assert result == {"account_choice": None, "account_candidates": []}
+    assert responses_of(d) == ["account_choice_not_understood"]
+
+
+async def test_accounts_without_addresses_are_chosen_by_digits(svc, db_engine):
+    from sqlalchemy import update
+
+    from actions.questions import AskAccountChoice
+    from paybot.db.models import Account
+
+    with db_engine.begin() as conn:
+        conn.execute(update(Account).values(service_address=None))
+    d = CollectingDispatcher()
+    await AskAccountChoice().run(d, tracker(slots=SAM), DOMAIN)
+    assert responses_of(d) == ["ask_account_choice_by_digits"]
+    assert "the account ending 0700 and the account ending 0711" in texts(d)[0]
+    assert custom(d)[0]["mode"] == "digits"
+
+
+# --- fillers are no answer ------------------------------------------------------------------
+@pytest.mark.parametrize("filler", ["uh", "um", "hmm", "Hmm.", "um, uh"])
+async def test_a_filler_does_not_answer_a_yes_no_question(svc, db_engine, filler):
+    from paybot.db.models import OutboundMessage
+    from tests.helpers import rows
+
+    d = CollectingDispatcher()
+    slots = {**JAMES, "stage": "receipt", "payment_id": 1.0, "caller_number": "+15555550100"}
+    events = await ActionYesNo().run(d, tracker(slots=slots, text=filler, intent="affirm"), DOMAIN)
+    assert events == []  # the question stays open
+    assert responses_of(d) == ["yes_no_not_understood"]
+    assert custom(d) == [to_dict(Listen("yes_no"))]
+    assert rows(db_engine, OutboundMessage) == []  # no receipt queued on an "uh"
+
+
+async def test_a_filler_with_no_open_question_asks_to_rephrase(svc):
+    d = CollectingDispatcher()
+    events = await ActionYesNo().run(d, tracker(text="hmm", intent="affirm"), DOMAIN)
+    assert events == [] and responses_of(d) == ["ask_rephrase"]
+
+
+def test_fillers_are_told_apart_from_answers():
+    from paybot.parsing import is_filler
+
+    assert all(is_filler(t) for t in ["uh", "UM", "hmm...", "uh, um", "", "  "])
+    assert not any(is_filler(t) for t in ["yes", "uh yes", "um no", "hmm okay", "one"])
+
+
+# --- system events come only from the bridge ------------------------------------------------
+async def test_words_mistaken_for_a_system_event_are_not_one(svc):
+    from actions.payment import ActionCaptureResult
+
+    d = CollectingDispatcher()
+    events = await ActionHandleSilence().run(
+        d, tracker(slots={"channel": "voice"}, events=_silences(3), text="silence"), DOMAIN
+    )
+    assert events == [] and responses_of(d) == ["ask_rephrase"]  # no transfer, no hangup
+    d = CollectingDispatcher()
+    t = tracker(slots={**JAMES, "payment_key": "k"}, text="capture result", intent="capture_result")
+    assert await ActionCaptureResult().run(d, t, DOMAIN) == []
+    assert responses_of(d) == ["ask_rephrase"]
+
+
+async def test_another_amount_asks_just_how_much(svc):
+    from actions.questions import AskPaymentAmount
+
+    d = CollectingDispatcher()
+    t = tracker(slots=JAMES, text="a different amount", intent="other_amount")
+    await AskPaymentAmount().run(d, t, DOMAIN)
+    assert responses_of(d) == ["ask_other_amount"]
+    assert "between $1.00 and $321.72" in texts(d)[0]
+
+
+async def test_a_filler_is_no_miss_for_the_fallback(svc):
+    from actions.anytime import ActionFallback
+
+    d = CollectingDispatcher()
+    slots = {**JAMES, "stage": "anything_else"}
+    await ActionFallback().run(d, tracker(slots=slots, text="hmm", intent="nlu_fallback"), DOMAIN)
+    assert responses_of(d) == ["yes_no_not_understood"]  # the open question, asked again
+    filler = {"event": "user", "text": "um", "parse_data": {"intent": {"name": "nlu_fallback"}}}
+    answered = {"event": "action", "name": "action_fallback"}
+    events = [*_misses(2)[:-1], filler, answered, *_misses(1)]  # miss, "um", miss
+    d = CollectingDispatcher()
+    await ActionFallback().run(d, tracker(events=events, text="blah"), DOMAIN)
+    assert responses_of(d) == ["fallback_options"]  # the "um" neither counts nor breaks the run
+
+
+async def test_a_filler_does_not_answer_are_you_ready(svc):
+    d = CollectingDispatcher()
+    t = tracker(slots=JAMES, text="hmm", intent="nlu_fallback", loop="payment_form")
+    result = await ValidatePaymentForm().validate_ready_to_pay("hmm", d, t, DOMAIN)
+    assert result == {"ready_to_pay": None}  # not a no, and not an amount
+    assert responses_of(d) == ["yes_no_not_understood"]

@@ -129,6 +129,20 @@ def test_up_without_a_model_says_how_to_train(cli_env, no_children, capsys, tmp_
     ]
 
 
+def test_up_with_a_bad_vosk_model_says_what_is_wrong(
+    cli_env, no_children, capsys, tmp_path, monkeypatch
+):
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "paybot.tar.gz").write_bytes(b"")  # preflight only looks for the file
+    monkeypatch.setenv("PAYBOT_MODEL_DIR", str(models))
+    monkeypatch.setenv("PAYBOT_VOSK_MODEL", str(tmp_path / "vosk-model-small-en-us-0.15"))
+
+    assert main(["up"]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert "Vosk model directory not found" in line and "alphacephei.com/vosk/models" in line
+
+
 def test_bad_settings_are_one_line_and_exit_2(cli_env, no_children, capsys, monkeypatch):
     monkeypatch.setenv("PAYBOT_RASA_PORT", "not-a-port")
 

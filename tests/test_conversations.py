@@ -35,6 +35,7 @@ pytestmark = pytest.mark.services
 JAMES = "+15555550100"
 ROBERT = "+15555550122"
 LINDA = "+15555550133"
+SAM = "+15555550144"  # two accounts: 12 Oak Street and 48 Pine Avenue
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +126,18 @@ def test_several_accounts_on_one_number(stack):
     assert "2 accounts" in ask.text and "0300" in ask.text and "0399" in ask.text
     greeting = call.say("three nine nine")
     assert "Hello James, are you ready to make your payment of $40.00 now?" in greeting.text
+
+
+def test_several_accounts_chosen_by_street(stack):
+    call = Conversation(stack, "voice", SAM)
+    ask = call.start_call()
+    assert "the account ending 0700 at 12 Oak Street" in ask.text
+    assert "the account ending 0711 at 48 Pine Avenue" in ask.text
+    assert ask.instruction("listen")["mode"] == "free"  # a street name, not digits
+    greeting = call.say("the one on pine avenue")
+    assert "Hello Sam, are you ready to make your payment of $148.95 now?" in greeting.text
+    method = call.say("yes")
+    assert "card or from a bank account" in method.text  # 48 Pine has no card on file
 
 
 def test_not_me_switches_to_account_and_zip(stack):
@@ -373,6 +386,97 @@ def test_silence_reprompts_twice_then_agent(stack):
     assert "ready to make your payment" in second.text
     third = call.system("silence")
     assert third.instruction("transfer")["reason"] == "silence"
+
+
+def test_silence_after_anything_else_says_goodbye(stack):
+    call = Conversation(stack, "voice", JAMES)
+    call.start_call()
+    assert "anything else" in call.say("cancel").text
+    for _ in range(2):
+        again = call.system("silence")
+        assert "didn't hear anything" in again.text and "anything else" in again.text
+    bye = call.system("silence")
+    assert "Goodbye" in bye.text and bye.instruction("hangup") is not None
+    assert bye.instruction("transfer") is None
+
+
+def test_operator_outside_the_form_transfers(stack):
+    call = Conversation(stack, "voice", JAMES)
+    call.start_call()
+    call.say("cancel")
+    transfer = call.say("can I speak to an operator").instruction("transfer")
+    assert transfer["reason"] == "caller_request"
+    assert transfer["context"]["account_number"] == "100200300"
+
+
+def latest_intent(conversation: Conversation) -> str:
+    events = conversation.tracker()["events"]
+    return [e for e in events if e.get("event") == "user"][-1]["parse_data"]["intent"]["name"]
+
+
+# Nonsense no intent should be sure of. Which of them falls below the FallbackClassifier
+# threshold (bot/config.yml) moves with every retraining, so the test asks the model.
+NONSENSE = (
+    "zxqv blorp",
+    "qwerty uiop",
+    "blah blah",
+    "asdfgh",
+    "colorless green ideas sleep furiously",
+    "I like turtles",
+    "the quick brown fox jumps over the lazy dog",
+)
+
+
+def not_understood(stack: Stack) -> str:
+    """A phrase the trained NLU gives ``nlu_fallback`` (asked through Rasa's /model/parse)."""
+    import requests
+
+    from tests.stack import RASA_TOKEN
+
+    for phrase in NONSENSE:
+        parsed = requests.post(
+            f"{stack.rasa_url}/model/parse",
+            params={"token": RASA_TOKEN},
+            json={"text": phrase},
+            timeout=60,
+        ).json()
+        if parsed["intent"]["name"] == "nlu_fallback":
+            return phrase
+    raise AssertionError("the model is sure about every nonsense phrase: retrain or add some")
+
+
+def test_two_stage_fallback_then_agent(stack):
+    call = Conversation(stack, "voice", JAMES)
+    call.start_call()
+    call.say("cancel")  # out of the payment form: "is there anything else?"
+    first = call.say(not_understood(stack))  # below the NLU threshold
+    assert latest_intent(call) == "nlu_fallback"
+    assert "rephrase" in first.text and first.instruction("listen")["mode"] == "free"
+    second = call.say("can you order me a pizza")  # something the bot cannot help with
+    assert latest_intent(call) in ("out_of_scope", "nlu_fallback")
+    assert "take a payment" in second.text and "agent" in second.text  # what it can do
+    third = call.say("tell me a joke")
+    assert third.instruction("transfer")["reason"] == "not_understood"
+    assert rows(stack.engine, Payment) == []
+
+
+def test_the_fallback_count_starts_again_after_an_understood_turn(stack):
+    chat = Conversation(stack, "chat", JAMES)
+    chat.say("hi")
+    chat.say("cancel")
+    assert "rephrase" in chat.say("what's the weather like tomorrow").text
+    assert "$321.72" in chat.say("what's my balance").text
+    assert "rephrase" in chat.say("can you order me a pizza").text
+
+
+def test_a_filler_is_not_a_yes(stack):
+    chat = Conversation(stack, "chat", JAMES)
+    chat.say("hi")
+    chat.say("cancel")
+    reply = chat.say("hmm")
+    assert "yes or no" in reply.text and "Goodbye" not in reply.text
+    assert "How can I help" not in reply.text and "help you with" not in reply.text
+    assert "Goodbye" in chat.say("no").text  # the question was still open
 
 
 def test_help_start_over_cancel_goodbye(stack):

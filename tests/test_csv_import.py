@@ -316,6 +316,37 @@ def test_empty_optional_cell_resets_to_the_default(db_engine, tmp_path):
     assert accounts(db_engine)["100200300"].email is None
 
 
+def test_service_address_column(db_engine, tmp_path):
+    lines = [
+        "account_number,name,phone,zip,balance,Service Address",
+        'A-1001,Sam Rivera,5555550144,97205,64.30,"  12   Oak Street "',
+        "A-1002,Sam Rivera,5555550144,97205,148.95,48 Pine Avenue",
+        "A-1003,Sam Rivera,5555550144,97205,5.00,",
+    ]
+    report = run(db_engine, tmp_path, lines)
+    assert report.created == 3, report.errors
+    rows = accounts(db_engine)
+    assert rows["A-1001"].service_address == "12 Oak Street"  # whitespace tidied
+    assert rows["A-1002"].service_address == "48 Pine Avenue"
+    assert rows["A-1003"].service_address is None
+    # "address" is the same column; absent from a later file, the address is left alone.
+    moved = ["account_number,name,phone,zip,balance,address", "A-1002,Sam Rivera,5555550144,"
+             "97205,148.95,50 Pine Avenue"]  # fmt: skip
+    assert run(db_engine, tmp_path, moved).updated == 1
+    assert run(db_engine, tmp_path, [lines[0].rsplit(",", 1)[0], lines[1].rsplit(",", 1)[0]]
+               ).unchanged == 1  # fmt: skip
+    rows = accounts(db_engine)
+    assert rows["A-1002"].service_address == "50 Pine Avenue"
+    assert rows["A-1001"].service_address == "12 Oak Street"
+
+
+def test_too_long_service_address_is_reported(db_engine, tmp_path):
+    lines = ["account_number,name,phone,zip,balance,service_address",
+             f"A-1001,Sam Rivera,5555550144,97205,64.30,{'x' * 201}"]  # fmt: skip
+    report = run(db_engine, tmp_path, lines)
+    assert report.errors == [RowError(2, "service_address: longer than 200 characters")]
+
+
 # --- a large file -----------------------------------------------------------------------------
 
 

@@ -104,8 +104,25 @@ async def test_local_find_by_account_number(db_engine):
     )
     assert await directory.find_by_account_number("999") is None
     assert await directory.find_by_account_number("  ") is None
+    assert ana.service_address is None
     async with directory:
         assert (await directory.find_by_account_number("100")).name == "James Smith"
+
+
+async def test_local_service_address(db_engine):
+    seed(db_engine)
+    with session_scope(db_engine) as session:
+        session.add(
+            Account(account_number="300", name="Sam Rivera", phone=PHONE, billing_zip="97205",
+                    service_address="12 Oak Street", balance=Decimal("1.00"),
+                    minimum_payment=Decimal("0.00"))
+        )  # fmt: skip
+    found = await LocalDirectory(db_engine).find_by_phone(PHONE)
+    assert {r.account_number: r.service_address for r in found} == {
+        "100": None,
+        "200": None,
+        "300": "12 Oak Street",
+    }
 
 
 def test_record_repr_hides_personal_data():
@@ -133,6 +150,10 @@ ACCOUNTS = {
     "FLOATY-1": account_json("FLOATY-1", balance=0.1 + 0.2),
     "BADSTATUS-1": account_json("BADSTATUS-1", status="frozen"),
     "OTHER-1": account_json("SOMEONE-ELSE"),
+    "ADDR-1": account_json("ADDR-1", service_address=" 12 Oak Street "),
+    "NOADDR-1": account_json("NOADDR-1", service_address=""),
+    "BADADDR-1": account_json("BADADDR-1", service_address=12),
+    "LONGADDR-1": account_json("LONGADDR-1", service_address="x" * 201),
 }
 
 
@@ -224,6 +245,13 @@ async def test_http_one_account_by_number(directory, crm):
     assert request.path == "/api/accounts/100"
 
 
+async def test_http_service_address(directory):
+    assert (await directory.find_by_account_number("ADDR-1")).service_address == "12 Oak Street"
+    assert (await directory.find_by_account_number("NOADDR-1")).service_address is None
+    assert (await directory.find_by_account_number("100")).service_address is None
+    assert "Oak" not in repr(await directory.find_by_account_number("ADDR-1"))
+
+
 async def test_http_several_accounts_on_one_phone(directory, crm):
     found = await directory.find_by_phone("(555) 555-0100")
 
@@ -290,6 +318,8 @@ async def test_http_slow_answer_times_out(crm):
         ("FLOATY-1", "balance is not a non-negative USD amount"),
         ("BADSTATUS-1", "status is not active, closed or suspended"),
         ("OTHER-1", "the account returned is not the one asked for"),
+        ("BADADDR-1", "service_address is not a string of up to 200 characters"),
+        ("LONGADDR-1", "service_address is not a string of up to 200 characters"),
         ("TEAPOT-1", None),
     ],
 )

@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import text
 
 from paybot.db.models import LedgerEntry, SandboxCharge
 from paybot.payments import confirmation
@@ -72,3 +73,156 @@ def test_same_key_schedules_once(scheduler, db_engine):
     again = schedule(scheduler, 2, idempotency_key="k1")
     assert first.payment_id == again.payment_id
     assert len(scheduler.list_scheduled(account(db_engine, "100200300").id)) == 1
+
+
+# --- running due payments: never twice, from cron or from every bridge ----------------------
+def _due_today(scheduler, count: int) -> list[int]:
+    """``count`` payments scheduled (yesterday) for today, for James's stored card."""
+    yesterday = date.today() - timedelta(days=1)
+    return [
+        schedule(scheduler, 0, f"{10 + i}.00", today=yesterday).payment_id for i in range(count)
+    ]
+
+
+def _second_worker(db_engine, tmp_path):
+    """Another bridge: its own engine on the same database, its own ledger and gateway."""
+    from paybot.db.engine import make_engine
+    from paybot.gateway.sandbox import SandboxGateway
+    from paybot.payments.ledger import Ledger
+
+    url = db_engine.url.render_as_string(hide_password=False)
+    search_path = None
+    if db_engine.dialect.name == "postgresql":  # the test's private schema
+        with db_engine.connect() as conn:
+            search_path = conn.execute(text("SHOW search_path")).scalar()
+    engine = make_engine(url, search_path=search_path)
+    return Scheduler(Ledger(engine, SandboxGateway(engine), retries=0, backoff_s=0)), engine
+
+
+def test_two_workers_at_once_charge_each_payment_once(scheduler, db_engine, tmp_path):
+    import threading
+
+    ids = _due_today(scheduler, 6)
+    other, engine = _second_worker(db_engine, tmp_path)
+    start = threading.Barrier(2)
+    results: dict[str, list] = {}
+
+    def run(name: str, worker: Scheduler) -> None:
+        start.wait()
+        results[name] = worker.run_due()
+
+    threads = [
+        threading.Thread(target=run, args=("a", scheduler)),
+        threading.Thread(target=run, args=("b", other)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    engine.dispose()
+    ran = [o.payment_id for o in results["a"] + results["b"]]
+    assert sorted(ran) == sorted(ids)  # each payment run by exactly one of them
+    charges = rows(db_engine, SandboxCharge)
+    assert len(charges) == len(ids) and len({c.idempotency_key for c in charges}) == len(ids)
+    assert len([e for e in rows(db_engine, LedgerEntry) if e.kind == "principal"]) == len(ids)
+
+
+def test_a_worker_that_listed_a_payment_late_does_not_charge_it(
+    scheduler, db_engine, tmp_path, monkeypatch
+):
+    """The race spelled out: worker A lists the due payments, worker B charges them all, then
+    A tries each one; its claim (a conditional update from ``scheduled``) fails."""
+    ids = _due_today(scheduler, 2)
+    other, engine = _second_worker(db_engine, tmp_path)
+    claim = scheduler._run_one
+
+    def b_gets_there_first(payment_id: int):
+        other.run_due()
+        return claim(payment_id)
+
+    monkeypatch.setattr(scheduler, "_run_one", b_gets_there_first)
+    assert scheduler.run_due() == []
+    engine.dispose()
+    assert len(rows(db_engine, SandboxCharge)) == len(ids)
+
+
+def test_run_due_command_for_cron(scheduler, db_engine, settings, capsys):
+    from paybot.cli.main import main
+
+    _due_today(scheduler, 2)
+    url = db_engine.url.render_as_string(hide_password=False)
+    if db_engine.dialect.name != "sqlite":
+        pytest.skip("the command takes its database from DATABASE_URL (SQLite run covers it)")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DATABASE_URL", url)
+        assert main(["payments", "run-due"]) == 0
+        assert "2 run (2 succeeded)" in capsys.readouterr().out
+        assert main(["payments", "run-due"]) == 0
+        assert "0 run" in capsys.readouterr().out
+        assert main(["payments", "run-due", "--date", "tomorrow"]) == 2
+    assert len(rows(db_engine, SandboxCharge)) == 2
+
+
+# --- the bridge's background job ------------------------------------------------------------
+async def _run_job(settings, engine, until, timeout_s: float = 20.0) -> None:
+    """Start ``scheduler_job`` in an app, wait until ``until()`` holds, stop it."""
+    import asyncio
+
+    from aiohttp import web
+
+    from voice_bridge.keys import DB_ENGINE, SETTINGS
+    from voice_bridge.scheduler_job import scheduler_job
+
+    app = web.Application()
+    app[SETTINGS], app[DB_ENGINE] = settings, engine
+    app.cleanup_ctx.append(scheduler_job)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not await asyncio.to_thread(until):
+            assert asyncio.get_running_loop().time() < deadline, "the job did not run in time"
+            await asyncio.sleep(0.05)
+    finally:
+        await runner.cleanup()
+
+
+async def test_bridge_job_runs_due_payments_in_a_thread(
+    scheduler, db_engine, settings, monkeypatch, caplog
+):
+    import logging
+    import threading
+
+    from paybot.db.models import Payment
+
+    caplog.set_level(logging.INFO, logger="voice_bridge.scheduler_job")
+    ids = _due_today(scheduler, 2)
+    threads = []
+    run_due = Scheduler.run_due
+
+    def recorded(self, today=None):
+        threads.append(threading.current_thread())
+        return run_due(self, today)
+
+    monkeypatch.setattr(Scheduler, "run_due", recorded)
+    fast = settings.copy(update={"scheduler_interval_s": 0.05})
+
+    def all_paid() -> bool:
+        return {p.status for p in rows(db_engine, Payment) if p.id in ids} == {"succeeded"}
+
+    await _run_job(fast, db_engine, all_paid)
+    assert threads and threading.main_thread() not in threads  # never on the event loop
+    assert "scheduled payments: 2 run (2 succeeded)" in caplog.text
+    assert "James" not in caplog.text and "4242" not in caplog.text  # counts only
+
+
+async def test_bridge_job_is_off_at_interval_zero(scheduler, db_engine, settings, monkeypatch):
+    import asyncio
+
+    calls = []
+    monkeypatch.setattr(Scheduler, "run_due", lambda self, today=None: calls.append(1) or [])
+    off = settings.copy(update={"scheduler_interval_s": 0})
+    ticks = iter(range(10))
+    await _run_job(off, db_engine, lambda: next(ticks) >= 5)
+    await asyncio.sleep(0)
+    assert calls == []

@@ -121,3 +121,33 @@ def test_ulaw_frames_for_twilio(tts: PiperTts) -> None:
     decoded = A.ulaw_to_pcm16(b"".join(frames))
     assert A.rms_dbfs(decoded) > -35
     assert len(tts.ulaw_frames("Goodbye.")) > 10
+
+
+def test_a_long_first_sentence_is_cut_after_its_first_clause(tts: PiperTts) -> None:
+    from voice_bridge.tts.piper_engine import split_first_clause
+
+    plan = tts.plan("Hello James, are you ready to make your payment of $321.72 now? Thanks.")
+    assert plan[0] == "Hello James," and plan[1].startswith("are you ready to make your payment")
+    assert plan[2:] == ["Thanks."]
+    assert split_first_clause("Yes, sure.") == ["Yes, sure."]  # short: whole
+    assert split_first_clause("Okay, so what we will do now is take the payment.") == [
+        "Okay, so what we will do now is take the payment."
+    ]  # a one-word clause is not cut off
+
+
+def test_synthesis_time_estimate_learns_and_knows_the_cache(tts: PiperTts) -> None:
+    tts.sentence("A sentence to measure the pace with.")
+    assert tts.estimate_ms("A sentence to measure the pace with.") == 0.0  # cached
+    assert tts.estimate_ms("Something never said before, quite long indeed.") > 0.0
+
+
+def test_static_prompts_are_warmed_into_the_cache(tts: PiperTts) -> None:
+    from voice_bridge.runtime import PROJECT_ROOT
+    from voice_bridge.tts.warmup import static_prompts, warm_up
+
+    prompts = static_prompts(PROJECT_ROOT)
+    assert "Please key in your card number, then press pound." in prompts
+    assert all("{" not in p for p in prompts) and len(prompts) == len(set(prompts))
+    assert len(prompts) > 10
+    warm_up(tts, prompts[:3])
+    assert all(tts.estimate_ms(s) == 0.0 for p in prompts[:3] for s in tts.plan(p))

@@ -1,7 +1,9 @@
 """The bridge's aiohttp application factory and its runner.
 
-Routes so far: ``GET /healthz``. Long-lived resources (the outgoing HTTP client) are opened
-and closed by ``cleanup_ctx`` so that startup and graceful shutdown handle them.
+Routes: ``GET /healthz``, the Twilio webhooks (:mod:`voice_bridge.twilio_webhooks`) and the
+``/twilio/stream`` Media Streams websocket (:mod:`voice_bridge.stream`). Long-lived resources
+(the outgoing HTTP client, the speech models and thread pool, background jobs) are opened and
+closed by ``cleanup_ctx`` so that startup and graceful shutdown handle them.
 """
 
 from __future__ import annotations
@@ -12,7 +14,13 @@ from collections.abc import AsyncIterator
 from aiohttp import ClientSession, ClientTimeout, web
 
 from paybot.settings import Settings
+from voice_bridge.database import database
 from voice_bridge.keys import HTTP_CLIENT, SETTINGS
+from voice_bridge.receipt_sender import receipt_sender
+from voice_bridge.runtime import voice_runtime
+from voice_bridge.scheduler_job import scheduler_job
+from voice_bridge.stream import handle_stream
+from voice_bridge.twilio_webhooks import add_twilio_routes
 
 log = logging.getLogger(__name__)
 HTTP_TIMEOUT_S = 10.0
@@ -24,7 +32,13 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application()
     app[SETTINGS] = settings
     app.cleanup_ctx.append(http_client)
+    app.cleanup_ctx.append(database)
+    app.cleanup_ctx.append(voice_runtime)
+    app.cleanup_ctx.append(receipt_sender)
+    app.cleanup_ctx.append(scheduler_job)
     app.router.add_get("/healthz", healthz)
+    add_twilio_routes(app)
+    app.router.add_get("/twilio/stream", handle_stream)
     return app
 
 

@@ -10,6 +10,7 @@ check bit-exactness against it while it exists).
 
 from __future__ import annotations
 
+import io
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -224,12 +225,32 @@ def read_wav(path: str | Path) -> tuple[bytes, int]:
     Raises:
         ValueError: If the file is not 16-bit PCM.
     """
-    with wave.open(str(path), "rb") as wav:
+    return _read_wave(str(path), str(path))
+
+
+def read_wav_bytes(data: bytes) -> tuple[bytes, int]:
+    """Read a 16-bit PCM WAV held in memory (e.g. a synthesiser's stdout), as :func:`read_wav`.
+
+    A header whose data size is unknown (0 or 0xFFFFFFFF, as written to a pipe) is fine: the
+    samples run to the end of ``data``.
+
+    Raises:
+        ValueError: If ``data`` is not a 16-bit PCM WAV.
+    """
+    try:
+        return _read_wave(io.BytesIO(data), "WAV data")
+    except (wave.Error, EOFError) as exc:
+        raise ValueError(f"WAV data: not a PCM WAV ({exc})") from None
+
+
+def _read_wave(source: str | io.BytesIO, label: str) -> tuple[bytes, int]:
+    with wave.open(source, "rb") as wav:
         if wav.getsampwidth() != 2:
-            raise ValueError(f"{path}: expected 16-bit samples, got {8 * wav.getsampwidth()}")
+            raise ValueError(f"{label}: expected 16-bit samples, got {8 * wav.getsampwidth()}")
         channels, rate = wav.getnchannels(), wav.getframerate()
         data = wav.readframes(wav.getnframes())
     if channels > 1:
+        data = data[: len(data) - len(data) % (2 * channels)]
         samples = bytes_to_samples(data).reshape(-1, channels).astype(np.float64)
         data = samples_to_bytes(samples.mean(axis=1))
     return data, rate

@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 from aiohttp import ClientSession, web
+from sqlalchemy.engine import Engine
 
 from paybot.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 HTTP_CLIENT = web.AppKey("http_client", ClientSession)  # outgoing HTTP (Rasa, ...)
+DB_ENGINE = web.AppKey("db_engine", Engine)  # voice_bridge.database: call records, outbox

@@ -1,9 +1,10 @@
 """Typed Twilio Media Streams messages: parse what Twilio sends, serialize what we send back.
 
 Inbound (Twilio → bridge): :class:`Connected`, :class:`Start`, :class:`Media`, :class:`Dtmf`,
-:class:`Mark`, :class:`Stop`, built by :func:`parse_message`. Outbound (bridge → Twilio):
-:class:`OutboundMedia`, :class:`OutboundMark`, :class:`Clear`, serialized by ``to_json`` and
-parsed back by :func:`parse_outbound` (for tests and fake Twilio servers).
+:class:`Mark`, :class:`Stop`, built by :func:`parse_message` and serialized by ``to_json`` (as
+Twilio sends them; the test caller in ``voice_bridge/caller`` uses this). Outbound (bridge →
+Twilio): :class:`OutboundMedia`, :class:`OutboundMark`, :class:`Clear`, serialized by
+``to_json`` and parsed back by :func:`parse_outbound` (for tests and fake Twilio servers).
 
 Twilio sends numbers as strings (``sequenceNumber``, ``chunk``, ``timestamp``); they are ints
 here. Errors are :class:`ProtocolError` with a short reason that names the field, never its
@@ -47,6 +48,9 @@ class Connected:
     protocol: str = "Call"
     version: str = "1.0.0"
 
+    def to_json(self) -> str:
+        return _dump({"event": "connected", "protocol": self.protocol, "version": self.version})
+
 
 @dataclass(frozen=True)
 class Start:
@@ -60,6 +64,20 @@ class Start:
     tracks: tuple[str, ...] = ("inbound",)
     sequence_number: int | None = None
 
+    def to_json(self) -> str:
+        fmt = self.media_format
+        start = {
+            "accountSid": self.account_sid,
+            "streamSid": self.stream_sid,
+            "callSid": self.call_sid,
+            "tracks": list(self.tracks),
+            "customParameters": dict(self.custom_parameters),
+            "mediaFormat": {
+                "encoding": fmt.encoding, "sampleRate": fmt.sample_rate, "channels": fmt.channels
+            },
+        }
+        return _inbound("start", self.sequence_number, self.stream_sid, start=start)
+
 
 @dataclass(frozen=True)
 class Media:
@@ -72,6 +90,15 @@ class Media:
     payload: bytes = field(repr=False)
     sequence_number: int | None = None
 
+    def to_json(self) -> str:
+        media = {
+            "track": self.track,
+            "chunk": str(self.chunk),
+            "timestamp": str(self.timestamp),
+            "payload": _b64(self.payload),
+        }
+        return _inbound("media", self.sequence_number, self.stream_sid, media=media)
+
 
 @dataclass(frozen=True)
 class Dtmf:
@@ -82,6 +109,10 @@ class Dtmf:
     track: str = "inbound_track"
     sequence_number: int | None = None
 
+    def to_json(self) -> str:
+        dtmf = {"track": self.track, "digit": self.digit}
+        return _inbound("dtmf", self.sequence_number, self.stream_sid, dtmf=dtmf)
+
 
 @dataclass(frozen=True)
 class Mark:
@@ -90,6 +121,9 @@ class Mark:
     stream_sid: str
     name: str
     sequence_number: int | None = None
+
+    def to_json(self) -> str:
+        return _inbound("mark", self.sequence_number, self.stream_sid, mark={"name": self.name})
 
 
 @dataclass(frozen=True)
@@ -100,6 +134,10 @@ class Stop:
     call_sid: str
     account_sid: str
     sequence_number: int | None = None
+
+    def to_json(self) -> str:
+        stop = {"accountSid": self.account_sid, "callSid": self.call_sid}
+        return _inbound("stop", self.sequence_number, self.stream_sid, stop=stop)
 
 
 @dataclass(frozen=True)
@@ -318,3 +356,13 @@ def _b64(payload: bytes) -> str:
 
 def _dump(message: dict[str, Any]) -> str:
     return json.dumps(message, separators=(",", ":"))
+
+
+def _inbound(event: str, sequence: int | None, stream_sid: str, **body: Any) -> str:
+    """A message as Twilio sends it: numbers as strings, a top-level ``streamSid``."""
+    message: dict[str, Any] = {"event": event}
+    if sequence is not None:
+        message["sequenceNumber"] = str(sequence)
+    message.update(body)
+    message["streamSid"] = stream_sid
+    return _dump(message)

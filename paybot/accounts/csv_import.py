@@ -17,6 +17,9 @@ due_date            no        YYYY-MM-DD; empty = none
 currency            no        three letters; empty = USD
 status              no        active, closed or suspended; empty = active
 email               no        an address; empty = none
+service_address     no        where the service is ("12 Oak Street"), up to 200 characters;
+                              tells apart several accounts on one phone number; empty = none
+                              (``address`` is accepted as the header too)
 ==================  ========  ===============================================================
 
 Other columns are ignored (and reported). An optional column that is absent from the header
@@ -70,10 +73,10 @@ _BOM = "\ufeff"
 # Field order matters: account_number first (the key), currency before the amounts.
 FIELDS = (
     "account_number", "name", "phone", "zip", "currency", "balance",
-    "minimum_payment", "due_date", "status", "email",
+    "minimum_payment", "due_date", "status", "email", "service_address",
 )  # fmt: skip
 REQUIRED = ("account_number", "name", "phone", "zip", "balance")
-_ALIASES = {"billing_zip": "zip"}
+_ALIASES = {"billing_zip": "zip", "address": "service_address"}
 _DB_COLUMN = {name: name for name in FIELDS} | {"zip": "billing_zip"}
 _CREATE_DEFAULTS: dict[str, Any] = {
     "minimum_payment": Decimal("0.00"),
@@ -81,6 +84,7 @@ _CREATE_DEFAULTS: dict[str, Any] = {
     "currency": "USD",
     "status": AccountStatus.ACTIVE.value,
     "email": None,
+    "service_address": None,
 }
 
 _ACCOUNT_RE = re.compile(r"[A-Z0-9](?:[A-Z0-9-]{2,30})[A-Z0-9]")
@@ -244,6 +248,12 @@ def _email(text: str, _ctx: _Context) -> str:
     return text
 
 
+def _service_address(text: str, _ctx: _Context) -> str:
+    if len(text) > 200:
+        raise _Bad("longer than 200 characters")
+    return " ".join(text.split())
+
+
 _PARSERS: dict[str, Callable[[str, _Context], Any]] = {
     "account_number": _account_number,
     "name": _name,
@@ -255,6 +265,7 @@ _PARSERS: dict[str, Callable[[str, _Context], Any]] = {
     "due_date": _due_date,
     "status": _status,
     "email": _email,
+    "service_address": _service_address,
 }
 
 

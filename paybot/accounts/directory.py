@@ -29,7 +29,8 @@ HTTP CRM contract (``{base}`` is ``PAYBOT_CRM_URL``; every request carries
         "due_date": "2026-12-01",         optional, YYYY-MM-DD or null
         "currency": "USD",                optional, 3 letters, default "USD"
         "status": "active",               optional: active | closed | suspended (default active)
-        "phone": "+15555550100"           optional, E.164 or null
+        "phone": "+15555550100",          optional, E.164 or null
+        "service_address": "12 Oak Street"  optional string or null: where the service is
     }
 
 Other fields are ignored. Amounts should be JSON strings; JSON numbers are accepted but read
@@ -70,6 +71,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1 << 20
+MAX_ADDRESS_CHARS = 200  # the accounts.service_address column
 _STATUSES = {s.value for s in AccountStatus}
 _CURRENCY_RE = re.compile(r"[A-Z]{3}")
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -97,6 +99,7 @@ class AccountRecord:
     currency: str
     status: str
     account_id: int | None = None
+    service_address: str | None = field(default=None, repr=False)
 
     @property
     def is_active(self) -> bool:
@@ -117,6 +120,7 @@ class AccountRecord:
             currency=account.currency,
             status=account.status,
             account_id=account.id,
+            service_address=account.service_address,
         )
 
 
@@ -200,6 +204,16 @@ def _text(data: dict[str, Any], key: str, *, required: bool = True) -> str | Non
     return value.strip()
 
 
+def _address(data: dict[str, Any]) -> str | None:
+    """``service_address``: a string of up to 200 characters; null or "" for none."""
+    value = data.get("service_address")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str) or len(value.strip()) > MAX_ADDRESS_CHARS:
+        raise _malformed(f"service_address is not a string of up to {MAX_ADDRESS_CHARS} characters")
+    return value.strip()
+
+
 def _amount(data: dict[str, Any], key: str, currency: str, default: str | None = None) -> Decimal:
     value = data.get(key, default)
     if value is None:
@@ -259,6 +273,7 @@ def _record(data: Any) -> AccountRecord:
         currency=currency,
         status=_status(data),
         account_id=None,
+        service_address=_address(data),
     )
 
 

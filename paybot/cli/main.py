@@ -58,6 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
                             help="validate and report without writing anything")
     csv_import.set_defaults(handler="paybot.cli.accounts:import_command")
 
+    payments = commands.add_parser("payments", help="payments")
+    payment_commands = payments.add_subparsers(dest="payments_command", metavar="ACTION",
+                                               required=True)
+    run_due = payment_commands.add_parser("run-due", help="charge the scheduled payments "
+                                          "whose day has come (run it from cron)")
+    run_due.add_argument("--date", metavar="YYYY-MM-DD",
+                         help="take the payments due by this day (default today)")
+    run_due.set_defaults(handler="paybot.cli.payments:run_due_command")
+
     commands.add_parser("bridge", help="run the voice bridge in the foreground"
                         ).set_defaults(handler="paybot.cli.bridge:command")
 
@@ -66,6 +75,26 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--channel", choices=("chat", "sms", "voice"), default="chat",
                       help="which channel to pretend to be (default chat)")
     chat.set_defaults(handler="paybot.cli.chat:command")
+
+    call = commands.add_parser("call", help="phone the running bridge the way Twilio would")
+    call.add_argument("--url", metavar="URL",
+                      help="the bridge (default http://PAYBOT_HOST:PAYBOT_BRIDGE_PORT, "
+                           "i.e. http://127.0.0.1:8080)")
+    call.add_argument("--from", dest="caller", metavar="NUMBER",
+                      help="the caller's number (default: the script's, else +15555550100)")
+    call.add_argument("--to", dest="called", metavar="NUMBER",
+                      help="the number called (default: the script's, else +15555550000)")
+    call.add_argument("--script", type=Path, metavar="FILE.yml",
+                      help="steps to run (see examples/calls/); without it, type lines: text "
+                           "is said, 'press 123#' keys, 'hangup' or Ctrl-D hangs up")
+    call.add_argument("--wav", type=Path, metavar="OUT.wav",
+                      help="save the call: stereo 8 kHz, left the caller, right the bot")
+    call.add_argument("--call-sid", metavar="CA…", help="the CallSid (default a fresh one)")
+    call.add_argument("--transcribe", action="store_true",
+                      help="also print what speech recognition hears in each bot reply")
+    call.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",
+                      help="how long to wait for each bot reply (default 20)")
+    call.set_defaults(handler="paybot.cli.call:command")
     return parser
 
 

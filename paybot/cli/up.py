@@ -14,18 +14,23 @@ from paybot.cli import database
 from paybot.cli.console import fail
 from paybot.cli.health import base_url, port_in_use
 from paybot.cli.project import Project, find_project
+from paybot.cli.rasa_endpoints import RasaEndpoints, rasa_endpoints
 from paybot.cli.supervisor import Service, Supervisor
 from paybot.cli.train import model_path
-from paybot.settings import Settings
+from paybot.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 STARTUP_TIMEOUT_S = 300.0
 
 
-def plan(settings: Settings, project: Project) -> list[Service]:
-    """The three services, configured from ``settings``."""
+def plan(
+    settings: Settings, project: Project, endpoints: RasaEndpoints | None = None
+) -> list[Service]:
+    """The three services, configured from ``settings``; Rasa reads ``endpoints`` (default
+    ``bot/endpoints.yml``: in-memory tracker and lock stores)."""
     host = settings.host
     python = sys.executable
+    endpoints = endpoints or RasaEndpoints(project.endpoints)
     rasa = Service(
         "Rasa", "rasa", settings.rasa_port, "PAYBOT_RASA_PORT",
         base_url(host, settings.rasa_port), "/",
@@ -33,8 +38,9 @@ def plan(settings: Settings, project: Project) -> list[Service]:
          "--auth-token", settings.rasa_token.get_secret_value(),
          "--interface", host, "--port", str(settings.rasa_port),
          "--model", str(model_path(settings.model_dir)),
-         "--endpoints", str(project.endpoints), "--credentials", str(project.credentials)],
-        {"PAYBOT_ACTION_SERVER_URL": base_url(host, settings.action_port) + "/webhook"},
+         "--endpoints", str(endpoints.path), "--credentials", str(project.credentials)],
+        {"PAYBOT_ACTION_SERVER_URL": base_url(host, settings.action_port) + "/webhook",
+         **endpoints.env},
     )
     # rasa_sdk's own entry point is what `rasa run actions` calls, without importing Rasa
     # and TensorFlow (about 2 s and 90 MB less); SANIC_HOST is its bind address.
@@ -68,6 +74,14 @@ def preflight(settings: Settings, project: Project, services: list[Service]) -> 
     if not (project.root / model_path(settings.model_dir)).is_file():
         return (f"no trained model in {settings.model_dir}/; "
                 "run 'paybot train' (or 'make run')")
+    if settings.vosk_model is not None:
+        from voice_bridge.asr import AsrModelError
+        from voice_bridge.asr.vosk_engine import check_vosk_model_dir
+
+        try:
+            check_vosk_model_dir(project.root / settings.vosk_model)
+        except AsrModelError as exc:
+            return str(exc)
     return None
 
 
@@ -83,6 +97,12 @@ def up(settings: Settings, startup_timeout_s: float = STARTUP_TIMEOUT_S) -> int:
     if problem := preflight(settings, project, services):
         fail(problem)
         return 1
+    try:
+        endpoints = rasa_endpoints(settings, project)
+    except SettingsError as exc:
+        fail(str(exc))
+        return 1
+    services = plan(settings, project, endpoints)
     database.prepare(settings)
     return Supervisor(services, project.root, startup_timeout_s).run()
 

@@ -63,6 +63,8 @@ class Account(SQLModel, table=True):
     phone: str | None = Field(default=None, max_length=16, index=True)  # E.164
     email: str | None = Field(default=None, max_length=254)
     billing_zip: str = Field(max_length=10)
+    # Where the service is ("12 Oak Street"): tells apart several accounts on one number.
+    service_address: str | None = Field(default=None, max_length=200)
     balance: Decimal = _money()
     minimum_payment: Decimal = _money()
     due_date: date | None = None
@@ -224,3 +226,43 @@ class OutboundMessage(SQLModel, table=True):
     attempts: int = 0
     provider_id: str | None = Field(default=None, max_length=64)
     sent_at: datetime | None = _timestamp(nullable=True, default=False)
+    # Retries (voice_bridge.receipt_sender): when a queued row is due again, and why the last
+    # attempt failed ("http 500 code 20500", "no answer"): never the provider's message or body.
+    next_attempt_at: datetime | None = _timestamp(nullable=True, default=False)
+    last_error: str | None = Field(default=None, max_length=64)
+
+
+class CallStatus(str, enum.Enum):
+    """Twilio's call statuses. A call only moves forward through them (see ``rank``)."""
+
+    QUEUED = "queued"
+    INITIATED = "initiated"
+    RINGING = "ringing"
+    IN_PROGRESS = "in-progress"
+    COMPLETED = "completed"
+    BUSY = "busy"
+    FAILED = "failed"
+    NO_ANSWER = "no-answer"
+    CANCELED = "canceled"
+
+    @property
+    def rank(self) -> int:
+        """Order of the lifecycle: every ending ranks last, so the first ending sticks."""
+        return {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3}.get(self.value, 4)
+
+
+class Call(SQLModel, table=True):
+    """One phone call Twilio told us about: who, when, how it went. Never what was said."""
+
+    __tablename__ = "calls"
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_sid: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    caller: str | None = Field(default=None, max_length=16, index=True)  # E.164; None: withheld
+    called: str | None = Field(default=None, max_length=16)  # E.164
+    status: str = Field(default=CallStatus.RINGING.value, max_length=16, index=True)
+    direction: str | None = Field(default=None, max_length=32)  # "inbound", "outbound-api"...
+    started_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+    duration_s: int | None = None
+    ended_reason: str | None = Field(default=None, max_length=64)

@@ -2,7 +2,8 @@
 
 Rasa parses a message starting with ``/`` ("/affirm", '/inform{"amount": 5}') as an intent
 with entities, skipping NLU. Users must not be able to do that: this channel strips leading
-slashes from user text, and keeps only the metadata keys paybot uses, validated. System events
+slashes from user text (and a leading ``EXTERNAL:``, the text Rasa records for system events),
+and keeps only the metadata keys paybot uses, validated. System events
 (capture results, silence, call start) reach Rasa through its token-protected HTTP API instead.
 
 Configured in ``bot/credentials.yml``; it keeps the REST channel's URL,
@@ -12,6 +13,7 @@ Configured in ``bot/credentials.yml``; it keeps the REST channel's URL,
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Any
 
 from rasa.core.channels.rest import RestInput
@@ -20,6 +22,7 @@ from sanic.request import Request
 from paybot.phone import InvalidPhoneNumber, to_e164
 
 CHANNELS = ("voice", "sms", "chat")
+_SYSTEM_PREFIX = re.compile(r"external\s*:", re.IGNORECASE)  # Rasa's text for system events
 MAX_TEXT = 2000
 
 
@@ -28,7 +31,10 @@ def sanitize_text(text: Any) -> str | None:
     if not isinstance(text, str):
         return None
     cleaned = "".join(ch for ch in text if ch.isprintable() or ch in "\n\t")[:MAX_TEXT]
-    return cleaned.strip().lstrip("/").strip()
+    cleaned = cleaned.strip().lstrip("/").strip()
+    while _SYSTEM_PREFIX.match(cleaned):
+        cleaned = _SYSTEM_PREFIX.sub("", cleaned, count=1).strip().lstrip("/").strip()
+    return cleaned
 
 
 def sanitize_metadata(metadata: Any) -> dict[str, str]:

@@ -15,13 +15,18 @@ ListenMode = Literal["free", "digits", "yes_no", "amount", "date"]
 
 @dataclass(frozen=True)
 class Listen:
-    """What to listen for next, so the bridge can tune end-of-turn detection and ASR."""
+    """What to listen for next, so the bridge can tune end-of-turn detection and ASR.
+
+    ``barge_in=False`` marks the speech of the same reply as non-interruptible (a legal
+    disclosure such as a fee): the bridge plays it to the end before it listens.
+    """
 
     type: ClassVar[str] = "listen"
     mode: ListenMode = "free"
     min_digits: int | None = None
     max_digits: int | None = None
     timeout_s: float = 8.0
+    barge_in: bool = True
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,12 @@ from .amounts import AmountKind, AmountParse, parse_amount
 from .dates import parse_date
 from .digits import parse_digit_string
 from .numbers import words_to_number, words_to_ordinal
-from .yesno import parse_yes_no
+from .yesno import is_filler, parse_yes_no
 
 __all__ = [
     "AmountKind",
     "AmountParse",
+    "is_filler",
     "parse_amount",
     "parse_date",
     "parse_digit_string",

@@ -38,6 +38,11 @@ NO_PHRASES = frozenset(
 NEUTRAL_PHRASES = frozenset(
     {"um", "uh", "er", "erm", "hmm", "oh", "well", "so", "please", "thanks", "thank you"}
 )
+# Hesitations and murmurs. A turn of nothing else answers no question: NLU may still call "uh"
+# an affirm, and nobody should pay (or be sent a receipt) on an "uh".
+FILLERS = frozenset(
+    {"uh", "um", "uhm", "umm", "er", "erm", "ah", "hmm", "hm", "mm", "mmm", "mhm", "uh huh", "oh"}
+)
 _MAX_PHRASE = max(len(p.split()) for p in YES_PHRASES | NO_PHRASES | NEUTRAL_PHRASES)
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _IGNORED = re.compile(r"[\s.,!?;:#*()\"-]+")
@@ -67,6 +72,12 @@ def _polarities(words: list[str]) -> set[bool] | None:
         else:
             return None
     return found
+
+
+def is_filler(text: str) -> bool:
+    """True when ``text`` is empty or only filler ("uh", "um, hmm..."), i.e. no answer."""
+    words = " ".join(text.lower().replace(",", " ").replace(".", " ").split())
+    return not words or words in FILLERS or all(w in FILLERS for w in words.split())
 
 
 def parse_yes_no(text: str) -> bool | None:

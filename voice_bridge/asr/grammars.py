@@ -48,6 +48,8 @@ DIGIT_WORDS: dict[str, str] = {
     "eight": "8",
     "nine": "9",
 }
+# What a listening caller says over the bot ("mhm"): heard as such, not forced into yes or no.
+BACKCHANNEL_WORDS: tuple[str, ...] = ("mm", "hmm", "mhm", "uh-huh", "um", "uh")
 YES_PHRASES: tuple[str, ...] = (
     "yes",
     "yeah",
@@ -119,9 +121,10 @@ def _jsgf_digits() -> str:
 def _jsgf_yes_no() -> str:
     return (
         "#JSGF V1.0;\ngrammar yes_no;\n"
-        "public <answer> = <yes> | <no>;\n"
+        "public <answer> = <yes> | <no> | <backchannel>;\n"
         f"<yes> = {_alts(YES_PHRASES)};\n"
         f"<no> = {_alts(NO_PHRASES)};\n"
+        f"<backchannel> = {_alts(BACKCHANNEL_WORDS)};\n"
     )
 
 

@@ -2,8 +2,10 @@
 
 Used when no Vosk model is configured (a fresh clone, CI). Accuracy is modest, so every
 constrained turn (digits, yes/no, amount) is decoded with a JSGF grammar from
-:mod:`voice_bridge.asr.grammars`; free speech uses the bundled trigram LM (weak: treat free
-transcripts from this engine as a hint, not as the caller's words).
+:mod:`voice_bridge.asr.grammars`. Free speech uses a small domain trigram LM built at engine start
+from the bot's NLU examples over a floor of common English (:mod:`voice_bridge.asr.pocketsphinx_lm`,
+cached on disk), or the bundled generic LM with ``free_lm=None``. Free transcripts from this
+engine are still a hint, not the caller's exact words.
 
 The en-us acoustic model is wideband (features up to 6.8 kHz). Two ways in for 8 kHz phone
 audio, both supported, chosen by ``sample_rate``:
@@ -16,10 +18,10 @@ audio, both supported, chosen by ``sample_rate``:
 accurate, because the narrowband filterbank no longer matches the features the model was
 trained on.
 
-Decoders are not thread-safe and each costs ~0.4 s and ~50 MB to create (plus ~1.5 s and
-~90 MB for the free-speech LM, loaded lazily). The engine keeps a pool: a recognizer borrows a
-decoder for its turn and returns it on ``final()``/``close()``. All calls are synchronous and
-CPU-bound; run them in a thread pool.
+Decoders are not thread-safe and each costs ~0.4 s and ~50 MB to create (plus the free-speech
+LM search, loaded lazily: ~0.5 s, and ~17 MB for the domain LM or ~66 MB for the generic one).
+The engine keeps a pool: a recognizer borrows a decoder for its turn and returns it on
+``final()``/``close()``. All calls are synchronous and CPU-bound; run them in a thread pool.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ import threading
 import weakref
 from dataclasses import dataclass, field
 
-from voice_bridge.asr.base import AsrEngine, AsrError, Recognizer
+from voice_bridge.asr.base import AsrEngine, AsrError, AsrModelError, Recognizer
 from voice_bridge.asr.grammars import ExpectedInput, jsgf
+from voice_bridge.asr.pocketsphinx_lm import DomainLmOptions, domain_lm_file
 from voice_bridge.audio import StreamingUpsampler
 
 logger = logging.getLogger(__name__)
@@ -41,16 +44,20 @@ logger = logging.getLogger(__name__)
 _FREE = ExpectedInput.FREE.value
 
 PHONE_CMN_16K = (
-    "52.85,31.78,-33.30,43.87,-28.30,7.24,-9.81,-22.86,16.25,-21.54,4.44,-4.40,-3.73"
+    "53.46,26.92,-32.89,48.32,-30.74,8.91,-9.85,-22.42,12.42,-20.61,9.85,-7.44,-2.91"
 )
 """Initial cepstral mean for 8 kHz phone audio upsampled to 16 kHz.
 
 The en-us model's default (``40,3,-1,0,...``) describes wideband audio; band-limited phone
 audio has a very different mean (no energy above 4 kHz), and PocketSphinx's live CMN needs
 several seconds to get there, so short turns decoded from the default lose most digits. This
-prior is the live CMN reached after decoding 20 FSDD digit strings from two of the four speakers
-(george, jackson); ``bench/bench_asr.py --calibrate-cmn`` recomputes it. Measured on held-out
-speakers (lucas, nicolas): 40-48% digit accuracy from the default, 80% from this prior.
+prior is the mean of two calibrations (``bench/bench_asr.py --calibrate-cmn`` recomputes it):
+the live CMN reached after 20 FSDD digit strings from two of the four speakers (george,
+jackson), and the live CMN reached on the bot's own prompts spoken by three espeak-ng voices
+(text that is in none of the benchmark's test sets). Against the FSDD-only prior it measured
+better everywhere: FSDD digits 72.2% → 74.4% (held-out speakers lucas and nicolas 79.5% →
+81.1%), espeak-ng digits, yes/no, amounts and free speech 2-9 points better. From the model's
+default, held-out FSDD accuracy is 40-48%.
 """
 
 
@@ -62,11 +69,19 @@ class PocketSphinxOptions:
         sample_rate: 16000 to upsample phone audio (default, more accurate), or 8000.
         rescore_final: At ``final()``, decode the whole turn again in one pass so cepstral
             mean normalisation uses the whole turn (batch CMN) instead of a running estimate.
-            Doubles CPU and adds that decode to end-of-turn time; measured no more accurate on
-            FSDD digit strings without bestpath, so off by default (kept for the benchmark).
+            Doubles CPU and adds that decode to end-of-turn time (about 120 ms for digits,
+            400 ms for free speech); measured only about a point better on digit strings
+            (FSDD 23.5% → 22.2% errors, espeak-ng 31.8% → 30.5%), so off by default.
         grammar_lw: Language weight for JSGF searches.
+        digits_wip: Word insertion probability of the digits grammar (the decoder default,
+            0.65, applies to every other search). Digit strings are mostly wrong by
+            insertions ("seven" heard as "eight one"); 1e-3 measured 25.6% → 23.5% digit
+            errors on FSDD and 36.1% → 31.9% on espeak-ng digits, while a low penalty on
+            every search made free speech, yes/no and amounts worse.
         silprob: Silence insertion probability.
         lm_lw: Language weight for the free-speech LM.
+        free_lm: How to build the domain LM for free speech; ``None`` for the bundled
+            generic en-us LM.
         bestpath: Run the lattice best-path pass (measured slightly *less* accurate on FSDD
             digit strings with grammars, and slower; off by default).
         maxhmmpf: Cap on active HMMs per frame. The free LM search otherwise ran at about
@@ -78,16 +93,19 @@ class PocketSphinxOptions:
     sample_rate: int = 16000
     rescore_final: bool = False
     grammar_lw: float = 1.0
+    digits_wip: float = 1e-3
     silprob: float = 0.1
     lm_lw: float = 6.5
     bestpath: bool = False
     maxhmmpf: int = 3000
     initial_cmn: str | None = PHONE_CMN_16K
+    free_lm: DomainLmOptions | None = DomainLmOptions()
 
     @property
     def label(self) -> str:
         """Short name for logs and benchmarks."""
         suffix = "-rescore" if self.rescore_final else ""
+        suffix += "" if self.free_lm else "-genericlm"
         return f"pocketsphinx-{self.sample_rate // 1000}k{suffix}"
 
 
@@ -121,6 +139,7 @@ class PocketSphinxEngine(AsrEngine):
         self.options = options or PocketSphinxOptions()
         self.name = self.options.label
         self._hmm = self._acoustic_model_dir()
+        self.free_lm_path = self._free_lm_file()
         self._idle: list[_Slot] = []
         self._lock = threading.Lock()
         self.decoders_created = 0
@@ -167,10 +186,23 @@ class PocketSphinxEngine(AsrEngine):
             fh.write(params)
         return patched
 
+    def _free_lm_file(self) -> str:
+        """Return the free-speech LM: the domain model (built or cached) or the generic one."""
+        generic = self._ps.get_model_path("en-us/en-us.lm.bin")
+        if self.options.free_lm is None:
+            return generic
+        dictionary = self._ps.get_model_path("en-us/cmudict-en-us.dict")
+        try:
+            return str(domain_lm_file(self._ps, self.options.free_lm, dictionary, generic))
+        except (OSError, ValueError) as exc:
+            raise AsrModelError(
+                f"could not build the free-speech LM from {self.options.free_lm.nlu_dir}: {exc}"
+            ) from exc
+
     def _new_slot(self) -> _Slot:
         """Create a decoder with every grammar search loaded (the LM comes lazily)."""
         opts = self.options
-        cfg = {"hmm": self._hmm, "lm": None, "samprate": opts.sample_rate}
+        cfg = {"hmm": self._hmm, "lm": None, "samprate": opts.sample_rate, "loglevel": "FATAL"}
         cfg.update(lw=opts.grammar_lw, silprob=opts.silprob, bestpath=opts.bestpath)
         cfg["maxhmmpf"] = opts.maxhmmpf
         if opts.sample_rate == 8000:
@@ -179,10 +211,14 @@ class PocketSphinxEngine(AsrEngine):
             decoder = self._ps.Decoder(**cfg)
         except RuntimeError as exc:
             raise AsrError(f"PocketSphinx failed to load its model from {self._hmm}") from exc
+        default_wip = decoder.config["wip"]
         for expected in ExpectedInput:
             grammar = jsgf(expected)
-            if grammar:
+            if grammar:  # searches read their penalties from the config when they are added
+                digits = expected is ExpectedInput.DIGITS
+                decoder.config["wip"] = opts.digits_wip if digits else default_wip
                 decoder.add_jsgf_string(expected.value, grammar)
+        decoder.config["wip"] = default_wip
         with self._lock:
             self.decoders_created += 1
         logger.info("pocketsphinx decoder created total=%d", self.decoders_created)
@@ -197,7 +233,7 @@ class PocketSphinxEngine(AsrEngine):
             return
         decoder = slot.decoder
         decoder.config["lw"] = self.options.lm_lw
-        decoder.add_lm_file(_FREE, self._ps.get_model_path("en-us/en-us.lm.bin"))
+        decoder.add_lm_file(_FREE, self.free_lm_path)
         decoder.config["lw"] = self.options.grammar_lw
         slot.has_lm = True
 

@@ -32,6 +32,11 @@ _ABBREVIATIONS = ("Mr", "Mrs", "Ms", "Dr", "St", "Jr", "Sr", "No", "vs", "etc", 
 _SENTENCE_END_RE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9$])")
 
 
+FIRST_CLAUSE_MIN_CHARS = 50  # shorter first sentences are synthesised whole
+INITIAL_MS_PER_CHAR = 4.0  # synthesis time per character before any has been measured
+PACE_WEIGHT = 0.2  # how fast the estimate follows new measurements
+
+
 class TtsError(RuntimeError):
     """The TTS voice could not be loaded or used."""
 
@@ -68,6 +73,19 @@ def split_sentences(text: str) -> list[str]:
         else:
             sentences.append(piece)
     return sentences
+
+
+def split_first_clause(sentence: str, min_chars: int = FIRST_CLAUSE_MIN_CHARS) -> list[str]:
+    """Cut a long sentence after its first comma when both sides have at least two words.
+
+    "Hello James, are you ready to pay now?" → ["Hello James,", "are you ready to pay now?"]
+    """
+    if len(sentence) < min_chars or ", " not in sentence:
+        return [sentence]
+    head, tail = sentence.split(", ", 1)
+    if len(head.split()) < 2 or len(tail.split()) < 2:
+        return [sentence]
+    return [f"{head},", tail]
 
 
 @dataclass(frozen=True)
@@ -118,6 +136,10 @@ class _LruCache:
             self.hits += 1
             return value
 
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            return key in self._items
+
     def put(self, key: str, value: bytes) -> None:
         if self.size <= 0:
             return
@@ -158,6 +180,7 @@ class PiperTts:
         self.voice_path = Path(voice_path) if voice_path else default_voice_path()
         self.normalize = normalize
         self._cache = _LruCache(cache_size)
+        self._ms_per_char = INITIAL_MS_PER_CHAR
         started = time.perf_counter()
         self._voice = _load_voice(self.voice_path, threads)
         from piper import SynthesisConfig
@@ -173,10 +196,31 @@ class PiperTts:
 
     def stream(self, text: str) -> Iterator[SpokenSentence]:
         """Synthesise sentence by sentence; the first is yielded as soon as it is ready."""
-        if self.normalize:
-            text = normalize_for_speech(text)
-        for index, sentence in enumerate(split_sentences(text)):
+        for index, sentence in enumerate(self.plan(text)):
             yield self._sentence(index, sentence)
+
+    def plan(self, text: str) -> list[str]:
+        """The pieces ``text`` will be spoken as (normalised for speech), in order.
+
+        Sentences, except that a long first sentence is cut after its first clause ("Hello
+        James, | are you ready ...?") so that the first audio is ready sooner.
+        """
+        pieces = split_sentences(normalize_for_speech(text) if self.normalize else text)
+        if pieces:
+            pieces[:1] = split_first_clause(pieces[0])
+        return pieces
+
+    def estimate_ms(self, sentence: str) -> float:
+        """How long synthesising ``sentence`` should take now (0 when it is cached).
+
+        Learnt from recent syntheses on this machine under its current load, so playback can
+        start with enough audio queued to cover the next sentence.
+        """
+        return 0.0 if sentence in self._cache else len(sentence) * self._ms_per_char
+
+    def sentence(self, sentence: str, index: int = 0) -> SpokenSentence:
+        """Synthesise one sentence from :meth:`plan` (cached); thread-safe."""
+        return self._sentence(index, sentence)
 
     def synthesize(self, text: str) -> bytes:
         """Return the whole text as pcm16 at :attr:`sample_rate`."""
@@ -199,6 +243,8 @@ class PiperTts:
         pcm16 = b"".join(chunk.audio_int16_bytes for chunk in chunks)
         synth_ms = (time.perf_counter() - started) * 1000.0
         self._cache.put(sentence, pcm16)
+        if sentence:
+            self._ms_per_char += PACE_WEIGHT * (synth_ms / len(sentence) - self._ms_per_char)
         spoken = SpokenSentence(index, pcm16, self.sample_rate, synth_ms, False)
         logger.debug(
             "tts sentence index=%d chars=%d synth_ms=%.1f audio_ms=%.0f",

@@ -1,0 +1,105 @@
+"""What the actions say: the responses in ``bot/responses.yml``, picked and filled in.
+
+The domain keeps only the responses that rules say by themselves (Rasa's validator expects
+every domain response to appear in a story or rule). Everything an action says, filled with
+values only it knows (balances, dates, confirmation numbers), is in ``bot/responses.yml``, in
+the domain's format, where conversation designers edit it.
+
+Variants are chosen as Rasa chooses them: those whose ``condition`` holds (each listed slot has
+that value, on the tracker the action was given) win over unconditional ones; among equals one
+is picked at random. ``{placeholders}`` are filled from the action's values, then from slots.
+
+The file is read once per process; :func:`actions.services.services` loads it in its worker
+thread, so actions do not read it on the event loop.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import string
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+log = logging.getLogger(__name__)
+RESPONSES_FILE = Path(__file__).resolve().parents[1] / "bot" / "responses.yml"
+
+
+class ResponsesError(ValueError):
+    """``bot/responses.yml`` is malformed, or an action asked for a response it lacks."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One wording of a response, used when every ``(slot, value)`` condition holds."""
+
+    text: str
+    conditions: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def placeholders(self) -> set[str]:
+        return {name for _, name, _, _ in string.Formatter().parse(self.text) if name}
+
+    def applies(self, slots: dict[str, Any]) -> bool:
+        return all(slots.get(name) == value for name, value in self.conditions)
+
+
+Responses = dict[str, tuple[Variant, ...]]
+
+
+def _variant(name: str, raw: Any) -> Variant:
+    if not isinstance(raw, dict) or not isinstance(raw.get("text"), str):
+        raise ResponsesError(f"response {name!r}: each variant needs a text")
+    conditions = []
+    for condition in raw.get("condition") or []:
+        if not isinstance(condition, dict) or condition.get("type") != "slot":
+            raise ResponsesError(f"response {name!r}: conditions must be of type slot")
+        conditions.append((str(condition.get("name")), condition.get("value")))
+    return Variant(raw["text"], tuple(conditions))
+
+
+def parse_responses(text: str) -> Responses:
+    """The responses of a ``responses:`` YAML document; :class:`ResponsesError` if malformed."""
+    data = yaml.safe_load(text) or {}
+    responses = data.get("responses") if isinstance(data, dict) else None
+    if not isinstance(responses, dict):
+        raise ResponsesError("expected a top-level 'responses:' mapping")
+    parsed: Responses = {}
+    for name, variants in responses.items():
+        if not isinstance(variants, list) or not variants:
+            raise ResponsesError(f"response {name!r}: expected a list of variants")
+        parsed[str(name)] = tuple(_variant(name, v) for v in variants)
+    return parsed
+
+
+@functools.lru_cache(maxsize=1)
+def load_responses(path: Path = RESPONSES_FILE) -> Responses:
+    """The responses in ``path`` (read once; blocking: call it from a thread)."""
+    return parse_responses(path.read_text(encoding="utf-8"))
+
+
+def render(tracker: Tracker, name: str, **values: Any) -> str:
+    """The text of response ``name`` for this conversation, with its placeholders filled."""
+    variants = load_responses().get(name)
+    if variants is None:
+        raise ResponsesError(f"no response {name!r} in {RESPONSES_FILE.name}")
+    slots = dict(tracker.slots)
+    matching = [v for v in variants if v.conditions and v.applies(slots)]
+    variant = random.choice(matching or [v for v in variants if not v.conditions] or variants)
+    try:
+        return variant.text.format_map({**slots, **values})
+    except (KeyError, IndexError, ValueError) as exc:
+        # As Rasa does: say the text unfilled rather than nothing; the tests catch this.
+        log.warning("response %s: cannot fill its placeholders (%s)", name, type(exc).__name__)
+        return variant.text
+
+
+def say(dispatcher: CollectingDispatcher, tracker: Tracker, name: str, **values: Any) -> None:
+    """Send response ``name`` (filled with ``values``) as the bot's next message."""
+    dispatcher.utter_message(text=render(tracker, name, **values))

@@ -1,0 +1,270 @@
+"""A local fake of the part of Twilio's REST API paybot uses, spoken over the real wire protocol.
+
+``twilio.rest.Client`` (through ``PAYBOT_TWILIO_API_URL``) talks to it exactly as it would to
+``api.twilio.com``: form-encoded POSTs under ``/2010-04-01/Accounts/{AccountSid}/``, HTTP basic
+auth with the account SID and auth token, JSON resources back, Twilio-shaped JSON errors.
+
+* ``POST .../Calls/{CallSid}.json`` (``Twiml``, ``Status``, ...): the call resource.
+* ``POST .../Messages.json`` (``To``, ``From``, ``Body``): a new message, ``SM…``, "queued".
+
+Every request is recorded (:attr:`FakeTwilio.requests`) for assertions, and
+:meth:`FakeTwilio.fail_next` makes the next N requests answer 500. The server runs on its own
+event loop in a background thread, so synchronous code, async tests and a whole ``paybot up``
+stack in a subprocess can all use it::
+
+    def test_x(fake_twilio):                       # the pytest fixture below
+        settings = load_settings(**fake_twilio.settings_overrides())
+        ...
+        assert fake_twilio.messages()[0].form["To"] == "+15555550100"
+
+    with FakeTwilio() as fake:                     # or by hand, e.g. for a stack
+        env = fake.env()                           # TWILIO_ACCOUNT_SID, ..._AUTH_TOKEN, API URL
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import format_datetime
+
+import pytest
+from aiohttp import web
+
+ACCOUNT_SID = "AC" + "0" * 30 + "fa"
+AUTH_TOKEN = "fake-twilio-auth-token"
+API = "/2010-04-01/Accounts/{account}"
+
+
+@dataclass(frozen=True)
+class FakeRequest:
+    """One request the fake received (auth already checked: ``authorized`` says how it went)."""
+
+    method: str
+    path: str
+    form: dict[str, str]
+    authorized: bool
+    kind: str  # "call", "message" or "other"
+    sid: str | None = None  # the CallSid in the path, or the MessageSid created
+
+
+@dataclass
+class FakeTwilio:
+    """The fake server. ``start()`` it (or use it as a context manager); ``.url`` is its base."""
+
+    account_sid: str = ACCOUNT_SID
+    auth_token: str = AUTH_TOKEN
+    requests: list[FakeRequest] = field(default_factory=list)
+    _failures: list[int] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _loop: asyncio.AbstractEventLoop | None = None
+    _thread: threading.Thread | None = None
+    _runner: web.AppRunner | None = None
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # Lifecycle ---------------------------------------------------------------------------
+    def start(self) -> FakeTwilio:
+        ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._serve, args=(ready,), name="fake-twilio", daemon=True
+        )
+        self._thread.start()
+        if not ready.wait(10) or not self.port:
+            raise RuntimeError("fake Twilio did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None or self._thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+        self._loop = self._thread = None
+
+    def __enter__(self) -> FakeTwilio:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    # Test controls -----------------------------------------------------------------------
+    def fail_next(self, count: int = 1, status: int = 500) -> None:
+        """Answer the next ``count`` requests with ``status`` (a Twilio-shaped JSON error)."""
+        with self._lock:
+            self._failures.extend([status] * count)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self._failures.clear()
+
+    def calls(self, call_sid: str | None = None) -> list[FakeRequest]:
+        """Authorized call updates (for ``call_sid`` only, if given)."""
+        return self._select("call", call_sid)
+
+    def messages(self) -> list[FakeRequest]:
+        """Authorized message creations, including the ones told to fail."""
+        return self._select("message", None)
+
+    def wait_for(self, predicate: Callable[[FakeTwilio], bool], timeout_s: float = 10.0) -> None:
+        """Block until ``predicate(self)`` holds (e.g. a receipt sent by a background task)."""
+        deadline = time.monotonic() + timeout_s
+        while not predicate(self):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"fake Twilio: condition not met in {timeout_s}s")
+            time.sleep(0.05)
+
+    def env(self) -> dict[str, str]:
+        """Environment for a process (``paybot up``) that should use this fake."""
+        return {
+            "TWILIO_ACCOUNT_SID": self.account_sid,
+            "TWILIO_AUTH_TOKEN": self.auth_token,
+            "PAYBOT_TWILIO_API_URL": self.url,
+        }
+
+    def settings_overrides(self) -> dict[str, str]:
+        """Keyword arguments for ``load_settings`` that point at this fake."""
+        return {
+            "twilio_account_sid": self.account_sid,
+            "twilio_auth_token": self.auth_token,
+            "twilio_api_url": self.url,
+        }
+
+    # Server ------------------------------------------------------------------------------
+    def _serve(self, ready: threading.Event) -> None:
+        assert self._loop is not None
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._startup())
+        ready.set()
+        self._loop.run_forever()
+
+    async def _startup(self) -> None:
+        app = web.Application()
+        app.router.add_post(API + "/Calls/{call_sid}.json", self._call)
+        app.router.add_post(API + "/Messages.json", self._message)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def _shutdown(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _call(self, request: web.Request) -> web.Response:
+        call_sid = request.match_info["call_sid"]
+        form, rejected = await self._admit(request, "call", call_sid)
+        if rejected is not None:
+            return rejected
+        status = form.get("Status") or "in-progress"
+        return web.json_response(self._call_resource(call_sid, status))
+
+    async def _message(self, request: web.Request) -> web.Response:
+        sid = "SM" + secrets.token_hex(16)
+        form, rejected = await self._admit(request, "message", sid)
+        if rejected is not None:
+            return rejected
+        if not form.get("To") or not (form.get("Body") or form.get("MediaUrl")):
+            return _error(400, 21602, "Message body is required.")
+        return web.json_response(self._message_resource(sid, form), status=201)
+
+    async def _admit(
+        self, request: web.Request, kind: str, sid: str
+    ) -> tuple[dict[str, str], web.Response | None]:
+        """Record the request; its form, and an error response if it is unauthorized or told
+        to fail."""
+        form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+        authorized = self._authorized(request)
+        with self._lock:
+            self.requests.append(
+                FakeRequest(request.method, request.path, form, authorized, kind, sid)
+            )
+            failure = self._failures.pop(0) if authorized and self._failures else None
+        if not authorized:
+            return form, _error(401, 20003, "Authenticate")
+        if failure is not None:
+            return form, _error(failure, 20500, "Internal Server Error")
+        return form, None
+
+    def _authorized(self, request: web.Request) -> bool:
+        if request.match_info.get("account") != self.account_sid:
+            return False
+        scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            user, _, password = base64.b64decode(encoded).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        return secrets.compare_digest(f"{user}:{password}", f"{self.account_sid}:{self.auth_token}")
+
+    def _select(self, kind: str, sid: str | None) -> list[FakeRequest]:
+        with self._lock:
+            return [
+                r
+                for r in self.requests
+                if r.kind == kind and r.authorized and (sid is None or r.sid == sid)
+            ]
+
+    def _call_resource(self, call_sid: str, status: str) -> dict:
+        return {
+            "sid": call_sid,
+            "account_sid": self.account_sid,
+            "status": status,
+            "direction": "inbound",
+            "api_version": "2010-04-01",
+            "date_updated": _rfc2822(),
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}/Calls/{call_sid}.json",
+        }
+
+    def _message_resource(self, sid: str, form: dict[str, str]) -> dict:
+        return {
+            "sid": sid,
+            "account_sid": self.account_sid,
+            "to": form.get("To"),
+            "from": form.get("From"),
+            "body": form.get("Body"),
+            "status": "queued",
+            "direction": "outbound-api",
+            "num_segments": "1",
+            "api_version": "2010-04-01",
+            "date_created": _rfc2822(),
+            "date_updated": _rfc2822(),
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json",
+        }
+
+
+def _error(status: int, code: int, message: str) -> web.Response:
+    return web.json_response(
+        {
+            "code": code,
+            "message": message,
+            "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            "status": status,
+        },
+        status=status,
+    )
+
+
+def _rfc2822() -> str:
+    return format_datetime(datetime.now(timezone.utc), usegmt=True)
+
+
+@pytest.fixture
+def fake_twilio() -> Iterator[FakeTwilio]:
+    """A running fake Twilio REST API (its own thread), stopped after the test."""
+    with FakeTwilio() as fake:
+        yield fake

@@ -1,0 +1,256 @@
+"""The call handler's parts with real models: keypad answers, bot replies, capture wording,
+playback with marks and barge-in (real Piper), and turn-taking plus recognition (real
+PocketSphinx on FSDD digit recordings)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from paybot.dialog.payloads import Hangup, Listen, SecureCapture, Transfer, to_dict
+from voice_bridge import audio as A
+from voice_bridge.asr.pocketsphinx_engine import PocketSphinxEngine
+from voice_bridge.capture import CaptureSession
+from voice_bridge.capture_fields import Prompt
+from voice_bridge.capture_wording import prompt_text
+from voice_bridge.keypad import KeypadEntry
+from voice_bridge.listener import Listener
+from voice_bridge.playback import Player
+from voice_bridge.rasa_client import parse_reply
+from voice_bridge.tts import PiperTts
+from voice_bridge.vad import TurnEventType
+
+FSDD = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd"
+if not FSDD.is_dir():
+    FSDD = Path("/work/shared/data/fsdd")
+needs_fsdd = pytest.mark.skipif(not FSDD.is_dir(), reason=f"FSDD recordings not found at {FSDD}")
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with ThreadPoolExecutor(4) as executor:
+        yield executor
+
+
+def runner(pool):
+    async def run(fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def tts() -> PiperTts:
+    return PiperTts()
+
+
+@pytest.fixture(scope="module")
+def asr() -> PocketSphinxEngine:
+    return PocketSphinxEngine()
+
+
+def edit_distance(ref: str, hyp: str) -> int:
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[:], i
+        for j, h in enumerate(hyp, 1):
+            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (r != h))
+    return row[-1]
+
+
+# --- keypad -----------------------------------------------------------------------------------
+
+
+def test_keypad_digits_end_with_pound_max_length_or_timeout() -> None:
+    pad = KeypadEntry()
+    pad.reset("digits", max_digits=5)
+    assert [pad.key(d, 0.0) for d in "1234"] == [None] * 4
+    assert pad.key("5", 0.1) == "12345"  # max length reached
+    assert pad.key("9", 1.0) is None and pad.key("#", 1.1) == "9"
+    pad.key("7", 2.0)
+    assert pad.tick(4.0) is None and pad.tick(5.0) == "7"  # 3 s inter-digit timeout
+    assert not pad.active
+
+
+def test_keypad_star_clears_digits_and_is_a_point_in_amounts() -> None:
+    pad = KeypadEntry()
+    pad.reset("digits", max_digits=None)
+    for d in "12*34#":
+        result = pad.key(d, 0.0)
+    assert result == "34"
+    pad.reset("amount")
+    for d in "150*50#":
+        result = pad.key(d, 0.0)
+    assert result == "150.50"
+
+
+def test_keypad_yes_no_and_operator() -> None:
+    pad = KeypadEntry()
+    pad.reset("yes_no")
+    assert pad.key("1", 0.0) == "yes" and pad.key("2", 0.0) == "no"
+    pad.reset("free")
+    assert pad.key("0", 0.0) is None and pad.key("#", 0.0) == "operator"
+    pad.reset("digits")
+    assert pad.key("0", 0.0) is None and pad.key("#", 0.0) == "0"
+    assert pad.key("#", 0.0) is None  # nothing keyed: nothing sent
+
+
+# --- bot replies ------------------------------------------------------------------------------
+
+
+def test_parse_reply_splits_texts_and_instructions() -> None:
+    messages = [
+        {"recipient_id": "x", "text": "Hello James."},
+        {"recipient_id": "x", "custom": to_dict(Listen("yes_no", barge_in=False))},
+        {"recipient_id": "x", "custom": {"type": "dance"}},  # not ours: dropped
+        {"recipient_id": "x", "custom": to_dict(Transfer("agent_requested", {"a": 1}))},
+        {"recipient_id": "x", "custom": to_dict(Hangup())},
+        "garbage",
+    ]
+    reply = parse_reply(messages)
+    assert reply.texts == ("Hello James.",)
+    assert reply.listen == Listen("yes_no", barge_in=False)
+    assert not reply.interruptible
+    assert reply.transfer is not None and reply.transfer.reason == "agent_requested"
+    assert reply.hangup and reply.capture is None
+    assert parse_reply([]).interruptible and parse_reply([]).listen is None
+
+
+# --- capture wording --------------------------------------------------------------------------
+
+
+def test_every_capture_prompt_has_words_and_no_digits_but_last_four() -> None:
+    card = SecureCapture("card", "100200300", "10.00", "USD", "k1")
+    session = CaptureSession(card)
+    prompts = [a for a in session.start(0.0) if isinstance(a, Prompt)]
+    for key in "4242424242424242#" "1230" "123" "94105":
+        prompts += [a for a in session.key(key, 1.0) if isinstance(a, Prompt)]
+    prompts += [a for a in session.key("9", 2.0) if isinstance(a, Prompt)]  # invalid confirm
+    prompts += [Prompt("invalid_card_number", {"field": "card_number", "reason": "luhn"})]
+    prompts += [Prompt("timeout", {"field": "cvc", "attempt": 2})]
+    prompts += [Prompt("failed", {"reason": "too_many_attempts"}), Prompt("processing")]
+    prompts += [Prompt("routing", {"attempt": 1}), Prompt("bank_account", {"attempt": 2})]
+    prompts += [Prompt("confirm_bank", {"last4": "6789"})]
+    names = {p.name for p in prompts}
+    assert {"card_number", "expiry", "cvc", "zip", "confirm_card", "invalid_confirm"} <= names
+    for prompt in prompts:
+        text = prompt_text(prompt)
+        assert text, prompt.name
+        assert not re.search(r"\d{2,}", text), text
+    confirm = next(p for p in prompts if p.name == "confirm_card")
+    assert "Visa ending 4 2 4 2" in prompt_text(confirm)
+    assert "Let's try again" in prompt_text(Prompt("bank_account", {"attempt": 2}))
+
+
+# --- playback ---------------------------------------------------------------------------------
+
+
+class Wire:
+    """The websocket's send side, as the player sees it."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+
+    async def send(self, text: str) -> None:
+        self.sent.append(json.loads(text))
+
+    def marks(self) -> list[str]:
+        return [m["mark"]["name"] for m in self.sent if m["event"] == "mark"]
+
+    def media(self) -> int:
+        return sum(m["event"] == "media" for m in self.sent)
+
+
+async def test_player_sends_frames_then_marks_and_tracks_what_was_heard(tts, pool) -> None:
+    wire = Wire()
+    player = Player("CA1", "MZ1", wire.send, tts, runner(pool))
+    stats = await player.say(["Hello James. Are you ready to pay?", "Thanks."])
+    assert wire.marks() == ["1.1", "1.2", "1.3", "1.end"]
+    assert stats.sentences == 3 and stats.first_audio_ms is not None
+    assert wire.media() * 20.0 == stats.audio_ms > 1000
+    assert all(len(__import__("base64").b64decode(m["media"]["payload"])) == 160
+               for m in wire.sent if m["event"] == "media")
+    assert player.speaking
+    assert player.on_mark("1.2") is False and player.speaking  # in order: 1.1 played too
+    assert player.on_mark("1.end") is True and not player.speaking
+    await asyncio.wait_for(player.played(), 1)
+
+
+async def test_barge_in_clears_and_ignores_old_marks(tts, pool) -> None:
+    wire = Wire()
+    player = Player("CA1", "MZ1", wire.send, tts, runner(pool))
+    await player.say(["This is a long sentence the caller will interrupt."])
+    assert await player.interrupt() is True
+    assert wire.sent[-1]["event"] == "clear" and not player.speaking
+    assert player.on_mark("1.1") is False and player.on_mark("1.end") is False  # echoed by clear
+    await player.say(["Fee disclosure."], interruptible=False)
+    assert await player.interrupt() is False and player.speaking
+    assert wire.sent[-1]["event"] == "mark"  # no clear sent
+    assert player.on_mark("2.end") is True
+
+
+# --- listening --------------------------------------------------------------------------------
+
+
+@needs_fsdd
+async def test_listener_hears_a_keyless_digit_string(asr, pool) -> None:
+    rng = random.Random(1)
+    files = sorted(FSDD.glob("*_george_*.wav"))
+    chosen = [rng.choice(files) for _ in range(5)]
+    pcm = A.silence_pcm16(400, 8000)
+    for path in chosen:
+        pcm += A.read_wav(path)[0] + A.silence_pcm16(150, 8000)
+    pcm += A.silence_pcm16(1500, 8000)
+    line = A.ulaw_to_pcm16(A.pcm16_to_ulaw(pcm))
+    listener = Listener(asr, runner(pool))
+    listener.expect(Listen("digits", min_digits=4, max_digits=12))
+    events = []
+    turn = None
+    for frame in A.iter_frames(line, A.PCM_FRAME_BYTES, pad=0):
+        event = listener.feed(frame, bot_speaking=False)
+        if event is not None:
+            events.append(event.type)
+            if event.type is TurnEventType.TURN_END:
+                turn = listener.take_turn()
+                break
+    assert events == [TurnEventType.SPEECH_START, TurnEventType.TURN_END]
+    assert turn is not None
+    transcript = await turn.result()
+    from voice_bridge.asr import words_to_digits
+
+    heard = words_to_digits(transcript.text)
+    truth = "".join(p.name[0] for p in chosen)
+    assert edit_distance(truth, heard) <= 1, (truth, heard)
+
+
+async def test_listener_reports_no_input_and_pauses(asr, pool) -> None:
+    listener = Listener(asr, runner(pool))
+    listener.expect(Listen("yes_no", timeout_s=0.5))
+    silence = A.silence_pcm16(20, 8000)
+    events = [listener.feed(silence, bot_speaking=False) for _ in range(30)]
+    assert [e.type for e in events if e] == [TurnEventType.NO_INPUT]
+    listener.pause()
+    assert listener.feed(silence, bot_speaking=False) is None
+    listener.resume(Listen("free"))
+    assert not listener.paused and listener.expected.value == "free"
+
+
+async def test_dropped_turn_releases_its_recognizer(asr, pool) -> None:
+    before = asr.decoders_created
+    listener = Listener(asr, runner(pool))
+    loud = (A.samples_to_bytes((__import__("numpy").sin(
+        __import__("numpy").arange(160) / 3.0) * 8000).astype("int16")))
+    for _ in range(20):
+        listener.feed(loud, bot_speaking=False)
+    assert listener.in_turn
+    listener.drop_turn()
+    await asyncio.sleep(0.5)
+    rec = await runner(pool)(asr.recognizer, "free")  # the pool slot came back
+    rec.close()
+    assert asr.decoders_created <= before + 1

@@ -1,0 +1,176 @@
+"""Rasa's tracker store (PostgreSQL) and lock store (Redis) for more than one Rasa process:
+the endpoints file ``paybot up`` writes, and the real stack using both."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+from sqlalchemy import text
+
+from paybot.cli.project import find_project
+from paybot.cli.rasa_endpoints import rasa_endpoints
+from paybot.cli.up import plan
+from paybot.db.engine import make_engine
+from paybot.settings import SettingsError, load_settings
+from tests.conftest import PG_URL_ENV
+from tests.stack import Conversation, Stack
+
+REPO = Path(__file__).resolve().parents[1]
+REDIS_URL = os.environ.get("PAYBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def test_without_stores_rasa_gets_bot_endpoints(settings):
+    endpoints = rasa_endpoints(settings, find_project(REPO))
+    assert endpoints.path == Path("bot/endpoints.yml") and endpoints.env == {}
+    rasa = plan(settings, find_project(REPO))[0]
+    assert rasa.argv[rasa.argv.index("--endpoints") + 1] == "bot/endpoints.yml"
+
+
+def test_stores_go_into_a_generated_endpoints_file_without_secrets(settings):
+    configured = settings.copy(
+        update={
+            "tracker_store_url": load_settings(
+                tracker_store_url="postgresql://rasa:pa%24%24word@db.internal:6543/conv"
+                "?schema=rasa&sslmode=require"
+            ).tracker_store_url,
+            "lock_store_url": load_settings(
+                lock_store_url="rediss://:r3dis@cache.internal:6380/3?key_prefix=paybot"
+            ).lock_store_url,
+        }
+    )
+    project = find_project(REPO)
+    endpoints = rasa_endpoints(configured, project)
+    written = endpoints.path.read_text()
+    assert endpoints.path == (configured.data_dir / "rasa-endpoints.yml").resolve()
+    assert endpoints.path.stat().st_mode & 0o077 == 0  # private to the user
+    assert "pa$$word" not in written and "r3dis" not in written
+    config = yaml.safe_load(written)
+    assert config["action_endpoint"] == {"url": "${PAYBOT_ACTION_SERVER_URL}"}
+    assert config["tracker_store"] == {
+        "type": "SQL",
+        "dialect": "postgresql",
+        "url": "db.internal",
+        "port": 6543,
+        "db": "conv",
+        "username": "rasa",
+        "password": "${PAYBOT_TRACKER_STORE_PASSWORD}",
+        "query": {"sslmode": "require"},
+    }
+    assert config["lock_store"] == {
+        "type": "redis",
+        "url": "cache.internal",
+        "port": 6380,
+        "db": 3,
+        "use_ssl": True,
+        "password": "${PAYBOT_LOCK_STORE_PASSWORD}",
+        "key_prefix": "paybot",
+    }
+    assert endpoints.env == {
+        "POSTGRESQL_SCHEMA": "rasa",
+        "PAYBOT_TRACKER_STORE_PASSWORD": "pa$$word",
+        "PAYBOT_LOCK_STORE_PASSWORD": "r3dis",
+    }
+    rasa = plan(configured, project, endpoints)[0]
+    assert rasa.argv[rasa.argv.index("--endpoints") + 1] == str(endpoints.path)
+    assert not any("pa$$word" in arg or "r3dis" in arg for arg in rasa.argv)  # env, not argv
+    assert rasa.env["PAYBOT_TRACKER_STORE_PASSWORD"] == "pa$$word"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PAYBOT_TRACKER_STORE_URL", "mysql://db/conv"),
+        ("PAYBOT_TRACKER_STORE_URL", "sqlite:///rasa.db"),
+        ("PAYBOT_LOCK_STORE_URL", "memcached://cache"),
+    ],
+)
+def test_other_stores_are_refused_at_start(monkeypatch, tmp_path, variable, value):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=variable.removeprefix("PAYBOT_").lower()):
+        load_settings()
+
+
+def test_a_bad_lock_store_prefix_is_refused(settings):
+    bad = settings.copy(
+        update={
+            "lock_store_url": load_settings(
+                lock_store_url="redis://h/0?key_prefix=a-b"
+            ).lock_store_url
+        }  # fmt: skip
+    )
+    with pytest.raises(SettingsError, match="key_prefix"):
+        rasa_endpoints(bad, find_project(REPO))
+
+
+# --- the real stack on PostgreSQL and Redis --------------------------------------------------
+def _redis_reachable(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 6379), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.services
+@pytest.mark.postgres
+def test_stack_keeps_conversations_in_postgresql_and_locks_in_redis(tmp_path):
+    import redis
+    from rasa.core.lock import Ticket, TicketLock
+
+    pg_url = os.environ.get(PG_URL_ENV)
+    if not pg_url:
+        pytest.skip(f"PostgreSQL not configured: set {PG_URL_ENV}")
+    if not _redis_reachable(REDIS_URL):
+        pytest.skip(f"no Redis at {REDIS_URL} (set PAYBOT_TEST_REDIS_URL)")
+    suffix = uuid.uuid4().hex[:8]
+    schema, prefix = f"paybot_rasa_{suffix}", f"paybottest{suffix}"
+    admin = make_engine(pg_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    red = redis.Redis.from_url(REDIS_URL)
+    stack = Stack.configure(
+        tmp_path / "stack",
+        PAYBOT_TRACKER_STORE_URL=f"{pg_url}?schema={schema}",
+        PAYBOT_LOCK_STORE_URL=f"{REDIS_URL}?key_prefix={prefix}",
+    )
+    try:
+        stack.start()
+        chat = Conversation(stack, "chat", "+15555550100")
+        assert "Hello James" in chat.say("hi").text
+
+        # Another Rasa process holds this conversation's lock (a ticket in Redis): this one
+        # waits for it to expire before it answers.
+        held = TicketLock(chat.sender, [Ticket(0, time.time() + 3.0)])
+        red.set(f"{prefix}:lock:{chat.sender}", held.dumps())
+        started = time.monotonic()
+        balance = chat.say("what's my balance")
+        assert time.monotonic() - started >= 2.0, "Rasa did not wait for the lock in Redis"
+        assert "$321.72" in balance.text
+        assert red.get(f"{prefix}:lock:{chat.sender}") is None  # released after the turn
+
+        with admin.connect() as conn:
+            query = f'SELECT type_name, data FROM "{schema}".events WHERE sender_id = :s'  # noqa: S608 - our schema
+            events = conn.execute(text(query + " ORDER BY id"), {"s": chat.sender}).all()
+        kinds = [kind for kind, _ in events]
+        assert "session_started" in kinds and kinds.count("user") == 2
+        said = [json.loads(data).get("text") for kind, data in events if kind == "user"]
+        assert said == ["hi", "what's my balance"]
+        assert chat.tracker()["sender_id"] == chat.sender
+    finally:
+        code = stack.stop()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+        for key in red.scan_iter(f"{prefix}:*"):
+            red.delete(key)
+    assert code == 0, stack.log_tail()

@@ -1,0 +1,420 @@
+"""End-to-end phone calls over the real Media Streams protocol.
+
+``paybot up`` runs the Rasa server, the action server and the bridge; a local fake of
+Twilio's REST API (tests/fake_twilio.py) takes the bridge's call updates (transfer, hang-up)
+and SMS; :class:`voice_bridge.caller.CallerSession` (what ``paybot call`` runs) places each
+call the way Twilio does: a signed voice webhook, then the websocket with real-time 20 ms
+μ-law frames of espeak-ng speech, keypad presses as ``dtmf`` events, and Twilio's playback
+of the bot's audio with mark echoes. The bot hears through PocketSphinx and speaks with Piper.
+
+Afterwards each test checks the database, what the bot said (Rasa's tracker) and what the
+bridge asked of Twilio; card numbers must not appear in any table, log or tracker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+
+import pytest
+import requests
+from sqlmodel import Session, select
+
+from paybot.db.models import Account, Call, Payment, PaymentStatus
+from paybot.settings import load_settings
+from tests.fake_twilio import FakeTwilio
+from tests.helpers import rows
+from tests.stack import RASA_TOKEN, Stack
+from voice_bridge.caller import CallerSession
+from voice_bridge.caller.voice import EspeakVoice
+
+pytestmark = pytest.mark.services
+
+JAMES = "+15555550100"
+ROBERT = "+15555550122"
+UNKNOWN = "+15555550999"
+AGENT_LINE = "+15555559999"
+BUSINESS_LINE = "+15555550000"
+TEST_CARD = "5555555555554444"
+
+if shutil.which("espeak-ng") is None:
+    if os.environ.get("CI"):
+        raise RuntimeError("espeak-ng is missing: the voice tests need it (apt install espeak-ng)")
+    pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def fake_twilio():
+    with FakeTwilio() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, fake_twilio):
+    stack = Stack.configure(
+        tmp_path_factory.mktemp("voice"),
+        **fake_twilio.env(),
+        PAYBOT_TRANSFER_TO=AGENT_LINE,
+        PAYBOT_SMS_FROM=BUSINESS_LINE,
+        PAYBOT_SMS_SEND_INTERVAL_S="0.5",
+        PAYBOT_SCHEDULER_INTERVAL_S="0",
+    )
+    stack.start()
+    yield stack
+    assert stack.stop() == 0, stack.log_tail()
+
+
+@pytest.fixture(autouse=True)
+def fresh_data(stack, fake_twilio):
+    stack.reset_data()
+    fake_twilio.requests.clear()
+
+
+def dial(stack: Stack, fake: FakeTwilio, caller: str) -> CallerSession:
+    settings = load_settings(
+        **fake.settings_overrides(), bridge_port=int(stack.env["PAYBOT_BRIDGE_PORT"])
+    )
+    return CallerSession(
+        settings=settings,
+        from_=caller,
+        voice=EspeakVoice("en-us+f2", words_per_minute=130),
+        wait_timeout_s=45.0,
+    )
+
+
+def bot_said(stack: Stack, call_sid: str) -> list[str]:
+    response = requests.get(
+        f"{stack.rasa_url}/conversations/call:{call_sid}/tracker",
+        params={"token": RASA_TOKEN},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return [e["text"] for e in response.json()["events"] if e["event"] == "bot" and e.get("text")]
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 240))
+
+
+def call_row(stack: Stack, call_sid: str) -> Call:
+    with Session(stack.engine) as session:
+        return session.exec(select(Call).where(Call.call_sid == call_sid)).one()
+
+
+def assert_no_card_digits_anywhere(stack: Stack, call_sid: str) -> None:
+    assert TEST_CARD not in stack.all_output()
+    with stack.engine.connect() as conn:
+        for table in ("payments", "payment_methods", "audit_events", "ledger_entries", "calls"):
+            dump = " ".join(str(r) for r in conn.exec_driver_sql(f"SELECT * FROM {table}"))  # noqa: S608
+            assert TEST_CARD not in dump, table
+    tracker = requests.get(
+        f"{stack.rasa_url}/conversations/call:{call_sid}/tracker",
+        params={"token": RASA_TOKEN},
+        timeout=30,
+    ).text
+    assert TEST_CARD not in tracker
+
+
+# --- James pays with his stored card by voice ---------------------------------------------------
+def test_james_pays_with_stored_card_by_voice(stack, fake_twilio):
+    async def call():
+        async with dial(stack, fake_twilio, JAMES) as phone:
+            greeting = await phone.wait_bot()
+            await phone.say("yes")
+            await phone.wait_bot()
+            await phone.say("yes please")  # the Visa ending 4242
+            await phone.wait_bot()
+            await phone.say("yes")  # go ahead
+            await phone.wait_bot()
+            await phone.say("yes")  # a receipt by text, please
+            await phone.wait_bot()
+            await phone.say("no")  # nothing else
+            await phone.wait_ended(30)
+            return phone, greeting
+
+    phone, greeting = run(call())
+    said = bot_said(stack, phone.call_sid)
+    assert said[0] == "Hello James, are you ready to make your payment of $321.72 now?"
+    assert greeting.audio_s > 2.0  # it was spoken, not just sent
+    [payment] = rows(stack.engine, Payment)
+    assert payment.status == PaymentStatus.SUCCEEDED and payment.channel == "voice"
+    assert payment.conversation_id == f"call:{phone.call_sid}"
+    spoken = " ".join(said)
+    assert "confirmation number is" in spoken
+    digits = re.sub(r"\D", "", spoken.split("confirmation number is", 1)[1].split(".")[0])
+    assert digits == payment.confirmation_number
+    result = phone.result()
+    assert result.bridge_closed and result.late_frames == 0
+    # The bot hung up through Twilio's REST API once its goodbye had played.
+    [hangup] = fake_twilio.calls(phone.call_sid)
+    assert hangup.form.get("Status") == "completed"
+    assert call_row(stack, phone.call_sid).ended_reason
+    # The receipt went out by SMS through Twilio's REST API, once.
+    fake_twilio.wait_for(lambda fake: len(fake.messages()) >= 1, timeout_s=15)
+    [receipt] = fake_twilio.messages()
+    assert receipt.form["To"] == JAMES and receipt.form["From"] == BUSINESS_LINE
+    assert payment.confirmation_number in receipt.form["Body"].replace("-", "")
+
+
+def test_a_text_message_reaches_the_bot_and_is_answered(stack, fake_twilio):
+    from voice_bridge.twilio_signature import sign
+
+    params = {"MessageSid": "SM" + "1" * 32, "From": JAMES, "To": BUSINESS_LINE,
+              "Body": "what's my balance?", "AccountSid": fake_twilio.account_sid}
+    url = stack.bridge_url + "/twilio/sms"
+    signature = sign(url, params, fake_twilio.auth_token)
+    answer = requests.post(url, data=params, headers={"X-Twilio-Signature": signature}, timeout=60)
+    assert answer.status_code == 200 and "<Message>" in answer.text
+    assert "$321.72" in answer.text
+    forged = requests.post(url, data=params, headers={"X-Twilio-Signature": "x"}, timeout=60)
+    assert forged.status_code == 403
+
+
+# --- bad frames never crash a call ----------------------------------------------------------
+def test_malformed_frames_are_ignored_and_the_call_goes_on(stack, fake_twilio):
+    async def call():
+        async with dial(stack, fake_twilio, JAMES) as phone:
+            await phone.wait_bot()
+            for frame in (
+                "not json",
+                '{"event": "dance"}',
+                '{"event": "media", "streamSid": "MZ1"}',
+                '{"event": "dtmf", "dtmf": {"digit": "x"}}',
+                '{"event": "media", "media": {"payload": "***"}}',
+                b"\x00\x01binary",
+            ):
+                await phone.line.send_raw(frame)
+            await phone.say("yes")
+            method = await phone.wait_bot()
+            await phone.hangup()
+            return phone, method
+
+    phone, method = run(call())
+    assert "Visa ending 4242" in bot_said(stack, phone.call_sid)[1]
+    assert method.audio_s > 1.0
+    log = stack.wait_for_output("ignored a malformed frame", "ignored a non-text frame")
+    assert "ignored a malformed frame" in log and "ignored a non-text frame" in log
+
+
+def test_stream_without_a_valid_token_is_refused(stack, fake_twilio):
+    from voice_bridge.caller.webhook import new_sid
+    from voice_bridge.twilio_messages import Start
+
+    async def attempt(token: str) -> int | None:
+        import aiohttp
+
+        url = stack.bridge_url.replace("http", "ws") + "/twilio/stream"
+        async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+            start = Start(new_sid("MZ"), new_sid("CA"), new_sid("AC"), {"token": token})
+            await ws.send_str(start.to_json())
+            await ws.receive(timeout=10)
+            return ws.close_code
+
+    assert asyncio.run(attempt("forged")) == 1008
+    assert "refused" in stack.wait_for_output("refused")
+
+
+# --- an unknown caller speaks his account number and ZIP ------------------------------------
+@pytest.mark.xfail(
+    reason="PocketSphinx often mishears the espeak caller's spoken ZIP (see the ASR benchmark); "
+    "the account number is heard; keyed digits are tested below",
+    strict=False,
+)
+def test_unknown_caller_speaks_account_number_and_zip(stack, fake_twilio):
+    async def call():
+        async with dial(stack, fake_twilio, UNKNOWN) as phone:
+            await phone.wait_bot()  # what's your account number?
+            await phone.say("one, zero, zero, two, zero, zero, three, zero, zero")
+            for _attempt in range(3):  # the bot asks again when it hears no ZIP; so would we
+                await phone.wait_bot()
+                if any("Hello James" in text for text in bot_said(stack, phone.call_sid)):
+                    break
+                await phone.say("nine, four, one, zero, seven")
+            await phone.hangup()
+            return phone
+
+    phone = run(call())
+    said = bot_said(stack, phone.call_sid)
+    assert any("account number" in text for text in said[:2]), said
+    assert any("Hello James" in text for text in said), said
+
+
+# --- the same by keypad ------------------------------------------------------------------------
+def test_caller_keys_account_number_and_zip(stack, fake_twilio):
+    async def call():
+        async with dial(stack, fake_twilio, UNKNOWN) as phone:
+            await phone.wait_bot()
+            await phone.press("100200300#")
+            await phone.wait_bot()
+            await phone.press("94107")  # no '#': the inter-digit timeout ends it
+            await phone.wait_bot()
+            await phone.hangup()
+            return phone
+
+    phone = run(call())
+    said = bot_said(stack, phone.call_sid)
+    assert any("Hello James" in text for text in said), said
+
+
+# --- barge-in ----------------------------------------------------------------------------------
+def test_barge_in_stops_the_bot_and_is_the_next_turn(stack, fake_twilio):
+    async def call():
+        async with dial(stack, fake_twilio, JAMES) as phone:
+            await phone.barge_in("yes", after_ms=1200)  # over the greeting
+            method = await phone.wait_bot()
+            await phone.hangup()
+            return phone, method
+
+    phone, method = run(call())
+    result = phone.result()
+    greeting = result.bot_turns[0]
+    assert greeting.interrupted and greeting.played_bytes < 5 * 8000
+    said = bot_said(stack, phone.call_sid)
+    assert "Visa ending 4242" in said[1]  # the barge-in was taken as "yes"
+    assert method.audio_s > 1.0
+
+
+def test_short_noise_does_not_interrupt(stack, fake_twilio):
+    async def call():
+        async with dial(stack, fake_twilio, JAMES) as phone:
+            await phone.barge_in("mm", after_ms=800)  # a backchannel
+            for _ in range(300):  # the greeting plays on to its end
+                if phone.result().bot_turns[0].ended_by:
+                    break
+                await asyncio.sleep(0.1)
+            await phone.hangup()
+            return phone
+
+    phone = run(call())
+    assert not phone.result().bot_turns[0].interrupted
+
+
+def test_the_fee_disclosure_plays_to_the_end(stack, fake_twilio):
+    async def call():
+        async with dial(stack, fake_twilio, JAMES) as phone:
+            await phone.wait_bot()
+            await phone.say("yes")
+            await phone.wait_bot()
+            await phone.say("yes please")  # the Visa; next: the total with the $2.00 fee
+            await phone.barge_in("yes", after_ms=1500)  # over the disclosure: not taken
+            for _ in range(300):  # let the disclosure play out
+                if phone.result().bot_turns[-1].ended_by:
+                    break
+                await asyncio.sleep(0.1)
+            await phone.say("yes")
+            await phone.wait_bot()
+            await phone.hangup()
+            return phone
+
+    phone = run(call())
+    disclosure = phone.result().bot_turns[2]
+    assert not disclosure.interrupted and disclosure.ended_by == "end_mark"
+    said = bot_said(stack, phone.call_sid)
+    assert "$2.00" in said[2]
+    [payment] = rows(stack.engine, Payment)
+    assert payment.status == PaymentStatus.SUCCEEDED
+
+
+# --- transfer ----------------------------------------------------------------------------------
+def test_operator_key_transfers_to_an_agent_with_context(stack, fake_twilio):
+    async def call():
+        async with dial(stack, fake_twilio, JAMES) as phone:
+            await phone.wait_bot()
+            await phone.press("0#")
+            await phone.wait_bot()
+            await phone.wait_ended(30)
+            return phone
+
+    phone = run(call())
+    [update] = fake_twilio.calls(phone.call_sid)
+    twiml = update.form["Twiml"]
+    assert "<Dial" in twiml and AGENT_LINE in twiml
+    assert phone.result().bridge_closed
+    assert "transfer" in (call_row(stack, phone.call_sid).ended_reason or "")
+
+
+# --- new card by secure capture -----------------------------------------------------------------
+def _to_capture(phone: CallerSession):
+    async def steps():
+        await phone.wait_bot()  # Hello Robert ...
+        await phone.say("yes")
+        await phone.wait_bot()  # your Mastercard ending 4444? or a new card ...
+        await phone.say("no")
+        await phone.wait_bot()  # card or bank account?
+        await phone.say("card")
+        await phone.wait_bot()  # to confirm ... shall I go ahead?
+        await phone.say("yes")
+        await phone.wait_bot()  # key in your card number
+
+    return steps()
+
+
+def test_new_card_keyed_in_secure_capture_pays(stack, fake_twilio):
+    async def call():
+        async with dial(stack, fake_twilio, ROBERT) as phone:
+            await _to_capture(phone)
+            await phone.press(TEST_CARD + "#")
+            await phone.wait_bot()  # expiry
+            await phone.press("1230")
+            await phone.wait_bot()  # security code
+            await phone.press("123")
+            await phone.wait_bot()  # ZIP
+            await phone.press("60601")
+            await phone.wait_bot()  # Mastercard ending 4444, press 1
+            await phone.press("1")
+            await phone.wait_bot()  # processing, then the bot's result
+            await phone.wait_bot()
+            await phone.hangup()
+            return phone
+
+    phone = run(call())
+    [payment] = rows(stack.engine, Payment)
+    assert payment.status == PaymentStatus.SUCCEEDED and payment.method_last4 == "4444"
+    assert any("was successful" in text for text in bot_said(stack, phone.call_sid))
+    assert_no_card_digits_anywhere(stack, phone.call_sid)
+
+
+# --- hang-up mid-payment ------------------------------------------------------------------------
+def test_hang_up_while_keying_the_card_leaves_no_payment(stack, fake_twilio):
+    async def call():
+        async with dial(stack, fake_twilio, ROBERT) as phone:
+            await _to_capture(phone)
+            await phone.press(TEST_CARD[:8])
+            await phone.hangup()
+            return phone
+
+    phone = run(call())
+    assert rows(stack.engine, Payment) == []
+    with Session(stack.engine) as session:
+        robert = session.exec(select(Account).where(Account.phone == ROBERT)).one()
+    assert str(robert.balance) == "1250.00"
+    assert "caller" in (call_row(stack, phone.call_sid).ended_reason or "")
+    assert_no_card_digits_anywhere(stack, phone.call_sid)
+
+
+def test_hang_up_right_after_confirming_settles_the_payment(stack, fake_twilio):
+    async def call():
+        async with dial(stack, fake_twilio, ROBERT) as phone:
+            await _to_capture(phone)
+            for keys in (TEST_CARD + "#", "1230", "123", "60601"):
+                await phone.press(keys)
+                await phone.wait_bot()
+            await phone.press("1")
+            await phone.hangup()  # before the bot can say anything
+            return phone
+
+    phone = run(call())
+    settled = (PaymentStatus.SUCCEEDED, PaymentStatus.DECLINED, PaymentStatus.FAILED)
+    assert stack_wait(lambda: rows(stack.engine, Payment) and all(
+        p.status in settled for p in rows(stack.engine, Payment)))
+    [payment] = rows(stack.engine, Payment)
+    assert payment.status == PaymentStatus.SUCCEEDED  # charged once, recorded consistently
+    assert_no_card_digits_anywhere(stack, phone.call_sid)
+
+
+def stack_wait(predicate, timeout_s: float = 15.0) -> bool:
+    from tests.stack import wait_until
+
+    return wait_until(predicate, timeout_s)

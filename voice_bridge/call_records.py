@@ -1,0 +1,177 @@
+"""Call records: one ``calls`` row per CallSid, kept up to date from Twilio's webhooks.
+
+Twilio may deliver the voice webhook and the status callbacks in any order, more than once,
+and to different bridges. So every write here is idempotent and ordered by the status's
+place in the lifecycle rather than by arrival: a conditional UPDATE only moves a call forward
+(``ringing`` → ``in-progress`` → an ending), and the first ending sticks. An unknown CallSid
+gets its row on first sight, whichever webhook brings it.
+
+Synchronous (SQLAlchemy sessions): call them through ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from paybot.db.engine import session_scope
+from paybot.db.models import Call, CallStatus
+from paybot.db.types import utcnow
+
+log = logging.getLogger(__name__)
+
+
+class UnknownCallStatus(ValueError):
+    """A ``CallStatus`` value Twilio does not document."""
+
+
+def parse_status(value: str) -> CallStatus:
+    """``value`` as a :class:`CallStatus`.
+
+    Raises:
+        UnknownCallStatus: Not one of Twilio's call statuses.
+    """
+    try:
+        return CallStatus(value)
+    except ValueError:
+        raise UnknownCallStatus(f"unknown call status {value!r}") from None
+
+
+def record_call_started(
+    engine: Engine,
+    *,
+    call_sid: str,
+    caller: str | None,
+    called: str | None,
+    direction: str | None,
+    status: CallStatus = CallStatus.RINGING,
+    now: datetime | None = None,
+) -> Call:
+    """Record the voice webhook of ``call_sid`` (again: a repeated webhook changes nothing)."""
+    return record_call_status(
+        engine,
+        call_sid=call_sid,
+        status=status,
+        caller=caller,
+        called=called,
+        direction=direction,
+        now=now,
+    )
+
+
+def record_call_status(
+    engine: Engine,
+    *,
+    call_sid: str,
+    status: CallStatus,
+    duration_s: int | None = None,
+    caller: str | None = None,
+    called: str | None = None,
+    direction: str | None = None,
+    now: datetime | None = None,
+) -> Call:
+    """Move ``call_sid`` to ``status`` unless it is already there or further along.
+
+    Details (caller, called, direction, duration) only fill gaps; they never overwrite.
+    Returns the row as it is afterwards.
+    """
+    at = now or utcnow()
+    details = {"caller": caller, "called": called, "direction": direction}
+    if _insert(engine, call_sid=call_sid, status=status, details=details, at=at):
+        log.info("call %s recorded: %s", call_sid, status.value)
+    else:
+        _move_forward(engine, call_sid=call_sid, status=status, details=details, at=at)
+    if duration_s is not None or status.rank == CallStatus.COMPLETED.rank:
+        _set_ending(engine, call_sid=call_sid, status=status, duration_s=duration_s)
+    found = get_call(engine, call_sid)
+    assert found is not None  # inserted above or already there
+    return found
+
+
+def record_call_ended_reason(engine: Engine, *, call_sid: str, reason: str) -> bool:
+    """Say why the call ended ("transfer", "hangup", "caller_hangup", ...), once.
+
+    The bridge knows this, Twilio does not; the first reason given sticks. Returns whether
+    this call wrote it.
+    """
+    with session_scope(engine) as session:
+        result = session.execute(
+            update(Call)
+            .where(Call.call_sid == call_sid, Call.ended_reason.is_(None))
+            .values(ended_reason=reason[:64], updated_at=utcnow())
+        )
+        return result.rowcount == 1
+
+
+def get_call(engine: Engine, call_sid: str) -> Call | None:
+    """The row of ``call_sid``, if any."""
+    with Session(engine, expire_on_commit=False) as session:
+        return session.exec(select(Call).where(Call.call_sid == call_sid)).first()
+
+
+def _insert(
+    engine: Engine, *, call_sid: str, status: CallStatus, details: dict, at: datetime
+) -> bool:
+    """Create the row if the call is new; False if it exists (a concurrent insert included)."""
+    with Session(engine) as session:
+        if session.exec(select(Call.id).where(Call.call_sid == call_sid)).first() is not None:
+            return False
+        session.add(
+            Call(call_sid=call_sid, status=status.value, started_at=at, updated_at=at, **details)
+        )
+        try:
+            session.commit()
+        except IntegrityError:  # another webhook for this call won the race
+            session.rollback()
+            return False
+        return True
+
+
+def _move_forward(
+    engine: Engine, *, call_sid: str, status: CallStatus, details: dict, at: datetime
+) -> None:
+    """One conditional UPDATE per change, so concurrent writers cannot move a call back."""
+    earlier = [s.value for s in CallStatus if s.rank < status.rank]
+    with session_scope(engine) as session:
+        moved = session.execute(
+            update(Call)
+            .where(Call.call_sid == call_sid, Call.status.in_(earlier))
+            .values(status=status.value, updated_at=at)
+        )
+        for column, value in details.items():
+            if value:
+                session.execute(
+                    update(Call)
+                    .where(Call.call_sid == call_sid, getattr(Call, column).is_(None))
+                    .values({column: value})
+                )
+    if moved.rowcount:
+        log.info("call %s now %s", call_sid, status.value)
+
+
+def _set_ending(
+    engine: Engine, *, call_sid: str, status: CallStatus, duration_s: int | None
+) -> None:
+    """Fill the duration, and for calls that never connected the ending as the reason."""
+    with session_scope(engine) as session:
+        if duration_s is not None:
+            session.execute(
+                update(Call)
+                .where(Call.call_sid == call_sid, Call.duration_s.is_(None))
+                .values(duration_s=max(0, duration_s))
+            )
+        if status is not CallStatus.COMPLETED and status.rank == CallStatus.COMPLETED.rank:
+            session.execute(
+                update(Call)
+                .where(
+                    Call.call_sid == call_sid,
+                    Call.status == status.value,
+                    Call.ended_reason.is_(None),
+                )
+                .values(ended_reason=status.value)
+            )

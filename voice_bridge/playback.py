@@ -1,0 +1,195 @@
+"""Speaking to one caller: Piper sentence by sentence, μ-law frames, marks, and barge-in.
+
+:class:`Player` synthesises each sentence in a worker thread and sends its frames as soon as
+it is ready, so the first sentence plays while the next ones are synthesised (two ahead). A
+reply starts once the audio ready covers the expected synthesis time of the next sentence
+(:meth:`PiperTts.estimate_ms`, learnt from recent syntheses), so a short first sentence
+("Thank you.") does not leave the caller a gap mid-reply on a busy machine. After every sentence
+it sends a mark named ``"<reply>.<sentence>"`` and after the last one ``"<reply>.end"``;
+Twilio echoes a mark when the audio before it has played, so the player always knows how much
+the caller has heard (:attr:`Player.speaking`). :meth:`Player.interrupt` stops synthesis,
+sends ``clear`` and forgets the pending marks, whose echoes (Twilio returns them all at once
+after a clear) are then ignored. A reply marked non-interruptible refuses to be cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from voice_bridge.twilio_messages import Clear, OutboundMark, OutboundMedia
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[str], Awaitable[None]]
+LOOKAHEAD = 2  # sentences synthesised ahead of the one being sent
+LEAD_SAFETY = 1.5  # queued audio must cover this many times the next sentence's synthesis
+RunInThread = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class PlaybackStats:
+    """Timings of one reply, for the call's log line and the benchmarks."""
+
+    reply: int
+    first_audio_ms: float | None  # from say() to the first frame sent
+    sentences: int
+    audio_ms: float
+    interrupted: bool
+
+
+class Player:
+    """The bot's voice on one call. Not shared between calls.
+
+    Args:
+        call_id: For log lines.
+        stream_sid: Twilio's stream id, stamped on every outbound message.
+        send: Sends one JSON text frame on the websocket.
+        tts: A loaded :class:`voice_bridge.tts.PiperTts` (thread-safe, shared per process).
+        run: Runs a blocking function in the speech thread pool.
+    """
+
+    def __init__(
+        self, call_id: str, stream_sid: str, send: Send, tts: Any, run: RunInThread
+    ) -> None:
+        self.call_id = call_id
+        self.stream_sid = stream_sid
+        self._send = send
+        self._tts = tts
+        self._run = run
+        self._reply = 0
+        self._pending: list[str] = []
+        self._ignored: set[str] = set()
+        self._sending = False
+        self._interruptible = True
+        self._task: asyncio.Task[PlaybackStats] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.last_stats: PlaybackStats | None = None
+
+    @property
+    def speaking(self) -> bool:
+        """True while audio is being sent or has not been heard in full yet."""
+        return self._sending or bool(self._pending)
+
+    @property
+    def interruptible(self) -> bool:
+        return self._interruptible
+
+    async def say(self, texts: Sequence[str], *, interruptible: bool = True) -> PlaybackStats:
+        """Speak ``texts`` (one reply); returns once every frame is sent, not yet played."""
+        await self.interrupt(force=True)
+        self._reply += 1
+        self._interruptible = interruptible
+        task = asyncio.create_task(self._speak(self._reply, list(texts)))
+        self._task = task
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        finally:
+            if self._task is task:
+                self._task = None
+        if task.cancelled():
+            return PlaybackStats(self._reply, None, 0, 0.0, True)
+        return task.result()
+
+    async def played(self) -> None:
+        """Wait until the caller has heard everything sent so far (or it was cleared)."""
+        while self.speaking:
+            self._idle.clear()
+            if not self.speaking:
+                break
+            await self._idle.wait()
+
+    async def interrupt(self, *, force: bool = False) -> bool:
+        """Stop speaking now (barge-in). Returns False for a non-interruptible reply."""
+        if not self.speaking:
+            return True
+        if not (self._interruptible or force):
+            return False
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        self._ignored.update(self._pending)
+        self._pending.clear()
+        self._sending = False
+        self._idle.set()
+        await self._send(Clear(self.stream_sid).to_json())
+        log.info("call %s: playback of reply %d cleared", self.call_id, self._reply)
+        return True
+
+    def on_mark(self, name: str) -> bool:
+        """Take a mark echo; returns True when it ended a reply the caller heard in full."""
+        if name in self._ignored:
+            self._ignored.discard(name)
+            return False
+        if name not in self._pending:
+            return False
+        # Marks come back in order; anything before this one has played too.
+        index = self._pending.index(name)
+        del self._pending[: index + 1]
+        if not self.speaking:
+            self._idle.set()
+        return name.endswith(".end")
+
+    async def _speak(self, reply: int, texts: list[str]) -> PlaybackStats:
+        started = time.perf_counter()
+        first_audio_ms: float | None = None
+        frames_sent = 0
+        self._sending = True
+        self._idle.clear()
+        plan = [sentence for text in texts for sentence in self._tts.plan(text)]
+        ahead: deque[asyncio.Future[list[bytes]]] = deque()
+        try:
+            for index in range(min(LOOKAHEAD, len(plan))):
+                ahead.append(self._synthesize(plan[index]))
+            held: list[list[bytes]] = []
+            for index in range(len(plan)):
+                frames = await ahead.popleft()
+                if index + LOOKAHEAD < len(plan):
+                    ahead.append(self._synthesize(plan[index + LOOKAHEAD]))
+                held.append(frames)
+                # Start once the audio queued covers the next sentence's synthesis, so the
+                # caller never hears a gap mid-reply (with a margin for a busy machine).
+                if frames_sent == 0 and index + 1 < len(plan):
+                    lead_ms = sum(map(len, held)) * 20.0
+                    needed_ms = self._tts.estimate_ms(plan[index + 1]) * LEAD_SAFETY
+                    if lead_ms < needed_ms:
+                        continue
+                for number, chunk in enumerate(held, start=index + 2 - len(held)):
+                    for frame in chunk:
+                        await self._send(OutboundMedia(self.stream_sid, frame).to_json())
+                    if first_audio_ms is None and chunk:
+                        first_audio_ms = (time.perf_counter() - started) * 1000.0
+                    frames_sent += len(chunk)
+                    await self._mark(f"{reply}.{number}")
+                held.clear()
+            await self._mark(f"{reply}.end")
+        finally:
+            for future in ahead:
+                future.cancel()
+            self._sending = False
+            if not self.speaking:
+                self._idle.set()
+        stats = PlaybackStats(reply, first_audio_ms, len(plan), frames_sent * 20.0, False)
+        self.last_stats = stats
+        return stats
+
+    def _synthesize(self, sentence: str) -> asyncio.Future[list[bytes]]:
+        """Start synthesising ``sentence`` in the speech pool (20 ms μ-law frames)."""
+        return asyncio.ensure_future(self._run(_frames, self._tts, sentence))
+
+    async def _mark(self, name: str) -> None:
+        self._pending.append(name)
+        await self._send(OutboundMark(self.stream_sid, name).to_json())
+
+
+def _frames(tts: Any, sentence: str) -> list[bytes]:
+    """Synthesise one sentence (in a worker thread) as 20 ms μ-law frames."""
+    return tts.sentence(sentence).ulaw_frames()

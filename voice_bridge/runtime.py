@@ -1,0 +1,111 @@
+"""What every call on this bridge shares: loaded speech models, the speech thread pools (ASR
+and TTS apart), the Rasa client, the ledger and Twilio's REST client. Built once at start-up.
+
+The models are loaded in a thread before the bridge accepts connections, so the first caller
+does not pay for it and ``/healthz`` only answers once the bridge can really take a call.
+Nothing here holds state of a call: that lives in :class:`voice_bridge.call.CallHandler`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+from sqlalchemy.engine import Engine
+
+from paybot.payments.factory import make_ledger
+from paybot.payments.ledger import Ledger
+from paybot.settings import Settings
+from voice_bridge.asr import AsrEngine, make_asr_engine
+from voice_bridge.background import running
+from voice_bridge.keys import DB_ENGINE, HTTP_CLIENT, SETTINGS
+from voice_bridge.rasa_client import RasaClient
+from voice_bridge.tts import PiperTts
+from voice_bridge.tts.warmup import static_prompts, warm_up
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class VoiceRuntime:
+    """The process-wide parts of the voice bridge."""
+
+    settings: Settings
+    asr: AsrEngine
+    tts: PiperTts
+    asr_pool: ThreadPoolExecutor
+    tts_pool: ThreadPoolExecutor
+    rasa: RasaClient
+    engine: Engine
+    ledger: Ledger
+    twilio: Any  # voice_bridge.twilio_rest.TwilioRest, or None when Twilio is not configured
+
+    async def run_asr(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run recognition work in the ASR pool: small, frequent, latency-critical jobs."""
+        return await asyncio.get_running_loop().run_in_executor(self.asr_pool, fn, *args)
+
+    async def run_tts(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run synthesis in its own pool, so a long sentence never delays a caller's turn."""
+        return await asyncio.get_running_loop().run_in_executor(self.tts_pool, fn, *args)
+
+
+def _load_models(settings: Settings) -> tuple[AsrEngine, PiperTts]:
+    asr = make_asr_engine(settings.vosk_model)
+    tts = PiperTts(settings.piper_voice)
+    return asr, tts
+
+
+async def voice_runtime(app: web.Application) -> AsyncIterator[None]:
+    """``cleanup_ctx``: load the models and build the runtime; release them at shutdown."""
+    settings = app[SETTINGS]
+    started = time.perf_counter()
+    asr, tts = await asyncio.to_thread(_load_models, settings)
+    engine = app[DB_ENGINE]
+    asr_pool = ThreadPoolExecutor(settings.speech_threads, thread_name_prefix="asr")
+    tts_pool = ThreadPoolExecutor(settings.speech_threads, thread_name_prefix="tts")
+    runtime = VoiceRuntime(
+        settings=settings,
+        asr=asr,
+        tts=tts,
+        asr_pool=asr_pool,
+        tts_pool=tts_pool,
+        rasa=RasaClient(
+            app[HTTP_CLIENT], settings.rasa_url, settings.rasa_token.get_secret_value()
+        ),
+        engine=engine,
+        ledger=make_ledger(settings, engine),
+        twilio=_twilio_client(settings),
+    )
+    app[RUNTIME] = runtime
+    log.info("voice runtime ready in %.2fs", time.perf_counter() - started)
+    prompts = static_prompts(PROJECT_ROOT)
+    try:
+        async with running(runtime.run_tts(warm_up, tts, prompts), "tts-warm-up"):
+            yield
+    finally:
+        for pool in (asr_pool, tts_pool):
+            pool.shutdown(wait=False, cancel_futures=True)
+        asr.close()
+
+
+def _twilio_client(settings: Settings) -> Any:
+    """Twilio's REST client for call control, or None when no account is configured."""
+    from voice_bridge.twilio_rest import TwilioNotConfigured, TwilioRest
+
+    try:
+        return TwilioRest.from_settings(settings)
+    except TwilioNotConfigured:
+        log.info("twilio REST not configured: transfers and hang-ups only close the stream")
+        return None
+
+
+RUNTIME = web.AppKey("voice_runtime", VoiceRuntime)

@@ -1,0 +1,84 @@
+"""Twilio webhook signatures (``X-Twilio-Signature``): checked on every webhook we serve.
+
+Twilio signs the full URL it requested plus every POST parameter with the account's auth
+token (HMAC-SHA1, see ``twilio.request_validator``). The URL must be rebuilt exactly as Twilio
+saw it: behind ngrok or a reverse proxy the bridge itself is reached as ``http://127.0.0.1``,
+so the public base comes from ``PAYBOT_PUBLIC_URL`` or, with ``PAYBOT_TRUST_PROXY``, from the
+proxy's ``X-Forwarded-Proto``/``X-Forwarded-Host`` headers. Only enable that behind a proxy
+that sets (overwrites) those headers: otherwise a client chooses the URL that gets checked.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from twilio.request_validator import RequestValidator
+
+from paybot.settings import Settings
+
+log = logging.getLogger(__name__)
+SIGNATURE_HEADER = "X-Twilio-Signature"
+_WS_SCHEMES = {"https": "wss", "http": "ws"}
+
+
+def public_url(
+    request: web.Request, settings: Settings, *, path: str | None = None, websocket: bool = False
+) -> str:
+    """The URL Twilio used (or will use) for ``path`` (default: this request's path and query).
+
+    ``websocket=True`` gives the ``ws(s)://`` form, for ``<Stream url=...>``.
+    """
+    base = urlsplit(settings.public_base_url)
+    scheme, host = base.scheme, base.netloc
+    if settings.trust_proxy:
+        # Proxies that pass Host through only add X-Forwarded-Proto; without a configured
+        # public URL, the Host they passed is the public one.
+        scheme = _first(request.headers.get("X-Forwarded-Proto")) or scheme
+        fallback = host if settings.public_url else request.host
+        host = _first(request.headers.get("X-Forwarded-Host")) or fallback
+    if websocket:
+        scheme = _WS_SCHEMES.get(scheme, scheme)
+    prefix = base.path.rstrip("/")
+    return f"{scheme}://{host}{prefix}{request.raw_path if path is None else path}"
+
+
+async def verified_form(request: web.Request, settings: Settings) -> dict[str, str]:
+    """The POSTed form of a genuine Twilio webhook (first value of each field).
+
+    Raises:
+        web.HTTPForbidden: The signature is missing or does not match. The log line names the
+            path and the reason, never the parameters (they hold phone numbers and texts).
+    """
+    form = await request.post()
+    signature = request.headers.get(SIGNATURE_HEADER)
+    if not signature:
+        _reject(request, "missing signature")
+    url = public_url(request, settings)
+    if not RequestValidator(settings.twilio_signing_key).validate(url, form, signature):
+        _reject(request, "signature mismatch")
+    fields: dict[str, str] = {}
+    for key, value in form.items():
+        if isinstance(value, str):
+            fields.setdefault(key, value)
+    return fields
+
+
+def sign(url: str, params: Mapping[str, str], key: str) -> str:
+    """The ``X-Twilio-Signature`` Twilio would send for ``params`` POSTed to ``url``.
+
+    For the caller simulator and tests, which play Twilio's part.
+    """
+    return RequestValidator(key).compute_signature(url, dict(params))
+
+
+def _reject(request: web.Request, reason: str) -> None:
+    log.warning("rejected webhook %s %s: %s", request.method, request.path, reason)
+    raise web.HTTPForbidden(text=f"forbidden: {reason}\n")
+
+
+def _first(header: str | None) -> str:
+    """The first entry of a possibly comma-separated forwarding header (the client side)."""
+    return (header or "").split(",")[0].strip()
