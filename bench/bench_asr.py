@@ -62,6 +62,7 @@ VOICES = {
     "us-150": ("-v", "en-us", "-s", "150"),
     "f2-130": ("-v", "en-us+f2", "-s", "130", "-g", "8"),
     "m3-160": ("-v", "en-us+m3", "-s", "160"),
+    "klatt2-170": ("-v", "en-us+klatt2", "-s", "170"),
 }
 # Free speech: (what the caller says, words of which one must be heard for the intent to work).
 FREE_CASES = (

@@ -357,6 +357,8 @@ class LevelReport:
     load: tuple[float, float, float]
     breakdown: dict[str, list[float]]
     by_question: list[tuple[list[float], list[float]]]
+    active: list[int]  # calls in progress at each answered turn
+
 
     @property
     def failed(self) -> list[CallOutcome]:
@@ -419,6 +421,9 @@ def analyse(level: int, outcomes: list[CallOutcome], before: CpuSample, after: C
             breakdown["tts"].append(first)
             if i < len(SCRIPT):
                 by_question[i][1].append(first)
+    spans = [(o.clock_base, o.clock_base + o.result.duration_s) for o in outcomes if o.result]
+    active = [sum(start <= end <= stop for start, stop in spans)
+              for rows in turn_rows.values() for (_latency, end, _audio) in rows]
     busy_ticks = after.machine[0] - before.machine[0]
     all_ticks = max(1, after.machine[1] - before.machine[1])
     return LevelReport(
@@ -431,7 +436,7 @@ def analyse(level: int, outcomes: list[CallOutcome], before: CpuSample, after: C
                        - sum(after.services.values()) + sum(before.services.values())),
         call_minutes=sum(o.result.duration_s for o in outcomes if o.result) / 60.0,
         busy=busy_ticks / all_ticks, load=os.getloadavg(), breakdown=breakdown,
-        by_question=by_question,
+        by_question=by_question, active=active,
     )
 
 
@@ -439,6 +444,9 @@ def print_level(rep: LevelReport) -> None:
     n, ok = len(rep.outcomes), len(rep.outcomes) - len(rep.failed)
     print(f"\n== {rep.level} concurrent: {n} calls, {ok} completed, {len(rep.failed)} failed, "
           f"{len(rep.latencies)} caller turns answered")
+    if rep.active:
+        print(f"  calls in progress when a turn ended: mean {statistics.mean(rep.active):.1f}, "
+              f"min {min(rep.active)}, max {max(rep.active)}")
     print(f"  latency minus end-of-turn silence: p50 {ms(pct(rep.latencies, 50))} ms  "
           f"p95 {ms(pct(rep.latencies, 95))} ms  max {ms(max(rep.latencies, default=None))} ms")
     print(f"  raw (last speech frame to audio):  p50 {ms(pct(rep.raw, 50))} ms  "
@@ -534,12 +542,13 @@ def bench(args: argparse.Namespace, settings: Settings, rasa_url: str, token: st
           db_url: str, up_pid: int | None, log_lines) -> list[LevelReport]:
     bridge_url = args.url or settings.bridge_url
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
-    counts = [args.calls_per_level or (level if args.quick else max(level, 3)) for level in levels]
+    counts = [(-args.calls_per_level * level if args.calls_per_level < 0 else args.calls_per_level)
+              or (level if args.quick else max(level, 3)) for level in levels]
     warm = 0 if args.quick else 1
     print(f"adding {sum(counts) + warm} accounts (one per call)...", file=sys.stderr)
     phones = add_accounts(db_url, sum(counts) + warm)
     engine = make_engine(db_url)
-    voice = EspeakVoice("en-us+f2", words_per_minute=130)
+    voice = EspeakVoice()
 
     async def synthesise_script() -> None:  # cached once, before anything is timed
         await asyncio.gather(*(voice.synthesize(line) for line in set(SCRIPT)))
@@ -585,6 +594,9 @@ def main() -> int:
                         help="levels 1,3, one wave each, no warm-up call (checks the script)")
     parser.add_argument("--stagger", type=float, default=2.0,
                         help="calls start at random within this many seconds")
+    parser.add_argument("--spread", action="store_true",
+                        help="calls arrive as in real life, not in step: 3 times the level "
+                        "in all, starting at random over 60 s, at most the level at once")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--url", help="a running bridge (default: start a stack)")
     parser.add_argument("--rasa-url", help="its Rasa server")
@@ -598,6 +610,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick and args.levels == "1,10,20":
         args.levels = "1,3"
+    if args.spread:
+        args.stagger = 60.0
+        args.calls_per_level = args.calls_per_level or -3
     if bool(args.url) != bool(args.rasa_url):
         parser.error("--url and --rasa-url go together")
     print(f"{time.strftime('%Y-%m-%d %H:%M')}  {os.cpu_count()} CPUs  load average "

@@ -8,6 +8,7 @@ closed by ``cleanup_ctx`` so that startup and graceful shutdown handle them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -61,6 +62,7 @@ def serve(settings: Settings) -> None:
     Raises:
         OSError: The address cannot be bound (e.g. the port is in use).
     """
+    _use_uvloop()
     web.run_app(
         create_app(settings),
         host=settings.host,
@@ -69,6 +71,17 @@ def serve(settings: Settings) -> None:
         handle_signals=True,
         print=_log_banner,
     )
+
+
+def _use_uvloop() -> None:
+    """Run on uvloop when it is installed: the bridge handles 50 frames a second per call in
+    and out, and uvloop's socket and callback paths cost a fraction of asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - it is a dependency
+        log.info("uvloop is not installed: running on asyncio's own event loop")
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 def _log_banner(message: str) -> None:

@@ -192,4 +192,4 @@ class Player:
 
 def _frames(tts: Any, sentence: str) -> list[bytes]:
     """Synthesise one sentence (in a worker thread) as 20 ms μ-law frames."""
-    return tts.sentence(sentence).ulaw_frames()
+    return tts.frames(sentence)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voice_bridge.audio import pcm16_to_ulaw_frames
+from voice_bridge.audio import ULAW_FRAME_BYTES, pcm16_to_ulaw_frames
 from voice_bridge.tts.normalize import normalize_for_speech
 
 logger = logging.getLogger(__name__)
@@ -32,9 +32,11 @@ _ABBREVIATIONS = ("Mr", "Mrs", "Ms", "Dr", "St", "Jr", "Sr", "No", "vs", "etc", 
 _SENTENCE_END_RE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9$])")
 
 
-FIRST_CLAUSE_MIN_CHARS = 50  # shorter first sentences are synthesised whole
+CLAUSE_MIN_CHARS = 40  # shorter sentences are synthesised whole
+_CLAUSE_END_RE = re.compile(r"(?<=[,;:])\s+")
 INITIAL_MS_PER_CHAR = 4.0  # synthesis time per character before any has been measured
 PACE_WEIGHT = 0.2  # how fast the estimate follows new measurements
+PCM_CACHE_SIZE = 64  # pieces kept at the voice's rate (22 kHz pcm16: 5.5 times μ-law's size)
 
 
 class TtsError(RuntimeError):
@@ -75,17 +77,27 @@ def split_sentences(text: str) -> list[str]:
     return sentences
 
 
-def split_first_clause(sentence: str, min_chars: int = FIRST_CLAUSE_MIN_CHARS) -> list[str]:
-    """Cut a long sentence after its first comma when both sides have at least two words.
+def split_clauses(sentence: str, min_chars: int = CLAUSE_MIN_CHARS) -> list[str]:
+    """Cut a long sentence after its commas, colons and semicolons into pieces of two words or
+    more (a one-word piece stays with its neighbour).
 
-    "Hello James, are you ready to pay now?" → ["Hello James,", "are you ready to pay now?"]
+    "To confirm: your payment is $5, plus a fee." → ["To confirm:", "your payment is $5,",
+    "plus a fee."]. Each piece is synthesised on its own: the first is ready sooner, and the
+    pieces that do not change from caller to caller ("plus a two dollars convenience fee,")
+    come from the cache.
     """
-    if len(sentence) < min_chars or ", " not in sentence:
+    if len(sentence) < min_chars:
         return [sentence]
-    head, tail = sentence.split(", ", 1)
-    if len(head.split()) < 2 or len(tail.split()) < 2:
-        return [sentence]
-    return [f"{head},", tail]
+    pieces: list[str] = []
+    for part in _CLAUSE_END_RE.split(sentence.strip()):
+        if pieces and len(pieces[-1].split()) < 2:
+            pieces[-1] = f"{pieces[-1]} {part}"
+        else:
+            pieces.append(part)
+    if len(pieces) > 1 and len(pieces[-1].split()) < 2:
+        last = pieces.pop()
+        pieces[-1] = f"{pieces[-1]} {last}"
+    return pieces
 
 
 @dataclass(frozen=True)
@@ -158,7 +170,8 @@ class PiperTts:
             defaults to the bundled en_US-joe-medium voice.
         threads: ONNX Runtime intra-op threads (1 keeps many concurrent calls from fighting
             over cores; measured faster per call on 2 vCPUs too).
-        cache_size: Sentences kept in the LRU cache (0 disables it).
+        cache_size: Pieces kept in the LRU cache of Twilio-ready μ-law audio (0 disables it);
+            the last few are also kept at the voice's own rate.
         normalize: Apply :func:`normalize_for_speech` to text first.
         length_scale: Speaking rate (< 1 faster), ``None`` for the voice default.
         volume: Output gain after Piper's peak normalisation (headroom for resampling).
@@ -172,14 +185,15 @@ class PiperTts:
         voice_path: str | Path | None = None,
         *,
         threads: int = 1,
-        cache_size: int = 256,
+        cache_size: int = 2048,
         normalize: bool = True,
         length_scale: float | None = None,
         volume: float = 0.9,
     ) -> None:
         self.voice_path = Path(voice_path) if voice_path else default_voice_path()
         self.normalize = normalize
-        self._cache = _LruCache(cache_size)
+        self._cache = _LruCache(min(cache_size, PCM_CACHE_SIZE))
+        self._frames_cache = _LruCache(cache_size)
         self._ms_per_char = INITIAL_MS_PER_CHAR
         started = time.perf_counter()
         self._voice = _load_voice(self.voice_path, threads)
@@ -200,15 +214,11 @@ class PiperTts:
             yield self._sentence(index, sentence)
 
     def plan(self, text: str) -> list[str]:
-        """The pieces ``text`` will be spoken as (normalised for speech), in order.
-
-        Sentences, except that a long first sentence is cut after its first clause ("Hello
-        James, | are you ready ...?") so that the first audio is ready sooner.
-        """
-        pieces = split_sentences(normalize_for_speech(text) if self.normalize else text)
-        if pieces:
-            pieces[:1] = split_first_clause(pieces[0])
-        return pieces
+        """The pieces ``text`` will be spoken as (normalised for speech), in order: its
+        sentences, long ones cut at their clauses ("Hello James, | are you ready ...?"), so
+        that the first audio is ready sooner and unchanging clauses come from the cache."""
+        sentences = split_sentences(normalize_for_speech(text) if self.normalize else text)
+        return [piece for sentence in sentences for piece in split_clauses(sentence)]
 
     def estimate_ms(self, sentence: str) -> float:
         """How long synthesising ``sentence`` should take now (0 when it is cached).
@@ -216,11 +226,21 @@ class PiperTts:
         Learnt from recent syntheses on this machine under its current load, so playback can
         start with enough audio queued to cover the next sentence.
         """
-        return 0.0 if sentence in self._cache else len(sentence) * self._ms_per_char
+        if sentence in self._frames_cache or sentence in self._cache:
+            return 0.0
+        return len(sentence) * self._ms_per_char
 
     def sentence(self, sentence: str, index: int = 0) -> SpokenSentence:
         """Synthesise one sentence from :meth:`plan` (cached); thread-safe."""
         return self._sentence(index, sentence)
+
+    def frames(self, sentence: str) -> list[bytes]:
+        """One piece from :meth:`plan` as Twilio's 20 ms μ-law frames (cached); thread-safe."""
+        cached = self._frames_cache.get(sentence)
+        if cached is None:
+            cached = b"".join(self._sentence(0, sentence).ulaw_frames())
+            self._frames_cache.put(sentence, cached)
+        return [cached[i : i + ULAW_FRAME_BYTES] for i in range(0, len(cached), ULAW_FRAME_BYTES)]
 
     def synthesize(self, text: str) -> bytes:
         """Return the whole text as pcm16 at :attr:`sample_rate`."""
@@ -231,8 +251,11 @@ class PiperTts:
         return [frame for s in self.stream(text) for frame in s.ulaw_frames()]
 
     def cache_stats(self) -> tuple[int, int]:
-        """Return ``(hits, misses)`` of the sentence cache."""
-        return self._cache.hits, self._cache.misses
+        """Return ``(hits, misses)`` of the caches (μ-law and the voice's rate)."""
+        return (
+            self._cache.hits + self._frames_cache.hits,
+            self._cache.misses + self._frames_cache.misses,
+        )
 
     def _sentence(self, index: int, sentence: str) -> SpokenSentence:
         cached = self._cache.get(sentence)

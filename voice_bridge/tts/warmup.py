@@ -1,8 +1,9 @@
 """Frequent prompts synthesised once, when the bridge starts, so callers hear them at once.
 
-The sentences of every response without a placeholder (``bot/domain.yml``,
-``bot/responses.yml``) and of the secure capture's prompts go through the voice's sentence
-cache in a worker thread after start-up; calls are served meanwhile.
+Every piece (sentence or clause, :meth:`PiperTts.plan`) without a placeholder of every response
+(``bot/domain.yml``, ``bot/responses.yml``) and of the secure capture's prompts goes through the
+voice's cache in a worker thread after start-up; calls are served meanwhile. So in "To confirm:
+| your payment is {amount}, | plus a {fee} convenience fee, | ..." the first piece is ready.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ RESPONSE_FILES = ("bot/domain.yml", "bot/responses.yml")
 
 
 def static_prompts(root: Path) -> list[str]:
-    """Response texts with no ``{placeholder}``, from the bot's files, plus capture prompts."""
+    """Response texts (templates with ``{placeholders}`` too) from the bot's files, plus the
+    capture prompts, each once."""
     from voice_bridge.capture_wording import FIELD_REQUESTS, FIXED_PROMPTS
 
     texts: list[str] = [*FIELD_REQUESTS.values(), *FIXED_PROMPTS]
@@ -31,7 +33,7 @@ def static_prompts(root: Path) -> list[str]:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         texts.extend(_texts(data.get("responses") or {}))
     seen: set[str] = set()
-    return [t for t in texts if "{" not in t and not (t in seen or seen.add(t))]
+    return [t for t in texts if not (t in seen or seen.add(t))]
 
 
 def _texts(responses: dict[str, Any]) -> Iterable[str]:
@@ -42,12 +44,14 @@ def _texts(responses: dict[str, Any]) -> Iterable[str]:
 
 
 def warm_up(tts: Any, texts: Iterable[str]) -> int:
-    """Synthesise every sentence of ``texts`` into the cache (blocking; run it in a thread)."""
+    """Synthesise every piece of ``texts`` without a placeholder into the cache (blocking; run
+    it in a thread); returns how many pieces."""
     started = time.perf_counter()
     count = 0
     for text in texts:
-        for sentence in tts.plan(text):
-            tts.sentence(sentence)
-            count += 1
+        for piece in tts.plan(text):
+            if "{" not in piece:
+                tts.frames(piece)
+                count += 1
     log.info("tts cache warmed: %d sentences in %.1fs", count, time.perf_counter() - started)
     return count
