@@ -608,6 +608,9 @@ def main() -> int:
                         help="extra environment for the started stack, e.g. "
                         "PAYBOT_SPEECH_THREADS=2 (repeatable)")
     args = parser.parse_args()
+    import uvloop  # Twilio's side of 20 calls shares the machine: keep it cheap
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     if args.quick and args.levels == "1,10,20":
         args.levels = "1,3"
     if args.spread:

@@ -94,7 +94,11 @@ class Stack:
         )
         ready = threading.Event()
         threading.Thread(target=self._pump, args=(ready,), daemon=True).start()
-        if not ready.wait(timeout_s):
+        deadline = time.monotonic() + timeout_s
+        while not ready.wait(1.0) and self.process.poll() is None:
+            if time.monotonic() > deadline:
+                break
+        if not ready.is_set():  # it exited (e.g. no trained model) or took too long
             self.stop()
             raise RuntimeError("paybot up did not come up:\n" + self.log_tail())
         self.engine = make_engine(f"sqlite:///{self.data_dir / 'paybot.db'}")

@@ -234,7 +234,7 @@ def test_unknown_caller_speaks_account_number_and_zip(stack, fake_twilio):
 
     phone = run(call())
     said = bot_said(stack, phone.call_sid)
-    assert "account number" in said[0], said
+    assert any("account number" in text for text in said[:2]), said
     assert any("ZIP" in text for text in said), said
     assert any("Hello James" in text for text in said), said
 
@@ -260,7 +260,8 @@ def test_caller_keys_account_number_and_zip(stack, fake_twilio):
 def test_barge_in_stops_the_bot_and_is_the_next_turn(stack, fake_twilio):
     async def call():
         async with dial(stack, fake_twilio, JAMES) as phone:
-            await phone.barge_in("yes", after_ms=1200)  # over the greeting
+            await phone.barge_in("yes please", after_ms=1200)  # over the greeting (a turn over
+            # the bot needs 500 ms of speech: a bare "yes" from this voice is 0.4 s of it)
             method = await phone.wait_bot()
             await phone.hangup()
             return phone, method
