@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 Send = Callable[[str], Awaitable[None]]
 LOOKAHEAD = 2  # sentences synthesised ahead of the one being sent
 LEAD_SAFETY = 1.5  # queued audio must cover this many times the next sentence's synthesis
+SPEECH_S_PER_CHAR = 0.06  # about how long the voice takes to say one character of text
 RunInThread = Callable[..., Awaitable[Any]]
 
 
@@ -147,13 +148,19 @@ class Player:
         plan = [sentence for text in texts for sentence in self._tts.plan(text)]
         ahead: deque[asyncio.Future[list[bytes]]] = deque()
         try:
+            # Each piece is due when the ones before it have been said (roughly): the pool
+            # serves the caller waiting for a first piece before other calls' look-ahead.
+            due, at = [], time.monotonic()
+            for piece in plan:
+                due.append(at)
+                at += len(piece) * SPEECH_S_PER_CHAR
             for index in range(min(LOOKAHEAD, len(plan))):
-                ahead.append(self._synthesize(plan[index]))
+                ahead.append(self._synthesize(plan[index], due[index]))
             held: list[list[bytes]] = []
             for index in range(len(plan)):
                 frames = await ahead.popleft()
                 if index + LOOKAHEAD < len(plan):
-                    ahead.append(self._synthesize(plan[index + LOOKAHEAD]))
+                    ahead.append(self._synthesize(plan[index + LOOKAHEAD], due[index + LOOKAHEAD]))
                 held.append(frames)
                 # Start once the audio queued covers the next sentence's synthesis, so the
                 # caller never hears a gap mid-reply (with a margin for a busy machine).
@@ -181,9 +188,10 @@ class Player:
         self.last_stats = stats
         return stats
 
-    def _synthesize(self, sentence: str) -> asyncio.Future[list[bytes]]:
-        """Start synthesising ``sentence`` in the speech pool (20 ms μ-law frames)."""
-        return asyncio.ensure_future(self._run(_frames, self._tts, sentence))
+    def _synthesize(self, sentence: str, due: float) -> asyncio.Future[list[bytes]]:
+        """Start synthesising ``sentence`` in the speech pool (20 ms μ-law frames), needed at
+        ``due`` (``time.monotonic()``)."""
+        return asyncio.ensure_future(self._run(_frames, self._tts, sentence, deadline=due))
 
     async def _mark(self, name: str) -> None:
         self._pending.append(name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,7 @@ from voice_bridge.keys import DB_ENGINE, HTTP_CLIENT, SETTINGS
 from voice_bridge.rasa_client import RasaClient
 from voice_bridge.tts import PiperTts
 from voice_bridge.tts.warmup import static_prompts, warm_up
+from voice_bridge.urgent_pool import UrgentPool
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -43,7 +45,7 @@ class VoiceRuntime:
     asr: AsrEngine
     tts: PiperTts
     asr_pool: ThreadPoolExecutor
-    tts_pool: ThreadPoolExecutor
+    tts_pool: UrgentPool
     rasa: RasaClient
     engine: Engine
     ledger: Ledger
@@ -53,9 +55,12 @@ class VoiceRuntime:
         """Run recognition work in the ASR pool: small, frequent, latency-critical jobs."""
         return await asyncio.get_running_loop().run_in_executor(self.asr_pool, fn, *args)
 
-    async def run_tts(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run synthesis in its own pool, so a long sentence never delays a caller's turn."""
-        return await asyncio.get_running_loop().run_in_executor(self.tts_pool, fn, *args)
+    async def run_tts(self, fn: Callable[..., T], *args: Any, deadline: float | None = None) -> T:
+        """Run synthesis in its own pool, so a long sentence never delays a caller's turn;
+        most urgent first: ``deadline`` is when the audio is needed (``time.monotonic()``
+        seconds; default now), ``math.inf`` for work no caller waits for."""
+        when = time.monotonic() if deadline is None else deadline
+        return await asyncio.wrap_future(self.tts_pool.submit(when, fn, *args))
 
 
 def _load_models(settings: Settings) -> tuple[AsrEngine, PiperTts]:
@@ -71,7 +76,7 @@ async def voice_runtime(app: web.Application) -> AsyncIterator[None]:
     asr, tts = await asyncio.to_thread(_load_models, settings)
     engine = app[DB_ENGINE]
     asr_pool = ThreadPoolExecutor(settings.speech_threads, thread_name_prefix="asr")
-    tts_pool = ThreadPoolExecutor(settings.speech_threads, thread_name_prefix="tts")
+    tts_pool = UrgentPool(settings.speech_threads, name="tts")
     runtime = VoiceRuntime(
         settings=settings,
         asr=asr,
@@ -89,12 +94,21 @@ async def voice_runtime(app: web.Application) -> AsyncIterator[None]:
     log.info("voice runtime ready in %.2fs", time.perf_counter() - started)
     prompts = static_prompts(PROJECT_ROOT)
     try:
-        async with running(runtime.run_tts(warm_up, tts, prompts), "tts-warm-up"):
+        async with running(_warm_up(runtime, prompts), "tts-warm-up"):
             yield
     finally:
-        for pool in (asr_pool, tts_pool):
-            pool.shutdown(wait=False, cancel_futures=True)
+        asr_pool.shutdown(wait=False, cancel_futures=True)
+        tts_pool.shutdown()
         asr.close()
+
+
+async def _warm_up(runtime: VoiceRuntime, prompts: list[str]) -> None:
+    """Put the static prompts in the TTS cache, one job per prompt behind any caller's."""
+    started = time.perf_counter()
+    counts = await asyncio.gather(
+        *(runtime.run_tts(warm_up, runtime.tts, [text], deadline=math.inf) for text in prompts)
+    )
+    log.info("tts cache warmed: %d pieces in %.1fs", sum(counts), time.perf_counter() - started)
 
 
 def _twilio_client(settings: Settings) -> Any:

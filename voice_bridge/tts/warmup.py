@@ -53,5 +53,5 @@ def warm_up(tts: Any, texts: Iterable[str]) -> int:
             if "{" not in piece:
                 tts.frames(piece)
                 count += 1
-    log.info("tts cache warmed: %d sentences in %.1fs", count, time.perf_counter() - started)
+    log.debug("tts cache warmed: %d pieces in %.1fs", count, time.perf_counter() - started)
     return count
