@@ -43,6 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.helpers import edit_distance  # noqa: E402
 from voice_bridge import audio as A  # noqa: E402
 from voice_bridge.asr import make_asr_engine, words_to_digits  # noqa: E402
 from voice_bridge.asr.base import AsrEngine  # noqa: E402
@@ -165,15 +166,6 @@ class Score:
 
 HEADER = ("| configuration | data | items | err | exact | key word | RTF | final |\n"
           "|---|---|---|---|---|---|---|---|")
-
-
-def edit_distance(ref: list[str], hyp: list[str]) -> int:
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[:], i
-        for j, h in enumerate(hyp, 1):
-            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (r != h))
-    return row[-1]
 
 
 def phone_line(pcm16: bytes, rate: int) -> bytes:

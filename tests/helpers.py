@@ -1,6 +1,8 @@
-"""Small helpers shared by the database-backed tests."""
+"""Small helpers shared by the tests (and the ASR benchmark)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from sqlmodel import Session, select
 
@@ -22,3 +24,13 @@ def stored_method(engine, account_id: int) -> PaymentMethod:
 def rows(engine, model) -> list:
     with Session(engine) as session:
         return list(session.exec(select(model)).all())
+
+
+def edit_distance(ref: Sequence, hyp: Sequence) -> int:
+    """Levenshtein distance between two sequences (digits of a string, words of a list)."""
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[:], i
+        for j, h in enumerate(hyp, 1):
+            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (r != h))
+    return row[-1]

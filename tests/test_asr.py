@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import edit_distance
 from voice_bridge import audio as A
 from voice_bridge.asr import (
     AsrError,
@@ -77,15 +78,6 @@ def digit_strings(count: int, seed: int) -> list[tuple[str, bytes]]:
             pcm += A.read_wav(path)[0] + A.silence_pcm16(rng.randint(100, 300), 8000)
         out.append(("".join(p.name[0] for p in chosen), phone_line(pcm, 8000)))
     return out
-
-
-def edit_distance(ref: str, hyp: str) -> int:
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[:], i
-        for j, h in enumerate(hyp, 1):
-            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (r != h))
-    return row[-1]
 
 
 def recognize(engine, pcm16_8k: bytes, expected: str) -> str:

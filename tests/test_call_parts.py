@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from paybot.dialog.payloads import Hangup, Listen, SecureCapture, Transfer, to_dict
+from tests.helpers import edit_distance
 from voice_bridge import audio as A
 from voice_bridge.asr.pocketsphinx_engine import PocketSphinxEngine
 from voice_bridge.capture import CaptureSession
@@ -53,15 +54,6 @@ def tts() -> PiperTts:
 @pytest.fixture(scope="module")
 def asr() -> PocketSphinxEngine:
     return PocketSphinxEngine()
-
-
-def edit_distance(ref: str, hyp: str) -> int:
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[:], i
-        for j, h in enumerate(hyp, 1):
-            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (r != h))
-    return row[-1]
 
 
 # --- keypad -----------------------------------------------------------------------------------
