@@ -19,7 +19,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import customer
-from actions.responses import say
+from actions.responses import prepare, render_known, say
 from actions.services import services
 from actions.wording import day, method_label, money
 from paybot.dialog.payloads import Listen, to_dict
@@ -38,7 +38,8 @@ class AskAction(Action, abc.ABC):
     @abc.abstractmethod
     async def values(self, tracker: Tracker) -> dict[str, Any]:
         """The placeholders of the question (``response`` picks another response, ``listen``
-        another instruction)."""
+        another instruction, ``prepare`` what the bot will probably say after the answer, for
+        the voice bridge to synthesise ahead)."""
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
@@ -46,8 +47,10 @@ class AskAction(Action, abc.ABC):
         values = await self.values(tracker)
         response = values.pop("response", f"ask_{self.slot}")
         listen = values.pop("listen", self.listen)
+        likely_next = values.pop("prepare", [])
         say(dispatcher, tracker, response, **values)
         dispatcher.utter_message(json_message=to_dict(listen))
+        prepare(dispatcher, tracker, *likely_next)
         return []
 
 
@@ -149,12 +152,17 @@ class AskPaymentMethod(AskAction):
         svc = await services()
         record = await customer.current_account(svc, tracker)
         method = await customer.stored_method(svc, record.account_id if record else None)
-        if method is None or tracker.get_slot("method_offer") == "new":
+        if method is None or tracker.get_slot("method_offer") == "new" or record is None:
             return {}
-        return {
+        values: dict[str, Any] = {
             "response": "ask_payment_method_stored",
             "method_label": method_label(method.brand, method.last4),
         }
+        # Most callers take the stored method: the confirmation comes next.
+        confirm = await confirmation_values(tracker, "stored")
+        if confirm and confirm.get("response", "ask_confirm_payment") == "ask_confirm_payment":
+            values["prepare"] = [render_known(tracker, "ask_confirm_payment", **confirm)]
+        return values
 
 
 class AskBankAccountType(AskAction):
@@ -169,32 +177,50 @@ class AskConfirmPayment(AskAction):
     listen = Listen("yes_no")
 
     async def values(self, tracker: Tracker) -> dict[str, Any]:
-        svc = await services()
-        record = await customer.current_account(svc, tracker)
-        if record is None or record.account_id is None:
-            return {}
-        amount = Decimal(tracker.get_slot("payment_amount"))
-        scheduled = tracker.get_slot("payment_timing") == "scheduled"
-        try:
-            quote = await asyncio.to_thread(svc.ledger.quote, record.account_id, amount)
-        except PaymentRefused as refused:
-            return {"response": "payment_refused", "reason": str(refused)}
-        disclosure = quote.disclosure()
-        if scheduled:
-            disclosure = f"Your payment is {money(amount, record.currency)}."
-        values: dict[str, Any] = {
-            "disclosure": disclosure,
-            "method_label": await _method_words(tracker, record.account_id),
-            "date": day(date.fromisoformat(tracker.get_slot("payment_date"))) if scheduled else "",
-        }
-        if quote.fee and not scheduled:
-            # A fee disclosure must be heard in full: the caller cannot talk over it.
-            values["listen"] = Listen("yes_no", barge_in=False)
-        return values
+        return await confirmation_values(tracker, tracker.get_slot("payment_method"))
 
 
-async def _method_words(tracker: Tracker, account_id: int) -> str:
-    choice = tracker.get_slot("payment_method")
+async def confirmation_values(tracker: Tracker, choice: str | None) -> dict[str, Any]:
+    """The confirmation question's placeholders for paying by ``choice`` (``stored``,
+    ``card``, ``bank``), and what the bot says once the caller agrees (``prepare``)."""
+    svc = await services()
+    record = await customer.current_account(svc, tracker)
+    amount_slot = tracker.get_slot("payment_amount")
+    if record is None or record.account_id is None or amount_slot is None:
+        return {}
+    amount = Decimal(amount_slot)
+    scheduled = tracker.get_slot("payment_timing") == "scheduled"
+    try:
+        quote = await asyncio.to_thread(svc.ledger.quote, record.account_id, amount)
+    except PaymentRefused as refused:
+        return {"response": "payment_refused", "reason": str(refused)}
+    disclosure = quote.disclosure()
+    when = date.fromisoformat(tracker.get_slot("payment_date")) if scheduled else None
+    if scheduled:
+        disclosure = f"Your payment is {money(amount, record.currency)}."
+    values: dict[str, Any] = {
+        "disclosure": disclosure,
+        "method_label": await _method_words(tracker, record.account_id, choice),
+        "date": day(when) if when else "",
+    }
+    if quote.fee and not scheduled:
+        # A fee disclosure must be heard in full: the caller cannot talk over it.
+        values["listen"] = Listen("yes_no", barge_in=False)
+    if when is not None:
+        values["prepare"] = [render_known(
+            tracker, "payment_scheduled", amount=money(amount, record.currency), date=day(when)
+        )]
+    elif choice == "stored":
+        values["prepare"] = [render_known(
+            tracker, "payment_succeeded", total=money(quote.total, record.currency)
+        )]
+    else:
+        what = "bank account" if choice == "bank" else "card"
+        values["prepare"] = [render_known(tracker, "secure_capture", what=what)]
+    return values
+
+
+async def _method_words(tracker: Tracker, account_id: int, choice: str | None) -> str:
     if choice == "stored":
         svc = await services()
         method = await customer.stored_method(svc, account_id)

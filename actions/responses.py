@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
+import re
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ from typing import Any
 import yaml
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
+
+from paybot.dialog.payloads import Prepare, to_dict
 
 log = logging.getLogger(__name__)
 RESPONSES_FILE = Path(__file__).resolve().parents[1] / "bot" / "responses.yml"
@@ -98,6 +101,43 @@ def render(tracker: Tracker, name: str, **values: Any) -> str:
         # As Rasa does: say the text unfilled rather than nothing; the tests catch this.
         log.warning("response %s: cannot fill its placeholders (%s)", name, type(exc).__name__)
         return variant.text
+
+
+class _Unfilled(dict):
+    """Format values that leave unknown placeholders as they are (``{confirmation}``)."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def render_known(tracker: Tracker, name: str, **values: Any) -> str:
+    """Response ``name`` with only the sentences whose placeholders ``values`` (or slots)
+    fill: "Thank you. Your payment of $5.00 was successful." without the confirmation number
+    that does not exist yet. For speech the bridge synthesises ahead (:func:`prepare`)."""
+    variants = load_responses().get(name)
+    if variants is None:
+        raise ResponsesError(f"no response {name!r} in {RESPONSES_FILE.name}")
+    slots = dict(tracker.slots)
+    matching = [v for v in variants if v.conditions and v.applies(slots)]
+    chosen = matching or [v for v in variants if not v.conditions] or list(variants)
+    if len(chosen) != 1:  # several wordings: which one will be said is not known
+        return ""
+    try:
+        text = chosen[0].text.format_map(_Unfilled({**slots, **values}))
+    except (IndexError, ValueError):
+        return ""
+    return " ".join(s for s in _SENTENCE_RE.split(text) if s and "{" not in s)
+
+
+_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
+
+
+def prepare(dispatcher: CollectingDispatcher, tracker: Tracker, *texts: str) -> None:
+    """Tell the voice bridge what the bot will probably say next, so it can synthesise it
+    while this reply plays (:class:`paybot.dialog.payloads.Prepare`). Voice only."""
+    wanted = [t for t in texts if t]
+    if wanted and tracker.get_slot("channel") == "voice":
+        dispatcher.utter_message(json_message=to_dict(Prepare(texts=wanted)))
 
 
 def say(dispatcher: CollectingDispatcher, tracker: Tracker, name: str, **values: Any) -> None:

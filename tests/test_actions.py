@@ -19,8 +19,8 @@ from actions.answers import ActionYesNo
 from actions.anytime import ActionHandleSilence, ActionShowBalance, last_bot_turn
 from actions.conversation import ActionStartConversation
 from actions.payment_form import ValidatePaymentForm
-from actions.questions import AskConfirmPayment
-from actions.responses import load_responses
+from actions.questions import AskConfirmPayment, AskPaymentMethod
+from actions.responses import load_responses, render, render_known
 from paybot.accounts.directory import LocalDirectory
 from paybot.dialog.payloads import Listen, to_dict
 from paybot.identity import IdentityVerifier, LockoutPolicy
@@ -220,6 +220,52 @@ async def test_without_a_fee_the_confirmation_may_be_interrupted(svc, monkeypatc
     await AskConfirmPayment().run(d, t, DOMAIN)
     assert "fee" not in texts(d)[0]
     assert custom(d) == [to_dict(Listen("yes_no"))] and custom(d)[0]["barge_in"] is True
+
+
+def prepared(dispatcher: CollectingDispatcher) -> list[str]:
+    return [t for c in custom(dispatcher) if c["type"] == "prepare" for t in c["texts"]]
+
+
+async def test_on_voice_each_question_tells_the_bridge_what_comes_after_a_yes(svc):
+    voice = {**JAMES, "channel": "voice", "payment_amount": "100.00"}
+    d = CollectingDispatcher()
+    await AskPaymentMethod().run(d, tracker(slots=voice), DOMAIN)
+    assert "Visa ending 4242" in texts(d)[0]
+    # Exactly what the confirmation question will say once the caller takes the stored Visa.
+    d_confirm = CollectingDispatcher()
+    await AskConfirmPayment().run(
+        d_confirm, tracker(slots={**voice, "payment_method": "stored"}), DOMAIN
+    )
+    assert prepared(d) == texts(d_confirm)
+    # And the confirmation prepares the result, up to the number that does not exist yet.
+    [result] = prepared(d_confirm)
+    assert result == "Thank you. Your payment of $102.00 was successful."
+    said = render(tracker(slots=voice), "payment_succeeded", total="$102.00",
+                  confirmation_spoken="1 2 3")
+    assert said.startswith(result + " ")
+    # A new card: the capture's introduction comes next.
+    d_card = CollectingDispatcher()
+    card = tracker(slots={**voice, "payment_method": "card"})
+    await AskConfirmPayment().run(d_card, card, DOMAIN)
+    assert prepared(d_card) == [render(tracker(slots=voice), "secure_capture", what="card")]
+
+
+async def test_text_channels_get_no_speech_to_prepare(svc):
+    d = CollectingDispatcher()
+    await AskPaymentMethod().run(d, tracker(slots={**JAMES, "payment_amount": "100.00"}), DOMAIN)
+    await AskConfirmPayment().run(
+        d, tracker(slots={**JAMES, "payment_amount": "100.00", "payment_method": "stored"}), DOMAIN
+    )
+    assert prepared(d) == [] and all(c["type"] == "listen" for c in custom(d))
+
+
+def test_render_known_keeps_the_sentences_it_can_fill():
+    t = tracker(slots={"channel": "voice"})
+    assert render_known(t, "payment_succeeded", total="$5.00") == (
+        "Thank you. Your payment of $5.00 was successful."
+    )
+    assert render_known(t, "payment_succeeded") == "Thank you."
+    assert render_known(t, "ask_receipt") == "Would you like a receipt by text message?"
 
 
 async def test_balance_for_an_overdue_account(svc):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from paybot.dialog.payloads import Hangup, Listen, SecureCapture, Transfer, to_dict
+from paybot.dialog.payloads import Hangup, Listen, Prepare, SecureCapture, Transfer, to_dict
 from tests.helpers import edit_distance
 from voice_bridge import audio as A
 from voice_bridge.asr.pocketsphinx_engine import PocketSphinxEngine
@@ -185,6 +185,36 @@ async def test_barge_in_clears_and_ignores_old_marks(tts, pool) -> None:
     assert await player.interrupt() is False and player.speaking
     assert wire.sent[-1]["event"] == "mark"  # no clear sent
     assert player.on_mark("2.end") is True
+
+
+async def test_what_the_bot_says_next_is_synthesised_while_this_reply_plays(pool) -> None:
+    tts = PiperTts(cache_size=64)  # a cache of its own: nothing in it yet
+    likely = "To confirm: your payment is $417.53. It will be paid with your Visa ending 4242."
+    pieces = tts.plan(likely)
+    assert len(pieces) >= 3 and all(tts.estimate_ms(p) > 0 for p in pieces)
+    player = Player("CA1", "MZ1", Wire().send, tts, runner(pool))
+    await player.say(["Would you like to use your Visa ending 4242?"], prepare=[likely])
+    await asyncio.wait_for(asyncio.gather(*player._preparing), 30)
+    assert all(tts.estimate_ms(p) == 0 for p in pieces)  # every piece is in the cache now
+    hits = tts.cache_stats()[0]
+    wire = Wire()
+    player = Player("CA1", "MZ2", wire.send, tts, runner(pool))
+    stats = await player.say([likely])
+    assert tts.cache_stats()[0] - hits >= len(pieces) and stats.first_audio_ms is not None
+    assert stats.first_audio_ms < 100  # no synthesis on the way: it starts at once
+    # A call that ends drops what it queued for later.
+    player.close()
+    assert not player._preparing
+
+
+def test_parse_reply_collects_what_to_prepare() -> None:
+    reply = parse_reply([
+        {"custom": to_dict(Prepare(texts=["Thank you. Your payment of $5.00 was successful."]))},
+        {"custom": {"type": "prepare", "texts": "not a list"}},  # malformed: dropped
+        {"custom": {"type": "prepare", "texts": [1, 2]}},
+    ])
+    assert reply.prepare == ("Thank you. Your payment of $5.00 was successful.",)
+    assert parse_reply([]).prepare == ()
 
 
 # --- listening --------------------------------------------------------------------------------

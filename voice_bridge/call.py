@@ -303,7 +303,9 @@ class CallHandler:
             self.keypad.reset(listen.mode, listen.max_digits)
         if reply.texts:
             speaking_at = self._clock()
-            stats = await self.player.say(reply.texts, interruptible=reply.interruptible)
+            stats = await self.player.say(
+                reply.texts, interruptible=reply.interruptible, prepare=reply.prepare
+            )
             if isinstance(item, SpeechInput | TextInput) and stats.first_audio_ms is not None:
                 # To the first frame sent, not to the end of the reply.
                 response_ms = (speaking_at - item.ended_at) * 1000.0 + stats.first_audio_ms
@@ -427,6 +429,7 @@ class CallHandler:
         if capture is not None:
             capture.cancel("hangup")  # wipes any digits keyed so far
         self.listener.drop_turn()
+        self.player.close()
         for task in (ticker, worker):
             task.cancel()
         await asyncio.gather(worker, ticker, return_exceptions=True)

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from voice_bridge.tts.warmup import warm_up
 from voice_bridge.twilio_messages import Clear, OutboundMark, OutboundMedia
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class Player:
         self._task: asyncio.Task[PlaybackStats] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        self._preparing: set[asyncio.Future[int]] = set()
         self.last_stats: PlaybackStats | None = None
 
     @property
@@ -82,12 +84,23 @@ class Player:
     def interruptible(self) -> bool:
         return self._interruptible
 
-    async def say(self, texts: Sequence[str], *, interruptible: bool = True) -> PlaybackStats:
-        """Speak ``texts`` (one reply); returns once every frame is sent, not yet played."""
+    async def say(
+        self,
+        texts: Sequence[str],
+        *,
+        interruptible: bool = True,
+        prepare: Sequence[str] = (),
+    ) -> PlaybackStats:
+        """Speak ``texts`` (one reply); returns once every frame is sent, not yet played.
+
+        ``prepare`` is what the bot will probably say next: it is synthesised into the cache
+        after this reply's own pieces (and before work needed later), while the caller
+        listens and answers, so that reply starts at once.
+        """
         await self.interrupt(force=True)
         self._reply += 1
         self._interruptible = interruptible
-        task = asyncio.create_task(self._speak(self._reply, list(texts)))
+        task = asyncio.create_task(self._speak(self._reply, list(texts), list(prepare)))
         self._task = task
         try:
             await asyncio.wait({task})
@@ -139,7 +152,28 @@ class Player:
             self._idle.set()
         return name.endswith(".end")
 
-    async def _speak(self, reply: int, texts: list[str]) -> PlaybackStats:
+    def close(self) -> None:
+        """The call is over: drop synthesis queued for replies that will not come."""
+        for future in self._preparing:
+            future.cancel()
+        self._preparing.clear()
+
+    def _prepare(self, texts: list[str], due: float) -> None:
+        """Synthesise ``texts`` into the cache by ``due``; not cancelled by a barge-in."""
+        future = asyncio.ensure_future(self._run(warm_up, self._tts, texts, deadline=due))
+        self._preparing.add(future)
+        future.add_done_callback(self._prepared)
+
+    def _prepared(self, future: asyncio.Future[int]) -> None:
+        self._preparing.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            log.warning(
+                "call %s: synthesis ahead failed (%s)",
+                self.call_id,
+                type(future.exception()).__name__,
+            )
+
+    async def _speak(self, reply: int, texts: list[str], prepare: list[str]) -> PlaybackStats:
         started = time.perf_counter()
         first_audio_ms: float | None = None
         frames_sent = 0
@@ -154,6 +188,8 @@ class Player:
             for piece in plan:
                 due.append(at)
                 at += len(piece) * SPEECH_S_PER_CHAR
+            if prepare:  # needed once this reply is heard and answered
+                self._prepare(prepare, at)
             for index in range(min(LOOKAHEAD, len(plan))):
                 ahead.append(self._synthesize(plan[index], due[index]))
             held: list[list[bytes]] = []

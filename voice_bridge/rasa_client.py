@@ -20,6 +20,7 @@ from paybot.dialog.payloads import (
     Instruction,
     InvalidInstruction,
     Listen,
+    Prepare,
     SecureCapture,
     Transfer,
     parse_instruction,
@@ -51,6 +52,11 @@ class BotReply:
     @property
     def transfer(self) -> Transfer | None:
         return next((i for i in self.instructions if isinstance(i, Transfer)), None)
+
+    @property
+    def prepare(self) -> tuple[str, ...]:
+        """What the bot will probably say next, to synthesise while this reply plays."""
+        return tuple(t for i in self.instructions if isinstance(i, Prepare) for t in i.texts)
 
     @property
     def hangup(self) -> bool:

@@ -67,8 +67,27 @@ class Hangup:
     type: ClassVar[str] = "hangup"
 
 
-Instruction = Listen | SecureCapture | Transfer | Hangup
-_TYPES: dict[str, type] = {cls.type: cls for cls in (Listen, SecureCapture, Transfer, Hangup)}
+@dataclass(frozen=True)
+class Prepare:
+    """Speech the bot will probably say after the caller's next answer, for the voice bridge
+    to synthesise while this reply plays: the parts of the next reply that differ per caller
+    ("To confirm: your payment is $321.72. ...") are then ready when the answer comes, as the
+    fixed prompts are. Amounts, dates and method labels only (brand, last four): never card
+    data. A prediction that does not come true costs only the synthesis.
+    """
+
+    type: ClassVar[str] = "prepare"
+    texts: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.texts, list) or not all(isinstance(t, str) for t in self.texts):
+            raise TypeError("texts must be a list of strings")
+
+
+Instruction = Listen | SecureCapture | Transfer | Hangup | Prepare
+_TYPES: dict[str, type] = {
+    cls.type: cls for cls in (Listen, SecureCapture, Transfer, Hangup, Prepare)
+}
 
 
 def to_dict(instruction: Instruction) -> dict[str, Any]:
