@@ -265,7 +265,7 @@ def find_services(up_pid: int | None, bridge_port: int, rasa_port: int,
             line = _cmdline(pid)
             name = ("bridge" if "paybot.cli bridge" in line else
                     "actions" if "rasa_sdk" in line or "run actions" in line else
-                    "rasa" if "rasa run" in line else None)
+                    "rasa" if "rasa run" in line or "rasa_server run" in line else None)
             if name:
                 roots[name] = pid
     else:

@@ -34,7 +34,8 @@ def plan(
     rasa = Service(
         "Rasa", "rasa", settings.rasa_port, "PAYBOT_RASA_PORT",
         base_url(host, settings.rasa_port), "/",
-        [python, "-m", "rasa", "run", "--enable-api",
+        # Rasa's own command line, with its action-response check compiled once.
+        [python, "-m", "paybot.dialog.rasa_server", "run", "--enable-api",
          "--auth-token", settings.rasa_token.get_secret_value(),
          "--interface", host, "--port", str(settings.rasa_port),
          "--model", str(model_path(settings.model_dir)),

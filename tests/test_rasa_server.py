@@ -1,0 +1,60 @@
+"""The launcher ``paybot up`` runs Rasa with: the same action-response check, compiled once."""
+
+from __future__ import annotations
+
+import jsonschema
+import pytest
+from rasa.core.actions.action import RemoteAction
+
+from paybot.cli.up import plan
+from paybot.dialog import rasa_server
+
+VALID = [
+    {"events": [], "responses": []},
+    {"events": [{"event": "slot", "name": "amount", "value": "5.00"}],
+     "responses": [{"text": "Hello.", "custom": {"type": "listen", "mode": "yes_no"}}]},
+    {"events": [{"event": "followup", "name": "payment_form"}]},
+]
+INVALID = [
+    {"events": "not a list"},
+    {"events": [{"event": "slot", "name": 3}]},
+    {"responses": ["not an object"]},
+    [],
+]
+
+
+@pytest.fixture
+def compiled(monkeypatch):
+    monkeypatch.setattr(RemoteAction, "_validate_action_result",
+                        RemoteAction._validate_action_result)  # restored afterwards
+    original = RemoteAction._validate_action_result
+    rasa_server.install()
+    rasa_server.install()  # twice is once
+    assert RemoteAction._validate_action_result is not original
+    return RemoteAction("action_x", None)
+
+
+@pytest.mark.parametrize("response", VALID)
+def test_valid_responses_pass_as_before(compiled, response):
+    jsonschema.validate(response, RemoteAction.action_response_format_spec())
+    assert compiled._validate_action_result(response) is True
+
+
+@pytest.mark.parametrize("response", INVALID)
+def test_invalid_responses_fail_with_rasas_message(compiled, response):
+    with pytest.raises(jsonschema.ValidationError) as before:
+        jsonschema.validate(response, RemoteAction.action_response_format_spec())
+    with pytest.raises(jsonschema.ValidationError) as now:
+        compiled._validate_action_result(response)
+    assert now.value.message.startswith(before.value.message)
+    assert "Failed to validate Action server response" in now.value.message
+
+
+def test_paybot_up_runs_rasa_through_the_launcher():
+    from pathlib import Path
+
+    from paybot.cli.project import Project
+    from paybot.settings import load_settings
+
+    rasa = plan(load_settings(env="test"), Project(Path(__file__).resolve().parents[1]))[0]
+    assert rasa.argv[1:4] == ["-m", "paybot.dialog.rasa_server", "run"]
