@@ -158,6 +158,8 @@ class AskPaymentMethod(AskAction):
             "response": "ask_payment_method_stored",
             "method_label": method_label(method.brand, method.last4),
         }
+        if tracker.get_slot("channel") != "voice":
+            return values
         # Most callers take the stored method: the confirmation comes next.
         confirm = await confirmation_values(tracker, "stored")
         if confirm and confirm.get("response", "ask_confirm_payment") == "ask_confirm_payment":
