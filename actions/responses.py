@@ -32,6 +32,7 @@ from paybot.dialog.payloads import Prepare, to_dict
 
 log = logging.getLogger(__name__)
 RESPONSES_FILE = Path(__file__).resolve().parents[1] / "bot" / "responses.yml"
+_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
 
 
 class ResponsesError(ValueError):
@@ -87,14 +88,20 @@ def load_responses(path: Path = RESPONSES_FILE) -> Responses:
     return parse_responses(path.read_text(encoding="utf-8"))
 
 
+def _candidates(variants: tuple[Variant, ...], slots: dict[str, Any]) -> list[Variant]:
+    """The wordings Rasa would pick from: those whose conditions hold, else the unconditional
+    ones (else all)."""
+    matching = [v for v in variants if v.conditions and v.applies(slots)]
+    return matching or [v for v in variants if not v.conditions] or list(variants)
+
+
 def render(tracker: Tracker, name: str, **values: Any) -> str:
     """The text of response ``name`` for this conversation, with its placeholders filled."""
     variants = load_responses().get(name)
     if variants is None:
         raise ResponsesError(f"no response {name!r} in {RESPONSES_FILE.name}")
     slots = dict(tracker.slots)
-    matching = [v for v in variants if v.conditions and v.applies(slots)]
-    variant = random.choice(matching or [v for v in variants if not v.conditions] or variants)
+    variant = random.choice(_candidates(variants, slots))
     try:
         return variant.text.format_map({**slots, **values})
     except (KeyError, IndexError, ValueError) as exc:
@@ -118,8 +125,7 @@ def render_known(tracker: Tracker, name: str, **values: Any) -> str:
     if variants is None:
         raise ResponsesError(f"no response {name!r} in {RESPONSES_FILE.name}")
     slots = dict(tracker.slots)
-    matching = [v for v in variants if v.conditions and v.applies(slots)]
-    chosen = matching or [v for v in variants if not v.conditions] or list(variants)
+    chosen = _candidates(variants, slots)
     if len(chosen) != 1:  # several wordings: which one will be said is not known
         return ""
     try:
@@ -127,9 +133,6 @@ def render_known(tracker: Tracker, name: str, **values: Any) -> str:
     except (IndexError, ValueError):
         return ""
     return " ".join(s for s in _SENTENCE_RE.split(text) if s and "{" not in s)
-
-
-_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
 
 
 def prepare(dispatcher: CollectingDispatcher, tracker: Tracker, *texts: str) -> None:
