@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     vosk_model: Path | None = Field(None, env="PAYBOT_VOSK_MODEL")
     piper_voice: Path | None = Field(None, env="PAYBOT_PIPER_VOICE")
     speech_threads: int = Field(4, env="PAYBOT_SPEECH_THREADS", ge=1, le=64)
+    # PocketSphinx decoders built at start-up, one per caller turn in progress at once (about
+    # 50 MB each). Building one later holds Python's GIL for 0.1-0.4 s and stalls every call.
+    asr_decoders: int = Field(8, env="PAYBOT_ASR_DECODERS", ge=1, le=256)
     scheduler_interval_s: float = Field(60.0, env="PAYBOT_SCHEDULER_INTERVAL_S", ge=0)
 
     # SMS: the bridge's outbox sender (receipts). 0 s turns it off; retries back off

@@ -5,6 +5,7 @@ PocketSphinx on FSDD digit recordings)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import random
 import re
@@ -39,8 +40,13 @@ def pool():
         yield executor
 
 
-def runner(pool):
-    async def run(fn, *args, deadline=None):  # the runtime's run_tts; order is not tested here
+def runner(pool, jobs: list[bool] | None = None):
+    """The runtime's ``run_tts`` on a plain pool (order is not tested here); ``jobs`` records
+    each job's ``ahead`` flag."""
+
+    async def run(fn, *args, deadline=None, ahead=False):
+        if jobs is not None:
+            jobs.append(ahead)
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
     return run
@@ -155,8 +161,12 @@ class Wire:
     def marks(self) -> list[str]:
         return [m["mark"]["name"] for m in self.sent if m["event"] == "mark"]
 
-    def media(self) -> int:
-        return sum(m["event"] == "media" for m in self.sent)
+    def payloads(self) -> list[bytes]:
+        return [base64.b64decode(m["media"]["payload"]) for m in self.sent if m["event"] == "media"]
+
+    def media_ms(self) -> float:
+        """How much audio was sent (8 μ-law bytes a millisecond)."""
+        return sum(map(len, self.payloads())) / 8.0
 
 
 async def test_player_sends_frames_then_marks_and_tracks_what_was_heard(tts, pool) -> None:
@@ -165,9 +175,11 @@ async def test_player_sends_frames_then_marks_and_tracks_what_was_heard(tts, poo
     stats = await player.say(["Hello James. Are you ready to pay?", "Thanks."])
     assert wire.marks() == ["1.1", "1.2", "1.3", "1.end"]
     assert stats.sentences == 3 and stats.first_audio_ms is not None
-    assert wire.media() * 20.0 == stats.audio_ms > 1000
-    assert all(len(__import__("base64").b64decode(m["media"]["payload"])) == 160
-               for m in wire.sent if m["event"] == "media")
+    assert wire.media_ms() == stats.audio_ms > 1000
+    # Whole 20 ms frames, at most a second a message, each piece's audio before its mark.
+    assert all(len(p) % 160 == 0 and 0 < len(p) <= 8000 for p in wire.payloads())
+    assert len(wire.payloads()) < stats.audio_ms / 20 / 10
+    assert wire.sent[0]["event"] == "media" and wire.sent[-1]["mark"]["name"] == "1.end"
     assert player.speaking
     assert player.on_mark("1.2") is False and player.speaking  # in order: 1.1 played too
     assert player.on_mark("1.end") is True and not player.speaking
@@ -192,16 +204,19 @@ async def test_what_the_bot_says_next_is_synthesised_while_this_reply_plays(pool
     likely = "To confirm: your payment is $417.53. It will be paid with your Visa ending 4242."
     pieces = tts.plan(likely)
     assert len(pieces) >= 3 and all(tts.estimate_ms(p) > 0 for p in pieces)
-    player = Player("CA1", "MZ1", Wire().send, tts, runner(pool))
+    jobs: list[bool] = []
+    player = Player("CA1", "MZ1", Wire().send, tts, runner(pool, jobs))
     await player.say(["Would you like to use your Visa ending 4242?"], prepare=[likely])
     await asyncio.wait_for(asyncio.gather(*player._preparing), 30)
     assert all(tts.estimate_ms(p) == 0 for p in pieces)  # every piece is in the cache now
+    assert sorted(jobs) == [False, True]  # the question, and the next reply at low priority
     hits = tts.cache_stats()[0]
-    wire = Wire()
-    player = Player("CA1", "MZ2", wire.send, tts, runner(pool))
+    wire, jobs = Wire(), []
+    player = Player("CA1", "MZ2", wire.send, tts, runner(pool, jobs))
     stats = await player.say([likely])
-    # Every piece came from the cache: no synthesis on the way, it starts at once.
+    # Every piece came from the cache, on the spot: nothing queued in the speech pool.
     assert tts.cache_stats()[0] - hits >= len(pieces) and stats.first_audio_ms is not None
+    assert jobs == [] and wire.media_ms() == stats.audio_ms
     # A call that ends drops what it queued for later.
     player.close()
     assert not player._preparing

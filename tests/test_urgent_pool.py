@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import sys
 import threading
 
 import pytest
@@ -57,3 +59,17 @@ def test_cancelling_the_awaiting_task_cancels_the_queued_job() -> None:
     asyncio.run(scenario())
     assert ran == []
     pool.shutdown()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priority is Linux's")
+def test_a_low_priority_pool_runs_its_jobs_below_the_process() -> None:
+    def priority() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    low, normal = UrgentPool(1, name="ahead", nice=10), UrgentPool(1)
+    try:
+        assert low.submit(0.0, priority).result(5) == priority() + 10
+        assert normal.submit(0.0, priority).result(5) == priority()
+    finally:
+        low.shutdown()
+        normal.shutdown()

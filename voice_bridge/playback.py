@@ -2,6 +2,9 @@
 
 :class:`Player` synthesises each sentence in a worker thread and sends its frames as soon as
 it is ready, so the first sentence plays while the next ones are synthesised (two ahead). A
+piece already in the voice's cache is taken on the spot, never queued behind other calls'
+synthesis. Audio goes out in ``media`` messages of up to a second each (Twilio buffers what it
+is sent and plays it in order; fewer, larger messages cost both sides less). A
 reply starts once the audio ready covers the expected synthesis time of the next sentence
 (:meth:`PiperTts.estimate_ms`, learnt from recent syntheses), so a short first sentence
 ("Thank you.") does not leave the caller a gap mid-reply on a busy machine. After every sentence
@@ -22,6 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from voice_bridge.audio import ULAW_FRAME_BYTES
 from voice_bridge.tts.warmup import warm_up
 from voice_bridge.twilio_messages import Clear, OutboundMark, OutboundMedia
 
@@ -31,6 +35,8 @@ Send = Callable[[str], Awaitable[None]]
 LOOKAHEAD = 2  # sentences synthesised ahead of the one being sent
 LEAD_SAFETY = 1.5  # queued audio must cover this many times the next sentence's synthesis
 SPEECH_S_PER_CHAR = 0.06  # about how long the voice takes to say one character of text
+MEDIA_CHUNK_BYTES = 50 * ULAW_FRAME_BYTES  # 1 s of μ-law per outbound media message
+ULAW_BYTES_PER_MS = 8
 RunInThread = Callable[..., Awaitable[Any]]
 
 
@@ -53,7 +59,9 @@ class Player:
         stream_sid: Twilio's stream id, stamped on every outbound message.
         send: Sends one JSON text frame on the websocket.
         tts: A loaded :class:`voice_bridge.tts.PiperTts` (thread-safe, shared per process).
-        run: Runs a blocking function in the speech thread pool.
+        run: Runs a blocking function in the speech thread pool: ``run(fn, *args,
+            deadline=when_needed, ahead=False)``; ``ahead=True`` is work no caller waits for
+            yet (:meth:`VoiceRuntime.run_tts`).
     """
 
     def __init__(
@@ -160,7 +168,9 @@ class Player:
 
     def _prepare(self, texts: list[str], due: float) -> None:
         """Synthesise ``texts`` into the cache by ``due``; not cancelled by a barge-in."""
-        future = asyncio.ensure_future(self._run(warm_up, self._tts, texts, deadline=due))
+        future = asyncio.ensure_future(
+            self._run(warm_up, self._tts, texts, deadline=due, ahead=True)
+        )
         self._preparing.add(future)
         future.add_done_callback(self._prepared)
 
@@ -180,7 +190,7 @@ class Player:
         self._sending = True
         self._idle.clear()
         plan = [sentence for text in texts for sentence in self._tts.plan(text)]
-        ahead: deque[asyncio.Future[list[bytes]]] = deque()
+        ahead: deque[asyncio.Future[bytes]] = deque()
         try:
             # Each piece is due when the ones before it have been said (roughly): the pool
             # serves the caller waiting for a first piece before other calls' look-ahead.
@@ -192,25 +202,26 @@ class Player:
                 self._prepare(prepare, at)
             for index in range(min(LOOKAHEAD, len(plan))):
                 ahead.append(self._synthesize(plan[index], due[index]))
-            held: list[list[bytes]] = []
+            held: list[bytes] = []
             for index in range(len(plan)):
-                frames = await ahead.popleft()
+                audio = await ahead.popleft()
                 if index + LOOKAHEAD < len(plan):
                     ahead.append(self._synthesize(plan[index + LOOKAHEAD], due[index + LOOKAHEAD]))
-                held.append(frames)
+                held.append(audio)
                 # Start once the audio queued covers the next sentence's synthesis, so the
                 # caller never hears a gap mid-reply (with a margin for a busy machine).
                 if frames_sent == 0 and index + 1 < len(plan):
-                    lead_ms = sum(map(len, held)) * 20.0
+                    lead_ms = sum(map(len, held)) / ULAW_BYTES_PER_MS
                     needed_ms = self._tts.estimate_ms(plan[index + 1]) * LEAD_SAFETY
                     if lead_ms < needed_ms:
                         continue
-                for number, chunk in enumerate(held, start=index + 2 - len(held)):
-                    for frame in chunk:
-                        await self._send(OutboundMedia(self.stream_sid, frame).to_json())
-                    if first_audio_ms is None and chunk:
+                for number, piece in enumerate(held, start=index + 2 - len(held)):
+                    for at in range(0, len(piece), MEDIA_CHUNK_BYTES):
+                        chunk = piece[at : at + MEDIA_CHUNK_BYTES]
+                        await self._send(OutboundMedia(self.stream_sid, chunk).to_json())
+                    if first_audio_ms is None and piece:
                         first_audio_ms = (time.perf_counter() - started) * 1000.0
-                    frames_sent += len(chunk)
+                    frames_sent += len(piece) // ULAW_FRAME_BYTES
                     await self._mark(f"{reply}.{number}")
                 held.clear()
             await self._mark(f"{reply}.end")
@@ -224,16 +235,21 @@ class Player:
         self.last_stats = stats
         return stats
 
-    def _synthesize(self, sentence: str, due: float) -> asyncio.Future[list[bytes]]:
-        """Start synthesising ``sentence`` in the speech pool (20 ms μ-law frames), needed at
-        ``due`` (``time.monotonic()``)."""
-        return asyncio.ensure_future(self._run(_frames, self._tts, sentence, deadline=due))
+    def _synthesize(self, sentence: str, due: float) -> asyncio.Future[bytes]:
+        """``sentence`` as μ-law audio: from the cache at once, else synthesised in the
+        speech pool, needed at ``due`` (``time.monotonic()``)."""
+        cached = self._tts.cached_audio(sentence)
+        if cached is not None:
+            done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+            done.set_result(cached)
+            return done
+        return asyncio.ensure_future(self._run(_audio, self._tts, sentence, deadline=due))
 
     async def _mark(self, name: str) -> None:
         self._pending.append(name)
         await self._send(OutboundMark(self.stream_sid, name).to_json())
 
 
-def _frames(tts: Any, sentence: str) -> list[bytes]:
-    """Synthesise one sentence (in a worker thread) as 20 ms μ-law frames."""
-    return tts.frames(sentence)
+def _audio(tts: Any, sentence: str) -> bytes:
+    """Synthesise one sentence (in a worker thread) as μ-law audio."""
+    return tts.audio(sentence)

@@ -35,6 +35,10 @@ from voice_bridge.urgent_pool import UrgentPool
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# Synthesis no caller waits for yet runs in two threads (one per core here) at a lower CPU
+# priority: on an idle machine it uses both cores, on a busy one it yields to the replies.
+AHEAD_THREADS = 2
+AHEAD_NICE = 10
 
 
 @dataclass
@@ -46,6 +50,7 @@ class VoiceRuntime:
     tts: PiperTts
     asr_pool: ThreadPoolExecutor
     tts_pool: UrgentPool
+    ahead_pool: UrgentPool
     rasa: RasaClient
     engine: Engine
     ledger: Ledger
@@ -55,16 +60,25 @@ class VoiceRuntime:
         """Run recognition work in the ASR pool: small, frequent, latency-critical jobs."""
         return await asyncio.get_running_loop().run_in_executor(self.asr_pool, fn, *args)
 
-    async def run_tts(self, fn: Callable[..., T], *args: Any, deadline: float | None = None) -> T:
+    async def run_tts(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        deadline: float | None = None,
+        ahead: bool = False,
+    ) -> T:
         """Run synthesis in its own pool, so a long sentence never delays a caller's turn;
         most urgent first: ``deadline`` is when the audio is needed (``time.monotonic()``
-        seconds; default now), ``math.inf`` for work no caller waits for."""
+        seconds; default now), ``math.inf`` for the start-up warm-up. ``ahead``: no caller
+        waits for it yet (the warm-up, a reply synthesised ahead); it runs in the
+        low-priority pool, on CPU the callers' replies leave idle."""
         when = time.monotonic() if deadline is None else deadline
-        return await asyncio.wrap_future(self.tts_pool.submit(when, fn, *args))
+        pool = self.ahead_pool if ahead else self.tts_pool
+        return await asyncio.wrap_future(pool.submit(when, fn, *args))
 
 
 def _load_models(settings: Settings) -> tuple[AsrEngine, PiperTts]:
-    asr = make_asr_engine(settings.vosk_model)
+    asr = make_asr_engine(settings.vosk_model, decoders=settings.asr_decoders)
     tts = PiperTts(settings.piper_voice)
     return asr, tts
 
@@ -77,12 +91,14 @@ async def voice_runtime(app: web.Application) -> AsyncIterator[None]:
     engine = app[DB_ENGINE]
     asr_pool = ThreadPoolExecutor(settings.speech_threads, thread_name_prefix="asr")
     tts_pool = UrgentPool(settings.speech_threads, name="tts")
+    ahead_pool = UrgentPool(AHEAD_THREADS, name="tts_ahead", nice=AHEAD_NICE)
     runtime = VoiceRuntime(
         settings=settings,
         asr=asr,
         tts=tts,
         asr_pool=asr_pool,
         tts_pool=tts_pool,
+        ahead_pool=ahead_pool,
         rasa=RasaClient(
             app[HTTP_CLIENT], settings.rasa_url, settings.rasa_token.get_secret_value()
         ),
@@ -99,14 +115,18 @@ async def voice_runtime(app: web.Application) -> AsyncIterator[None]:
     finally:
         asr_pool.shutdown(wait=False, cancel_futures=True)
         tts_pool.shutdown()
+        ahead_pool.shutdown()
         asr.close()
 
 
 async def _warm_up(runtime: VoiceRuntime, prompts: list[str]) -> None:
-    """Put the static prompts in the TTS cache, one job per prompt behind any caller's."""
+    """Put the static prompts in the TTS cache, one job per prompt, on spare CPU."""
     started = time.perf_counter()
     counts = await asyncio.gather(
-        *(runtime.run_tts(warm_up, runtime.tts, [text], deadline=math.inf) for text in prompts)
+        *(
+            runtime.run_tts(warm_up, runtime.tts, [text], deadline=math.inf, ahead=True)
+            for text in prompts
+        )
     )
     log.info("tts cache warmed: %d pieces in %.1fs", sum(counts), time.perf_counter() - started)
 

@@ -6,16 +6,25 @@ for seconds yet. :class:`UrgentPool` orders jobs by a deadline (the loop clock, 
 the submitter chooses: "now" for the first piece of a reply, when the queued audio runs out for
 a piece further ahead, ``math.inf`` for the start-up cache warm-up. Equal deadlines run in
 submission order.
+
+A pool can also run at a lower CPU priority (``nice``): its threads then only get the cores
+when the bridge's own urgent work leaves them idle. The bridge runs work that no caller is
+waiting for yet (the start-up warm-up, a reply synthesised ahead) in such a pool, so on a busy
+machine it never slows down the reply a caller is waiting for.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import logging
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 class UrgentPool:
@@ -24,9 +33,13 @@ class UrgentPool:
     Args:
         threads: How many jobs run at once.
         name: Thread name prefix, for profilers and thread dumps.
+        nice: How much lower than the process the workers' CPU priority is (0: the same;
+            10: they get about a tenth of a core that normal threads also want). Linux sets
+            it per thread; elsewhere it is ignored.
     """
 
-    def __init__(self, threads: int, name: str = "urgent") -> None:
+    def __init__(self, threads: int, name: str = "urgent", nice: int = 0) -> None:
+        self.nice = nice
         self._heap: list[tuple[float, int, Future[Any], Callable[..., Any], tuple[Any, ...]]] = []
         self._order = itertools.count()
         self._ready = threading.Condition()
@@ -66,6 +79,8 @@ class UrgentPool:
             self._ready.notify_all()
 
     def _work(self) -> None:
+        if self.nice:
+            _lower_priority(self.nice)
         while True:
             with self._ready:
                 while not self._heap and not self._closed:
@@ -81,3 +96,12 @@ class UrgentPool:
                 future.set_exception(exc)
             else:
                 future.set_result(result)
+
+
+def _lower_priority(nice: int) -> None:
+    """Lower the calling thread's CPU priority by ``nice`` (Linux: per thread)."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
+    except (AttributeError, OSError) as exc:  # not Linux, or not allowed: run as we are
+        log.debug("thread priority not lowered (%s)", type(exc).__name__)

@@ -160,13 +160,14 @@ class AsrEngine(ABC):
         """Free model resources (optional; engines are normally process-lifetime)."""
 
 
-def make_asr_engine(vosk_model_path: str | Path | None = None) -> AsrEngine:
+def make_asr_engine(vosk_model_path: str | Path | None = None, decoders: int = 1) -> AsrEngine:
     """Create the configured engine: Vosk when a model directory is given, else PocketSphinx.
 
     Args:
         vosk_model_path: Directory of an unpacked Vosk model (e.g.
             ``models/vosk-model-small-en-us-0.15``), or ``None``/"" to use PocketSphinx with
             its bundled en-us model (no download needed).
+        decoders: PocketSphinx decoders to build now, one per turn in progress at once.
 
     Raises:
         AsrModelError: If the Vosk directory is missing or does not look like a Vosk model.
@@ -180,6 +181,6 @@ def make_asr_engine(vosk_model_path: str | Path | None = None) -> AsrEngine:
     else:
         from voice_bridge.asr.pocketsphinx_engine import PocketSphinxEngine
 
-        engine = PocketSphinxEngine()
+        engine = PocketSphinxEngine(preload=decoders)
     logger.info("asr engine=%s loaded in %.2fs", engine.name, time.perf_counter() - started)
     return engine

@@ -18,10 +18,13 @@ audio, both supported, chosen by ``sample_rate``:
 accurate, because the narrowband filterbank no longer matches the features the model was
 trained on.
 
-Decoders are not thread-safe and each costs ~0.4 s and ~50 MB to create (plus the free-speech
-LM search, loaded lazily: ~0.5 s, and ~17 MB for the domain LM or ~66 MB for the generic one).
+Decoders are not thread-safe and each costs ~0.1-0.4 s and ~50 MB to create (plus the
+free-speech LM search: ~0.1-0.5 s, and ~17 MB for the domain LM or ~66 MB for the generic one).
 The engine keeps a pool: a recognizer borrows a decoder for its turn and returns it on
 ``final()``/``close()``. All calls are synchronous and CPU-bound; run them in a thread pool.
+PocketSphinx's Python binding holds the GIL inside its C calls, so building a decoder stalls
+every other Python thread, the bridge's event loop included, for that long: build the pool
+up front (``preload``, the bridge's ``PAYBOT_ASR_DECODERS``) for the turns expected at once.
 """
 
 from __future__ import annotations
@@ -123,7 +126,8 @@ class PocketSphinxEngine(AsrEngine):
 
     Args:
         options: Decoder settings.
-        preload: Decoders to build up front (with the free LM) so the first calls are fast.
+        preload: Decoders to build up front (with the free LM): as many as turns in progress
+            at once, since building one later stalls the whole process.
 
     Raises:
         AsrError: If the ``pocketsphinx`` package is missing or its model cannot be loaded.
@@ -154,6 +158,11 @@ class PocketSphinxEngine(AsrEngine):
         with self._lock:
             slot = self._idle.pop() if self._idle else None
         if slot is None:
+            logger.warning(
+                "pocketsphinx: all %d decoders busy, building one more (stalls the process "
+                "for a moment; raise PAYBOT_ASR_DECODERS)",
+                self.decoders_created,
+            )
             slot = self._new_slot()
         if expected is ExpectedInput.FREE:
             self._ensure_lm(slot)
@@ -221,7 +230,7 @@ class PocketSphinxEngine(AsrEngine):
         decoder.config["wip"] = default_wip
         with self._lock:
             self.decoders_created += 1
-        logger.info("pocketsphinx decoder created total=%d", self.decoders_created)
+        logger.debug("pocketsphinx decoder created total=%d", self.decoders_created)
         initial = decoder.get_cmn()
         if opts.initial_cmn and opts.sample_rate == 16000:
             initial = opts.initial_cmn

@@ -234,13 +234,24 @@ class PiperTts:
         """Synthesise one sentence from :meth:`plan` (cached); thread-safe."""
         return self._sentence(index, sentence)
 
-    def frames(self, sentence: str) -> list[bytes]:
-        """One piece from :meth:`plan` as Twilio's 20 ms μ-law frames (cached); thread-safe."""
+    def audio(self, sentence: str) -> bytes:
+        """One piece from :meth:`plan` as 8 kHz μ-law for Twilio, a whole number of 20 ms
+        frames (cached); thread-safe. Blocks for the synthesis: call it in a worker thread."""
         cached = self._frames_cache.get(sentence)
         if cached is None:
             cached = b"".join(self._sentence(0, sentence).ulaw_frames())
             self._frames_cache.put(sentence, cached)
-        return [cached[i : i + ULAW_FRAME_BYTES] for i in range(0, len(cached), ULAW_FRAME_BYTES)]
+        return cached
+
+    def cached_audio(self, sentence: str) -> bytes | None:
+        """:meth:`audio` if the piece is in the cache, else ``None``; never synthesises, so
+        it is cheap enough for the event loop."""
+        return self._frames_cache.get(sentence)
+
+    def frames(self, sentence: str) -> list[bytes]:
+        """:meth:`audio` cut into Twilio's 20 ms frames (160 bytes each)."""
+        audio = self.audio(sentence)
+        return [audio[i : i + ULAW_FRAME_BYTES] for i in range(0, len(audio), ULAW_FRAME_BYTES)]
 
     def synthesize(self, text: str) -> bytes:
         """Return the whole text as pcm16 at :attr:`sample_rate`."""

@@ -51,7 +51,7 @@ def warm_up(tts: Any, texts: Iterable[str]) -> int:
     for text in texts:
         for piece in tts.plan(text):
             if "{" not in piece:
-                tts.frames(piece)
+                tts.audio(piece)
                 count += 1
     log.debug("tts cache warmed: %d pieces in %.1fs", count, time.perf_counter() - started)
     return count
