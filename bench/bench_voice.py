@@ -86,6 +86,8 @@ LOG_TIME = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})")
 HEARD = re.compile(r"call (CA\w+): turn (\d+) heard \((\w+), (\d+) ms audio, finalize (\d+) ms\)")
 REPLY = re.compile(r"call (CA\w+): reply (\d+) first audio (\d+) ms after end of turn "
                    r"\(tts (\d+) ms\)")
+GREETING = re.compile(r"call (CA\w+): reply \d+ first audio (\d+) ms after session_begin "
+                      r"\(tts (\d+) ms\)")
 
 
 # -- the accounts -------------------------------------------------------------------------------
@@ -395,6 +397,7 @@ def analyse(level: int, outcomes: list[CallOutcome], before: CpuSample, after: C
     heard: dict[str, list[tuple[float, float]]] = {}
     tts: dict[str, list[float]] = {}
     logged: dict[str, list[float]] = {}
+    greeted: list[tuple[float, float]] = []  # the greeting: stream start to audio, TTS
     failed = {o.call_sid: o for o in outcomes if o.failed and o.call_sid}
     for line in log_lines:
         sid = next((sid for sid in failed if sid in line), None)
@@ -406,9 +409,12 @@ def analyse(level: int, outcomes: list[CallOutcome], before: CpuSample, after: C
         elif m := REPLY.search(line):
             tts.setdefault(m[1], []).append(float(m[4]))
             logged.setdefault(m[1], []).append(float(m[3]))
+        elif (m := GREETING.search(line)) and m[1] in turn_rows:
+            greeted.append((float(m[2]), float(m[3])))
     breakdown: dict[str, list[float]] = {
         "asr": [], "finalize": [], "rasa": [], "tts": [],
-        "logged": [v for sid in turn_rows for v in logged.get(sid, [])]}
+        "logged": [v for sid in turn_rows for v in logged.get(sid, [])],
+        "greeting": [g for g, _tts in greeted], "greeting_tts": [t for _g, t in greeted]}
     by_question: list[tuple[list[float], list[float]]] = [([], []) for _ in SCRIPT]
     for sid, rows in turn_rows.items():
         for i, (latency, _end, _audio) in enumerate(rows[:len(SCRIPT)]):
@@ -461,6 +467,8 @@ def print_level(rep: LevelReport) -> None:
         print(f"  where it went, p50/p95 ms: end of turn to transcript {q('asr')} (ASR final() "
               f"alone {q('finalize')}), then Rasa + actions {q('rasa')}, then TTS to first "
               f"frame {q('tts')}")
+        print(f"  greeting, stream start to first audio (the bridge's figure): "
+              f"{q('greeting')} ms, of which TTS {q('greeting_tts')}")
         print(f"  the bridge's own 'first audio ... after end of turn' figure: p50 "
               f"{ms(pct(b['logged'], 50)).strip()} ms  p95 {ms(pct(b['logged'], 95)).strip()} ms"
               " (measured once the whole reply was sent)")

@@ -84,10 +84,12 @@ class TextInput:
 
 @dataclass(frozen=True)
 class SystemInput:
-    """A system event for the bot (session start, silence, capture result)."""
+    """A system event for the bot (session start, silence, capture result); ``at`` is when
+    it happened (loop clock)."""
 
     intent: str
     entities: dict[str, str] = field(default_factory=dict)
+    at: float = field(default_factory=time.monotonic)
 
 
 Input = SpeechInput | TextInput | SystemInput
@@ -306,14 +308,16 @@ class CallHandler:
             stats = await self.player.say(
                 reply.texts, interruptible=reply.interruptible, prepare=reply.prepare
             )
-            if isinstance(item, SpeechInput | TextInput) and stats.first_audio_ms is not None:
+            if stats.first_audio_ms is not None:
                 # To the first frame sent, not to the end of the reply.
-                response_ms = (speaking_at - item.ended_at) * 1000.0 + stats.first_audio_ms
+                since = item.at if isinstance(item, SystemInput) else item.ended_at
+                response_ms = (speaking_at - since) * 1000.0 + stats.first_audio_ms
                 log.info(
-                    "call %s: reply %d first audio %.0f ms after end of turn (tts %.0f ms)",
+                    "call %s: reply %d first audio %.0f ms after %s (tts %.0f ms)",
                     self.call_sid,
                     stats.reply,
                     response_ms,
+                    item.intent if isinstance(item, SystemInput) else "end of turn",
                     stats.first_audio_ms,
                 )
         capture = reply.capture
