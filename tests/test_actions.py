@@ -204,7 +204,7 @@ async def test_confirmation_question_discloses_fee_and_total(svc):
     t = tracker(slots={**JAMES, "payment_amount": "100.00", "payment_method": "stored"})
     await AskConfirmPayment().run(d, t, DOMAIN)
     (question, listen) = d.messages
-    assert "$2.00 convenience fee" in question["text"] and "$102.00" in question["text"]
+    assert "convenience fee of $2.00" in question["text"] and "$102.00" in question["text"]
     assert "Visa ending 4242" in question["text"]
     # The fee disclosure is not interruptible: the bridge plays it to the end.
     assert listen["custom"] == to_dict(Listen("yes_no", barge_in=False))

@@ -212,6 +212,20 @@ def test_factory_defaults_to_pocketsphinx() -> None:
     assert engine.name == "pocketsphinx-16k"
 
 
+def test_decoders_are_built_up_front_and_a_busy_pool_grows_with_a_warning(caplog) -> None:
+    engine = make_asr_engine(None, decoders=3)
+    assert engine.decoders_created == 3
+    turns = [engine.recognizer(mode) for mode in ("yes_no", "free", "digits")]
+    assert engine.decoders_created == 3  # three turns at once: no decoder built mid-call
+    with caplog.at_level("WARNING", logger="voice_bridge.asr.pocketsphinx_engine"):
+        turns.append(engine.recognizer("yes_no"))
+    assert engine.decoders_created == 4 and "raise PAYBOT_ASR_DECODERS" in caplog.text
+    for turn in turns:
+        turn.close()
+    engine.recognizer("free").close()  # the pool keeps them: no more are built
+    assert engine.decoders_created == 4
+
+
 def test_factory_rejects_missing_vosk_dir(tmp_path: Path) -> None:
     with pytest.raises(AsrModelError, match="not found.*PAYBOT_VOSK_MODEL"):
         make_asr_engine(str(tmp_path / "nope"))

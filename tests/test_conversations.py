@@ -76,7 +76,7 @@ def test_known_caller_pays_full_balance_with_stored_card(stack):
     method = call.say("yes")
     assert "Visa ending 4242" in method.text
     confirm = call.say("yes please")
-    assert "$321.72" in confirm.text and "$2.00 convenience fee" in confirm.text
+    assert "$321.72" in confirm.text and "convenience fee of $2.00" in confirm.text
     assert "$323.72" in confirm.text
     paid = call.say("yes")
     assert "was successful" in paid.text

@@ -87,7 +87,7 @@ def test_quote_discloses_the_fee(ledger, db_engine):
     quote = ledger.quote(james.id, Decimal("50.00"))
     assert quote.total == Decimal("52.00")
     assert quote.disclosure() == (
-        "Your payment is $50.00, plus a $2.00 convenience fee, for a total of $52.00."
+        "Your payment is $50.00, plus a convenience fee of $2.00, for a total of $52.00."
     )
 
 

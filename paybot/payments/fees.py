@@ -45,6 +45,6 @@ class Quote:
         fee = format_amount(self.fee, self.currency)
         total = format_amount(self.total, self.currency)
         return (
-            f"Your payment is {amount}, plus a {fee} convenience fee, "
+            f"Your payment is {amount}, plus a convenience fee of {fee}, "
             f"for a total of {total}."
         )

@@ -83,7 +83,7 @@ def split_clauses(sentence: str, min_chars: int = CLAUSE_MIN_CHARS) -> list[str]
 
     "To confirm: your payment is $5, plus a fee." → ["To confirm:", "your payment is $5,",
     "plus a fee."]. Each piece is synthesised on its own: the first is ready sooner, and the
-    pieces that do not change from caller to caller ("plus a two dollars convenience fee,")
+    pieces that do not change from caller to caller ("plus a convenience fee of two dollars,")
     come from the cache.
     """
     if len(sentence) < min_chars:

@@ -3,7 +3,7 @@
 Every piece (sentence or clause, :meth:`PiperTts.plan`) without a placeholder of every response
 (``bot/domain.yml``, ``bot/responses.yml``) and of the secure capture's prompts goes through the
 voice's cache in a worker thread after start-up; calls are served meanwhile. So in "To confirm:
-| your payment is {amount}, | plus a {fee} convenience fee, | ..." the first piece is ready.
+| your payment is {amount}, | plus a convenience fee of {fee}, | ..." the first piece is ready.
 """
 
 from __future__ import annotations
