@@ -138,11 +138,11 @@ class _LruCache:
         self._items: OrderedDict[str, bytes] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: str, *, count_miss: bool = True) -> bytes | None:
         with self._lock:
             value = self._items.get(key)
             if value is None:
-                self.misses += 1
+                self.misses += count_miss
                 return None
             self._items.move_to_end(key)
             self.hits += 1
@@ -246,7 +246,7 @@ class PiperTts:
     def cached_audio(self, sentence: str) -> bytes | None:
         """:meth:`audio` if the piece is in the cache, else ``None``; never synthesises, so
         it is cheap enough for the event loop."""
-        return self._frames_cache.get(sentence)
+        return self._frames_cache.get(sentence, count_miss=False)  # audio() counts it
 
     def frames(self, sentence: str) -> list[bytes]:
         """:meth:`audio` cut into Twilio's 20 ms frames (160 bytes each)."""
