@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from voice_bridge.audio import ULAW_FRAME_BYTES
+from voice_bridge.audio import TWILIO_RATE, ULAW_FRAME_BYTES
 from voice_bridge.tts.warmup import warm_up
 from voice_bridge.twilio_messages import Clear, OutboundMark, OutboundMedia
 
@@ -36,7 +36,6 @@ LOOKAHEAD = 2  # sentences synthesised ahead of the one being sent
 LEAD_SAFETY = 1.5  # queued audio must cover this many times the next sentence's synthesis
 SPEECH_S_PER_CHAR = 0.06  # about how long the voice takes to say one character of text
 MEDIA_CHUNK_BYTES = 50 * ULAW_FRAME_BYTES  # 1 s of μ-law per outbound media message
-ULAW_BYTES_PER_MS = 8
 RunInThread = Callable[..., Awaitable[Any]]
 
 
@@ -211,7 +210,7 @@ class Player:
                 # Start once the audio queued covers the next sentence's synthesis, so the
                 # caller never hears a gap mid-reply (with a margin for a busy machine).
                 if frames_sent == 0 and index + 1 < len(plan):
-                    lead_ms = sum(map(len, held)) / ULAW_BYTES_PER_MS
+                    lead_ms = sum(map(len, held)) * 1000.0 / TWILIO_RATE  # 1 byte a sample
                     needed_ms = self._tts.estimate_ms(plan[index + 1]) * LEAD_SAFETY
                     if lead_ms < needed_ms:
                         continue

@@ -1,5 +1,6 @@
-"""What every call on this bridge shares: loaded speech models, the speech thread pools (ASR
-and TTS apart), the Rasa client, the ledger and Twilio's REST client. Built once at start-up.
+"""What every call on this bridge shares: loaded speech models, the speech thread pools (ASR;
+TTS for replies; TTS at low priority for work no caller waits for yet), the Rasa client, the
+ledger and Twilio's REST client. Built once at start-up.
 
 The models are loaded in a thread before the bridge accepts connections, so the first caller
 does not pay for it and ``/healthz`` only answers once the bridge can really take a call.

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voice_bridge.audio import ULAW_FRAME_BYTES, pcm16_to_ulaw_frames
+from voice_bridge.audio import pcm16_to_ulaw_frames
 from voice_bridge.tts.normalize import normalize_for_speech
 
 logger = logging.getLogger(__name__)
@@ -247,11 +247,6 @@ class PiperTts:
         """:meth:`audio` if the piece is in the cache, else ``None``; never synthesises, so
         it is cheap enough for the event loop."""
         return self._frames_cache.get(sentence, count_miss=False)  # audio() counts it
-
-    def frames(self, sentence: str) -> list[bytes]:
-        """:meth:`audio` cut into Twilio's 20 ms frames (160 bytes each)."""
-        audio = self.audio(sentence)
-        return [audio[i : i + ULAW_FRAME_BYTES] for i in range(0, len(audio), ULAW_FRAME_BYTES)]
 
     def synthesize(self, text: str) -> bytes:
         """Return the whole text as pcm16 at :attr:`sample_rate`."""
