@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from twilio.request_validator import RequestValidator
 
 from paybot.db.models import Payment
+from paybot.settings import DEV_TWILIO_AUTH_TOKEN
 from tests.helpers import rows
 from tests.stack import RASA_TOKEN, Conversation, Stack
 
@@ -65,6 +67,11 @@ def stack(tmp_path_factory):
     stack.start()
     yield stack
     assert stack.stop() == 0, stack.log_tail()
+
+
+@pytest.fixture(autouse=True)
+def fresh_data(stack):
+    stack.reset_data()
 
 
 def action_url(stack: Stack) -> str:
@@ -185,7 +192,7 @@ def intent_syntax_inputs(rng: random.Random, count: int) -> list[str]:
 def test_slashes_spaces_and_prefixes_never_make_an_intent(stack):
     seed = int(os.environ.get("PAYBOT_TEST_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
-    chat = Conversation(stack, "chat", JAMES)
+    chat = Conversation(stack, "chat")  # nobody identified: no payment whatever NLU hears
     chat.say("hi")
     for text in intent_syntax_inputs(rng, 40):
         chat.say(text)
@@ -204,10 +211,24 @@ def test_slashes_spaces_and_prefixes_never_make_an_intent(stack):
 # --- nothing secret and no card number in any process's output -------------------------------
 
 
+def _signed_sms(stack: Stack, message_sid: str, body: str) -> requests.Response:
+    """A text message as Twilio posts it to the bridge (signed with the dev auth token)."""
+    params = {"MessageSid": message_sid, "From": "+15555550100", "To": "+15555550000",
+              "Body": body}
+    signature = RequestValidator(DEV_TWILIO_AUTH_TOKEN).compute_signature(
+        stack.bridge_url + "/twilio/sms", params)
+    return requests.post(stack.bridge_url + "/twilio/sms", data=params,
+                         headers={"X-Twilio-Signature": signature}, timeout=60)
+
+
 def test_logs_mask_card_numbers_and_secrets(stack):
-    """Each process logs card numbers (the action server, Rasa) and the token (Rasa's access
-    log); the output shows neither."""
+    """Each process logs card numbers (the action server, Rasa, the bridge) and the token
+    (Rasa's access log); the output shows neither."""
     for form in CARD_FORMS:
+        _signed_sms(stack, f"SM-{form}", "hi").raise_for_status()  # "sms SM-... answered"
+        requests.post(f"{stack.rasa_url}/webhooks/rest/webhook",  # Rasa logs the text
+                      json={"sender": "chat:" + uuid.uuid4().hex[:8], "message": form},
+                      timeout=60).raise_for_status()
         call = forged_call(action=f"action_{form}")  # "No registered action found for name"
         response = requests.post(action_url(stack), json=call,
                                  headers={"X-Paybot-Action-Secret": ACTION_SECRET}, timeout=30)
@@ -218,8 +239,13 @@ def test_logs_mask_card_numbers_and_secrets(stack):
     marker = "end-of-log-test-" + uuid.uuid4().hex[:8]
     requests.get(f"{stack.rasa_url}/conversations/{marker}/tracker",
                  params={"token": RASA_TOKEN}, timeout=30).raise_for_status()
-    out = stack.wait_for_output(marker, "action_four two", timeout_s=20)
+    out = stack.wait_for_output(marker, "action_[redacted", timeout_s=20)
     assert marker in out and "No registered action found" in out, stack.log_tail()
+    for prefix in ("[actions]", "[rasa]", "[bridge]"):  # each process logged them, masked
+        masked = [line for line in out.splitlines()
+                  if line.startswith(prefix) and "[redacted …4242]" in line]
+        assert masked, f"no masked card number in the {prefix} output"
+    assert "token=[secret]" in out  # Sanic's access log of the tracker requests
     for line in out.splitlines():
         for run in _DIGIT_RUN.finditer(line):
             digits = re.sub(r"\D", "", run.group(0))
