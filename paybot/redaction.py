@@ -176,6 +176,7 @@ def _redacting_make_record(make_record: MakeRecord) -> MakeRecord:
         return record
 
     redacting.redacting = True  # type: ignore[attr-defined]
+    redacting.original = make_record  # type: ignore[attr-defined]
     return redacting
 
 
@@ -197,3 +198,11 @@ def install(level: str | None = None, fmt: str | None = None) -> None:
         numeric = logging.getLevelName(level.upper())
         logging.basicConfig(level=numeric if isinstance(numeric, int) else logging.INFO,
                             format=fmt or "%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def uninstall() -> None:
+    """Undo :func:`install`'s ``makeRecord`` (tests: a test that runs a command in-process
+    must not hide what later tests look for in their logs)."""
+    original = getattr(logging.Logger.makeRecord, "original", None)
+    if original is not None:
+        logging.Logger.makeRecord = original  # type: ignore[method-assign]

@@ -36,6 +36,15 @@ def pytest_terminal_summary(terminalreporter) -> None:
         )
 
 
+@pytest.fixture(autouse=True)
+def _no_redaction_left_installed() -> Iterator[None]:
+    """A command run in-process installs log redaction; later tests must see raw records."""
+    yield
+    from paybot.redaction import uninstall
+
+    uninstall()
+
+
 @pytest.fixture(scope="session")
 def pg_engine() -> Iterator[Engine | None]:
     url = os.environ.get(PG_URL_ENV)

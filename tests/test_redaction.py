@@ -175,3 +175,11 @@ def test_every_launcher_installs_redaction(tmp_path):
 def test_luhn_is_the_gateways():
     """One Luhn implementation: the redaction uses the card validation's."""
     assert redaction.luhn_valid is luhn_valid
+
+
+def test_uninstall_restores_raw_records(caplog):
+    redaction.install()
+    redaction.uninstall()
+    with caplog.at_level(logging.INFO, logger="paybot.test.raw"):
+        logging.getLogger("paybot.test.raw").info("acct %s", "000123456789")
+    assert "000123456789" in caplog.text
