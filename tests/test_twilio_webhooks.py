@@ -5,13 +5,15 @@ outside service here; the full-stack tests use the real one)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import random
 import xml.etree.ElementTree as ET  # noqa: S405 - parses TwiML from our own server
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
-from aiohttp import ClientSession, web
+from aiohttp import ClientOSError, ClientSession, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from paybot.db.models import Call
@@ -373,3 +375,116 @@ async def test_sms_needs_a_sender_number(bridge):
     params = sms_params("hi")
     del params["MessageSid"]
     assert (await bridge.post("/twilio/sms", params)).status == 400
+
+
+# Bodies that are not what Twilio sends -------------------------------------------------------
+def _multipart_with_file() -> tuple[bytes, str]:
+    boundary = "paybotboundary"
+    body = (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="CallSid"\r\n\r\n'
+        f"{CALL}\r\n"
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="upload"; filename="big.bin"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode() + b"\x00" * 200_000 + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.mark.parametrize("path", ["/twilio/voice", "/twilio/status", "/twilio/sms"])
+async def test_multipart_webhook_with_a_file_is_refused_unread(bridge, path):
+    body, content_type = _multipart_with_file()
+    url = bridge.settings.public_base_url + path
+    headers = {
+        "Content-Type": content_type,
+        SIGNATURE_HEADER: sign(url, {"CallSid": CALL}, bridge.settings.twilio_signing_key),
+    }
+    response = await bridge.client.post(path, data=body, headers=headers)
+    assert response.status == 415
+    assert "application/x-www-form-urlencoded" in await response.text()
+    assert rows(bridge.engine, Call) == []
+
+
+def _fields(rng) -> list[tuple[str, str]]:
+    """Twilio-like fields, some duplicated, some huge, some odd."""
+    base = list((voice_params() | sms_params("pay my bill") | {"CallStatus": "completed"}).items())
+    fields = [pair for pair in base if rng.random() < 0.8]
+    for _ in range(rng.randint(0, 4)):
+        name = rng.choice([*dict(base), "x", "", "Body[]", "é", "From"])
+        value = rng.choice(
+            ["", "a" * rng.randint(1, 300_000), "\x00\x01", "é" * 50, "+1555", "-1", "9" * 5000,
+             "completed", "anonymous", "<Response/>", "%zz", "\ud7ff", "1e9999"]
+        )
+        fields.append((name, value))
+    rng.shuffle(fields)
+    return fields
+
+
+def _body(rng, fields: list[tuple[str, str]]) -> tuple[bytes, str | None]:
+    """One request body and content type."""
+    from urllib.parse import urlencode
+
+    shape = rng.random()
+    if shape < 0.45:
+        return urlencode(fields).encode(), "application/x-www-form-urlencoded"
+    if shape < 0.55:
+        charset = rng.choice(["utf-8", "latin-1", "bogus-charset", "utf-16", '"'])
+        encoded = urlencode(fields, encoding="latin-1", errors="replace").encode()
+        return encoded, f"application/x-www-form-urlencoded; charset={charset}"
+    if shape < 0.65:
+        raw = bytes(rng.randrange(256) for _ in range(rng.randint(0, 400)))
+        return b"CallSid=" + raw + b"&From=%FF%FE%80&Body=" + raw, "application/x-www-form-urlencoded"
+    if shape < 0.72:
+        return _multipart_with_file()
+    if shape < 0.78:
+        boundary = "b"
+        parts = "".join(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v[:100]}\r\n'
+            for k, v in fields
+        )
+        return f"{parts}--{boundary}--\r\n".encode("utf-8", "replace"), (
+            f"multipart/form-data; boundary={boundary}"
+        )
+    if shape < 0.84:
+        return json.dumps(dict(fields)).encode(), "application/json"
+    if shape < 0.9:
+        return urlencode(fields).encode(), None
+    if shape < 0.95:
+        return b"a=" + b"b" * rng.randint(1_000_000, 3_000_000), "application/x-www-form-urlencoded"
+    return urlencode(fields).encode(), rng.choice(["text/plain", "multipart/form-data", "x/y; ;"])
+
+
+async def test_generated_webhook_bodies_never_get_a_server_error(bridge):
+    from multidict import MultiDict
+
+    seed = 20261205
+    rng = random.Random(seed)
+    key = bridge.settings.twilio_signing_key
+    statuses: dict[int, int] = {}
+    for case in range(240):
+        path = rng.choice(["/twilio/voice", "/twilio/status", "/twilio/sms"])
+        fields = _fields(rng)
+        body, content_type = _body(rng, fields)
+        headers = {"Content-Type": content_type} if content_type else {}
+        signature = rng.random()
+        if signature < 0.7:  # signed as Twilio would sign these fields
+            url = bridge.settings.public_base_url + path
+            try:
+                headers[SIGNATURE_HEADER] = sign(url, MultiDict(fields), key)
+            except UnicodeEncodeError:
+                headers[SIGNATURE_HEADER] = "bad"
+        elif signature < 0.85:
+            headers[SIGNATURE_HEADER] = rng.choice(["", "x" * 5000, "é", "=="])
+        try:
+            response = await bridge.client.post(path, data=body, headers=headers)
+        except ClientOSError:  # a body over the size limit: 413 and the socket is closed
+            assert len(body) > 1024**2, f"case {case} (seed {seed}): connection reset"
+            continue
+        statuses[response.status] = statuses.get(response.status, 0) + 1
+        assert response.status < 500, (
+            f"case {case} (seed {seed}): {path} {content_type!r} answered {response.status}: "
+            f"{(await response.text())[:200]}"
+        )
+    assert statuses.get(200, 0) + statuses.get(204, 0) > 10, statuses
+    assert statuses.get(403, 0) > 10 and statuses.get(415, 0) > 5, statuses
+    assert statuses.get(400, 0) > 5, statuses

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import web
+from multidict import MultiDict, MultiDictProxy
 from twilio.request_validator import RequestValidator
 
 from paybot.settings import Settings
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Twilio-Signature"
+FORM_TYPE = "application/x-www-form-urlencoded"
 _WS_SCHEMES = {"https": "wss", "http": "ws"}
 
 
@@ -52,12 +54,16 @@ async def verified_form(request: web.Request, settings: Settings) -> dict[str, s
         web.HTTPForbidden: The signature is missing or does not match. The log line names the
             path and the reason, never the parameters (they hold phone numbers and texts).
     """
-    form = await request.post()
+    form = await _form(request)
     signature = request.headers.get(SIGNATURE_HEADER)
     if not signature:
         _reject(request, "missing signature")
     url = public_url(request, settings)
-    if not RequestValidator(settings.twilio_signing_key).validate(url, form, signature):
+    try:
+        valid = RequestValidator(settings.twilio_signing_key).validate(url, form, signature)
+    except UnicodeEncodeError:  # lone surrogates from undecodable bytes: not Twilio's
+        valid = False
+    if not valid:
         _reject(request, "signature mismatch")
     fields: dict[str, str] = {}
     for key, value in form.items():
@@ -72,6 +78,31 @@ def sign(url: str, params: Mapping[str, str], key: str) -> str:
     For the caller simulator and tests, which play Twilio's part.
     """
     return RequestValidator(key).compute_signature(url, dict(params))
+
+
+async def _form(request: web.Request) -> MultiDictProxy[str]:
+    """The URL-encoded form Twilio POSTs (UTF-8). Anything else is refused before the body
+    is read: multipart bodies (files) with 415, undecodable ones with 400; a body over
+    aiohttp's ``client_max_size`` gets its 413."""
+    if request.content_type != FORM_TYPE:
+        raise _unread(request, f"webhooks must be {FORM_TYPE} (as Twilio sends them)")
+    if (request.charset or "utf-8").lower() not in ("utf-8", "utf8"):
+        raise _unread(request, "webhooks must be UTF-8")
+    body = await request.read()
+    try:
+        text = body.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise web.HTTPBadRequest(text="the form is not valid UTF-8\n") from None
+    return MultiDictProxy(MultiDict(pairs))
+
+
+def _unread(request: web.Request, reason: str) -> web.HTTPUnsupportedMediaType:
+    """A 415 that closes the connection: the body stays unread, so it cannot be reused."""
+    log.warning("refused webhook %s %s: %s", request.method, request.path, reason)
+    refusal = web.HTTPUnsupportedMediaType(text=f"{reason}\n")
+    refusal.force_close()
+    return refusal
 
 
 def _reject(request: web.Request, reason: str) -> None:
