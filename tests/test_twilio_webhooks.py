@@ -23,7 +23,7 @@ from voice_bridge import twilio_webhooks
 from voice_bridge.call_records import get_call
 from voice_bridge.call_tokens import InvalidCallToken, call_token_secret, verify_call_token
 from voice_bridge.keys import DB_ENGINE, HTTP_CLIENT, SETTINGS
-from voice_bridge.twilio_signature import SIGNATURE_HEADER, sign
+from voice_bridge.twilio_signature import FORM_TYPE, SIGNATURE_HEADER, sign
 from voice_bridge.twilio_webhooks import SMS_HELP, SMS_UNAVAILABLE, add_twilio_routes
 
 PUBLIC = "https://bot.example.com"
@@ -426,14 +426,14 @@ def _body(rng, fields: list[tuple[str, str]]) -> tuple[bytes, str | None]:
 
     shape = rng.random()
     if shape < 0.45:
-        return urlencode(fields).encode(), "application/x-www-form-urlencoded"
+        return urlencode(fields).encode(), FORM_TYPE
     if shape < 0.55:
         charset = rng.choice(["utf-8", "latin-1", "bogus-charset", "utf-16", '"'])
         encoded = urlencode(fields, encoding="latin-1", errors="replace").encode()
         return encoded, f"application/x-www-form-urlencoded; charset={charset}"
     if shape < 0.65:
         raw = bytes(rng.randrange(256) for _ in range(rng.randint(0, 400)))
-        return b"CallSid=" + raw + b"&From=%FF%FE%80&Body=" + raw, "application/x-www-form-urlencoded"
+        return b"CallSid=" + raw + b"&From=%FF%FE%80&Body=" + raw, FORM_TYPE
     if shape < 0.72:
         return _multipart_with_file()
     if shape < 0.78:
