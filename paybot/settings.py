@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     transfer_to: str | None = Field(None, env="PAYBOT_TRANSFER_TO")
     # Behind a reverse proxy, rebuild the signed URL from X-Forwarded-Proto/Host.
     trust_proxy: bool = Field(False, env="PAYBOT_TRUST_PROXY")
+    # How many proxies in a row append to X-Forwarded-*: the value used is that many from the
+    # right (what the outermost one saw); entries further left came from the client.
+    trusted_proxies: int = Field(1, env="PAYBOT_TRUSTED_PROXIES", ge=1, le=10)
     call_token_ttl_s: int = Field(120, env="PAYBOT_CALL_TOKEN_TTL_S", ge=5, le=3600)
     vosk_model: Path | None = Field(None, env="PAYBOT_VOSK_MODEL")
     piper_voice: Path | None = Field(None, env="PAYBOT_PIPER_VOICE")

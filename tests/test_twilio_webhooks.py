@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import ClientOSError, ClientSession, web
 from aiohttp.test_utils import TestClient, TestServer
+from multidict import CIMultiDict
 
 from paybot.db.models import Call
 from paybot.settings import Settings
@@ -188,6 +189,42 @@ async def test_proxy_headers_are_used_only_when_trusted(settings, db_engine):
             "/twilio/voice", voice_params(), signed_url=signed_url, headers=dict(forwarded)
         )
         assert response.status == 403
+
+
+@pytest.mark.parametrize(
+    ("hops", "forwarded_host", "public"),
+    [
+        (1, "evil.example, paybot.example.org", "paybot.example.org"),
+        (1, ["evil.example", "paybot.example.org"], "paybot.example.org"),
+        (2, "evil.example, paybot.example.org, lb.internal", "paybot.example.org"),
+        (2, "paybot.example.org", None),  # fewer entries than proxies: no forwarded host
+    ],
+    ids=["one-proxy", "two-headers", "two-proxies", "too-few"],
+)
+async def test_a_forged_leftmost_forwarded_host_is_not_trusted(
+    settings, db_engine, hops, forwarded_host, public
+):
+    """A client's own X-Forwarded-Host (left of what the proxies add) cannot choose the
+    URL a signature is checked against: a signature for the forged host is refused."""
+    trusted = settings.copy(update={"trust_proxy": True, "trusted_proxies": hops})
+    values = forwarded_host if isinstance(forwarded_host, list) else [forwarded_host]
+    proto = ", ".join(["https"] + ["http"] * (hops - 1))  # the outermost proxy saw https
+    headers = [("X-Forwarded-Proto", proto)] + [("X-Forwarded-Host", v) for v in values]
+    async for bridge in make_bridge(trusted, db_engine):
+        forged = await bridge.post(
+            "/twilio/voice", voice_params(), signed_url="https://evil.example/twilio/voice",
+            headers=CIMultiDict(headers),
+        )
+        assert forged.status == 403
+        if public is None:
+            continue
+        genuine = await bridge.post(
+            "/twilio/voice", voice_params(), signed_url=f"https://{public}/twilio/voice",
+            headers=CIMultiDict(headers),
+        )
+        assert genuine.status == 200
+        url, _ = stream_of(await genuine.text())
+        assert url == f"wss://{public}/twilio/stream"
 
 
 async def test_trusted_proxy_passing_host_through(settings, db_engine):

@@ -4,8 +4,10 @@ Twilio signs the full URL it requested plus every POST parameter with the accoun
 token (HMAC-SHA1, see ``twilio.request_validator``). The URL must be rebuilt exactly as Twilio
 saw it: behind ngrok or a reverse proxy the bridge itself is reached as ``http://127.0.0.1``,
 so the public base comes from ``PAYBOT_PUBLIC_URL`` or, with ``PAYBOT_TRUST_PROXY``, from the
-proxy's ``X-Forwarded-Proto``/``X-Forwarded-Host`` headers. Only enable that behind a proxy
-that sets (overwrites) those headers: otherwise a client chooses the URL that gets checked.
+proxy's ``X-Forwarded-Proto``/``X-Forwarded-Host`` headers: the entry our outermost proxy
+added, counted from the right (``PAYBOT_TRUSTED_PROXIES`` proxies in a row, default one), never
+what the client sent further left. Only enable that behind proxies that add (or overwrite)
+those headers: otherwise a client chooses the URL that gets checked.
 """
 
 from __future__ import annotations
@@ -38,9 +40,10 @@ def public_url(
     if settings.trust_proxy:
         # Proxies that pass Host through only add X-Forwarded-Proto; without a configured
         # public URL, the Host they passed is the public one.
-        scheme = _first(request.headers.get("X-Forwarded-Proto")) or scheme
+        hops = settings.trusted_proxies
+        scheme = _forwarded(request.headers.getall("X-Forwarded-Proto", []), hops) or scheme
         fallback = host if settings.public_url else request.host
-        host = _first(request.headers.get("X-Forwarded-Host")) or fallback
+        host = _forwarded(request.headers.getall("X-Forwarded-Host", []), hops) or fallback
     if websocket:
         scheme = _WS_SCHEMES.get(scheme, scheme)
     prefix = base.path.rstrip("/")
@@ -110,6 +113,9 @@ def _reject(request: web.Request, reason: str) -> None:
     raise web.HTTPForbidden(text=f"forbidden: {reason}\n")
 
 
-def _first(header: str | None) -> str:
-    """The first entry of a possibly comma-separated forwarding header (the client side)."""
-    return (header or "").split(",")[0].strip()
+def _forwarded(headers: list[str], hops: int) -> str:
+    """The entry our outermost proxy added to a forwarding header: the ``hops``-th from the
+    right (each proxy appends what it saw; anything further left came from the client and
+    may be forged). "" when there are fewer entries than proxies."""
+    entries = [entry.strip() for header in headers for entry in header.split(",")]
+    return entries[-hops] if len(entries) >= hops else ""
