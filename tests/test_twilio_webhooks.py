@@ -73,7 +73,8 @@ class Bridge:
         return await self.client.post(path, data=params, headers=headers, **kw)
 
 
-async def make_bridge(settings: Settings, engine) -> AsyncIterator[Bridge]:
+async def make_bridge(settings: Settings, engine, stream_handler=None) -> AsyncIterator[Bridge]:
+    """The webhooks (and with ``stream_handler``, ``/twilio/stream``) on a test server."""
     app = web.Application()
     app[SETTINGS] = settings
     app[DB_ENGINE] = engine
@@ -85,6 +86,10 @@ async def make_bridge(settings: Settings, engine) -> AsyncIterator[Bridge]:
 
     app.cleanup_ctx.append(http_client)
     add_twilio_routes(app)
+    if stream_handler is not None:
+        from voice_bridge.stream import add_stream_route
+
+        add_stream_route(app, stream_handler)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         yield Bridge(client, settings, engine)
 
@@ -266,10 +271,34 @@ async def test_signed_webhook_without_call_sid_is_a_bad_request(bridge):
     assert "missing CallSid" in await response.text()
 
 
-async def test_repeated_voice_webhook_keeps_one_call(bridge):
-    for _ in range(2):
-        assert (await bridge.post("/twilio/voice", voice_params())).status == 200
+async def test_replayed_voice_webhook_mints_no_second_token(bridge):
+    """The same signed request again (a replay, or a second bridge racing the first) is
+    answered 409 without TwiML: only one stream token is ever issued for a CallSid."""
+    first = await bridge.post("/twilio/voice", voice_params())
+    assert first.status == 200
+    _, params = stream_of(await first.text())
+    replays = await asyncio.gather(
+        *(bridge.post("/twilio/voice", voice_params()) for _ in range(3))
+    )
+    for replay in replays:
+        assert replay.status == 409
+        body = await replay.text()
+        assert "already answered" in body and "token" not in body and "<Stream" not in body
     assert len(rows(bridge.engine, Call)) == 1
+    assert get_call(bridge.engine, CALL).answered_at is not None
+
+
+async def test_concurrent_voice_webhooks_answer_once(bridge):
+    results = await asyncio.gather(
+        *(bridge.post("/twilio/voice", voice_params()) for _ in range(6))
+    )
+    assert sorted(r.status for r in results) == [200] + [409] * 5
+
+
+async def test_a_call_first_seen_in_a_status_callback_is_still_answered_once(bridge):
+    assert (await status(bridge, "ringing")).status == 204
+    assert (await bridge.post("/twilio/voice", voice_params())).status == 200
+    assert (await bridge.post("/twilio/voice", voice_params())).status == 409
 
 
 # Status callbacks ----------------------------------------------------------------------------
