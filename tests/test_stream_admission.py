@@ -26,6 +26,7 @@ from voice_bridge.ws_frames import CLOSE_READ_TIMEOUT, frames
 
 STREAM = "MZ" + "1" * 32
 SILENCE = b"\xff" * 160  # 20 ms of μ-law silence
+TIMED_OUT: list[str] = []  # CallSids whose admitted socket the read timeout closed
 
 
 async def admitted_tail(request: web.Request) -> web.WebSocketResponse:
@@ -33,8 +34,10 @@ async def admitted_tail(request: web.Request) -> web.WebSocketResponse:
     ws, admitted = await admit_stream(request)
     if admitted is None:
         return ws
-    await ws.send_str(json.dumps({"admitted": admitted.start.call_sid, "from": admitted.caller}))
-    async for _ in frames(ws, request.app[SETTINGS].ws_read_timeout_s):
+    call_sid = admitted.start.call_sid
+    await ws.send_str(json.dumps({"admitted": call_sid, "from": admitted.caller}))
+    timeout = request.app[SETTINGS].ws_read_timeout_s
+    async for _ in frames(ws, timeout, lambda: TIMED_OUT.append(call_sid)):
         pass
     return ws
 
@@ -138,6 +141,7 @@ async def test_an_invalid_token_is_refused_without_using_the_real_one(client):
 
 # Timeouts, heartbeat and the cap -------------------------------------------------------------
 async def test_a_silent_socket_is_closed_after_the_read_timeout(settings, db_engine):
+    TIMED_OUT.clear()
     async for client in bridge_client(configured(settings, ws_read_timeout_s=0.5), db_engine):
         ws, message = await open_stream(client, await answer(client))
         assert message.type == WSMsgType.TEXT
@@ -146,9 +150,11 @@ async def test_a_silent_socket_is_closed_after_the_read_timeout(settings, db_eng
         assert message.type == WSMsgType.CLOSE and ws.close_code == CLOSE_READ_TIMEOUT
         assert message.extra == "read timeout"
         assert 0.4 <= time.monotonic() - started < 3
+        assert CALL in TIMED_OUT
 
 
 async def test_a_call_sending_silence_is_never_timed_out(settings, db_engine):
+    TIMED_OUT.clear()
     async for client in bridge_client(configured(settings, ws_read_timeout_s=0.5), db_engine):
         ws, message = await open_stream(client, await answer(client))
         assert message.type == WSMsgType.TEXT
@@ -156,7 +162,7 @@ async def test_a_call_sending_silence_is_never_timed_out(settings, db_engine):
             media = Media(STREAM, "inbound", chunk, chunk * 20, SILENCE)
             await ws.send_str(media.to_json())
             await asyncio.sleep(0.02)
-        assert not ws.closed
+        assert not ws.closed and TIMED_OUT == []
         await ws.close()
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import WSMessage, WSMsgType, web
 
@@ -18,21 +18,22 @@ CLOSE_READ_TIMEOUT = 4408  # an application close code (4000-4999): nothing rece
 _ENDED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
 
 
-async def frames(ws: web.WebSocketResponse, read_timeout_s: float) -> AsyncIterator[WSMessage]:
+async def frames(
+    ws: web.WebSocketResponse,
+    read_timeout_s: float,
+    on_timeout: Callable[[], None] | None = None,
+) -> AsyncIterator[WSMessage]:
     """The socket's messages until it closes, fails, or is silent for ``read_timeout_s``
-    (then closed with :data:`CLOSE_READ_TIMEOUT`)."""
+    (then ``on_timeout`` is called and the socket closed with :data:`CLOSE_READ_TIMEOUT`)."""
     while True:
         try:
             message = await ws.receive(timeout=read_timeout_s)
         except (asyncio.TimeoutError, TimeoutError):
             log.warning("stream closed: nothing received for %.0fs", read_timeout_s)
+            if on_timeout is not None:
+                on_timeout()
             await ws.close(code=CLOSE_READ_TIMEOUT, message=b"read timeout")
             return
         if message.type in _ENDED:
             return
         yield message
-
-
-def timed_out(ws: web.WebSocketResponse) -> bool:
-    """Whether :func:`frames` closed ``ws`` for silence."""
-    return ws.close_code == CLOSE_READ_TIMEOUT
