@@ -60,6 +60,7 @@ def plan(
          "PAYBOT_ACTION_SECRET": secret,
          "PAYBOT_RASA_TOKEN": settings.rasa_token.get_secret_value(),
          "LOG_LEVEL": level,
+         "PAYBOT_TRACKER_MAX_CONVERSATIONS": str(settings.tracker_max_conversations),
          **endpoints.env},
         host=settings.rasa_host,
     )
