@@ -22,7 +22,7 @@ from paybot.payments.fees import FeePolicy
 from paybot.payments.ledger import Ledger
 from paybot.payments.rules import AmountRules, PaymentRefused
 from paybot.seed import seed_demo_data
-from tests.helpers import account, rows, stored_method
+from tests.helpers import account, rows, second_engine, stored_method
 
 FUTURE = date.today().year + 2
 
@@ -291,3 +291,162 @@ def test_audit_log_is_append_only(ledger, db_engine):
 
     with pytest.raises(DatabaseError), db_engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_events"))
+
+
+# --- open payments count against the balance, under a lock on the account -------------------
+def _other_process_ledger(db_engine, ledger: Ledger) -> Ledger:
+    """A ledger on its own engine, as the bridge and the action server each have one."""
+    engine = second_engine(db_engine)
+    return Ledger(engine, SandboxGateway(engine), rules=ledger.rules, fees=ledger.fees, backoff_s=0)
+
+
+def _slow_charges(monkeypatch, delay_s: float = 0.3) -> None:
+    """Every charge takes a while, so that all the payments of a test are open at once."""
+    import time
+
+    for name in ("charge_token", "charge_card"):
+        real = getattr(SandboxGateway, name)
+
+        def slow(self, *args, _real=real, **kwargs):
+            time.sleep(delay_s)
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(SandboxGateway, name, slow)
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_concurrent_payments_never_pay_more_than_owed(ledger, db_engine, monkeypatch, round_):
+    """Two full-balance payments under different keys once both succeeded (-321.72)."""
+    import random
+
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    _slow_charges(monkeypatch)
+    other = _other_process_ledger(db_engine, ledger)
+    james = account(db_engine, "100200300")
+    owed = james.balance
+    amounts = [owed, owed] + [
+        Decimal(rng.randint(100, int(owed * 100))) / 100 for _ in range(rng.randint(0, 4))
+    ]
+    rng.shuffle(amounts)
+    start = threading.Barrier(len(amounts))
+    outcomes: list = []
+    refused: list[str] = []
+
+    def pay(i: int, amount: Decimal) -> None:
+        by = ledger if i % 2 else other
+        start.wait(30)
+        try:
+            if rng.random() < 0.5:
+                outcomes.append(pay_james(by, amount))
+            else:
+                outcomes.append(
+                    by.pay_with_new_method(
+                        account_id=james.id,
+                        method=CardData("4242424242424242", 12, FUTURE, "123"),
+                        amount=amount,
+                        channel="voice",
+                    )
+                )
+        except PaymentRefused as exc:
+            refused.append(exc.code)
+
+    threads = [threading.Thread(target=pay, args=(i, a)) for i, a in enumerate(amounts)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    other.engine.dispose()
+    context = f"seed={seed} amounts={amounts}"
+    paid = sum((o.amount for o in outcomes if o.succeeded), Decimal("0.00"))
+    assert all(o.succeeded for o in outcomes), context
+    assert len(outcomes) + len(refused) == len(amounts), context
+    assert outcomes and paid <= owed, context
+    assert set(refused) <= {"payment_in_progress", "amount_out_of_range"}, context
+    assert account(db_engine, "100200300").balance == owed - paid >= 0, context
+    assert len(rows(db_engine, SandboxCharge)) == len(outcomes), context
+
+
+def test_an_unknown_payment_still_counts_against_the_balance(ledger, db_engine, sandbox):
+    sandbox.faults.timeout_next(3, when="before")
+    assert pay_james(ledger, "321.72").status == "unknown"
+    james = account(db_engine, "100200300")
+    with pytest.raises(PaymentRefused) as exc:
+        pay_james(ledger, "1.00")
+    assert exc.value.code == "payment_in_progress"
+    with pytest.raises(PaymentRefused):
+        ledger.quote(james.id, Decimal("1.00"))
+    ledger.reconcile(older_than_s=0)  # never submitted: failed, the balance is payable again
+    assert pay_james(ledger, "321.72").succeeded
+
+
+# --- amounts are whole cents before the gateway hears of them ----------------------------------
+class _Recording(SandboxGateway):
+    """The sandbox, noting every call that would reach a gateway."""
+
+    def __init__(self, engine) -> None:
+        super().__init__(engine)
+        self.calls: list[str] = []
+
+    def charge_token(self, *a, **kw):
+        self.calls.append("charge_token")
+        return super().charge_token(*a, **kw)
+
+    def charge_card(self, *a, **kw):
+        self.calls.append("charge_card")
+        return super().charge_card(*a, **kw)
+
+    def tokenize_card(self, *a, **kw):
+        self.calls.append("tokenize_card")
+        return super().tokenize_card(*a, **kw)
+
+
+def test_sub_cent_amounts_are_refused_before_the_gateway(ledger, db_engine):
+    """``quote(10.005)`` once passed, and the payment sent 12.005 to the gateway."""
+    import random
+
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    gateway = _Recording(db_engine)
+    checked = Ledger(db_engine, gateway, rules=ledger.rules, fees=ledger.fees, backoff_s=0)
+    james = account(db_engine, "100200300")
+    samples = ["10.005", "0.001", "321.719", "1E-7", "NaN", "Infinity", "1" * 40 + ".5"] + [
+        f"{rng.randint(1, 320)}.{rng.randint(0, 99):02d}{rng.randint(1, 9)}" for _ in range(20)
+    ]
+    for text in samples:
+        amount = Decimal(text)
+        with pytest.raises(PaymentRefused) as exc:
+            checked.quote(james.id, amount)
+        assert exc.value.code == "amount_not_exact", (seed, text)
+        with pytest.raises(PaymentRefused):
+            pay_james(checked, amount)
+        with pytest.raises(PaymentRefused):
+            checked.pay_with_new_method(
+                account_id=james.id,
+                method=CardData("4242424242424242", 12, FUTURE, "123"),
+                amount=amount,
+                channel="voice",
+                save=True,
+            )
+    for bad in (10.005, 10.5, 10, "10.00"):
+        with pytest.raises(TypeError):
+            checked.quote(james.id, bad)  # type: ignore[arg-type]
+    assert gateway.calls == [] and rows(db_engine, Payment) == [], seed
+    # Whole cents in any spelling are the same amount: 10.5 is 10.50.
+    assert checked.quote(james.id, Decimal("10.5")).total == Decimal("12.50")
+    assert pay_james(checked, Decimal("10.500")).total == Decimal("12.50")
+    assert [c.amount for c in rows(db_engine, SandboxCharge)] == [Decimal("12.50")]
+
+
+# --- idempotency keys fit their column on every database ---------------------------------------
+def test_keys_longer_than_the_column_are_refused_before_any_row(ledger, db_engine):
+    """SQLite does not enforce VARCHAR(64): a 72-character voice key passed there and failed
+    every voice payment on PostgreSQL. The ledger refuses it on both, before the gateway."""
+    with pytest.raises(ValueError, match="64"):
+        pay_james(ledger, idempotency_key="call:CA" + "a" * 32 + ":" + "b" * 32)
+    assert rows(db_engine, Payment) == [] and rows(db_engine, SandboxCharge) == []
+    longest = "k" * 64
+    assert pay_james(ledger, idempotency_key=longest).succeeded
+    assert pay_james(ledger, idempotency_key=longest).succeeded  # the retry: the same payment
+    (payment,) = rows(db_engine, Payment)
+    assert payment.idempotency_key == longest

@@ -6,13 +6,12 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import text
 
 from paybot.db.models import LedgerEntry, SandboxCharge
 from paybot.payments import confirmation
 from paybot.payments.rules import PaymentRefused
 from paybot.payments.scheduling import Scheduler
-from tests.helpers import account, rows, stored_method
+from tests.helpers import account, rows, second_engine, stored_method
 
 
 @pytest.fixture
@@ -86,16 +85,10 @@ def _due_today(scheduler, count: int) -> list[int]:
 
 def _second_worker(db_engine, tmp_path):
     """Another bridge: its own engine on the same database, its own ledger and gateway."""
-    from paybot.db.engine import make_engine
     from paybot.gateway.sandbox import SandboxGateway
     from paybot.payments.ledger import Ledger
 
-    url = db_engine.url.render_as_string(hide_password=False)
-    search_path = None
-    if db_engine.dialect.name == "postgresql":  # the test's private schema
-        with db_engine.connect() as conn:
-            search_path = conn.execute(text("SHOW search_path")).scalar()
-    engine = make_engine(url, search_path=search_path)
+    engine = second_engine(db_engine)
     return Scheduler(Ledger(engine, SandboxGateway(engine), retries=0, backoff_s=0)), engine
 
 

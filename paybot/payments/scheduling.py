@@ -9,7 +9,6 @@ cancelled until then. No convenience fee is charged on scheduled payments.
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import date
 from decimal import Decimal
 
@@ -21,7 +20,7 @@ from paybot.db.engine import session_scope
 from paybot.db.models import Account, Payment, PaymentMethod, PaymentStatus
 from paybot.db.types import utcnow
 from paybot.payments.confirmation import new_confirmation_number
-from paybot.payments.ledger import Ledger
+from paybot.payments.ledger import Ledger, new_idempotency_key
 from paybot.payments.rules import PaymentRefused
 from paybot.payments.settlement import PaymentOutcome
 
@@ -50,7 +49,7 @@ class Scheduler:
     ) -> PaymentOutcome:
         """Record a payment to be taken on ``pay_on`` (after today, no later than the due date)."""
         today = today or date.today()
-        key = idempotency_key or uuid.uuid4().hex
+        key = idempotency_key or new_idempotency_key()
         with session_scope(self.engine) as session:
             existing = session.exec(select(Payment).where(Payment.idempotency_key == key)).first()
             if existing is not None:
