@@ -450,3 +450,118 @@ def test_keys_longer_than_the_column_are_refused_before_any_row(ledger, db_engin
     assert pay_james(ledger, idempotency_key=longest).succeeded  # the retry: the same payment
     (payment,) = rows(db_engine, Payment)
     assert payment.idempotency_key == longest
+
+
+# --- unknown payments are asked about again while running ---------------------------------------
+def _unknown(ledger: Ledger, sandbox, monkeypatch, amount: str, *, charged: bool):
+    """A payment left ``unknown``: the gateway did (``charged``) or did not take it, and could
+    not be asked about it then."""
+    from paybot.gateway.base import GatewayError
+
+    def unreachable(*_a, **_kw):
+        raise GatewayError("unavailable")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(sandbox, "find_charge", unreachable)
+        sandbox.faults.timeout_next(3, when="after" if charged else "before")
+        outcome = pay_james(ledger, amount)
+    assert outcome.status == "unknown"
+    return outcome
+
+
+def test_unknown_payments_are_settled_while_running_by_any_number_of_workers(
+    ledger, db_engine, sandbox, monkeypatch
+):
+    """An ``unknown`` payment was settled only at the next start."""
+    import random
+
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    charged = [rng.random() < 0.6 for _ in range(rng.randint(2, 5))]
+    payments = [
+        _unknown(ledger, sandbox, monkeypatch, f"{rng.randint(1, 50)}.{rng.randint(0, 99):02d}",
+                 charged=was)
+        for was in charged
+    ]
+    others = [_other_process_ledger(db_engine, ledger) for _ in range(2)]
+    start = threading.Barrier(3)
+    settled: list = []
+
+    def recheck(by: Ledger) -> None:
+        start.wait(30)
+        settled.extend(by.recheck_unknown(give_up_after_s=3600))
+
+    threads = [threading.Thread(target=recheck, args=(by,)) for by in [ledger, *others]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    context = f"seed={seed} charged={charged}"
+    was_charged = list(zip(payments, charged, strict=True))
+    by_id = {p.payment_id: p for p in (ledger.outcome(p.payment_id) for p in payments)}
+    for payment, was in was_charged:
+        # Charged: settled now, by exactly one worker. Not charged: still unknown (a late
+        # request could still land) until it is old enough to give up on.
+        assert by_id[payment.payment_id].status == ("succeeded" if was else "unknown"), context
+    assert sorted(o.payment_id for o in settled if o.succeeded) == sorted(
+        p.payment_id for p, was in was_charged if was
+    ), context
+    principal = [e for e in rows(db_engine, LedgerEntry) if e.kind == "principal"]
+    assert len(principal) == sum(charged), context
+    paid = sum((p.amount for p, was in was_charged if was), Decimal("0.00"))
+    assert account(db_engine, "100200300").balance == Decimal("321.72") - paid, context
+    failed = others[0].recheck_unknown(give_up_after_s=0)
+    assert {o.status for o in failed} <= {"failed"} and len(failed) == charged.count(False)
+    assert ledger.recheck_unknown(give_up_after_s=0) == []
+    for other in others:
+        other.engine.dispose()
+
+
+def test_recheck_leaves_pending_payments_to_their_call(ledger, db_engine, monkeypatch):
+    """A ``pending`` payment may be a live call's, mid-charge: only the start settles those."""
+    monkeypatch.setattr(ledger, "_settle", lambda *a, **k: (_ for _ in ()).throw(Crash()))
+    with pytest.raises(Crash):
+        pay_james(ledger)
+    monkeypatch.undo()
+    assert ledger.recheck_unknown(give_up_after_s=0) == []
+    assert [p.status for p in rows(db_engine, Payment)] == ["pending"]
+
+
+async def test_bridge_job_settles_unknown_payments_while_running(
+    ledger, db_engine, sandbox, settings, monkeypatch, caplog
+):
+    import asyncio
+    import logging
+
+    from aiohttp import web
+
+    from voice_bridge.keys import DB_ENGINE, SETTINGS
+    from voice_bridge.recheck_job import recheck_job
+
+    caplog.set_level(logging.INFO, logger="voice_bridge.recheck_job")
+    payment = _unknown(ledger, sandbox, monkeypatch, "25.00", charged=True)
+    threads = []
+    recheck = Ledger.recheck_unknown
+
+    def recorded(self, give_up_after_s=60.0):
+        threads.append(threading.current_thread())
+        return recheck(self, give_up_after_s)
+
+    monkeypatch.setattr(Ledger, "recheck_unknown", recorded)
+    app = web.Application()
+    app[SETTINGS] = settings.copy(update={"unknown_recheck_interval_s": 0.05})
+    app[DB_ENGINE] = db_engine
+    app.cleanup_ctx.append(recheck_job)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        for _ in range(400):
+            if (await asyncio.to_thread(ledger.outcome, payment.payment_id)).succeeded:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await runner.cleanup()
+    assert ledger.outcome(payment.payment_id).succeeded
+    assert threads and threading.main_thread() not in threads  # never on the event loop
+    assert "unknown payments: 1 settled (1 succeeded)" in caplog.text
+    assert "James" not in caplog.text and "4242" not in caplog.text  # counts only

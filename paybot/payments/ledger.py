@@ -36,7 +36,7 @@ from sqlmodel import Session, select
 
 from paybot import audit
 from paybot.db.engine import session_scope, write_scope
-from paybot.db.models import Account, Payment, PaymentMethod
+from paybot.db.models import Account, Payment, PaymentMethod, PaymentStatus
 from paybot.db.types import utcnow
 from paybot.gateway.base import (
     BankAccount,
@@ -207,30 +207,54 @@ class Ledger:
 
     # Reconciliation -------------------------------------------------------------------
     def reconcile(self, older_than_s: float = 60.0) -> list[PaymentOutcome]:
-        """Settle every payment left open (a crash, a lost answer) from the gateway's record.
+        """Settle every payment left open (a crash, a lost answer) from the gateway's record;
+        the ones this call settled.
 
         A payment the gateway has no record of was never charged and is marked ``failed``.
-        One the gateway cannot be asked about right now stays open for the next run.
+        One the gateway cannot be asked about right now stays open for the next run. At start
+        only: a ``pending`` payment may be a live call's, while its process runs.
         """
-        cutoff = utcnow() - timedelta(seconds=older_than_s)
+        return self._ask_gateway(OPEN, settle_after_s=older_than_s, fail_after_s=older_than_s)
+
+    def recheck_unknown(self, give_up_after_s: float = 60.0) -> list[PaymentOutcome]:
+        """Ask the gateway again about every ``unknown`` payment (while running, safe beside
+        other processes doing the same): one it charged or declined is settled now; one it has
+        no record of is marked ``failed`` once ``give_up_after_s`` old (a late request could
+        still land before that)."""
+        return self._ask_gateway(
+            (PaymentStatus.UNKNOWN.value,), settle_after_s=0.0, fail_after_s=give_up_after_s
+        )
+
+    def _ask_gateway(
+        self, statuses: tuple[str, ...], *, settle_after_s: float, fail_after_s: float
+    ) -> list[PaymentOutcome]:
+        now = utcnow()
         with Session(self.engine) as session:
-            ids = session.exec(
-                select(Payment.id, Payment.idempotency_key)
-                .where(Payment.status.in_(OPEN))  # type: ignore[attr-defined]
-                .where(Payment.updated_at <= cutoff)
+            found = session.exec(
+                select(Payment.id, Payment.idempotency_key, Payment.updated_at)
+                .where(Payment.status.in_(statuses))  # type: ignore[attr-defined]
+                .where(Payment.updated_at <= now - timedelta(seconds=settle_after_s))
             ).all()
         settled = []
-        for payment_id, key in ids:
+        for payment_id, key, updated_at in found:
             try:
                 result = self.gateway.find_charge(key)
             except GatewayError:
                 log.warning("reconcile: gateway unavailable for payment %s", payment_id)
                 continue
-            if result is None:
-                settled.append(self._fail(payment_id, "not_submitted", "payment.not_submitted"))
+            if result is not None:
+                outcome, changed = self.settlement.settle_open(
+                    payment_id, result, actor="reconciler"
+                )
+            elif updated_at <= now - timedelta(seconds=fail_after_s):
+                outcome, changed = self.settlement.fail_open(
+                    payment_id, "not_submitted", "payment.not_submitted"
+                )
             else:
-                settled.append(self._settle(payment_id, result, actor="reconciler"))
-            log.info("reconciled payment %s", payment_id)
+                continue  # no record yet: asked again next time
+            if changed:  # not settled meanwhile by a live call or another worker
+                settled.append(outcome)
+                log.info("reconciled payment %s", payment_id)
         return settled
 
     # Internals ------------------------------------------------------------------------
