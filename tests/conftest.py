@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -36,25 +37,41 @@ def pytest_terminal_summary(terminalreporter) -> None:
         )
 
 
+@contextmanager
+def fresh_schema(url: str, prefix: str = "paybot_test") -> Iterator[str]:
+    """A new, empty schema in the PostgreSQL database at ``url``, dropped afterwards; yields
+    its name."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield schema
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def schema_url(url: str, schema: str) -> str:
+    """``url`` with every table in ``schema`` (a libpq option: what ``DATABASE_URL`` of a
+    process needs to use the schema)."""
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+
+
 @pytest.fixture(scope="session")
 def pg_engine() -> Iterator[Engine | None]:
     url = os.environ.get(PG_URL_ENV)
     if not url:
         yield None
         return
-    schema = f"paybot_test_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(url, search_path=schema)
-    migrate(engine)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with fresh_schema(url) as schema:
+        engine = make_engine(url, search_path=schema)
+        migrate(engine)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
 
 def _truncate_all(engine: Engine) -> None:
