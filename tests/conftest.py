@@ -37,6 +37,15 @@ def pytest_terminal_summary(terminalreporter) -> None:
         )
 
 
+def require_pg(nodeid: str) -> str:
+    """``PAYBOT_TEST_DATABASE_URL``; else skip (counted in the summary's red line)."""
+    url = os.environ.get(PG_URL_ENV)
+    if not url:
+        _skipped_pg.append(nodeid)
+        pytest.skip(f"PostgreSQL not configured: set {PG_URL_ENV}")
+    return url
+
+
 @contextmanager
 def fresh_schema(url: str, prefix: str = "paybot_test") -> Iterator[str]:
     """A new, empty schema in the PostgreSQL database at ``url``, dropped afterwards; yields
@@ -109,8 +118,7 @@ def db_engine(request, tmp_path, pg_engine, sqlite_template) -> Iterator[Engine]
         engine.dispose()
         return
     if pg_engine is None:
-        _skipped_pg.append(request.node.nodeid)
-        pytest.skip(f"PostgreSQL not configured: set {PG_URL_ENV}")
+        require_pg(request.node.nodeid)
     _truncate_all(pg_engine)
     yield pg_engine
     _truncate_all(pg_engine)

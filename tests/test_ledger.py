@@ -565,3 +565,18 @@ async def test_bridge_job_settles_unknown_payments_while_running(
     assert threads and threading.main_thread() not in threads  # never on the event loop
     assert "unknown payments: 1 settled (1 succeeded)" in caplog.text
     assert "James" not in caplog.text and "4242" not in caplog.text  # counts only
+
+
+def test_the_database_never_rounds_money_on_the_way_in(ledger, db_engine):
+    """PostgreSQL's NUMERIC(14,2) and the SQLite cents both rounded 10.005 silently."""
+    from sqlalchemy.exc import StatementError
+
+    from paybot.db.engine import session_scope
+    from paybot.db.models import Account
+
+    for bad, error in ((Decimal("10.005"), ValueError), (10.5, TypeError)):
+        with pytest.raises(StatementError) as exc, session_scope(db_engine) as session:
+            james = session.exec(select(Account).where(Account.account_number == "100200300")).one()
+            james.balance = bad
+        assert isinstance(exc.value.orig, error)
+    assert account(db_engine, "100200300").balance == Decimal("321.72")

@@ -8,11 +8,9 @@ and in the columns PostgreSQL enforces. Skipped without that variable.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from tests.conftest import PG_URL_ENV, fresh_schema, schema_url
+from tests.conftest import fresh_schema, require_pg, schema_url
 from tests.test_voice_calls import (  # noqa: F401  (collected again, on this module's stack)
     fake_twilio,
     fresh_data,
@@ -26,10 +24,8 @@ pytestmark = [pytest.mark.services, pytest.mark.postgres]
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, fake_twilio):  # noqa: F811
-    url = os.environ.get(PG_URL_ENV)
-    if not url:
-        pytest.skip(f"PostgreSQL not configured: set {PG_URL_ENV}")
+def stack(request, tmp_path_factory, fake_twilio):  # noqa: F811
+    url = require_pg(request.node.nodeid)
     with fresh_schema(url, "paybot_voice") as schema:
         running = voice_stack(tmp_path_factory, fake_twilio, DATABASE_URL=schema_url(url, schema))
         yield from running

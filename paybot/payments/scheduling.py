@@ -65,7 +65,7 @@ class Scheduler:
                 raise PaymentRefused("unknown_account", "That account was not found.")
             if method is None or method.account_id != account_id or method.deleted_at:
                 raise PaymentRefused("unknown_method", "That payment method is not on file.")
-            self.ledger.rules.check(account, amount)
+            self.ledger.rules.check(account, amount, held=held_amount(session, account_id))
             if pay_on <= today or (account.due_date and pay_on > account.due_date):
                 raise PaymentRefused("date_out_of_range", "That date can't be used.")
             payment = self._new_row(account, method, amount, pay_on, channel, conversation_id, key)
