@@ -34,6 +34,12 @@ async def stored_method(svc: Services, account_id: int | None) -> StoredMethod |
     return await asyncio.to_thread(default_method, svc.engine, account_id)
 
 
+async def records(svc: Services, numbers: list[str]) -> list[AccountRecord]:
+    """The accounts with these numbers, fresh from the directory (unknown ones left out)."""
+    found = await asyncio.gather(*(svc.directory.find_by_account_number(n) for n in numbers))
+    return [r for r in found if r is not None]
+
+
 async def service_addresses(svc: Services, numbers: list[str]) -> dict[str, str | None]:
     """The service address of each account (None if not on record), fresh from the directory."""
     records = await asyncio.gather(*(svc.directory.find_by_account_number(n) for n in numbers))
