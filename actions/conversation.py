@@ -98,6 +98,8 @@ async def begin(
         events.append(SlotSet("pending_request", request))
     if tracker.get_slot("identified") or not caller:
         return events
+    if tracker.get_slot("billing_zip") == "caller_id" and tracker.get_slot("account_candidates"):
+        return events  # the factor is confirmed; the form asks which account
     svc = await services()
     records = await svc.directory.find_by_phone(caller)
     active = [r for r in records if r.is_active] or records

@@ -193,9 +193,7 @@ class ValidatePaymentForm(FormValidationAction):
             conversation_id=tracker.sender_id,
         )
         if outcome.result is not Verification.VERIFIED:
-            return self._failed_verification(
-                svc, dispatcher, tracker, outcome.result, "caller_factor_failed"
-            )
+            return self._failed_verification(svc, dispatcher, tracker, outcome.result, caller=True)
         if len(outcome.records) == 1:
             return await self._identified(svc, dispatcher, tracker, outcome.record, "caller_id")
         matched = [r.account_number for r in outcome.records]
@@ -207,7 +205,8 @@ class ValidatePaymentForm(FormValidationAction):
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
         result: Verification,
-        try_again: str = "idv_failed",
+        *,
+        caller: bool = False,
     ) -> Slots:
         failures = int(tracker.get_slot("idv_failures") or 0) + 1
         if result is Verification.THROTTLED:
@@ -219,7 +218,7 @@ class ValidatePaymentForm(FormValidationAction):
         if failures >= svc.settings.idv_max_attempts:
             say(dispatcher, tracker, "idv_transfer")
             return {"form_outcome": "idv_failed", "idv_failures": float(failures)}
-        say(dispatcher, tracker, try_again)
+        say(dispatcher, tracker, "caller_factor_failed" if caller else "idv_failed")
         return {"account_number": None, "billing_zip": None, "idv_failures": float(failures)}
 
     async def _identified(
