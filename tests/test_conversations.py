@@ -185,7 +185,7 @@ def test_a_chat_client_cannot_be_james(stack):
     metadata = {"channel": "sms", "from": JAMES, "ts": str(int(time.time())), "proof": "ab" * 32}
     response = requests.post(
         f"{stack.rasa_url}/webhooks/rest/webhook",
-        json={"sender": forged.sender, "message": "pay with my card on file", "metadata": metadata},
+        json={"sender": forged.sender, "message": "I want to pay my bill", "metadata": metadata},
         timeout=60,
     )
     text = " ".join(m.get("text", "") for m in response.json())
