@@ -99,7 +99,17 @@ class Settings(BaseSettings):
     transfer_to: str | None = Field(None, env="PAYBOT_TRANSFER_TO")
     # Behind a reverse proxy, rebuild the signed URL from X-Forwarded-Proto/Host.
     trust_proxy: bool = Field(False, env="PAYBOT_TRUST_PROXY")
+    # How many proxies in a row append to X-Forwarded-*: the value used is that many from the
+    # right (what the outermost one saw); entries further left came from the client.
+    trusted_proxies: int = Field(1, env="PAYBOT_TRUSTED_PROXIES", ge=1, le=10)
     call_token_ttl_s: int = Field(120, env="PAYBOT_CALL_TOKEN_TTL_S", ge=5, le=3600)
+    # Media Streams websockets: a ping every heartbeat (0: off; no pong closes the socket),
+    # closed after the read timeout without a frame (Twilio sends one every 20 ms, silence
+    # included), a deadline for `start` after connecting, and a cap on sockets waiting for it.
+    ws_heartbeat_s: float = Field(15.0, env="PAYBOT_WS_HEARTBEAT_S", ge=0)
+    ws_read_timeout_s: float = Field(10.0, env="PAYBOT_WS_READ_TIMEOUT_S", gt=0)
+    ws_start_timeout_s: float = Field(10.0, env="PAYBOT_WS_START_TIMEOUT_S", gt=0)
+    ws_max_pending: int = Field(32, env="PAYBOT_WS_MAX_PENDING", ge=1)
     vosk_model: Path | None = Field(None, env="PAYBOT_VOSK_MODEL")
     piper_voice: Path | None = Field(None, env="PAYBOT_PIPER_VOICE")
     speech_threads: int = Field(4, env="PAYBOT_SPEECH_THREADS", ge=1, le=64)
@@ -120,6 +130,11 @@ class Settings(BaseSettings):
     # Rasa processes, share them: postgresql://user:password@host:5432/db[?schema=name] for
     # the tracker store, redis://[:password@]host:6379/0[?key_prefix=name] for the lock store.
     tracker_store_url: SecretStr | None = Field(None, env="PAYBOT_TRACKER_STORE_URL")
+    # In memory, conversations idle past the session expiry are forgotten, and past this
+    # many the least recently used one (paybot/dialog/tracker_store.py).
+    tracker_max_conversations: int = Field(
+        10_000, env="PAYBOT_TRACKER_MAX_CONVERSATIONS", ge=1, le=10_000_000
+    )
     lock_store_url: SecretStr | None = Field(None, env="PAYBOT_LOCK_STORE_URL")
 
     @validator("tracker_store_url", "lock_store_url")

@@ -20,7 +20,7 @@ from voice_bridge.keys import HTTP_CLIENT, SETTINGS
 from voice_bridge.receipt_sender import receipt_sender
 from voice_bridge.runtime import voice_runtime
 from voice_bridge.scheduler_job import scheduler_job
-from voice_bridge.stream import handle_stream
+from voice_bridge.stream import add_stream_route
 from voice_bridge.twilio_webhooks import add_twilio_routes
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(scheduler_job)
     app.router.add_get("/healthz", healthz)
     add_twilio_routes(app)
-    app.router.add_get("/twilio/stream", handle_stream)
+    add_stream_route(app)
     return app
 
 
