@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     # 50 MB each). Building one later holds Python's GIL for 0.1-0.4 s and stalls every call.
     asr_decoders: int = Field(8, env="PAYBOT_ASR_DECODERS", ge=1, le=256)
     scheduler_interval_s: float = Field(60.0, env="PAYBOT_SCHEDULER_INTERVAL_S", ge=0)
+    # Payments whose outcome is ``unknown`` are asked about again this often (0: only at the
+    # next start); one the gateway has no record of fails after PAYBOT_RECONCILE_AFTER_S.
+    unknown_recheck_interval_s: float = Field(
+        30.0, env="PAYBOT_UNKNOWN_RECHECK_INTERVAL_S", ge=0
+    )
 
     # SMS: the bridge's outbox sender (receipts). 0 s turns it off; retries back off
     # exponentially from the backoff value until the attempts run out.

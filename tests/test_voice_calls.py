@@ -17,6 +17,7 @@ import asyncio
 import os
 import re
 import shutil
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -53,8 +54,8 @@ def fake_twilio():
         yield fake
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, fake_twilio):
+def voice_stack(tmp_path_factory, fake_twilio, **extra: str) -> Iterator[Stack]:
+    """The stack these calls need, stopped (cleanly) afterwards."""
     stack = Stack.configure(
         tmp_path_factory.mktemp("voice"),
         **fake_twilio.env(),
@@ -62,10 +63,21 @@ def stack(tmp_path_factory, fake_twilio):
         PAYBOT_SMS_FROM=BUSINESS_LINE,
         PAYBOT_SMS_SEND_INTERVAL_S="0.5",
         PAYBOT_SCHEDULER_INTERVAL_S="0",
+        **extra,
     )
     stack.start()
-    yield stack
-    assert stack.stop() == 0, stack.log_tail()
+    try:
+        yield stack
+    finally:
+        code = stack.stop()
+        if stack.engine is not None:
+            stack.engine.dispose()
+    assert code == 0, stack.log_tail()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, fake_twilio):
+    yield from voice_stack(tmp_path_factory, fake_twilio)
 
 
 @pytest.fixture(autouse=True)

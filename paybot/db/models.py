@@ -30,6 +30,7 @@ class PaymentStatus(str, enum.Enum):
     DECLINED = "declined"
     FAILED = "failed"  # never charged (gateway error, or not submitted before a crash)
     SCHEDULED = "scheduled"
+    SKIPPED = "skipped"  # a scheduled payment the rules no longer allowed on its day
     CANCELLED = "cancelled"
     REFUNDED = "refunded"
 
