@@ -112,12 +112,13 @@ def test_a_forged_tracker_without_the_secret_is_refused_and_charges_nothing(stac
 
 def test_with_the_secret_rasas_own_calls_still_work(stack):
     """Rasa sends the secret from endpoints.yml: a whole stored-card payment goes through."""
-    chat = Conversation(stack, "chat", JAMES)
-    chat.say("hi")
-    chat.say("yes")  # the full balance
-    chat.say("the card on file")
-    done = chat.say("yes")
-    assert "confirmation number" in done.text.lower(), done.text
+    call = Conversation(stack, "voice", JAMES)
+    call.start_call()
+    call.say("94107")  # the second factor
+    call.say("yes")  # the full balance
+    call.say("yes please")  # the card on file
+    done = call.say("yes")
+    assert "was successful" in done.text, done.text
     [payment] = rows(stack.engine, Payment)
     assert payment.status == "succeeded"
 
