@@ -37,6 +37,15 @@ def pytest_terminal_summary(terminalreporter) -> None:
         )
 
 
+@pytest.fixture(autouse=True)
+def _no_redaction_left_installed() -> Iterator[None]:
+    """A command run in-process installs log redaction; later tests must see raw records."""
+    yield
+    from paybot.redaction import uninstall
+
+    uninstall()
+
+
 def require_pg(nodeid: str) -> str:
     """``PAYBOT_TEST_DATABASE_URL``; else skip (counted in the summary's red line)."""
     url = os.environ.get(PG_URL_ENV)

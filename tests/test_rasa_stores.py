@@ -54,7 +54,10 @@ def test_stores_go_into_a_generated_endpoints_file_without_secrets(settings):
     assert endpoints.path.stat().st_mode & 0o077 == 0  # private to the user
     assert "pa$$word" not in written and "r3dis" not in written
     config = yaml.safe_load(written)
-    assert config["action_endpoint"] == {"url": "${PAYBOT_ACTION_SERVER_URL}"}
+    assert config["action_endpoint"] == {
+        "url": "${PAYBOT_ACTION_SERVER_URL}",
+        "headers": {"X-Paybot-Action-Secret": "${PAYBOT_ACTION_SECRET}"},
+    }
     assert config["tracker_store"] == {
         "type": "SQL",
         "dialect": "postgresql",
@@ -189,7 +192,8 @@ class Clock:
 def _endpoint_variables(monkeypatch, settings) -> None:
     """What `paybot up` gives the Rasa process for bot/endpoints.yml."""
     rasa = plan(settings, find_project(REPO))[0]
-    for name in ("PAYBOT_ACTION_SERVER_URL", "PAYBOT_TRACKER_MAX_CONVERSATIONS"):
+    for name in ("PAYBOT_ACTION_SERVER_URL", "PAYBOT_ACTION_SECRET",
+                 "PAYBOT_TRACKER_MAX_CONVERSATIONS"):
         monkeypatch.setenv(name, rasa.env[name])
 
 

@@ -1,8 +1,9 @@
 """Rasa's REST channel, hardened: user text can never be taken as an intent.
 
 Rasa parses a message starting with ``/`` ("/affirm", '/inform{"amount": 5}') as an intent
-with entities, skipping NLU. Users must not be able to do that: this channel strips leading
-slashes from user text (and a leading ``EXTERNAL:``, the text Rasa records for system events),
+with entities, skipping NLU. Users must not be able to do that: this channel strips every leading
+slash, space and ``EXTERNAL:`` (the text Rasa records for system events) from user text, until
+none is left (Rasa strips whitespace and then looks for an ASCII ``/`` only),
 and keeps only the metadata keys paybot uses, validated: ``channel`` and ``from`` only when the
 bridge vouched for them (:mod:`paybot.dialog.vouch`), else the message is a chat with no caller
 number. System events
@@ -27,7 +28,7 @@ from paybot.phone import InvalidPhoneNumber, to_e164
 from paybot.settings import load_settings
 
 CHANNELS = ("voice", "sms", "chat")
-_SYSTEM_PREFIX = re.compile(r"external\s*:", re.IGNORECASE)  # Rasa's text for system events
+_SYSTEM_PREFIX = re.compile(r"^external\s*:", re.IGNORECASE)  # Rasa's text for system events
 MAX_TEXT = 2000
 
 
@@ -36,9 +37,10 @@ def sanitize_text(text: Any) -> str | None:
     if not isinstance(text, str):
         return None
     cleaned = "".join(ch for ch in text if ch.isprintable() or ch in "\n\t")[:MAX_TEXT]
-    cleaned = cleaned.strip().lstrip("/").strip()
-    while _SYSTEM_PREFIX.match(cleaned):
-        cleaned = _SYSTEM_PREFIX.sub("", cleaned, count=1).strip().lstrip("/").strip()
+    previous = None
+    while cleaned != previous:  # "/ /affirm", "EXTERNAL: //affirm": until nothing changes
+        previous = cleaned
+        cleaned = _SYSTEM_PREFIX.sub("", cleaned.strip().lstrip("/").strip(), count=1)
     return cleaned
 
 
