@@ -19,11 +19,13 @@ from typing import Any
 from rasa.core.channels.rest import RestInput
 from sanic.request import Request
 
+from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, contains_card_number
 from paybot.phone import InvalidPhoneNumber, to_e164
 
 CHANNELS = ("voice", "sms", "chat")
 _SYSTEM_PREFIX = re.compile(r"external\s*:", re.IGNORECASE)  # Rasa's text for system events
 MAX_TEXT = 2000
+CARD_NUMBER_SHARED = "/card_number_shared"  # the intent a message with a card number becomes
 
 
 def sanitize_text(text: Any) -> str | None:
@@ -35,6 +37,14 @@ def sanitize_text(text: Any) -> str | None:
     while _SYSTEM_PREFIX.match(cleaned):
         cleaned = _SYSTEM_PREFIX.sub("", cleaned, count=1).strip().lstrip("/").strip()
     return cleaned
+
+
+def screen_card_numbers(text: str | None) -> str | None:
+    """A message holding a card number (or the bridge's mark for one) becomes the
+    ``card_number_shared`` intent: Rasa never sees the digits, and a rule answers it."""
+    if text and (CARD_NUMBER_REMOVED in text or contains_card_number(text)):
+        return CARD_NUMBER_SHARED
+    return text
 
 
 def sanitize_metadata(metadata: Any) -> dict[str, str]:
@@ -60,7 +70,7 @@ class SafeRestInput(RestInput):
         return "rest"
 
     def _extract_message(self, req: Request) -> str | None:
-        return sanitize_text(req.json.get("message"))
+        return screen_card_numbers(sanitize_text(req.json.get("message")))
 
     def get_metadata(self, request: Request) -> dict[str, str]:
         return sanitize_metadata(request.json.get("metadata"))
