@@ -114,10 +114,13 @@ def test_a_card_number_followed_by_expiry_and_code_goes_as_a_whole():
 
 def test_spoken_forms_the_digit_parser_reads():
     assert contains_card_number("four oh oh oh, oh oh oh oh, oh oh oh oh, oh oh oh two")
-    assert contains_card_number("forty two forty two forty two forty two forty two forty two "
-                                "forty two forty two")
-    assert contains_card_number("double five double five double five double five double "
-                                "five double five double four double four")  # 5555...4444
+    assert contains_card_number(
+        "forty two forty two forty two forty two forty two forty two forty two forty two"
+    )
+    assert contains_card_number(
+        "double five double five double five double five double "
+        "five double five double four double four"
+    )  # 5555...4444
     assert contains_card_number("Four-Two-Four-Two 4242 four two four two 4242")
     assert contains_card_number("４２４２ ４２４２ ４２４２ ４２４２")  # full-width digits
 
