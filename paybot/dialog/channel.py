@@ -3,7 +3,9 @@
 Rasa parses a message starting with ``/`` ("/affirm", '/inform{"amount": 5}') as an intent
 with entities, skipping NLU. Users must not be able to do that: this channel strips leading
 slashes from user text (and a leading ``EXTERNAL:``, the text Rasa records for system events),
-and keeps only the metadata keys paybot uses, validated. System events
+and keeps only the metadata keys paybot uses, validated. A message holding a card number
+(:mod:`paybot.parsing.card_numbers`) reaches Rasa as the ``card_number_shared`` intent, never
+as text: a rule tells the customer we do not take card numbers that way. System events
 (capture results, silence, call start) reach Rasa through its token-protected HTTP API instead.
 
 Configured in ``bot/credentials.yml``; it keeps the REST channel's URL,
