@@ -528,16 +528,16 @@ def test_keys_pressed_during_the_capture_intro_belong_to_the_capture(stack, fake
 
 
 def test_keys_after_a_failed_capture_do_not_reach_the_bot(stack, fake_twilio):
-    wrong = "5555555555554445"  # fails the Luhn check
+    wrong = "5555555555554445"  # fails the Luhn check; 16 digits end the entry
 
     async def call():
         async with dial(stack, fake_twilio, ROBERT) as phone:
             await _to_capture(phone)
-            for _ in range(3):
-                await phone.press(wrong + "#")
-                if _ < 2:
+            for attempt in range(3):
+                await phone.press(wrong)
+                if attempt < 2:
                     await phone.wait_bot()  # that's not valid; key it again
-            await phone.press("55555555")  # the caller goes on keying
+            await phone.press("55555555")  # the capture failed; the caller goes on keying
             await phone.wait_bot()
             await phone.wait(4.0)  # past the keypad's inter-digit timeout
             await phone.hangup()
