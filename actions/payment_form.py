@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -45,6 +44,7 @@ from paybot.parsing import (
 )
 from paybot.parsing.addresses import pick_address
 from paybot.parsing.card_numbers import contains_card_number, is_card_number
+from paybot.payments.ledger import new_idempotency_key
 from paybot.payments.rules import PaymentRefused
 
 log = logging.getLogger(__name__)
@@ -391,5 +391,5 @@ class ValidatePaymentForm(FormValidationAction):
             say(dispatcher, tracker, "payment_not_confirmed")
             return {"confirm_payment": False, "form_outcome": "not_confirmed"}
         # One key per confirmed request: a repeated "yes" can never charge twice.
-        key = tracker.get_slot("payment_key") or f"{tracker.sender_id}:{uuid.uuid4().hex}"
+        key = tracker.get_slot("payment_key") or new_idempotency_key()
         return {"confirm_payment": True, "payment_key": key}
