@@ -3,9 +3,11 @@
 Rasa parses a message starting with ``/`` ("/affirm", '/inform{"amount": 5}') as an intent
 with entities, skipping NLU. Users must not be able to do that: this channel strips leading
 slashes from user text (and a leading ``EXTERNAL:``, the text Rasa records for system events),
-and keeps only the metadata keys paybot uses, validated. A message holding a card number
-(:mod:`paybot.parsing.card_numbers`) reaches Rasa as the ``card_number_shared`` intent, never
-as text: a rule tells the customer we do not take card numbers that way. System events
+and keeps only the metadata keys paybot uses, validated: ``channel`` and ``from`` only when the
+bridge vouched for them (:mod:`paybot.dialog.vouch`), else the message is a chat with no caller
+number. A message holding a card number (:mod:`paybot.parsing.card_numbers`) reaches Rasa as
+the ``card_number_shared`` intent, never as text: a rule tells the customer we do not take
+card numbers that way. System events
 (capture results, silence, call start) reach Rasa through its token-protected HTTP API instead.
 
 Configured in ``bot/credentials.yml``; it keeps the REST channel's URL,
@@ -15,14 +17,17 @@ Configured in ``bot/credentials.yml``; it keeps the REST channel's URL,
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from typing import Any
 
 from rasa.core.channels.rest import RestInput
 from sanic.request import Request
 
+from paybot.dialog.vouch import vouch_key, vouched
 from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, contains_card_number
 from paybot.phone import InvalidPhoneNumber, to_e164
+from paybot.settings import load_settings
 
 CHANNELS = ("voice", "sms", "chat")
 _SYSTEM_PREFIX = re.compile(r"external\s*:", re.IGNORECASE)  # Rasa's text for system events
@@ -64,6 +69,11 @@ def sanitize_metadata(metadata: Any) -> dict[str, str]:
     return result
 
 
+@functools.cache
+def _vouch_key() -> bytes:
+    return vouch_key(load_settings().rasa_token.get_secret_value())
+
+
 class SafeRestInput(RestInput):
     """The REST channel, with user text and metadata sanitised."""
 
@@ -75,4 +85,5 @@ class SafeRestInput(RestInput):
         return screen_card_numbers(sanitize_text(req.json.get("message")))
 
     def get_metadata(self, request: Request) -> dict[str, str]:
-        return sanitize_metadata(request.json.get("metadata"))
+        body = request.json
+        return sanitize_metadata(vouched(_vouch_key(), body.get("sender"), body.get("metadata")))
