@@ -289,8 +289,10 @@ def test_a_card_number_where_the_account_number_is_asked_is_refused_and_never_ke
 
 
 def test_a_card_number_anywhere_else_is_refused_too(stack):
-    chat = Conversation(stack, "chat", JAMES)
-    assert "Hello James" in chat.say("hi").text
+    chat = Conversation(stack, "chat")
+    chat.say("hi")
+    chat.say("100200300")
+    assert "Hello James" in chat.say("94107").text
     refused = chat.say("pay it all with 4242 4242 4242 4242 exp 12/30")
     assert TEXT_WARNING in refused.text
     assert "$321.72" in refused.text  # the question again

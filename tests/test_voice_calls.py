@@ -580,6 +580,8 @@ def user_texts(stack: Stack, call_sid: str) -> list[str]:
 def test_keys_pressed_during_the_capture_intro_belong_to_the_capture(stack, fake_twilio):
     async def call():
         async with dial(stack, fake_twilio, ROBERT) as phone:
+            await phone.wait_bot()  # the billing ZIP code, please
+            await phone.press("60601#")
             await phone.wait_bot()  # Hello Robert ...
             for answer in ("yes", "no", "card"):
                 await phone.say(answer)
