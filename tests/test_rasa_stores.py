@@ -21,6 +21,7 @@ from paybot.cli.rasa_endpoints import rasa_endpoints
 from paybot.cli.up import plan
 from paybot.db.engine import make_engine
 from paybot.settings import SettingsError, load_settings
+from tests import cardscan
 from tests.conftest import PG_URL_ENV
 from tests.stack import Conversation, Stack
 
@@ -172,6 +173,9 @@ def test_stack_keeps_conversations_in_postgresql_and_locks_in_redis(tmp_path):
         assert chat.tracker()["sender_id"] == chat.sender
     finally:
         code = stack.stop()
+        rasa_tables = make_engine(pg_url, search_path=schema)  # Rasa's tracker store
+        cardscan.check_engine(rasa_tables, f"rasa tracker store schema {schema}")
+        rasa_tables.dispose()
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
