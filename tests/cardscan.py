@@ -182,11 +182,14 @@ def scan_tracker(tracker: dict[str, Any], label: str) -> list[Finding]:
     found = scan_text(json.dumps(tracker), f"tracker {label}")
     if any(f.what.startswith("card number") for f in found):
         return found
-    said = "\n".join(
-        str(e.get("text") or "") for e in tracker.get("events", []) if e.get("event") == "user"
-    )
+    said = [str(e.get("text") or "") for e in tracker.get("events", []) if e.get("event") == "user"]
     seen = {f.what for f in found}
-    found += [f for f in scan_text(said, f"tracker {label}", spoken=True) if f.what not in seen]
+    for message in said:  # one message at a time, as the channels screen them: an account
+        # number and a ZIP said one after the other are not a card number
+        found += [
+            f for f in scan_text(message, f"tracker {label}", spoken=True) if f.what not in seen
+        ]
+        seen = {f.what for f in found}
     return found
 
 

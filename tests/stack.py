@@ -89,6 +89,7 @@ class Stack:
     def start(self, timeout_s: float = 420) -> None:
         """Run ``paybot up``; or, with PAYBOT_E2E_RASA_URL and PAYBOT_E2E_DB set, use a stack
         that is already running (handy while editing the conversation)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)  # the output log goes there
         external_db = os.environ.get("PAYBOT_E2E_DB")
         if os.environ.get("PAYBOT_E2E_RASA_URL") and external_db:
             self.env["PAYBOT_E2E_RASA_URL"] = os.environ["PAYBOT_E2E_RASA_URL"]

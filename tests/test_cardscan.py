@@ -121,6 +121,13 @@ def test_a_tracker_is_scanned_in_every_form(code):
     assert [f.what for f in cardscan.scan_tracker(tracker, "chat:1")] == ["card number ending 0002"]
 
 
+def test_messages_are_scanned_one_at_a_time():
+    """An account number and a ZIP keyed one after the other are two messages, not a card
+    number, even when their digits together pass Luhn (100200300 then 94102)."""
+    events = [{"event": "user", "text": t} for t in ("100200300", "94102", "yes")]
+    assert cardscan.scan_tracker({"sender_id": "call:1", "events": events}, "call:1") == []
+
+
 def test_a_card_number_in_a_database_table_is_found(db_engine):
     with db_engine.begin() as conn:
         conn.execute(
