@@ -27,10 +27,12 @@ from decimal import Decimal
 from typing import Any
 
 from rasa_sdk import Tracker
+from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
-from rasa_sdk.forms import FormValidationAction
+from rasa_sdk.forms import REQUESTED_SLOT, FormValidationAction
 
 from actions import customer
+from actions.anytime import MAX_ASKS
 from actions.responses import say
 from actions.services import Services, services
 from actions.wording import day, money
@@ -69,6 +71,21 @@ def yes_no(tracker: Tracker, text: str) -> bool | None:
     if intent == "deny":
         return False
     return parse_yes_no(text)
+
+
+def asked_in_a_row(tracker: Tracker, ask_action: str) -> int:
+    """How many times in a row the form's latest questions were ``ask_action`` (another
+    question, or the form ending, breaks the run)."""
+    count = 0
+    for event in reversed(tracker.events):
+        kind, name = event.get("event"), event.get("name")
+        if kind == "active_loop" and name is None:
+            break
+        if kind == "action" and name and name.startswith("action_ask_"):
+            if name != ask_action:
+                break
+            count += 1
+    return count
 
 
 def entity(tracker: Tracker, name: str) -> str | None:
@@ -116,6 +133,21 @@ class ValidatePaymentForm(FormValidationAction):
             wanted.append("bank_account_type")
         wanted.append("confirm_payment")
         return wanted
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        """The validation, then the next question; but a question already asked three times
+        in a row is not asked a fourth time: the form ends (``form_outcome`` ``stuck``) and
+        ``action_complete_payment`` hands over to an agent."""
+        events = await super().run(dispatcher, tracker, domain)
+        asking = next(
+            (e.get("value") for e in reversed(events) if e.get("name") == REQUESTED_SLOT), None
+        )
+        if asking and asked_in_a_row(tracker, f"action_ask_{asking}") >= MAX_ASKS:
+            log.info("conversation %s: %s asked %d times", tracker.sender_id, asking, MAX_ASKS)
+            return [*events[:-1], SlotSet("form_outcome", "stuck"), SlotSet(REQUESTED_SLOT, None)]
+        return events
 
     # --- identification -------------------------------------------------------------
     async def validate_account_choice(
