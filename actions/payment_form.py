@@ -73,19 +73,22 @@ def yes_no(tracker: Tracker, text: str) -> bool | None:
     return parse_yes_no(text)
 
 
-def asked_in_a_row(tracker: Tracker, ask_action: str) -> int:
-    """How many times in a row the form's latest questions were ``ask_action`` (another
-    question, or the form ending, breaks the run)."""
-    count = 0
+def asked_in_a_row(tracker: Tracker, slot: str) -> int:
+    """In how many of the latest turns in a row the form asked for ``slot`` (it sets
+    ``requested_slot`` each time it asks; another question, or the form ending, breaks
+    the run)."""
+    count, in_turn = 0, False
     for event in reversed(tracker.events):
-        kind, name = event.get("event"), event.get("name")
-        if kind == "active_loop" and name is None:
-            break
-        if kind == "action" and name and name.startswith("action_ask_"):
-            if name != ask_action:
+        kind = event.get("event")
+        if kind == "user":
+            count, in_turn = count + in_turn, False
+        elif kind == "slot" and event.get("name") == REQUESTED_SLOT:
+            if event.get("value") != slot:
                 break
-            count += 1
-    return count
+            in_turn = True
+        elif kind == "active_loop" and event.get("name") is None:
+            break
+    return count + in_turn
 
 
 def entity(tracker: Tracker, name: str) -> str | None:
@@ -144,7 +147,7 @@ class ValidatePaymentForm(FormValidationAction):
         asking = next(
             (e.get("value") for e in reversed(events) if e.get("name") == REQUESTED_SLOT), None
         )
-        if asking and asked_in_a_row(tracker, f"action_ask_{asking}") >= MAX_ASKS:
+        if asking and asked_in_a_row(tracker, asking) >= MAX_ASKS:
             log.info("conversation %s: %s asked %d times", tracker.sender_id, asking, MAX_ASKS)
             return [*events[:-1], SlotSet("form_outcome", "stuck"), SlotSet(REQUESTED_SLOT, None)]
         return events

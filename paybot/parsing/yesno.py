@@ -75,9 +75,12 @@ def _polarities(words: list[str]) -> set[bool] | None:
 
 
 def is_filler(text: str) -> bool:
-    """True when ``text`` is empty or only filler ("uh", "um, hmm..."), i.e. no answer."""
+    """True when ``text`` is empty, only filler ("uh", "um, hmm...") or without a letter or
+    digit ("?", "??!!"), i.e. no answer."""
     words = " ".join(text.lower().replace(",", " ").replace(".", " ").split())
-    return not words or words in FILLERS or all(w in FILLERS for w in words.split())
+    if not re.search(r"[^\W_]", words):
+        return True
+    return words in FILLERS or all(w in FILLERS for w in words.split())
 
 
 def parse_yes_no(text: str) -> bool | None:

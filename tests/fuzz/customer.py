@@ -157,6 +157,9 @@ class Customer:
         if slot == "ready_to_pay":
             return rng.choice(("no", f"I'll pay {rng.choice(pools.AMOUNTS)}"))
         if slot == "payment_amount":
+            allowed = re.search(r"between \$([\d,.]+) and", question)
+            if allowed:  # what the bot says it can take
+                return f"${allowed.group(1)}"
             return rng.choice(pools.AMOUNTS)
         if slot == "payment_date":
             return rng.choice(pools.DATES)
@@ -167,7 +170,7 @@ class Customer:
         if slot == "confirm_payment":
             amount = _first_amount(question)
             if amount is not None and amount > Decimal("40"):  # keep the demo balances
-                return "no, that's too much"
+                return rng.choice(("no", "no thanks"))
             return rng.choice(pools.YES)
         # A question this customer has not been taught: answer by what it asks for.
         lowered = question.lower()
