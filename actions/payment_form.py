@@ -74,14 +74,17 @@ def yes_no(tracker: Tracker, text: str) -> bool | None:
 
 
 def asked_in_a_row(tracker: Tracker, slot: str) -> int:
-    """In how many of the latest turns in a row the form asked for ``slot`` (it sets
-    ``requested_slot`` each time it asks; another question, or the form ending, breaks
-    the run)."""
-    count, in_turn = 0, False
+    """In how many turns in a row before this one the form asked for ``slot`` (it sets
+    ``requested_slot`` each time it asks; another question, or the form ending, breaks the
+    run)."""
+    count, in_turn, this_turn = 0, False, True
     for event in reversed(tracker.events):
         kind = event.get("event")
         if kind == "user":
-            count, in_turn = count + in_turn, False
+            count, in_turn = count + (in_turn and not this_turn), False
+            this_turn = False
+        elif this_turn:
+            continue
         elif kind == "slot" and event.get("name") == REQUESTED_SLOT:
             if event.get("value") != slot:
                 break

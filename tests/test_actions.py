@@ -547,16 +547,21 @@ async def test_anything_else_is_not_asked_a_fourth_time(svc):
 
 def _form_asked(slot: str, times: int) -> list[dict]:
     ask = {"event": "slot", "name": "requested_slot", "value": slot}
-    return [e for _ in range(times) for e in ({"event": "user", "text": "hmm"}, ask)]
+    asked = [e for _ in range(times) for e in ({"event": "user", "text": "hmm"}, ask)]
+    return [*asked, {"event": "user", "text": "hmm"}]  # and this turn's message
 
 
 async def test_the_form_does_not_ask_a_fourth_time(svc):
     from actions.payment_form import asked_in_a_row
 
     assert asked_in_a_row(tracker(events=_form_asked("payment_amount", 3)), "payment_amount") == 3
-    other = [*_form_asked("ready_to_pay", 2), *_form_asked("payment_amount", 1)]
+    other = [*_form_asked("ready_to_pay", 2)[:-1], *_form_asked("payment_amount", 1)]
     assert asked_in_a_row(tracker(events=other), "payment_amount") == 1
     slots = {**JAMES, "ready_to_pay": False, "requested_slot": "payment_amount"}
+    twice = tracker(slots=slots, text="hmm", events=_form_asked("payment_amount", 2),
+                    loop="payment_form")
+    events = await ValidatePaymentForm().run(CollectingDispatcher(), twice, DOMAIN)
+    assert events[-1] == SlotSet("requested_slot", "payment_amount")  # a third ask is fine
     t = tracker(slots=slots, text="hmm", events=[*_form_asked("payment_amount", 3)],
                 loop="payment_form")
     events = await ValidatePaymentForm().run(CollectingDispatcher(), t, DOMAIN)
