@@ -28,6 +28,7 @@ from paybot.parsing import is_filler
 
 # The yes/no questions asked outside the payment form (the ``stage`` slot; actions/answers.py).
 YES_NO_STAGES = ("receipt", "anything_else", "cancel_scheduled", "how_can_i_help")
+LISTEN = FollowupAction("action_listen")
 # The most times in a row the bot asks one question; the next time it changes tack.
 MAX_ASKS = 3
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -277,12 +278,13 @@ class ActionHandleSilence(Action):
             return []
         silences = _trailing_user_intents(tracker, "silence")
         if silences >= 3:
+            # The conversation ends here: listen, not the form the silence rule goes back to.
             if (
                 tracker.get_slot("channel") == "voice"
                 and tracker.get_slot("stage") != "anything_else"
             ):
-                return transfer(dispatcher, tracker, reason="silence")
-            return goodbye(dispatcher, tracker)
+                return [*transfer(dispatcher, tracker, reason="silence"), LISTEN]
+            return [*goodbye(dispatcher, tracker), LISTEN]
         say(dispatcher, tracker, "silence")
         if not tracker.active_loop.get("name"):
             replay(dispatcher, tracker)

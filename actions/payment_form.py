@@ -150,7 +150,12 @@ class ValidatePaymentForm(FormValidationAction):
         asking = next(
             (e.get("value") for e in reversed(events) if e.get("name") == REQUESTED_SLOT), None
         )
-        if asking and asked_in_a_row(tracker, asking) >= MAX_ASKS:
+        # Right after the message, with nothing taken from it, Rasa rejects the form and an
+        # interruption rule answers first (help, balance, silence); the form asks afterwards.
+        will_ask = tracker.latest_action_name != "action_listen" or any(
+            e.get("event") == "slot" and e.get("name") != REQUESTED_SLOT for e in events
+        )
+        if will_ask and asking and asked_in_a_row(tracker, asking) >= MAX_ASKS:
             log.info("conversation %s: %s asked %d times", tracker.sender_id, asking, MAX_ASKS)
             return [*events[:-1], SlotSet("form_outcome", "stuck"), SlotSet(REQUESTED_SLOT, None)]
         return events

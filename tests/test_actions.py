@@ -564,6 +564,12 @@ async def test_the_form_does_not_ask_a_fourth_time(svc):
     assert events[-1] == SlotSet("requested_slot", "payment_amount")  # a third ask is fine
     t = tracker(slots=slots, text="hmm", events=[*_form_asked("payment_amount", 3)],
                 loop="payment_form")
+    # Right after the message with nothing taken from it, Rasa rejects the form and an
+    # interruption rule answers first: the form is not ended there...
+    events = await ValidatePaymentForm().run(CollectingDispatcher(), t, DOMAIN)
+    assert SlotSet("form_outcome", "stuck") not in events
+    # ...but when it comes back to ask (after utter_help, say), it asks no fourth time.
+    t.latest_action_name = "utter_help"
     events = await ValidatePaymentForm().run(CollectingDispatcher(), t, DOMAIN)
     assert SlotSet("form_outcome", "stuck") in events
     assert events[-1] == SlotSet("requested_slot", None)
