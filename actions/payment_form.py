@@ -94,6 +94,19 @@ def asked_in_a_row(tracker: Tracker, slot: str) -> int:
     return count + in_turn
 
 
+def _answered_since_message(tracker: Tracker) -> bool:
+    """Whether another action ran since the latest message (an interruption rule, or what
+    activated the form). Rasa gives the validation a tracker that ends with the form's own
+    action, so ``latest_action_name`` cannot tell."""
+    for event in reversed(tracker.events):
+        kind, name = event.get("event"), event.get("name")
+        if kind == "user":
+            return False
+        if kind == "action" and name not in ("payment_form", "action_extract_slots"):
+            return True
+    return False
+
+
 def entity(tracker: Tracker, name: str) -> str | None:
     """The first value of entity ``name`` in the latest message."""
     return next(
@@ -152,7 +165,7 @@ class ValidatePaymentForm(FormValidationAction):
         )
         # Right after the message, with nothing taken from it, Rasa rejects the form and an
         # interruption rule answers first (help, balance, silence); the form asks afterwards.
-        will_ask = tracker.latest_action_name != "action_listen" or any(
+        will_ask = _answered_since_message(tracker) or any(
             e.get("event") == "slot" and e.get("name") != REQUESTED_SLOT for e in events
         )
         if will_ask and asking and asked_in_a_row(tracker, asking) >= MAX_ASKS:

@@ -569,7 +569,7 @@ async def test_the_form_does_not_ask_a_fourth_time(svc):
     events = await ValidatePaymentForm().run(CollectingDispatcher(), t, DOMAIN)
     assert SlotSet("form_outcome", "stuck") not in events
     # ...but when it comes back to ask (after utter_help, say), it asks no fourth time.
-    t.latest_action_name = "utter_help"
+    t.events.append({"event": "action", "name": "utter_help"})
     events = await ValidatePaymentForm().run(CollectingDispatcher(), t, DOMAIN)
     assert SlotSet("form_outcome", "stuck") in events
     assert events[-1] == SlotSet("requested_slot", None)
