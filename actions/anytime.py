@@ -306,6 +306,8 @@ class ActionFallback(Action):
         text = tracker.latest_message.get("text")
         if text and is_filler(text):
             return [*not_an_answer(dispatcher, tracker), UserUtteranceReverted()]
+        if tracker.get_slot("stage") in ("anything_else", "how_can_i_help") and _ending(tracker):
+            return goodbye(dispatcher, tracker)  # "no, that's all": a no or a goodbye
         misses = turns_not_understood(tracker)
         if misses >= 3:
             return transfer(dispatcher, tracker, reason="not_understood")
@@ -315,6 +317,17 @@ class ActionFallback(Action):
         # sent, so the policies listen again (they could not place it) instead of predicting
         # the fallback over and over until the circuit breaker trips.
         return [UserUtteranceReverted()]
+
+
+def _ending(tracker: Tracker) -> bool:
+    """Whether NLU, unsure, found only ways of ending among its two best guesses ("no, that's
+    all" sits between deny and goodbye): the answer to "anything else?" is then no."""
+    ranking = [
+        r.get("name")
+        for r in tracker.latest_message.get("intent_ranking") or []
+        if r.get("name") != "nlu_fallback"
+    ][:2]
+    return bool(ranking) and set(ranking) <= {"deny", "goodbye", "thanks"}
 
 
 # Actions Rasa runs on every turn without answering it.

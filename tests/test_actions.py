@@ -590,3 +590,20 @@ async def test_goodbye_ends_a_text_session(svc, channel, new_session):
         after = events[events.index(SessionStarted()) :]
         assert SlotSet("caller_number", "+15555550100") in after
         assert SlotSet("channel", channel) in after
+
+
+async def test_an_unsure_no_or_goodbye_to_anything_else_ends(svc):
+    from actions.anytime import ActionFallback
+
+    t = tracker(slots={**JAMES, "stage": "how_can_i_help"}, text="no, that's all",
+                intent="nlu_fallback")
+    t.latest_message["intent_ranking"] = [
+        {"name": "nlu_fallback"}, {"name": "deny"}, {"name": "goodbye"}, {"name": "help"}
+    ]
+    d = CollectingDispatcher()
+    await ActionFallback().run(d, t, DOMAIN)
+    assert responses_of(d) == ["goodbye"]
+    t.latest_message["intent_ranking"] = [{"name": "deny"}, {"name": "help"}]
+    d = CollectingDispatcher()
+    await ActionFallback().run(d, t, DOMAIN)
+    assert responses_of(d) == ["ask_rephrase"]  # a no or a question for help: not sure

@@ -134,6 +134,10 @@ class Customer:
     def _on_script(self, view: BotView) -> str:
         if view.ended:
             return self.rng.choice(pools.START)
+        greeted = re.search(r"\b(?:Hello|Thanks,) ([A-Z][a-z]+)\b", view.text)
+        if greeted and greeted.group(1) != self.persona.name:
+            # An SMS number keeps its conversation: someone else paid from it before.
+            return "that's not my account"
         if view.requested_slot:
             return self._answer(view.requested_slot, view.text)
         if "say start over" in view.text:
