@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -46,6 +45,7 @@ from paybot.parsing import (
     parse_yes_no,
 )
 from paybot.parsing.addresses import pick_address
+from paybot.payments.ledger import new_idempotency_key
 from paybot.payments.rules import PaymentRefused
 
 log = logging.getLogger(__name__)
@@ -443,5 +443,5 @@ class ValidatePaymentForm(FormValidationAction):
             say(dispatcher, tracker, "payment_not_confirmed")
             return {"confirm_payment": False, "form_outcome": "not_confirmed"}
         # One key per confirmed request: a repeated "yes" can never charge twice.
-        key = tracker.get_slot("payment_key") or f"{tracker.sender_id}:{uuid.uuid4().hex}"
+        key = tracker.get_slot("payment_key") or new_idempotency_key()
         return {"confirm_payment": True, "payment_key": key}

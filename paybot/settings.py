@@ -91,7 +91,17 @@ class Settings(BaseSettings):
     transfer_to: str | None = Field(None, env="PAYBOT_TRANSFER_TO")
     # Behind a reverse proxy, rebuild the signed URL from X-Forwarded-Proto/Host.
     trust_proxy: bool = Field(False, env="PAYBOT_TRUST_PROXY")
+    # How many proxies in a row append to X-Forwarded-*: the value used is that many from the
+    # right (what the outermost one saw); entries further left came from the client.
+    trusted_proxies: int = Field(1, env="PAYBOT_TRUSTED_PROXIES", ge=1, le=10)
     call_token_ttl_s: int = Field(120, env="PAYBOT_CALL_TOKEN_TTL_S", ge=5, le=3600)
+    # Media Streams websockets: a ping every heartbeat (0: off; no pong closes the socket),
+    # closed after the read timeout without a frame (Twilio sends one every 20 ms, silence
+    # included), a deadline for `start` after connecting, and a cap on sockets waiting for it.
+    ws_heartbeat_s: float = Field(15.0, env="PAYBOT_WS_HEARTBEAT_S", ge=0)
+    ws_read_timeout_s: float = Field(10.0, env="PAYBOT_WS_READ_TIMEOUT_S", gt=0)
+    ws_start_timeout_s: float = Field(10.0, env="PAYBOT_WS_START_TIMEOUT_S", gt=0)
+    ws_max_pending: int = Field(32, env="PAYBOT_WS_MAX_PENDING", ge=1)
     vosk_model: Path | None = Field(None, env="PAYBOT_VOSK_MODEL")
     piper_voice: Path | None = Field(None, env="PAYBOT_PIPER_VOICE")
     speech_threads: int = Field(4, env="PAYBOT_SPEECH_THREADS", ge=1, le=64)
@@ -99,6 +109,11 @@ class Settings(BaseSettings):
     # 50 MB each). Building one later holds Python's GIL for 0.1-0.4 s and stalls every call.
     asr_decoders: int = Field(8, env="PAYBOT_ASR_DECODERS", ge=1, le=256)
     scheduler_interval_s: float = Field(60.0, env="PAYBOT_SCHEDULER_INTERVAL_S", ge=0)
+    # Payments whose outcome is ``unknown`` are asked about again this often (0: only at the
+    # next start); one the gateway has no record of fails after PAYBOT_RECONCILE_AFTER_S.
+    unknown_recheck_interval_s: float = Field(
+        30.0, env="PAYBOT_UNKNOWN_RECHECK_INTERVAL_S", ge=0
+    )
 
     # SMS: the bridge's outbox sender (receipts). 0 s turns it off; retries back off
     # exponentially from the backoff value until the attempts run out.
@@ -112,6 +127,11 @@ class Settings(BaseSettings):
     # Rasa processes, share them: postgresql://user:password@host:5432/db[?schema=name] for
     # the tracker store, redis://[:password@]host:6379/0[?key_prefix=name] for the lock store.
     tracker_store_url: SecretStr | None = Field(None, env="PAYBOT_TRACKER_STORE_URL")
+    # In memory, conversations idle past the session expiry are forgotten, and past this
+    # many the least recently used one (paybot/dialog/tracker_store.py).
+    tracker_max_conversations: int = Field(
+        10_000, env="PAYBOT_TRACKER_MAX_CONVERSATIONS", ge=1, le=10_000_000
+    )
     lock_store_url: SecretStr | None = Field(None, env="PAYBOT_LOCK_STORE_URL")
 
     @validator("tracker_store_url", "lock_store_url")

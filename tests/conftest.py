@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -36,25 +37,50 @@ def pytest_terminal_summary(terminalreporter) -> None:
         )
 
 
+def require_pg(nodeid: str) -> str:
+    """``PAYBOT_TEST_DATABASE_URL``; else skip (counted in the summary's red line)."""
+    url = os.environ.get(PG_URL_ENV)
+    if not url:
+        _skipped_pg.append(nodeid)
+        pytest.skip(f"PostgreSQL not configured: set {PG_URL_ENV}")
+    return url
+
+
+@contextmanager
+def fresh_schema(url: str, prefix: str = "paybot_test") -> Iterator[str]:
+    """A new, empty schema in the PostgreSQL database at ``url``, dropped afterwards; yields
+    its name."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield schema
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def schema_url(url: str, schema: str) -> str:
+    """``url`` with every table in ``schema`` (a libpq option: what ``DATABASE_URL`` of a
+    process needs to use the schema)."""
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+
+
 @pytest.fixture(scope="session")
 def pg_engine() -> Iterator[Engine | None]:
     url = os.environ.get(PG_URL_ENV)
     if not url:
         yield None
         return
-    schema = f"paybot_test_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(url, search_path=schema)
-    migrate(engine)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with fresh_schema(url) as schema:
+        engine = make_engine(url, search_path=schema)
+        migrate(engine)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
 
 def _truncate_all(engine: Engine) -> None:
@@ -92,8 +118,7 @@ def db_engine(request, tmp_path, pg_engine, sqlite_template) -> Iterator[Engine]
         engine.dispose()
         return
     if pg_engine is None:
-        _skipped_pg.append(request.node.nodeid)
-        pytest.skip(f"PostgreSQL not configured: set {PG_URL_ENV}")
+        require_pg(request.node.nodeid)
     _truncate_all(pg_engine)
     yield pg_engine
     _truncate_all(pg_engine)

@@ -34,3 +34,17 @@ def edit_distance(ref: Sequence, hyp: Sequence) -> int:
         for j, h in enumerate(hyp, 1):
             row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (r != h))
     return row[-1]
+
+
+def second_engine(engine):
+    """Another engine on ``engine``'s database (another process's connections), in the same
+    private schema on PostgreSQL."""
+    from sqlalchemy import text
+
+    from paybot.db.engine import make_engine
+
+    search_path = None
+    if engine.dialect.name == "postgresql":  # the test's private schema
+        with engine.connect() as conn:
+            search_path = conn.execute(text("SHOW search_path")).scalar()
+    return make_engine(engine.url.render_as_string(hide_password=False), search_path=search_path)

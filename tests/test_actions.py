@@ -190,11 +190,42 @@ async def test_text_channels_refuse_new_cards(svc):
     assert result["payment_method"] is None and "text_no_card" in responses_of(d)
 
 
+async def test_payment_keys_fit_their_column_whatever_the_sender(svc):
+    """A voice call's sender is ``call:<CallSid>`` (39 characters): its key once was that plus
+    32 hex digits, 72 characters in a VARCHAR(64) column, and every voice payment failed on
+    PostgreSQL. Keys are unique, and kept in the slot across retries."""
+    import random
+
+    from paybot.db.models import Payment
+    from voice_bridge.caller.webhook import new_sid
+
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    column = Payment.__table__.c.idempotency_key.type.length
+    form, keys = ValidatePaymentForm(), set()
+    senders = [f"call:{new_sid('CA')}"] + [
+        "chat:" + "".join(rng.choices("abcdef0123456789-:", k=rng.randint(1, 200)))
+        for _ in range(20)
+    ]
+    for sender in senders:
+        t = tracker(intent="affirm")
+        t.sender_id = sender
+        key = (await form.validate_confirm_payment("yes", CollectingDispatcher(), t, DOMAIN))[
+            "payment_key"
+        ]
+        assert len(key) <= column, (seed, sender, key)
+        keys.add(key)
+        kept = tracker(slots={"payment_key": key}, intent="affirm")
+        again = await form.validate_confirm_payment("yes", CollectingDispatcher(), kept, DOMAIN)
+        assert again["payment_key"] == key  # a retry keeps its key
+    assert len(keys) == len(senders)
+
+
 async def test_confirm_mints_one_key_and_a_filler_is_not_a_yes(svc):
     d = CollectingDispatcher()
     form = ValidatePaymentForm()
     yes = await form.validate_confirm_payment("yes", d, tracker(intent="affirm"), DOMAIN)
-    assert yes["confirm_payment"] is True and yes["payment_key"].startswith("chat:test:")
+    assert yes["confirm_payment"] is True and len(yes["payment_key"]) == 32
     uh = await form.validate_confirm_payment("uh", d, tracker(intent="affirm"), DOMAIN)
     assert uh == {"confirm_payment": None}
 

@@ -170,7 +170,7 @@ def rasa_project(tmp_path) -> Path:
 
 
 def _fingerprint(root: Path) -> str:
-    return train_cli.fingerprint(root, find_project(root).training_dirs)
+    return train_cli.fingerprint(root, find_project(root).training_inputs)
 
 
 def test_fingerprint_follows_contents_and_paths_only(rasa_project):
@@ -187,6 +187,13 @@ def test_fingerprint_follows_contents_and_paths_only(rasa_project):
 
     (rasa_project / "nlu_data" / "nlu.yml").rename(rasa_project / "nlu_data" / "other.yml")
     assert _fingerprint(rasa_project) != changed, "a rename changes the fingerprint"
+
+    renamed = _fingerprint(rasa_project)
+    (rasa_project / "bot" / "endpoints.yml").write_text("action_endpoint: {url: x}\n")
+    (rasa_project / "bot" / "responses.yml").write_text("responses: {}\n")
+    assert _fingerprint(rasa_project) == renamed, "files rasa train does not read do not count"
+    (rasa_project / "bot" / "domain.yml").write_text("intents: [greet, bye]\n")
+    assert _fingerprint(rasa_project) != renamed
 
 
 def _train(settings: Settings, root: Path) -> int:

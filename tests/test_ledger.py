@@ -22,7 +22,7 @@ from paybot.payments.fees import FeePolicy
 from paybot.payments.ledger import Ledger
 from paybot.payments.rules import AmountRules, PaymentRefused
 from paybot.seed import seed_demo_data
-from tests.helpers import account, rows, stored_method
+from tests.helpers import account, rows, second_engine, stored_method
 
 FUTURE = date.today().year + 2
 
@@ -291,3 +291,292 @@ def test_audit_log_is_append_only(ledger, db_engine):
 
     with pytest.raises(DatabaseError), db_engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_events"))
+
+
+# --- open payments count against the balance, under a lock on the account -------------------
+def _other_process_ledger(db_engine, ledger: Ledger) -> Ledger:
+    """A ledger on its own engine, as the bridge and the action server each have one."""
+    engine = second_engine(db_engine)
+    return Ledger(engine, SandboxGateway(engine), rules=ledger.rules, fees=ledger.fees, backoff_s=0)
+
+
+def _slow_charges(monkeypatch, delay_s: float = 0.3) -> None:
+    """Every charge takes a while, so that all the payments of a test are open at once."""
+    import time
+
+    for name in ("charge_token", "charge_card"):
+        real = getattr(SandboxGateway, name)
+
+        def slow(self, *args, _real=real, **kwargs):
+            time.sleep(delay_s)
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(SandboxGateway, name, slow)
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_concurrent_payments_never_pay_more_than_owed(ledger, db_engine, monkeypatch, round_):
+    """Two full-balance payments under different keys once both succeeded (-321.72)."""
+    import random
+
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    _slow_charges(monkeypatch)
+    other = _other_process_ledger(db_engine, ledger)
+    james = account(db_engine, "100200300")
+    owed = james.balance
+    amounts = [owed, owed] + [
+        Decimal(rng.randint(100, int(owed * 100))) / 100 for _ in range(rng.randint(0, 4))
+    ]
+    rng.shuffle(amounts)
+    start = threading.Barrier(len(amounts))
+    outcomes: list = []
+    refused: list[str] = []
+
+    def pay(i: int, amount: Decimal) -> None:
+        by = ledger if i % 2 else other
+        start.wait(30)
+        try:
+            if rng.random() < 0.5:
+                outcomes.append(pay_james(by, amount))
+            else:
+                outcomes.append(
+                    by.pay_with_new_method(
+                        account_id=james.id,
+                        method=CardData("4242424242424242", 12, FUTURE, "123"),
+                        amount=amount,
+                        channel="voice",
+                    )
+                )
+        except PaymentRefused as exc:
+            refused.append(exc.code)
+
+    threads = [threading.Thread(target=pay, args=(i, a)) for i, a in enumerate(amounts)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    other.engine.dispose()
+    context = f"seed={seed} amounts={amounts}"
+    paid = sum((o.amount for o in outcomes if o.succeeded), Decimal("0.00"))
+    assert all(o.succeeded for o in outcomes), context
+    assert len(outcomes) + len(refused) == len(amounts), context
+    assert outcomes and paid <= owed, context
+    assert set(refused) <= {"payment_in_progress", "amount_out_of_range"}, context
+    assert account(db_engine, "100200300").balance == owed - paid >= 0, context
+    assert len(rows(db_engine, SandboxCharge)) == len(outcomes), context
+
+
+def test_an_unknown_payment_still_counts_against_the_balance(ledger, db_engine, sandbox):
+    sandbox.faults.timeout_next(3, when="before")
+    assert pay_james(ledger, "321.72").status == "unknown"
+    james = account(db_engine, "100200300")
+    with pytest.raises(PaymentRefused) as exc:
+        pay_james(ledger, "1.00")
+    assert exc.value.code == "payment_in_progress"
+    with pytest.raises(PaymentRefused):
+        ledger.quote(james.id, Decimal("1.00"))
+    ledger.reconcile(older_than_s=0)  # never submitted: failed, the balance is payable again
+    assert pay_james(ledger, "321.72").succeeded
+
+
+# --- amounts are whole cents before the gateway hears of them ----------------------------------
+class _Recording(SandboxGateway):
+    """The sandbox, noting every call that would reach a gateway."""
+
+    def __init__(self, engine) -> None:
+        super().__init__(engine)
+        self.calls: list[str] = []
+
+    def charge_token(self, *a, **kw):
+        self.calls.append("charge_token")
+        return super().charge_token(*a, **kw)
+
+    def charge_card(self, *a, **kw):
+        self.calls.append("charge_card")
+        return super().charge_card(*a, **kw)
+
+    def tokenize_card(self, *a, **kw):
+        self.calls.append("tokenize_card")
+        return super().tokenize_card(*a, **kw)
+
+
+def test_sub_cent_amounts_are_refused_before_the_gateway(ledger, db_engine):
+    """``quote(10.005)`` once passed, and the payment sent 12.005 to the gateway."""
+    import random
+
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    gateway = _Recording(db_engine)
+    checked = Ledger(db_engine, gateway, rules=ledger.rules, fees=ledger.fees, backoff_s=0)
+    james = account(db_engine, "100200300")
+    samples = ["10.005", "0.001", "321.719", "1E-7", "NaN", "Infinity", "1" * 40 + ".5"] + [
+        f"{rng.randint(1, 320)}.{rng.randint(0, 99):02d}{rng.randint(1, 9)}" for _ in range(20)
+    ]
+    for text in samples:
+        amount = Decimal(text)
+        with pytest.raises(PaymentRefused) as exc:
+            checked.quote(james.id, amount)
+        assert exc.value.code == "amount_not_exact", (seed, text)
+        with pytest.raises(PaymentRefused):
+            pay_james(checked, amount)
+        with pytest.raises(PaymentRefused):
+            checked.pay_with_new_method(
+                account_id=james.id,
+                method=CardData("4242424242424242", 12, FUTURE, "123"),
+                amount=amount,
+                channel="voice",
+                save=True,
+            )
+    for bad in (10.005, 10.5, 10, "10.00"):
+        with pytest.raises(TypeError):
+            checked.quote(james.id, bad)  # type: ignore[arg-type]
+    assert gateway.calls == [] and rows(db_engine, Payment) == [], seed
+    # Whole cents in any spelling are the same amount: 10.5 is 10.50.
+    assert checked.quote(james.id, Decimal("10.5")).total == Decimal("12.50")
+    assert pay_james(checked, Decimal("10.500")).total == Decimal("12.50")
+    assert [c.amount for c in rows(db_engine, SandboxCharge)] == [Decimal("12.50")]
+
+
+# --- idempotency keys fit their column on every database ---------------------------------------
+def test_keys_longer_than_the_column_are_refused_before_any_row(ledger, db_engine):
+    """SQLite does not enforce VARCHAR(64): a 72-character voice key passed there and failed
+    every voice payment on PostgreSQL. The ledger refuses it on both, before the gateway."""
+    with pytest.raises(ValueError, match="64"):
+        pay_james(ledger, idempotency_key="call:CA" + "a" * 32 + ":" + "b" * 32)
+    assert rows(db_engine, Payment) == [] and rows(db_engine, SandboxCharge) == []
+    longest = "k" * 64
+    assert pay_james(ledger, idempotency_key=longest).succeeded
+    assert pay_james(ledger, idempotency_key=longest).succeeded  # the retry: the same payment
+    (payment,) = rows(db_engine, Payment)
+    assert payment.idempotency_key == longest
+
+
+# --- unknown payments are asked about again while running ---------------------------------------
+def _unknown(ledger: Ledger, sandbox, monkeypatch, amount: str, *, charged: bool):
+    """A payment left ``unknown``: the gateway did (``charged``) or did not take it, and could
+    not be asked about it then."""
+    from paybot.gateway.base import GatewayError
+
+    def unreachable(*_a, **_kw):
+        raise GatewayError("unavailable")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(sandbox, "find_charge", unreachable)
+        sandbox.faults.timeout_next(3, when="after" if charged else "before")
+        outcome = pay_james(ledger, amount)
+    assert outcome.status == "unknown"
+    return outcome
+
+
+def test_unknown_payments_are_settled_while_running_by_any_number_of_workers(
+    ledger, db_engine, sandbox, monkeypatch
+):
+    """An ``unknown`` payment was settled only at the next start."""
+    import random
+
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    charged = [rng.random() < 0.6 for _ in range(rng.randint(2, 5))]
+    payments = [
+        _unknown(ledger, sandbox, monkeypatch, f"{rng.randint(1, 50)}.{rng.randint(0, 99):02d}",
+                 charged=was)
+        for was in charged
+    ]
+    others = [_other_process_ledger(db_engine, ledger) for _ in range(2)]
+    start = threading.Barrier(3)
+    settled: list = []
+
+    def recheck(by: Ledger) -> None:
+        start.wait(30)
+        settled.extend(by.recheck_unknown(give_up_after_s=3600))
+
+    threads = [threading.Thread(target=recheck, args=(by,)) for by in [ledger, *others]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    context = f"seed={seed} charged={charged}"
+    was_charged = list(zip(payments, charged, strict=True))
+    by_id = {p.payment_id: p for p in (ledger.outcome(p.payment_id) for p in payments)}
+    for payment, was in was_charged:
+        # Charged: settled now, by exactly one worker. Not charged: still unknown (a late
+        # request could still land) until it is old enough to give up on.
+        assert by_id[payment.payment_id].status == ("succeeded" if was else "unknown"), context
+    assert sorted(o.payment_id for o in settled if o.succeeded) == sorted(
+        p.payment_id for p, was in was_charged if was
+    ), context
+    principal = [e for e in rows(db_engine, LedgerEntry) if e.kind == "principal"]
+    assert len(principal) == sum(charged), context
+    paid = sum((p.amount for p, was in was_charged if was), Decimal("0.00"))
+    assert account(db_engine, "100200300").balance == Decimal("321.72") - paid, context
+    failed = others[0].recheck_unknown(give_up_after_s=0)
+    assert {o.status for o in failed} <= {"failed"} and len(failed) == charged.count(False)
+    assert ledger.recheck_unknown(give_up_after_s=0) == []
+    for other in others:
+        other.engine.dispose()
+
+
+def test_recheck_leaves_pending_payments_to_their_call(ledger, db_engine, monkeypatch):
+    """A ``pending`` payment may be a live call's, mid-charge: only the start settles those."""
+    monkeypatch.setattr(ledger, "_settle", lambda *a, **k: (_ for _ in ()).throw(Crash()))
+    with pytest.raises(Crash):
+        pay_james(ledger)
+    monkeypatch.undo()
+    assert ledger.recheck_unknown(give_up_after_s=0) == []
+    assert [p.status for p in rows(db_engine, Payment)] == ["pending"]
+
+
+async def test_bridge_job_settles_unknown_payments_while_running(
+    ledger, db_engine, sandbox, settings, monkeypatch, caplog
+):
+    import asyncio
+    import logging
+
+    from aiohttp import web
+
+    from voice_bridge.keys import DB_ENGINE, SETTINGS
+    from voice_bridge.recheck_job import recheck_job
+
+    caplog.set_level(logging.INFO, logger="voice_bridge.recheck_job")
+    payment = _unknown(ledger, sandbox, monkeypatch, "25.00", charged=True)
+    threads = []
+    recheck = Ledger.recheck_unknown
+
+    def recorded(self, give_up_after_s=60.0):
+        threads.append(threading.current_thread())
+        return recheck(self, give_up_after_s)
+
+    monkeypatch.setattr(Ledger, "recheck_unknown", recorded)
+    app = web.Application()
+    app[SETTINGS] = settings.copy(update={"unknown_recheck_interval_s": 0.05})
+    app[DB_ENGINE] = db_engine
+    app.cleanup_ctx.append(recheck_job)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        for _ in range(400):
+            if (await asyncio.to_thread(ledger.outcome, payment.payment_id)).succeeded:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await runner.cleanup()
+    assert ledger.outcome(payment.payment_id).succeeded
+    assert threads and threading.main_thread() not in threads  # never on the event loop
+    assert "unknown payments: 1 settled (1 succeeded)" in caplog.text
+    assert "James" not in caplog.text and "4242" not in caplog.text  # counts only
+
+
+def test_the_database_never_rounds_money_on_the_way_in(ledger, db_engine):
+    """PostgreSQL's NUMERIC(14,2) and the SQLite cents both rounded 10.005 silently."""
+    from sqlalchemy.exc import StatementError
+
+    from paybot.db.engine import session_scope
+    from paybot.db.models import Account
+
+    for bad, error in ((Decimal("10.005"), ValueError), (10.5, TypeError)):
+        with pytest.raises(StatementError) as exc, session_scope(db_engine) as session:
+            james = session.exec(select(Account).where(Account.account_number == "100200300")).one()
+            james.balance = bad
+        assert isinstance(exc.value.orig, error)
+    assert account(db_engine, "100200300").balance == Decimal("321.72")

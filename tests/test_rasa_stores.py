@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import time
 import uuid
@@ -174,3 +175,121 @@ def test_stack_keeps_conversations_in_postgresql_and_locks_in_redis(tmp_path):
         for key in red.scan_iter(f"{prefix}:*"):
             red.delete(key)
     assert code == 0, stack.log_tail()
+
+
+# --- the bounded in-memory tracker store (one Rasa process) -----------------------------------
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _endpoint_variables(monkeypatch, settings) -> None:
+    """What `paybot up` gives the Rasa process for bot/endpoints.yml."""
+    rasa = plan(settings, find_project(REPO))[0]
+    for name in ("PAYBOT_ACTION_SERVER_URL", "PAYBOT_TRACKER_MAX_CONVERSATIONS"):
+        monkeypatch.setenv(name, rasa.env[name])
+
+
+def _bot_tracker_store(clock=None, **overrides):
+    """The tracker store Rasa builds from bot/endpoints.yml, by Rasa's own code path
+    (``rasa run`` reads the endpoints, then ``TrackerStore.create``)."""
+    from rasa.core.tracker_store import TrackerStore
+    from rasa.core.utils import AvailableEndpoints
+    from rasa.shared.core.domain import Domain
+
+    endpoints = AvailableEndpoints.read_endpoints(str(REPO / "bot/endpoints.yml"))
+    config = endpoints.tracker_store
+    assert config is not None, "bot/endpoints.yml has no tracker_store section"
+    config.kwargs.update(overrides)
+    if clock is not None:
+        config.kwargs["clock"] = clock
+    domain = Domain.load(str(REPO / "bot/domain.yml"))
+    return TrackerStore.create(config, domain=domain)
+
+
+async def _converse(store, sender: str) -> None:
+    from rasa.shared.core.events import UserUttered
+
+    tracker = await store.get_or_create_tracker(sender)
+    tracker.update(UserUttered("hi", {"name": "greet", "confidence": 1.0}))
+    await store.save(tracker)
+
+
+async def test_bot_tracker_store_is_bounded_and_forgets_the_least_recently_used(
+    monkeypatch, settings
+):
+    _endpoint_variables(monkeypatch, settings)
+    from paybot.dialog.tracker_store import BoundedTrackerStore
+
+    store = _bot_tracker_store(max_conversations=50)
+    assert isinstance(store, BoundedTrackerStore)  # not Rasa's silent in-memory fallback
+    seed = 20261205
+    rng = random.Random(seed)
+    senders = [f"sms:+1555{rng.randrange(10**7):07d}" for _ in range(400)]
+    recent: list[str] = []
+    for sender in senders:
+        await _converse(store, sender)
+        recent = [s for s in recent if s != sender] + [sender]
+        if rng.random() < 0.3 and len(recent) > 5:  # an older conversation comes back
+            back = recent[rng.randrange(len(recent) - 5, len(recent))]
+            assert await store.retrieve(back) is not None, f"seed {seed}"
+            recent = [s for s in recent if s != back] + [back]
+    kept = set(await store.keys())
+    assert kept == set(recent[-50:]), f"seed {seed}"
+    assert await store.retrieve(recent[-51]) is None
+
+
+async def test_bot_tracker_store_forgets_conversations_idle_past_the_session_expiry(
+    monkeypatch, settings
+):
+    _endpoint_variables(monkeypatch, settings)
+    clock = Clock()
+    store = _bot_tracker_store(clock)
+    assert store.max_conversations == settings.tracker_max_conversations == 10_000
+    expiry_s = store.domain.session_config.session_expiration_time * 60
+    assert expiry_s > 0
+    await _converse(store, "call:CA1")
+    await _converse(store, "chat:a")
+    clock.now += expiry_s - 1
+    await _converse(store, "chat:a")  # still talking
+    assert set(await store.keys()) == {"call:CA1", "chat:a"}
+    clock.now += 2
+    assert set(await store.keys()) == {"chat:a"}
+    assert await store.retrieve("call:CA1") is None
+    tracker = await store.retrieve("chat:a")
+    assert tracker is not None and tracker.latest_message.text == "hi"
+
+
+def test_unbounded_settings_are_refused():
+    from rasa.shared.core.domain import Domain
+
+    from paybot.dialog.tracker_store import BoundedTrackerStore
+
+    with pytest.raises(ValueError, match="max_conversations"):
+        BoundedTrackerStore(Domain.empty(), max_conversations=0)
+    with pytest.raises(ValueError, match="idle_expiry_s"):
+        BoundedTrackerStore(Domain.empty(), idle_expiry_s=0)
+
+
+@pytest.mark.services
+def test_stack_rasa_keeps_at_most_the_configured_conversations(tmp_path):
+    """The real Rasa process loads the bounded store from bot/endpoints.yml (not Rasa's
+    silent fallback to its unbounded one) with the limit `paybot up` passes it."""
+    stack = Stack.configure(tmp_path / "stack", PAYBOT_TRACKER_MAX_CONVERSATIONS="2")
+    try:
+        stack.start()
+        chats = [Conversation(stack, "chat") for _ in range(3)]
+        for chat in chats:
+            assert chat.say("hi").text
+        said = [
+            [e.get("text") for e in chat.tracker()["events"] if e["event"] == "user"]
+            for chat in chats[::-1]  # newest first: reading one back makes it the newest
+        ]
+        assert said == [["hi"], ["hi"], []], said
+    finally:
+        code = stack.stop()
+    assert code == 0, stack.log_tail()
+    assert "InMemoryTrackerStore" not in "\n".join(stack.output)

@@ -6,13 +6,12 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import text
 
 from paybot.db.models import LedgerEntry, SandboxCharge
 from paybot.payments import confirmation
 from paybot.payments.rules import PaymentRefused
 from paybot.payments.scheduling import Scheduler
-from tests.helpers import account, rows, stored_method
+from tests.helpers import account, rows, second_engine, stored_method
 
 
 @pytest.fixture
@@ -86,16 +85,10 @@ def _due_today(scheduler, count: int) -> list[int]:
 
 def _second_worker(db_engine, tmp_path):
     """Another bridge: its own engine on the same database, its own ledger and gateway."""
-    from paybot.db.engine import make_engine
     from paybot.gateway.sandbox import SandboxGateway
     from paybot.payments.ledger import Ledger
 
-    url = db_engine.url.render_as_string(hide_password=False)
-    search_path = None
-    if db_engine.dialect.name == "postgresql":  # the test's private schema
-        with db_engine.connect() as conn:
-            search_path = conn.execute(text("SHOW search_path")).scalar()
-    engine = make_engine(url, search_path=search_path)
+    engine = second_engine(db_engine)
     return Scheduler(Ledger(engine, SandboxGateway(engine), retries=0, backoff_s=0)), engine
 
 
@@ -136,9 +129,9 @@ def test_a_worker_that_listed_a_payment_late_does_not_charge_it(
     other, engine = _second_worker(db_engine, tmp_path)
     claim = scheduler._run_one
 
-    def b_gets_there_first(payment_id: int):
+    def b_gets_there_first(payment_id: int, today=None):
         other.run_due()
-        return claim(payment_id)
+        return claim(payment_id, today)
 
     monkeypatch.setattr(scheduler, "_run_one", b_gets_there_first)
     assert scheduler.run_due() == []
@@ -226,3 +219,140 @@ async def test_bridge_job_is_off_at_interval_zero(scheduler, db_engine, settings
     await _run_job(off, db_engine, lambda: next(ticks) >= 5)
     await asyncio.sleep(0)
     assert calls == []
+
+
+# --- on its day a scheduled payment is checked again --------------------------------------------
+def _set(engine, model, row_id: int, **values) -> None:
+    from sqlalchemy import update
+
+    with engine.begin() as conn:
+        conn.execute(update(model).where(model.id == row_id).values(**values))
+
+
+def _close(engine, james, method):
+    from paybot.db.models import Account
+
+    _set(engine, Account, james.id, status="closed")
+
+
+def _suspend(engine, james, method):
+    from paybot.db.models import Account
+
+    _set(engine, Account, james.id, status="suspended")
+
+
+def _pay_down(engine, james, method):
+    from paybot.db.models import Account
+
+    _set(engine, Account, james.id, balance=Decimal("5.00"))
+
+
+def _nothing_owed(engine, james, method):
+    from paybot.db.models import Account
+
+    _set(engine, Account, james.id, balance=Decimal("0.00"))
+
+
+def _delete_method(engine, james, method):
+    from paybot.db.models import PaymentMethod
+    from paybot.db.types import utcnow
+
+    _set(engine, PaymentMethod, method.id, deleted_at=utcnow())
+
+
+def _single_use_method(engine, james, method):
+    from paybot.db.models import PaymentMethod
+
+    _set(engine, PaymentMethod, method.id, reusable=False)
+
+
+def _expire_method(engine, james, method):
+    from paybot.db.models import PaymentMethod
+
+    last_month = date.today().replace(day=1) - timedelta(days=1)
+    _set(engine, PaymentMethod, method.id, exp_year=last_month.year, exp_month=last_month.month)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (_close, "account_not_active"),
+        (_suspend, "account_not_active"),
+        (_pay_down, "amount_out_of_range"),
+        (_nothing_owed, "nothing_owed"),
+        (_delete_method, "method_unavailable"),
+        (_single_use_method, "method_unavailable"),
+        (_expire_method, "method_expired"),
+    ],
+)
+def test_a_scheduled_payment_the_rules_no_longer_allow_is_skipped(
+    scheduler, db_engine, change, reason
+):
+    """Scheduled payments were charged on their day without looking at the account, its
+    balance or the method again."""
+    from paybot.db.models import AuditEvent, Payment
+
+    (payment_id,) = _due_today(scheduler, 1)  # $10.00
+    james = account(db_engine, "100200300")
+    change(db_engine, james, stored_method(db_engine, james.id))
+    (skipped,) = scheduler.run_due()
+    assert (skipped.payment_id, skipped.status, skipped.decline_code) == (
+        payment_id,
+        "skipped",
+        reason,
+    )
+    assert rows(db_engine, SandboxCharge) == [] and rows(db_engine, LedgerEntry) == []
+    [event] = [e for e in rows(db_engine, AuditEvent) if e.kind == "payment.schedule_skipped"]
+    assert event.payment_id == payment_id and event.detail == {"reason": reason}
+    assert scheduler.run_due() == []  # never tried again
+    assert [p.status for p in rows(db_engine, Payment)] == ["skipped"]
+
+
+def test_scheduled_payments_never_overpay_what_is_owed_on_their_day(scheduler, db_engine, ledger):
+    """Generated: payments scheduled, another taken meanwhile (its answer sometimes lost, so
+    still open); on the day each scheduled one is charged exactly when what is still owed
+    (the balance less open payments) covers it, in the order they run."""
+    import random
+
+    from paybot.payments.settlement import OPEN
+
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    yesterday = date.today() - timedelta(days=1)
+    owed = account(db_engine, "100200300").balance
+    amounts = [Decimal(rng.randint(100, 15000)) / 100 for _ in range(rng.randint(1, 5))]
+    for amount in amounts:
+        schedule(scheduler, 0, str(amount), today=yesterday)
+    # At least the largest one no longer fits (what it would overpay once went through).
+    least = max(100, int((owed - max(amounts)) * 100) + 1)
+    meanwhile = Decimal(rng.randint(least, int(owed * 100))) / 100
+    if rng.random() < 0.5:  # its answer lost: it stays open and still counts
+        ledger.gateway.faults.timeout_next(3, when="before")
+    paid = _pay(ledger, meanwhile)
+    assert paid.succeeded or paid.status in OPEN, seed
+    payable = owed - meanwhile
+    context = f"seed={seed} amounts={amounts} meanwhile={meanwhile} {paid.status}"
+    for outcome in scheduler.run_due():
+        if outcome.amount <= payable:
+            assert outcome.succeeded, context
+            payable -= outcome.amount
+        else:
+            assert outcome.status == "skipped", context
+            assert outcome.decline_code in (
+                "amount_out_of_range",
+                "nothing_owed",
+                "payment_in_progress",
+            ), context
+    assert account(db_engine, "100200300").balance == (
+        payable + (meanwhile if paid.status in OPEN else 0)
+    ), context
+
+
+def _pay(ledger, amount: Decimal):
+    james = account(ledger.engine, "100200300")
+    return ledger.pay_with_stored_method(
+        account_id=james.id,
+        payment_method_id=stored_method(ledger.engine, james.id).id,
+        amount=amount,
+        channel="chat",
+    )

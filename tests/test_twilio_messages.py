@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 
 import pytest
 
@@ -281,3 +282,88 @@ def test_bad_base64_does_not_echo_payload(payload: str) -> None:
     assert reason == "media.payload is not valid base64"
     outbound = json.dumps({"event": "media", "streamSid": SID, "media": {"payload": payload}})
     assert _reason(outbound, parse_outbound) == "media.payload is not valid base64"
+
+
+# Generated frames ----------------------------------------------------------------------------
+HUGE_INTEGERS = [
+    '{"event": "media", "sequenceNumber": ' + "1" * 5000 + "}",
+    '{"event": "start", "start": {"n": ' + "9" * 4301 + "}}",
+    json.dumps({"event": "media", "streamSid": SID, "media": {"track": "inbound",
+                "chunk": "1" * 5000, "timestamp": "5", "payload": AUDIO_B64}}),
+    json.dumps({"event": "media", "streamSid": SID, "media": {"track": "inbound",
+                "chunk": 10**40, "timestamp": "5", "payload": AUDIO_B64}}),
+    json.dumps({**START, "sequenceNumber": "9" * 100}),
+]
+
+
+@pytest.mark.parametrize("text", HUGE_INTEGERS, ids=range(len(HUGE_INTEGERS)))
+def test_huge_integers_are_protocol_errors(text: str) -> None:
+    with pytest.raises(ProtocolError) as info:
+        parse_message(text)
+    assert "1111" not in info.value.reason and "9999" not in info.value.reason
+
+
+def test_start_with_a_huge_custom_parameter_is_a_protocol_error() -> None:
+    start = json.loads(json.dumps(START))
+    text = json.dumps(start).replace('"customParameters": {', '"customParameters": {"n": '
+                                     + "7" * 4400 + ", ", 1)
+    with pytest.raises(ProtocolError):
+        parse_message(text)
+
+
+def _mutations(rng, value, depth: int = 0):
+    """``value`` with one part replaced by something generated (type, size or content)."""
+    choices = [
+        None, True, 0, -1, 1.5, 10**rng.randint(15, 60), "", "x" * rng.randint(1, 3000),
+        "1" * rng.randint(18, 6000), "\ud800", "\x00", [], {}, [1, "a"], {"a": {"b": []}},
+        "!!not base64!!", "é" * 10,
+    ]
+    if isinstance(value, dict) and value and depth < 4 and rng.random() < 0.8:
+        key = rng.choice(list(value))
+        copy = dict(value)
+        action = rng.random()
+        if action < 0.15:
+            del copy[key]
+        elif action < 0.25:
+            copy[rng.choice(["extra", "", "\x00", "event"])] = rng.choice(choices)
+        else:
+            copy[key] = _mutations(rng, value[key], depth + 1)
+        return copy
+    if isinstance(value, list) and value and rng.random() < 0.5:
+        return [_mutations(rng, v, depth + 1) for v in value]
+    return rng.choice(choices)
+
+
+def _frames(rng, count: int):
+    examples = [CONNECTED, START, MEDIA, DTMF, MARK, STOP]
+    for _ in range(count):
+        message = _mutations(rng, rng.choice(examples))
+        text = json.dumps(message, ensure_ascii=rng.random() < 0.5)
+        cut = rng.random()
+        if cut < 0.1:
+            text = text[: rng.randint(0, len(text))]
+        elif cut < 0.15:
+            text = text.replace("1", "1" * rng.randint(4300, 5000), 1)
+        elif cut < 0.2:
+            yield text.encode("utf-8", "surrogatepass")[: rng.randint(0, 40)] + b"\xff\xfe"
+            continue
+        elif cut < 0.25:
+            text = "[" * rng.randint(1, 100_000) + text
+        yield text
+
+
+def test_generated_frames_parse_or_raise_protocol_errors() -> None:
+    seed = 20261205
+    rng = random.Random(seed)
+    outcomes = {"parsed": 0, "refused": 0}
+    for frame in _frames(rng, 4000):
+        for parse in (parse_message, parse_outbound):
+            try:
+                parse(frame)
+                outcomes["parsed"] += 1
+            except ProtocolError:
+                outcomes["refused"] += 1
+            except Exception as exc:  # noqa: BLE001 - the point of the test
+                pytest.fail(f"{parse.__name__} raised {type(exc).__name__} on {frame[:120]!r} "
+                            f"(seed {seed})")
+    assert outcomes["parsed"] > 100 and outcomes["refused"] > 1000, outcomes

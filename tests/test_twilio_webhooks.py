@@ -5,14 +5,17 @@ outside service here; the full-stack tests use the real one)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import random
 import xml.etree.ElementTree as ET  # noqa: S405 - parses TwiML from our own server
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
-from aiohttp import ClientSession, web
+from aiohttp import ClientOSError, ClientSession, web
 from aiohttp.test_utils import TestClient, TestServer
+from multidict import CIMultiDict
 
 from paybot.db.models import Call
 from paybot.settings import Settings
@@ -21,7 +24,7 @@ from voice_bridge import twilio_webhooks
 from voice_bridge.call_records import get_call
 from voice_bridge.call_tokens import InvalidCallToken, call_token_secret, verify_call_token
 from voice_bridge.keys import DB_ENGINE, HTTP_CLIENT, SETTINGS
-from voice_bridge.twilio_signature import SIGNATURE_HEADER, sign
+from voice_bridge.twilio_signature import FORM_TYPE, SIGNATURE_HEADER, sign
 from voice_bridge.twilio_webhooks import SMS_HELP, SMS_UNAVAILABLE, add_twilio_routes
 
 PUBLIC = "https://bot.example.com"
@@ -70,7 +73,8 @@ class Bridge:
         return await self.client.post(path, data=params, headers=headers, **kw)
 
 
-async def make_bridge(settings: Settings, engine) -> AsyncIterator[Bridge]:
+async def make_bridge(settings: Settings, engine, stream_handler=None) -> AsyncIterator[Bridge]:
+    """The webhooks (and with ``stream_handler``, ``/twilio/stream``) on a test server."""
     app = web.Application()
     app[SETTINGS] = settings
     app[DB_ENGINE] = engine
@@ -82,6 +86,10 @@ async def make_bridge(settings: Settings, engine) -> AsyncIterator[Bridge]:
 
     app.cleanup_ctx.append(http_client)
     add_twilio_routes(app)
+    if stream_handler is not None:
+        from voice_bridge.stream import add_stream_route
+
+        add_stream_route(app, stream_handler)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         yield Bridge(client, settings, engine)
 
@@ -188,6 +196,42 @@ async def test_proxy_headers_are_used_only_when_trusted(settings, db_engine):
         assert response.status == 403
 
 
+@pytest.mark.parametrize(
+    ("hops", "forwarded_host", "public"),
+    [
+        (1, "evil.example, paybot.example.org", "paybot.example.org"),
+        (1, ["evil.example", "paybot.example.org"], "paybot.example.org"),
+        (2, "evil.example, paybot.example.org, lb.internal", "paybot.example.org"),
+        (2, "paybot.example.org", None),  # fewer entries than proxies: no forwarded host
+    ],
+    ids=["one-proxy", "two-headers", "two-proxies", "too-few"],
+)
+async def test_a_forged_leftmost_forwarded_host_is_not_trusted(
+    settings, db_engine, hops, forwarded_host, public
+):
+    """A client's own X-Forwarded-Host (left of what the proxies add) cannot choose the
+    URL a signature is checked against: a signature for the forged host is refused."""
+    trusted = settings.copy(update={"trust_proxy": True, "trusted_proxies": hops})
+    values = forwarded_host if isinstance(forwarded_host, list) else [forwarded_host]
+    proto = ", ".join(["https"] + ["http"] * (hops - 1))  # the outermost proxy saw https
+    headers = [("X-Forwarded-Proto", proto)] + [("X-Forwarded-Host", v) for v in values]
+    async for bridge in make_bridge(trusted, db_engine):
+        forged = await bridge.post(
+            "/twilio/voice", voice_params(), signed_url="https://evil.example/twilio/voice",
+            headers=CIMultiDict(headers),
+        )
+        assert forged.status == 403
+        if public is None:
+            continue
+        genuine = await bridge.post(
+            "/twilio/voice", voice_params(), signed_url=f"https://{public}/twilio/voice",
+            headers=CIMultiDict(headers),
+        )
+        assert genuine.status == 200
+        url, _ = stream_of(await genuine.text())
+        assert url == f"wss://{public}/twilio/stream"
+
+
 async def test_trusted_proxy_passing_host_through(settings, db_engine):
     trusted = settings.copy(update={"trust_proxy": True})
     async for bridge in make_bridge(trusted, db_engine):
@@ -227,10 +271,34 @@ async def test_signed_webhook_without_call_sid_is_a_bad_request(bridge):
     assert "missing CallSid" in await response.text()
 
 
-async def test_repeated_voice_webhook_keeps_one_call(bridge):
-    for _ in range(2):
-        assert (await bridge.post("/twilio/voice", voice_params())).status == 200
+async def test_replayed_voice_webhook_mints_no_second_token(bridge):
+    """The same signed request again (a replay, or a second bridge racing the first) is
+    answered 409 without TwiML: only one stream token is ever issued for a CallSid."""
+    first = await bridge.post("/twilio/voice", voice_params())
+    assert first.status == 200
+    _, params = stream_of(await first.text())
+    replays = await asyncio.gather(
+        *(bridge.post("/twilio/voice", voice_params()) for _ in range(3))
+    )
+    for replay in replays:
+        assert replay.status == 409
+        body = await replay.text()
+        assert "already answered" in body and "token" not in body and "<Stream" not in body
     assert len(rows(bridge.engine, Call)) == 1
+    assert get_call(bridge.engine, CALL).answered_at is not None
+
+
+async def test_concurrent_voice_webhooks_answer_once(bridge):
+    results = await asyncio.gather(
+        *(bridge.post("/twilio/voice", voice_params()) for _ in range(6))
+    )
+    assert sorted(r.status for r in results) == [200] + [409] * 5
+
+
+async def test_a_call_first_seen_in_a_status_callback_is_still_answered_once(bridge):
+    assert (await status(bridge, "ringing")).status == 204
+    assert (await bridge.post("/twilio/voice", voice_params())).status == 200
+    assert (await bridge.post("/twilio/voice", voice_params())).status == 409
 
 
 # Status callbacks ----------------------------------------------------------------------------
@@ -373,3 +441,116 @@ async def test_sms_needs_a_sender_number(bridge):
     params = sms_params("hi")
     del params["MessageSid"]
     assert (await bridge.post("/twilio/sms", params)).status == 400
+
+
+# Bodies that are not what Twilio sends -------------------------------------------------------
+def _multipart_with_file() -> tuple[bytes, str]:
+    boundary = "paybotboundary"
+    body = (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="CallSid"\r\n\r\n'
+        f"{CALL}\r\n"
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="upload"; filename="big.bin"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode() + b"\x00" * 200_000 + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.mark.parametrize("path", ["/twilio/voice", "/twilio/status", "/twilio/sms"])
+async def test_multipart_webhook_with_a_file_is_refused_unread(bridge, path):
+    body, content_type = _multipart_with_file()
+    url = bridge.settings.public_base_url + path
+    headers = {
+        "Content-Type": content_type,
+        SIGNATURE_HEADER: sign(url, {"CallSid": CALL}, bridge.settings.twilio_signing_key),
+    }
+    response = await bridge.client.post(path, data=body, headers=headers)
+    assert response.status == 415
+    assert "application/x-www-form-urlencoded" in await response.text()
+    assert rows(bridge.engine, Call) == []
+
+
+def _fields(rng) -> list[tuple[str, str]]:
+    """Twilio-like fields, some duplicated, some huge, some odd."""
+    base = list((voice_params() | sms_params("pay my bill") | {"CallStatus": "completed"}).items())
+    fields = [pair for pair in base if rng.random() < 0.8]
+    for _ in range(rng.randint(0, 4)):
+        name = rng.choice([*dict(base), "x", "", "Body[]", "é", "From"])
+        value = rng.choice(
+            ["", "a" * rng.randint(1, 300_000), "\x00\x01", "é" * 50, "+1555", "-1", "9" * 5000,
+             "completed", "anonymous", "<Response/>", "%zz", "\ud7ff", "1e9999"]
+        )
+        fields.append((name, value))
+    rng.shuffle(fields)
+    return fields
+
+
+def _body(rng, fields: list[tuple[str, str]]) -> tuple[bytes, str | None]:
+    """One request body and content type."""
+    from urllib.parse import urlencode
+
+    shape = rng.random()
+    if shape < 0.45:
+        return urlencode(fields).encode(), FORM_TYPE
+    if shape < 0.55:
+        charset = rng.choice(["utf-8", "latin-1", "bogus-charset", "utf-16", '"'])
+        encoded = urlencode(fields, encoding="latin-1", errors="replace").encode()
+        return encoded, f"application/x-www-form-urlencoded; charset={charset}"
+    if shape < 0.65:
+        raw = bytes(rng.randrange(256) for _ in range(rng.randint(0, 400)))
+        return b"CallSid=" + raw + b"&From=%FF%FE%80&Body=" + raw, FORM_TYPE
+    if shape < 0.72:
+        return _multipart_with_file()
+    if shape < 0.78:
+        boundary = "b"
+        parts = "".join(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v[:100]}\r\n'
+            for k, v in fields
+        )
+        return f"{parts}--{boundary}--\r\n".encode("utf-8", "replace"), (
+            f"multipart/form-data; boundary={boundary}"
+        )
+    if shape < 0.84:
+        return json.dumps(dict(fields)).encode(), "application/json"
+    if shape < 0.9:
+        return urlencode(fields).encode(), None
+    if shape < 0.95:
+        return b"a=" + b"b" * rng.randint(1_000_000, 3_000_000), "application/x-www-form-urlencoded"
+    return urlencode(fields).encode(), rng.choice(["text/plain", "multipart/form-data", "x/y; ;"])
+
+
+async def test_generated_webhook_bodies_never_get_a_server_error(bridge):
+    from multidict import MultiDict
+
+    seed = 20261205
+    rng = random.Random(seed)
+    key = bridge.settings.twilio_signing_key
+    statuses: dict[int, int] = {}
+    for case in range(240):
+        path = rng.choice(["/twilio/voice", "/twilio/status", "/twilio/sms"])
+        fields = _fields(rng)
+        body, content_type = _body(rng, fields)
+        headers = {"Content-Type": content_type} if content_type else {}
+        signature = rng.random()
+        if signature < 0.7:  # signed as Twilio would sign these fields
+            url = bridge.settings.public_base_url + path
+            try:
+                headers[SIGNATURE_HEADER] = sign(url, MultiDict(fields), key)
+            except UnicodeEncodeError:
+                headers[SIGNATURE_HEADER] = "bad"
+        elif signature < 0.85:
+            headers[SIGNATURE_HEADER] = rng.choice(["", "x" * 5000, "é", "=="])
+        try:
+            response = await bridge.client.post(path, data=body, headers=headers)
+        except ClientOSError:  # a body over the size limit: 413 and the socket is closed
+            assert len(body) > 1024**2, f"case {case} (seed {seed}): connection reset"
+            continue
+        statuses[response.status] = statuses.get(response.status, 0) + 1
+        assert response.status < 500, (
+            f"case {case} (seed {seed}): {path} {content_type!r} answered {response.status}: "
+            f"{(await response.text())[:200]}"
+        )
+    assert statuses.get(200, 0) + statuses.get(204, 0) > 10, statuses
+    assert statuses.get(403, 0) > 10 and statuses.get(415, 0) > 5, statuses
+    assert statuses.get(400, 0) > 5, statuses

@@ -17,6 +17,7 @@ import asyncio
 import os
 import re
 import shutil
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -51,8 +52,8 @@ def fake_twilio():
         yield fake
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, fake_twilio):
+def voice_stack(tmp_path_factory, fake_twilio, **extra: str) -> Iterator[Stack]:
+    """The stack these calls need, stopped (cleanly) afterwards."""
     stack = Stack.configure(
         tmp_path_factory.mktemp("voice"),
         **fake_twilio.env(),
@@ -60,10 +61,21 @@ def stack(tmp_path_factory, fake_twilio):
         PAYBOT_SMS_FROM=BUSINESS_LINE,
         PAYBOT_SMS_SEND_INTERVAL_S="0.5",
         PAYBOT_SCHEDULER_INTERVAL_S="0",
+        **extra,
     )
     stack.start()
-    yield stack
-    assert stack.stop() == 0, stack.log_tail()
+    try:
+        yield stack
+    finally:
+        code = stack.stop()
+        if stack.engine is not None:
+            stack.engine.dispose()
+    assert code == 0, stack.log_tail()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, fake_twilio):
+    yield from voice_stack(tmp_path_factory, fake_twilio)
 
 
 @pytest.fixture(autouse=True)
@@ -214,6 +226,39 @@ def test_stream_without_a_valid_token_is_refused(stack, fake_twilio):
 
     assert asyncio.run(attempt("forged")) == 1008
     assert "refused" in stack.wait_for_output("refused")
+
+
+def test_a_call_is_answered_and_streamed_once(stack, fake_twilio):
+    """During a call, a replay of its signed voice webhook gets 409 and no token, and a
+    second websocket with the call's own token is refused; the call goes on."""
+    import aiohttp
+
+    from voice_bridge.caller.webhook import WebhookError, post_voice_webhook, voice_params
+    from voice_bridge.twilio_messages import Start
+
+    async def call():
+        async with dial(stack, fake_twilio, JAMES) as phone:
+            await phone.wait_bot()
+            params = voice_params(call_sid=phone.call_sid, account_sid=phone.account_sid,
+                                  caller=phone.caller, called=phone.called)
+            async with aiohttp.ClientSession() as http:
+                with pytest.raises(WebhookError, match="409"):
+                    await post_voice_webhook(http, phone.url, phone.settings, params)
+                async with http.ws_connect(phone.target.url) as ws:
+                    start = Start(phone.stream_sid + "2", phone.call_sid, phone.account_sid,
+                                  dict(phone.target.parameters))
+                    await ws.send_str(start.to_json())
+                    closed = await ws.receive(timeout=10)
+                    second = (ws.close_code, closed.extra)
+            await phone.say("yes")
+            method = await phone.wait_bot()
+            await phone.hangup()
+            return phone, method, second
+
+    phone, method, second = run(call())
+    assert second == (1008, "token already used")
+    assert "Visa ending 4242" in bot_said(stack, phone.call_sid)[1]
+    assert method.audio_s > 1.0
 
 
 # --- an unknown caller speaks his account number and ZIP ------------------------------------

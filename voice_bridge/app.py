@@ -18,9 +18,10 @@ from paybot.settings import Settings
 from voice_bridge.database import database
 from voice_bridge.keys import HTTP_CLIENT, SETTINGS
 from voice_bridge.receipt_sender import receipt_sender
+from voice_bridge.recheck_job import recheck_job
 from voice_bridge.runtime import voice_runtime
 from voice_bridge.scheduler_job import scheduler_job
-from voice_bridge.stream import handle_stream
+from voice_bridge.stream import add_stream_route
 from voice_bridge.twilio_webhooks import add_twilio_routes
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,10 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(voice_runtime)
     app.cleanup_ctx.append(receipt_sender)
     app.cleanup_ctx.append(scheduler_job)
+    app.cleanup_ctx.append(recheck_job)
     app.router.add_get("/healthz", healthz)
     add_twilio_routes(app)
-    app.router.add_get("/twilio/stream", handle_stream)
+    add_stream_route(app)
     return app
 
 

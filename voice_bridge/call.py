@@ -47,6 +47,7 @@ from voice_bridge.twilio_messages import (
     parse_message,
 )
 from voice_bridge.vad import TurnEventType
+from voice_bridge.ws_frames import frames
 
 log = logging.getLogger(__name__)
 
@@ -159,10 +160,9 @@ class CallHandler:
             )
 
     async def _read(self, worker: asyncio.Task[None]) -> None:
-        async for message in self.ws:
+        read_timeout_s = self.runtime.settings.ws_read_timeout_s
+        async for message in frames(self.ws, read_timeout_s, self._read_timed_out):
             if message.type != WSMsgType.TEXT:
-                if message.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
-                    break
                 log.warning("call %s: ignored a non-text frame", self.call_sid)
                 continue
             try:
@@ -181,6 +181,9 @@ class CallHandler:
                 self._on_mark(event.name)
             if worker.done():
                 break
+
+    def _read_timed_out(self) -> None:
+        self.ended_reason = self.ended_reason or "read timeout"
 
     async def _on_media(self, media: Media) -> None:
         if media.track not in ("inbound", "inbound_track"):

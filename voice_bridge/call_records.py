@@ -108,6 +108,35 @@ def record_call_ended_reason(engine: Engine, *, call_sid: str, reason: str) -> b
         return result.rowcount == 1
 
 
+def mark_answered(engine: Engine, *, call_sid: str) -> bool:
+    """Mark ``call_sid`` (already recorded) as answered with a stream token. False when it
+    already was: the voice webhook is a replay and must not get a second token. One
+    conditional UPDATE, so of two bridges answering at once exactly one wins."""
+    with session_scope(engine) as session:
+        result = session.execute(
+            update(Call)
+            .where(Call.call_sid == call_sid, Call.answered_at.is_(None))
+            .values(answered_at=utcnow())
+        )
+        return result.rowcount == 1
+
+
+def consume_stream_token(engine: Engine, *, call_sid: str) -> bool:
+    """Use up the stream token of ``call_sid``: True for the first stream of an answered
+    call, False for any later one (or a call we never answered)."""
+    with session_scope(engine) as session:
+        result = session.execute(
+            update(Call)
+            .where(
+                Call.call_sid == call_sid,
+                Call.answered_at.is_not(None),
+                Call.stream_started_at.is_(None),
+            )
+            .values(stream_started_at=utcnow())
+        )
+        return result.rowcount == 1
+
+
 def get_call(engine: Engine, call_sid: str) -> Call | None:
     """The row of ``call_sid``, if any."""
     with Session(engine, expire_on_commit=False) as session:

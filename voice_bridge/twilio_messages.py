@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _EVENT_NAME_MAX = 32
+_INT_LIMIT = 2**63  # counters and timestamps; anything larger is not Twilio's
+_INT_DIGITS_MAX = 19
 DTMF_DIGITS = "0123456789*#"
 
 
@@ -191,11 +193,7 @@ def parse_message(text: str | bytes) -> InboundMessage:
         ProtocolError: malformed JSON, an unknown event, a missing or mistyped field, or a
             payload that is not base64. The reason never contains the values.
     """
-    msg, event = _load(text)
-    parser = _INBOUND.get(event)
-    if parser is None:
-        raise ProtocolError(f"unknown event {_event_label(msg)}")
-    return parser(msg)
+    return _parse(text, _INBOUND, "event")
 
 
 def parse_outbound(text: str | bytes) -> OutboundMessage:
@@ -204,11 +202,7 @@ def parse_outbound(text: str | bytes) -> OutboundMessage:
     Raises:
         ProtocolError: as :func:`parse_message`.
     """
-    msg, event = _load(text)
-    parser = _OUTBOUND.get(event)
-    if parser is None:
-        raise ProtocolError(f"unknown outbound event {_event_label(msg)}")
-    return parser(msg)
+    return _parse(text, _OUTBOUND, "outbound event")
 
 
 # -- parsers -----------------------------------------------------------------------------------
@@ -242,10 +236,14 @@ class _Reader:
     def integer(self, key: str) -> int:
         """An int sent as a JSON number or, as Twilio does, as a string of digits."""
         value = self.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
         if isinstance(value, str) and value.isascii() and value.isdigit():
-            return int(value)
+            if len(value) > _INT_DIGITS_MAX:
+                raise ProtocolError(f"{self.path}{key} is out of range")
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) >= _INT_LIMIT:
+                raise ProtocolError(f"{self.path}{key} is out of range")
+            return value
         raise ProtocolError(f"{self.path}{key} is not an integer")
 
     def base64(self, key: str) -> bytes:
@@ -322,6 +320,24 @@ _OUTBOUND: dict[str, Callable[[_Reader], OutboundMessage]] = {
 }
 
 
+def _parse(text: str | bytes, parsers: dict[str, Callable[[_Reader], Any]], kind: str) -> Any:
+    """Parse with the parser for the message's event; every failure is a ProtocolError."""
+    try:
+        msg, event = _load(text)
+        parser = parsers.get(event)
+        if parser is None:
+            raise ProtocolError(f"unknown {kind} {_event_label(msg)}")
+        return parser(msg)
+    except ProtocolError:
+        raise
+    except RecursionError:
+        raise ProtocolError("malformed JSON: nested too deeply") from None
+    except (ValueError, TypeError, OverflowError, MemoryError) as exc:
+        # E.g. an integer past Python's int-string conversion limit (ValueError, even inside
+        # json.loads), a key that cannot be a string: the reason names the kind, not the value.
+        raise ProtocolError(f"unusable message ({type(exc).__name__})") from None
+
+
 def _load(text: str | bytes) -> tuple[_Reader, str]:
     """The message as a reader, and its event name ("" when not a string)."""
     try:
@@ -330,8 +346,6 @@ def _load(text: str | bytes) -> tuple[_Reader, str]:
         raise ProtocolError(f"malformed JSON: {exc.msg}") from None
     except UnicodeDecodeError:
         raise ProtocolError("malformed JSON: not UTF-8") from None
-    except RecursionError:
-        raise ProtocolError("malformed JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise ProtocolError("message is not a JSON object")
     event = _Reader(data).get("event")

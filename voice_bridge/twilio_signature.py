@@ -4,23 +4,27 @@ Twilio signs the full URL it requested plus every POST parameter with the accoun
 token (HMAC-SHA1, see ``twilio.request_validator``). The URL must be rebuilt exactly as Twilio
 saw it: behind ngrok or a reverse proxy the bridge itself is reached as ``http://127.0.0.1``,
 so the public base comes from ``PAYBOT_PUBLIC_URL`` or, with ``PAYBOT_TRUST_PROXY``, from the
-proxy's ``X-Forwarded-Proto``/``X-Forwarded-Host`` headers. Only enable that behind a proxy
-that sets (overwrites) those headers: otherwise a client chooses the URL that gets checked.
+proxy's ``X-Forwarded-Proto``/``X-Forwarded-Host`` headers: the entry our outermost proxy
+added, counted from the right (``PAYBOT_TRUSTED_PROXIES`` proxies in a row, default one), never
+what the client sent further left. Only enable that behind proxies that add (or overwrite)
+those headers: otherwise a client chooses the URL that gets checked.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import web
+from multidict import MultiDict, MultiDictProxy
 from twilio.request_validator import RequestValidator
 
 from paybot.settings import Settings
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Twilio-Signature"
+FORM_TYPE = "application/x-www-form-urlencoded"
 _WS_SCHEMES = {"https": "wss", "http": "ws"}
 
 
@@ -36,9 +40,10 @@ def public_url(
     if settings.trust_proxy:
         # Proxies that pass Host through only add X-Forwarded-Proto; without a configured
         # public URL, the Host they passed is the public one.
-        scheme = _first(request.headers.get("X-Forwarded-Proto")) or scheme
+        hops = settings.trusted_proxies
+        scheme = _forwarded(request.headers.getall("X-Forwarded-Proto", []), hops) or scheme
         fallback = host if settings.public_url else request.host
-        host = _first(request.headers.get("X-Forwarded-Host")) or fallback
+        host = _forwarded(request.headers.getall("X-Forwarded-Host", []), hops) or fallback
     if websocket:
         scheme = _WS_SCHEMES.get(scheme, scheme)
     prefix = base.path.rstrip("/")
@@ -52,12 +57,16 @@ async def verified_form(request: web.Request, settings: Settings) -> dict[str, s
         web.HTTPForbidden: The signature is missing or does not match. The log line names the
             path and the reason, never the parameters (they hold phone numbers and texts).
     """
-    form = await request.post()
+    form = await _form(request)
     signature = request.headers.get(SIGNATURE_HEADER)
     if not signature:
         _reject(request, "missing signature")
     url = public_url(request, settings)
-    if not RequestValidator(settings.twilio_signing_key).validate(url, form, signature):
+    try:
+        valid = RequestValidator(settings.twilio_signing_key).validate(url, form, signature)
+    except UnicodeEncodeError:  # lone surrogates from undecodable bytes: not Twilio's
+        valid = False
+    if not valid:
         _reject(request, "signature mismatch")
     fields: dict[str, str] = {}
     for key, value in form.items():
@@ -74,11 +83,39 @@ def sign(url: str, params: Mapping[str, str], key: str) -> str:
     return RequestValidator(key).compute_signature(url, dict(params))
 
 
+async def _form(request: web.Request) -> MultiDictProxy[str]:
+    """The URL-encoded form Twilio POSTs (UTF-8). Anything else is refused before the body
+    is read: multipart bodies (files) with 415, undecodable ones with 400; a body over
+    aiohttp's ``client_max_size`` gets its 413."""
+    if request.content_type != FORM_TYPE:
+        raise _unread(request, f"webhooks must be {FORM_TYPE} (as Twilio sends them)")
+    if (request.charset or "utf-8").lower() not in ("utf-8", "utf8"):
+        raise _unread(request, "webhooks must be UTF-8")
+    body = await request.read()
+    try:
+        text = body.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise web.HTTPBadRequest(text="the form is not valid UTF-8\n") from None
+    return MultiDictProxy(MultiDict(pairs))
+
+
+def _unread(request: web.Request, reason: str) -> web.HTTPUnsupportedMediaType:
+    """A 415 that closes the connection: the body stays unread, so it cannot be reused."""
+    log.warning("refused webhook %s %s: %s", request.method, request.path, reason)
+    refusal = web.HTTPUnsupportedMediaType(text=f"{reason}\n")
+    refusal.force_close()
+    return refusal
+
+
 def _reject(request: web.Request, reason: str) -> None:
     log.warning("rejected webhook %s %s: %s", request.method, request.path, reason)
     raise web.HTTPForbidden(text=f"forbidden: {reason}\n")
 
 
-def _first(header: str | None) -> str:
-    """The first entry of a possibly comma-separated forwarding header (the client side)."""
-    return (header or "").split(",")[0].strip()
+def _forwarded(headers: list[str], hops: int) -> str:
+    """The entry our outermost proxy added to a forwarding header: the ``hops``-th from the
+    right (each proxy appends what it saw; anything further left came from the client and
+    may be forged). "" when there are fewer entries than proxies."""
+    entries = [entry.strip() for header in headers for entry in header.split(",")]
+    return entries[-hops] if len(entries) >= hops else ""

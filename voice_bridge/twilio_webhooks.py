@@ -2,7 +2,8 @@
 
 * ``POST /twilio/voice``: a call comes in. Answered with ``<Connect><Stream>`` to
   ``/twilio/stream`` carrying a per-call token (:mod:`voice_bridge.call_tokens`) and the
-  caller's number as ``<Parameter>``s; the call gets its row in ``calls``.
+  caller's number as ``<Parameter>``s; the call gets its row in ``calls``. Once per call: a
+  repeat of the webhook for the same CallSid (a replay) gets 409 and no token.
 * ``POST /twilio/status``: Twilio's call status callbacks (ringing, in-progress, completed
   with its duration, busy, ...), recorded forward-only (:mod:`voice_bridge.call_records`).
 * ``POST /twilio/sms``: a text. Its body goes to Rasa's REST channel as the conversation
@@ -27,6 +28,7 @@ from paybot.db.models import CallStatus
 from paybot.phone import InvalidPhoneNumber, to_e164
 from voice_bridge.call_records import (
     UnknownCallStatus,
+    mark_answered,
     parse_status,
     record_call_started,
     record_call_status,
@@ -67,24 +69,30 @@ async def voice_webhook(request: web.Request) -> web.Response:
     form = await verified_form(request, settings)
     call_sid = _required(form, "CallSid")
     caller = caller_e164(form.get("From", ""))
-    token = issue_call_token(
-        call_token_secret(settings),
-        call_sid=call_sid,
-        caller=caller,
-        ttl_s=settings.call_token_ttl_s,
-    )
+    engine = request.app[DB_ENGINE]
     try:
         await asyncio.to_thread(
             record_call_started,
-            request.app[DB_ENGINE],
+            engine,
             call_sid=call_sid,
             caller=caller or None,
             called=caller_e164(form.get("To", "")) or None,
             direction=(form.get("Direction") or None),
             status=_status_or(form.get("CallStatus"), CallStatus.RINGING),
         )
-    except SQLAlchemyError:  # bookkeeping: the caller is still answered
+        first = await asyncio.to_thread(mark_answered, engine, call_sid=call_sid)
+    except SQLAlchemyError:  # without the record, the token could not be single-use
         log.exception("call %s: could not record it", call_sid)
+        raise web.HTTPServiceUnavailable(text="could not record the call\n") from None
+    if not first:
+        log.warning("call %s: voice webhook repeated; no second stream token", call_sid)
+        raise web.HTTPConflict(text="this call was already answered\n")
+    token = issue_call_token(
+        call_token_secret(settings),
+        call_sid=call_sid,
+        caller=caller,
+        ttl_s=settings.call_token_ttl_s,
+    )
     log.info("call %s answered with a media stream", call_sid)
     stream_url = public_url(request, settings, path=STREAM_PATH, websocket=True)
     return _twiml(stream_twiml(stream_url, token=token, caller=caller))

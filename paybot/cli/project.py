@@ -52,9 +52,10 @@ class Project:
         return self.bot_dir / "credentials.yml"
 
     @property
-    def training_dirs(self) -> tuple[Path, Path]:
-        """Every directory whose files go into the trained model."""
-        return (self.bot_dir, self.nlu_dir)
+    def training_inputs(self) -> tuple[Path, ...]:
+        """Every file and directory ``rasa train`` reads (not the endpoints, credentials or
+        the actions' wording, which a trained model does not depend on)."""
+        return (self.domain, self.config, self.stories_dir, self.nlu_dir)
 
     def missing(self) -> list[Path]:
         """The required files and directories that do not exist under ``root``."""

@@ -33,12 +33,13 @@ def model_path(model_dir: Path) -> Path:
     return model_dir / f"{MODEL_NAME}.tar.gz"
 
 
-def training_files(root: Path, dirs: Iterable[Path]) -> list[Path]:
-    """Every regular file under ``dirs`` (relative to ``root``), sorted, hidden files and
-    ``__pycache__`` excluded."""
+def training_files(root: Path, inputs: Iterable[Path]) -> list[Path]:
+    """Every regular file among or under ``inputs`` (relative to ``root``), sorted, hidden
+    files and ``__pycache__`` excluded."""
     files = []
-    for directory in dirs:
-        for path in (root / directory).rglob("*"):
+    for entry in inputs:
+        candidates = [root / entry] if (root / entry).is_file() else (root / entry).rglob("*")
+        for path in candidates:
             relative = path.relative_to(root)
             if path.is_file() and not any(
                 part.startswith(".") or part == "__pycache__" for part in relative.parts
@@ -47,11 +48,11 @@ def training_files(root: Path, dirs: Iterable[Path]) -> list[Path]:
     return sorted(files, key=lambda p: p.as_posix())
 
 
-def fingerprint(root: Path, dirs: Iterable[Path]) -> str:
+def fingerprint(root: Path, inputs: Iterable[Path]) -> str:
     """A sha256 over the Rasa version and each training file's path and content."""
     digest = hashlib.sha256()
     digest.update(f"rasa {_rasa_version()}\0".encode())
-    for relative in training_files(root, dirs):
+    for relative in training_files(root, inputs):
         digest.update(relative.as_posix().encode() + b"\0")
         digest.update(hashlib.sha256((root / relative).read_bytes()).digest())
     return digest.hexdigest()
@@ -63,7 +64,7 @@ def is_up_to_date(project: Project, model_dir: Path) -> bool:
     stamp = model_dir / FINGERPRINT_FILE
     if not model_path(model_dir).is_file() or not stamp.is_file():
         return False
-    return stamp.read_text().strip() == fingerprint(project.root, project.training_dirs)
+    return stamp.read_text().strip() == fingerprint(project.root, project.training_inputs)
 
 
 def rasa_train_argv(project: Project, model_dir: Path, force: bool) -> list[str]:
@@ -118,7 +119,7 @@ def train(
     if if_changed and not force and is_up_to_date(project, model_dir):
         say(f"model is up to date ({model_path(model_dir)}); not training")
         return 0
-    trained_from = fingerprint(project.root, project.training_dirs)
+    trained_from = fingerprint(project.root, project.training_inputs)
     say(f"training the Rasa model from {project.bot_dir}/ and {project.nlu_dir}/ "
         "(about a minute)...")
     started = time.monotonic()

@@ -41,6 +41,7 @@ def plan(
          "--model", str(model_path(settings.model_dir)),
          "--endpoints", str(endpoints.path), "--credentials", str(project.credentials)],
         {"PAYBOT_ACTION_SERVER_URL": base_url(host, settings.action_port) + "/webhook",
+         "PAYBOT_TRACKER_MAX_CONVERSATIONS": str(settings.tracker_max_conversations),
          **endpoints.env},
     )
     # rasa_sdk's own entry point is what `rasa run actions` calls, without importing Rasa

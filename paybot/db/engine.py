@@ -77,6 +77,20 @@ def session_scope(engine: Engine) -> Iterator[Session]:
             raise
 
 
+@contextmanager
+def write_scope(engine: Engine) -> Iterator[Session]:
+    """A :func:`session_scope` for a read-then-write that must not interleave with another.
+
+    On SQLite it holds the database's write lock from its first statement (``BEGIN
+    IMMEDIATE``): writers queue instead of each reading a snapshot and then writing past the
+    other. On PostgreSQL lock the rows read with ``SELECT ... FOR UPDATE``.
+    """
+    with session_scope(engine) as session:
+        if engine.dialect.name == "sqlite":
+            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        yield session
+
+
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision`` with Alembic (safe to run on every start)."""
     from alembic import command

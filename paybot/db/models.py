@@ -30,6 +30,7 @@ class PaymentStatus(str, enum.Enum):
     DECLINED = "declined"
     FAILED = "failed"  # never charged (gateway error, or not submitted before a crash)
     SCHEDULED = "scheduled"
+    SKIPPED = "skipped"  # a scheduled payment the rules no longer allowed on its day
     CANCELLED = "cancelled"
     REFUNDED = "refunded"
 
@@ -266,3 +267,7 @@ class Call(SQLModel, table=True):
     updated_at: datetime = _timestamp()
     duration_s: int | None = None
     ended_reason: str | None = Field(default=None, max_length=64)
+    # The voice webhook answered with a stream token (once: a replay gets no second token),
+    # and that token opened the call's stream (once: a second socket with it is refused).
+    answered_at: datetime | None = _timestamp(nullable=True, default=False)
+    stream_started_at: datetime | None = _timestamp(nullable=True, default=False)

@@ -15,7 +15,8 @@ class Money(TypeDecorator):
     """A ``Decimal`` with two places: NUMERIC(14,2) on PostgreSQL, integer cents on SQLite.
 
     SQLite has no exact decimal type (it would round-trip through float), so there the value
-    is stored as a whole number of cents and compared numerically all the same.
+    is stored as a whole number of cents and compared numerically all the same. A float, or a
+    value with a fraction of a cent, is refused rather than rounded.
     """
 
     impl = Numeric(14, 2)
@@ -32,6 +33,8 @@ class Money(TypeDecorator):
         if isinstance(value, float):
             raise TypeError("money must be Decimal, not float")
         amount = Decimal(value).quantize(_CENTS)
+        if amount != value:  # never rounded on the way in: 10.005 is not 10.00 nor 10.01
+            raise ValueError("money must be whole cents")
         if dialect.name == "sqlite":
             return int(amount * 100)
         return amount

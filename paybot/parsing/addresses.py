@@ -80,8 +80,8 @@ def _features(tokens: list[str], *, spoken: bool) -> set[Feature]:
             continue
         if typed := _ORDINAL.fullmatch(word):  # "21st"
             found.add(("name", typed.group(1)))
-        elif word.isdigit():
-            found.add(("number", str(int(word))))
+        elif word.isascii() and word.isdigit():
+            found.add(("number", word.lstrip("0") or "0"))
         elif word in STREET_TYPES:
             found.add(("type", STREET_TYPES[word]))
         elif (nth := words_to_ordinal([word])) is not None:  # "fifth"

@@ -12,7 +12,8 @@ Strict by design: anything not matched below is kind "none" and the bot re-promp
 * Fraction of the balance: "half", "half of it", "a half", "half the balance", "a third",
   "two thirds", "a quarter" (of the balance, not 25 cents), "three quarters", "25 percent",
   "twenty five percent", "25%", "12.5%". The share must be more than 0 and less than 1.
-* Negative amounts ("minus 5", "-5", "$-5", "negative fifty") are "none". Zero is an amount
+* Negative amounts ("minus 5", "-5", "$-5", "negative fifty") and sums of a trillion or
+  more ("9" * 32) are "none". Zero is an amount
   (0.00): the payment rules, not the parser, refuse it.
 * Sums of money, spoken or typed: see :mod:`paybot.parsing.money_words` for the rules,
   including the hundreds grouping ("one fifty" = 150.00, "twelve fifty" = 12.50, "one fifty
@@ -35,6 +36,8 @@ from .numbers import words_to_number
 
 AmountKind = Literal["amount", "full_balance", "minimum", "fraction", "none"]
 CENT = Decimal("0.01")
+# A sum this large was not meant as a payment (and would not fit Decimal's 28 digits).
+MAX_AMOUNT = Decimal("1000000000000")
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,6 @@ def parse_amount(
         if keyword is not None:
             return keyword
     value = read_money(stages[-1])
-    if value is None:
+    if value is None or value >= MAX_AMOUNT:
         return NOT_UNDERSTOOD
     return AmountParse("amount", value.quantize(CENT, rounding=ROUND_HALF_UP))

@@ -41,8 +41,9 @@ from .numbers import HUNDRED, SCALES, TEENS, TENS, UNITS, words_to_number
 CURRENCY_WORDS = frozenset({"dollars", "dollar", "bucks", "buck", "usd", "$"})
 CENTS_WORDS = frozenset({"cents", "cent"})
 _ZEROS = frozenset({"oh", "o", "zero"})
-_TYPED_INT = re.compile(r"0|[1-9][0-9]{0,2}(?:,[0-9]{3})+|[1-9][0-9]*")
-_TYPED_DEC = re.compile(r"(?:0|[1-9][0-9]{0,2}(?:,[0-9]{3})+|[1-9][0-9]*)?\.[0-9]{1,2}")
+# At most 18 digits before the point: longer is no amount (and int() of thousands raises).
+_TYPED_INT = re.compile(r"0|[1-9][0-9]{0,2}(?:,[0-9]{3}){1,5}|[1-9][0-9]{0,17}")
+_TYPED_DEC = re.compile(r"(?:0|[1-9][0-9]{0,2}(?:,[0-9]{3}){1,5}|[1-9][0-9]{0,17})?\.[0-9]{1,2}")
 
 
 def typed_amount(token: str) -> Decimal | None:

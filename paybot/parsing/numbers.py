@@ -51,8 +51,10 @@ ORDINALS: dict[str, str] = {
 
 NUMBER_WORDS = frozenset({*UNITS, *TEENS, *TENS, *SCALES, HUNDRED})
 
-_DIGITS = re.compile(r"0|[1-9][0-9]*")
-_TYPED_ORDINAL = re.compile(r"([1-9][0-9]*)(?:st|nd|rd|th)")
+# Typed digits stop at 18: longer runs are no number a caller means (and int() of a few
+# thousand digits raises).
+_DIGITS = re.compile(r"0|[1-9][0-9]{0,17}")
+_TYPED_ORDINAL = re.compile(r"([1-9][0-9]{0,17})(?:st|nd|rd|th)")
 
 
 def _split(tokens: Sequence[str]) -> list[str]:

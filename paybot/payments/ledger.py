@@ -8,7 +8,10 @@ The rules it keeps:
    is left ``unknown`` and the reconciler settles it later.
 3. A crash between the gateway call and the settlement is found at start-up
    (:meth:`Ledger.reconcile`) and settled from the gateway's record of the key.
-4. Settlement is a conditional update from ``pending``/``unknown``, so a live call and the
+4. A payment is opened under a lock on its account row, and the principal of the account's
+   open (``pending``/``unknown``) payments counts against its balance: two payments opened at
+   once cannot together pay more than is owed. Amounts are whole cents before any gateway call.
+5. Settlement is a conditional update from ``pending``/``unknown``, so a live call and the
    reconciler can never both settle one payment; a successful payment gets its confirmation
    number, a principal ledger line and, with a fee, a fee line to the fee account.
 
@@ -32,8 +35,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from paybot import audit
-from paybot.db.engine import session_scope
-from paybot.db.models import Account, Payment, PaymentMethod
+from paybot.db.engine import session_scope, write_scope
+from paybot.db.models import Account, Payment, PaymentMethod, PaymentStatus
 from paybot.db.types import utcnow
 from paybot.gateway.base import (
     BankAccount,
@@ -44,10 +47,18 @@ from paybot.gateway.base import (
     GatewayTimeout,
 )
 from paybot.payments.fees import FeePolicy, Quote
+from paybot.payments.payable import held_amount, lock_account
 from paybot.payments.rules import AmountRules, PaymentRefused
 from paybot.payments.settlement import OPEN, PaymentOutcome, Settlement
 
 log = logging.getLogger(__name__)
+KEY_LENGTH = Payment.__table__.c.idempotency_key.type.length  # type: ignore[attr-defined]
+
+
+def new_idempotency_key() -> str:
+    """A fresh payment key: 32 hex digits, whatever the channel or conversation id (those
+    are stored beside it), so it fits its column on every database."""
+    return uuid.uuid4().hex
 
 
 @dataclass(frozen=True)
@@ -86,10 +97,12 @@ class Ledger:
 
     # Quotes ---------------------------------------------------------------------------
     def quote(self, account_id: int, amount: Decimal) -> Quote:
-        """Check ``amount`` against the rules and return what would be charged."""
+        """Check ``amount`` against the rules (less what open payments may already have paid)
+        and return what would be charged."""
+        amount = self.rules.exact(amount)
         with Session(self.engine) as session:
             account = _get_account(session, account_id)
-            self.rules.check(account, amount)
+            self.rules.check(account, amount, held=held_amount(session, account_id))
             return Quote(amount, self.fees.fee_for(amount), account.currency)
 
     # Paying ---------------------------------------------------------------------------
@@ -194,30 +207,54 @@ class Ledger:
 
     # Reconciliation -------------------------------------------------------------------
     def reconcile(self, older_than_s: float = 60.0) -> list[PaymentOutcome]:
-        """Settle every payment left open (a crash, a lost answer) from the gateway's record.
+        """Settle every payment left open (a crash, a lost answer) from the gateway's record;
+        the ones this call settled.
 
         A payment the gateway has no record of was never charged and is marked ``failed``.
-        One the gateway cannot be asked about right now stays open for the next run.
+        One the gateway cannot be asked about right now stays open for the next run. At start
+        only: a ``pending`` payment may be a live call's, while its process runs.
         """
-        cutoff = utcnow() - timedelta(seconds=older_than_s)
+        return self._ask_gateway(OPEN, settle_after_s=older_than_s, fail_after_s=older_than_s)
+
+    def recheck_unknown(self, give_up_after_s: float = 60.0) -> list[PaymentOutcome]:
+        """Ask the gateway again about every ``unknown`` payment (while running, safe beside
+        other processes doing the same): one it charged or declined is settled now; one it has
+        no record of is marked ``failed`` once ``give_up_after_s`` old (a late request could
+        still land before that)."""
+        return self._ask_gateway(
+            (PaymentStatus.UNKNOWN.value,), settle_after_s=0.0, fail_after_s=give_up_after_s
+        )
+
+    def _ask_gateway(
+        self, statuses: tuple[str, ...], *, settle_after_s: float, fail_after_s: float
+    ) -> list[PaymentOutcome]:
+        now = utcnow()
         with Session(self.engine) as session:
-            ids = session.exec(
-                select(Payment.id, Payment.idempotency_key)
-                .where(Payment.status.in_(OPEN))  # type: ignore[attr-defined]
-                .where(Payment.updated_at <= cutoff)
+            found = session.exec(
+                select(Payment.id, Payment.idempotency_key, Payment.updated_at)
+                .where(Payment.status.in_(statuses))  # type: ignore[attr-defined]
+                .where(Payment.updated_at <= now - timedelta(seconds=settle_after_s))
             ).all()
         settled = []
-        for payment_id, key in ids:
+        for payment_id, key, updated_at in found:
             try:
                 result = self.gateway.find_charge(key)
             except GatewayError:
                 log.warning("reconcile: gateway unavailable for payment %s", payment_id)
                 continue
-            if result is None:
-                settled.append(self._fail(payment_id, "not_submitted", "payment.not_submitted"))
+            if result is not None:
+                outcome, changed = self.settlement.settle_open(
+                    payment_id, result, actor="reconciler"
+                )
+            elif updated_at <= now - timedelta(seconds=fail_after_s):
+                outcome, changed = self.settlement.fail_open(
+                    payment_id, "not_submitted", "payment.not_submitted"
+                )
             else:
-                settled.append(self._settle(payment_id, result, actor="reconciler"))
-            log.info("reconciled payment %s", payment_id)
+                continue  # no record yet: asked again next time
+            if changed:  # not settled meanwhile by a live call or another worker
+                settled.append(outcome)
+                log.info("reconciled payment %s", payment_id)
         return settled
 
     # Internals ------------------------------------------------------------------------
@@ -229,9 +266,10 @@ class Ledger:
         conversation_id: str | None,
         idempotency_key: str | None,
     ) -> _Request:
-        if not isinstance(amount, Decimal):
-            raise TypeError("amount must be a Decimal")
-        key = idempotency_key or uuid.uuid4().hex
+        amount = self.rules.exact(amount)
+        key = idempotency_key or new_idempotency_key()
+        if len(key) > KEY_LENGTH:
+            raise ValueError(f"idempotency keys are at most {KEY_LENGTH} characters")
         return _Request(account_id, amount, channel, conversation_id, key)
 
     def _open(
@@ -250,14 +288,15 @@ class Ledger:
     def _insert_payment(
         self, request: _Request, kind: str, reference: str, method_id: int | None
     ) -> tuple[PaymentOutcome, bool]:
-        with session_scope(self.engine) as session:
+        with write_scope(self.engine) as session:
+            account = lock_account(session, request.account_id)
             existing = session.exec(
                 select(Payment).where(Payment.idempotency_key == request.idempotency_key)
             ).first()
             if existing is not None:
                 return self._existing(existing, request)
-            account = _get_account(session, request.account_id)
-            self.rules.check(account, request.amount)
+            held = held_amount(session, account.id)
+            self.rules.check(account, request.amount, held=held)
             fee = self.fees.fee_for(request.amount)
             payment = Payment(
                 account_id=account.id,

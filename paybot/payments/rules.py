@@ -1,12 +1,15 @@
-"""Which amounts an account may pay: minimum, maximum (the balance), currency, status."""
+"""Which amounts an account may pay: whole cents, minimum, maximum (what is still owed),
+currency, status."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from paybot.db.models import Account, AccountStatus
-from paybot.money import format_amount
+from paybot.money import format_amount, quantum
+
+ZERO = Decimal("0.00")
 
 
 class PaymentRefused(Exception):
@@ -36,22 +39,47 @@ class AmountRules:
         lowest = min(self.minimum, balance) if balance > 0 else self.minimum
         return lowest, highest
 
-    def check(self, account: Account, amount: Decimal) -> None:
-        """Raise :class:`PaymentRefused` unless ``account`` may pay ``amount`` now."""
+    def exact(self, amount: Decimal) -> Decimal:
+        """``amount`` as a gateway must see it: a Decimal in whole cents (``10.5`` becomes
+        ``10.50``). Sub-cent amounts (``10.005``) are refused, never rounded; a float is a
+        programming error (TypeError), never taken as money."""
+        if not isinstance(amount, Decimal):
+            raise TypeError(f"amount must be a Decimal, not {type(amount).__name__}")
+        cents = quantum(self.currency)
+        try:
+            exact = amount.is_finite() and amount == amount.quantize(cents)
+        except InvalidOperation:  # more digits than Decimal's precision
+            exact = False
+        if not exact:
+            raise PaymentRefused("amount_not_exact", "The amount must be in whole cents.")
+        return amount.quantize(cents)
+
+    def check(self, account: Account, amount: Decimal, *, held: Decimal = ZERO) -> None:
+        """Raise :class:`PaymentRefused` unless ``account`` may pay ``amount`` now, while
+        payments of ``held`` in all are still open (they count against the balance)."""
+        self.exact(amount)
         if account.status != AccountStatus.ACTIVE.value:
             raise PaymentRefused("account_not_active", "This account cannot take payments.")
         if account.currency != self.currency:
             raise PaymentRefused("currency_mismatch", "This account is in another currency.")
         if amount <= 0:
             raise PaymentRefused("amount_not_positive", "The amount must be more than zero.")
-        if not self.allow_overpayment and account.balance <= 0:
+        payable = account.balance - held
+        if not self.allow_overpayment and payable <= 0:
+            if held > 0:
+                raise PaymentRefused(
+                    "payment_in_progress", "A payment for this balance is already under way."
+                )
             raise PaymentRefused("nothing_owed", "There is no balance to pay.")
-        lowest, highest = self.allowed_range(account)
+        lowest, highest = self.allowed_range_for(payable)
         if amount < lowest or (highest is not None and amount > highest):
-            raise PaymentRefused("amount_out_of_range", self.describe_range(account))
+            raise PaymentRefused("amount_out_of_range", self.describe_range_for(payable))
 
     def describe_range(self, account: Account) -> str:
-        lowest, highest = self.allowed_range(account)
+        return self.describe_range_for(account.balance)
+
+    def describe_range_for(self, balance: Decimal) -> str:
+        lowest, highest = self.allowed_range_for(balance)
         low = format_amount(lowest, self.currency)
         if highest is None:
             return f"The amount must be at least {low}."

@@ -3,13 +3,16 @@
 A scheduled payment is a ``payments`` row in state ``scheduled`` with its idempotency key and
 confirmation number from the start. :meth:`Scheduler.run_due` charges the ones whose day has
 come, through the ledger's usual path (same key, retries, settlement); a payment can be
-cancelled until then. No convenience fee is charged on scheduled payments.
+cancelled until then. On its day the rules are checked again, under a lock on the account: an
+account no longer active, a balance (less open payments) it would overpay, or a payment method
+deleted, no longer reusable or expired marks the payment ``skipped`` with the reason in
+``decline_code`` and an audit event, and nothing is charged. No convenience fee is charged on
+scheduled payments.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import date
 from decimal import Decimal
 
@@ -17,11 +20,12 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from paybot import audit
-from paybot.db.engine import session_scope
+from paybot.db.engine import session_scope, write_scope
 from paybot.db.models import Account, Payment, PaymentMethod, PaymentStatus
 from paybot.db.types import utcnow
 from paybot.payments.confirmation import new_confirmation_number
-from paybot.payments.ledger import Ledger
+from paybot.payments.ledger import Ledger, new_idempotency_key
+from paybot.payments.payable import held_amount, lock_account
 from paybot.payments.rules import PaymentRefused
 from paybot.payments.settlement import PaymentOutcome
 
@@ -50,7 +54,7 @@ class Scheduler:
     ) -> PaymentOutcome:
         """Record a payment to be taken on ``pay_on`` (after today, no later than the due date)."""
         today = today or date.today()
-        key = idempotency_key or uuid.uuid4().hex
+        key = idempotency_key or new_idempotency_key()
         with session_scope(self.engine) as session:
             existing = session.exec(select(Payment).where(Payment.idempotency_key == key)).first()
             if existing is not None:
@@ -61,7 +65,7 @@ class Scheduler:
                 raise PaymentRefused("unknown_account", "That account was not found.")
             if method is None or method.account_id != account_id or method.deleted_at:
                 raise PaymentRefused("unknown_method", "That payment method is not on file.")
-            self.ledger.rules.check(account, amount)
+            self.ledger.rules.check(account, amount, held=held_amount(session, account_id))
             if pay_on <= today or (account.due_date and pay_on > account.due_date):
                 raise PaymentRefused("date_out_of_range", "That date can't be used.")
             payment = self._new_row(account, method, amount, pay_on, channel, conversation_id, key)
@@ -131,7 +135,7 @@ class Scheduler:
         return True
 
     def run_due(self, today: date | None = None) -> list[PaymentOutcome]:
-        """Charge every scheduled payment whose day has come; returns their outcomes."""
+        """Charge (or skip) every scheduled payment whose day has come; their outcomes."""
         today = today or date.today()
         with Session(self.engine) as session:
             due = session.exec(
@@ -139,19 +143,36 @@ class Scheduler:
                     Payment.status == SCHEDULED, Payment.scheduled_for <= today
                 )
             ).all()
-        return [o for o in (self._run_one(pid) for pid in due) if o is not None]
+        return [o for o in (self._run_one(pid, today) for pid in due) if o is not None]
 
-    def _run_one(self, payment_id: int) -> PaymentOutcome | None:
-        with session_scope(self.engine) as session:
+    def _run_one(self, payment_id: int, today: date | None = None) -> PaymentOutcome | None:
+        today = today or date.today()
+        with write_scope(self.engine) as session:
+            payment = session.get(Payment, payment_id)
+            if payment is None or payment.status != SCHEDULED:
+                return None
+            lock_account(session, payment.account_id)
+            session.refresh(payment)  # as it is now that the account is ours
+            reason = self._reason_to_skip(session, payment, today)
+            status = PaymentStatus.SKIPPED if reason else PaymentStatus.PENDING
             claimed = session.execute(
                 update(Payment)
                 .where(Payment.id == payment_id, Payment.status == SCHEDULED)
-                .values(status=PaymentStatus.PENDING.value, updated_at=utcnow())
+                .values(status=status.value, decline_code=reason, updated_at=utcnow())
             )
             if claimed.rowcount != 1:  # cancelled, or another worker took it
                 return None
-            payment = session.get(Payment, payment_id)
-            assert payment is not None
+            if reason:
+                audit.record(
+                    session,
+                    "payment.schedule_skipped",
+                    account_id=payment.account_id,
+                    payment_id=payment_id,
+                    reason=reason,
+                )
+                log.info("scheduled payment %s skipped (%s)", payment_id, reason)
+                session.refresh(payment)
+                return PaymentOutcome.of(payment)
             token, key, total, currency = (
                 payment.gateway_reference,
                 payment.idempotency_key,
@@ -159,3 +180,32 @@ class Scheduler:
                 payment.currency,
             )
         return self.ledger.charge_open_payment(payment_id, key, token, total, currency)
+
+    def _reason_to_skip(self, session: Session, payment: Payment, today: date) -> str | None:
+        """Why ``payment`` may not be charged today (a stable code), or None."""
+        account = session.get(Account, payment.account_id)
+        assert account is not None and payment.id is not None
+        try:
+            held = held_amount(session, account.id, exclude=payment.id)
+            self.ledger.rules.check(account, payment.amount, held=held)
+        except PaymentRefused as refused:
+            return refused.code
+        method = (
+            session.get(PaymentMethod, payment.payment_method_id)
+            if payment.payment_method_id is not None
+            else None
+        )
+        if (
+            method is None
+            or method.account_id != account.id
+            or method.deleted_at is not None
+            or not method.reusable
+            or method.token != payment.gateway_reference
+        ):
+            return "method_unavailable"
+        if method.exp_year and method.exp_month and (method.exp_year, method.exp_month) < (
+            today.year,
+            today.month,
+        ):
+            return "method_expired"
+        return None

@@ -94,15 +94,22 @@ class Settlement:
     def settle(
         self, payment_id: int, result: ChargeResult, *, actor: str = "system"
     ) -> PaymentOutcome:
+        return self.settle_open(payment_id, result, actor=actor)[0]
+
+    def settle_open(
+        self, payment_id: int, result: ChargeResult, *, actor: str = "system"
+    ) -> tuple[PaymentOutcome, bool]:
+        """Settle the payment if it is still open: its outcome, and whether this call did."""
+        changed = False
         for _ in range(5):  # a confirmation number collision is retried with a new number
             try:
-                self._settle_once(payment_id, result, actor)
+                changed = self._settle_once(payment_id, result, actor)
                 break
             except IntegrityError:
                 log.warning("payment %s: confirmation number collision, retrying", payment_id)
-        return self.outcome(payment_id)
+        return self.outcome(payment_id), changed
 
-    def _settle_once(self, payment_id: int, result: ChargeResult, actor: str) -> None:
+    def _settle_once(self, payment_id: int, result: ChargeResult, actor: str) -> bool:
         approved = result.approved
         with session_scope(self.engine) as session:
             changed = self._transition(
@@ -122,7 +129,7 @@ class Settlement:
                 completed_at=utcnow(),
             )
             if not changed:
-                return
+                return False
             payment = session.get(Payment, payment_id)
             assert payment is not None
             if approved:
@@ -138,6 +145,7 @@ class Settlement:
                 replayed=result.replayed,
             )
         log.info("payment %s %s", payment_id, "succeeded" if approved else "declined")
+        return True
 
     def _book(self, session: Session, payment: Payment) -> None:
         """Ledger lines for a successful payment, and the account's new balance."""
@@ -169,14 +177,19 @@ class Settlement:
         )
 
     def fail(self, payment_id: int, code: str, kind: str) -> PaymentOutcome:
+        return self.fail_open(payment_id, code, kind)[0]
+
+    def fail_open(self, payment_id: int, code: str, kind: str) -> tuple[PaymentOutcome, bool]:
+        """Fail the payment if it is still open: its outcome, and whether this call did."""
         with session_scope(self.engine) as session:
-            if self._transition(
+            changed = self._transition(
                 session,
                 payment_id,
                 status=PaymentStatus.FAILED.value,
                 decline_code=code,
                 completed_at=utcnow(),
-            ):
+            )
+            if changed:
                 payment = session.get(Payment, payment_id)
                 assert payment is not None
                 audit.record(
@@ -188,7 +201,7 @@ class Settlement:
                     code=code,
                 )
         log.info("payment %s failed (%s)", payment_id, code)
-        return self.outcome(payment_id)
+        return self.outcome(payment_id), changed
 
     def mark_unknown(self, payment_id: int) -> PaymentOutcome:
         with session_scope(self.engine) as session:
