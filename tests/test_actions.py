@@ -541,7 +541,7 @@ async def test_a_filler_does_not_answer_are_you_ready(svc):
 
 
 # --- off script (issue 10) -----------------------------------------------------------------
-@pytest.mark.parametrize("text", ["??!!", "?", "...", "🙂"])
+@pytest.mark.parametrize("text", ["??!!", "?", "...", "🙂", "uhhh", "ummmm"])
 async def test_punctuation_alone_confirms_nothing(svc, text):
     d = CollectingDispatcher()
     t = tracker(text=text, intent="affirm")

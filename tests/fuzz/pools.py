@@ -13,7 +13,7 @@ OFF_SCRIPT: dict[str, tuple[str, ...]] = {
     ),
     "filler": (
         "umm", "uhhh", "hmm...", "er", "mmm", "erm", "uh, hold on", "one sec", "let me think",
-        "hang on a moment", "ummm let me see", "ok so",
+        "hang on a moment", "ummm let me see", "um um",
     ),
     "gibberish": (
         "asdkjh", "qqq", "zzzz", "blarg fnord", "lkjlkj wer", "x", ".", "!!!", "??!!",
