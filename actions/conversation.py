@@ -1,10 +1,13 @@
 """Starting a conversation: who is calling, and what they came for.
 
 ``action_session_start`` copies the channel and the caller's number from the metadata of the
-message that opened the session (chat and SMS). ``action_start_conversation`` runs on the
-first request (the voice bridge's ``session_begin`` system event, a greeting, "I want to
-pay", "what's my balance"...): it looks the caller's number up, so a known caller is greeted
-by name, notes what was asked for, and hands over to the payment form.
+message that opened the session: the REST channel keeps them only when the bridge vouched for
+them (SMS), so a chat has no caller number. ``action_start_conversation`` runs on the first
+request (the voice bridge's ``session_begin`` system event, a greeting, "I want to pay",
+"what's my balance"...): it looks the caller's number up and notes the accounts on it as
+candidates (the payment form then asks one more factor before anything about them is said,
+unless ``PAYBOT_CALLER_ID_FACTOR=none``), notes what was asked for, and hands over to the
+payment form.
 """
 
 from __future__ import annotations
@@ -20,11 +23,10 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import customer
 from actions.responses import say
 from actions.services import services
-from paybot.dialog.channel import sanitize_metadata
+from paybot.dialog.channel import CHANNELS, sanitize_metadata
 from paybot.parsing import parse_date
 
 log = logging.getLogger(__name__)
-SENDER_PREFIX_CHANNEL = {"call": "voice", "sms": "sms", "chat": "chat"}
 REQUESTS = {
     "ask_balance": "balance",
     "list_scheduled": "list_scheduled",
@@ -33,15 +35,14 @@ REQUESTS = {
 
 
 def channel_of(tracker: Tracker) -> str:
-    """voice, sms or chat: from the slot, else from the conversation id's prefix."""
+    """voice, sms or chat: from the slot (set from vouched metadata or a system event)."""
     channel = tracker.get_slot("channel")
-    if channel in SENDER_PREFIX_CHANNEL.values():
-        return channel
-    return SENDER_PREFIX_CHANNEL.get(tracker.sender_id.split(":", 1)[0], "chat")
+    return channel if channel in CHANNELS else "chat"
 
 
 class ActionSessionStart(Action):
-    """Start a session; fill ``channel`` and ``caller_number`` from the message metadata."""
+    """Start a session; fill ``channel`` and ``caller_number`` from the message metadata
+    (which the REST channel kept only when the bridge vouched for it)."""
 
     def name(self) -> str:
         return "action_session_start"
@@ -50,10 +51,9 @@ class ActionSessionStart(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         metadata = sanitize_metadata(tracker.get_slot("session_started_metadata"))
-        prefix = SENDER_PREFIX_CHANNEL.get(tracker.sender_id.split(":", 1)[0])
         events: list[EventType] = [
             SessionStarted(),
-            SlotSet("channel", prefix or metadata["channel"]),
+            SlotSet("channel", metadata["channel"]),
             SlotSet("caller_number", metadata.get("from")),
             ActionExecuted("action_listen"),
         ]
@@ -83,30 +83,32 @@ def _system_entities(tracker: Tracker) -> dict[str, str]:
 async def begin(
     dispatcher: CollectingDispatcher, tracker: Tracker, request: str | None = None
 ) -> list[EventType]:
-    """Look the caller up by number (unless already identified) and note the request."""
-    system = sanitize_metadata(
-        {
-            "channel": _system_entities(tracker).get("channel"),
-            "from": _system_entities(tracker).get("caller"),
-        }
-    )
+    """Look the caller up by number (unless already identified) and note the request.
+
+    A number only the bridge can vouch for (the ``session_begin`` system event, or vouched
+    SMS metadata) is a hint: its accounts become ``account_candidates`` and the payment form
+    asks one more factor before it says or uses anything about them
+    (``PAYBOT_CALLER_ID_FACTOR``; with ``none`` a single account is identified at once)."""
+    entities = _system_entities(tracker)
+    system = sanitize_metadata({"channel": entities.get("channel"), "from": entities.get("caller")})
     caller = system.get("from") or tracker.get_slot("caller_number")
-    events: list[EventType] = [
-        SlotSet("channel", channel_of(tracker)),
-        SlotSet("caller_number", caller),
-    ]
+    channel = system["channel"] if entities.get("channel") else channel_of(tracker)
+    events: list[EventType] = [SlotSet("channel", channel), SlotSet("caller_number", caller)]
     if request:
         events.append(SlotSet("pending_request", request))
     if tracker.get_slot("identified") or not caller:
         return events
+    if tracker.get_slot("billing_zip") == "caller_id" and tracker.get_slot("account_candidates"):
+        return events  # the factor is confirmed; the form asks which account
     svc = await services()
     records = await svc.directory.find_by_phone(caller)
     active = [r for r in records if r.is_active] or records
-    if len(active) == 1:
+    if len(active) == 1 and svc.settings.caller_id_factor == "none":
         events += await customer.identify(svc, active[0], "caller_id")
         events += customer.payable_check(svc, dispatcher, tracker, active[0])
-    elif len(active) > 1:
+    elif active:  # the factor (billing_zip), then which account when there are several
         events.append(SlotSet("account_candidates", [r.account_number for r in active]))
+        events.append(SlotSet("billing_zip", None))
     log.info("conversation %s: %d accounts on the caller's number", tracker.sender_id, len(active))
     return events
 

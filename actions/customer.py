@@ -8,24 +8,15 @@ directory and the database before they are spoken or used.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
-from sqlmodel import Session, select
 
 from actions.responses import say
 from actions.services import Services
 from paybot.accounts.directory import AccountRecord
-from paybot.db.models import PaymentMethod
-
-
-@dataclass(frozen=True)
-class StoredMethod:
-    id: int
-    brand: str
-    last4: str
+from paybot.accounts.methods import StoredMethod, default_method
 
 
 async def current_account(svc: Services, tracker: Tracker) -> AccountRecord | None:
@@ -36,25 +27,17 @@ async def current_account(svc: Services, tracker: Tracker) -> AccountRecord | No
     return await svc.directory.find_by_account_number(number)
 
 
-def _stored_method(svc: Services, account_id: int) -> StoredMethod | None:
-    with Session(svc.engine) as session:
-        method = session.exec(
-            select(PaymentMethod)
-            .where(PaymentMethod.account_id == account_id)
-            .where(PaymentMethod.deleted_at.is_(None))  # type: ignore[union-attr]
-            .where(PaymentMethod.reusable.is_(True))  # type: ignore[attr-defined]
-            .order_by(PaymentMethod.is_default.desc(), PaymentMethod.id.desc())  # type: ignore
-        ).first()
-        if method is None or method.id is None:
-            return None
-        return StoredMethod(method.id, method.brand, method.last4)
-
-
 async def stored_method(svc: Services, account_id: int | None) -> StoredMethod | None:
     """The account's default reusable payment method, if any."""
     if account_id is None:
         return None
-    return await asyncio.to_thread(_stored_method, svc, account_id)
+    return await asyncio.to_thread(default_method, svc.engine, account_id)
+
+
+async def records(svc: Services, numbers: list[str]) -> list[AccountRecord]:
+    """The accounts with these numbers, fresh from the directory (unknown ones left out)."""
+    found = await asyncio.gather(*(svc.directory.find_by_account_number(n) for n in numbers))
+    return [r for r in found if r is not None]
 
 
 async def service_addresses(svc: Services, numbers: list[str]) -> dict[str, str | None]:

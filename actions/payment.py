@@ -45,7 +45,7 @@ class ActionCompletePayment(Action):
     ) -> list[EventType]:
         outcome = tracker.get_slot("form_outcome")
         pending = tracker.get_slot("pending_request")
-        if outcome in ("idv_failed", "idv_locked"):
+        if outcome in ("idv_failed", "idv_locked", "idv_busy"):
             return transfer(dispatcher, tracker, reason=outcome)
         if outcome == "stuck":  # one question asked three times in a row, still no answer
             say(dispatcher, tracker, "stuck")

@@ -2,8 +2,10 @@
 
 The form's questions, in order (``required_slots`` drops the ones that do not apply):
 
-1. ``account_choice``: several accounts share the caller's number; which one (the last
-   digits, or the street of the service address)?
+1. ``billing_zip`` then ``account_choice``: a caller known by number (the accounts on it are
+   ``account_candidates``) first confirms one more factor, the billing ZIP or the stored
+   method's last four (``PAYBOT_CALLER_ID_FACTOR``); then, when several accounts share the
+   number, which one (the last digits, or the street of the service address)?
 2. ``account_number`` then ``billing_zip``: ID&V when the caller is not known by number.
 3. ``ready_to_pay``: "are you ready to make your payment of $321.72 now?" (yes takes the
    full balance straight to the payment method).
@@ -136,10 +138,11 @@ class ValidatePaymentForm(FormValidationAction):
         if s.get("form_outcome"):
             return []
         if not s.get("identified"):
-            wanted = ["account_number", "billing_zip"]
-            if len(s.get("account_candidates") or []) > 1:
-                wanted.insert(0, "account_choice")
-            return wanted
+            if not s.get("account_candidates"):
+                return ["account_number", "billing_zip"]
+            svc = await services()  # known by number: one more factor, then which account
+            factor = [] if svc.settings.caller_id_factor == "none" else ["billing_zip"]
+            return [*factor, "account_choice"]
         if s.get("pending_request") in ("list_scheduled", "cancel_scheduled"):
             return []
         scheduled = s.get("payment_timing") == "scheduled"
@@ -191,7 +194,7 @@ class ValidatePaymentForm(FormValidationAction):
                 return await self._identified(svc, dispatcher, tracker, record, "caller_id")
         say(dispatcher, tracker, "account_choice_not_understood")
         # After a miss, fall back to the full account number and ZIP.
-        return {"account_choice": None, "account_candidates": []}
+        return {"account_choice": None, "account_candidates": [], "billing_zip": None}
 
     async def validate_account_number(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
@@ -205,6 +208,9 @@ class ValidatePaymentForm(FormValidationAction):
     async def validate_billing_zip(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
     ) -> Slots:
+        candidates = tracker.get_slot("account_candidates") or []
+        if candidates and not tracker.get_slot("account_number"):
+            return await self._confirm_caller(value, dispatcher, tracker, candidates)
         digits = parse_digit_string(str(value))
         if digits is None or len(digits) not in (5, 9):
             say(dispatcher, tracker, "not_understood_zip")
@@ -220,21 +226,55 @@ class ValidatePaymentForm(FormValidationAction):
             return await self._identified(svc, dispatcher, tracker, outcome.record, "account")
         return self._failed_verification(svc, dispatcher, tracker, outcome.result)
 
+    async def _confirm_caller(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, candidates: list
+    ) -> Slots:
+        """The one more factor of a caller known by number (the ZIP or the stored method's
+        last four); a wrong one is a verification failure like a wrong ZIP."""
+        svc = await services()
+        records = await customer.records(svc, candidates)
+        factor = await svc.verifier.caller_factor(records, svc.settings.caller_id_factor)
+        digits = parse_digit_string(str(value))
+        if factor == "last4" and (digits is None or len(digits) != 4):
+            say(dispatcher, tracker, "not_understood_last4")
+            return {"billing_zip": None}
+        if factor == "zip" and (digits is None or len(digits) not in (5, 9)):
+            say(dispatcher, tracker, "not_understood_zip")
+            return {"billing_zip": None}
+        outcome = await svc.verifier.confirm_caller(
+            records=records,
+            answer=digits or "",
+            factor=factor,
+            caller_phone=tracker.get_slot("caller_number") or "",
+            conversation_id=tracker.sender_id,
+        )
+        if outcome.result is not Verification.VERIFIED:
+            return self._failed_verification(svc, dispatcher, tracker, outcome.result, caller=True)
+        if len(outcome.records) == 1:
+            return await self._identified(svc, dispatcher, tracker, outcome.record, "caller_id")
+        matched = [r.account_number for r in outcome.records]
+        return {"billing_zip": "caller_id", "account_candidates": matched}
+
     def _failed_verification(
         self,
         svc: Services,
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
         result: Verification,
+        *,
+        caller: bool = False,
     ) -> Slots:
         failures = int(tracker.get_slot("idv_failures") or 0) + 1
+        if result is Verification.THROTTLED:
+            say(dispatcher, tracker, "idv_busy")
+            return {"form_outcome": "idv_busy"}
         if result is Verification.LOCKED:
             say(dispatcher, tracker, "idv_locked")
             return {"form_outcome": "idv_locked", "idv_failures": float(failures)}
         if failures >= svc.settings.idv_max_attempts:
             say(dispatcher, tracker, "idv_transfer")
             return {"form_outcome": "idv_failed", "idv_failures": float(failures)}
-        say(dispatcher, tracker, "idv_failed")
+        say(dispatcher, tracker, "caller_factor_failed" if caller else "idv_failed")
         return {"account_number": None, "billing_zip": None, "idv_failures": float(failures)}
 
     async def _identified(

@@ -111,11 +111,21 @@ class AskAccountNumber(AskAction):
 
 
 class AskBillingZip(AskAction):
+    """The ZIP after the account number; for a caller known by number, the one more factor
+    (the ZIP, or the stored method's last four) before anything about the account is said."""
+
     slot = "billing_zip"
     listen = Listen("digits", min_digits=5, max_digits=9)
 
     async def values(self, tracker: Tracker) -> dict[str, Any]:
-        return {}
+        candidates = tracker.get_slot("account_candidates") or []
+        if not candidates or tracker.get_slot("account_number"):
+            return {}
+        svc = await services()
+        records = await customer.records(svc, candidates)
+        if await svc.verifier.caller_factor(records, svc.settings.caller_id_factor) == "zip":
+            return {"response": "ask_caller_zip"}
+        return {"response": "ask_caller_last4", "listen": Listen("digits", 4, 4)}
 
 
 class AskPaymentAmount(AskAction):

@@ -51,6 +51,8 @@ def _build() -> Services:
             LockoutPolicy(
                 max_failures=settings.lockout_failures,
                 window=timedelta(minutes=settings.lockout_window_minutes),
+                rate_limit=settings.idv_rate_limit,
+                rate_window=timedelta(seconds=settings.idv_rate_window_s),
             ),
         ),
     )

@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/bench_conversation.py [--rounds 5] [--concurrency 1 20] [--no-train]
 
-Starts the real stack (``paybot up`` on free ports, private data dir), then runs chat
-conversations over the REST channel, each a known caller asking for the greeting, declining,
-asking the balance, starting over and cancelling (no payment, so runs are repeatable).
+Starts the real stack (``paybot up`` on free ports, private data dir), then runs text
+conversations over the REST channel, each a known caller (SMS, the number vouched for as the
+bridge does) saying hello, confirming the billing ZIP, declining, asking the balance, starting
+over and cancelling (no payment, so runs are repeatable).
 Prints p50/p95 per message at each concurrency, then trains the model from scratch into a
 temporary directory (no cache) and prints how long it took.
 """
@@ -26,11 +27,11 @@ sys.path.insert(0, str(REPO))
 
 from tests.stack import Conversation, Stack  # noqa: E402
 
-SCRIPT = ("hi", "no", "what's my balance", "start over", "cancel", "no")
+SCRIPT = ("hi", "94107", "no", "what's my balance", "start over", "cancel", "no")
 
 
 def one_conversation(stack: Stack) -> list[float]:
-    chat = Conversation(stack, "chat", "+15555550100")
+    chat = Conversation(stack, "sms", "+15555550100")
     timings = []
     for line in SCRIPT:
         start = time.perf_counter()

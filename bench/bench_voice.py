@@ -9,17 +9,20 @@ Twilio's REST API, no scheduler) unless ``--url``/``--rasa-url`` name a running 
 one account per call (own number, own name and balance, a stored Visa), so that concurrent
 calls never pay the same bill. Each call is placed the way Twilio places it
 (:class:`voice_bridge.caller.CallerSession`: signed webhook, Media Stream, real-time 20 ms
-μ-law frames of espeak-ng speech, playback with mark echoes): greeting, "yes" (ready to pay),
-"yes" (the stored Visa), "yes" (go ahead), "no" (receipt), "no" (anything else), and the bot
-hangs up. A level runs ``level`` calls at a time (``max(level, 3)`` calls in all, after one
-warm-up call), each starting at a random moment within its first 2 s (``--stagger``).
+μ-law frames of espeak-ng speech, playback with mark echoes): the welcome asks the billing
+ZIP (caller ID is only a hint), the caller keys it ("94107#"), the greeting ("Hello Ava, are
+you ready to make your payment of ... now?"), "yes" (ready to pay), "yes" (the stored Visa),
+"yes" (go ahead), "no" (receipt), "no" (anything else), and the bot hangs up. A level runs
+``level`` calls at a time (``max(level, 3)`` calls in all, after one warm-up call), each
+starting at a random moment within its first 2 s (``--stagger``).
 
 Printed per level:
 
 * response latency: from the caller's last speech frame to the bot's first audio frame, minus
   the end-of-turn silence the bridge waits for in the question's listen mode (500 ms yes/no,
-  700 ms free speech: ``voice_bridge.vad``); also the raw figure and the greeting's time to
-  first audio (not in the latency: no caller turn before it);
+  700 ms free speech: ``voice_bridge.vad``; nothing for the keyed ZIP, which ends at ``#``);
+  also the raw figure and the welcome's time to first audio (not in the latency: no caller
+  turn before it);
 * where the time goes (own stack only), from the bridge's log lines lined up with the caller's
   clock: end of turn to transcript (and ``final()`` alone), then Rasa and the action server,
   then TTS to the first frame; the p50 per question; and the bridge's own "first audio"
@@ -68,14 +71,16 @@ from paybot.settings import Settings, load_settings  # noqa: E402
 from voice_bridge.caller import CallerSession, CallResult, EspeakVoice  # noqa: E402
 from voice_bridge.vad import turn_config  # noqa: E402
 
+ZIP_KEYS = "94107#"  # the billing ZIP of every bench account (James Smith's), keyed
 SCRIPT = ("yes", "yes", "yes", "no", "no")
 # What the bot must say, in order, for the call to have taken the scripted path.
-MILESTONES = ("ready to make your payment", "Visa ending 4242", "Shall I go ahead",
+MILESTONES = ("ZIP code", "ready to make your payment", "Visa ending 4242", "Shall I go ahead",
               "was successful", "anything else", "Goodbye")
-# The bot's reply to each caller turn, for the per-question latency.
-QUESTIONS = ("stored card?", "confirm", "paid+receipt?", "anything else?", "goodbye")
-# Listen modes of the questions the script answers, if the tracker cannot be read.
-SCRIPT_MODES = ("yes_no", "free", "yes_no", "yes_no", "yes_no")
+# The bot's reply to each caller turn (the keyed ZIP, then SCRIPT), for the per-question latency.
+QUESTIONS = ("greeting", "stored card?", "confirm", "paid+receipt?", "anything else?",
+             "goodbye")
+# Listen modes of the questions the caller answers, if the tracker cannot be read.
+SCRIPT_MODES = ("digits", "yes_no", "free", "yes_no", "yes_no", "yes_no")
 FIRST_NAMES = ("Ava", "Ben", "Chloe", "Daniel", "Emma", "Felix", "Grace", "Henry", "Isla",
                "Jack", "Karen", "Leo", "Mia", "Noah", "Olivia", "Paul", "Rosa", "Sean",
                "Tara", "Victor", "Wendy", "Zach")
@@ -143,6 +148,8 @@ async def place_call(settings: Settings, url: str, phone: str, voice: EspeakVoic
         outcome.call_sid = session.call_sid
 
         async def follow_script(call: CallerSession) -> None:
+            await call.wait_bot()
+            await call.press(ZIP_KEYS)
             await call.wait_bot()
             for line in SCRIPT:
                 await call.say(line)
@@ -382,12 +389,12 @@ def analyse(level: int, outcomes: list[CallOutcome], before: CpuSample, after: C
         for turn, mode in zip(r.caller_turns, modes, strict=False):
             if turn.response_latency_ms is None:
                 continue
-            silence_ms = turn_config(mode).end_silence_ms
+            silence_ms = turn_config(mode).end_silence_ms if turn.kind == "speech" else 0
             raw.append(turn.response_latency_ms)
             latencies.append(turn.response_latency_ms - silence_ms)
             assert turn.last_signal_at is not None and turn.response_at is not None
             rows.append((latencies[-1], o.clock_base + turn.last_signal_at + silence_ms / 1000,
-                         o.clock_base + turn.response_at))
+                         o.clock_base + turn.response_at, turn.kind))
         if r.bot_turns:
             greetings.append(r.bot_turns[0].first_media_at * 1000.0)
         late += r.late_frames
@@ -415,21 +422,24 @@ def analyse(level: int, outcomes: list[CallOutcome], before: CpuSample, after: C
         "asr": [], "finalize": [], "rasa": [], "tts": [],
         "logged": [v for sid in turn_rows for v in logged.get(sid, [])],
         "greeting": [g for g, _tts in greeted], "greeting_tts": [t for _g, t in greeted]}
-    by_question: list[tuple[list[float], list[float]]] = [([], []) for _ in SCRIPT]
+    by_question: list[tuple[list[float], list[float]]] = [([], []) for _ in QUESTIONS]
     for sid, rows in turn_rows.items():
-        for i, (latency, _end, _audio) in enumerate(rows[:len(SCRIPT)]):
+        # One "reply first audio" line per answered turn (keyed or spoken); "heard" lines
+        # only for spoken ones (keys skip ASR).
+        firsts = list(zip(rows, tts.get(sid, []), strict=False))
+        for i, ((latency, _end, _audio, _kind), first) in enumerate(firsts[:len(QUESTIONS)]):
             by_question[i][0].append(latency)
-        for i, ((_latency, end, audio), (heard_at, fin), first) in enumerate(
-                zip(rows, heard.get(sid, []), tts.get(sid, []), strict=False)):
+            by_question[i][1].append(first)
+        spoken = [(row, first) for row, first in firsts if row[3] == "speech"]
+        for ((_latency, end, audio, _kind), first), (heard_at, fin) in zip(
+                spoken, heard.get(sid, []), strict=False):
             breakdown["asr"].append((heard_at - end) * 1000)
             breakdown["finalize"].append(fin)
             breakdown["rasa"].append((audio - heard_at) * 1000 - first)
             breakdown["tts"].append(first)
-            if i < len(SCRIPT):
-                by_question[i][1].append(first)
     spans = [(o.clock_base, o.clock_base + o.result.duration_s) for o in outcomes if o.result]
     active = [sum(start <= end <= stop for start, stop in spans)
-              for rows in turn_rows.values() for (_latency, end, _audio) in rows]
+              for rows in turn_rows.values() for (_latency, end, _audio, _kind) in rows]
     busy_ticks = after.machine[0] - before.machine[0]
     all_ticks = max(1, after.machine[1] - before.machine[1])
     return LevelReport(
@@ -457,7 +467,7 @@ def print_level(rep: LevelReport) -> None:
           f"p95 {ms(pct(rep.latencies, 95))} ms  max {ms(max(rep.latencies, default=None))} ms")
     print(f"  raw (last speech frame to audio):  p50 {ms(pct(rep.raw, 50))} ms  "
           f"p95 {ms(pct(rep.raw, 95))} ms  max {ms(max(rep.raw, default=None))} ms")
-    print(f"  greeting, webhook to first audio:  p50 {ms(pct(rep.greetings, 50))} ms  "
+    print(f"  welcome, webhook to first audio:  p50 {ms(pct(rep.greetings, 50))} ms  "
           f"p95 {ms(pct(rep.greetings, 95))} ms  max {ms(max(rep.greetings, default=None))} ms")
     b = rep.breakdown
     if b["tts"]:
@@ -467,7 +477,7 @@ def print_level(rep: LevelReport) -> None:
         print(f"  where it went, p50/p95 ms: end of turn to transcript {q('asr')} (ASR final() "
               f"alone {q('finalize')}), then Rasa + actions {q('rasa')}, then TTS to first "
               f"frame {q('tts')}")
-        print(f"  greeting, stream start to first audio (the bridge's figure): "
+        print(f"  welcome, stream start to first audio (the bridge's figure): "
               f"{q('greeting')} ms, of which TTS {q('greeting_tts')}")
         print(f"  the bridge's own 'first audio ... after end of turn' figure: p50 "
               f"{ms(pct(b['logged'], 50)).strip()} ms  p95 {ms(pct(b['logged'], 95)).strip()} ms"
@@ -502,7 +512,7 @@ def print_level(rep: LevelReport) -> None:
 
 
 def print_summary(reports: list[LevelReport]) -> None:
-    print("\n| concurrent calls | calls ok/failed | p50 | p95 | max | raw p95 | greeting p50 "
+    print("\n| concurrent calls | calls ok/failed | p50 | p95 | max | raw p95 | welcome p50 "
           "| late frames | CPU s/call | CPU s/call-min | load |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in reports:

@@ -1,7 +1,11 @@
-"""Identification and verification (ID&V): account number plus billing ZIP, with lockouts.
+"""Identification and verification (ID&V), with lockouts and a global rate limit.
 
-Failed checks are stored, and counted per account number and per caller number within a
-window across all conversations, so nobody can enumerate accounts by calling again. An unknown
+Two checks: an account number plus its billing ZIP (anyone), and one more factor for a caller
+the bridge vouches for by phone number (the ZIP, or the stored method's last four, of the
+accounts on that number). Failed checks are stored and counted per account number and per
+caller number within a window across all conversations, so nobody can enumerate accounts by
+calling again; callers without a number (withheld, chat) all count under one key. Too many
+failures across everyone within a short window refuse every check for a while. An unknown
 account and a wrong ZIP fail the same way: the caller learns nothing about which it was.
 """
 
@@ -13,6 +17,7 @@ import hmac
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Literal
 
 from sqlalchemy import func, or_
 from sqlalchemy.engine import Engine
@@ -20,31 +25,41 @@ from sqlmodel import Session, select
 
 from paybot import audit
 from paybot.accounts.directory import AccountRecord, CustomerDirectory
+from paybot.accounts.methods import default_method
 from paybot.db.engine import session_scope
 from paybot.db.models import VerificationFailure
 from paybot.db.types import utcnow
 
 log = logging.getLogger(__name__)
+# The lockout key of every caller without a number (caller ID withheld, chat): they are
+# counted together, so a sweep from a withheld number is locked out like one from a number.
+WITHHELD = "withheld"
+Factor = Literal["zip", "last4"]
 
 
 class Verification(str, enum.Enum):
     VERIFIED = "verified"
     FAILED = "failed"
     LOCKED = "locked"
+    THROTTLED = "throttled"  # too many failures across everyone just now: try again later
 
 
 @dataclass(frozen=True)
 class LockoutPolicy:
-    """How many failures, per account or per caller number, within what window, lock out."""
+    """How many failures, per account or per caller number, within what window, lock out;
+    and how many failures across everyone within ``rate_window`` refuse every check."""
 
     max_failures: int = 5
     window: timedelta = timedelta(minutes=30)
+    rate_limit: int = 30
+    rate_window: timedelta = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
 class VerifyOutcome:
     result: Verification
     record: AccountRecord | None = None
+    records: tuple[AccountRecord, ...] = ()  # every account a caller factor matched
 
 
 class IdentityVerifier:
@@ -65,14 +80,15 @@ class IdentityVerifier:
         caller_phone: str | None,
         conversation_id: str | None,
     ) -> VerifyOutcome:
-        """Verify, or count a failure; LOCKED once the account or the number hit the limit."""
-        if await asyncio.to_thread(self.is_locked, account_number, caller_phone):
-            await asyncio.to_thread(self._audit, "idv.locked", None, conversation_id)
-            return VerifyOutcome(Verification.LOCKED)
+        """Verify, or count a failure; LOCKED once the account or the number (``None``:
+        withheld, counted under one key) hit the limit; THROTTLED while everyone has."""
+        refused = await self._refused([account_number], caller_phone, conversation_id)
+        if refused is not None:
+            return refused
         record = await self.directory.find_by_account_number(account_number)
         if record is not None and _zip_matches(record.billing_zip, billing_zip):
             await asyncio.to_thread(self._audit, "idv.verified", record, conversation_id)
-            return VerifyOutcome(Verification.VERIFIED, record)
+            return VerifyOutcome(Verification.VERIFIED, record, (record,))
         await asyncio.to_thread(
             self._record_failure, account_number, caller_phone, conversation_id, record
         )
@@ -80,13 +96,94 @@ class IdentityVerifier:
             return VerifyOutcome(Verification.LOCKED)
         return VerifyOutcome(Verification.FAILED)
 
+    async def caller_factor(self, records: list[AccountRecord], wanted: Factor) -> Factor:
+        """The factor to ask a caller known by number for: ``last4`` when it is wanted and
+        every account on the number has a stored method, else the billing ZIP."""
+        if wanted == "zip" or not records:
+            return "zip"
+        last4s = await asyncio.gather(*(self._last4(r) for r in records))
+        return "last4" if all(last4s) else "zip"
+
+    async def confirm_caller(
+        self,
+        *,
+        records: list[AccountRecord],
+        answer: str,
+        factor: Factor,
+        caller_phone: str,
+        conversation_id: str | None,
+    ) -> VerifyOutcome:
+        """Check the one more factor of a caller known by number against the accounts on
+        that number; the accounts it matches are ``records``. A wrong answer is a failure
+        like a wrong ZIP in :meth:`verify` (counted against the number, and the account when
+        there is one)."""
+        numbers = [r.account_number for r in records]
+        refused = await self._refused(numbers, caller_phone, conversation_id)
+        if refused is not None:
+            return refused
+        matched: list[AccountRecord] = []
+        for record in records:
+            expected = await self._last4(record) if factor == "last4" else record.billing_zip
+            if expected and _factor_matches(factor, expected, answer):
+                matched.append(record)
+        if matched:
+            for record in matched:
+                await asyncio.to_thread(self._audit, "idv.verified", record, conversation_id)
+            return VerifyOutcome(Verification.VERIFIED, matched[0], tuple(matched))
+        only = records[0] if len(records) == 1 else None
+        await asyncio.to_thread(
+            self._record_failure,
+            only.account_number if only else "",
+            caller_phone,
+            conversation_id,
+            only,
+        )
+        locked = await asyncio.to_thread(
+            lambda: any(self.is_locked(n, caller_phone) for n in numbers)
+        )
+        if locked:
+            return VerifyOutcome(Verification.LOCKED)
+        return VerifyOutcome(Verification.FAILED)
+
+    async def _last4(self, record: AccountRecord) -> str | None:
+        if record.account_id is None:
+            return None
+        method = await asyncio.to_thread(default_method, self.engine, record.account_id)
+        return method.last4 if method else None
+
+    async def _refused(
+        self, numbers: list[str], caller_phone: str | None, conversation_id: str | None
+    ) -> VerifyOutcome | None:
+        """THROTTLED or LOCKED (audited) when no check may run now, else None."""
+        if await asyncio.to_thread(self.is_throttled):
+            await asyncio.to_thread(self._audit, "idv.throttled", None, conversation_id)
+            log.warning("idv refused: rate limit reached (conversation=%s)", conversation_id)
+            return VerifyOutcome(Verification.THROTTLED)
+        for number in numbers or [None]:
+            if await asyncio.to_thread(self.is_locked, number, caller_phone):
+                await asyncio.to_thread(self._audit, "idv.locked", None, conversation_id)
+                return VerifyOutcome(Verification.LOCKED)
+        return None
+
+    def is_throttled(self) -> bool:
+        """True when everyone together failed ``rate_limit`` times within ``rate_window``."""
+        since = utcnow() - self.policy.rate_window
+        with Session(self.engine) as session:
+            count = session.exec(
+                select(func.count())
+                .select_from(VerificationFailure)
+                .where(VerificationFailure.at >= since)
+            ).one()
+        return count >= self.policy.rate_limit
+
     def is_locked(self, account_number: str | None, caller_phone: str | None) -> bool:
-        """True when the account or the caller number has too many recent failures."""
+        """True when the account or the caller number (``None``: the withheld key) has too
+        many recent failures."""
         since = utcnow() - self.policy.window
         with Session(self.engine) as session:
             for column, value in (
                 (VerificationFailure.account_number, account_number),
-                (VerificationFailure.caller_phone, caller_phone),
+                (VerificationFailure.caller_phone, caller_phone or WITHHELD),
             ):
                 if not value:
                     continue
@@ -100,7 +197,8 @@ class IdentityVerifier:
         return False
 
     def failures(self, account_number: str | None, caller_phone: str | None) -> int:
-        """Recent failures for the account or the caller number (for tests and the console)."""
+        """Recent failures for the account or the caller number (for tests and the console;
+        ``caller_phone`` may be :data:`WITHHELD`)."""
         since = utcnow() - self.policy.window
         conditions = [
             c
@@ -130,7 +228,7 @@ class IdentityVerifier:
             session.add(
                 VerificationFailure(
                     account_number=account_number[:32] or None,
-                    caller_phone=caller_phone,
+                    caller_phone=caller_phone or WITHHELD,
                     conversation_id=conversation_id,
                 )
             )
@@ -150,6 +248,13 @@ class IdentityVerifier:
                 account_id=record.account_id if record else None,
                 conversation_id=conversation_id,
             )
+
+
+def _factor_matches(factor: Factor, stored: str, given: str) -> bool:
+    if factor == "zip":
+        return _zip_matches(stored, given)
+    digits = "".join(ch for ch in given if ch.isdigit())
+    return len(digits) == 4 and hmac.compare_digest(stored.encode(), digits.encode())
 
 
 def _zip_matches(stored: str, given: str) -> bool:

@@ -75,6 +75,14 @@ class Settings(BaseSettings):
     idv_max_attempts: int = Field(3, env="PAYBOT_IDV_MAX_ATTEMPTS", ge=1, le=10)
     lockout_failures: int = Field(5, env="PAYBOT_LOCKOUT_FAILURES", ge=1)
     lockout_window_minutes: int = Field(30, env="PAYBOT_LOCKOUT_WINDOW_MINUTES", ge=1)
+    # Failed verifications across everyone within the window that refuse every check until
+    # the window has passed (a flood of guesses from many numbers and conversations).
+    idv_rate_limit: int = Field(30, env="PAYBOT_IDV_RATE_LIMIT", ge=1)
+    idv_rate_window_s: int = Field(60, env="PAYBOT_IDV_RATE_WINDOW_S", ge=1)
+    # Caller ID is a hint: the one more factor a caller known by number confirms before the
+    # balance, an address or a stored method is used. "last4" (the stored method's last four
+    # digits) falls back to the ZIP when an account on the number has no stored method.
+    caller_id_factor: Literal["zip", "last4", "none"] = Field("zip", env="PAYBOT_CALLER_ID_FACTOR")
     max_declines: int = Field(2, env="PAYBOT_MAX_DECLINES", ge=1, le=10)
 
     # Customer directory (CRM).

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 from paybot.db.engine import make_engine
+from paybot.dialog.vouch import vouch, vouch_key
 from paybot.gateway.sandbox import SandboxGateway
 from paybot.seed import seed_demo_data
 
@@ -188,12 +189,17 @@ class Reply:
 
 
 class Conversation:
-    """One conversation over the REST channel (chat/SMS) or as the voice bridge does it."""
+    """One conversation over the REST channel (chat/SMS) or as the voice bridge does it.
+
+    SMS and voice messages carry the bridge's proof for the channel and number
+    (:mod:`paybot.dialog.vouch`); chat messages carry ``from`` unsigned, as any chat client
+    can, so Rasa's channel drops it."""
 
     def __init__(self, stack: Stack, channel: str = "chat", phone: str | None = None) -> None:
         self.stack = stack
         self.channel = channel
         self.phone = phone
+        self.vouched = channel in ("sms", "voice")
         prefix = {"voice": "call", "sms": "sms", "chat": "chat"}[channel]
         self.sender = f"{prefix}:{uuid.uuid4().hex[:12]}"
 
@@ -201,6 +207,9 @@ class Conversation:
         metadata: dict[str, Any] = {"channel": self.channel}
         if self.phone:
             metadata["from"] = self.phone
+        if self.vouched:
+            metadata = vouch(vouch_key(RASA_TOKEN), sender=self.sender, channel=self.channel,
+                             caller=self.phone or "")
         response = requests.post(
             f"{self.stack.rasa_url}/webhooks/rest/webhook",
             json={"sender": self.sender, "message": message, "metadata": metadata},

@@ -19,7 +19,7 @@ from actions.answers import ActionYesNo
 from actions.anytime import ActionHandleSilence, ActionShowBalance, last_bot_turn
 from actions.conversation import ActionStartConversation
 from actions.payment_form import ValidatePaymentForm
-from actions.questions import AskConfirmPayment, AskPaymentMethod
+from actions.questions import AskBillingZip, AskConfirmPayment, AskPaymentMethod
 from actions.responses import load_responses, render, render_known
 from paybot.accounts.directory import LocalDirectory
 from paybot.dialog.payloads import Listen, to_dict
@@ -92,36 +92,103 @@ def custom(dispatcher: CollectingDispatcher) -> list[dict]:
 
 
 JAMES = {"identified": True, "account_number": "100200300", "customer_first_name": "James"}
+JAMES_PHONE = "+15555550100"
 
 
-async def test_start_conversation_recognises_the_caller(svc):
+def session_begin(caller: str):
+    """The bridge's ``session_begin`` system event for a call from ``caller``."""
+    return tracker(
+        text="EXTERNAL: session_begin",
+        intent="session_begin",
+        metadata={"is_external": True},
+        entities=[{"entity": "caller", "value": caller}, {"entity": "channel", "value": "voice"}],
+    )
+
+
+async def test_caller_id_is_a_hint_not_an_identity(svc):
+    """Finding "caller ID alone": the number names candidates; nothing is identified, and
+    nothing about the account (name, balance, addresses, stored method) is said yet."""
     dispatcher = CollectingDispatcher()
+    events = await ActionStartConversation().run(dispatcher, session_begin(JAMES_PHONE), DOMAIN)
+    slots = slots_of(events)
+    assert slots["account_candidates"] == ["100200300"]
+    assert slots["caller_number"] == JAMES_PHONE and slots["channel"] == "voice"
+    assert not slots.get("identified") and not slots.get("stored_method_id")
+    assert responses_of(dispatcher) == ["welcome"]
+    required = await ValidatePaymentForm().required_slots(
+        [], dispatcher, tracker(slots=slots), DOMAIN
+    )
+    assert required[0] == "billing_zip"
+
+
+async def _answer_factor(svc, said: str, caller: str = JAMES_PHONE, **slots):
+    d = CollectingDispatcher()
+    start = slots_of(
+        await ActionStartConversation().run(CollectingDispatcher(), session_begin(caller), DOMAIN)
+    )
+    t = tracker(slots={**start, "idv_failures": 0.0, **slots}, text=said)
+    return d, await ValidatePaymentForm().validate_billing_zip(said, d, t, DOMAIN)
+
+
+async def test_caller_confirms_the_zip_then_is_identified(svc):
+    _, result = await _answer_factor(svc, "nine four one zero seven")
+    assert result["identified"] is True and result["account_number"] == "100200300"
+    assert result["identified_by"] == "caller_id" and result["stored_method_id"] is not None
+
+
+async def test_a_wrong_factor_is_a_verification_failure(svc):
+    d, result = await _answer_factor(svc, "94108")
+    assert result == {"account_number": None, "billing_zip": None, "idv_failures": 1.0}
+    assert responses_of(d) == ["caller_factor_failed"]
+    assert svc.verifier.failures("100200300", JAMES_PHONE) == 1
+    _, third = await _answer_factor(svc, "94108", idv_failures=2.0)
+    assert third["form_outcome"] == "idv_failed"
+
+
+async def test_the_factor_can_be_the_stored_methods_last_four(svc, monkeypatch):
+    monkeypatch.setattr(svc, "settings", svc.settings.copy(update={"caller_id_factor": "last4"}))
+    start = slots_of(await ActionStartConversation().run(
+        CollectingDispatcher(), session_begin(JAMES_PHONE), DOMAIN
+    ))
+    d = CollectingDispatcher()
+    await AskBillingZip().run(d, tracker(slots=start), DOMAIN)
+    assert responses_of(d) == ["ask_caller_last4"]
+    assert custom(d)[0] == to_dict(Listen("digits", min_digits=4, max_digits=4))
+    _, zip_only = await _answer_factor(svc, "94107")  # the ZIP is not the factor now
+    assert zip_only.get("identified") is None
+    _, result = await _answer_factor(svc, "four two four two")
+    assert result["identified"] is True and result["account_number"] == "100200300"
+    # Maria has no stored method: her factor stays the ZIP.
+    d = CollectingDispatcher()
+    maria = slots_of(await ActionStartConversation().run(
+        CollectingDispatcher(), session_begin("+15555550111"), DOMAIN
+    ))
+    await AskBillingZip().run(d, tracker(slots=maria), DOMAIN)
+    assert responses_of(d) == ["ask_caller_zip"]
+
+
+async def test_factor_none_identifies_by_caller_id_alone(svc, monkeypatch):
+    monkeypatch.setattr(svc, "settings", svc.settings.copy(update={"caller_id_factor": "none"}))
     events = await ActionStartConversation().run(
-        dispatcher,
-        tracker(
-            text="EXTERNAL: session_begin",
-            intent="session_begin",
-            metadata={"is_external": True},
-            entities=[
-                {"entity": "caller", "value": "+15555550100"},
-                {"entity": "channel", "value": "voice"},
-            ],
-        ),
-        DOMAIN,
+        CollectingDispatcher(), session_begin(JAMES_PHONE), DOMAIN
     )
     slots = slots_of(events)
     assert slots["identified"] is True and slots["account_number"] == "100200300"
-    assert slots["caller_number"] == "+15555550100"
-    assert slots["stored_method_id"] is not None
+
+
+async def test_several_accounts_confirm_the_factor_before_the_addresses(svc):
+    """Sam: the ZIP first (both accounts share it), then which account, by street."""
+    _, result = await _answer_factor(svc, "97205", caller="+15555550144")
+    assert result == {"billing_zip": "caller_id", "account_candidates": ["500600700", "500600711"]}
+    form = ValidatePaymentForm()
+    required = await form.required_slots([], CollectingDispatcher(), tracker(slots=result), DOMAIN)
+    assert required == ["billing_zip", "account_choice"]
 
 
 async def test_start_conversation_for_a_closed_account_ends_the_form(svc):
-    dispatcher = CollectingDispatcher()
-    events = await ActionStartConversation().run(
-        dispatcher, tracker(slots={"caller_number": "+15555550133"}, intent="greet"), DOMAIN
-    )
-    assert slots_of(events)["form_outcome"] == "nothing_owed"
-    assert "account_closed" in responses_of(dispatcher)
+    d, result = await _answer_factor(svc, "73301", caller="+15555550133")
+    assert result["form_outcome"] == "nothing_owed"
+    assert "account_closed" in responses_of(d)
 
 
 async def test_required_slots_follow_the_conversation(svc):
@@ -129,7 +196,7 @@ async def test_required_slots_follow_the_conversation(svc):
     d = CollectingDispatcher()
     assert await form.required_slots([], d, tracker(), DOMAIN) == ["account_number", "billing_zip"]
     several = tracker(slots={"account_candidates": ["1", "2"]})
-    assert (await form.required_slots([], d, several, DOMAIN))[0] == "account_choice"
+    assert await form.required_slots([], d, several, DOMAIN) == ["billing_zip", "account_choice"]
     scheduled = tracker(slots={**JAMES, "payment_timing": "scheduled", "payment_method": "bank"})
     assert await form.required_slots([], d, scheduled, DOMAIN) == [
         "payment_amount",
@@ -445,7 +512,7 @@ async def test_an_account_choice_not_understood_falls_back_to_the_account_number
     result = await ValidatePaymentForm().validate_account_choice(
         answer, d, tracker(slots=SAM, text=answer, intent="inform"), DOMAIN
     )
-    assert result == {"account_choice": None, "account_candidates": []}
+    assert result == {"account_choice": None, "account_candidates": [], "billing_zip": None}
     assert responses_of(d) == ["account_choice_not_understood"]
 
 
@@ -638,3 +705,23 @@ async def test_an_unsure_no_or_goodbye_to_anything_else_ends(svc):
     d = CollectingDispatcher()
     await ActionFallback().run(d, t, DOMAIN)
     assert responses_of(d) == ["ask_rephrase"]  # a no or a question for help: not sure
+
+
+async def test_a_verification_flood_is_refused_politely(svc, monkeypatch):
+    """The global rate limit: once everyone together failed too often, the next check is
+    refused with a clear answer (audited by the verifier) and the caller goes to an agent."""
+    from actions.payment import ActionCompletePayment
+
+    limited = IdentityVerifier(
+        svc.engine, svc.directory, LockoutPolicy(max_failures=5, rate_limit=2)
+    )
+    monkeypatch.setattr(svc, "verifier", limited)
+    for number in ("111111111", "222222222"):
+        t = tracker(slots={"account_number": number, "idv_failures": 0.0})
+        await ValidatePaymentForm().validate_billing_zip("12345", CollectingDispatcher(), t, DOMAIN)
+    d, result = await _answer_factor(svc, "94107")  # James, the right ZIP: refused for now
+    assert result == {"form_outcome": "idv_busy"}
+    assert responses_of(d) == ["idv_busy"]
+    done = CollectingDispatcher()
+    await ActionCompletePayment().run(done, tracker(slots=result), DOMAIN)
+    assert custom(done)[0]["reason"] == "idv_busy"

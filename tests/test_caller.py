@@ -69,6 +69,7 @@ def test_example_scripts_parse() -> None:
     james = load_script(REPO / "examples/calls/james_pays.yml")
     assert (james.caller, james.called) == ("+15555550100", "+15555550000")
     assert james.steps[0] == WaitBot(None, line=9)
+    assert [p.keys for p in james.steps if isinstance(p, Press)] == ["94107#"]  # the ZIP
     assert [s.text for s in james.steps if isinstance(s, Say)][:2] == ["yes", "yes please"]
     keypad = load_script(REPO / "examples/calls/keypad_account.yml")
     presses = [s for s in keypad.steps if isinstance(s, Press)]

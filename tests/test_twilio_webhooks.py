@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDict
 
 from paybot.db.models import Call
+from paybot.dialog.vouch import vouch_key, vouched
 from paybot.settings import Settings
 from tests.helpers import rows
 from voice_bridge import twilio_webhooks
@@ -379,14 +380,15 @@ async def test_sms_goes_to_rasa_and_text_replies_come_back(bridge, rasa, caplog)
     assert response.status == 200
     assert response.content_type == "text/xml"
     assert message_of(await response.text()) == "Hello James.\n\nPay $321.72 now?"
-    assert stub.received == [
-        {
-            "sender": f"sms:{CALLER}",
-            "message": "what is my balance",
-            "metadata": {"channel": "sms", "from": CALLER},
-        }
-    ]
+    (received,) = stub.received
+    assert (received["sender"], received["message"]) == (f"sms:{CALLER}", "what is my balance")
+    # The bridge vouches for the sender's number, so Rasa's channel keeps it.
+    key = vouch_key(bridge.settings.rasa_token.get_secret_value())
+    metadata = received["metadata"]
+    assert vouched(key, f"sms:{CALLER}", metadata) == {"channel": "sms", "from": CALLER}
+    assert vouched(key, "sms:+15555550199", metadata) == {"channel": "chat"}
     assert "balance" not in caplog.text and CALLER not in caplog.text
+    assert metadata["proof"] not in caplog.text
 
 
 async def test_sms_from_a_national_number_is_normalised(bridge, rasa):

@@ -39,6 +39,8 @@ UNKNOWN = "+15555550999"
 AGENT_LINE = "+15555559999"
 BUSINESS_LINE = "+15555550000"
 TEST_CARD = "5555555555554444"
+ZIP_ASK = "To keep your account safe, please say or key in the billing ZIP code on your account."
+JAMES_GREETING = "Hello James, are you ready to make your payment of $321.72 now?"
 
 if shutil.which("espeak-ng") is None:
     if os.environ.get("CI"):
@@ -133,6 +135,8 @@ def assert_no_card_digits_anywhere(stack: Stack, call_sid: str) -> None:
 def test_james_pays_with_stored_card_by_voice(stack, fake_twilio):
     async def call():
         async with dial(stack, fake_twilio, JAMES) as phone:
+            await phone.wait_bot()  # welcome; the billing ZIP code, please
+            await phone.press("94107#")
             greeting = await phone.wait_bot()
             await phone.say("yes")
             await phone.wait_bot()
@@ -148,7 +152,8 @@ def test_james_pays_with_stored_card_by_voice(stack, fake_twilio):
 
     phone, greeting = run(call())
     said = bot_said(stack, phone.call_sid)
-    assert said[0] == "Hello James, are you ready to make your payment of $321.72 now?"
+    # Caller ID is a hint: the ZIP first, with nothing about James; then the greeting.
+    assert said[:3] == ["Welcome to the payment line.", ZIP_ASK, JAMES_GREETING]
     assert greeting.audio_s > 2.0  # it was spoken, not just sent
     [payment] = rows(stack.engine, Payment)
     assert payment.status == PaymentStatus.SUCCEEDED and payment.channel == "voice"
@@ -173,14 +178,23 @@ def test_james_pays_with_stored_card_by_voice(stack, fake_twilio):
 def test_a_text_message_reaches_the_bot_and_is_answered(stack, fake_twilio):
     from voice_bridge.twilio_signature import sign
 
-    params = {"MessageSid": "SM" + "1" * 32, "From": JAMES, "To": BUSINESS_LINE,
-              "Body": "what's my balance?", "AccountSid": fake_twilio.account_sid}
     url = stack.bridge_url + "/twilio/sms"
-    signature = sign(url, params, fake_twilio.auth_token)
-    answer = requests.post(url, data=params, headers={"X-Twilio-Signature": signature}, timeout=60)
+
+    def text(body: str, sid: str, signature: str | None = None) -> requests.Response:
+        params = {"MessageSid": sid, "From": JAMES, "To": BUSINESS_LINE, "Body": body,
+                  "AccountSid": fake_twilio.account_sid}
+        signature = signature or sign(url, params, fake_twilio.auth_token)
+        return requests.post(
+            url, data=params, headers={"X-Twilio-Signature": signature}, timeout=60
+        )
+
+    # The bridge vouches for the sender's number: the bot knows it, and asks the ZIP first.
+    answer = text("what's my balance?", "SM" + "1" * 32)
     assert answer.status_code == 200 and "<Message>" in answer.text
+    assert "ZIP code on your account" in answer.text and "$321.72" not in answer.text
+    answer = text("94107", "SM" + "2" * 32)
     assert "$321.72" in answer.text
-    forged = requests.post(url, data=params, headers={"X-Twilio-Signature": "x"}, timeout=60)
+    forged = text("what's my balance?", "SM" + "3" * 32, signature="x")
     assert forged.status_code == 403
 
 
@@ -188,6 +202,8 @@ def test_a_text_message_reaches_the_bot_and_is_answered(stack, fake_twilio):
 def test_malformed_frames_are_ignored_and_the_call_goes_on(stack, fake_twilio):
     async def call():
         async with dial(stack, fake_twilio, JAMES) as phone:
+            await phone.wait_bot()
+            await phone.press("94107#")
             await phone.wait_bot()
             for frame in (
                 "not json",
@@ -204,7 +220,7 @@ def test_malformed_frames_are_ignored_and_the_call_goes_on(stack, fake_twilio):
             return phone, method
 
     phone, method = run(call())
-    assert "Visa ending 4242" in bot_said(stack, phone.call_sid)[1]
+    assert "Visa ending 4242" in bot_said(stack, phone.call_sid)[-1]
     assert method.audio_s > 1.0
     log = stack.wait_for_output("ignored a malformed frame", "ignored a non-text frame")
     assert "ignored a malformed frame" in log and "ignored a non-text frame" in log
@@ -250,6 +266,8 @@ def test_a_call_is_answered_and_streamed_once(stack, fake_twilio):
                     await ws.send_str(start.to_json())
                     closed = await ws.receive(timeout=10)
                     second = (ws.close_code, closed.extra)
+            await phone.press("94107#")
+            await phone.wait_bot()
             await phone.say("yes")
             method = await phone.wait_bot()
             await phone.hangup()
@@ -257,7 +275,7 @@ def test_a_call_is_answered_and_streamed_once(stack, fake_twilio):
 
     phone, method, second = run(call())
     assert second == (1008, "token already used")
-    assert "Visa ending 4242" in bot_said(stack, phone.call_sid)[1]
+    assert "Visa ending 4242" in bot_said(stack, phone.call_sid)[-1]
     assert method.audio_s > 1.0
 
 
@@ -305,6 +323,8 @@ def test_caller_keys_account_number_and_zip(stack, fake_twilio):
 def test_barge_in_stops_the_bot_and_is_the_next_turn(stack, fake_twilio):
     async def call():
         async with dial(stack, fake_twilio, JAMES) as phone:
+            await phone.wait_bot()
+            await phone.press("94107#")
             await phone.barge_in("yes please", after_ms=1200)  # over the greeting (a turn over
             # the bot needs 500 ms of speech: a bare "yes" from this voice is 0.4 s of it)
             method = await phone.wait_bot()
@@ -313,31 +333,36 @@ def test_barge_in_stops_the_bot_and_is_the_next_turn(stack, fake_twilio):
 
     phone, method = run(call())
     result = phone.result()
-    greeting = result.bot_turns[0]
+    greeting = result.bot_turns[1]  # after the ZIP question
     assert greeting.interrupted and greeting.played_bytes < 5 * 8000
     said = bot_said(stack, phone.call_sid)
-    assert "Visa ending 4242" in said[1]  # the barge-in was taken as "yes"
+    assert said[-2] == JAMES_GREETING
+    assert "Visa ending 4242" in said[-1]  # the barge-in was taken as "yes"
     assert method.audio_s > 1.0
 
 
 def test_short_noise_does_not_interrupt(stack, fake_twilio):
     async def call():
         async with dial(stack, fake_twilio, JAMES) as phone:
+            await phone.wait_bot()
+            await phone.press("94107#")
             await phone.barge_in("mm", after_ms=800)  # a backchannel
             for _ in range(300):  # the greeting plays on to its end
-                if phone.result().bot_turns[0].ended_by:
+                if phone.result().bot_turns[1].ended_by:
                     break
                 await asyncio.sleep(0.1)
             await phone.hangup()
             return phone
 
     phone = run(call())
-    assert not phone.result().bot_turns[0].interrupted
+    assert not phone.result().bot_turns[1].interrupted
 
 
 def test_the_fee_disclosure_plays_to_the_end(stack, fake_twilio):
     async def call():
         async with dial(stack, fake_twilio, JAMES) as phone:
+            await phone.wait_bot()
+            await phone.press("94107#")
             await phone.wait_bot()
             await phone.say("yes")
             await phone.wait_bot()
@@ -353,10 +378,10 @@ def test_the_fee_disclosure_plays_to_the_end(stack, fake_twilio):
             return phone
 
     phone = run(call())
-    disclosure = phone.result().bot_turns[2]
+    disclosure = phone.result().bot_turns[3]
     assert not disclosure.interrupted and disclosure.ended_by == "end_mark"
     said = bot_said(stack, phone.call_sid)
-    assert "$2.00" in said[2]
+    assert "$2.00" in said[said.index(JAMES_GREETING) + 2]
     [payment] = rows(stack.engine, Payment)
     assert payment.status == PaymentStatus.SUCCEEDED
 
@@ -365,6 +390,8 @@ def test_the_fee_disclosure_plays_to_the_end(stack, fake_twilio):
 def test_operator_key_transfers_to_an_agent_with_context(stack, fake_twilio):
     async def call():
         async with dial(stack, fake_twilio, JAMES) as phone:
+            await phone.wait_bot()
+            await phone.press("94107#")
             await phone.wait_bot()
             await phone.press("0#")
             await phone.wait_bot()
@@ -382,6 +409,8 @@ def test_operator_key_transfers_to_an_agent_with_context(stack, fake_twilio):
 # --- new card by secure capture -----------------------------------------------------------------
 def _to_capture(phone: CallerSession):
     async def steps():
+        await phone.wait_bot()  # the billing ZIP code, please
+        await phone.press("60601#")
         await phone.wait_bot()  # Hello Robert ...
         await phone.say("yes")
         await phone.wait_bot()  # your Mastercard ending 4444? or a new card ...

@@ -1,5 +1,6 @@
-"""The bridge's client for Rasa: caller turns over the REST channel, system events over the
-HTTP API (token-protected, so callers cannot forge them).
+"""The bridge's client for Rasa: caller turns over the REST channel (the channel and caller
+number vouched for, :mod:`paybot.dialog.vouch`), system events over the HTTP API
+(token-protected, so callers cannot forge them).
 
 Replies come back as :class:`BotReply`: what to say, in order, and the instructions the bot
 attached (:mod:`paybot.dialog.payloads`). A custom payload that is not one of ours is logged
@@ -25,6 +26,7 @@ from paybot.dialog.payloads import (
     Transfer,
     parse_instruction,
 )
+from paybot.dialog.vouch import vouch, vouch_key
 
 log = logging.getLogger(__name__)
 RASA_TIMEOUT_S = 15.0
@@ -78,13 +80,22 @@ class RasaClient:
     token: str
     timeout_s: float = RASA_TIMEOUT_S
     _timeout: ClientTimeout = field(init=False)
+    _vouch_key: bytes = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._timeout = ClientTimeout(total=self.timeout_s)
+        self._vouch_key = vouch_key(self.token)
 
     async def message(self, sender: str, text: str, metadata: dict[str, str]) -> BotReply:
-        """Send the caller's words (or keyed digits) as a user message."""
-        body = {"sender": sender, "message": text, "metadata": metadata}
+        """Send the caller's words (or keyed digits) as a user message, vouching for the
+        ``channel`` and ``from`` (E.164; absent when withheld) of ``metadata``."""
+        vouched = vouch(
+            self._vouch_key,
+            sender=sender,
+            channel=metadata.get("channel", "voice"),
+            caller=metadata.get("from", ""),
+        )
+        body = {"sender": sender, "message": text, "metadata": vouched}
         data = await self._post("/webhooks/rest/webhook", body, sender)
         return parse_reply(data if isinstance(data, list) else [])
 

@@ -88,9 +88,9 @@ async def _form(request: web.Request) -> MultiDictProxy[str]:
     is read: multipart bodies (files) with 415, undecodable ones with 400; a body over
     aiohttp's ``client_max_size`` gets its 413."""
     if request.content_type != FORM_TYPE:
-        raise _unread(request, f"webhooks must be {FORM_TYPE} (as Twilio sends them)")
+        raise await _unread(request, f"webhooks must be {FORM_TYPE} (as Twilio sends them)")
     if (request.charset or "utf-8").lower() not in ("utf-8", "utf8"):
-        raise _unread(request, "webhooks must be UTF-8")
+        raise await _unread(request, "webhooks must be UTF-8")
     body = await request.read()
     try:
         text = body.decode("utf-8")
@@ -100,9 +100,14 @@ async def _form(request: web.Request) -> MultiDictProxy[str]:
     return MultiDictProxy(MultiDict(pairs))
 
 
-def _unread(request: web.Request, reason: str) -> web.HTTPUnsupportedMediaType:
-    """A 415 that closes the connection: the body stays unread, so it cannot be reused."""
+async def _unread(request: web.Request, reason: str) -> web.HTTPUnsupportedMediaType:
+    """A 415 that closes the connection. The body is never parsed: up to ``client_max_size``
+    of it is drained and dropped, so a client still sending gets the answer rather than a
+    reset connection."""
     log.warning("refused webhook %s %s: %s", request.method, request.path, reason)
+    drained = 0
+    while drained <= request.client_max_size and (chunk := await request.content.readany()):
+        drained += len(chunk)
     refusal = web.HTTPUnsupportedMediaType(text=f"{reason}\n")
     refusal.force_close()
     return refusal

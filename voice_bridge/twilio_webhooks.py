@@ -7,7 +7,8 @@
 * ``POST /twilio/status``: Twilio's call status callbacks (ringing, in-progress, completed
   with its duration, busy, ...), recorded forward-only (:mod:`voice_bridge.call_records`).
 * ``POST /twilio/sms``: a text. Its body goes to Rasa's REST channel as the conversation
-  ``sms:<E.164>``; the bot's text replies come back as one TwiML ``<Message>``.
+  ``sms:<E.164>``, the sender's number vouched for (:mod:`paybot.dialog.vouch`); the bot's
+  text replies come back as one TwiML ``<Message>``.
 
 Every request must carry a valid ``X-Twilio-Signature`` (403 otherwise); a signed request
 without the fields it needs gets 400 naming them. Logs carry CallSid and MessageSid only.
@@ -25,6 +26,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from paybot.db.models import CallStatus
+from paybot.dialog.vouch import vouch, vouch_key
 from paybot.phone import InvalidPhoneNumber, to_e164
 from voice_bridge.call_records import (
     UnknownCallStatus,
@@ -148,11 +150,14 @@ async def ask_bot(app: web.Application, *, sender: str, text: str) -> list[str]:
     Raises:
         BotUnavailable: Rasa is down, slow (over ``RASA_TIMEOUT_S``) or answered an error.
     """
-    url = f"{app[SETTINGS].rasa_url}/webhooks/rest/webhook"
+    settings = app[SETTINGS]
+    url = f"{settings.rasa_url}/webhooks/rest/webhook"
+    conversation = f"sms:{sender}"
+    key = vouch_key(settings.rasa_token.get_secret_value())
     payload = {
-        "sender": f"sms:{sender}",
+        "sender": conversation,
         "message": text,
-        "metadata": {"channel": "sms", "from": sender},
+        "metadata": vouch(key, sender=conversation, channel="sms", caller=sender),
     }
     try:
         async with app[HTTP_CLIENT].post(

@@ -1,7 +1,8 @@
 """``paybot chat``: talk to the running bot in a terminal, through the real stack.
 
 It sends each line you type to Rasa's REST channel exactly as the SMS webhook or a chat client
-would (``--channel``), with ``--phone`` as the caller's number, and prints the bot's replies and
+would (``--channel``), with ``--phone`` as the caller's number (vouched for with the Rasa token,
+as the bridge does, so the bot treats it as a caller ID), and prints the bot's replies and
 its instructions to the bridge in brackets. With ``--channel voice`` it starts the way a call
 does, with the ``session_begin`` system event. Start the stack first (``make run``).
 """
@@ -16,6 +17,7 @@ from typing import Any
 import requests
 
 from paybot.dialog.payloads import InvalidInstruction, parse_instruction
+from paybot.dialog.vouch import vouch, vouch_key
 from paybot.phone import InvalidPhoneNumber, to_e164
 from paybot.settings import Settings
 
@@ -34,7 +36,9 @@ class Chat:
         self.sender = f"{PREFIX[channel]}:{uuid.uuid4().hex[:12]}"
 
     def say(self, text: str) -> list[dict[str, Any]]:
-        metadata = {"channel": self.channel, **({"from": self.phone} if self.phone else {})}
+        metadata = vouch(
+            vouch_key(self.token), sender=self.sender, channel=self.channel, caller=self.phone or ""
+        )
         response = requests.post(
             f"{self.rasa}/webhooks/rest/webhook",
             json={"sender": self.sender, "message": text, "metadata": metadata},

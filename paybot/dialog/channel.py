@@ -3,7 +3,9 @@
 Rasa parses a message starting with ``/`` ("/affirm", '/inform{"amount": 5}') as an intent
 with entities, skipping NLU. Users must not be able to do that: this channel strips leading
 slashes from user text (and a leading ``EXTERNAL:``, the text Rasa records for system events),
-and keeps only the metadata keys paybot uses, validated. System events
+and keeps only the metadata keys paybot uses, validated: ``channel`` and ``from`` only when the
+bridge vouched for them (:mod:`paybot.dialog.vouch`), else the message is a chat with no caller
+number. System events
 (capture results, silence, call start) reach Rasa through its token-protected HTTP API instead.
 
 Configured in ``bot/credentials.yml``; it keeps the REST channel's URL,
@@ -13,13 +15,16 @@ Configured in ``bot/credentials.yml``; it keeps the REST channel's URL,
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from typing import Any
 
 from rasa.core.channels.rest import RestInput
 from sanic.request import Request
 
+from paybot.dialog.vouch import vouch_key, vouched
 from paybot.phone import InvalidPhoneNumber, to_e164
+from paybot.settings import load_settings
 
 CHANNELS = ("voice", "sms", "chat")
 _SYSTEM_PREFIX = re.compile(r"external\s*:", re.IGNORECASE)  # Rasa's text for system events
@@ -52,6 +57,11 @@ def sanitize_metadata(metadata: Any) -> dict[str, str]:
     return result
 
 
+@functools.cache
+def _vouch_key() -> bytes:
+    return vouch_key(load_settings().rasa_token.get_secret_value())
+
+
 class SafeRestInput(RestInput):
     """The REST channel, with user text and metadata sanitised."""
 
@@ -63,4 +73,5 @@ class SafeRestInput(RestInput):
         return sanitize_text(req.json.get("message"))
 
     def get_metadata(self, request: Request) -> dict[str, str]:
-        return sanitize_metadata(request.json.get("metadata"))
+        body = request.json
+        return sanitize_metadata(vouched(_vouch_key(), body.get("sender"), body.get("metadata")))
