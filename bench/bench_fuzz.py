@@ -40,7 +40,7 @@ def main() -> int:
     with FakeTwilio() as twilio, tempfile.TemporaryDirectory() as data:
         stack = Stack.configure(
             Path(data), **twilio.env(), PAYBOT_SMS_FROM="+15555550000",
-            PAYBOT_LOCKOUT_FAILURES="100000",
+            PAYBOT_LOCKOUT_FAILURES="100000", PAYBOT_IDV_RATE_LIMIT="100000",
         )
         stack.start()
         try:

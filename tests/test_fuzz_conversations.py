@@ -81,6 +81,7 @@ def stack(tmp_path_factory, twilio):
         **twilio.env(),
         PAYBOT_SMS_FROM="+15555550000",
         PAYBOT_LOCKOUT_FAILURES="1000",
+        PAYBOT_IDV_RATE_LIMIT="100000",
     )
     stack.start()
     yield stack
