@@ -77,8 +77,8 @@ def yes_no(tracker: Tracker, text: str) -> bool | None:
 
 def asked_in_a_row(tracker: Tracker, slot: str) -> int:
     """In how many turns in a row before this one the form asked for ``slot`` (it sets
-    ``requested_slot`` each time it asks; another question, or the form ending, breaks the
-    run)."""
+    ``requested_slot`` each time it asks; another question, the form ending, or a failed
+    verification breaks the run)."""
     count, in_turn, this_turn = 0, False, True
     for event in reversed(tracker.events):
         kind = event.get("event")
@@ -93,6 +93,8 @@ def asked_in_a_row(tracker: Tracker, slot: str) -> int:
             in_turn = True
         elif kind == "active_loop" and event.get("name") is None:
             break
+        elif kind == "slot" and event.get("name") == "idv_failures":
+            break  # a wrong account number or ZIP: the verification's own count governs
     return count + in_turn
 
 
