@@ -85,6 +85,8 @@ def asked_in_a_row(tracker: Tracker, slot: str) -> int:
         if kind == "user":
             count, in_turn = count + (in_turn and not this_turn), False
             this_turn = False
+        elif kind == "slot" and event.get("name") == "idv_failures":
+            break  # a wrong account number or ZIP: the verification's own count governs
         elif this_turn:
             continue
         elif kind == "slot" and event.get("name") == REQUESTED_SLOT:
@@ -93,8 +95,6 @@ def asked_in_a_row(tracker: Tracker, slot: str) -> int:
             in_turn = True
         elif kind == "active_loop" and event.get("name") is None:
             break
-        elif kind == "slot" and event.get("name") == "idv_failures":
-            break  # a wrong account number or ZIP: the verification's own count governs
     return count + in_turn
 
 
