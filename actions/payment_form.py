@@ -47,6 +47,7 @@ from paybot.parsing import (
     parse_yes_no,
 )
 from paybot.parsing.addresses import pick_address
+from paybot.parsing.card_numbers import contains_card_number, is_card_number
 from paybot.payments.ledger import new_idempotency_key
 from paybot.payments.rules import PaymentRefused
 
@@ -202,6 +203,9 @@ class ValidatePaymentForm(FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
     ) -> Slots:
         digits = parse_digit_string(str(value))
+        if contains_card_number(str(value)) or (digits and is_card_number(digits)):
+            say(dispatcher, tracker, "card_number_not_account")  # never stored, never looked up
+            return {"account_number": None}
         if digits is None or not 4 <= len(digits) <= 32:
             say(dispatcher, tracker, "not_understood_account")
             return {"account_number": None}

@@ -264,6 +264,10 @@ def _listening_pid(port: int) -> int | None:
     return None
 
 
+def _is_action_server(cmdline: str) -> bool:
+    return any(name in cmdline for name in ("action_server", "rasa_sdk", "run actions"))
+
+
 def find_services(up_pid: int | None, bridge_port: int, rasa_port: int,
                   action_port: int | None) -> dict[str, list[int]]:
     """Process trees of the bridge, Rasa and the action server."""
@@ -273,7 +277,7 @@ def find_services(up_pid: int | None, bridge_port: int, rasa_port: int,
         for pid in tree.get(up_pid, []):
             line = _cmdline(pid)
             name = ("bridge" if "paybot.cli bridge" in line else
-                    "actions" if "rasa_sdk" in line or "run actions" in line else
+                    "actions" if _is_action_server(line) else
                     "rasa" if "rasa run" in line or "rasa_server run" in line else None)
             if name:
                 roots[name] = pid
@@ -283,8 +287,8 @@ def find_services(up_pid: int | None, bridge_port: int, rasa_port: int,
         roots["actions"] = _listening_pid(action_port) if action_port else None
         if roots["actions"] is None and roots["rasa"] is not None:
             parent = int(_stat(roots["rasa"])[1])
-            roots["actions"] = next((p for p in tree.get(parent, []) if "rasa_sdk" in
-                                     _cmdline(p) or "run actions" in _cmdline(p)), None)
+            roots["actions"] = next((p for p in tree.get(parent, [])
+                                     if _is_action_server(_cmdline(p))), None)
     return {name: _tree(pid, tree) for name, pid in roots.items() if pid is not None}
 
 

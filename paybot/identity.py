@@ -29,6 +29,7 @@ from paybot.accounts.methods import default_method
 from paybot.db.engine import session_scope
 from paybot.db.models import VerificationFailure
 from paybot.db.types import utcnow
+from paybot.parsing.card_numbers import contains_card_number
 
 log = logging.getLogger(__name__)
 # The lockout key of every caller without a number (caller ID withheld, chat): they are
@@ -227,7 +228,10 @@ class IdentityVerifier:
         with session_scope(self.engine) as session:
             session.add(
                 VerificationFailure(
-                    account_number=account_number[:32] or None,
+                    # A card number typed as an account number is never stored.
+                    account_number=None
+                    if contains_card_number(account_number)
+                    else account_number[:32] or None,
                     caller_phone=caller_phone or WITHHELD,
                     conversation_id=conversation_id,
                 )

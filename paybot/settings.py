@@ -1,13 +1,15 @@
 """One typed settings object, read from the environment (and an optional ``.env``).
 
 ``PAYBOT_ENV=dev`` (the default) has working defaults for everything. ``PAYBOT_ENV=prod``
-refuses to start without real secrets: a Twilio auth token, a console secret, an explicit
-database URL and the public URL Twilio sees. Nothing is read at import time: call
+refuses to start without real secrets: a Twilio auth token, a console secret, a Rasa token, an
+explicit database URL, the public URL Twilio sees, and an action server secret when the action
+server listens beyond loopback. Nothing is read at import time: call
 :func:`load_settings` in an app factory or CLI entry point.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -41,14 +43,19 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("var"), env="PAYBOT_DATA_DIR")
     log_level: str = Field("INFO", env="PAYBOT_LOG_LEVEL")
 
-    # Network: where each service listens and the https base URL Twilio sees.
+    # Network: where each service listens and the https base URL Twilio sees. Only the
+    # bridge faces the world; Rasa and the action server stay on loopback unless told.
     host: str = Field("127.0.0.1", env="PAYBOT_HOST")
+    rasa_host: str = Field("127.0.0.1", env="PAYBOT_RASA_HOST")
+    action_host: str = Field("127.0.0.1", env="PAYBOT_ACTION_HOST")
     bridge_port: int = Field(8080, env="PAYBOT_BRIDGE_PORT", ge=1, le=65535)
     rasa_port: int = Field(5005, env="PAYBOT_RASA_PORT", ge=1, le=65535)
     action_port: int = Field(5055, env="PAYBOT_ACTION_PORT", ge=1, le=65535)
     public_url: str | None = Field(None, env="PAYBOT_PUBLIC_URL")
     model_dir: Path = Field(Path("models"), env="PAYBOT_MODEL_DIR")
     rasa_token: SecretStr = Field(SecretStr(DEV_RASA_TOKEN), env="PAYBOT_RASA_TOKEN")
+    # Rasa sends it to the action server in a header; unset, `paybot up` makes one per run.
+    action_secret: SecretStr | None = Field(None, env="PAYBOT_ACTION_SECRET")
 
     # Secrets.
     twilio_account_sid: str | None = Field(None, env="TWILIO_ACCOUNT_SID")
@@ -178,6 +185,11 @@ class Settings(BaseSettings):
             missing.append("PAYBOT_CONSOLE_SECRET")
         if values["rasa_token"].get_secret_value() in _PLACEHOLDERS | {DEV_RASA_TOKEN}:
             missing.append("PAYBOT_RASA_TOKEN")
+        secret = values.get("action_secret")
+        if not is_loopback(values["action_host"]) and (
+            secret is None or secret.get_secret_value().lower() in _PLACEHOLDERS
+        ):
+            missing.append("PAYBOT_ACTION_SECRET (PAYBOT_ACTION_HOST is not loopback)")
         if not values.get("database_url"):
             missing.append("DATABASE_URL")
         if not values.get("public_url"):
@@ -200,15 +212,15 @@ class Settings(BaseSettings):
 
     @property
     def rasa_url(self) -> str:
-        return f"http://{self.host}:{self.rasa_port}"
+        return _url(self.rasa_host, self.rasa_port)
 
     @property
     def action_server_url(self) -> str:
-        return f"http://{self.host}:{self.action_port}/webhook"
+        return _url(self.action_host, self.action_port) + "/webhook"
 
     @property
     def bridge_url(self) -> str:
-        return f"http://{self.host}:{self.bridge_port}"
+        return _url(self.host, self.bridge_port)
 
     @property
     def public_base_url(self) -> str:
@@ -225,6 +237,23 @@ class Settings(BaseSettings):
     @property
     def is_dev(self) -> bool:
         return self.env in ("dev", "test")
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _url(host: str, port: int) -> str:
+    """``http://host:port`` to reach a server bound to ``host`` (wildcards mean loopback)."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)  # noqa: S104
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -4,6 +4,10 @@
 ``PAYBOT_TEST_DATABASE_URL`` names a PostgreSQL server, against PostgreSQL too (in a schema
 of its own, dropped at the end). Without that variable the PostgreSQL runs are skipped and
 the summary says so loudly.
+
+At the end of the run the card-data scan (``tests/cardscan.py``) looks through every SQLite
+and log file the tests made; PostgreSQL schemas are scanned before they are emptied. Any card
+number or keyed security code found fails the run.
 """
 
 from __future__ import annotations
@@ -21,12 +25,29 @@ from sqlalchemy.engine import Engine
 
 from paybot.db.engine import make_engine, migrate
 from paybot.settings import Settings, load_settings
+from tests import cardscan
 
 PG_URL_ENV = "PAYBOT_TEST_DATABASE_URL"
 _skipped_pg: list[str] = []
 
 
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Scan what the tests left on disk; card data anywhere fails the run."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    basetemp = getattr(factory, "_basetemp", None)
+    if basetemp is not None and Path(basetemp).is_dir():
+        cardscan.record(cardscan.scan_tree(Path(basetemp)))
+    if cardscan.FINDINGS:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
+    if cardscan.FINDINGS:
+        terminalreporter.write_sep(
+            "!", f"CARD DATA FOUND after the tests ({len(cardscan.FINDINGS)})", red=True, bold=True
+        )
+        for finding in cardscan.FINDINGS:
+            terminalreporter.write_line(f"  {finding}", red=True)
     if _skipped_pg:
         terminalreporter.write_sep(
             "!",
@@ -35,6 +56,15 @@ def pytest_terminal_summary(terminalreporter) -> None:
             red=True,
             bold=True,
         )
+
+
+@pytest.fixture(autouse=True)
+def _no_redaction_left_installed() -> Iterator[None]:
+    """A command run in-process installs log redaction; later tests must see raw records."""
+    yield
+    from paybot.redaction import uninstall
+
+    uninstall()
 
 
 def require_pg(nodeid: str) -> str:
@@ -80,6 +110,7 @@ def pg_engine() -> Iterator[Engine | None]:
         try:
             yield engine
         finally:
+            cardscan.check_engine(engine, f"postgresql schema {schema}")
             engine.dispose()
 
 
@@ -121,6 +152,7 @@ def db_engine(request, tmp_path, pg_engine, sqlite_template) -> Iterator[Engine]
         require_pg(request.node.nodeid)
     _truncate_all(pg_engine)
     yield pg_engine
+    cardscan.check_engine(pg_engine, f"postgresql {request.node.nodeid}")
     _truncate_all(pg_engine)
 
 

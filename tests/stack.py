@@ -1,9 +1,15 @@
 """The running paybot stack for end-to-end tests: ``paybot up`` on free ports, a private data
-dir, and clients that talk to it the way the bridge and the chat channel do."""
+dir, and clients that talk to it the way the bridge and the chat channel do.
+
+Every stack takes part in the card-data scan (``tests/cardscan.py``): its whole output goes to
+``<data dir>/paybot-up.log``, its database is scanned before each reset and when it stops,
+and the Rasa tracker of every conversation it held (each :class:`Conversation`, each call in
+its log, each sender given to :meth:`Stack.track`) before it stops."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -25,11 +31,14 @@ from paybot.db.engine import make_engine
 from paybot.dialog.vouch import vouch, vouch_key
 from paybot.gateway.sandbox import SandboxGateway
 from paybot.seed import seed_demo_data
+from tests import cardscan
 
 RASA_TOKEN = os.environ.get("PAYBOT_E2E_RASA_TOKEN", "e2e-rasa-token")
 REPO = Path(__file__).resolve().parents[1]
 # Log lines kept whole for the run, however much the services log (``Stack.watched``).
 WATCHED = ("Circuit breaker tripped",)
+OUTPUT_LOG = "paybot-up.log"
+_CALL_SID = re.compile(r"\bcall (CA[0-9a-fA-F]{32})\b")
 
 
 def free_port() -> int:
@@ -48,6 +57,7 @@ class Stack:
     output: deque = field(default_factory=lambda: deque(maxlen=4000))
     engine: Engine | None = None
     kept: list[str] = field(default_factory=list)
+    senders: set[str] = field(default_factory=set)
 
     @property
     def rasa_url(self) -> str:
@@ -111,12 +121,15 @@ class Stack:
 
     def _pump(self, ready: threading.Event) -> None:
         assert self.process is not None and self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line)
-            if any(text in line for text in WATCHED):
-                self.kept.append(line)
-            if "paybot is up" in line:
-                ready.set()
+        with (self.data_dir / OUTPUT_LOG).open("a") as log:
+            for line in self.process.stdout:
+                self.output.append(line)
+                log.write(line)
+                log.flush()
+                if any(text in line for text in WATCHED):
+                    self.kept.append(line)
+                if "paybot is up" in line:
+                    ready.set()
 
     def log_tail(self, lines: int = 80) -> str:
         return "".join(list(self.output)[-lines:])
@@ -139,7 +152,42 @@ class Stack:
                 return out
             time.sleep(0.05)
 
+    def track(self, sender: str) -> str:
+        """Have the card-data scan read this conversation's tracker; returns ``sender``."""
+        self.senders.add(sender)
+        return sender
+
+    def conversation_ids(self) -> set[str]:
+        """Every conversation the tests held with this stack: tracked ones and calls."""
+        calls = {f"call:{sid}" for sid in _CALL_SID.findall(self.all_output())}
+        return self.senders | calls
+
+    def check_trackers(self) -> list[cardscan.Finding]:
+        """Scan the Rasa tracker of every conversation (while Rasa still runs)."""
+        found: list[cardscan.Finding] = []
+        for sender in sorted(self.conversation_ids()):
+            try:
+                response = requests.get(
+                    f"{self.rasa_url}/conversations/{sender}/tracker",
+                    params={"token": RASA_TOKEN},
+                    timeout=30,
+                )
+                response.raise_for_status()
+            except requests.RequestException as exc:
+                found.append(cardscan.Finding(f"tracker {sender}", f"not scanned ({exc})"))
+                continue
+            found += cardscan.scan_tracker(response.json(), sender)
+        return cardscan.record(found)
+
+    def check_database(self) -> list[cardscan.Finding]:
+        if self.engine is None:
+            return []
+        return cardscan.check_engine(self.engine, f"stack {self.data_dir.name}")
+
     def stop(self) -> int | None:
+        if self.engine is not None and (self.process is None or self.process.poll() is None):
+            self.check_trackers()
+            self.check_database()
         if self.process is None:
             return 0  # an external stack is not ours to stop
         if self.process.poll() is not None:
@@ -154,6 +202,7 @@ class Stack:
     def reset_data(self) -> None:
         """Empty every table and seed the demo accounts again (between tests)."""
         assert self.engine is not None
+        self.check_database()
         if self.engine.dialect.name == "postgresql":  # TRUNCATE passes the row triggers
             names = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
             with self.engine.begin() as conn:
@@ -201,7 +250,7 @@ class Conversation:
         self.phone = phone
         self.vouched = channel in ("sms", "voice")
         prefix = {"voice": "call", "sms": "sms", "chat": "chat"}[channel]
-        self.sender = f"{prefix}:{uuid.uuid4().hex[:12]}"
+        self.sender = stack.track(f"{prefix}:{uuid.uuid4().hex[:12]}")
 
     def say(self, message: str) -> Reply:
         metadata: dict[str, Any] = {"channel": self.channel}

@@ -707,6 +707,26 @@ async def test_an_unsure_no_or_goodbye_to_anything_else_ends(svc):
     assert responses_of(d) == ["ask_rephrase"]  # a no or a question for help: not sure
 
 
+@pytest.mark.parametrize(
+    "said",
+    [
+        "4000 0000 0000 0002",
+        "4000000000000002",
+        "4000-0000-0000-0002",
+        "four zero zero zero zero zero zero zero zero zero zero zero zero zero zero two",
+        "my account number is 4000.0000.0000.0002",
+    ],
+)
+@pytest.mark.parametrize("channel", ["voice", "sms", "chat"])
+async def test_a_card_number_is_never_taken_for_an_account_number(svc, said, channel):
+    d = CollectingDispatcher()
+    t = tracker(slots={"channel": channel})
+    result = await ValidatePaymentForm().validate_account_number(said, d, t, DOMAIN)
+    assert result == {"account_number": None}
+    assert responses_of(d) == ["card_number_not_account"]
+    assert ("keyed in" if channel == "voice" else "by text") in texts(d)[0]
+
+
 async def test_a_verification_flood_is_refused_politely(svc, monkeypatch):
     """The global rate limit: once everyone together failed too often, the next check is
     refused with a clear answer (audited by the verifier) and the caller goes to an agent."""

@@ -27,6 +27,7 @@ from paybot.gateway.sandbox import SandboxGateway
 from paybot.payments import confirmation
 from paybot.payments.fees import FeePolicy
 from paybot.payments.ledger import Ledger
+from tests import cardscan
 from tests.helpers import rows
 from tests.stack import Conversation, Reply, Stack
 
@@ -252,6 +253,50 @@ def test_unknown_caller_identifies_by_spoken_account_and_zip(stack):
     greeting = chat.say("94107")
     assert "Hello James" in greeting.text
     assert "idv.verified" in audit_kinds(stack)
+
+
+SPOKEN_CARD = "four oh oh oh, oh oh oh oh, double oh oh oh, oh oh oh two"
+TEXT_WARNING = "we never take card numbers that way"
+VOICE_WARNING = "only keyed in on the secure payment step"
+
+
+@pytest.mark.parametrize(
+    ("channel", "said"),
+    [
+        ("chat", cardscan.keyed_card("4000 0000 0000 0002")),
+        ("sms", "my account number is 4000-0000-0000-0002"),
+        ("chat", "4000.0000.0000.0002"),
+        ("voice", "4000000000000002"),  # keyed
+        ("voice", SPOKEN_CARD),
+    ],
+)
+def test_a_card_number_where_the_account_number_is_asked_is_refused_and_never_kept(
+    stack, channel, said
+):
+    convo = Conversation(stack, channel)
+    ask = convo.start_call() if channel == "voice" else convo.say("hi")
+    assert "account number" in ask.text
+    refused = convo.say(said)
+    assert (VOICE_WARNING if channel == "voice" else TEXT_WARNING) in refused.text
+    assert "account number" in refused.text  # asked again
+    assert convo.tracker()["slots"]["account_number"] is None
+    assert rows(stack.engine, VerificationFailure) == []
+    assert cardscan.scan_tracker(convo.tracker(), convo.sender) == []
+    assert cardscan.scan_engine(stack.engine, "stack") == []
+    # The conversation goes on.
+    assert "ZIP" in convo.say("100200300").text
+    assert "Hello James" in convo.say("94107").text
+
+
+def test_a_card_number_anywhere_else_is_refused_too(stack):
+    chat = Conversation(stack, "chat")
+    chat.say("hi")
+    chat.say("100200300")
+    assert "Hello James" in chat.say("94107").text
+    refused = chat.say("pay it all with 4242 4242 4242 4242 exp 12/30")
+    assert TEXT_WARNING in refused.text
+    assert "$321.72" in refused.text  # the question again
+    assert cardscan.scan_tracker(chat.tracker(), chat.sender) == []
 
 
 def test_keypad_digits_work_like_speech(stack):

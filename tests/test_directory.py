@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
+from sqlalchemy import delete
 
 from paybot.accounts.directory import (
     AccountRecord,
@@ -230,6 +231,31 @@ async def test_http_account_numbers_are_escaped_in_the_path(directory, crm):
     assert await directory.find_by_account_number("12/34 5?x=1") is None
     request = crm.app[REQUESTS][-1]
     assert request.match_info["number"] == "12/34 5?x=1" and not request.query
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["4000000000000002", "4000 0000 0000 0002", " 4000-0000-0000-0002 ", "4111.1111.1111.1111"],
+)
+async def test_http_a_card_shaped_account_number_is_never_sent_to_the_crm(directory, crm, number):
+    assert await directory.find_by_account_number(number) is None
+    assert crm.app[REQUESTS] == []
+
+
+async def test_local_a_card_shaped_account_number_is_never_looked_up(db_engine):
+    seed(db_engine)
+    card = Account(account_number="4000000000000002", name="Planted", phone="+15555550102",
+                   billing_zip="94107", balance=Decimal("1.00"), minimum_payment=Decimal("0"))
+    with session_scope(db_engine) as session:
+        session.add(card)  # as if a CRM import had one: it is still never looked up
+    directory = LocalDirectory(db_engine)
+    try:
+        for number in ("4000000000000002", "4000 0000 0000 0002"):
+            assert await directory.find_by_account_number(number) is None
+        assert (await directory.find_by_account_number("100")) is not None
+    finally:  # the after-suite card scan must not find the planted number
+        with session_scope(db_engine) as session:
+            session.execute(delete(Account).where(Account.name == "Planted"))
 
 
 async def test_http_one_account_by_number(directory, crm):

@@ -16,6 +16,7 @@ from paybot.db.types import utcnow
 from paybot.gateway.sandbox import SandboxGateway
 from paybot.identity import WITHHELD, IdentityVerifier, LockoutPolicy, Verification
 from paybot.seed import seed_demo_data
+from tests import cardscan
 
 
 @pytest.fixture
@@ -72,6 +73,16 @@ async def test_audit_records_outcomes_without_what_was_said(verifier, db_engine)
     assert [e.kind for e in events] == ["idv.failed", "idv.verified"]
     for event in events:
         assert "94108" not in str(event.detail) and "94107" not in str(event.detail)
+
+
+@pytest.mark.parametrize("number", ["4000000000000002", "4000 0000 0000 0002"])
+async def test_a_card_number_as_account_number_is_never_stored(verifier, db_engine, number):
+    outcome = await check(verifier, number, "94107")
+    assert outcome.result is Verification.FAILED
+    with Session(db_engine) as session:
+        [failure] = session.exec(select(VerificationFailure)).all()
+    assert failure.account_number is None and failure.caller_phone == "+15555559999"
+    assert cardscan.scan_engine(db_engine, "identity test") == []
 
 
 def _sweep_accounts(engine, rng: random.Random) -> list[str]:

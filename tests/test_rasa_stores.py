@@ -21,6 +21,7 @@ from paybot.cli.rasa_endpoints import rasa_endpoints
 from paybot.cli.up import plan
 from paybot.db.engine import make_engine
 from paybot.settings import SettingsError, load_settings
+from tests import cardscan
 from tests.conftest import PG_URL_ENV
 from tests.stack import Conversation, Stack
 
@@ -54,7 +55,10 @@ def test_stores_go_into_a_generated_endpoints_file_without_secrets(settings):
     assert endpoints.path.stat().st_mode & 0o077 == 0  # private to the user
     assert "pa$$word" not in written and "r3dis" not in written
     config = yaml.safe_load(written)
-    assert config["action_endpoint"] == {"url": "${PAYBOT_ACTION_SERVER_URL}"}
+    assert config["action_endpoint"] == {
+        "url": "${PAYBOT_ACTION_SERVER_URL}",
+        "headers": {"X-Paybot-Action-Secret": "${PAYBOT_ACTION_SECRET}"},
+    }
     assert config["tracker_store"] == {
         "type": "SQL",
         "dialect": "postgresql",
@@ -169,6 +173,9 @@ def test_stack_keeps_conversations_in_postgresql_and_locks_in_redis(tmp_path):
         assert chat.tracker()["sender_id"] == chat.sender
     finally:
         code = stack.stop()
+        rasa_tables = make_engine(pg_url, search_path=schema)  # Rasa's tracker store
+        cardscan.check_engine(rasa_tables, f"rasa tracker store schema {schema}")
+        rasa_tables.dispose()
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
@@ -189,7 +196,8 @@ class Clock:
 def _endpoint_variables(monkeypatch, settings) -> None:
     """What `paybot up` gives the Rasa process for bot/endpoints.yml."""
     rasa = plan(settings, find_project(REPO))[0]
-    for name in ("PAYBOT_ACTION_SERVER_URL", "PAYBOT_TRACKER_MAX_CONVERSATIONS"):
+    for name in ("PAYBOT_ACTION_SERVER_URL", "PAYBOT_ACTION_SECRET",
+                 "PAYBOT_TRACKER_MAX_CONVERSATIONS"):
         monkeypatch.setenv(name, rasa.env[name])
 
 

@@ -19,6 +19,7 @@ from multidict import CIMultiDict
 
 from paybot.db.models import Call
 from paybot.dialog.vouch import vouch_key, vouched
+from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED
 from paybot.settings import Settings
 from tests.helpers import rows
 from voice_bridge import twilio_webhooks
@@ -443,6 +444,24 @@ async def test_sms_needs_a_sender_number(bridge):
     params = sms_params("hi")
     del params["MessageSid"]
     assert (await bridge.post("/twilio/sms", params)).status == 400
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "my card is 4000 0000 0000 0002 exp 12/30",
+        "4000000000000002",
+        "four oh oh oh oh oh oh oh oh oh oh oh oh oh oh two",
+        "4000.0000.0000.0002",
+    ],
+)
+async def test_a_texted_card_number_never_reaches_rasa(bridge, rasa, caplog, body):
+    stub, _ = rasa
+    caplog.set_level(logging.DEBUG)
+    await bridge.post("/twilio/sms", sms_params(body))
+    [sent] = stub.received
+    assert sent["message"] == CARD_NUMBER_REMOVED
+    assert "0002" not in caplog.text and "four" not in caplog.text
 
 
 # Bodies that are not what Twilio sends -------------------------------------------------------

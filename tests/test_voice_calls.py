@@ -14,6 +14,7 @@ bridge asked of Twilio; card numbers must not appear in any table, log or tracke
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -23,8 +24,9 @@ import pytest
 import requests
 from sqlmodel import Session, select
 
-from paybot.db.models import Account, Call, Payment, PaymentStatus
+from paybot.db.models import Account, Call, Payment, PaymentStatus, VerificationFailure
 from paybot.settings import load_settings
+from tests import cardscan
 from tests.fake_twilio import FakeTwilio
 from tests.helpers import rows
 from tests.stack import RASA_TOKEN, Stack
@@ -38,7 +40,9 @@ ROBERT = "+15555550122"
 UNKNOWN = "+15555550999"
 AGENT_LINE = "+15555559999"
 BUSINESS_LINE = "+15555550000"
-TEST_CARD = "5555555555554444"
+TEST_CARD = cardscan.keyed_card("5555555555554444")
+SECURITY_CODE = cardscan.keyed_code("739")  # distinctive: the card-data scan looks for it
+NOT_AN_ACCOUNT = cardscan.keyed_card("4000000000000002")  # a test card, keyed for the account
 ZIP_ASK = "To keep your account safe, please say or key in the billing ZIP code on your account."
 JAMES_GREETING = "Hello James, are you ready to make your payment of $321.72 now?"
 
@@ -129,6 +133,8 @@ def assert_no_card_digits_anywhere(stack: Stack, call_sid: str) -> None:
         timeout=30,
     ).text
     assert TEST_CARD not in tracker
+    assert cardscan.scan_tracker(json.loads(tracker), call_sid) == []
+    assert cardscan.scan_engine(stack.engine, "voice stack") == []
 
 
 # --- James pays with his stored card by voice ---------------------------------------------------
@@ -196,6 +202,39 @@ def test_a_text_message_reaches_the_bot_and_is_answered(stack, fake_twilio):
     assert "$321.72" in answer.text
     forged = text("what's my balance?", "SM" + "3" * 32, signature="x")
     assert forged.status_code == 403
+
+
+def text_the_bot(stack: Stack, fake: FakeTwilio, sender: str, body: str) -> str:
+    from voice_bridge.caller.webhook import new_sid
+    from voice_bridge.twilio_signature import sign
+
+    stack.track(f"sms:{sender}")
+    params = {"MessageSid": new_sid("SM"), "From": sender, "To": BUSINESS_LINE, "Body": body,
+              "AccountSid": fake.account_sid}  # fmt: skip
+    url = stack.bridge_url + "/twilio/sms"
+    headers = {"X-Twilio-Signature": sign(url, params, fake.auth_token)}
+    answer = requests.post(url, data=params, headers=headers, timeout=60)
+    assert answer.status_code == 200
+    return answer.text
+
+
+def test_a_card_number_texted_for_the_account_number_is_refused_and_never_kept(
+    stack, fake_twilio
+):
+    assert "account number" in text_the_bot(stack, fake_twilio, UNKNOWN, "hi")
+    answer = text_the_bot(stack, fake_twilio, UNKNOWN, "it's 4000 0000 0000 0002")
+    assert "we never take card numbers that way" in answer
+    assert "account number" in answer  # and the question again
+    assert rows(stack.engine, VerificationFailure) == []
+    assert "Hello James" not in text_the_bot(stack, fake_twilio, UNKNOWN, "100200300")
+    assert "Hello James" in text_the_bot(stack, fake_twilio, UNKNOWN, "94107")
+    tracker = requests.get(
+        f"{stack.rasa_url}/conversations/sms:{UNKNOWN}/tracker",
+        params={"token": RASA_TOKEN},
+        timeout=30,
+    ).json()
+    assert cardscan.scan_tracker(tracker, "sms") == []
+    assert NOT_AN_ACCOUNT not in stack.all_output()
 
 
 # --- bad frames never crash a call ----------------------------------------------------------
@@ -432,7 +471,7 @@ def test_new_card_keyed_in_secure_capture_pays(stack, fake_twilio):
             await phone.wait_bot()  # expiry
             await phone.press("1230")
             await phone.wait_bot()  # security code
-            await phone.press("123")
+            await phone.press(SECURITY_CODE)
             await phone.wait_bot()  # ZIP
             await phone.press("60601")
             await phone.wait_bot()  # Mastercard ending 4444, press 1
@@ -471,7 +510,7 @@ def test_hang_up_right_after_confirming_settles_the_payment(stack, fake_twilio):
     async def call():
         async with dial(stack, fake_twilio, ROBERT) as phone:
             await _to_capture(phone)
-            for keys in (TEST_CARD + "#", "1230", "123", "60601"):
+            for keys in (TEST_CARD + "#", "1230", SECURITY_CODE, "60601"):
                 await phone.press(keys)
                 await phone.wait_bot()
             await phone.press("1")
@@ -491,3 +530,98 @@ def stack_wait(predicate, timeout_s: float = 15.0) -> bool:
     from tests.stack import wait_until
 
     return wait_until(predicate, timeout_s)
+
+
+# --- card numbers outside the capture, and the keypad around it -------------------------------
+def test_a_card_number_keyed_for_the_account_number_is_refused_and_never_kept(
+    stack, fake_twilio
+):
+    async def call():
+        async with dial(stack, fake_twilio, UNKNOWN) as phone:
+            await phone.wait_bot()  # what's your account number?
+            await phone.press(NOT_AN_ACCOUNT + "#")
+            await phone.wait_bot()
+            await phone.press("100200300#")
+            await phone.wait_bot()
+            await phone.press("94107#")
+            await phone.wait_bot()
+            await phone.hangup()
+            return phone
+
+    phone = run(call())
+    said = bot_said(stack, phone.call_sid)
+    assert any("only keyed in on the secure payment step" in t for t in said)
+    assert any("Hello James" in text for text in said), said
+    assert rows(stack.engine, VerificationFailure) == []
+    assert NOT_AN_ACCOUNT not in stack.all_output()
+    assert_no_card_digits_anywhere(stack, phone.call_sid)
+
+
+async def press_while_the_bot_speaks(phone: CallerSession, keys: str, after_ms: float = 300):
+    """Press ``keys`` once the bot's reply to the caller's last action has played a little."""
+    for _ in range(600):
+        turn = phone.log.reply_started_since(phone.log.last_action_at)
+        if turn is not None and turn.played_bytes >= after_ms * 8:
+            assert not turn.done, "the reply ended before the keys"
+            return await phone.press(keys)
+        await asyncio.sleep(0.05)
+    raise AssertionError("the bot did not start its reply")
+
+
+def user_texts(stack: Stack, call_sid: str) -> list[str]:
+    tracker = requests.get(
+        f"{stack.rasa_url}/conversations/call:{call_sid}/tracker",
+        params={"token": RASA_TOKEN},
+        timeout=30,
+    ).json()
+    return [e.get("text") or "" for e in tracker["events"] if e["event"] == "user"]
+
+
+def test_keys_pressed_during_the_capture_intro_belong_to_the_capture(stack, fake_twilio):
+    async def call():
+        async with dial(stack, fake_twilio, ROBERT) as phone:
+            await phone.wait_bot()  # the billing ZIP code, please
+            await phone.press("60601#")
+            await phone.wait_bot()  # Hello Robert ...
+            for answer in ("yes", "no", "card"):
+                await phone.say(answer)
+                await phone.wait_bot()
+            await phone.say("yes")  # go ahead: the capture's intro plays
+            await press_while_the_bot_speaks(phone, TEST_CARD + "#")
+            await phone.wait_bot()  # expiry
+            for keys in ("1230", SECURITY_CODE, "60601", "1"):
+                await phone.press(keys)
+                await phone.wait_bot()
+            await phone.wait_bot()
+            await phone.hangup()
+            return phone
+
+    phone = run(call())
+    [payment] = rows(stack.engine, Payment)
+    assert payment.status == PaymentStatus.SUCCEEDED and payment.method_last4 == "4444"
+    texts = user_texts(stack, phone.call_sid)
+    assert not any("5555" in text or "4444" in text for text in texts), texts  # none to Rasa
+    assert_no_card_digits_anywhere(stack, phone.call_sid)
+
+
+def test_keys_after_a_failed_capture_do_not_reach_the_bot(stack, fake_twilio):
+    wrong = "5555555555554445"  # fails the Luhn check; 16 digits end the entry
+
+    async def call():
+        async with dial(stack, fake_twilio, ROBERT) as phone:
+            await _to_capture(phone)
+            for attempt in range(3):
+                await phone.press(wrong)
+                if attempt < 2:
+                    await phone.wait_bot()  # that's not valid; key it again
+            await phone.press("55555555")  # the capture failed; the caller goes on keying
+            await phone.wait_bot()
+            await phone.wait(4.0)  # past the keypad's inter-digit timeout
+            await phone.hangup()
+            return phone
+
+    phone = run(call())
+    assert rows(stack.engine, Payment) == []
+    texts = user_texts(stack, phone.call_sid)
+    assert not any("5555" in text for text in texts), texts
+    assert_no_card_digits_anywhere(stack, phone.call_sid)

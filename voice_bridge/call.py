@@ -26,6 +26,7 @@ from sqlmodel import Session, select
 from paybot.db.models import Account
 from paybot.dialog.payloads import SecureCapture, Transfer
 from paybot.gateway.base import BankAccount, CardData
+from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, remove_card_numbers
 from paybot.payments.settlement import PaymentOutcome
 from voice_bridge.audio import ulaw_to_pcm16
 from voice_bridge.call_records import record_call_ended_reason
@@ -126,6 +127,10 @@ class CallHandler:
         self.listener = Listener(runtime.asr, runtime.run_asr)
         self.keypad = KeypadEntry()
         self.capture: CaptureSession | None = None
+        # Keys pressed while a capture's intro plays: they belong to that capture.
+        self._early_keys: list[str] | None = None
+        # After a capture, keys are dropped until the bot has said what happens next.
+        self._keys_blocked = False
         self.ended_reason = ""
         self._inputs: asyncio.Queue[Input] = asyncio.Queue()
         self._capture_actions: asyncio.Queue[list] = asyncio.Queue()
@@ -227,6 +232,13 @@ class CallHandler:
                 await self.player.interrupt()
             self._capture_actions.put_nowait(self.capture.key(digit, now))
             return
+        if self._early_keys is not None:
+            if self.player.speaking:
+                await self.player.interrupt()
+            self._early_keys.append(digit)
+            return
+        if self._keys_blocked:
+            return
         if self.player.speaking and not await self.player.interrupt():
             return
         self.listener.drop_turn()
@@ -295,6 +307,10 @@ class CallHandler:
             else:
                 text = item.text
                 log.info("call %s: turn %d keyed", self.call_sid, self._turns + 1)
+            text, removed = remove_card_numbers(text)
+            if removed:  # the channel answers it; the digits stay here
+                text = CARD_NUMBER_REMOVED
+                log.info("call %s: a card number was removed from the turn", self.call_sid)
             self._turns += 1
             return await rasa.message(self.sender, text, self.metadata)
         except RasaUnavailable:
@@ -306,6 +322,10 @@ class CallHandler:
         self.listener.expect(listen)
         if listen is not None:
             self.keypad.reset(listen.mode, listen.max_digits)
+        capture = reply.capture
+        if capture is not None:  # from now on keys belong to the capture
+            self.keypad.reset()
+            self._early_keys = []
         if reply.texts:
             speaking_at = self._clock()
             stats = await self.player.say(
@@ -323,7 +343,10 @@ class CallHandler:
                     item.intent if isinstance(item, SystemInput) else "end of turn",
                     stats.first_audio_ms,
                 )
-        capture = reply.capture
+        if isinstance(item, SystemInput) and item.intent == "capture_result":
+            await self.player.played()
+            self.keypad.reset(*((listen.mode, listen.max_digits) if listen else ()))
+            self._keys_blocked = False
         if capture is not None:
             await self.player.played()
             await self._secure_capture(capture)
@@ -338,10 +361,16 @@ class CallHandler:
         self.listener.pause()
         while not self._capture_actions.empty():  # nothing left from an earlier capture
             self._capture_actions.get_nowait()
+        early, self._early_keys = self._early_keys or [], None
+        self.keypad.reset()
         self.capture = CaptureSession(instruction)
         status = "failed"
         try:
-            actions: list = self.capture.start(self._clock())
+            now = self._clock()
+            actions: list = self.capture.start(now)
+            if early:  # keyed during the intro: the first prompt is not needed
+                actions = [a for key in early for a in self.capture.key(key, now)]
+                early.clear()
             while True:
                 done = await self._capture_step(actions, instruction)
                 if done is not None:
@@ -350,6 +379,8 @@ class CallHandler:
                 actions = await self._capture_actions.get()
         finally:
             self.capture = None
+            self.keypad.reset()
+            self._keys_blocked = True
             self.listener.resume()
         self._inputs.put_nowait(SystemInput("capture_result", {"capture_status": status}))
 
@@ -435,6 +466,8 @@ class CallHandler:
         capture = self.capture
         if capture is not None:
             capture.cancel("hangup")  # wipes any digits keyed so far
+        if self._early_keys:
+            self._early_keys.clear()
         self.listener.drop_turn()
         self.player.close()
         for task in (ticker, worker):

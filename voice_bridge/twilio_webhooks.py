@@ -8,7 +8,8 @@
   with its duration, busy, ...), recorded forward-only (:mod:`voice_bridge.call_records`).
 * ``POST /twilio/sms``: a text. Its body goes to Rasa's REST channel as the conversation
   ``sms:<E.164>``, the sender's number vouched for (:mod:`paybot.dialog.vouch`); the bot's
-  text replies come back as one TwiML ``<Message>``.
+  text replies come back as one TwiML ``<Message>``. A text holding a card number reaches
+  Rasa as :data:`~paybot.parsing.card_numbers.CARD_NUMBER_REMOVED`.
 
 Every request must carry a valid ``X-Twilio-Signature`` (403 otherwise); a signed request
 without the fields it needs gets 400 naming them. Logs carry CallSid and MessageSid only.
@@ -27,6 +28,7 @@ from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from paybot.db.models import CallStatus
 from paybot.dialog.vouch import vouch, vouch_key
+from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, remove_card_numbers
 from paybot.phone import InvalidPhoneNumber, to_e164
 from voice_bridge.call_records import (
     UnknownCallStatus,
@@ -135,6 +137,10 @@ async def sms_webhook(request: web.Request) -> web.Response:
     body = form.get("Body", "").strip()
     if not body:
         return _twiml(sms_twiml(SMS_HELP))
+    body, removed = remove_card_numbers(body)
+    if removed:  # Rasa gets the mark only and answers that we never take cards by text
+        body = CARD_NUMBER_REMOVED
+        log.info("sms %s: a card number was removed", message_sid)
     try:
         replies = await ask_bot(request.app, sender=sender, text=body)
     except BotUnavailable as exc:

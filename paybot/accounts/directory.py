@@ -63,6 +63,7 @@ from sqlmodel import Session, select
 
 from paybot.db.models import Account, AccountStatus
 from paybot.money import InvalidAmount, parse_amount
+from paybot.parsing.card_numbers import contains_card_number
 from paybot.phone import InvalidPhoneNumber, to_e164
 
 if TYPE_CHECKING:
@@ -124,6 +125,13 @@ class AccountRecord:
         )
 
 
+def _number_key(number: str) -> str | None:
+    """The account number to look up, trimmed; None when empty or card-shaped (a card
+    number is never an account number, and is never sent to a database or a CRM)."""
+    key = number.strip()
+    return None if not key or contains_card_number(key) else key
+
+
 def _phone_key(value: str) -> str | None:
     """``value`` in E.164, or None when it is no phone number (e.g. a withheld caller ID)."""
     try:
@@ -168,8 +176,8 @@ class LocalDirectory(CustomerDirectory):
         return records
 
     async def find_by_account_number(self, number: str) -> AccountRecord | None:
-        key = number.strip()
-        if not key:
+        key = _number_key(number)
+        if key is None:
             return None
         return await asyncio.to_thread(self._by_number, key)
 
@@ -346,8 +354,8 @@ class HttpDirectory(CustomerDirectory):
         return sorted(records, key=lambda r: r.account_number)
 
     async def find_by_account_number(self, number: str) -> AccountRecord | None:
-        key = number.strip()
-        if not key.strip("."):  # "" or a dot segment would name another resource
+        key = _number_key(number)
+        if key is None or not key.strip("."):  # a dot segment would name another resource
             return None
         data = await self._get("/accounts/" + quote(key, safe=""))
         if data is None:

@@ -1,7 +1,8 @@
 """Terminal output shared by the commands: status lines, errors and child output.
 
 Status lines go to stdout as ``paybot: ...``; errors to stderr. Output of child processes
-(Rasa, the action server, the bridge) is forwarded line by line with a ``[name]`` prefix.
+(Rasa, the action server, the bridge) is forwarded line by line with a ``[name]`` prefix,
+redacted (:func:`paybot.redaction.redact`).
 All writes take one lock so that lines from different threads never interleave.
 """
 
@@ -12,6 +13,8 @@ import sys
 import threading
 import time
 from typing import IO
+
+from paybot.redaction import redact
 
 _lock = threading.Lock()
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\([0-9A-Za-z]")
@@ -83,5 +86,5 @@ def _forward_line(raw: bytes, prefix: str, strip_colours: bool, last_progress: f
         if "100%|" not in line and now - last_progress < PROGRESS_EVERY_S:
             return last_progress
         last_progress = now
-    emit(f"[{prefix}] {line}")
+    emit(f"[{prefix}] {redact(line)}")
     return last_progress

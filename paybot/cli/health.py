@@ -9,7 +9,6 @@ import urllib.request
 
 # Health checks go straight to local services, never through an HTTP proxy from the env.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-_WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -26,14 +25,6 @@ def port_in_use(host: str, port: int) -> bool:
         except OSError:
             return True
     return False
-
-
-def base_url(host: str, port: int) -> str:
-    """``http://host:port`` to reach a server bound to ``host`` (wildcards become loopback)."""
-    host = _WILDCARDS.get(host, host)
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}"
 
 
 def http_ok(url: str, timeout_s: float = 2.0) -> bool:

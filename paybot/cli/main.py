@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from paybot import redaction
 from paybot.settings import Settings, SettingsError, load_settings
 
 Handler = Callable[[Settings, argparse.Namespace], int]
@@ -98,12 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(level: str) -> None:
-    """Log to stderr at ``level`` (unknown names fall back to INFO)."""
-    numeric = logging.getLevelName(level.upper())
-    logging.basicConfig(
-        level=numeric if isinstance(numeric, int) else logging.INFO, format=LOG_FORMAT
-    )
+def configure_logging(settings: Settings) -> None:
+    """Log to stderr at ``PAYBOT_LOG_LEVEL`` (unknown names fall back to INFO), every record
+    redacted, the configured secrets among what is masked."""
+    for secret in (settings.rasa_token, settings.action_secret, settings.twilio_auth_token,
+                   settings.console_secret, settings.crm_token):
+        if secret is not None:
+            redaction.register_secret(secret.get_secret_value())
+    redaction.install(settings.log_level, LOG_FORMAT)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -133,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"paybot: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings)
     try:
         return resolve(args.handler)(settings, args)
     except KeyboardInterrupt:

@@ -38,6 +38,7 @@ class Service:
     health_path: str
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
+    host: str = "127.0.0.1"  # the address it binds
 
     @property
     def health_url(self) -> str:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import secrets
 import sys
 
+from paybot import redaction
 from paybot.cli import database
 from paybot.cli.console import fail
-from paybot.cli.health import base_url, port_in_use
+from paybot.cli.health import port_in_use
 from paybot.cli.project import Project, find_project
 from paybot.cli.rasa_endpoints import RasaEndpoints, rasa_endpoints
 from paybot.cli.supervisor import Service, Supervisor
@@ -21,41 +23,62 @@ from paybot.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 STARTUP_TIMEOUT_S = 300.0
+_SDK_LEVEL = {"DEBUG": ["--debug"], "WARNING": ["--quiet"], "ERROR": ["--quiet"]}
+
+
+def action_secret(settings: Settings) -> str:
+    """``PAYBOT_ACTION_SECRET``, or a fresh random one for this run when it is unset."""
+    if settings.action_secret is not None and settings.action_secret.get_secret_value():
+        return settings.action_secret.get_secret_value()
+    return secrets.token_urlsafe(32)
 
 
 def plan(
-    settings: Settings, project: Project, endpoints: RasaEndpoints | None = None
+    settings: Settings,
+    project: Project,
+    endpoints: RasaEndpoints | None = None,
+    secret: str | None = None,
 ) -> list[Service]:
     """The three services, configured from ``settings``; Rasa reads ``endpoints`` (default
-    ``bot/endpoints.yml``: in-memory tracker and lock stores)."""
-    host = settings.host
+    ``bot/endpoints.yml``: in-memory tracker and lock stores). Rasa and the action server
+    share ``secret`` (default :func:`action_secret`); secrets go to the children in their
+    environment, never on a command line."""
     python = sys.executable
     endpoints = endpoints or RasaEndpoints(project.endpoints)
+    secret = secret or action_secret(settings)
+    redaction.register_secret(secret)
+    level = settings.log_level.upper()
     rasa = Service(
-        "Rasa", "rasa", settings.rasa_port, "PAYBOT_RASA_PORT",
-        base_url(host, settings.rasa_port), "/",
-        # Rasa's own command line, with its action-response check compiled once.
+        "Rasa", "rasa", settings.rasa_port, "PAYBOT_RASA_PORT", settings.rasa_url, "/",
+        # Rasa's own command line, with its action-response check compiled once and the
+        # API token read from PAYBOT_RASA_TOKEN.
         [python, "-m", "paybot.dialog.rasa_server", "run", "--enable-api",
-         "--auth-token", settings.rasa_token.get_secret_value(),
-         "--interface", host, "--port", str(settings.rasa_port),
+         "--interface", settings.rasa_host, "--port", str(settings.rasa_port),
          "--model", str(model_path(settings.model_dir)),
          "--endpoints", str(endpoints.path), "--credentials", str(project.credentials)],
-        {"PAYBOT_ACTION_SERVER_URL": base_url(host, settings.action_port) + "/webhook",
+        {"PAYBOT_ACTION_SERVER_URL": settings.action_server_url,
+         "PAYBOT_ACTION_SECRET": secret,
+         "PAYBOT_RASA_TOKEN": settings.rasa_token.get_secret_value(),
+         "LOG_LEVEL": level,
          "PAYBOT_TRACKER_MAX_CONVERSATIONS": str(settings.tracker_max_conversations),
          **endpoints.env},
+        host=settings.rasa_host,
     )
-    # rasa_sdk's own entry point is what `rasa run actions` calls, without importing Rasa
-    # and TensorFlow (about 2 s and 90 MB less); SANIC_HOST is its bind address.
+    # rasa_sdk's own entry point (what `rasa run actions` calls, without importing Rasa and
+    # TensorFlow) behind the shared-secret check; SANIC_HOST is its bind address.
     actions = Service(
         "action server", "actions", settings.action_port, "PAYBOT_ACTION_PORT",
-        base_url(host, settings.action_port), "/health",
-        [python, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.action_port)],
-        {"SANIC_HOST": host},
+        settings.action_server_url.removesuffix("/webhook"), "/health",
+        [python, "-m", "paybot.dialog.action_server", "--actions", "actions",
+         "--port", str(settings.action_port), *_SDK_LEVEL.get(level, [])],
+        {"SANIC_HOST": settings.action_host, "PAYBOT_ACTION_SECRET": secret},
+        host=settings.action_host,
     )
     bridge = Service(
         "bridge", "bridge", settings.bridge_port, "PAYBOT_BRIDGE_PORT",
-        base_url(host, settings.bridge_port), "/healthz",
+        settings.bridge_url, "/healthz",
         [python, "-m", "paybot.cli", "bridge"],
+        host=settings.host,
     )
     return [rasa, actions, bridge]
 
@@ -70,7 +93,7 @@ def preflight(settings: Settings, project: Project, services: list[Service]) -> 
             return (f"{other.port_env} and {service.port_env} are both {service.port}; "
                     "give each service its own port")
         seen[service.port] = service
-        if port_in_use(settings.host, service.port):
+        if port_in_use(service.host, service.port):
             return (f"port {service.port} ({service.name}) is already in use; "
                     f"stop what uses it or set {service.port_env}")
     if not (project.root / model_path(settings.model_dir)).is_file():
@@ -95,7 +118,8 @@ def up(settings: Settings, startup_timeout_s: float = STARTUP_TIMEOUT_S) -> int:
         exits early or does not become healthy in time.
     """
     project = find_project()
-    services = plan(settings, project)
+    secret = action_secret(settings)
+    services = plan(settings, project, secret=secret)
     if problem := preflight(settings, project, services):
         fail(problem)
         return 1
@@ -104,7 +128,7 @@ def up(settings: Settings, startup_timeout_s: float = STARTUP_TIMEOUT_S) -> int:
     except SettingsError as exc:
         fail(str(exc))
         return 1
-    services = plan(settings, project, endpoints)
+    services = plan(settings, project, endpoints, secret)
     database.prepare(settings)
     return Supervisor(services, project.root, startup_timeout_s).run()
 

@@ -1,11 +1,14 @@
 """Rasa's REST channel, hardened: user text can never be taken as an intent.
 
 Rasa parses a message starting with ``/`` ("/affirm", '/inform{"amount": 5}') as an intent
-with entities, skipping NLU. Users must not be able to do that: this channel strips leading
-slashes from user text (and a leading ``EXTERNAL:``, the text Rasa records for system events),
+with entities, skipping NLU. Users must not be able to do that: this channel strips every leading
+slash, space and ``EXTERNAL:`` (the text Rasa records for system events) from user text, until
+none is left (Rasa strips whitespace and then looks for an ASCII ``/`` only),
 and keeps only the metadata keys paybot uses, validated: ``channel`` and ``from`` only when the
 bridge vouched for them (:mod:`paybot.dialog.vouch`), else the message is a chat with no caller
-number. System events
+number. A message holding a card number (:mod:`paybot.parsing.card_numbers`) reaches Rasa as
+the ``card_number_shared`` intent, never as text: a rule tells the customer we do not take
+card numbers that way. System events
 (capture results, silence, call start) reach Rasa through its token-protected HTTP API instead.
 
 Configured in ``bot/credentials.yml``; it keeps the REST channel's URL,
@@ -23,12 +26,14 @@ from rasa.core.channels.rest import RestInput
 from sanic.request import Request
 
 from paybot.dialog.vouch import vouch_key, vouched
+from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, contains_card_number
 from paybot.phone import InvalidPhoneNumber, to_e164
 from paybot.settings import load_settings
 
 CHANNELS = ("voice", "sms", "chat")
-_SYSTEM_PREFIX = re.compile(r"external\s*:", re.IGNORECASE)  # Rasa's text for system events
+_SYSTEM_PREFIX = re.compile(r"^external\s*:", re.IGNORECASE)  # Rasa's text for system events
 MAX_TEXT = 2000
+CARD_NUMBER_SHARED = "/card_number_shared"  # the intent a message with a card number becomes
 
 
 def sanitize_text(text: Any) -> str | None:
@@ -36,10 +41,19 @@ def sanitize_text(text: Any) -> str | None:
     if not isinstance(text, str):
         return None
     cleaned = "".join(ch for ch in text if ch.isprintable() or ch in "\n\t")[:MAX_TEXT]
-    cleaned = cleaned.strip().lstrip("/").strip()
-    while _SYSTEM_PREFIX.match(cleaned):
-        cleaned = _SYSTEM_PREFIX.sub("", cleaned, count=1).strip().lstrip("/").strip()
+    previous = None
+    while cleaned != previous:  # "/ /affirm", "EXTERNAL: //affirm": until nothing changes
+        previous = cleaned
+        cleaned = _SYSTEM_PREFIX.sub("", cleaned.strip().lstrip("/").strip(), count=1)
     return cleaned
+
+
+def screen_card_numbers(text: str | None) -> str | None:
+    """A message holding a card number (or the bridge's mark for one) becomes the
+    ``card_number_shared`` intent: Rasa never sees the digits, and a rule answers it."""
+    if text and (CARD_NUMBER_REMOVED in text or contains_card_number(text)):
+        return CARD_NUMBER_SHARED
+    return text
 
 
 def sanitize_metadata(metadata: Any) -> dict[str, str]:
@@ -70,7 +84,7 @@ class SafeRestInput(RestInput):
         return "rest"
 
     def _extract_message(self, req: Request) -> str | None:
-        return sanitize_text(req.json.get("message"))
+        return screen_card_numbers(sanitize_text(req.json.get("message")))
 
     def get_metadata(self, request: Request) -> dict[str, str]:
         body = request.json

@@ -1,5 +1,6 @@
 """Rasa's server as ``paybot up`` runs it: ``python -m paybot.dialog.rasa_server run ...`` is
-``python -m rasa run ...`` with the action server's answers checked faster.
+``python -m rasa run ...`` with the action server's answers checked faster, the API token read
+from ``PAYBOT_RASA_TOKEN`` (so it is never on a command line) and log records redacted.
 
 Rasa 3.6 checks every action server response against its response schema with
 ``jsonschema.validate``, which first checks the *schema* against JSON Schema's metaschema, on
@@ -11,7 +12,13 @@ and an invalid one raises the same ``ValidationError`` with the same message.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
+
+from paybot import redaction
+
+TOKEN_ENV = "PAYBOT_RASA_TOKEN"  # noqa: S105 - a variable name
 
 
 def install() -> None:
@@ -43,9 +50,20 @@ def install() -> None:
     RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
 
 
+def token_from_env(argv: list[str]) -> list[str]:
+    """``argv`` with ``--auth-token`` from ``PAYBOT_RASA_TOKEN`` for ``run`` (the process's
+    own argument list changes; the command line the system shows does not)."""
+    token = os.environ.get(TOKEN_ENV)
+    if token and "run" in argv[1:2] and "--auth-token" not in argv:
+        return [*argv, "--auth-token", token]
+    return argv
+
+
 def main() -> None:
     """Rasa's command line, with :func:`install` applied first."""
+    redaction.install()
     install()
+    sys.argv = token_from_env(sys.argv)
     from rasa.__main__ import main as rasa_main
 
     rasa_main()

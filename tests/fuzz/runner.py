@@ -73,7 +73,7 @@ class SmsLine:
         self.stack, self.phone = stack, phone
         self.auth_token, self.account_sid = auth_token, account_sid
         self.conversation = Conversation(stack, "sms", phone)
-        self.conversation.sender = f"sms:{phone}"
+        self.conversation.sender = stack.track(f"sms:{phone}")
 
     @property
     def sender(self) -> str:
