@@ -25,9 +25,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote
 
-from paybot.gateway.cards import luhn_valid
+from paybot.parsing.card_numbers import find_card_numbers
 
-MIN_CARD, MAX_CARD = 13, 19
 SECRET = "[secret]"  # noqa: S105 - the mask, not a secret
 # Environment variables whose values are secrets in every process (the launchers register them).
 SECRET_ENV = ("PAYBOT_RASA_TOKEN", "PAYBOT_ACTION_SECRET", "TWILIO_AUTH_TOKEN",
@@ -37,9 +36,6 @@ MIN_SECRET_LENGTH = 6  # shorter values would mask ordinary words
 
 _DIGIT_WORDS = {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4",
                 "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9"}
-_ATOM = r"(?:(?<!\d)\d+(?!\d)|(?<![A-Za-z])(?:" + "|".join(_DIGIT_WORDS) + r")(?![A-Za-z]))"
-# Digit groups and digit words with at most three separators between two of them.
-_RUN = re.compile(rf"{_ATOM}(?:[ \t.,\-/_]{{1,3}}{_ATOM}|{_ATOM})*", re.IGNORECASE)
 _GROUP = re.compile(r"\d+|[A-Za-z]+")
 _LONG_DIGITS = re.compile(r"(?<!\d)\d{9,}(?!\d)")
 # A date and time is never a card number, whatever its digits add up to.
@@ -51,30 +47,6 @@ _SECRET_PARAM = re.compile(
 _secrets: set[str] = set()
 _secret_pattern: re.Pattern[str] | None = None
 _lock = threading.Lock()
-
-
-def find_card_numbers(text: str) -> list[tuple[int, int]]:
-    """The spans of ``text`` holding a card number: runs of digit groups and digit words
-    with some stretch between two group boundaries of 13-19 digits that passes Luhn."""
-    spans = []
-    for run in _RUN.finditer(text):
-        digits, boundaries = "", [0]
-        for group in _GROUP.findall(run.group(0)):
-            digits += _DIGIT_WORDS.get(group.lower(), group)
-            boundaries.append(len(digits))
-        if len(digits) >= MIN_CARD and _holds_card(digits, boundaries):
-            spans.append(run.span())
-    return spans
-
-
-def _holds_card(digits: str, boundaries: list[int]) -> bool:
-    for i, start in enumerate(boundaries):
-        for end in boundaries[i + 1:]:
-            if end - start > MAX_CARD:
-                break
-            if end - start >= MIN_CARD and luhn_valid(digits[start:end]):
-                return True
-    return False
 
 
 def register_secret(value: str | None) -> None:
@@ -117,9 +89,9 @@ def _has_digit_word(text: str) -> bool:
 
 def _redact_digits(text: str) -> str:
     out, last = [], 0
-    for start, end in find_card_numbers(text):
-        out += [text[last:start], _mask(text[start:end])]
-        last = end
+    for run in find_card_numbers(text):  # the one detector the channels use too
+        out += [text[last:run.start], _mask(text[run.start:run.end])]
+        last = run.end
     out.append(text[last:])
     return _LONG_DIGITS.sub(lambda m: _mask(m.group(0)), "".join(out))
 

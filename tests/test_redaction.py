@@ -172,9 +172,13 @@ def test_every_launcher_installs_redaction(tmp_path):
         assert "4242 4242" not in result.stderr
 
 
-def test_luhn_is_the_gateways():
-    """One Luhn implementation: the redaction uses the card validation's."""
-    assert redaction.luhn_valid is luhn_valid
+def test_one_card_number_detector():
+    """Redaction finds card numbers with the detector the channels use, whose Luhn is the
+    card validation's: one implementation of each."""
+    from paybot.parsing import card_numbers
+
+    assert redaction.find_card_numbers is card_numbers.find_card_numbers
+    assert card_numbers.luhn_valid is luhn_valid
 
 
 def test_uninstall_restores_raw_records(caplog):

@@ -101,15 +101,17 @@ async def _form(request: web.Request) -> MultiDictProxy[str]:
 
 
 async def _unread(request: web.Request, reason: str) -> web.HTTPUnsupportedMediaType:
-    """A 415 that closes the connection. The body is never parsed: up to ``client_max_size``
-    of it is drained and dropped, so a client still sending gets the answer rather than a
-    reset connection."""
+    """A 415. The body is never parsed: up to ``client_max_size`` of it is drained and
+    dropped, so a client still sending gets the answer rather than a reset connection; a
+    longer one closes the connection."""
     log.warning("refused webhook %s %s: %s", request.method, request.path, reason)
-    drained = 0
-    while drained <= request.client_max_size and (chunk := await request.content.readany()):
-        drained += len(chunk)
     refusal = web.HTTPUnsupportedMediaType(text=f"{reason}\n")
-    refusal.force_close()
+    drained = 0
+    while chunk := await request.content.readany():
+        drained += len(chunk)
+        if drained > request.client_max_size:
+            refusal.force_close()
+            break
     return refusal
 
 
