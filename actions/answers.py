@@ -1,8 +1,9 @@
 """Yes and no outside the payment form: the answer to whatever the bot asked last.
 
 The question is remembered in the ``stage`` slot (``receipt``, ``anything_else``,
-``cancel_scheduled``); one action answers them all, so the rules stay two lines long. A filler
-("uh", "hmm") is no answer, whatever NLU made of it: the question is asked again.
+``how_can_i_help``, ``cancel_scheduled``); one action answers them all, so the rules stay two
+lines long. A filler ("uh", "hmm") is no answer, whatever NLU made of it: the question is
+asked again.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.anytime import anything_else, goodbye, not_an_answer
+from actions.anytime import anything_else, asks_again, goodbye, not_an_answer
 from actions.conversation import begin
-from actions.responses import say
+from actions.responses import render, say
 from actions.scheduled import answer_cancel_scheduled
 from actions.services import services
 from paybot.parsing import is_filler
@@ -38,11 +39,18 @@ class ActionYesNo(Action):
             return await receipt(dispatcher, tracker, yes)
         if stage == "cancel_scheduled":
             return await answer_cancel_scheduled(dispatcher, tracker, yes)
-        if stage == "anything_else" and not yes:
-            return goodbye(dispatcher, tracker)
-        if tracker.get_slot("identified") or stage == "anything_else":
-            say(dispatcher, tracker, "how_can_i_help")
+        if stage in ("anything_else", "how_can_i_help") and not yes:
+            return goodbye(dispatcher, tracker)  # "no, that's all"
+        if stage == "how_can_i_help":  # "yes" to "what can I help you with?": the options
+            say(dispatcher, tracker, "what_next")
             return [SlotSet("stage", None)]
+        if tracker.get_slot("identified") or stage == "anything_else":
+            text = render(tracker, "how_can_i_help")
+            if asks_again(tracker, text):
+                say(dispatcher, tracker, "what_next")
+                return [SlotSet("stage", None)]
+            dispatcher.utter_message(text=text)
+            return [SlotSet("stage", "how_can_i_help")]
         return [*await begin(dispatcher, tracker), FollowupAction("payment_form")]
 
 

@@ -3,28 +3,79 @@ goodbye; and what the bot does about silence and about what it did not understan
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActiveLoop, EventType, FollowupAction, SlotSet
+from rasa_sdk.events import (
+    ActiveLoop,
+    EventType,
+    FollowupAction,
+    SessionStarted,
+    SlotSet,
+    UserUtteranceReverted,
+)
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import customer
-from actions.conversation import begin, is_system_event
-from actions.responses import say
+from actions.conversation import begin, channel_of, is_system_event
+from actions.responses import render, say
 from actions.services import services
 from actions.wording import day, money
 from paybot.dialog.payloads import Hangup, Listen, Transfer, to_dict
 from paybot.parsing import is_filler
 
 # The yes/no questions asked outside the payment form (the ``stage`` slot; actions/answers.py).
-YES_NO_STAGES = ("receipt", "anything_else", "cancel_scheduled")
+YES_NO_STAGES = ("receipt", "anything_else", "cancel_scheduled", "how_can_i_help")
+LISTEN = FollowupAction("action_listen")
+# The most times in a row the bot asks one question; the next time it changes tack.
+MAX_ASKS = 3
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def last_question(texts: list[str]) -> str | None:
+    """The last sentence of a reply, when it is a question."""
+    sentences = [s for t in texts if t for s in _SENTENCE_END.split(t.strip()) if s]
+    return sentences[-1] if sentences and sentences[-1].endswith("?") else None
+
+
+def times_asked(tracker: Tracker, question: str | None) -> int:
+    """How many of the bot's replies before this turn, in a row, ended with ``question``."""
+    if not question:
+        return 0
+    replies: list[list[str]] = []
+    reply: list[str] | None = None  # None until the latest user message
+    for event in reversed(tracker.events):
+        kind = event.get("event")
+        if kind == "bot" and reply is not None:
+            reply.insert(0, event.get("text") or "")
+        elif kind == "user":
+            if reply:
+                replies.append(reply)
+            reply = []
+    count = 0
+    for earlier in replies:
+        if last_question(earlier) != question:
+            break
+        count += 1
+    return count
+
+
+def asks_again(tracker: Tracker, text: str) -> bool:
+    """Whether a reply ending with ``text`` would ask its question more than MAX_ASKS times
+    in a row."""
+    return times_asked(tracker, last_question([text])) >= MAX_ASKS
 
 
 def anything_else(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
-    """Ask whether there is anything else; a yes/no follows."""
-    say(dispatcher, tracker, "anything_else")
+    """Ask whether there is anything else; a yes/no follows. Asked three times in a row
+    already: say what the caller can do instead of asking again."""
+    text = render(tracker, "anything_else")
+    if asks_again(tracker, text):
+        say(dispatcher, tracker, "what_next")
+    else:
+        dispatcher.utter_message(text=text)
     dispatcher.utter_message(json_message=to_dict(Listen("yes_no")))
     return [SlotSet("stage", "anything_else")]
 
@@ -36,9 +87,26 @@ def not_an_answer(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[Ev
         say(dispatcher, tracker, "yes_no_not_understood")
         dispatcher.utter_message(json_message=to_dict(Listen("yes_no")))
     else:
-        say(dispatcher, tracker, "ask_rephrase")
+        text = render(tracker, "ask_rephrase")
+        if asks_again(tracker, text):
+            say(dispatcher, tracker, "fallback_options")
+        else:
+            dispatcher.utter_message(text=text)
         dispatcher.utter_message(json_message=to_dict(Listen("free")))
     return []
+
+
+def end_of_session(tracker: Tracker) -> list[EventType]:
+    """On a text channel, what ends the conversation (goodbye, a transfer) also ends the
+    session: the next message starts afresh, as a new conversation does (slots reset, the
+    channel and the sender's number kept). A call simply ends."""
+    if channel_of(tracker) == "voice":
+        return []
+    return [
+        SessionStarted(),
+        SlotSet("channel", channel_of(tracker)),
+        SlotSet("caller_number", tracker.get_slot("caller_number")),
+    ]
 
 
 def transfer(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str) -> list[EventType]:
@@ -56,7 +124,7 @@ def transfer(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str) ->
         "last_confirmation_number": tracker.get_slot("confirmation_number"),
     }
     dispatcher.utter_message(json_message=to_dict(Transfer(reason=reason, context=context)))
-    return [SlotSet("stage", None), ActiveLoop(None)]
+    return [SlotSet("stage", None), ActiveLoop(None), *end_of_session(tracker)]
 
 
 def _trailing_user_intents(tracker: Tracker, name: str) -> int:
@@ -86,8 +154,13 @@ def last_bot_turn(tracker: Tracker) -> list[dict[str, Any]]:
 
 
 def replay(dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
-    """Say again what the bot said last (text and instructions)."""
-    for event in last_bot_turn(tracker):
+    """Say again what the bot said last (text and instructions); not a fourth time in a
+    row: then what the caller can do instead."""
+    said = last_bot_turn(tracker)
+    if asks_again(tracker, last_question([e.get("text") or "" for e in said]) or ""):
+        say(dispatcher, tracker, "fallback_options")
+        return
+    for event in said:
         data = event.get("data") or {}
         dispatcher.utter_message(text=event.get("text"), json_message=data.get("custom"))
 
@@ -175,10 +248,10 @@ class ActionTransferAgent(Action):
 
 
 def goodbye(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
-    """Say goodbye and end the call once that has played."""
+    """Say goodbye and end the call once that has played (a text conversation: the session)."""
     say(dispatcher, tracker, "goodbye")
     dispatcher.utter_message(json_message=to_dict(Hangup()))
-    return [SlotSet("stage", None)]
+    return [SlotSet("stage", None), ActiveLoop(None), *end_of_session(tracker)]
 
 
 class ActionGoodbye(Action):
@@ -205,14 +278,13 @@ class ActionHandleSilence(Action):
             return []
         silences = _trailing_user_intents(tracker, "silence")
         if silences >= 3:
+            # The conversation ends here: listen, not the form the silence rule goes back to.
             if (
                 tracker.get_slot("channel") == "voice"
                 and tracker.get_slot("stage") != "anything_else"
             ):
-                return transfer(dispatcher, tracker, reason="silence")
-            say(dispatcher, tracker, "goodbye")
-            dispatcher.utter_message(json_message=to_dict(Hangup()))
-            return [ActiveLoop(None), SlotSet("stage", None)]
+                return [*transfer(dispatcher, tracker, reason="silence"), LISTEN]
+            return [*goodbye(dispatcher, tracker), LISTEN]
         say(dispatcher, tracker, "silence")
         if not tracker.active_loop.get("name"):
             replay(dispatcher, tracker)
@@ -233,13 +305,29 @@ class ActionFallback(Action):
     ) -> list[EventType]:
         text = tracker.latest_message.get("text")
         if text and is_filler(text):
-            return not_an_answer(dispatcher, tracker)
+            return [*not_an_answer(dispatcher, tracker), UserUtteranceReverted()]
+        if tracker.get_slot("stage") in ("anything_else", "how_can_i_help") and _ending(tracker):
+            return goodbye(dispatcher, tracker)  # "no, that's all": a no or a goodbye
         misses = turns_not_understood(tracker)
         if misses >= 3:
             return transfer(dispatcher, tracker, reason="not_understood")
         say(dispatcher, tracker, "fallback_options" if misses == 2 else "ask_rephrase")
         dispatcher.utter_message(json_message=to_dict(Listen("free")))
-        return []
+        # As Rasa's own fallback does: the dialog goes on as if the message had not been
+        # sent, so the policies listen again (they could not place it) instead of predicting
+        # the fallback over and over until the circuit breaker trips.
+        return [UserUtteranceReverted()]
+
+
+def _ending(tracker: Tracker) -> bool:
+    """Whether NLU, unsure, found only ways of ending among its two best guesses ("no, that's
+    all" sits between deny and goodbye): the answer to "anything else?" is then no."""
+    ranking = [
+        r.get("name")
+        for r in tracker.latest_message.get("intent_ranking") or []
+        if r.get("name") != "nlu_fallback"
+    ][:2]
+    return bool(ranking) and set(ranking) <= {"deny", "goodbye", "thanks"}
 
 
 # Actions Rasa runs on every turn without answering it.

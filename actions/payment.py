@@ -47,6 +47,9 @@ class ActionCompletePayment(Action):
         pending = tracker.get_slot("pending_request")
         if outcome in ("idv_failed", "idv_locked", "idv_busy"):
             return transfer(dispatcher, tracker, reason=outcome)
+        if outcome == "stuck":  # one question asked three times in a row, still no answer
+            say(dispatcher, tracker, "stuck")
+            return customer.forget_payment() + transfer(dispatcher, tracker, reason="stuck")
         if pending in ("list_scheduled", "cancel_scheduled") and tracker.get_slot("identified"):
             events = [SlotSet("pending_request", None), SlotSet("form_outcome", None)]
             if pending == "list_scheduled":
@@ -214,13 +217,12 @@ def respond(
             confirmation=_confirmation_words(tracker, number),
             confirmation_spoken=confirmation_spoken(number),
         )
+        events += [SlotSet("confirmation_number", number), *customer.forget_payment()]
+        if tracker.get_slot("channel") != "voice":  # a texter has the confirmation already
+            return events + anything_else(dispatcher, tracker)
         say(dispatcher, tracker, "ask_receipt")
         dispatcher.utter_message(json_message=to_dict(Listen("yes_no")))
-        return events + [
-            SlotSet("confirmation_number", number),
-            *customer.forget_payment(),
-            SlotSet("stage", "receipt"),
-        ]
+        return events + [SlotSet("stage", "receipt")]
     if outcome.status == "declined":
         say(dispatcher, tracker, "payment_declined", reason=decline_reason(outcome.decline_code))
         declines = int(tracker.get_slot("decline_count") or 0) + 1

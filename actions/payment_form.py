@@ -28,10 +28,12 @@ from decimal import Decimal
 from typing import Any
 
 from rasa_sdk import Tracker
+from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
-from rasa_sdk.forms import FormValidationAction
+from rasa_sdk.forms import REQUESTED_SLOT, FormValidationAction
 
 from actions import customer
+from actions.anytime import MAX_ASKS
 from actions.responses import say
 from actions.services import Services, services
 from actions.wording import day, money
@@ -72,6 +74,42 @@ def yes_no(tracker: Tracker, text: str) -> bool | None:
     if intent == "deny":
         return False
     return parse_yes_no(text)
+
+
+def asked_in_a_row(tracker: Tracker, slot: str) -> int:
+    """In how many turns in a row before this one the form asked for ``slot`` (it sets
+    ``requested_slot`` each time it asks; another question, the form ending, or a failed
+    verification breaks the run)."""
+    count, in_turn, this_turn = 0, False, True
+    for event in reversed(tracker.events):
+        kind = event.get("event")
+        if kind == "user":
+            count, in_turn = count + (in_turn and not this_turn), False
+            this_turn = False
+        elif kind == "slot" and event.get("name") == "idv_failures":
+            break  # a wrong account number or ZIP: the verification's own count governs
+        elif this_turn:
+            continue
+        elif kind == "slot" and event.get("name") == REQUESTED_SLOT:
+            if event.get("value") != slot:
+                break
+            in_turn = True
+        elif kind == "active_loop" and event.get("name") is None:
+            break
+    return count + in_turn
+
+
+def _answered_since_message(tracker: Tracker) -> bool:
+    """Whether another action ran since the latest message (an interruption rule, or what
+    activated the form). Rasa gives the validation a tracker that ends with the form's own
+    action, so ``latest_action_name`` cannot tell."""
+    for event in reversed(tracker.events):
+        kind, name = event.get("event"), event.get("name")
+        if kind == "user":
+            return False
+        if kind == "action" and name not in ("payment_form", "action_extract_slots"):
+            return True
+    return False
 
 
 def entity(tracker: Tracker, name: str) -> str | None:
@@ -120,6 +158,26 @@ class ValidatePaymentForm(FormValidationAction):
             wanted.append("bank_account_type")
         wanted.append("confirm_payment")
         return wanted
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        """The validation, then the next question; but a question already asked three times
+        in a row is not asked a fourth time: the form ends (``form_outcome`` ``stuck``) and
+        ``action_complete_payment`` hands over to an agent."""
+        events = await super().run(dispatcher, tracker, domain)
+        asking = next(
+            (e.get("value") for e in reversed(events) if e.get("name") == REQUESTED_SLOT), None
+        )
+        # Right after the message, with nothing taken from it, Rasa rejects the form and an
+        # interruption rule answers first (help, balance, silence); the form asks afterwards.
+        will_ask = _answered_since_message(tracker) or any(
+            e.get("event") == "slot" and e.get("name") != REQUESTED_SLOT for e in events
+        )
+        if will_ask and asking and asked_in_a_row(tracker, asking) >= MAX_ASKS:
+            log.info("conversation %s: %s asked %d times", tracker.sender_id, asking, MAX_ASKS)
+            return [*events[:-1], SlotSet("form_outcome", "stuck"), SlotSet(REQUESTED_SLOT, None)]
+        return events
 
     # --- identification -------------------------------------------------------------
     async def validate_account_choice(

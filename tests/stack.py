@@ -35,6 +35,8 @@ from tests import cardscan
 
 RASA_TOKEN = os.environ.get("PAYBOT_E2E_RASA_TOKEN", "e2e-rasa-token")
 REPO = Path(__file__).resolve().parents[1]
+# Log lines kept whole for the run, however much the services log (``Stack.watched``).
+WATCHED = ("Circuit breaker tripped",)
 OUTPUT_LOG = "paybot-up.log"
 _CALL_SID = re.compile(r"\bcall (CA[0-9a-fA-F]{32})\b")
 
@@ -54,6 +56,7 @@ class Stack:
     process: subprocess.Popen | None = None
     output: deque = field(default_factory=lambda: deque(maxlen=4000))
     engine: Engine | None = None
+    kept: list[str] = field(default_factory=list)
     senders: set[str] = field(default_factory=set)
 
     @property
@@ -124,6 +127,8 @@ class Stack:
                 self.output.append(line)
                 log.write(line)
                 log.flush()
+                if any(text in line for text in WATCHED):
+                    self.kept.append(line)
                 if "paybot is up" in line:
                     ready.set()
 
@@ -132,6 +137,11 @@ class Stack:
 
     def all_output(self) -> str:
         return "".join(self.output)
+
+    def watched(self, text: str) -> list[str]:
+        """Every line since the start that holds ``text`` (one of ``WATCHED``)."""
+        assert text in WATCHED, text
+        return [line for line in self.kept if text in line]
 
     def wait_for_output(self, *texts: str, timeout_s: float = 10) -> str:
         """The output once every one of ``texts`` is in it (the stack logs through a pipe that
@@ -272,10 +282,11 @@ class Conversation:
     def start_call(self) -> Reply:
         return self.system("session_begin", channel=self.channel, caller=self.phone or "")
 
-    def tracker(self) -> dict[str, Any]:
+    def tracker(self, include_events: str = "AFTER_RESTART") -> dict[str, Any]:
+        """The tracker; ``include_events="NONE"`` for just the slots and the active loop."""
         response = requests.get(
             f"{self.stack.rasa_url}/conversations/{self.sender}/tracker",
-            params={"token": RASA_TOKEN},
+            params={"token": RASA_TOKEN, "include_events": include_events},
             timeout=30,
         )
         response.raise_for_status()

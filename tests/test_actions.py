@@ -607,6 +607,106 @@ async def test_a_filler_does_not_answer_are_you_ready(svc):
     assert responses_of(d) == ["yes_no_not_understood"]
 
 
+# --- off script (issue 10) -----------------------------------------------------------------
+@pytest.mark.parametrize("text", ["??!!", "?", "...", "🙂", "uhhh", "ummmm"])
+async def test_punctuation_alone_confirms_nothing(svc, text):
+    d = CollectingDispatcher()
+    t = tracker(text=text, intent="affirm")
+    result = await ValidatePaymentForm().validate_confirm_payment(text, d, t, DOMAIN)
+    assert result == {"confirm_payment": None}
+
+
+def _asked(question: str, times: int) -> list[dict]:
+    """``times`` turns, each a user message answered with ``question``."""
+    turn = [{"event": "user", "text": "hmm"}, {"event": "bot", "text": f"Sorry. {question}"}]
+    return [*turn * times, {"event": "user", "text": "hmm"}]
+
+
+def test_times_asked_counts_the_replies_in_a_row_that_ended_with_the_question():
+    from actions.anytime import times_asked
+
+    q = "Is there anything else I can help you with?"
+    assert times_asked(tracker(events=_asked(q, 3)), q) == 3
+    broken = [*_asked(q, 2)[:-1], {"event": "user"}, {"event": "bot", "text": "Okay."}]
+    assert times_asked(tracker(events=[*broken, *_asked(q, 1)]), q) == 1
+
+
+async def test_anything_else_is_not_asked_a_fourth_time(svc):
+    from actions.anytime import anything_else
+
+    q = "Is there anything else I can help you with?"
+    d = CollectingDispatcher()
+    anything_else(d, tracker(events=_asked(q, 2)))
+    assert d.messages[0]["text"] == q
+    d = CollectingDispatcher()
+    anything_else(d, tracker(events=_asked(q, 3)))
+    assert "?" not in d.messages[0]["text"] and "BALANCE" in d.messages[0]["text"]
+
+
+def _form_asked(slot: str, times: int) -> list[dict]:
+    ask = {"event": "slot", "name": "requested_slot", "value": slot}
+    asked = [e for _ in range(times) for e in ({"event": "user", "text": "hmm"}, ask)]
+    return [*asked, {"event": "user", "text": "hmm"}]  # and this turn's message
+
+
+async def test_the_form_does_not_ask_a_fourth_time(svc):
+    from actions.payment_form import asked_in_a_row
+
+    assert asked_in_a_row(tracker(events=_form_asked("payment_amount", 3)), "payment_amount") == 3
+    other = [*_form_asked("ready_to_pay", 2)[:-1], *_form_asked("payment_amount", 1)]
+    assert asked_in_a_row(tracker(events=other), "payment_amount") == 1
+    slots = {**JAMES, "ready_to_pay": False, "requested_slot": "payment_amount"}
+    twice = tracker(slots=slots, text="hmm", events=_form_asked("payment_amount", 2),
+                    loop="payment_form")
+    events = await ValidatePaymentForm().run(CollectingDispatcher(), twice, DOMAIN)
+    assert events[-1] == SlotSet("requested_slot", "payment_amount")  # a third ask is fine
+    t = tracker(slots=slots, text="hmm", events=[*_form_asked("payment_amount", 3)],
+                loop="payment_form")
+    # Right after the message with nothing taken from it, Rasa rejects the form and an
+    # interruption rule answers first: the form is not ended there...
+    events = await ValidatePaymentForm().run(CollectingDispatcher(), t, DOMAIN)
+    assert SlotSet("form_outcome", "stuck") not in events
+    # ...but when it comes back to ask (after utter_help, say), it asks no fourth time.
+    t.events.append({"event": "action", "name": "utter_help"})
+    events = await ValidatePaymentForm().run(CollectingDispatcher(), t, DOMAIN)
+    assert SlotSet("form_outcome", "stuck") in events
+    assert events[-1] == SlotSet("requested_slot", None)
+
+
+@pytest.mark.parametrize(
+    ("channel", "new_session"), [("chat", True), ("sms", True), ("voice", False)]
+)
+async def test_goodbye_ends_a_text_session(svc, channel, new_session):
+    from rasa_sdk.events import SessionStarted
+
+    from actions.anytime import ActionGoodbye
+
+    slots = {**JAMES, "channel": channel, "caller_number": "+15555550100"}
+    events = await ActionGoodbye().run(CollectingDispatcher(), tracker(slots=slots), DOMAIN)
+    assert (SessionStarted() in events) is new_session
+    if new_session:  # the next message starts afresh, on the same channel and number
+        after = events[events.index(SessionStarted()) :]
+        assert SlotSet("caller_number", "+15555550100") in after
+        assert SlotSet("channel", channel) in after
+
+
+async def test_an_unsure_no_or_goodbye_to_anything_else_ends(svc):
+    from actions.anytime import ActionFallback
+
+    t = tracker(slots={**JAMES, "stage": "how_can_i_help"}, text="no, that's all",
+                intent="nlu_fallback")
+    t.latest_message["intent_ranking"] = [
+        {"name": "nlu_fallback"}, {"name": "deny"}, {"name": "goodbye"}, {"name": "help"}
+    ]
+    d = CollectingDispatcher()
+    await ActionFallback().run(d, t, DOMAIN)
+    assert responses_of(d) == ["goodbye"]
+    t.latest_message["intent_ranking"] = [{"name": "deny"}, {"name": "help"}]
+    d = CollectingDispatcher()
+    await ActionFallback().run(d, t, DOMAIN)
+    assert responses_of(d) == ["ask_rephrase"]  # a no or a question for help: not sure
+
+
 @pytest.mark.parametrize(
     "said",
     [

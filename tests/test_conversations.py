@@ -629,3 +629,63 @@ def test_paybot_chat_talks_to_the_running_stack(stack):
     assert result.returncode == 0, result.stderr
     assert "Hello Robert" in result.stdout
     assert "$1,250.00, which was due" in result.stdout
+
+
+# --- off script (issue 10) -----------------------------------------------------------------
+def identified_chat(stack: Stack, channel: str = "chat", phone: str | None = None) -> Conversation:
+    """A conversation that identified with James's account number and ZIP."""
+    chat = Conversation(stack, channel, phone)
+    chat.say("hi")
+    chat.say("100200300")
+    assert "Hello James" in chat.say("94107").text
+    return chat
+
+
+def test_hi_after_goodbye_starts_a_fresh_session(stack):
+    chat = identified_chat(stack)
+    chat.say("cancel")
+    assert "Goodbye" in chat.say("no thanks").text
+    again = chat.say("hi")
+    assert "Welcome" in again.text and "account number" in again.text
+    assert "help you with" not in again.text
+    assert "Hello James" in (chat.say("100200300"), chat.say("94107"))[1].text
+
+
+def test_no_thats_all_after_what_can_i_help_ends_politely(stack):
+    for answer in ("no, that's all", "no i'm good"):
+        chat = identified_chat(stack)
+        chat.say("cancel")
+        assert "What can I help you with?" in chat.say("yes").text
+        bye = chat.say(answer)
+        assert "Goodbye" in bye.text and "help you with" not in bye.text
+
+
+def test_a_texter_is_not_offered_a_text_receipt(stack):
+    sms = identified_chat(stack, "sms", "+15555550990")
+    sms.say("no")
+    sms.say("$5")
+    sms.say("use my card on file")
+    paid = sms.say("yes")
+    assert "was successful" in paid.text
+    assert "text message" not in paid.text and "anything else" in paid.text
+    assert rows(stack.engine, OutboundMessage) == []
+
+
+def test_a_question_is_not_asked_a_fourth_time(stack):
+    chat = Conversation(stack, "chat")
+    asks = [chat.say(line).text for line in ("hi", "umm", "what are my options")]
+    assert all(a.endswith("please send your account number.") for a in asks)
+    fourth = chat.say("hmm").text
+    assert "send your account number" not in fourth and "call us" in fourth
+    assert "Welcome" in chat.say("hi").text  # and then a fresh start
+
+
+def test_a_greeting_after_a_payment_is_answered(stack):
+    chat = identified_chat(stack)
+    chat.say("no")
+    chat.say("$5")
+    chat.say("the card on file")
+    assert "was successful" in chat.say("yes").text
+    for line in ("hello there", "hello?", "never mind", "hi", "is this a real person", "?"):
+        assert chat.say(line).texts, line
+    assert "Circuit breaker" not in stack.all_output()

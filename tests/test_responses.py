@@ -38,6 +38,8 @@ def named_by_actions() -> set[str]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "say":
                 names |= _names(node.args[2])
+            elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "render":
+                names |= _names(node.args[1])
             elif isinstance(node, ast.Assign):  # values["response"] = "..."
                 for target in node.targets:
                     key = getattr(target, "slice", None)

@@ -43,6 +43,8 @@ NEUTRAL_PHRASES = frozenset(
 FILLERS = frozenset(
     {"uh", "um", "uhm", "umm", "er", "erm", "ah", "hmm", "hm", "mm", "mmm", "mhm", "uh huh", "oh"}
 )
+# Fillers with their letters drawn out ("uhhh", "ummmm", "hmmm") are fillers too.
+_SQUEEZED_FILLERS = frozenset(re.sub(r"(.)\1+", r"\1", f) for f in FILLERS) | {"m"}
 _MAX_PHRASE = max(len(p.split()) for p in YES_PHRASES | NO_PHRASES | NEUTRAL_PHRASES)
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _IGNORED = re.compile(r"[\s.,!?;:#*()\"-]+")
@@ -75,9 +77,15 @@ def _polarities(words: list[str]) -> set[bool] | None:
 
 
 def is_filler(text: str) -> bool:
-    """True when ``text`` is empty or only filler ("uh", "um, hmm..."), i.e. no answer."""
+    """True when ``text`` is empty, only filler ("uh", "um, hmm...") or without a letter or
+    digit ("?", "??!!"), i.e. no answer."""
     words = " ".join(text.lower().replace(",", " ").replace(".", " ").split())
-    return not words or words in FILLERS or all(w in FILLERS for w in words.split())
+    if not re.search(r"[^\W_]", words):
+        return True
+    if words in FILLERS:
+        return True
+    squeezed = (re.sub(r"(.)\1+", r"\1", w) for w in words.split())
+    return all(w in _SQUEEZED_FILLERS for w in squeezed)
 
 
 def parse_yes_no(text: str) -> bool | None:
