@@ -32,9 +32,9 @@ concern the whole file (a missing column, a file that is not UTF-8, broken CSV q
 stop the import. The good rows are upserted by account number in one transaction; rows that
 match the database are not written, so re-importing a file is idempotent.
 
-The parts: ``csv_cells`` (a cell to its value), ``csv_rows`` (the file to typed rows and
-per-row errors) and ``upsert`` (the rows to the database); the ``paybot accounts import``
-command prints the report.
+The parts: ``csv_file`` (the file to CSV records with their lines), ``csv_cells`` (a cell to
+its value), ``csv_rows`` (records to typed rows and per-row errors) and ``upsert`` (the rows
+to the database); the ``paybot accounts import`` command prints the report.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
-from paybot.accounts.csv_rows import Progress, RowError, Source, opened, parse_accounts
+from paybot.accounts.csv_file import Source, opened
+from paybot.accounts.csv_rows import Progress, RowError, parse_accounts
 from paybot.accounts.upsert import upsert_accounts
 
 __all__ = ["ImportReport", "RowError", "import_accounts"]

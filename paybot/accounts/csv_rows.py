@@ -7,14 +7,11 @@ a missing column) stops the reading; a bad row is reported and reading goes on.
 
 from __future__ import annotations
 
-import csv
-import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import IO, Any, Union
+from typing import IO, Any
 
 from paybot.accounts.csv_cells import (
     ALIASES,
@@ -26,12 +23,11 @@ from paybot.accounts.csv_cells import (
     BadCell,
     CellContext,
 )
+from paybot.accounts.csv_file import FileError, csv_records
 
-Source = Union[str, os.PathLike, IO[str], IO[bytes]]
 Progress = Callable[[str, int], None]
 
 PROGRESS_EVERY = 1000
-_BOM = "\ufeff"
 
 
 @dataclass(frozen=True)
@@ -95,46 +91,12 @@ class ParsedFile:
     ignored: tuple[str, ...] = ()
 
 
-class _FileError(Exception):
-    """A problem with the whole file; reading stops."""
-
-    def __init__(self, line: int, reason: str) -> None:
-        super().__init__(reason)
-        self.error = RowError(line, reason)
-
-
 @dataclass(frozen=True)
 class _Header:
     fields: tuple[str, ...]  # the known columns present, in FIELDS order
     positions: tuple[int, ...]  # where each of ``fields`` is in a row
     width: int
     ignored: tuple[str, ...]
-
-
-class _Lines:
-    """Physical lines of a text or binary file as str, counting them; strict UTF-8."""
-
-    def __init__(self, fh: IO[Any]) -> None:
-        self._fh = fh
-        self.count = 0
-
-    def __iter__(self) -> Iterator[str]:
-        return self
-
-    def __next__(self) -> str:
-        try:
-            raw = next(self._fh)
-        except UnicodeDecodeError:  # a text stream opened with the wrong encoding
-            raise _FileError(self.count + 1, "file is not UTF-8 text") from None
-        self.count += 1
-        if isinstance(raw, bytes):
-            try:
-                raw = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise _FileError(self.count, "file is not UTF-8 text (save it as UTF-8)") from None
-        if self.count == 1:
-            raw = raw.removeprefix(_BOM)
-        return raw
 
 
 def _canonical(name: str) -> str:
@@ -146,11 +108,11 @@ def _parse_header(cells: list[str]) -> _Header:
     names = [_canonical(c) for c in cells]
     for name in set(names) & set(FIELDS):
         if names.count(name) > 1:
-            raise _FileError(1, f"header: column {name} appears more than once")
+            raise FileError(1, f"header: column {name} appears more than once")
     missing = [name for name in REQUIRED if name not in names]
     if missing:
         hint = " (the file must be comma-separated)" if len(cells) == 1 else ""
-        raise _FileError(1, "header: missing required column(s): " + ", ".join(missing) + hint)
+        raise FileError(1, "header: missing required column(s): " + ", ".join(missing) + hint)
     present = tuple(name for name in FIELDS if name in names)
     ignored = tuple(c.strip() for c in cells if c.strip() and _canonical(c) not in FIELDS)
     return _Header(present, tuple(names.index(n) for n in present), len(cells), ignored)
@@ -183,21 +145,6 @@ def _parse_row(cells: list[str], header: _Header, region: str) -> tuple[dict[str
     return values, problems
 
 
-def _records(lines: _Lines) -> Iterator[tuple[int, list[str]]]:
-    """CSV records with the physical line each starts on; blank records skipped."""
-    reader = csv.reader(lines, strict=True)
-    while True:
-        start = lines.count + 1
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise _FileError(start, f"malformed CSV ({exc})") from None
-        if any(c.strip() for c in cells):
-            yield start, cells
-
-
 def _check(
     parsed: ParsedFile, header: _Header, line: int, cells: list[str], seen: dict[str, int],
     region: str,
@@ -222,10 +169,10 @@ def parse_accounts(fh: IO[Any], region: str, progress: Progress | None = None) -
     parsed = ParsedFile()
     seen: dict[str, int] = {}
     try:
-        records = _records(_Lines(fh))
+        records = csv_records(fh)
         first = next(records, None)
         if first is None:
-            raise _FileError(1, "file is empty: expected a header row")
+            raise FileError(1, "file is empty: expected a header row")
         header = _parse_header(first[1])
         parsed.columns = tuple(DB_COLUMN[name] for name in header.fields)
         parsed.ignored = header.ignored
@@ -234,17 +181,7 @@ def parse_accounts(fh: IO[Any], region: str, progress: Progress | None = None) -
             _check(parsed, header, line, cells, seen, region)
             if progress and parsed.count % PROGRESS_EVERY == 0:
                 progress("validated", parsed.count)
-    except _FileError as exc:
-        parsed.errors.append(exc.error)
+    except FileError as exc:
+        parsed.errors.append(RowError(exc.line, exc.reason))
         parsed.fatal = True
     return parsed
-
-
-@contextmanager
-def opened(source: Source) -> Iterator[IO[Any]]:
-    """``source`` as an open file: a path is opened (binary) and closed afterwards."""
-    if isinstance(source, (str, os.PathLike)):
-        with open(source, "rb") as fh:
-            yield fh
-    else:
-        yield source
