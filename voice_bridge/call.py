@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from aiohttp import WSMsgType, web
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from paybot.db.models import Account
+from paybot.db import queries
 from paybot.dialog.payloads import SecureCapture, Transfer
 from paybot.gateway.base import BankAccount, CardData
 from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, remove_card_numbers
@@ -509,13 +509,13 @@ def _charge(
 ) -> PaymentOutcome:
     """Look the account up and pay (runs in a thread; the ledger is synchronous)."""
     with Session(runtime.engine) as session:
-        account_id = session.exec(
-            select(Account.id).where(Account.account_number == instruction.account_number)
-        ).first()
-    if account_id is None:
+        account = queries.account_by_number(
+            session=session, account_number=instruction.account_number
+        )
+    if account is None or account.id is None:
         raise LookupError("account not found")
     return runtime.ledger.pay_with_new_method(
-        account_id=account_id,
+        account_id=account.id,
         method=method,
         amount=Decimal(instruction.amount),
         channel="voice",
