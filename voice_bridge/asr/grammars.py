@@ -3,16 +3,20 @@
 The bot tells the bridge what it listens for (free speech, digits, yes/no, an amount). Each
 expectation becomes a JSGF grammar for PocketSphinx and a phrase list for Vosk's runtime
 grammar (Vosk turns the list into a bigram model, so phrases are a bias, not a hard limit).
-``FREE`` has no grammar: engines use their full language model.
+``FREE`` has no grammar: engines use their full language model. The words come from
+:mod:`paybot.spoken`, the vocabulary the parsers read.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from enum import Enum
 from functools import lru_cache
 
-from voice_bridge.tts.normalize import number_to_words
+from paybot.spoken.fillers import GRAMMAR_FILLERS
+from paybot.spoken.numbers import DIGIT_WORDS, TEENS, TENS, UNITS, number_to_words
+from paybot.spoken.yes_no import GRAMMAR_NO, GRAMMAR_YES
 
 
 class ExpectedInput(str, Enum):
@@ -35,53 +39,10 @@ class ExpectedInput(str, Enum):
         return value if isinstance(value, cls) else cls(str(value))
 
 
-DIGIT_WORDS: dict[str, str] = {
-    "zero": "0",
-    "oh": "0",
-    "one": "1",
-    "two": "2",
-    "three": "3",
-    "four": "4",
-    "five": "5",
-    "six": "6",
-    "seven": "7",
-    "eight": "8",
-    "nine": "9",
-}
 # What a listening caller says over the bot ("mhm"): heard as such, not forced into yes or no.
-BACKCHANNEL_WORDS: tuple[str, ...] = ("mm", "hmm", "mhm", "uh-huh", "um", "uh")
-YES_PHRASES: tuple[str, ...] = (
-    "yes",
-    "yeah",
-    "yep",
-    "yes please",
-    "yes it is",
-    "yes that's right",
-    "that's right",
-    "that is right",
-    "correct",
-    "that's correct",
-    "right",
-    "sure",
-    "okay",
-    "absolutely",
-    "go ahead",
-    "of course",
-)
-NO_PHRASES: tuple[str, ...] = (
-    "no",
-    "nope",
-    "no thanks",
-    "no thank you",
-    "no it isn't",
-    "no it's not",
-    "not now",
-    "not yet",
-    "that's wrong",
-    "wrong",
-    "incorrect",
-    "not right",
-)
+BACKCHANNEL_WORDS = GRAMMAR_FILLERS
+YES_PHRASES = GRAMMAR_YES
+NO_PHRASES = GRAMMAR_NO
 AMOUNT_SPECIAL_PHRASES: tuple[str, ...] = (
     "the full amount",
     "full amount",
@@ -91,23 +52,10 @@ AMOUNT_SPECIAL_PHRASES: tuple[str, ...] = (
     "the minimum payment",
     "all of it",
 )
-_ONES = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-_TEENS = [
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-]
-_TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+_ONES = [word for word, value in UNITS.items() if value]
 
 
-def _alts(words: tuple[str, ...] | list[str]) -> str:
+def _alts(words: Iterable[str]) -> str:
     return " | ".join(words)
 
 
@@ -136,8 +84,8 @@ def _jsgf_amount() -> str:
         " | <number> point <digit> [<digit>] [<dollars>];\n"
         "<number> = <n999> thousand [[and] <n999>] | <n999>;\n"
         "<n999> = (<digit> | a) hundred [[and] <n99>] | <n99>;\n"
-        f"<n99> = zero | <digit> | {_alts(_TEENS)} | <tens> [<digit>];\n"
-        f"<tens> = {_alts(_TENS)};\n"
+        f"<n99> = zero | <digit> | {_alts(TEENS)} | <tens> [<digit>];\n"
+        f"<tens> = {_alts(TENS)};\n"
         f"<digit> = {_alts(_ONES)};\n"
         "<dollars> = dollars | dollar | bucks;\n"
         "<cents> = cents | cent;\n"
