@@ -107,7 +107,7 @@ def _year(tokens: list[str]) -> int | None:
     value = words_to_number(tokens)
     if value is not None and 2000 <= value <= 2099:
         return value
-    if len(tokens) < 2 or tokens[0] != "twenty":
+    if len(tokens) < 2 or TENS.get(tokens[0]) != 20:  # "twenty twenty six"
         return None
     rest = tokens[1:]
     if len(rest) == 2 and rest[0] in ZERO_WORDS and UNITS.get(rest[1]):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from paybot.spoken.numbers import HUNDRED, ORDINALS, SCALES, TEENS, TENS, UNITS
+from paybot.spoken.numbers import HUNDRED, ORDINALS, SCALES, TEENS, TENS, UNITS, ZERO
 
 # Typed digits stop at 18: longer runs are no number a caller means (and int() of a few
 # thousand digits raises).
@@ -106,8 +106,10 @@ def words_to_number(tokens: list[str]) -> int | None:
         well-formed cardinal number.
     """
     toks = _split(tokens)
-    if len(toks) == 1 and (toks[0] == "zero" or _DIGITS.fullmatch(toks[0])):
-        return 0 if toks[0] == "zero" else int(toks[0])
+    if len(toks) == 1 and toks[0] == ZERO:
+        return 0
+    if len(toks) == 1 and _DIGITS.fullmatch(toks[0]):
+        return int(toks[0])
     total, i, last_scale = 0, 0, 0
     while i < len(toks):
         if toks[i] == "and":
@@ -150,4 +152,3 @@ def words_to_ordinal(tokens: list[str]) -> int | None:
         return None
     value = words_to_number([*toks[:-1], ORDINALS[toks[-1]]])
     return value if value else None
-

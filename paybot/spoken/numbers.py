@@ -9,8 +9,9 @@ parsers read that spelling back.
 
 from __future__ import annotations
 
+ZERO, HUNDRED, THOUSAND = "zero", "hundred", "thousand"
 UNITS: dict[str, int] = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4,
+    ZERO: 0, "one": 1, "two": 2, "three": 3, "four": 4,
     "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
 }  # fmt: skip
 TEENS: dict[str, int] = {
@@ -21,8 +22,7 @@ TENS: dict[str, int] = {
     "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50,
     "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
 }  # fmt: skip
-HUNDRED = "hundred"
-SCALES: dict[str, int] = {"thousand": 10**3, "million": 10**6, "billion": 10**9}
+SCALES: dict[str, int] = {THOUSAND: 10**3, "million": 10**6, "billion": 10**9}
 """Scale words, smallest first; numbers are spelled and read up to the billions."""
 
 # Ordinal word -> the cardinal word it replaces ("twenty first" -> "twenty one").

@@ -15,7 +15,16 @@ from enum import Enum
 from functools import lru_cache
 
 from paybot.spoken.fillers import GRAMMAR_FILLERS
-from paybot.spoken.numbers import DIGIT_WORDS, TEENS, TENS, UNITS, number_to_words
+from paybot.spoken.numbers import (
+    DIGIT_WORDS,
+    HUNDRED,
+    TEENS,
+    TENS,
+    THOUSAND,
+    UNITS,
+    ZERO,
+    number_to_words,
+)
 from paybot.spoken.yes_no import GRAMMAR_NO, GRAMMAR_YES
 
 
@@ -62,7 +71,7 @@ def _alts(words: Iterable[str]) -> str:
 def _jsgf_digits() -> str:
     # "oh" is left out on purpose: with PocketSphinx's en-us model it turned short silences
     # and breaths into inserted zeros (FSDD digit strings: 41% digit errors with it, 28% without).
-    words = sorted(w for w in DIGIT_WORDS if w != "oh")
+    words = sorted(w for w in DIGIT_WORDS if w in UNITS)
     return f"#JSGF V1.0;\ngrammar digits;\npublic <digits> = <digit>+;\n<digit> = {_alts(words)};\n"
 
 
@@ -80,11 +89,11 @@ def _jsgf_amount() -> str:
     return (
         "#JSGF V1.0;\ngrammar amount;\n"
         "public <amount> = <money> | <special>;\n"
-        "<money> = <number> [<dollars>] [[and] <number> <cents>] | <number> <cents>"
+        "<money> = <number> [<dollars> [[and] <n99> <cents>]] | <n99> <cents>"
         " | <number> point <digit> [<digit>] [<dollars>];\n"
-        "<number> = <n999> thousand [[and] <n999>] | <n999>;\n"
-        "<n999> = (<digit> | a) hundred [[and] <n99>] | <n99>;\n"
-        f"<n99> = zero | <digit> | {_alts(TEENS)} | <tens> [<digit>];\n"
+        f"<number> = {ZERO} | <n999> {THOUSAND} [[and] <n999>] | <n999>;\n"
+        f"<n999> = (<digit> | a) {HUNDRED} [[and] <n99>] | <n99>;\n"
+        f"<n99> = <digit> | {_alts(TEENS)} | <tens> [<digit>];\n"
         f"<tens> = {_alts(TENS)};\n"
         f"<digit> = {_alts(_ONES)};\n"
         "<dollars> = dollars | dollar | bucks;\n"
@@ -108,8 +117,8 @@ def _amount_phrases() -> list[str]:
     """Phrases whose bigrams cover spoken amounts ("... hundred forty two dollars and ...")."""
     small = [number_to_words(n) for n in range(1, 100)]
     phrases = [f"{w} dollars" for w in small] + [f"and {w} cents" for w in small]
-    phrases += [f"{w} hundred" for w in _ONES] + [f"hundred {w}" for w in small]
-    phrases += [f"{w} thousand" for w in small] + [f"thousand {w}" for w in small]
+    phrases += [f"{w} {HUNDRED}" for w in _ONES] + [f"{HUNDRED} {w}" for w in small]
+    phrases += [f"{w} {THOUSAND}" for w in small] + [f"{THOUSAND} {w}" for w in small]
     phrases += ["one dollar", "one cent", "a hundred", "hundred dollars", "thousand dollars"]
     phrases += [f"{w} point" for w in small] + [f"point {w}" for w in _ONES]
     return phrases + list(AMOUNT_SPECIAL_PHRASES)
