@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 from paybot.parsing.card_numbers import find_card_numbers
+from paybot.parsing.digits import parse_digit_string
 from paybot.spoken.numbers import DIGIT_WORDS, NUMBER_WORDS, REPEATS, ZERO_WORDS
 
 SECRET = "[secret]"  # noqa: S105 - the mask, not a secret
@@ -97,8 +98,10 @@ def _redact_digits(text: str) -> str:
 
 
 def _mask(found: str) -> str:
-    digits = "".join(DIGIT_WORDS.get(g.lower(), g) for g in _GROUP.findall(found))
-    return f"[redacted …{digits[-4:]}]"
+    digits = parse_digit_string(found) or "".join(
+        DIGIT_WORDS.get(g.lower(), g) for g in _GROUP.findall(found)
+    )
+    return f"[redacted …{re.sub(r'[^0-9]', '', digits)[-4:]}]"
 
 
 # --- logging ------------------------------------------------------------------------------
