@@ -28,6 +28,7 @@ from paybot.dialog.payloads import SecureCapture, Transfer
 from paybot.gateway.base import BankAccount, CardData
 from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, remove_card_numbers
 from paybot.payments.settlement import PaymentOutcome
+from paybot.spoken.fillers import FILLERS
 from voice_bridge.audio import ulaw_to_pcm16
 from voice_bridge.call_records import record_call_ended_reason
 from voice_bridge.capture import CaptureSession, Done, Submit
@@ -57,7 +58,7 @@ PLAYED_TIMEOUT_S = 60.0  # longest wait for Twilio to confirm the last audio pla
 # Caller speech over the bot interrupts it once it lasts this long, or sooner when the
 # recognised words are more than a backchannel ("mhm", "uh huh": the caller is listening).
 BARGE_IN_CONFIRM_S = 1.0
-BACKCHANNELS = frozenset({"mm", "mhm", "hm", "hmm", "uh", "um", "uh-huh", "uh huh", "ah", "oh"})
+BACKCHANNELS = FILLERS
 SORRY = "Sorry, I'm having trouble on my end right now."
 CALL_BACK = "Please call back in a few minutes. Goodbye."
 CONNECTING = "Let me connect you with someone who can help."
