@@ -276,7 +276,7 @@ def find_services(up_pid: int | None, bridge_port: int, rasa_port: int,
     if up_pid is not None:  # children of our `paybot up`
         for pid in tree.get(up_pid, []):
             line = _cmdline(pid)
-            name = ("bridge" if "paybot.cli bridge" in line else
+            name = ("bridge" if "paybot_cli bridge" in line else
                     "actions" if _is_action_server(line) else
                     "rasa" if "rasa run" in line or "rasa_server run" in line else None)
             if name:

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from paybot.cli.main import main
-from paybot.cli.project import find_project
-from paybot.cli.up import plan
 from paybot.dialog.action_server import HEADER
 from paybot.dialog.rasa_server import token_from_env
 from paybot.settings import SettingsError, load_settings
+from paybot_cli.main import main
+from paybot_cli.project import find_project
+from paybot_cli.up import plan
 
 REPO = Path(__file__).resolve().parents[1]
 PROD = {

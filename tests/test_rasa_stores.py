@@ -16,11 +16,11 @@ import pytest
 import yaml
 from sqlalchemy import text
 
-from paybot.cli.project import find_project
-from paybot.cli.rasa_endpoints import rasa_endpoints
-from paybot.cli.up import plan
 from paybot.db.engine import make_engine
 from paybot.settings import SettingsError, load_settings
+from paybot_cli.project import find_project
+from paybot_cli.rasa_endpoints import rasa_endpoints
+from paybot_cli.up import plan
 from tests import cardscan
 from tests.conftest import PG_URL_ENV
 from tests.stack import Conversation, Stack

@@ -16,9 +16,9 @@ import textwrap
 import pytest
 
 from paybot import redaction
-from paybot.cli import children
 from paybot.gateway.cards import luhn_check_digit, luhn_valid
 from paybot.redaction import redact
+from paybot_cli import children
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 SEPARATORS = (" ", "  ", "-", ".", ",", "/", "_", "\t", " - ", ", ", ". ")
@@ -163,7 +163,7 @@ def test_every_launcher_installs_redaction(tmp_path):
     """)
     env = {**os.environ, "PAYBOT_ENV": "test", "PAYBOT_DATA_DIR": str(tmp_path),
            "PAYBOT_ACTION_SECRET": "x" * 20}
-    for module, args in (("paybot.cli", ["bridge"]), ("paybot.dialog.rasa_server", ["run"]),
+    for module, args in (("paybot_cli", ["bridge"]), ("paybot.dialog.rasa_server", ["run"]),
                          ("paybot.dialog.action_server", ["--actions", "actions"])):
         result = subprocess.run([sys.executable, "-c", probe, module, *args], env=env,
                                 capture_output=True, text=True, timeout=120)

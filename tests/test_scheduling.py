@@ -140,7 +140,7 @@ def test_a_worker_that_listed_a_payment_late_does_not_charge_it(
 
 
 def test_run_due_command_for_cron(scheduler, db_engine, settings, capsys):
-    from paybot.cli.main import main
+    from paybot_cli.main import main
 
     _due_today(scheduler, 2)
     url = db_engine.url.render_as_string(hide_password=False)

@@ -14,8 +14,8 @@ from datetime import date
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from paybot.cli.console import fail, say
 from paybot.settings import Settings
+from paybot_cli.console import fail, say
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from collections.abc import Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
 
-from paybot.cli.children import child_env
-from paybot.cli.console import fail, forward_output, say
-from paybot.cli.project import Project, find_project
 from paybot.settings import Settings
+from paybot_cli.children import child_env
+from paybot_cli.console import fail, forward_output, say
+from paybot_cli.project import Project, find_project
 
 log = logging.getLogger(__name__)
 MODEL_NAME = "paybot"

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from paybot.cli.console import forward_output, say
+from paybot_cli.console import forward_output, say
 
 log = logging.getLogger(__name__)
 STOP_GRACE_S = 10.0

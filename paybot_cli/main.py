@@ -32,21 +32,21 @@ def build_parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="start Rasa, the action server and the bridge")
     up.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
                     help="how long to wait for every service to be healthy (default 300)")
-    up.set_defaults(handler="paybot.cli.up:command")
+    up.set_defaults(handler="paybot_cli.up:command")
 
     train = commands.add_parser("train", help="train the Rasa model from bot/ and nlu_data/")
     train.add_argument("--if-changed", action="store_true",
                        help="skip when the training files are unchanged since the last model")
     train.add_argument("--force", action="store_true", help="train even if nothing changed")
-    train.set_defaults(handler="paybot.cli.train:command")
+    train.set_defaults(handler="paybot_cli.train:command")
 
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     db_commands.add_parser("upgrade", help="migrate the database to the latest schema"
-                           ).set_defaults(handler="paybot.cli.database:upgrade_command")
+                           ).set_defaults(handler="paybot_cli.database:upgrade_command")
 
     commands.add_parser("seed", help="load the demo data (dev only)"
-                        ).set_defaults(handler="paybot.cli.database:seed_command")
+                        ).set_defaults(handler="paybot_cli.database:seed_command")
 
     accounts = commands.add_parser("accounts", help="customer accounts")
     account_commands = accounts.add_subparsers(dest="accounts_command", metavar="ACTION",
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                             help="skip invalid rows instead of rejecting the file")
     csv_import.add_argument("--dry-run", action="store_true",
                             help="validate and report without writing anything")
-    csv_import.set_defaults(handler="paybot.cli.accounts:import_command")
+    csv_import.set_defaults(handler="paybot_cli.accounts:import_command")
 
     payments = commands.add_parser("payments", help="payments")
     payment_commands = payments.add_subparsers(dest="payments_command", metavar="ACTION",
@@ -66,16 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
                                           "whose day has come (run it from cron)")
     run_due.add_argument("--date", metavar="YYYY-MM-DD",
                          help="take the payments due by this day (default today)")
-    run_due.set_defaults(handler="paybot.cli.payments:run_due_command")
+    run_due.set_defaults(handler="paybot_cli.payments:run_due_command")
 
     commands.add_parser("bridge", help="run the voice bridge in the foreground"
-                        ).set_defaults(handler="paybot.cli.bridge:command")
+                        ).set_defaults(handler="paybot_cli.bridge:command")
 
     chat = commands.add_parser("chat", help="talk to the running bot in this terminal")
     chat.add_argument("--phone", help="the caller's number (E.164), e.g. +15555550100")
     chat.add_argument("--channel", choices=("chat", "sms", "voice"), default="chat",
                       help="which channel to pretend to be (default chat)")
-    chat.set_defaults(handler="paybot.cli.chat:command")
+    chat.set_defaults(handler="paybot_cli.chat:command")
 
     call = commands.add_parser("call", help="phone the running bridge the way Twilio would")
     call.add_argument("--url", metavar="URL",
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also print what speech recognition hears in each bot reply")
     call.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",
                       help="how long to wait for each bot reply (default 20)")
-    call.set_defaults(handler="paybot.cli.call:command")
+    call.set_defaults(handler="paybot_cli.call:command")
     return parser
 
 

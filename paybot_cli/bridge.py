@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from paybot.cli.console import fail
 from paybot.settings import Settings
+from paybot_cli.console import fail
 
 
 def command(settings: Settings, args: argparse.Namespace) -> int:

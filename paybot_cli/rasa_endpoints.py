@@ -28,8 +28,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import yaml
 from sqlalchemy.engine import make_url
 
-from paybot.cli.project import Project
 from paybot.settings import Settings, SettingsError
+from paybot_cli.project import Project
 
 GENERATED_NAME = "rasa-endpoints.yml"
 TRACKER_PASSWORD_ENV = "PAYBOT_TRACKER_STORE_PASSWORD"  # noqa: S105 - a variable name

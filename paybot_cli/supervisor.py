@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from paybot.cli.children import Child, child_env, spawn, stop_all
-from paybot.cli.console import emit, fail, say
-from paybot.cli.health import http_ok
+from paybot_cli.children import Child, child_env, spawn, stop_all
+from paybot_cli.console import emit, fail, say
+from paybot_cli.health import http_ok
 
 log = logging.getLogger(__name__)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

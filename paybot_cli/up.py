@@ -1,7 +1,7 @@
 """``paybot up``: check, prepare and start Rasa, the action server and the voice bridge.
 
 This module decides *what* runs (commands, ports, health URLs) and checks that it can run
-before anything starts; :mod:`paybot.cli.supervisor` runs it.
+before anything starts; :mod:`paybot_cli.supervisor` runs it.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import secrets
 import sys
 
 from paybot import redaction
-from paybot.cli import database
-from paybot.cli.console import fail
-from paybot.cli.health import port_in_use
-from paybot.cli.project import Project, find_project
-from paybot.cli.rasa_endpoints import RasaEndpoints, rasa_endpoints
-from paybot.cli.supervisor import Service, Supervisor
-from paybot.cli.train import model_path
 from paybot.settings import Settings, SettingsError
+from paybot_cli import database
+from paybot_cli.console import fail
+from paybot_cli.health import port_in_use
+from paybot_cli.project import Project, find_project
+from paybot_cli.rasa_endpoints import RasaEndpoints, rasa_endpoints
+from paybot_cli.supervisor import Service, Supervisor
+from paybot_cli.train import model_path
 
 log = logging.getLogger(__name__)
 STARTUP_TIMEOUT_S = 300.0
@@ -77,7 +77,7 @@ def plan(
     bridge = Service(
         "bridge", "bridge", settings.bridge_port, "PAYBOT_BRIDGE_PORT",
         settings.bridge_url, "/healthz",
-        [python, "-m", "paybot.cli", "bridge"],
+        [python, "-m", "paybot_cli", "bridge"],
         host=settings.host,
     )
     return [rasa, actions, bridge]

@@ -7,9 +7,9 @@ import logging
 
 from sqlalchemy.engine import Engine
 
-from paybot.cli.console import fail, say
 from paybot.db.engine import make_engine, migrate
 from paybot.settings import Settings
+from paybot_cli.console import fail, say
 
 log = logging.getLogger(__name__)
 
