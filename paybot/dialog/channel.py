@@ -4,11 +4,11 @@ Rasa parses a message starting with ``/`` ("/affirm", '/inform{"amount": 5}') as
 with entities, skipping NLU. Users must not be able to do that: this channel strips every leading
 slash, space and ``EXTERNAL:`` (the text Rasa records for system events) from user text, until
 none is left (Rasa strips whitespace and then looks for an ASCII ``/`` only),
-and keeps only the metadata keys paybot uses, validated: ``channel`` and ``from`` only when the
-bridge vouched for them (:mod:`paybot.dialog.vouch`), else the message is a chat with no caller
-number. A message holding a card number (:mod:`paybot.parsing.card_numbers`) reaches Rasa as
-the ``card_number_shared`` intent, never as text: a rule tells the customer we do not take
-card numbers that way. System events
+and keeps only the metadata keys paybot uses, validated (:mod:`paybot.dialog.metadata`):
+``channel`` and ``from`` only when the bridge vouched for them (:mod:`paybot.dialog.vouch`),
+else the message is a chat with no caller number. A message holding a card number
+(:mod:`paybot.parsing.card_numbers`) reaches Rasa as the ``card_number_shared`` intent, never
+as text: a rule tells the customer we do not take card numbers that way. System events
 (capture results, silence, call start) reach Rasa through its token-protected HTTP API instead.
 
 Configured in ``bot/credentials.yml``; it keeps the REST channel's URL,
@@ -17,7 +17,6 @@ Configured in ``bot/credentials.yml``; it keeps the REST channel's URL,
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import re
 from typing import Any
@@ -25,12 +24,11 @@ from typing import Any
 from rasa.core.channels.rest import RestInput
 from sanic.request import Request
 
+from paybot.dialog.metadata import sanitize_metadata
 from paybot.dialog.vouch import vouch_key, vouched
 from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, contains_card_number
-from paybot.phone import InvalidPhoneNumber, to_e164
 from paybot.settings import load_settings
 
-CHANNELS = ("voice", "sms", "chat")
 _SYSTEM_PREFIX = re.compile(r"^external\s*:", re.IGNORECASE)  # Rasa's text for system events
 MAX_TEXT = 2000
 CARD_NUMBER_SHARED = "/card_number_shared"  # the intent a message with a card number becomes
@@ -54,21 +52,6 @@ def screen_card_numbers(text: str | None) -> str | None:
     if text and (CARD_NUMBER_REMOVED in text or contains_card_number(text)):
         return CARD_NUMBER_SHARED
     return text
-
-
-def sanitize_metadata(metadata: Any) -> dict[str, str]:
-    """Keep ``channel`` (voice/sms/chat, default chat) and ``from`` (E.164) only."""
-    result = {"channel": "chat"}
-    if not isinstance(metadata, dict):
-        return result
-    channel = metadata.get("channel")
-    if channel in CHANNELS:
-        result["channel"] = channel
-    caller = metadata.get("from")
-    if isinstance(caller, str) and caller:
-        with contextlib.suppress(InvalidPhoneNumber):
-            result["from"] = to_e164(caller)
-    return result
 
 
 @functools.cache
