@@ -52,7 +52,7 @@ def plan(
         "Rasa", "rasa", settings.rasa_port, "PAYBOT_RASA_PORT", settings.rasa_url, "/",
         # Rasa's own command line, with its action-response check compiled once and the
         # API token read from PAYBOT_RASA_TOKEN.
-        [python, "-m", "paybot.dialog.rasa_server", "run", "--enable-api",
+        [python, "-m", "rasa_plugins.rasa_server", "run", "--enable-api",
          "--interface", settings.rasa_host, "--port", str(settings.rasa_port),
          "--model", str(model_path(settings.model_dir)),
          "--endpoints", str(endpoints.path), "--credentials", str(project.credentials)],
@@ -69,7 +69,7 @@ def plan(
     actions = Service(
         "action server", "actions", settings.action_port, "PAYBOT_ACTION_PORT",
         settings.action_server_url.removesuffix("/webhook"), "/health",
-        [python, "-m", "paybot.dialog.action_server", "--actions", "actions",
+        [python, "-m", "actions.server", "--actions", "actions",
          "--port", str(settings.action_port), *_SDK_LEVEL.get(level, [])],
         {"SANIC_HOST": settings.action_host, "PAYBOT_ACTION_SECRET": secret},
         host=settings.action_host,

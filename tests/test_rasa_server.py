@@ -57,4 +57,4 @@ def test_paybot_up_runs_rasa_through_the_launcher():
     from paybot_cli.project import Project
 
     rasa = plan(load_settings(env="test"), Project(Path(__file__).resolve().parents[1]))[0]
-    assert rasa.argv[1:4] == ["-m", "paybot.dialog.rasa_server", "run"]
+    assert rasa.argv[1:4] == ["-m", "rasa_plugins.rasa_server", "run"]

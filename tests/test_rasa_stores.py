@@ -231,7 +231,7 @@ async def test_bot_tracker_store_is_bounded_and_forgets_the_least_recently_used(
     monkeypatch, settings
 ):
     _endpoint_variables(monkeypatch, settings)
-    from paybot.dialog.tracker_store import BoundedTrackerStore
+    from rasa_plugins.tracker_store import BoundedTrackerStore
 
     store = _bot_tracker_store(max_conversations=50)
     assert isinstance(store, BoundedTrackerStore)  # not Rasa's silent in-memory fallback
@@ -275,7 +275,7 @@ async def test_bot_tracker_store_forgets_conversations_idle_past_the_session_exp
 def test_unbounded_settings_are_refused():
     from rasa.shared.core.domain import Domain
 
-    from paybot.dialog.tracker_store import BoundedTrackerStore
+    from rasa_plugins.tracker_store import BoundedTrackerStore
 
     with pytest.raises(ValueError, match="max_conversations"):
         BoundedTrackerStore(Domain.empty(), max_conversations=0)

@@ -7,7 +7,7 @@ would start a new session for it anyway) and, past ``max_conversations``, the le
 used one. ``bot/endpoints.yml`` selects it::
 
     tracker_store:
-      type: paybot.dialog.tracker_store.BoundedTrackerStore
+      type: rasa_plugins.tracker_store.BoundedTrackerStore
       max_conversations: ${PAYBOT_TRACKER_MAX_CONVERSATIONS}
 
 Optional keys: ``max_conversations`` (default 10000; ``paybot up`` sets the variable from the

@@ -1,4 +1,4 @@
-"""The action server as ``paybot up`` runs it: ``python -m paybot.dialog.action_server ...`` is
+"""The action server as ``paybot up`` runs it: ``python -m actions.server ...`` is
 ``python -m rasa_sdk ...`` that answers only Rasa.
 
 Every request except ``GET /health`` must carry the shared secret from ``PAYBOT_ACTION_SECRET``

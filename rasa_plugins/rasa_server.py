@@ -1,4 +1,4 @@
-"""Rasa's server as ``paybot up`` runs it: ``python -m paybot.dialog.rasa_server run ...`` is
+"""Rasa's server as ``paybot up`` runs it: ``python -m rasa_plugins.rasa_server run ...`` is
 ``python -m rasa run ...`` with the action server's answers checked faster, the API token read
 from ``PAYBOT_RASA_TOKEN`` (so it is never on a command line) and log records redacted.
 
