@@ -53,8 +53,8 @@ from voice_bridge.asr.pocketsphinx_engine import (  # noqa: E402
     PocketSphinxOptions,
 )
 from voice_bridge.asr.pocketsphinx_lm import DomainLmOptions  # noqa: E402
+from voice_bridge.call.vad import turn_config  # noqa: E402
 from voice_bridge.tts.normalize import number_to_words  # noqa: E402
-from voice_bridge.vad import turn_config  # noqa: E402
 
 FSDD = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd"
 SPEAKERS = ("george", "jackson", "lucas", "nicolas")

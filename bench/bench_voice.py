@@ -20,7 +20,7 @@ Printed per level:
 
 * response latency: from the caller's last speech frame to the bot's first audio frame, minus
   the end-of-turn silence the bridge waits for in the question's listen mode (500 ms yes/no,
-  700 ms free speech: ``voice_bridge.vad``; nothing for the keyed ZIP, which ends at ``#``);
+  700 ms free speech: ``voice_bridge.call.vad``; nothing for the keyed ZIP, which ends at ``#``);
   also the raw figure and the welcome's time to first audio (not in the latency: no caller
   turn before it);
 * where the time goes (own stack only), from the bridge's log lines lined up with the caller's
@@ -68,8 +68,8 @@ from paybot.db.models import Account, Payment, PaymentStatus  # noqa: E402
 from paybot.gateway.sandbox import SandboxGateway  # noqa: E402
 from paybot.seed import DEMO_ACCOUNTS, _seed_one  # noqa: E402
 from paybot.settings import Settings, load_settings  # noqa: E402
+from voice_bridge.call.vad import turn_config  # noqa: E402
 from voice_bridge.caller import CallerSession, CallResult, EspeakVoice  # noqa: E402
-from voice_bridge.vad import turn_config  # noqa: E402
 
 ZIP_KEYS = "94107#"  # the billing ZIP of every bench account (James Smith's), keyed
 SCRIPT = ("yes", "yes", "yes", "no", "no")

@@ -43,7 +43,7 @@ from voice_bridge.asr.pocketsphinx_lm import (
     domain_lm_file,
 )
 from voice_bridge.asr.vosk_engine import VOSK_MODEL_ENV, check_vosk_model_dir
-from voice_bridge.vad import turn_config
+from voice_bridge.call.vad import turn_config
 
 FSDD = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd"
 if not FSDD.is_dir():

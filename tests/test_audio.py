@@ -11,7 +11,7 @@ import pytest
 
 from voice_bridge import audio as A
 from voice_bridge.asr.grammars import ExpectedInput
-from voice_bridge.vad import (
+from voice_bridge.call.vad import (
     EndOfTurnDetector,
     TurnConfig,
     TurnEventType,

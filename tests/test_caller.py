@@ -43,7 +43,7 @@ from voice_bridge.caller import (
 from voice_bridge.caller.playback import TwilioPlayback
 from voice_bridge.caller.script import BargeIn, Hangup, Press, Say, Wait, WaitBot, WaitHangup
 from voice_bridge.caller.webhook import local_stream_url, parse_connect_stream
-from voice_bridge.twilio_messages import (
+from voice_bridge.twilio.messages import (
     Clear,
     Connected,
     Dtmf,

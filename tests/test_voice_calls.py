@@ -182,7 +182,7 @@ def test_james_pays_with_stored_card_by_voice(stack, fake_twilio):
 
 
 def test_a_text_message_reaches_the_bot_and_is_answered(stack, fake_twilio):
-    from voice_bridge.twilio_signature import sign
+    from voice_bridge.twilio.signature import sign
 
     url = stack.bridge_url + "/twilio/sms"
 
@@ -206,7 +206,7 @@ def test_a_text_message_reaches_the_bot_and_is_answered(stack, fake_twilio):
 
 def text_the_bot(stack: Stack, fake: FakeTwilio, sender: str, body: str) -> str:
     from voice_bridge.caller.webhook import new_sid
-    from voice_bridge.twilio_signature import sign
+    from voice_bridge.twilio.signature import sign
 
     stack.track(f"sms:{sender}")
     params = {"MessageSid": new_sid("SM"), "From": sender, "To": BUSINESS_LINE, "Body": body,
@@ -267,7 +267,7 @@ def test_malformed_frames_are_ignored_and_the_call_goes_on(stack, fake_twilio):
 
 def test_stream_without_a_valid_token_is_refused(stack, fake_twilio):
     from voice_bridge.caller.webhook import new_sid
-    from voice_bridge.twilio_messages import Start
+    from voice_bridge.twilio.messages import Start
 
     async def attempt(token: str) -> int | None:
         import aiohttp
@@ -289,7 +289,7 @@ def test_a_call_is_answered_and_streamed_once(stack, fake_twilio):
     import aiohttp
 
     from voice_bridge.caller.webhook import WebhookError, post_voice_webhook, voice_params
-    from voice_bridge.twilio_messages import Start
+    from voice_bridge.twilio.messages import Start
 
     async def call():
         async with dial(stack, fake_twilio, JAMES) as phone:

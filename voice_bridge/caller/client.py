@@ -37,7 +37,7 @@ from voice_bridge.caller.turns import CallLog
 from voice_bridge.caller.voice import EspeakVoice
 from voice_bridge.caller.wav import StereoRecorder
 from voice_bridge.caller.webhook import StreamTarget, new_sid, post_voice_webhook, voice_params
-from voice_bridge.twilio_messages import DTMF_DIGITS
+from voice_bridge.twilio.messages import DTMF_DIGITS
 
 log = logging.getLogger(__name__)
 DEFAULT_FROM = "+15555550100"

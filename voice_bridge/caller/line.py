@@ -10,7 +10,7 @@
   whatever the bridge does.
 - Keys go out as ``dtmf`` at once; a hang-up is ``stop`` followed by closing the socket.
 
-Every message comes from the typed classes in :mod:`voice_bridge.twilio_messages`, with one
+Every message comes from the typed classes in :mod:`voice_bridge.twilio.messages`, with one
 ``sequenceNumber`` counter for the whole stream, as Twilio numbers them.
 """
 
@@ -34,7 +34,7 @@ from voice_bridge.caller.playback import TwilioPlayback
 from voice_bridge.caller.result import CallerTurn
 from voice_bridge.caller.turns import CallLog
 from voice_bridge.caller.wav import StereoRecorder
-from voice_bridge.twilio_messages import (
+from voice_bridge.twilio.messages import (
     Clear,
     Connected,
     Dtmf,

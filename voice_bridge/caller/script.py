@@ -37,7 +37,7 @@ import yaml
 
 from voice_bridge.caller.client import CallEnded, CallerSession, CallerTimeout
 from voice_bridge.caller.voice import VoiceUnavailable
-from voice_bridge.twilio_messages import DTMF_DIGITS
+from voice_bridge.twilio.messages import DTMF_DIGITS
 
 # Largest value each number may take (seconds for waits, milliseconds for *_ms).
 _LIMITS = {"wait": 600.0, "wait_bot": 600.0, "wait_hangup": 600.0, "gap_ms": 10_000.0,

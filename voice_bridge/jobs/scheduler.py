@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from paybot.payments.scheduling import Scheduler
-from voice_bridge.background import ledger_job
+from voice_bridge.jobs.background import ledger_job
 from voice_bridge.keys import SETTINGS
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ no key; the result is sent to the bot as if it had been said:
 - anywhere but a digits question, a lone ``0`` asks for an operator.
 
 Card and bank digits never come through here: during a secure capture the keys go to
-:class:`voice_bridge.capture.CaptureSession` instead.
+:class:`voice_bridge.secure_capture.session.CaptureSession` instead.
 """
 
 from __future__ import annotations

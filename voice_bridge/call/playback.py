@@ -27,7 +27,7 @@ from typing import Any
 
 from voice_bridge.audio import TWILIO_RATE, ULAW_FRAME_BYTES
 from voice_bridge.tts.warmup import warm_up
-from voice_bridge.twilio_messages import Clear, OutboundMark, OutboundMedia
+from voice_bridge.twilio.messages import Clear, OutboundMark, OutboundMedia
 
 log = logging.getLogger(__name__)
 

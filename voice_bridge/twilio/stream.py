@@ -14,7 +14,7 @@ any audio is processed a socket must, in this order:
 
 Every socket is pinged every ``PAYBOT_WS_HEARTBEAT_S`` (aiohttp closes it when the pong does
 not come) and closed with 4408 after ``PAYBOT_WS_READ_TIMEOUT_S`` without a frame
-(:mod:`voice_bridge.ws_frames`).
+(:mod:`voice_bridge.twilio.ws_frames`).
 """
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ from dataclasses import dataclass
 from aiohttp import WSCloseCode, WSMsgType, web
 from sqlalchemy.exc import SQLAlchemyError
 
-from voice_bridge.call import CallHandler
-from voice_bridge.call_records import consume_stream_token
-from voice_bridge.call_tokens import InvalidCallToken, call_token_secret, verify_call_token
+from voice_bridge.call.handler import CallHandler
+from voice_bridge.jobs.call_records import consume_stream_token
 from voice_bridge.keys import DB_ENGINE, SETTINGS
 from voice_bridge.runtime import RUNTIME
-from voice_bridge.twilio_messages import Connected, ProtocolError, Start, parse_message
-from voice_bridge.twilio_webhooks import STREAM_PATH
-from voice_bridge.ws_frames import frames
+from voice_bridge.twilio.messages import Connected, ProtocolError, Start, parse_message
+from voice_bridge.twilio.stream_tokens import InvalidCallToken, call_token_secret, verify_call_token
+from voice_bridge.twilio.webhooks import STREAM_PATH
+from voice_bridge.twilio.ws_frames import frames
 
 log = logging.getLogger(__name__)
 MAX_FRAME_BYTES = 64 * 1024

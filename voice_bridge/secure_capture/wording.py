@@ -1,13 +1,13 @@
 """What the caller hears during a secure capture: prompt names to speech text.
 
-The capture state machine (:mod:`voice_bridge.capture`) names its prompts and passes only safe
-parameters (field, attempt, brand, last four, reason code). The wording lives here, in one
-place, so it can be changed without touching the PCI-sensitive code.
+The capture state machine (:mod:`voice_bridge.secure_capture.session`) names its prompts and
+passes only safe parameters (field, attempt, brand, last four, reason code). The wording lives
+here, in one place, so it can be changed without touching the digit handling.
 """
 
 from __future__ import annotations
 
-from voice_bridge.capture_fields import Prompt
+from voice_bridge.secure_capture.fields import Prompt
 
 BRAND_NAMES = {
     "visa": "Visa",

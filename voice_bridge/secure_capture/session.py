@@ -25,7 +25,7 @@ from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Literal
 
 from paybot.gateway.base import BankAccount, CardData, InvalidPaymentData
-from voice_bridge.capture_fields import (
+from voice_bridge.secure_capture.fields import (
     BANK_FIELDS,
     CARD_FIELDS,
     CARD_NUMBER,

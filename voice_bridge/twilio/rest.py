@@ -9,7 +9,7 @@ The client is synchronous (``requests``): call the ``*_async`` wrappers from the
 Errors come out as :class:`TwilioRestError` carrying the HTTP status and Twilio's error code;
 log lines name the operation and the CallSid or MessageSid, never a body, a number or TwiML.
 
-A transfer replaces the call's TwiML (:mod:`voice_bridge.transfer_twiml` says what each kind
+A transfer replaces the call's TwiML (:mod:`voice_bridge.twilio.twiml` says what each kind
 of ``PAYBOT_TRANSFER_TO`` gets), which also ends the Media Stream.
 """
 
@@ -28,8 +28,8 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from paybot.settings import Settings
-from voice_bridge.transfer_twiml import InvalidTransferTarget as InvalidTransferTarget  # re-export
-from voice_bridge.transfer_twiml import target_kind, transfer_twiml
+from voice_bridge.twilio.twiml import InvalidTransferTarget as InvalidTransferTarget  # re-export
+from voice_bridge.twilio.twiml import target_kind, transfer_twiml
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

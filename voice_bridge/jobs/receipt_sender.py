@@ -33,9 +33,9 @@ from sqlmodel import select
 from paybot.db.engine import session_scope
 from paybot.db.models import OutboundMessage
 from paybot.db.types import utcnow
-from voice_bridge.background import running
+from voice_bridge.jobs.background import running
 from voice_bridge.keys import DB_ENGINE, SETTINGS
-from voice_bridge.twilio_rest import TwilioNotConfigured, TwilioRest, TwilioRestError
+from voice_bridge.twilio.rest import TwilioNotConfigured, TwilioRest, TwilioRestError
 
 log = logging.getLogger(__name__)
 BATCH = 20

@@ -29,16 +29,17 @@ from paybot.gateway.base import BankAccount, CardData
 from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, remove_card_numbers
 from paybot.payments.settlement import PaymentOutcome
 from voice_bridge.audio import ulaw_to_pcm16
-from voice_bridge.call_records import record_call_ended_reason
-from voice_bridge.capture import CaptureSession, Done, Submit
-from voice_bridge.capture_fields import Prompt
-from voice_bridge.capture_wording import prompt_text
-from voice_bridge.keypad import KeypadEntry
-from voice_bridge.listener import AsrTurn, Listener
-from voice_bridge.playback import Player
-from voice_bridge.rasa_client import BotReply, RasaUnavailable
+from voice_bridge.call.keypad import KeypadEntry
+from voice_bridge.call.listener import AsrTurn, Listener
+from voice_bridge.call.playback import Player
+from voice_bridge.call.rasa_client import BotReply, RasaUnavailable
+from voice_bridge.call.vad import TurnEventType
+from voice_bridge.jobs.call_records import record_call_ended_reason
 from voice_bridge.runtime import VoiceRuntime
-from voice_bridge.twilio_messages import (
+from voice_bridge.secure_capture.fields import Prompt
+from voice_bridge.secure_capture.session import CaptureSession, Done, Submit
+from voice_bridge.secure_capture.wording import prompt_text
+from voice_bridge.twilio.messages import (
     Dtmf,
     Mark,
     Media,
@@ -47,8 +48,7 @@ from voice_bridge.twilio_messages import (
     Stop,
     parse_message,
 )
-from voice_bridge.vad import TurnEventType
-from voice_bridge.ws_frames import frames
+from voice_bridge.twilio.ws_frames import frames
 
 log = logging.getLogger(__name__)
 

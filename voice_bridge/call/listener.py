@@ -1,7 +1,7 @@
 """Hearing one caller: end-of-turn detection on every frame, speech recognition in threads.
 
 :class:`Listener` runs the cheap per-frame work (voice activity and end-of-turn detection,
-:mod:`voice_bridge.vad`) on the event loop and hands the audio of each turn to an
+:mod:`voice_bridge.call.vad`) on the event loop and hands the audio of each turn to an
 :class:`AsrTurn`, which feeds a recognizer in the speech thread pool in batches (about every
 100 ms) so that the final result is ready soon after the caller stops. What the bot expects
 next (free speech, digits, yes/no, an amount) picks both the end-of-turn timing and the
@@ -18,7 +18,7 @@ from typing import Any
 
 from paybot.dialog.payloads import Listen
 from voice_bridge.asr import AsrEngine, ExpectedInput, Recognizer, Transcript
-from voice_bridge.vad import EndOfTurnDetector, TurnEvent, TurnEventType, turn_config
+from voice_bridge.call.vad import EndOfTurnDetector, TurnEvent, TurnEventType, turn_config
 
 log = logging.getLogger(__name__)
 

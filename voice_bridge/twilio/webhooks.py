@@ -1,11 +1,11 @@
 """Twilio's webhooks: answering calls, following their status, and texting with the bot.
 
 * ``POST /twilio/voice``: a call comes in. Answered with ``<Connect><Stream>`` to
-  ``/twilio/stream`` carrying a per-call token (:mod:`voice_bridge.call_tokens`) and the
+  ``/twilio/stream`` carrying a per-call token (:mod:`voice_bridge.twilio.stream_tokens`) and the
   caller's number as ``<Parameter>``s; the call gets its row in ``calls``. Once per call: a
   repeat of the webhook for the same CallSid (a replay) gets 409 and no token.
 * ``POST /twilio/status``: Twilio's call status callbacks (ringing, in-progress, completed
-  with its duration, busy, ...), recorded forward-only (:mod:`voice_bridge.call_records`).
+  with its duration, busy, ...), recorded forward-only (:mod:`voice_bridge.jobs.call_records`).
 * ``POST /twilio/sms``: a text. Its body goes to Rasa's REST channel as the conversation
   ``sms:<E.164>``, the sender's number vouched for (:mod:`paybot.dialog.vouch`); the bot's
   text replies come back as one TwiML ``<Message>``. A text holding a card number reaches
@@ -30,16 +30,16 @@ from paybot.db.models import CallStatus
 from paybot.dialog.vouch import vouch, vouch_key
 from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, remove_card_numbers
 from paybot.phone import InvalidPhoneNumber, to_e164
-from voice_bridge.call_records import (
+from voice_bridge.jobs.call_records import (
     UnknownCallStatus,
     mark_answered,
     parse_status,
     record_call_started,
     record_call_status,
 )
-from voice_bridge.call_tokens import call_token_secret, issue_call_token
 from voice_bridge.keys import DB_ENGINE, HTTP_CLIENT, SETTINGS
-from voice_bridge.twilio_signature import public_url, verified_form
+from voice_bridge.twilio.signature import public_url, verified_form
+from voice_bridge.twilio.stream_tokens import call_token_secret, issue_call_token
 
 log = logging.getLogger(__name__)
 VOICE_PATH = "/twilio/voice"
