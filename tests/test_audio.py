@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voice_bridge import audio as A
 from voice_bridge.asr.grammars import ExpectedInput
 from voice_bridge.call.vad import (
     EndOfTurnDetector,
@@ -17,6 +16,7 @@ from voice_bridge.call.vad import (
     TurnEventType,
     turn_config,
 )
+from voice_bridge.twilio import codec as A
 
 FSDD = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd"
 if not FSDD.is_dir():

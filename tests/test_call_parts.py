@@ -16,7 +16,6 @@ import pytest
 
 from paybot.dialog.payloads import Hangup, Listen, Prepare, SecureCapture, Transfer, to_dict
 from tests.helpers import edit_distance
-from voice_bridge import audio as A
 from voice_bridge.asr.pocketsphinx_engine import PocketSphinxEngine
 from voice_bridge.call.keypad import KeypadEntry
 from voice_bridge.call.listener import Listener
@@ -27,6 +26,7 @@ from voice_bridge.secure_capture.fields import Prompt
 from voice_bridge.secure_capture.session import CaptureSession
 from voice_bridge.secure_capture.wording import prompt_text
 from voice_bridge.tts import PiperTts
+from voice_bridge.twilio import codec as A
 
 FSDD = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd"
 if not FSDD.is_dir():

@@ -25,7 +25,6 @@ from aiohttp.test_utils import TestServer
 from twilio.request_validator import RequestValidator
 
 from paybot.settings import Settings, load_settings
-from voice_bridge import audio as A
 from voice_bridge.caller import (
     CallEnded,
     CallerSession,
@@ -43,6 +42,7 @@ from voice_bridge.caller import (
 from voice_bridge.caller.playback import TwilioPlayback
 from voice_bridge.caller.script import BargeIn, Hangup, Press, Say, Wait, WaitBot, WaitHangup
 from voice_bridge.caller.webhook import local_stream_url, parse_connect_stream
+from voice_bridge.twilio import codec as A
 from voice_bridge.twilio.messages import (
     Clear,
     Connected,

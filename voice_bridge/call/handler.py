@@ -28,7 +28,6 @@ from paybot.dialog.payloads import SecureCapture, Transfer
 from paybot.gateway.base import BankAccount, CardData
 from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, remove_card_numbers
 from paybot.payments.settlement import PaymentOutcome
-from voice_bridge.audio import ulaw_to_pcm16
 from voice_bridge.call.keypad import KeypadEntry
 from voice_bridge.call.listener import AsrTurn, Listener
 from voice_bridge.call.playback import Player
@@ -39,6 +38,7 @@ from voice_bridge.runtime import VoiceRuntime
 from voice_bridge.secure_capture.fields import Prompt
 from voice_bridge.secure_capture.session import CaptureSession, Done, Submit
 from voice_bridge.secure_capture.wording import prompt_text
+from voice_bridge.twilio.codec import ulaw_to_pcm16
 from voice_bridge.twilio.messages import (
     Dtmf,
     Mark,

@@ -25,8 +25,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from voice_bridge.audio import TWILIO_RATE, ULAW_FRAME_BYTES
 from voice_bridge.tts.warmup import warm_up
+from voice_bridge.twilio.codec import TWILIO_RATE, ULAW_FRAME_BYTES
 from voice_bridge.twilio.messages import Clear, OutboundMark, OutboundMedia
 
 log = logging.getLogger(__name__)

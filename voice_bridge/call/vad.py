@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from voice_bridge.asr.grammars import ExpectedInput
-from voice_bridge.audio import TWILIO_RATE, rms_dbfs
+from voice_bridge.twilio.codec import TWILIO_RATE, rms_dbfs
 
 
 @dataclass

@@ -27,7 +27,6 @@ from typing import Protocol
 import aiohttp
 
 from paybot.settings import Settings
-from voice_bridge.audio import FRAME_MS, ULAW_FRAME_BYTES
 from voice_bridge.caller import transcript as say
 from voice_bridge.caller.line import CallEnded, TwilioLine
 from voice_bridge.caller.playback import TwilioPlayback
@@ -37,6 +36,7 @@ from voice_bridge.caller.turns import CallLog
 from voice_bridge.caller.voice import EspeakVoice
 from voice_bridge.caller.wav import StereoRecorder
 from voice_bridge.caller.webhook import StreamTarget, new_sid, post_voice_webhook, voice_params
+from voice_bridge.twilio.codec import FRAME_MS, ULAW_FRAME_BYTES
 from voice_bridge.twilio.messages import DTMF_DIGITS
 
 log = logging.getLogger(__name__)

@@ -27,13 +27,19 @@ from typing import Any
 
 import aiohttp
 
-from voice_bridge.audio import FRAME_MS, ULAW_FRAME_BYTES, ULAW_SILENCE, rms_dbfs, ulaw_frames
-from voice_bridge.audio import ulaw_to_pcm16 as _decode
 from voice_bridge.caller import transcript as say
 from voice_bridge.caller.playback import TwilioPlayback
 from voice_bridge.caller.result import CallerTurn
 from voice_bridge.caller.turns import CallLog
 from voice_bridge.caller.wav import StereoRecorder
+from voice_bridge.twilio.codec import (
+    FRAME_MS,
+    ULAW_FRAME_BYTES,
+    ULAW_SILENCE,
+    rms_dbfs,
+    ulaw_frames,
+)
+from voice_bridge.twilio.codec import ulaw_to_pcm16 as _decode
 from voice_bridge.twilio.messages import (
     Clear,
     Connected,

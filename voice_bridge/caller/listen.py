@@ -11,7 +11,7 @@ import asyncio
 
 from paybot.settings import Settings
 from voice_bridge.asr import AsrEngine, ExpectedInput, make_asr_engine
-from voice_bridge.audio import PCM_FRAME_BYTES, iter_frames, ulaw_to_pcm16
+from voice_bridge.twilio.codec import PCM_FRAME_BYTES, iter_frames, ulaw_to_pcm16
 
 
 class BotTranscriber:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from voice_bridge.audio import ULAW_FRAME_BYTES, ULAW_SILENCE
+from voice_bridge.twilio.codec import ULAW_FRAME_BYTES, ULAW_SILENCE
 
 END_SUFFIX = ".end"
 _SILENCE = bytes([ULAW_SILENCE]) * ULAW_FRAME_BYTES

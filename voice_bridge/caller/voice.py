@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from collections import OrderedDict
 
-from voice_bridge.audio import TWILIO_RATE, pcm16_to_ulaw, read_wav_bytes, resample
+from voice_bridge.twilio.codec import TWILIO_RATE, pcm16_to_ulaw, read_wav_bytes, resample
 
 log = logging.getLogger(__name__)
 ESPEAK = "espeak-ng"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voice_bridge.audio import TWILIO_RATE, bytes_to_samples, ulaw_to_pcm16
+from voice_bridge.twilio.codec import TWILIO_RATE, bytes_to_samples, ulaw_to_pcm16
 
 
 class StereoRecorder:
