@@ -52,6 +52,7 @@ from voice_bridge.asr.pocketsphinx_engine import (  # noqa: E402
     PocketSphinxOptions,
 )
 from voice_bridge.asr.pocketsphinx_lm import DomainLmOptions  # noqa: E402
+from voice_bridge.audio import StreamingUpsampler  # noqa: E402
 from voice_bridge.call.vad import turn_config  # noqa: E402
 from voice_bridge.tts.normalize import number_to_words  # noqa: E402
 from voice_bridge.twilio import codec as A  # noqa: E402
@@ -314,7 +315,7 @@ def calibrate_cmn() -> None:
         for pcm in utterances:
             decoder.set_cmn(cmn)
             decoder.start_utt()
-            decoder.process_raw(A.StreamingUpsampler().process(pcm))
+            decoder.process_raw(StreamingUpsampler().process(pcm))
             decoder.end_utt()
             cmn = decoder.get_cmn()
         return cmn

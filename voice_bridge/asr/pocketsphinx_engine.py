@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from voice_bridge.asr.base import AsrEngine, AsrError, AsrModelError, Recognizer
 from voice_bridge.asr.grammars import ExpectedInput, jsgf
 from voice_bridge.asr.pocketsphinx_lm import DomainLmOptions, domain_lm_file
-from voice_bridge.twilio.codec import StreamingUpsampler
+from voice_bridge.audio import StreamingUpsampler
 
 logger = logging.getLogger(__name__)
 

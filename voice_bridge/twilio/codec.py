@@ -1,10 +1,10 @@
-"""Pure audio helpers for the telephone path: G.711 μ-law, resampling, framing, WAV files.
+"""Twilio's wire audio and the helpers around it: G.711 μ-law, resampling, framing, WAV files.
 
 Twilio Media Streams carry mono μ-law at 8 kHz in 20 ms frames of 160 bytes. Speech engines want
 16-bit little-endian PCM ("pcm16") at 8 or 16 kHz and Piper produces pcm16 at the voice's rate
-(22050 Hz for medium voices). Everything here is a pure function of its inputs (or, for
-:class:`StreamingUpsampler`, of its inputs and its own filter state), cheap enough to call on the
-event loop for a 20 ms frame. The per-frame codecs and the level meter use the standard
+(22050 Hz for medium voices). Everything here is a pure function of its inputs, cheap enough to call
+on the event loop for a 20 ms frame (the speech engines' streaming 8 → 16 kHz upsampler is in
+:mod:`voice_bridge.audio`). The per-frame codecs and the level meter use the standard
 library's ``audioop`` (C, about 15 times faster than numpy on a 160-byte frame: it runs 50
 times a second per call on the event loop) where it exists, and bit-exact numpy tables where it
 does not (Python 3.13 removed it); the tests check both against each other.
@@ -16,7 +16,6 @@ import io
 import math
 import wave
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from functools import lru_cache
 from math import gcd
 from pathlib import Path
@@ -138,7 +137,7 @@ def resample(pcm16: bytes, src_rate: int, dst_rate: int) -> bytes:
     Uses :func:`scipy.signal.resample_poly` (Kaiser-windowed FIR, beta 5), which low-passes
     below the lower Nyquist frequency, so 22050 → 8000 does not alias and 8000 → 16000 does
     not image. Each call treats its input as a complete signal (zero-padded edges); for a live
-    stream cut into small frames use :class:`StreamingUpsampler` instead.
+    stream cut into small frames use :class:`voice_bridge.audio.StreamingUpsampler` instead.
 
     Args:
         pcm16: Mono 16-bit little-endian PCM.
@@ -154,53 +153,6 @@ def resample(pcm16: bytes, src_rate: int, dst_rate: int) -> bytes:
         return bytes(pcm16)
     out = signal.resample_poly(samples.astype(np.float64), up, down)
     return samples_to_bytes(out)
-
-
-@lru_cache(maxsize=8)
-def _upsample_filter(factor: int, taps_per_phase: int) -> np.ndarray:
-    """Design a low-pass FIR for integer upsampling (cut-off at the input Nyquist)."""
-    taps = signal.firwin(factor * taps_per_phase, 1.0 / factor, window=("kaiser", 6.0))
-    return taps * factor
-
-
-@dataclass
-class StreamingUpsampler:
-    """Integer-factor upsampler that keeps filter state across frames (e.g. 8 → 16 kHz).
-
-    Feeding 20 ms frames one by one gives the same samples as feeding the whole signal at once,
-    so no clicks appear at frame edges. Output lags input by ``(taps_per_phase - 1) / 2`` input
-    samples (about 1.9 ms at 8 kHz with the defaults). One instance per stream; not thread-safe.
-
-    Attributes:
-        factor: Upsampling factor (2 for 8 → 16 kHz).
-        taps_per_phase: FIR length per polyphase branch.
-    """
-
-    factor: int = 2
-    taps_per_phase: int = 32
-    _phases: np.ndarray = field(init=False, repr=False)
-    _history: np.ndarray = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        taps = _upsample_filter(self.factor, self.taps_per_phase)
-        self._phases = taps.reshape(self.taps_per_phase, self.factor).T.copy()
-        self._history = np.zeros(self.taps_per_phase - 1)
-
-    def process(self, pcm16: bytes) -> bytes:
-        """Upsample one chunk of pcm16 and return ``factor`` times as many samples."""
-        x = bytes_to_samples(pcm16).astype(np.float64)
-        if x.size == 0:
-            return b""
-        padded = np.concatenate((self._history, x))
-        self._history = padded[-(self.taps_per_phase - 1) :]
-        out = np.empty((x.size, self.factor))
-        for phase in range(self.factor):
-            out[:, phase] = np.convolve(padded, self._phases[phase], mode="valid")
-        return samples_to_bytes(out.reshape(-1))
-
-    def reset(self) -> None:
-        """Forget the filter history (start of a new, unrelated stream)."""
-        self._history = np.zeros(self.taps_per_phase - 1)
 
 
 def iter_frames(data: bytes, frame_bytes: int, pad: int | None = None) -> Iterator[bytes]:
