@@ -3,7 +3,7 @@
 It posts the signed voice webhook, opens the Media Stream the TwiML names, streams the caller's
 audio (espeak-ng speech, or silence) every 20 ms, keys DTMF, plays the bot's audio back in real
 time with Twilio's mark and clear rules, and prints a timed transcript. With ``--script`` the
-caller follows a YAML script (see ``voice_bridge/caller/script.py`` and ``examples/calls/``);
+caller follows a YAML script (see ``twilio_sim/script.py`` and ``examples/calls/``);
 without it, each line typed is said (``press 123#`` keys, ``hangup`` or Ctrl-D hangs up).
 Start the stack first (``make run``).
 """
@@ -18,7 +18,8 @@ import threading
 
 from paybot.phone import InvalidPhoneNumber, to_e164
 from paybot.settings import Settings
-from voice_bridge.caller import (
+from paybot_cli.transcriber import BotTranscriber
+from twilio_sim import (
     DEFAULT_FROM,
     DEFAULT_TO,
     CallEnded,
@@ -38,9 +39,8 @@ from voice_bridge.caller import (
     run_script,
     run_step,
 )
-from voice_bridge.caller.listen import BotTranscriber
-from voice_bridge.caller.script import BargeIn, Hangup, Say
-from voice_bridge.caller.voice import INSTALL_HINT
+from twilio_sim.script import BargeIn, Hangup, Say
+from twilio_sim.voice import INSTALL_HINT
 
 CALL_SID = re.compile(r"CA[0-9a-f]{32}")
 

@@ -1,7 +1,7 @@
 """A caller that phones the bridge over the real Twilio protocol: :class:`CallerSession`.
 
 It posts the signed voice webhook, opens the ``<Connect><Stream>`` websocket the TwiML names
-and hands it to a :class:`~voice_bridge.caller.line.TwilioLine` (Twilio's end of the stream).
+and hands it to a :class:`~twilio_sim.line.TwilioLine` (Twilio's end of the stream).
 What the caller does (say, press, wait for the bot, barge in, hang up) is the API here.
 
 ```python
@@ -27,15 +27,15 @@ from typing import Protocol
 import aiohttp
 
 from paybot.settings import Settings
-from voice_bridge.caller import transcript as say
-from voice_bridge.caller.line import CallEnded, TwilioLine
-from voice_bridge.caller.playback import TwilioPlayback
-from voice_bridge.caller.result import BotTurn, CallerTurn, CallResult
-from voice_bridge.caller.transcript import CallEvent
-from voice_bridge.caller.turns import CallLog
-from voice_bridge.caller.voice import EspeakVoice
-from voice_bridge.caller.wav import StereoRecorder
-from voice_bridge.caller.webhook import StreamTarget, new_sid, post_voice_webhook, voice_params
+from twilio_sim import transcript as say
+from twilio_sim.line import CallEnded, TwilioLine
+from twilio_sim.playback import TwilioPlayback
+from twilio_sim.result import BotTurn, CallerTurn, CallResult
+from twilio_sim.transcript import CallEvent
+from twilio_sim.turns import CallLog
+from twilio_sim.voice import EspeakVoice
+from twilio_sim.wav import StereoRecorder
+from twilio_sim.webhook import StreamTarget, new_sid, post_voice_webhook, voice_params
 from voice_bridge.twilio.codec import FRAME_MS, ULAW_FRAME_BYTES
 from voice_bridge.twilio.messages import DTMF_DIGITS
 

@@ -4,7 +4,7 @@
   never drifts; after a stall it catches up rather than skipping slots) and sends a ``media``
   frame on every tick: the caller's speech, or μ-law silence, since Twilio streams
   continuously. On the same tick it plays 20 ms of the bot's queued audio
-  (:class:`~voice_bridge.caller.playback.TwilioPlayback`) and echoes the marks reached, so both
+  (:class:`~twilio_sim.playback.TwilioPlayback`) and echoes the marks reached, so both
   sides share one timeline (and one stereo recording).
 - One receive task only parses and queues what the bridge sends, so the clock keeps its pace
   whatever the bridge does.
@@ -27,11 +27,11 @@ from typing import Any
 
 import aiohttp
 
-from voice_bridge.caller import transcript as say
-from voice_bridge.caller.playback import TwilioPlayback
-from voice_bridge.caller.result import CallerTurn
-from voice_bridge.caller.turns import CallLog
-from voice_bridge.caller.wav import StereoRecorder
+from twilio_sim import transcript as say
+from twilio_sim.playback import TwilioPlayback
+from twilio_sim.result import CallerTurn
+from twilio_sim.turns import CallLog
+from twilio_sim.wav import StereoRecorder
 from voice_bridge.twilio.codec import (
     FRAME_MS,
     ULAW_FRAME_BYTES,

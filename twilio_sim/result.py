@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from voice_bridge.caller.transcript import CallEvent, format_event
+from twilio_sim.transcript import CallEvent, format_event
 
 
 @dataclass

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from voice_bridge.caller import transcript as say
-from voice_bridge.caller.playback import PlayedFrame, is_end_mark
-from voice_bridge.caller.result import BotTurn, CallerTurn
-from voice_bridge.caller.transcript import CallEvent
+from twilio_sim import transcript as say
+from twilio_sim.playback import PlayedFrame, is_end_mark
+from twilio_sim.result import BotTurn, CallerTurn
+from twilio_sim.transcript import CallEvent
 
 EventSink = Callable[[CallEvent], None]
 TurnSink = Callable[[BotTurn], None]

@@ -35,8 +35,8 @@ from typing import Any
 
 import yaml
 
-from voice_bridge.caller.client import CallEnded, CallerSession, CallerTimeout
-from voice_bridge.caller.voice import VoiceUnavailable
+from twilio_sim.client import CallEnded, CallerSession, CallerTimeout
+from twilio_sim.voice import VoiceUnavailable
 from voice_bridge.twilio.messages import DTMF_DIGITS
 
 # Largest value each number may take (seconds for waits, milliseconds for *_ms).

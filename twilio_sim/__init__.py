@@ -8,7 +8,7 @@ marks and ``clear``), ``turns`` (turns, latency, events), ``result`` (what a cal
 ``wav`` (a stereo recording), ``listen`` (optional ASR of the bot's audio).
 
 ```python
-from voice_bridge.caller import CallerSession, load_script, run_script
+from twilio_sim import CallerSession, load_script, run_script
 
 async with CallerSession(settings=settings, url=bridge_url, from_="+15555550100") as call:
     await run_script(call, load_script("examples/calls/james_pays.yml"))
@@ -17,15 +17,15 @@ assert result.late_frames == 0 and max(result.latencies_ms) < 1500
 ```
 """
 
-from voice_bridge.caller.client import (
+from twilio_sim.client import (
     DEFAULT_FROM,
     DEFAULT_TO,
     CallEnded,
     CallerSession,
     CallerTimeout,
 )
-from voice_bridge.caller.result import BotTurn, CallerTurn, CallResult
-from voice_bridge.caller.script import (
+from twilio_sim.result import BotTurn, CallerTurn, CallResult
+from twilio_sim.script import (
     Script,
     ScriptError,
     StepFailed,
@@ -35,9 +35,9 @@ from voice_bridge.caller.script import (
     run_script,
     run_step,
 )
-from voice_bridge.caller.transcript import CallEvent, format_event
-from voice_bridge.caller.voice import EspeakVoice, VoiceUnavailable
-from voice_bridge.caller.webhook import WebhookError
+from twilio_sim.transcript import CallEvent, format_event
+from twilio_sim.voice import EspeakVoice, VoiceUnavailable
+from twilio_sim.webhook import WebhookError
 
 __all__ = [
     "DEFAULT_FROM",

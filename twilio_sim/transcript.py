@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from voice_bridge.caller.result import BotTurn, CallerTurn
+    from twilio_sim.result import BotTurn, CallerTurn
 
 
 @dataclass(frozen=True)
