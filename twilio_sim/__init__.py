@@ -5,7 +5,9 @@ caller's API: say, press, wait for the bot, barge in, hang up), ``line`` (Twilio
 Media Stream: the 20 ms clock, sending, receiving), ``playback`` (Twilio's playback queue,
 marks and ``clear``), ``turns`` (turns, latency, events), ``result`` (what a call recorded),
 ``transcript`` (its wording), ``voice`` (espeak-ng speech), ``script`` (call scripts),
-``wav`` (a stereo recording), ``listen`` (optional ASR of the bot's audio).
+``wav`` (a stereo recording). Optional ASR of the bot's audio (``paybot call --transcribe``)
+is in :mod:`paybot_cli.transcriber`: this package depends only on the Twilio edge
+(:mod:`voice_bridge.twilio`) and paybot's settings.
 
 ```python
 from twilio_sim import CallerSession, load_script, run_script
