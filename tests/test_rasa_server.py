@@ -6,8 +6,8 @@ import jsonschema
 import pytest
 from rasa.core.actions.action import RemoteAction
 
-from paybot.dialog import rasa_server
 from paybot_cli.up import plan
+from rasa_plugins import rasa_server
 
 VALID = [
     {"events": [], "responses": []},
