@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from paybot.dialog.payloads import SecureCapture
-from paybot.gateway.base import BankAccount, CardData
+from paybot.gateway.card_data import BankAccount, CardData
 from voice_bridge.secure_capture.fields import DigitBuffer
 from voice_bridge.secure_capture.session import (
     CaptureProgress,

@@ -22,7 +22,7 @@ from paybot.db.models import (
     Payment,
     VerificationFailure,
 )
-from paybot.gateway.base import CardData
+from paybot.gateway.card_data import CardData
 from paybot.gateway.sandbox import SandboxGateway
 from paybot.payments import confirmation
 from paybot.payments.fees import FeePolicy

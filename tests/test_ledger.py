@@ -15,7 +15,7 @@ from paybot.db.models import (
     Payment,
     SandboxCharge,
 )
-from paybot.gateway.base import BankAccount, CardData
+from paybot.gateway.card_data import BankAccount, CardData
 from paybot.gateway.sandbox import SandboxGateway
 from paybot.payments import confirmation
 from paybot.payments.fees import FeePolicy

@@ -25,7 +25,7 @@ from sqlmodel import Session, select
 
 from paybot.db.models import Account
 from paybot.dialog.payloads import SecureCapture, Transfer
-from paybot.gateway.base import BankAccount, CardData
+from paybot.gateway.card_data import BankAccount, CardData
 from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, remove_card_numbers
 from paybot.payments.settlement import PaymentOutcome
 from voice_bridge.call.keypad import KeypadEntry

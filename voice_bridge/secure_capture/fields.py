@@ -18,7 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
-from paybot.gateway.base import BankAccount, CardData, InvalidPaymentData
+from paybot.gateway.base import InvalidPaymentData
+from paybot.gateway.card_data import BankAccount, CardData
 from paybot.gateway.cards import (
     BRANDS,
     INVALID_ACCOUNT_NUMBER,

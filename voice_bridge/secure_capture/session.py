@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Literal
 
-from paybot.gateway.base import BankAccount, CardData, InvalidPaymentData
+from paybot.gateway.base import InvalidPaymentData
+from paybot.gateway.card_data import BankAccount, CardData
 from voice_bridge.secure_capture.fields import (
     BANK_FIELDS,
     CARD_FIELDS,
