@@ -5,7 +5,9 @@ end-of-turn detection, barge-in, DTMF routing and mark echoes. Everything slow h
 conversation worker (:meth:`CallHandler._converse`), which takes one input at a time (a
 recognised turn, keyed digits, a system event), asks Rasa, speaks the reply and carries out
 the bot's instructions: what to listen for, secure capture, transfer, hang-up. Speech
-recognition and synthesis run in the runtime's thread pool, the ledger in a thread.
+recognition and synthesis run in the runtime's thread pool. During a secure capture every key
+goes through the door of :mod:`voice_bridge.secure_capture`, which answers with what to say
+and a status: no card or bank digit ever reaches this module.
 
 Nothing here is shared with another call; a failure ends this call only. Logs carry the
 CallSid, counts and timings: never what was said, synthesised or keyed.
@@ -17,27 +19,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
-from decimal import Decimal
 
 from aiohttp import WSMsgType, web
-from sqlmodel import Session, select
 
-from paybot.db.models import Account
 from paybot.dialog.payloads import SecureCapture, Transfer
-from paybot.gateway.card_data import BankAccount, CardData
 from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, remove_card_numbers
-from paybot.payments.settlement import PaymentOutcome
+from voice_bridge.call.inputs import CallEnded, Input, SpeechInput, SystemInput, TextInput
 from voice_bridge.call.keypad import KeypadEntry
-from voice_bridge.call.listener import AsrTurn, Listener
+from voice_bridge.call.listener import Listener
 from voice_bridge.call.playback import Player
 from voice_bridge.call.rasa_client import BotReply, RasaUnavailable
 from voice_bridge.call.vad import TurnEventType
 from voice_bridge.jobs.call_records import record_call_ended_reason
 from voice_bridge.runtime import VoiceRuntime
-from voice_bridge.secure_capture.fields import Prompt
-from voice_bridge.secure_capture.session import CaptureSession, Done, Submit
-from voice_bridge.secure_capture.wording import prompt_text
+from voice_bridge.secure_capture.door import CaptureDoor
 from voice_bridge.twilio.codec import ulaw_to_pcm16
 from voice_bridge.twilio.messages import (
     Dtmf,
@@ -61,44 +56,6 @@ BACKCHANNELS = frozenset({"mm", "mhm", "hm", "hmm", "uh", "um", "uh-huh", "uh hu
 SORRY = "Sorry, I'm having trouble on my end right now."
 CALL_BACK = "Please call back in a few minutes. Goodbye."
 CONNECTING = "Let me connect you with someone who can help."
-
-
-@dataclass(frozen=True)
-class SpeechInput:
-    """A turn the caller spoke; ``ended_at`` is when end-of-turn fired (loop clock).
-
-    ``over_bot`` marks a short turn spoken over the bot that has not interrupted it yet: it
-    interrupts once its words turn out to be more than a backchannel.
-    """
-
-    turn: AsrTurn
-    ended_at: float
-    over_bot: bool = False
-
-
-@dataclass(frozen=True)
-class TextInput:
-    """Keyed digits, sent to the bot as text."""
-
-    text: str
-    ended_at: float
-
-
-@dataclass(frozen=True)
-class SystemInput:
-    """A system event for the bot (session start, silence, capture result); ``at`` is when
-    it happened (loop clock)."""
-
-    intent: str
-    entities: dict[str, str] = field(default_factory=dict)
-    at: float = field(default_factory=time.monotonic)
-
-
-Input = SpeechInput | TextInput | SystemInput
-
-
-class CallEnded(Exception):
-    """The call is over (hang-up, transfer, stream stop); unwinds the worker."""
 
 
 class CallHandler:
@@ -126,17 +83,13 @@ class CallHandler:
         )
         self.listener = Listener(runtime.asr, runtime.run_asr)
         self.keypad = KeypadEntry()
-        self.capture: CaptureSession | None = None
-        # Keys pressed while a capture's intro plays: they belong to that capture.
-        self._early_keys: list[str] | None = None
+        self.capture = CaptureDoor(runtime, self.call_sid, self.sender)
         # After a capture, keys are dropped until the bot has said what happens next.
         self._keys_blocked = False
         self.ended_reason = ""
         self._inputs: asyncio.Queue[Input] = asyncio.Queue()
-        self._capture_actions: asyncio.Queue[list] = asyncio.Queue()
         self._turns = 0
         self._barge_started: float | None = None
-        self._payment: asyncio.Future[tuple[PaymentOutcome | None, str | None]] | None = None
         self._clock = time.monotonic
 
     # The websocket reader ---------------------------------------------------------------
@@ -212,7 +165,7 @@ class CallHandler:
             if turn is not None:
                 self._inputs.put_nowait(SpeechInput(turn, self._clock(), over_bot))
             return
-        if event.type is TurnEventType.NO_INPUT and self.capture is None:
+        if event.type is TurnEventType.NO_INPUT and not self.capture.active:
             self._inputs.put_nowait(SystemInput("silence"))
 
     async def _confirm_barge_in(self) -> None:
@@ -227,15 +180,10 @@ class CallHandler:
 
     async def _on_key(self, digit: str) -> None:
         now = self._clock()
-        if self.capture is not None:
+        if self.capture.takes_keys:
             if self.player.speaking:
                 await self.player.interrupt()
-            self._capture_actions.put_nowait(self.capture.key(digit, now))
-            return
-        if self._early_keys is not None:
-            if self.player.speaking:
-                await self.player.interrupt()
-            self._early_keys.append(digit)
+            self.capture.key(digit, now)
             return
         if self._keys_blocked:
             return
@@ -247,17 +195,15 @@ class CallHandler:
             self._inputs.put_nowait(TextInput(text, now))
 
     def _on_mark(self, name: str) -> None:
-        if self.player.on_mark(name) and self.capture is not None:
+        if self.player.on_mark(name):
             self.capture.prompt_played(self._clock())
 
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(TICK_S)
             now = self._clock()
-            if self.capture is not None:
-                actions = self.capture.tick(now)
-                if actions:
-                    self._capture_actions.put_nowait(actions)
+            if self.capture.active:
+                self.capture.tick(now)
             else:
                 text = self.keypad.tick(now)
                 if text is not None:
@@ -325,7 +271,7 @@ class CallHandler:
         capture = reply.capture
         if capture is not None:  # from now on keys belong to the capture
             self.keypad.reset()
-            self._early_keys = []
+            self.capture.expect()
         if reply.texts:
             speaking_at = self._clock()
             stats = await self.player.say(
@@ -359,64 +305,17 @@ class CallHandler:
     async def _secure_capture(self, instruction: SecureCapture) -> None:
         """Collect card or bank digits by keypad only, pay, then tell the bot to look."""
         self.listener.pause()
-        while not self._capture_actions.empty():  # nothing left from an earlier capture
-            self._capture_actions.get_nowait()
-        early, self._early_keys = self._early_keys or [], None
         self.keypad.reset()
-        self.capture = CaptureSession(instruction)
-        status = "failed"
         try:
-            now = self._clock()
-            actions: list = self.capture.start(now)
-            if early:  # keyed during the intro: the first prompt is not needed
-                actions = [a for key in early for a in self.capture.key(key, now)]
-                early.clear()
-            while True:
-                done = await self._capture_step(actions, instruction)
-                if done is not None:
-                    status = done.status
-                    break
-                actions = await self._capture_actions.get()
+            status = await self.capture.run(instruction, self._say_one, self._clock)
         finally:
-            self.capture = None
             self.keypad.reset()
             self._keys_blocked = True
             self.listener.resume()
         self._inputs.put_nowait(SystemInput("capture_result", {"capture_status": status}))
 
-    async def _capture_step(self, actions: list, instruction: SecureCapture) -> Done | None:
-        submit = next((a for a in actions if isinstance(a, Submit)), None)
-        if submit is not None:  # pay at once, while "one moment" plays; a hang-up won't stop it
-            self._payment = asyncio.ensure_future(self._pay(submit.method, instruction))
-        for action in actions:
-            if isinstance(action, Prompt):
-                text = prompt_text(action)
-                if text:
-                    await self.player.say([text])
-            elif isinstance(action, Submit):
-                assert self._payment is not None
-                outcome, error = await asyncio.shield(self._payment)
-                assert self.capture is not None
-                after = self.capture.finished(outcome, error=error)
-                return await self._capture_step(after, instruction)
-            elif isinstance(action, Done):
-                return action
-        return None
-
-    async def _pay(
-        self, method: CardData | BankAccount, instruction: SecureCapture
-    ) -> tuple[PaymentOutcome | None, str | None]:
-        """Charge through the ledger in a thread; errors come back as codes, never text."""
-        try:
-            outcome = await asyncio.shield(
-                asyncio.to_thread(_charge, self.runtime, instruction, method, self.sender)
-            )
-            return outcome, None
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("call %s: payment submit failed (%s)", self.call_sid, type(exc).__name__)
-            return None, type(exc).__name__
+    async def _say_one(self, text: str) -> None:
+        await self.player.say([text])
 
     # Ending the call --------------------------------------------------------------------
     async def _heard_out(self) -> None:
@@ -463,24 +362,13 @@ class CallHandler:
         await self._hang_up("bot unavailable")
 
     async def _cleanup(self, worker: asyncio.Task[None], ticker: asyncio.Task[None]) -> None:
-        capture = self.capture
-        if capture is not None:
-            capture.cancel("hangup")  # wipes any digits keyed so far
-        if self._early_keys:
-            self._early_keys.clear()
+        self.capture.hang_up()  # wipes any digits keyed so far
         self.listener.drop_turn()
         self.player.close()
         for task in (ticker, worker):
             task.cancel()
         await asyncio.gather(worker, ticker, return_exceptions=True)
-        # The caller confirmed (pressed 1) and hung up: the payment they agreed to is still
-        # taken, once, and recorded, whether it was under way or not picked up yet.
-        if self._payment is not None:
-            await asyncio.gather(self._payment, return_exceptions=True)
-        while capture is not None and not self._capture_actions.empty():
-            for action in self._capture_actions.get_nowait():
-                if isinstance(action, Submit):
-                    await self._pay(action.method, capture.instruction)
+        await self.capture.settle()  # a payment the caller confirmed is still taken, once
         while not self._inputs.empty():
             item = self._inputs.get_nowait()
             if isinstance(item, SpeechInput):
@@ -503,23 +391,3 @@ class CallHandler:
         except ConnectionResetError as exc:
             raise CallEnded from exc
 
-
-def _charge(
-    runtime: VoiceRuntime, instruction: SecureCapture, method: CardData | BankAccount, sender: str
-) -> PaymentOutcome:
-    """Look the account up and pay (runs in a thread; the ledger is synchronous)."""
-    with Session(runtime.engine) as session:
-        account_id = session.exec(
-            select(Account.id).where(Account.account_number == instruction.account_number)
-        ).first()
-    if account_id is None:
-        raise LookupError("account not found")
-    return runtime.ledger.pay_with_new_method(
-        account_id=account_id,
-        method=method,
-        amount=Decimal(instruction.amount),
-        channel="voice",
-        save=instruction.save,
-        conversation_id=sender,
-        idempotency_key=instruction.idempotency_key,
-    )
