@@ -1,4 +1,5 @@
-"""The secure capture: the only room with card and bank digits. It owns the keypad state machine
-(:mod:`.session`), the field buffers (:mod:`.fields`, :mod:`.digits`), the wording
-(:mod:`.wording`) and the charge (:mod:`.charge`); the call handler hands it keys and gets back
-what to say and a status, never digits."""
+"""The secure capture: the only room with card and bank digits. Its door (:mod:`.door`) is the
+one way in: the call handler hands it keys and gets back what to say and a status, never
+digits. Behind it: the keypad state machine (:mod:`.session`), the field buffers
+(:mod:`.fields`), the wording (:mod:`.wording`) and the charge (:mod:`.charge`).
+"""

@@ -2,7 +2,7 @@
 
 Inbound (Twilio → bridge): :class:`Connected`, :class:`Start`, :class:`Media`, :class:`Dtmf`,
 :class:`Mark`, :class:`Stop`, built by :func:`parse_message` and serialized by ``to_json`` (as
-Twilio sends them; the test caller in ``voice_bridge/caller`` uses this). Outbound (bridge →
+Twilio sends them; the simulated caller in ``twilio_sim`` uses this). Outbound (bridge →
 Twilio): :class:`OutboundMedia`, :class:`OutboundMark`, :class:`Clear`, serialized by
 ``to_json`` and parsed back by :func:`parse_outbound` (for tests and fake Twilio servers).
 
