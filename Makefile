@@ -24,8 +24,9 @@ run: model ## start Rasa, the action server and the voice bridge (Ctrl-C stops a
 test: model espeak ## run the tests; pass pytest options with PYTEST_ARGS='-x -k ledger'
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
-lint: $(INSTALLED) ## check the code (ruff) and the bot's training data (rasa data validate)
+lint: $(INSTALLED) ## check the code (ruff, the import contracts) and the bot's training data
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	RASA_TELEMETRY_ENABLED=false $(PYTHON) -m rasa data validate --fail-on-warnings \
 		--domain bot/domain.yml --data bot/data nlu_data --config bot/config.yml
 
@@ -34,7 +35,7 @@ train: $(INSTALLED) ## train the Rasa model now (bot/ + nlu_data/ -> models/payb
 
 clean: ## delete the trained model, Rasa's cache and Python caches (keeps .venv and var/)
 	rm -rf models/paybot.tar.gz models/.fingerprint models/.rasa-cache .rasa \
-		.pytest_cache .ruff_cache build
+		.pytest_cache .ruff_cache .import_linter_cache build
 	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
 
 # The simulated caller's voice (`paybot call`, the voice tests): Debian's espeak-ng. Installed

@@ -23,7 +23,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import customer
 from actions.responses import say
 from actions.services import services
-from paybot.dialog.channel import CHANNELS, sanitize_metadata
+from paybot.dialog.metadata import CHANNELS, sanitize_metadata
 from paybot.parsing import parse_date
 
 log = logging.getLogger(__name__)

@@ -44,7 +44,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.helpers import edit_distance  # noqa: E402
-from voice_bridge import audio as A  # noqa: E402
 from voice_bridge.asr import make_asr_engine, words_to_digits  # noqa: E402
 from voice_bridge.asr.base import AsrEngine  # noqa: E402
 from voice_bridge.asr.grammars import NO_PHRASES, YES_PHRASES  # noqa: E402
@@ -53,8 +52,10 @@ from voice_bridge.asr.pocketsphinx_engine import (  # noqa: E402
     PocketSphinxOptions,
 )
 from voice_bridge.asr.pocketsphinx_lm import DomainLmOptions  # noqa: E402
+from voice_bridge.audio import StreamingUpsampler  # noqa: E402
+from voice_bridge.call.vad import turn_config  # noqa: E402
 from voice_bridge.tts.normalize import number_to_words  # noqa: E402
-from voice_bridge.vad import turn_config  # noqa: E402
+from voice_bridge.twilio import codec as A  # noqa: E402
 
 FSDD = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd"
 SPEAKERS = ("george", "jackson", "lucas", "nicolas")
@@ -314,7 +315,7 @@ def calibrate_cmn() -> None:
         for pcm in utterances:
             decoder.set_cmn(cmn)
             decoder.start_utt()
-            decoder.process_raw(A.StreamingUpsampler().process(pcm))
+            decoder.process_raw(StreamingUpsampler().process(pcm))
             decoder.end_utt()
             cmn = decoder.get_cmn()
         return cmn

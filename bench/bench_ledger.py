@@ -26,7 +26,7 @@ from sqlalchemy import text
 
 from paybot.db.engine import make_engine, migrate, session_scope
 from paybot.db.models import Account, PaymentMethod
-from paybot.gateway.base import CardData
+from paybot.gateway.card_data import CardData
 from paybot.gateway.sandbox import SandboxGateway
 from paybot.payments.fees import FeePolicy
 from paybot.payments.ledger import Ledger

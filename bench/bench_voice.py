@@ -8,7 +8,7 @@ Starts the real stack (``paybot up`` on free ports, a private data dir, a local 
 Twilio's REST API, no scheduler) unless ``--url``/``--rasa-url`` name a running one, and adds
 one account per call (own number, own name and balance, a stored Visa), so that concurrent
 calls never pay the same bill. Each call is placed the way Twilio places it
-(:class:`voice_bridge.caller.CallerSession`: signed webhook, Media Stream, real-time 20 ms
+(:class:`twilio_sim.CallerSession`: signed webhook, Media Stream, real-time 20 ms
 μ-law frames of espeak-ng speech, playback with mark echoes): the welcome asks the billing
 ZIP (caller ID is only a hint), the caller keys it ("94107#"), the greeting ("Hello Ava, are
 you ready to make your payment of ... now?"), "yes" (ready to pay), "yes" (the stored Visa),
@@ -20,7 +20,7 @@ Printed per level:
 
 * response latency: from the caller's last speech frame to the bot's first audio frame, minus
   the end-of-turn silence the bridge waits for in the question's listen mode (500 ms yes/no,
-  700 ms free speech: ``voice_bridge.vad``; nothing for the keyed ZIP, which ends at ``#``);
+  700 ms free speech: ``voice_bridge.call.vad``; nothing for the keyed ZIP, which ends at ``#``);
   also the raw figure and the welcome's time to first audio (not in the latency: no caller
   turn before it);
 * where the time goes (own stack only), from the bridge's log lines lined up with the caller's
@@ -68,8 +68,8 @@ from paybot.db.models import Account, Payment, PaymentStatus  # noqa: E402
 from paybot.gateway.sandbox import SandboxGateway  # noqa: E402
 from paybot.seed import DEMO_ACCOUNTS, _seed_one  # noqa: E402
 from paybot.settings import Settings, load_settings  # noqa: E402
-from voice_bridge.caller import CallerSession, CallResult, EspeakVoice  # noqa: E402
-from voice_bridge.vad import turn_config  # noqa: E402
+from twilio_sim import CallerSession, CallResult, EspeakVoice  # noqa: E402
+from voice_bridge.call.vad import turn_config  # noqa: E402
 
 ZIP_KEYS = "94107#"  # the billing ZIP of every bench account (James Smith's), keyed
 SCRIPT = ("yes", "yes", "yes", "no", "no")
@@ -276,7 +276,7 @@ def find_services(up_pid: int | None, bridge_port: int, rasa_port: int,
     if up_pid is not None:  # children of our `paybot up`
         for pid in tree.get(up_pid, []):
             line = _cmdline(pid)
-            name = ("bridge" if "paybot.cli bridge" in line else
+            name = ("bridge" if "paybot_cli bridge" in line else
                     "actions" if _is_action_server(line) else
                     "rasa" if "rasa run" in line or "rasa_server run" in line else None)
             if name:

@@ -19,7 +19,7 @@ from paybot import audit
 from paybot.db import queries
 from paybot.db.engine import session_scope
 from paybot.db.models import Account, AccountStatus, PaymentMethod
-from paybot.gateway.base import CardData, Gateway
+from paybot.gateway.base import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,7 @@ def seed_demo_data(engine: Engine, gateway: Gateway, *, today: date | None = Non
 def _seed_one(engine: Engine, gateway: Gateway, demo: DemoAccount, today: date) -> None:
     token = None
     if demo.test_card:
-        cvc = "1234" if demo.test_card.startswith("3") else "123"
-        token = gateway.tokenize_card(CardData(demo.test_card, 12, today.year + 3, cvc))
+        token = gateway.tokenize_test_card(demo.test_card, today)
     with session_scope(engine) as session:
         account = Account(
             account_number=demo.account_number,

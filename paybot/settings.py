@@ -143,7 +143,7 @@ class Settings(BaseSettings):
     # the tracker store, redis://[:password@]host:6379/0[?key_prefix=name] for the lock store.
     tracker_store_url: SecretStr | None = Field(None, env="PAYBOT_TRACKER_STORE_URL")
     # In memory, conversations idle past the session expiry are forgotten, and past this
-    # many the least recently used one (paybot/dialog/tracker_store.py).
+    # many the least recently used one (rasa_plugins/tracker_store.py).
     tracker_max_conversations: int = Field(
         10_000, env="PAYBOT_TRACKER_MAX_CONVERSATIONS", ge=1, le=10_000_000
     )

@@ -99,7 +99,7 @@ class Stack:
             self.engine = make_engine(f"sqlite:///{external_db}")
             return
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "paybot.cli", "up"],
+            [sys.executable, "-m", "paybot_cli", "up"],
             cwd=REPO,
             env=self.env,
             stdout=subprocess.PIPE,

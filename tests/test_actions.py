@@ -264,7 +264,7 @@ async def test_payment_keys_fit_their_column_whatever_the_sender(svc):
     import random
 
     from paybot.db.models import Payment
-    from voice_bridge.caller.webhook import new_sid
+    from twilio_sim.webhook import new_sid
 
     seed = random.randrange(2**32)
     rng = random.Random(seed)

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import edit_distance
-from voice_bridge import audio as A
 from voice_bridge.asr import (
     AsrError,
     AsrModelError,
@@ -43,7 +42,8 @@ from voice_bridge.asr.pocketsphinx_lm import (
     domain_lm_file,
 )
 from voice_bridge.asr.vosk_engine import VOSK_MODEL_ENV, check_vosk_model_dir
-from voice_bridge.vad import turn_config
+from voice_bridge.call.vad import turn_config
+from voice_bridge.twilio import codec as A
 
 FSDD = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd"
 if not FSDD.is_dir():

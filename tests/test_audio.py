@@ -9,14 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voice_bridge import audio as A
 from voice_bridge.asr.grammars import ExpectedInput
-from voice_bridge.vad import (
+from voice_bridge.audio import StreamingUpsampler
+from voice_bridge.call.vad import (
     EndOfTurnDetector,
     TurnConfig,
     TurnEventType,
     turn_config,
 )
+from voice_bridge.twilio import codec as A
 
 FSDD = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd"
 if not FSDD.is_dir():
@@ -107,8 +108,8 @@ def test_resample_22050_to_8000_anti_aliases() -> None:
 
 def test_streaming_upsampler_is_seamless() -> None:
     signal = tone(1000, 700, -15) + noise(300, -40)
-    whole = A.StreamingUpsampler().process(signal)
-    up = A.StreamingUpsampler()
+    whole = StreamingUpsampler().process(signal)
+    up = StreamingUpsampler()
     framed = b"".join(up.process(f) for f in A.iter_frames(signal, 320, pad=None))
     assert framed == whole
     assert level_at(whole[:32000], 16000, 700) == pytest.approx(32768 * 10 ** (-15 / 20), rel=0.02)

@@ -16,17 +16,17 @@ import pytest
 
 from paybot.dialog.payloads import Hangup, Listen, Prepare, SecureCapture, Transfer, to_dict
 from tests.helpers import edit_distance
-from voice_bridge import audio as A
 from voice_bridge.asr.pocketsphinx_engine import PocketSphinxEngine
-from voice_bridge.capture import CaptureSession
-from voice_bridge.capture_fields import Prompt
-from voice_bridge.capture_wording import prompt_text
-from voice_bridge.keypad import KeypadEntry
-from voice_bridge.listener import Listener
-from voice_bridge.playback import Player
-from voice_bridge.rasa_client import parse_reply
+from voice_bridge.call.keypad import KeypadEntry
+from voice_bridge.call.listener import Listener
+from voice_bridge.call.playback import Player
+from voice_bridge.call.rasa_client import parse_reply
+from voice_bridge.call.vad import TurnEventType
+from voice_bridge.secure_capture.fields import Prompt
+from voice_bridge.secure_capture.session import CaptureSession
+from voice_bridge.secure_capture.wording import prompt_text
 from voice_bridge.tts import PiperTts
-from voice_bridge.vad import TurnEventType
+from voice_bridge.twilio import codec as A
 
 FSDD = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd"
 if not FSDD.is_dir():

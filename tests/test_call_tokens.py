@@ -7,7 +7,7 @@ import re
 import pytest
 from pydantic import SecretStr
 
-from voice_bridge.call_tokens import (
+from voice_bridge.twilio.stream_tokens import (
     CallClaims,
     InvalidCallToken,
     call_token_secret,

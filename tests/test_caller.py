@@ -25,8 +25,7 @@ from aiohttp.test_utils import TestServer
 from twilio.request_validator import RequestValidator
 
 from paybot.settings import Settings, load_settings
-from voice_bridge import audio as A
-from voice_bridge.caller import (
+from twilio_sim import (
     CallEnded,
     CallerSession,
     CallResult,
@@ -40,10 +39,11 @@ from voice_bridge.caller import (
     parse_script,
     run_script,
 )
-from voice_bridge.caller.playback import TwilioPlayback
-from voice_bridge.caller.script import BargeIn, Hangup, Press, Say, Wait, WaitBot, WaitHangup
-from voice_bridge.caller.webhook import local_stream_url, parse_connect_stream
-from voice_bridge.twilio_messages import (
+from twilio_sim.playback import TwilioPlayback
+from twilio_sim.script import BargeIn, Hangup, Press, Say, Wait, WaitBot, WaitHangup
+from twilio_sim.webhook import local_stream_url, parse_connect_stream
+from voice_bridge.twilio import codec as A
+from voice_bridge.twilio.messages import (
     Clear,
     Connected,
     Dtmf,
@@ -460,7 +460,7 @@ async def test_marks_play_out_in_real_time_and_clear_echoes_at_once(bridge, call
 
 async def test_keys_speech_latency_and_late_frames(bridge, call_settings, caplog) -> None:
     fake, url = bridge
-    caplog.set_level(logging.DEBUG, logger="voice_bridge.caller")
+    caplog.set_level(logging.DEBUG, logger="twilio_sim")
     async with session(call_settings, url) as call:
         await fake.until(lambda: fake.ws is not None and fake.events("start"))
         await fake.reply("1", tone(200))

@@ -13,8 +13,9 @@ from types import SimpleNamespace
 import pytest
 
 from paybot.dialog.payloads import SecureCapture
-from paybot.gateway.base import BankAccount, CardData
-from voice_bridge.capture import (
+from paybot.gateway.card_data import BankAccount, CardData
+from voice_bridge.secure_capture.fields import DigitBuffer
+from voice_bridge.secure_capture.session import (
     CaptureProgress,
     CaptureSession,
     CaptureTimeouts,
@@ -22,7 +23,6 @@ from voice_bridge.capture import (
     Prompt,
     Submit,
 )
-from voice_bridge.capture_fields import DigitBuffer
 
 VISA = "4242424242424242"
 VISA_BAD_LUHN = "4242424242424241"

@@ -7,7 +7,8 @@ from datetime import date
 
 import pytest
 
-from paybot.gateway.base import BankAccount, CardData, InvalidPaymentData
+from paybot.gateway.base import InvalidPaymentData
+from paybot.gateway.card_data import BankAccount, CardData
 from paybot.gateway.cards import (
     BRANDS,
     Expiry,

@@ -37,14 +37,14 @@ def code():
 SID = "CA0123456789abcdef0123456789abcdef"
 CLEAN_LOG = "\n".join(
     [
-        "[bridge] 2026-12-05 01:02:03,837 INFO voice_bridge.capture: capture call:CA0f3a:1b2c: "
-        "security_code accepted",
+        "[bridge] 2026-12-05 01:02:03,837 INFO voice_bridge.secure_capture.session: "
+        "capture call:CA0f3a:1b2c: security_code accepted",
         "[rasa] 2026-12-05 01:02:04 INFO rasa.core.processor - timestamp 1764893575.1234567 "
         "sender sms:+15555550100",
         "[actions] 2026-12-05 01:02:05,371 INFO paybot.ledger: payment 12 succeeded, "
         f"confirmation 123-456-786, idem call:{SID}:9f8e7d6c5b4a39281706f5e4d3c2b1a0",
-        f"[bridge] 2026-12-05 01:02:06,001 INFO voice_bridge.call: call {SID}: reply 3 first "
-        "audio 412 ms",
+        f"[bridge] 2026-12-05 01:02:06,001 INFO voice_bridge.call.handler: call {SID}: "
+        "reply 3 first audio 412 ms",
         "total 1,234,567.89 on account 100200300 zip 94107 phone +1 (555) 555-0100 port 38371",
         "",
     ]

@@ -26,7 +26,7 @@ OTHERS = ["100200300", "94107", "pay $1,234.56", "+1 (555) 555-0100", "the one e
 CHILD = """
 import json, sys
 from types import SimpleNamespace
-from paybot.dialog.channel import SafeRestInput, screen_card_numbers
+from rasa_plugins.channel import SafeRestInput, screen_card_numbers
 messages = json.loads(sys.stdin.read())
 channel = SafeRestInput()
 out = [channel._extract_message(SimpleNamespace(json={"message": m})) for m in messages]

@@ -10,7 +10,7 @@ import random
 from rasa.shared.core.training_data.story_reader.yaml_story_reader import YAMLStoryReader
 from rasa.shared.nlu.training_data.message import Message
 
-from paybot.dialog.channel import sanitize_text
+from rasa_plugins.channel import sanitize_text
 
 SLASHES = ("/", "/", "/", "／", "∕", "⁄", "\\")
 SPACES = (" ", "  ", "\t", "\n", "\r", "\u200b", "\u200d", "\u00a0", "\u3000", "\u2028",

@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from paybot.cli import train as train_cli
-from paybot.cli.main import main
-from paybot.cli.project import find_project
 from paybot.settings import Settings, load_settings
+from paybot_cli import train as train_cli
+from paybot_cli.main import main
+from paybot_cli.project import find_project
 
 REPO = Path(__file__).resolve().parents[1]
 UP_TIMEOUT_S = 300.0
@@ -294,7 +294,7 @@ def test_up_starts_serves_and_stops_cleanly(trained_model, tmp_path):
     env.update({f"PAYBOT_{name}_PORT": str(port) for name, port in ports.items()})
     env.update(PAYBOT_ENV="test", PAYBOT_DATA_DIR=str(tmp_path / "var"))
     process = subprocess.Popen(
-        [sys.executable, "-m", "paybot.cli", "up"], cwd=REPO, env=env, text=True,
+        [sys.executable, "-m", "paybot_cli", "up"], cwd=REPO, env=env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )
     lines: queue.Queue = queue.Queue()

@@ -22,7 +22,7 @@ from paybot.db.models import (
     Payment,
     VerificationFailure,
 )
-from paybot.gateway.base import CardData
+from paybot.gateway.card_data import CardData
 from paybot.gateway.sandbox import SandboxGateway
 from paybot.payments import confirmation
 from paybot.payments.fees import FeePolicy
@@ -619,7 +619,7 @@ def test_paybot_chat_talks_to_the_running_stack(stack):
     env = {**stack.env}
     env["PAYBOT_RASA_PORT"] = stack.rasa_url.rsplit(":", 1)[1]
     result = subprocess.run(
-        [sys.executable, "-m", "paybot.cli", "chat", "--phone", "555-555-0122"],
+        [sys.executable, "-m", "paybot_cli", "chat", "--phone", "555-555-0122"],
         input="hi\n60601\nwhat's my balance\n",
         env=env,
         capture_output=True,

@@ -15,7 +15,7 @@ from paybot.db.models import (
     Payment,
     SandboxCharge,
 )
-from paybot.gateway.base import BankAccount, CardData
+from paybot.gateway.card_data import BankAccount, CardData
 from paybot.gateway.sandbox import SandboxGateway
 from paybot.payments import confirmation
 from paybot.payments.fees import FeePolicy
@@ -535,10 +535,10 @@ async def test_bridge_job_settles_unknown_payments_while_running(
 
     from aiohttp import web
 
+    from voice_bridge.jobs.recheck import recheck_job
     from voice_bridge.keys import DB_ENGINE, SETTINGS
-    from voice_bridge.recheck_job import recheck_job
 
-    caplog.set_level(logging.INFO, logger="voice_bridge.recheck_job")
+    caplog.set_level(logging.INFO, logger="voice_bridge.jobs.recheck")
     payment = _unknown(ledger, sandbox, monkeypatch, "25.00", charged=True)
     threads = []
     recheck = Ledger.recheck_unknown

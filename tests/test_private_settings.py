@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from paybot.cli.main import main
-from paybot.cli.project import find_project
-from paybot.cli.up import plan
-from paybot.dialog.action_server import HEADER
-from paybot.dialog.rasa_server import token_from_env
+from actions.server import HEADER
 from paybot.settings import SettingsError, load_settings
+from paybot_cli.main import main
+from paybot_cli.project import find_project
+from paybot_cli.up import plan
+from rasa_plugins.rasa_server import token_from_env
 
 REPO = Path(__file__).resolve().parents[1]
 PROD = {
@@ -121,7 +121,7 @@ def _action_server(tmp_path: Path, secret: str | None) -> tuple[subprocess.Popen
     if secret is not None:
         env["PAYBOT_ACTION_SECRET"] = secret
     process = subprocess.Popen(
-        [sys.executable, "-m", "paybot.dialog.action_server", "--actions", "actions",
+        [sys.executable, "-m", "actions.server", "--actions", "actions",
          "--port", str(port)],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )

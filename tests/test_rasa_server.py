@@ -6,8 +6,8 @@ import jsonschema
 import pytest
 from rasa.core.actions.action import RemoteAction
 
-from paybot.cli.up import plan
-from paybot.dialog import rasa_server
+from paybot_cli.up import plan
+from rasa_plugins import rasa_server
 
 VALID = [
     {"events": [], "responses": []},
@@ -53,8 +53,8 @@ def test_invalid_responses_fail_with_rasas_message(compiled, response):
 def test_paybot_up_runs_rasa_through_the_launcher():
     from pathlib import Path
 
-    from paybot.cli.project import Project
     from paybot.settings import load_settings
+    from paybot_cli.project import Project
 
     rasa = plan(load_settings(env="test"), Project(Path(__file__).resolve().parents[1]))[0]
-    assert rasa.argv[1:4] == ["-m", "paybot.dialog.rasa_server", "run"]
+    assert rasa.argv[1:4] == ["-m", "rasa_plugins.rasa_server", "run"]

@@ -16,11 +16,11 @@ import pytest
 import yaml
 from sqlalchemy import text
 
-from paybot.cli.project import find_project
-from paybot.cli.rasa_endpoints import rasa_endpoints
-from paybot.cli.up import plan
 from paybot.db.engine import make_engine
 from paybot.settings import SettingsError, load_settings
+from paybot_cli.project import find_project
+from paybot_cli.rasa_endpoints import rasa_endpoints
+from paybot_cli.up import plan
 from tests import cardscan
 from tests.conftest import PG_URL_ENV
 from tests.stack import Conversation, Stack
@@ -231,7 +231,7 @@ async def test_bot_tracker_store_is_bounded_and_forgets_the_least_recently_used(
     monkeypatch, settings
 ):
     _endpoint_variables(monkeypatch, settings)
-    from paybot.dialog.tracker_store import BoundedTrackerStore
+    from rasa_plugins.tracker_store import BoundedTrackerStore
 
     store = _bot_tracker_store(max_conversations=50)
     assert isinstance(store, BoundedTrackerStore)  # not Rasa's silent in-memory fallback
@@ -275,7 +275,7 @@ async def test_bot_tracker_store_forgets_conversations_idle_past_the_session_exp
 def test_unbounded_settings_are_refused():
     from rasa.shared.core.domain import Domain
 
-    from paybot.dialog.tracker_store import BoundedTrackerStore
+    from rasa_plugins.tracker_store import BoundedTrackerStore
 
     with pytest.raises(ValueError, match="max_conversations"):
         BoundedTrackerStore(Domain.empty(), max_conversations=0)

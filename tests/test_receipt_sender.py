@@ -17,15 +17,15 @@ from paybot.db.models import OutboundMessage
 from paybot.db.types import utcnow
 from paybot.settings import load_settings
 from tests.helpers import rows
-from voice_bridge.keys import DB_ENGINE, SETTINGS
-from voice_bridge.receipt_sender import (
+from voice_bridge.jobs.receipt_sender import (
     Claimed,
     _after_failure,
     claim_due,
     receipt_sender,
     send_due,
 )
-from voice_bridge.twilio_rest import TwilioRest, TwilioRestError
+from voice_bridge.keys import DB_ENGINE, SETTINGS
+from voice_bridge.twilio.rest import TwilioRest, TwilioRestError
 
 pytest_plugins = ["tests.fake_twilio"]  # the fake_twilio fixture
 SMS_FROM = "+15555550999"

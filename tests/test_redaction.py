@@ -16,10 +16,10 @@ import textwrap
 import pytest
 
 from paybot import redaction
-from paybot.cli import children
 from paybot.gateway.cards import luhn_check_digit, luhn_valid
 from paybot.redaction import redact
 from paybot.spoken.numbers import TEENS, TENS
+from paybot_cli import children
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 SEPARATORS = (" ", "  ", "-", ".", ",", "/", "_", "\t", " - ", ", ", ". ")
@@ -183,8 +183,8 @@ def test_every_launcher_installs_redaction(tmp_path):
     """)
     env = {**os.environ, "PAYBOT_ENV": "test", "PAYBOT_DATA_DIR": str(tmp_path),
            "PAYBOT_ACTION_SECRET": "x" * 20}
-    for module, args in (("paybot.cli", ["bridge"]), ("paybot.dialog.rasa_server", ["run"]),
-                         ("paybot.dialog.action_server", ["--actions", "actions"])):
+    for module, args in (("paybot_cli", ["bridge"]), ("rasa_plugins.rasa_server", ["run"]),
+                         ("actions.server", ["--actions", "actions"])):
         result = subprocess.run([sys.executable, "-c", probe, module, *args], env=env,
                                 capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, (module, result.stderr[-2000:])

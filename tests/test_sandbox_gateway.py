@@ -13,8 +13,6 @@ import pytest
 from sqlalchemy import text
 
 from paybot.gateway.base import (
-    BankAccount,
-    CardData,
     ChargeResult,
     GatewayError,
     GatewayTimeout,
@@ -22,6 +20,7 @@ from paybot.gateway.base import (
     InvalidPaymentData,
     UnknownToken,
 )
+from paybot.gateway.card_data import BankAccount, CardData
 from paybot.gateway.sandbox import InvalidRequest, SandboxGateway
 
 TODAY = date(2026, 5, 15)

@@ -140,7 +140,7 @@ def test_a_worker_that_listed_a_payment_late_does_not_charge_it(
 
 
 def test_run_due_command_for_cron(scheduler, db_engine, settings, capsys):
-    from paybot.cli.main import main
+    from paybot_cli.main import main
 
     _due_today(scheduler, 2)
     url = db_engine.url.render_as_string(hide_password=False)
@@ -163,8 +163,8 @@ async def _run_job(settings, engine, until, timeout_s: float = 20.0) -> None:
 
     from aiohttp import web
 
+    from voice_bridge.jobs.scheduler import scheduler_job
     from voice_bridge.keys import DB_ENGINE, SETTINGS
-    from voice_bridge.scheduler_job import scheduler_job
 
     app = web.Application()
     app[SETTINGS], app[DB_ENGINE] = settings, engine
@@ -188,7 +188,7 @@ async def test_bridge_job_runs_due_payments_in_a_thread(
 
     from paybot.db.models import Payment
 
-    caplog.set_level(logging.INFO, logger="voice_bridge.scheduler_job")
+    caplog.set_level(logging.INFO, logger="voice_bridge.jobs.scheduler")
     ids = _due_today(scheduler, 2)
     threads = []
     run_due = Scheduler.run_due

@@ -17,12 +17,12 @@ from aiohttp.test_utils import TestClient
 
 from paybot.settings import Settings
 from tests.test_twilio_webhooks import CALL, CALLER, make_bridge, stream_of, voice_params
-from voice_bridge.call_tokens import call_token_secret, issue_call_token
 from voice_bridge.keys import SETTINGS
-from voice_bridge.stream import admit_stream
-from voice_bridge.twilio_messages import Connected, Media, Start
-from voice_bridge.twilio_signature import SIGNATURE_HEADER, sign
-from voice_bridge.ws_frames import CLOSE_READ_TIMEOUT, frames
+from voice_bridge.twilio.messages import Connected, Media, Start
+from voice_bridge.twilio.signature import SIGNATURE_HEADER, sign
+from voice_bridge.twilio.stream import admit_stream
+from voice_bridge.twilio.stream_tokens import call_token_secret, issue_call_token
+from voice_bridge.twilio.ws_frames import CLOSE_READ_TIMEOUT, frames
 
 STREAM = "MZ" + "1" * 32
 SILENCE = b"\xff" * 160  # 20 ms of μ-law silence

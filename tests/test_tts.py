@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voice_bridge import audio as A
 from voice_bridge.tts import PiperTts, TtsError, default_voice_path, split_sentences
 from voice_bridge.tts.normalize import (
     amount_to_words,
@@ -18,6 +17,7 @@ from voice_bridge.tts.normalize import (
     number_to_words,
     phone_to_words,
 )
+from voice_bridge.twilio import codec as A
 
 PROMPT = "Hello James, are you ready to make your payment of $321.72 now?"
 

@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from voice_bridge.twilio_messages import (
+from voice_bridge.twilio.messages import (
     Clear,
     Connected,
     Dtmf,

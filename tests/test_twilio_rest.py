@@ -10,13 +10,13 @@ import pytest
 
 from paybot.settings import load_settings
 from tests.stack import free_port
-from voice_bridge.transfer_twiml import SIP_HEADERS_MAX, InvalidTransferTarget
-from voice_bridge.twilio_rest import (
+from voice_bridge.twilio.rest import (
     RedirectingHttpClient,
     TwilioNotConfigured,
     TwilioRest,
     TwilioRestError,
 )
+from voice_bridge.twilio.twiml import SIP_HEADERS_MAX, InvalidTransferTarget
 
 pytest_plugins = ["tests.fake_twilio"]  # the fake_twilio fixture
 CALL = "CA" + "d" * 32

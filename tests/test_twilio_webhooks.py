@@ -22,12 +22,12 @@ from paybot.dialog.vouch import vouch_key, vouched
 from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED
 from paybot.settings import Settings
 from tests.helpers import rows
-from voice_bridge import twilio_webhooks
-from voice_bridge.call_records import get_call
-from voice_bridge.call_tokens import InvalidCallToken, call_token_secret, verify_call_token
+from voice_bridge.jobs.call_records import get_call
 from voice_bridge.keys import DB_ENGINE, HTTP_CLIENT, SETTINGS
-from voice_bridge.twilio_signature import FORM_TYPE, SIGNATURE_HEADER, sign
-from voice_bridge.twilio_webhooks import SMS_HELP, SMS_UNAVAILABLE, add_twilio_routes
+from voice_bridge.twilio import webhooks as twilio_webhooks
+from voice_bridge.twilio.signature import FORM_TYPE, SIGNATURE_HEADER, sign
+from voice_bridge.twilio.stream_tokens import InvalidCallToken, call_token_secret, verify_call_token
+from voice_bridge.twilio.webhooks import SMS_HELP, SMS_UNAVAILABLE, add_twilio_routes
 
 PUBLIC = "https://bot.example.com"
 CALL = "CA" + "a" * 32
@@ -89,7 +89,7 @@ async def make_bridge(settings: Settings, engine, stream_handler=None) -> AsyncI
     app.cleanup_ctx.append(http_client)
     add_twilio_routes(app)
     if stream_handler is not None:
-        from voice_bridge.stream import add_stream_route
+        from voice_bridge.twilio.stream import add_stream_route
 
         add_stream_route(app, stream_handler)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:

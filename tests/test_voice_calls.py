@@ -2,7 +2,7 @@
 
 ``paybot up`` runs the Rasa server, the action server and the bridge; a local fake of
 Twilio's REST API (tests/fake_twilio.py) takes the bridge's call updates (transfer, hang-up)
-and SMS; :class:`voice_bridge.caller.CallerSession` (what ``paybot call`` runs) places each
+and SMS; :class:`twilio_sim.CallerSession` (what ``paybot call`` runs) places each
 call the way Twilio does: a signed voice webhook, then the websocket with real-time 20 ms
 μ-law frames of espeak-ng speech, keypad presses as ``dtmf`` events, and Twilio's playback
 of the bot's audio with mark echoes. The bot hears through PocketSphinx and speaks with Piper.
@@ -30,8 +30,8 @@ from tests import cardscan
 from tests.fake_twilio import FakeTwilio
 from tests.helpers import rows
 from tests.stack import RASA_TOKEN, Stack
-from voice_bridge.caller import CallerSession
-from voice_bridge.caller.voice import EspeakVoice
+from twilio_sim import CallerSession
+from twilio_sim.voice import EspeakVoice
 
 pytestmark = pytest.mark.services
 
@@ -182,7 +182,7 @@ def test_james_pays_with_stored_card_by_voice(stack, fake_twilio):
 
 
 def test_a_text_message_reaches_the_bot_and_is_answered(stack, fake_twilio):
-    from voice_bridge.twilio_signature import sign
+    from voice_bridge.twilio.signature import sign
 
     url = stack.bridge_url + "/twilio/sms"
 
@@ -205,8 +205,8 @@ def test_a_text_message_reaches_the_bot_and_is_answered(stack, fake_twilio):
 
 
 def text_the_bot(stack: Stack, fake: FakeTwilio, sender: str, body: str) -> str:
-    from voice_bridge.caller.webhook import new_sid
-    from voice_bridge.twilio_signature import sign
+    from twilio_sim.webhook import new_sid
+    from voice_bridge.twilio.signature import sign
 
     stack.track(f"sms:{sender}")
     params = {"MessageSid": new_sid("SM"), "From": sender, "To": BUSINESS_LINE, "Body": body,
@@ -266,8 +266,8 @@ def test_malformed_frames_are_ignored_and_the_call_goes_on(stack, fake_twilio):
 
 
 def test_stream_without_a_valid_token_is_refused(stack, fake_twilio):
-    from voice_bridge.caller.webhook import new_sid
-    from voice_bridge.twilio_messages import Start
+    from twilio_sim.webhook import new_sid
+    from voice_bridge.twilio.messages import Start
 
     async def attempt(token: str) -> int | None:
         import aiohttp
@@ -288,8 +288,8 @@ def test_a_call_is_answered_and_streamed_once(stack, fake_twilio):
     second websocket with the call's own token is refused; the call goes on."""
     import aiohttp
 
-    from voice_bridge.caller.webhook import WebhookError, post_voice_webhook, voice_params
-    from voice_bridge.twilio_messages import Start
+    from twilio_sim.webhook import WebhookError, post_voice_webhook, voice_params
+    from voice_bridge.twilio.messages import Start
 
     async def call():
         async with dial(stack, fake_twilio, JAMES) as phone:

@@ -9,9 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from paybot.dialog import channel
-from paybot.dialog.channel import SafeRestInput
 from paybot.dialog.vouch import MAX_AGE_S, vouch, vouch_key, vouched
+from rasa_plugins import channel
+from rasa_plugins.channel import SafeRestInput
 
 KEY = vouch_key("a-rasa-token")
 JAMES = "+15555550100"

@@ -1,5 +1,5 @@
 """The voice bridge: the aiohttp service Twilio talks to (webhooks, Media Streams, SMS).
 
-Build it with :func:`voice_bridge.app.create_app`; run it with ``paybot bridge`` or
-``python -m voice_bridge``.
+Build it with :func:`voice_bridge.app.create_app`; run it with ``paybot bridge``
+(:mod:`paybot_cli.bridge`).
 """

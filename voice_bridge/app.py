@@ -1,7 +1,7 @@
 """The bridge's aiohttp application factory and its runner.
 
-Routes: ``GET /healthz``, the Twilio webhooks (:mod:`voice_bridge.twilio_webhooks`) and the
-``/twilio/stream`` Media Streams websocket (:mod:`voice_bridge.stream`). Long-lived resources
+Routes: ``GET /healthz``, the Twilio webhooks (:mod:`voice_bridge.twilio.webhooks`) and the
+``/twilio/stream`` Media Streams websocket (:mod:`voice_bridge.twilio.stream`). Long-lived resources
 (the outgoing HTTP client, the speech models and thread pool, background jobs) are opened and
 closed by ``cleanup_ctx`` so that startup and graceful shutdown handle them.
 """
@@ -16,13 +16,13 @@ from aiohttp import ClientSession, ClientTimeout, web
 
 from paybot.settings import Settings
 from voice_bridge.database import database
+from voice_bridge.jobs.receipt_sender import receipt_sender
+from voice_bridge.jobs.recheck import recheck_job
+from voice_bridge.jobs.scheduler import scheduler_job
 from voice_bridge.keys import HTTP_CLIENT, SETTINGS
-from voice_bridge.receipt_sender import receipt_sender
-from voice_bridge.recheck_job import recheck_job
 from voice_bridge.runtime import voice_runtime
-from voice_bridge.scheduler_job import scheduler_job
-from voice_bridge.stream import add_stream_route
-from voice_bridge.twilio_webhooks import add_twilio_routes
+from voice_bridge.twilio.stream import add_stream_route
+from voice_bridge.twilio.webhooks import add_twilio_routes
 
 log = logging.getLogger(__name__)
 HTTP_TIMEOUT_S = 10.0

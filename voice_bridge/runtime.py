@@ -4,7 +4,7 @@ ledger and Twilio's REST client. Built once at start-up.
 
 The models are loaded in a thread before the bridge accepts connections, so the first caller
 does not pay for it and ``/healthz`` only answers once the bridge can really take a call.
-Nothing here holds state of a call: that lives in :class:`voice_bridge.call.CallHandler`.
+Nothing here holds state of a call: that lives in :class:`voice_bridge.call.handler.CallHandler`.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from paybot.payments.factory import make_ledger
 from paybot.payments.ledger import Ledger
 from paybot.settings import Settings
 from voice_bridge.asr import AsrEngine, make_asr_engine
-from voice_bridge.background import running
+from voice_bridge.call.rasa_client import RasaClient
+from voice_bridge.jobs.background import running
 from voice_bridge.keys import DB_ENGINE, HTTP_CLIENT, SETTINGS
-from voice_bridge.rasa_client import RasaClient
 from voice_bridge.tts import PiperTts
 from voice_bridge.tts.warmup import static_prompts, warm_up
 from voice_bridge.urgent_pool import UrgentPool
@@ -55,7 +55,7 @@ class VoiceRuntime:
     rasa: RasaClient
     engine: Engine
     ledger: Ledger
-    twilio: Any  # voice_bridge.twilio_rest.TwilioRest, or None when Twilio is not configured
+    twilio: Any  # voice_bridge.twilio.rest.TwilioRest, or None when Twilio is not configured
 
     async def run_asr(self, fn: Callable[..., T], *args: Any) -> T:
         """Run recognition work in the ASR pool: small, frequent, latency-critical jobs."""
@@ -134,7 +134,7 @@ async def _warm_up(runtime: VoiceRuntime, prompts: list[str]) -> None:
 
 def _twilio_client(settings: Settings) -> Any:
     """Twilio's REST client for call control, or None when no account is configured."""
-    from voice_bridge.twilio_rest import TwilioNotConfigured, TwilioRest
+    from voice_bridge.twilio.rest import TwilioNotConfigured, TwilioRest
 
     try:
         return TwilioRest.from_settings(settings)

@@ -227,7 +227,7 @@ class OutboundMessage(SQLModel, table=True):
     attempts: int = 0
     provider_id: str | None = Field(default=None, max_length=64)
     sent_at: datetime | None = _timestamp(nullable=True, default=False)
-    # Retries (voice_bridge.receipt_sender): when a queued row is due again, and why the last
+    # Retries (voice_bridge.jobs.receipt_sender): when a queued row is due again, and why the last
     # attempt failed ("http 500 code 20500", "no answer"): never the provider's message or body.
     next_attempt_at: datetime | None = _timestamp(nullable=True, default=False)
     last_error: str | None = Field(default=None, max_length=64)

@@ -1,8 +1,9 @@
-"""Payment gateways behind one interface: the embedded sandbox (default) and others."""
+"""Payment gateways behind one interface: the embedded sandbox (default) and others.
+
+The card-data types are in :mod:`paybot.gateway.card_data`, not re-exported here.
+"""
 
 from paybot.gateway.base import (
-    BankAccount,
-    CardData,
     ChargeResult,
     Gateway,
     GatewayError,
@@ -14,8 +15,6 @@ from paybot.gateway.base import (
 )
 
 __all__ = [
-    "BankAccount",
-    "CardData",
     "ChargeResult",
     "Gateway",
     "GatewayError",

@@ -1,15 +1,16 @@
-"""The payment gateway interface, its data classes and its errors.
+"""The payment gateway interface, its result classes and its errors.
 
-Card and bank data classes keep their digits out of ``repr``/``str`` so a stray log line or
-exception message cannot carry them. Only the secure capture builds them, hands them to a
-gateway and drops them.
+The card and bank data a gateway tokenises or charges are in :mod:`paybot.gateway.card_data`.
 """
 
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
+
+from paybot.gateway.card_data import BankAccount, CardData
 
 
 class GatewayError(Exception):
@@ -47,44 +48,6 @@ class UnknownToken(GatewayError):
 
 
 @dataclass(frozen=True)
-class CardData:
-    """A card as keyed by the caller. Never logged: ``repr`` shows brand-free last four only."""
-
-    number: str = field(repr=False)
-    exp_month: int
-    exp_year: int  # four digits
-    cvc: str | None = field(default=None, repr=False)
-    postal_code: str | None = None
-
-    @property
-    def last4(self) -> str:
-        return self.number[-4:]
-
-    def __repr__(self) -> str:
-        return f"CardData(last4={self.last4!r}, exp={self.exp_month:02d}/{self.exp_year})"
-
-    __str__ = __repr__
-
-
-@dataclass(frozen=True)
-class BankAccount:
-    """A US bank account (ACH). ``repr`` shows the last four of the account only."""
-
-    routing_number: str = field(repr=False)
-    account_number: str = field(repr=False)
-    account_type: str = "checking"  # "checking" or "savings"
-
-    @property
-    def last4(self) -> str:
-        return self.account_number[-4:]
-
-    def __repr__(self) -> str:
-        return f"BankAccount(last4={self.last4!r}, type={self.account_type!r})"
-
-    __str__ = __repr__
-
-
-@dataclass(frozen=True)
 class TokenInfo:
     """What the rest of paybot may know about a payment method."""
 
@@ -119,6 +82,12 @@ class Gateway(abc.ABC):
     @abc.abstractmethod
     def tokenize_card(self, card: CardData, *, reusable: bool = True) -> TokenInfo:
         """Store the card at the gateway and return a token for it."""
+
+    def tokenize_test_card(self, number: str, today: date) -> TokenInfo:
+        """A well-known test card number (demo data), tokenised as if keyed: it expires in
+        December three years from ``today``."""
+        cvc = "1234" if number.startswith("3") else "123"
+        return self.tokenize_card(CardData(number, 12, today.year + 3, cvc))
 
     @abc.abstractmethod
     def tokenize_bank_account(self, account: BankAccount) -> TokenInfo:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import NamedTuple
 
-from paybot.gateway.base import BankAccount, CardData, InvalidPaymentData
+from paybot.gateway.base import InvalidPaymentData
+from paybot.gateway.card_data import BankAccount, CardData
 
 INVALID_CARD_NUMBER = "invalid-card-number"
 INVALID_CARD_TYPE = "invalid-card-type"

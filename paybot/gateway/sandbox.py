@@ -36,8 +36,6 @@ from paybot.db.engine import session_scope
 from paybot.db.models import SandboxCharge, SandboxToken
 from paybot.db.types import utcnow
 from paybot.gateway.base import (
-    BankAccount,
-    CardData,
     ChargeResult,
     Gateway,
     GatewayError,
@@ -46,6 +44,7 @@ from paybot.gateway.base import (
     TokenInfo,
     UnknownToken,
 )
+from paybot.gateway.card_data import BankAccount, CardData
 from paybot.gateway.cards import (
     Expiry,
     is_expired,

@@ -40,14 +40,8 @@ from paybot.db import queries
 from paybot.db.engine import session_scope, write_scope
 from paybot.db.models import Account, Payment, PaymentMethod, PaymentStatus
 from paybot.db.types import utcnow
-from paybot.gateway.base import (
-    BankAccount,
-    CardData,
-    ChargeResult,
-    Gateway,
-    GatewayError,
-    GatewayTimeout,
-)
+from paybot.gateway.base import ChargeResult, Gateway, GatewayError, GatewayTimeout
+from paybot.gateway.card_data import BankAccount, CardData
 from paybot.payments.fees import FeePolicy, Quote
 from paybot.payments.payable import held_amount, lock_account
 from paybot.payments.rules import AmountRules, PaymentRefused

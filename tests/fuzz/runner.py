@@ -80,7 +80,7 @@ class SmsLine:
         return self.conversation.sender
 
     def send(self, text: str) -> list[str]:
-        from voice_bridge.twilio_signature import sign
+        from voice_bridge.twilio.signature import sign
 
         url = self.stack.bridge_url + "/twilio/sms"
         params = {

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from voice_bridge.asr.base import AsrEngine, AsrError, AsrModelError, Recognizer
 from voice_bridge.asr.grammars import ExpectedInput, vosk_grammar_json
-from voice_bridge.audio import TWILIO_RATE, StreamingUpsampler
+from voice_bridge.audio import StreamingUpsampler
+from voice_bridge.twilio.codec import TWILIO_RATE
 
 logger = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from voice_bridge.audio import pcm16_to_ulaw_frames
 from voice_bridge.tts.normalize import normalize_for_speech
+from voice_bridge.twilio.codec import pcm16_to_ulaw_frames
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ RESPONSE_FILES = ("bot/domain.yml", "bot/responses.yml")
 def static_prompts(root: Path) -> list[str]:
     """Response texts (templates with ``{placeholders}`` too) from the bot's files, plus the
     capture prompts, each once."""
-    from voice_bridge.capture_wording import FIELD_REQUESTS, FIXED_PROMPTS
+    from voice_bridge.secure_capture.wording import FIELD_REQUESTS, FIXED_PROMPTS
 
     texts: list[str] = [*FIELD_REQUESTS.values(), *FIXED_PROMPTS]
     for name in RESPONSE_FILES:

@@ -1,0 +1,57 @@
+"""``paybot db upgrade`` and ``paybot seed``: schema migrations and the demo data."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from sqlalchemy.engine import Engine
+
+from paybot.db.engine import make_engine, migrate
+from paybot.settings import Settings
+from paybot_cli.console import fail, say
+
+log = logging.getLogger(__name__)
+
+
+def upgrade(settings: Settings) -> Engine:
+    """Migrate the configured database to the latest schema and return its engine."""
+    engine = make_engine(settings.db_url)
+    migrate(engine)
+    return engine
+
+
+def prepare(settings: Settings) -> None:
+    """What ``paybot up`` does before starting services: migrate, seed an empty dev
+    database (when ``PAYBOT_SEED_DEMO_DATA``), settle payments left open by a crash."""
+    from paybot.startup import prepare_database
+
+    report = prepare_database(settings)
+    if report.seeded:
+        say(f"loaded {report.seeded} demo accounts")
+    if report.reconciled:
+        say(f"settled {report.reconciled} payments left open by an earlier run")
+
+
+def upgrade_command(settings: Settings, args: argparse.Namespace) -> int:
+    """``paybot db upgrade``."""
+    upgrade(settings).dispose()
+    say("database schema is up to date")
+    return 0
+
+
+def seed_command(settings: Settings, args: argparse.Namespace) -> int:
+    """``paybot seed``: migrate and load the demo accounts (refused outside dev/test)."""
+    from paybot.gateway.factory import make_gateway
+    from paybot.seed import seed_demo_data
+
+    if not settings.is_dev:
+        fail(f"refusing to load demo data with PAYBOT_ENV={settings.env}")
+        return 1
+    engine = upgrade(settings)
+    try:
+        added = seed_demo_data(engine, make_gateway(settings, engine))
+    finally:
+        engine.dispose()
+    say(f"loaded {added} demo accounts" if added else "accounts exist already; nothing seeded")
+    return 0

@@ -1,0 +1,147 @@
+"""The ``paybot`` console script: argparse wiring only; each command lives in its module.
+
+Command modules are imported only when their command runs, so ``paybot --help`` is quick
+and ``paybot bridge`` does not load the database layer it does not need.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from paybot import redaction
+from paybot.settings import Settings, SettingsError, load_settings
+
+Handler = Callable[[Settings, argparse.Namespace], int]
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+# Loggers that are chatty at INFO without saying anything useful to an operator.
+QUIET_LOGGERS = ("alembic.runtime.plugins",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser for every subcommand; each sets ``handler`` to ``"module:function"``."""
+    parser = argparse.ArgumentParser(
+        prog="paybot", description="Self-hosted conversational pay-by-phone bot."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    up = commands.add_parser("up", help="start Rasa, the action server and the bridge")
+    up.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
+                    help="how long to wait for every service to be healthy (default 300)")
+    up.set_defaults(handler="paybot_cli.up:command")
+
+    train = commands.add_parser("train", help="train the Rasa model from bot/ and nlu_data/")
+    train.add_argument("--if-changed", action="store_true",
+                       help="skip when the training files are unchanged since the last model")
+    train.add_argument("--force", action="store_true", help="train even if nothing changed")
+    train.set_defaults(handler="paybot_cli.train:command")
+
+    db = commands.add_parser("db", help="database schema")
+    db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    db_commands.add_parser("upgrade", help="migrate the database to the latest schema"
+                           ).set_defaults(handler="paybot_cli.database:upgrade_command")
+
+    commands.add_parser("seed", help="load the demo data (dev only)"
+                        ).set_defaults(handler="paybot_cli.database:seed_command")
+
+    accounts = commands.add_parser("accounts", help="customer accounts")
+    account_commands = accounts.add_subparsers(dest="accounts_command", metavar="ACTION",
+                                               required=True)
+    csv_import = account_commands.add_parser("import", help="import accounts from a CSV file")
+    csv_import.add_argument("file", type=Path, metavar="FILE.csv")
+    csv_import.add_argument("--skip-bad", action="store_true",
+                            help="skip invalid rows instead of rejecting the file")
+    csv_import.add_argument("--dry-run", action="store_true",
+                            help="validate and report without writing anything")
+    csv_import.set_defaults(handler="paybot_cli.accounts:import_command")
+
+    payments = commands.add_parser("payments", help="payments")
+    payment_commands = payments.add_subparsers(dest="payments_command", metavar="ACTION",
+                                               required=True)
+    run_due = payment_commands.add_parser("run-due", help="charge the scheduled payments "
+                                          "whose day has come (run it from cron)")
+    run_due.add_argument("--date", metavar="YYYY-MM-DD",
+                         help="take the payments due by this day (default today)")
+    run_due.set_defaults(handler="paybot_cli.payments:run_due_command")
+
+    commands.add_parser("bridge", help="run the voice bridge in the foreground"
+                        ).set_defaults(handler="paybot_cli.bridge:command")
+
+    chat = commands.add_parser("chat", help="talk to the running bot in this terminal")
+    chat.add_argument("--phone", help="the caller's number (E.164), e.g. +15555550100")
+    chat.add_argument("--channel", choices=("chat", "sms", "voice"), default="chat",
+                      help="which channel to pretend to be (default chat)")
+    chat.set_defaults(handler="paybot_cli.chat:command")
+
+    call = commands.add_parser("call", help="phone the running bridge the way Twilio would")
+    call.add_argument("--url", metavar="URL",
+                      help="the bridge (default http://PAYBOT_HOST:PAYBOT_BRIDGE_PORT, "
+                           "i.e. http://127.0.0.1:8080)")
+    call.add_argument("--from", dest="caller", metavar="NUMBER",
+                      help="the caller's number (default: the script's, else +15555550100)")
+    call.add_argument("--to", dest="called", metavar="NUMBER",
+                      help="the number called (default: the script's, else +15555550000)")
+    call.add_argument("--script", type=Path, metavar="FILE.yml",
+                      help="steps to run (see examples/calls/); without it, type lines: text "
+                           "is said, 'press 123#' keys, 'hangup' or Ctrl-D hangs up")
+    call.add_argument("--wav", type=Path, metavar="OUT.wav",
+                      help="save the call: stereo 8 kHz, left the caller, right the bot")
+    call.add_argument("--call-sid", metavar="CA…", help="the CallSid (default a fresh one)")
+    call.add_argument("--transcribe", action="store_true",
+                      help="also print what speech recognition hears in each bot reply")
+    call.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",
+                      help="how long to wait for each bot reply (default 20)")
+    call.set_defaults(handler="paybot_cli.call:command")
+    return parser
+
+
+def configure_logging(settings: Settings) -> None:
+    """Log to stderr at ``PAYBOT_LOG_LEVEL`` (unknown names fall back to INFO), every record
+    redacted, the configured secrets among what is masked."""
+    for secret in (settings.rasa_token, settings.action_secret, settings.twilio_auth_token,
+                   settings.console_secret, settings.crm_token):
+        if secret is not None:
+            redaction.register_secret(secret.get_secret_value())
+    redaction.install(settings.log_level, LOG_FORMAT)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def resolve(target: str) -> Handler:
+    """Import ``"package.module:function"`` and return the function."""
+    module_name, _, function = target.partition(":")
+    return getattr(importlib.import_module(module_name), function)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``paybot`` command line.
+
+    Args:
+        argv: The arguments after the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit code: 0 on success, 1 when the command failed, 2 on a usage or
+        configuration error, 130 when interrupted.
+    """
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed by argparse
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"paybot: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings)
+    try:
+        return resolve(args.handler)(settings, args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""``paybot up``: check, prepare and start Rasa, the action server and the voice bridge.
+
+This module decides *what* runs (commands, ports, health URLs) and checks that it can run
+before anything starts; :mod:`paybot_cli.supervisor` runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import sys
+
+from paybot import redaction
+from paybot.settings import Settings, SettingsError
+from paybot_cli import database
+from paybot_cli.console import fail
+from paybot_cli.health import port_in_use
+from paybot_cli.project import Project, find_project
+from paybot_cli.rasa_endpoints import RasaEndpoints, rasa_endpoints
+from paybot_cli.supervisor import Service, Supervisor
+from paybot_cli.train import model_path
+
+log = logging.getLogger(__name__)
+STARTUP_TIMEOUT_S = 300.0
+_SDK_LEVEL = {"DEBUG": ["--debug"], "WARNING": ["--quiet"], "ERROR": ["--quiet"]}
+
+
+def action_secret(settings: Settings) -> str:
+    """``PAYBOT_ACTION_SECRET``, or a fresh random one for this run when it is unset."""
+    if settings.action_secret is not None and settings.action_secret.get_secret_value():
+        return settings.action_secret.get_secret_value()
+    return secrets.token_urlsafe(32)
+
+
+def plan(
+    settings: Settings,
+    project: Project,
+    endpoints: RasaEndpoints | None = None,
+    secret: str | None = None,
+) -> list[Service]:
+    """The three services, configured from ``settings``; Rasa reads ``endpoints`` (default
+    ``bot/endpoints.yml``: in-memory tracker and lock stores). Rasa and the action server
+    share ``secret`` (default :func:`action_secret`); secrets go to the children in their
+    environment, never on a command line."""
+    python = sys.executable
+    endpoints = endpoints or RasaEndpoints(project.endpoints)
+    secret = secret or action_secret(settings)
+    redaction.register_secret(secret)
+    level = settings.log_level.upper()
+    rasa = Service(
+        "Rasa", "rasa", settings.rasa_port, "PAYBOT_RASA_PORT", settings.rasa_url, "/",
+        # Rasa's own command line, with its action-response check compiled once and the
+        # API token read from PAYBOT_RASA_TOKEN.
+        [python, "-m", "rasa_plugins.rasa_server", "run", "--enable-api",
+         "--interface", settings.rasa_host, "--port", str(settings.rasa_port),
+         "--model", str(model_path(settings.model_dir)),
+         "--endpoints", str(endpoints.path), "--credentials", str(project.credentials)],
+        {"PAYBOT_ACTION_SERVER_URL": settings.action_server_url,
+         "PAYBOT_ACTION_SECRET": secret,
+         "PAYBOT_RASA_TOKEN": settings.rasa_token.get_secret_value(),
+         "LOG_LEVEL": level,
+         "PAYBOT_TRACKER_MAX_CONVERSATIONS": str(settings.tracker_max_conversations),
+         **endpoints.env},
+        host=settings.rasa_host,
+    )
+    # rasa_sdk's own entry point (what `rasa run actions` calls, without importing Rasa and
+    # TensorFlow) behind the shared-secret check; SANIC_HOST is its bind address.
+    actions = Service(
+        "action server", "actions", settings.action_port, "PAYBOT_ACTION_PORT",
+        settings.action_server_url.removesuffix("/webhook"), "/health",
+        [python, "-m", "actions.server", "--actions", "actions",
+         "--port", str(settings.action_port), *_SDK_LEVEL.get(level, [])],
+        {"SANIC_HOST": settings.action_host, "PAYBOT_ACTION_SECRET": secret},
+        host=settings.action_host,
+    )
+    bridge = Service(
+        "bridge", "bridge", settings.bridge_port, "PAYBOT_BRIDGE_PORT",
+        settings.bridge_url, "/healthz",
+        [python, "-m", "paybot_cli", "bridge"],
+        host=settings.host,
+    )
+    return [rasa, actions, bridge]
+
+
+def preflight(settings: Settings, project: Project, services: list[Service]) -> str | None:
+    """The first reason the stack cannot start, or None when it can."""
+    if missing := project.missing():
+        return f"no {missing[0]} in {project.root}; run paybot from the project root"
+    seen: dict[int, Service] = {}
+    for service in services:
+        if other := seen.get(service.port):
+            return (f"{other.port_env} and {service.port_env} are both {service.port}; "
+                    "give each service its own port")
+        seen[service.port] = service
+        if port_in_use(service.host, service.port):
+            return (f"port {service.port} ({service.name}) is already in use; "
+                    f"stop what uses it or set {service.port_env}")
+    if not (project.root / model_path(settings.model_dir)).is_file():
+        return (f"no trained model in {settings.model_dir}/; "
+                "run 'paybot train' (or 'make run')")
+    if settings.vosk_model is not None:
+        from voice_bridge.asr import AsrModelError
+        from voice_bridge.asr.vosk_engine import check_vosk_model_dir
+
+        try:
+            check_vosk_model_dir(project.root / settings.vosk_model)
+        except AsrModelError as exc:
+            return str(exc)
+    return None
+
+
+def up(settings: Settings, startup_timeout_s: float = STARTUP_TIMEOUT_S) -> int:
+    """Check, migrate (and seed in dev), then supervise the stack until stopped.
+
+    Returns:
+        0 after a clean stop on SIGINT/SIGTERM/SIGHUP; 1 when a check fails, a service
+        exits early or does not become healthy in time.
+    """
+    project = find_project()
+    secret = action_secret(settings)
+    services = plan(settings, project, secret=secret)
+    if problem := preflight(settings, project, services):
+        fail(problem)
+        return 1
+    try:
+        endpoints = rasa_endpoints(settings, project)
+    except SettingsError as exc:
+        fail(str(exc))
+        return 1
+    services = plan(settings, project, endpoints, secret)
+    database.prepare(settings)
+    return Supervisor(services, project.root, startup_timeout_s).run()
+
+
+def command(settings: Settings, args: argparse.Namespace) -> int:
+    """``paybot up [--timeout SECONDS]``."""
+    return up(settings, args.timeout)

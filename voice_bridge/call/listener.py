@@ -1,0 +1,173 @@
+"""Hearing one caller: end-of-turn detection on every frame, speech recognition in threads.
+
+:class:`Listener` runs the cheap per-frame work (voice activity and end-of-turn detection,
+:mod:`voice_bridge.call.vad`) on the event loop and hands the audio of each turn to an
+:class:`AsrTurn`, which feeds a recognizer in the speech thread pool in batches (about every
+100 ms) so that the final result is ready soon after the caller stops. What the bot expects
+next (free speech, digits, yes/no, an amount) picks both the end-of-turn timing and the
+recognizer's grammar.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from paybot.dialog.payloads import Listen
+from voice_bridge.asr import AsrEngine, ExpectedInput, Recognizer, Transcript
+from voice_bridge.call.vad import EndOfTurnDetector, TurnEvent, TurnEventType, turn_config
+
+log = logging.getLogger(__name__)
+
+RunInThread = Callable[..., Awaitable[Any]]
+BATCH_BYTES = 1600  # 100 ms of 8 kHz pcm16: how much audio one worker call takes at most
+MODES = {
+    "free": ExpectedInput.FREE,
+    "date": ExpectedInput.FREE,
+    "digits": ExpectedInput.DIGITS,
+    "yes_no": ExpectedInput.YES_NO,
+    "amount": ExpectedInput.AMOUNT,
+}
+
+
+class AsrTurn:
+    """One caller turn on its way through a recognizer (created, fed, finished in threads)."""
+
+    def __init__(self, asr: AsrEngine, expected: ExpectedInput, run: RunInThread) -> None:
+        self.expected = expected
+        self._asr = asr
+        self._run = run
+        self._audio: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._task = asyncio.create_task(self._recognize())
+
+    def push(self, pcm16: bytes) -> None:
+        if pcm16:
+            self._audio.put_nowait(pcm16)
+
+    async def result(self) -> Transcript:
+        """End the audio and wait for the transcript."""
+        self._audio.put_nowait(None)
+        return await self._task
+
+    def cancel(self) -> None:
+        self._task.cancel()
+
+    async def _recognize(self) -> Transcript:
+        creating = asyncio.ensure_future(self._run(self._asr.recognizer, self.expected))
+        try:
+            recognizer = await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            creating.add_done_callback(_close_when_created)
+            raise
+        serial = _Serial(recognizer)
+        try:
+            while True:
+                chunk = await self._audio.get()
+                if chunk is None:
+                    return await self._run(serial.call, recognizer.final)
+                batch = [chunk]
+                ended = False
+                while not self._audio.empty() and sum(map(len, batch)) < BATCH_BYTES:
+                    more = self._audio.get_nowait()
+                    if more is None:
+                        ended = True
+                        break
+                    batch.append(more)
+                await self._run(serial.call, recognizer.accept, b"".join(batch))
+                if ended:
+                    return await self._run(serial.call, recognizer.final)
+        except BaseException:
+            # A worker thread may still be inside accept(): close after it, in a thread.
+            threading.Thread(target=serial.close, daemon=True).start()
+            raise
+
+
+class _Serial:
+    """Makes a recognizer's calls from different pool threads never overlap."""
+
+    def __init__(self, recognizer: Recognizer) -> None:
+        self._recognizer = recognizer
+        self._lock = threading.Lock()
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        with self._lock:
+            return fn(*args)
+
+    def close(self) -> None:
+        with self._lock:
+            self._recognizer.close()
+
+
+def _close_when_created(future: asyncio.Future[Recognizer]) -> None:
+    """A turn dropped while its recognizer was being created: release it once it exists."""
+    if future.cancelled() or future.exception() is not None:
+        return
+    threading.Thread(target=future.result().close, daemon=True).start()
+
+
+class Listener:
+    """End-of-turn detection and recognition for one call.
+
+    Args:
+        asr: The process's engine (hands out one recognizer per turn).
+        run: Runs a blocking function in the speech thread pool.
+    """
+
+    def __init__(self, asr: AsrEngine, run: RunInThread) -> None:
+        self._asr = asr
+        self._run = run
+        self.detector = EndOfTurnDetector(config=turn_config(ExpectedInput.FREE))
+        self.expected = ExpectedInput.FREE
+        self.paused = False
+        self._turn: AsrTurn | None = None
+
+    def expect(self, listen: Listen | None) -> None:
+        """Listen for the next answer as the bot asked (``None``: free speech, no timeout)."""
+        mode = listen.mode if listen is not None else "free"
+        self.expected = MODES.get(mode, ExpectedInput.FREE)
+        timeout_ms = int(listen.timeout_s * 1000) if listen is not None else None
+        self.detector.configure(turn_config(self.expected, no_input_ms=timeout_ms))
+
+    @property
+    def in_turn(self) -> bool:
+        return self._turn is not None
+
+    def feed(self, pcm16: bytes, *, bot_speaking: bool) -> TurnEvent | None:
+        """Take one 20 ms frame; returns a turn event when one fired."""
+        if self.paused:
+            return None
+        self.detector.bot_speaking = bot_speaking
+        event = self.detector.process(pcm16)
+        if event is None:
+            if self._turn is not None:
+                self._turn.push(pcm16)
+            return None
+        if event.type is TurnEventType.SPEECH_START:
+            self.drop_turn()
+            self._turn = AsrTurn(self._asr, self.expected, self._run)
+            self._turn.push(event.audio)
+        elif self._turn is not None:
+            self._turn.push(pcm16)
+        return event
+
+    def take_turn(self) -> AsrTurn | None:
+        """The finished turn (after ``TURN_END``), handed to the caller to await its result."""
+        turn, self._turn = self._turn, None
+        return turn
+
+    def pause(self) -> None:
+        """Stop listening (secure capture: no audio reaches ASR)."""
+        self.paused = True
+        self.drop_turn()
+
+    def resume(self, listen: Listen | None = None) -> None:
+        self.paused = False
+        self.expect(listen)
+
+    def drop_turn(self) -> None:
+        if self._turn is not None:
+            self._turn.cancel()
+            self._turn = None

@@ -1,0 +1,254 @@
+"""Speaking to one caller: Piper sentence by sentence, μ-law frames, marks, and barge-in.
+
+:class:`Player` synthesises each sentence in a worker thread and sends its frames as soon as
+it is ready, so the first sentence plays while the next ones are synthesised (two ahead). A
+piece already in the voice's cache is taken on the spot, never queued behind other calls'
+synthesis. Audio goes out in ``media`` messages of up to a second each (Twilio buffers what it
+is sent and plays it in order; fewer, larger messages cost both sides less). A
+reply starts once the audio ready covers the expected synthesis time of the next sentence
+(:meth:`PiperTts.estimate_ms`, learnt from recent syntheses), so a short first sentence
+("Thank you.") does not leave the caller a gap mid-reply on a busy machine. After every sentence
+it sends a mark named ``"<reply>.<sentence>"`` and after the last one ``"<reply>.end"``;
+Twilio echoes a mark when the audio before it has played, so the player always knows how much
+the caller has heard (:attr:`Player.speaking`). :meth:`Player.interrupt` stops synthesis,
+sends ``clear`` and forgets the pending marks, whose echoes (Twilio returns them all at once
+after a clear) are then ignored. A reply marked non-interruptible refuses to be cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from voice_bridge.tts.warmup import warm_up
+from voice_bridge.twilio.codec import TWILIO_RATE, ULAW_FRAME_BYTES
+from voice_bridge.twilio.messages import Clear, OutboundMark, OutboundMedia
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[str], Awaitable[None]]
+LOOKAHEAD = 2  # sentences synthesised ahead of the one being sent
+LEAD_SAFETY = 1.5  # queued audio must cover this many times the next sentence's synthesis
+SPEECH_S_PER_CHAR = 0.06  # about how long the voice takes to say one character of text
+MEDIA_CHUNK_BYTES = 50 * ULAW_FRAME_BYTES  # 1 s of μ-law per outbound media message
+RunInThread = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class PlaybackStats:
+    """Timings of one reply, for the call's log line and the benchmarks."""
+
+    reply: int
+    first_audio_ms: float | None  # from say() to the first frame sent
+    sentences: int
+    audio_ms: float
+    interrupted: bool
+
+
+class Player:
+    """The bot's voice on one call. Not shared between calls.
+
+    Args:
+        call_id: For log lines.
+        stream_sid: Twilio's stream id, stamped on every outbound message.
+        send: Sends one JSON text frame on the websocket.
+        tts: A loaded :class:`voice_bridge.tts.PiperTts` (thread-safe, shared per process).
+        run: Runs a blocking function in the speech thread pool: ``run(fn, *args,
+            deadline=when_needed, ahead=False)``; ``ahead=True`` is work no caller waits for
+            yet (:meth:`VoiceRuntime.run_tts`).
+    """
+
+    def __init__(
+        self, call_id: str, stream_sid: str, send: Send, tts: Any, run: RunInThread
+    ) -> None:
+        self.call_id = call_id
+        self.stream_sid = stream_sid
+        self._send = send
+        self._tts = tts
+        self._run = run
+        self._reply = 0
+        self._pending: list[str] = []
+        self._ignored: set[str] = set()
+        self._sending = False
+        self._interruptible = True
+        self._task: asyncio.Task[PlaybackStats] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._preparing: set[asyncio.Future[int]] = set()
+        self.last_stats: PlaybackStats | None = None
+
+    @property
+    def speaking(self) -> bool:
+        """True while audio is being sent or has not been heard in full yet."""
+        return self._sending or bool(self._pending)
+
+    @property
+    def interruptible(self) -> bool:
+        return self._interruptible
+
+    async def say(
+        self,
+        texts: Sequence[str],
+        *,
+        interruptible: bool = True,
+        prepare: Sequence[str] = (),
+    ) -> PlaybackStats:
+        """Speak ``texts`` (one reply); returns once every frame is sent, not yet played.
+
+        ``prepare`` is what the bot will probably say next: it is synthesised into the cache
+        after this reply's own pieces (and before work needed later), while the caller
+        listens and answers, so that reply starts at once.
+        """
+        await self.interrupt(force=True)
+        self._reply += 1
+        self._interruptible = interruptible
+        task = asyncio.create_task(self._speak(self._reply, list(texts), list(prepare)))
+        self._task = task
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        finally:
+            if self._task is task:
+                self._task = None
+        if task.cancelled():
+            return PlaybackStats(self._reply, None, 0, 0.0, True)
+        return task.result()
+
+    async def played(self) -> None:
+        """Wait until the caller has heard everything sent so far (or it was cleared)."""
+        while self.speaking:
+            self._idle.clear()
+            if not self.speaking:
+                break
+            await self._idle.wait()
+
+    async def interrupt(self, *, force: bool = False) -> bool:
+        """Stop speaking now (barge-in). Returns False for a non-interruptible reply."""
+        if not self.speaking:
+            return True
+        if not (self._interruptible or force):
+            return False
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        self._ignored.update(self._pending)
+        self._pending.clear()
+        self._sending = False
+        self._idle.set()
+        await self._send(Clear(self.stream_sid).to_json())
+        log.info("call %s: playback of reply %d cleared", self.call_id, self._reply)
+        return True
+
+    def on_mark(self, name: str) -> bool:
+        """Take a mark echo; returns True when it ended a reply the caller heard in full."""
+        if name in self._ignored:
+            self._ignored.discard(name)
+            return False
+        if name not in self._pending:
+            return False
+        # Marks come back in order; anything before this one has played too.
+        index = self._pending.index(name)
+        del self._pending[: index + 1]
+        if not self.speaking:
+            self._idle.set()
+        return name.endswith(".end")
+
+    def close(self) -> None:
+        """The call is over: drop synthesis queued for replies that will not come."""
+        for future in self._preparing:
+            future.cancel()
+        self._preparing.clear()
+
+    def _prepare(self, texts: list[str], due: float) -> None:
+        """Synthesise ``texts`` into the cache by ``due``; not cancelled by a barge-in."""
+        future = asyncio.ensure_future(
+            self._run(warm_up, self._tts, texts, deadline=due, ahead=True)
+        )
+        self._preparing.add(future)
+        future.add_done_callback(self._prepared)
+
+    def _prepared(self, future: asyncio.Future[int]) -> None:
+        self._preparing.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            log.warning(
+                "call %s: synthesis ahead failed (%s)",
+                self.call_id,
+                type(future.exception()).__name__,
+            )
+
+    async def _speak(self, reply: int, texts: list[str], prepare: list[str]) -> PlaybackStats:
+        started = time.perf_counter()
+        first_audio_ms: float | None = None
+        frames_sent = 0
+        self._sending = True
+        self._idle.clear()
+        plan = [sentence for text in texts for sentence in self._tts.plan(text)]
+        ahead: deque[asyncio.Future[bytes]] = deque()
+        try:
+            # Each piece is due when the ones before it have been said (roughly): the pool
+            # serves the caller waiting for a first piece before other calls' look-ahead.
+            due, at = [], time.monotonic()
+            for piece in plan:
+                due.append(at)
+                at += len(piece) * SPEECH_S_PER_CHAR
+            if prepare:  # needed once this reply is heard and answered
+                self._prepare(prepare, at)
+            for index in range(min(LOOKAHEAD, len(plan))):
+                ahead.append(self._synthesize(plan[index], due[index]))
+            held: list[bytes] = []
+            for index in range(len(plan)):
+                audio = await ahead.popleft()
+                if index + LOOKAHEAD < len(plan):
+                    ahead.append(self._synthesize(plan[index + LOOKAHEAD], due[index + LOOKAHEAD]))
+                held.append(audio)
+                # Start once the audio queued covers the next sentence's synthesis, so the
+                # caller never hears a gap mid-reply (with a margin for a busy machine).
+                if frames_sent == 0 and index + 1 < len(plan):
+                    lead_ms = sum(map(len, held)) * 1000.0 / TWILIO_RATE  # 1 byte a sample
+                    needed_ms = self._tts.estimate_ms(plan[index + 1]) * LEAD_SAFETY
+                    if lead_ms < needed_ms:
+                        continue
+                for number, piece in enumerate(held, start=index + 2 - len(held)):
+                    for at in range(0, len(piece), MEDIA_CHUNK_BYTES):
+                        chunk = piece[at : at + MEDIA_CHUNK_BYTES]
+                        await self._send(OutboundMedia(self.stream_sid, chunk).to_json())
+                    if first_audio_ms is None and piece:
+                        first_audio_ms = (time.perf_counter() - started) * 1000.0
+                    frames_sent += len(piece) // ULAW_FRAME_BYTES
+                    await self._mark(f"{reply}.{number}")
+                held.clear()
+            await self._mark(f"{reply}.end")
+        finally:
+            for future in ahead:
+                future.cancel()
+            self._sending = False
+            if not self.speaking:
+                self._idle.set()
+        stats = PlaybackStats(reply, first_audio_ms, len(plan), frames_sent * 20.0, False)
+        self.last_stats = stats
+        return stats
+
+    def _synthesize(self, sentence: str, due: float) -> asyncio.Future[bytes]:
+        """``sentence`` as μ-law audio: from the cache at once, else synthesised in the
+        speech pool, needed at ``due`` (``time.monotonic()``)."""
+        cached = self._tts.cached_audio(sentence)
+        if cached is not None:
+            done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+            done.set_result(cached)
+            return done
+        return asyncio.ensure_future(self._run(_audio, self._tts, sentence, deadline=due))
+
+    async def _mark(self, name: str) -> None:
+        self._pending.append(name)
+        await self._send(OutboundMark(self.stream_sid, name).to_json())
+
+
+def _audio(tts: Any, sentence: str) -> bytes:
+    """Synthesise one sentence (in a worker thread) as μ-law audio."""
+    return tts.audio(sentence)

@@ -1,0 +1,194 @@
+"""Works through the text-message outbox (``outbound_messages``, filled by
+:func:`paybot.receipts.queue_receipt`) and sends each message through Twilio, once.
+
+Every bridge runs one sender; several bridges share the table. A row is taken by a
+conditional UPDATE (``status`` from ``queued`` to ``sending`` and ``attempts + 1``) that only one
+of them can win, so no message goes out twice. Outcomes:
+
+* accepted by Twilio: ``sent``, with the MessageSid in ``provider_id``;
+* Twilio unreachable, 429 or 5xx: ``queued`` again, due after an exponential backoff, until
+  ``PAYBOT_SMS_MAX_ATTEMPTS`` attempts; then ``failed``;
+* refused (4xx, e.g. not a mobile number): ``failed`` at once;
+* no answer after the request went out: ``unknown``: it may have been sent, so it is not
+  retried automatically (an operator can set it back to ``queued``). A bridge that dies
+  mid-send leaves its row ``sending`` for the same reason.
+
+``last_error`` holds "http 500", "no answer" and the like; logs carry the outbox id and the
+MessageSid, never the number or the text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from aiohttp import web
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+
+from paybot.db import queries
+from paybot.db.engine import session_scope
+from paybot.db.models import OutboundMessage
+from paybot.db.types import utcnow
+from voice_bridge.jobs.background import running
+from voice_bridge.keys import DB_ENGINE, SETTINGS
+from voice_bridge.twilio.rest import TwilioNotConfigured, TwilioRest, TwilioRestError
+
+log = logging.getLogger(__name__)
+BATCH = 20
+MAX_BACKOFF_S = 3600.0
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A message this sender has taken: only it will try to send this attempt."""
+
+    id: int
+    to: str
+    body: str
+    attempts: int  # including this one
+
+
+@dataclass
+class PassResult:
+    """What one pass over the outbox did (counts of rows)."""
+
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    unknown: int = 0
+
+
+def claim_due(engine: Engine, *, now: datetime, limit: int = BATCH) -> list[Claimed]:
+    """Take up to ``limit`` due queued messages, oldest first; rows another sender took in the
+    meantime are skipped."""
+    with session_scope(engine) as session:
+        ids = queries.due_message_ids(session=session, now=now, limit=limit)
+    claimed = []
+    for message_id in ids:
+        with session_scope(engine) as session:
+            row = queries.claim_message(session=session, message_id=message_id, now=now)
+            if row is not None:
+                assert row.id is not None
+                claimed.append(Claimed(row.id, row.to, row.body, row.attempts))
+    return claimed
+
+
+def send_due(
+    engine: Engine,
+    twilio: TwilioRest,
+    *,
+    max_attempts: int,
+    backoff_s: float,
+    now: datetime | None = None,
+) -> PassResult:
+    """One pass: claim what is due and send it (synchronous; run it in a thread)."""
+    result = PassResult()
+    for message in claim_due(engine, now=now or utcnow()):
+        try:
+            sid = twilio.send_sms(message.to, message.body)
+        except TwilioRestError as exc:
+            outcome = _after_failure(engine, message, exc, max_attempts, backoff_s)
+            setattr(result, outcome, getattr(result, outcome) + 1)
+            continue
+        _finish(
+            engine, message.id, status="sent", provider_id=sid, sent_at=utcnow(), last_error=None
+        )
+        log.info("outbound message %s sent as %s", message.id, sid)
+        result.sent += 1
+    return result
+
+
+async def receipt_sender(app: web.Application) -> AsyncIterator[None]:
+    """``cleanup_ctx``: send the outbox in the background every ``PAYBOT_SMS_SEND_INTERVAL_S``.
+
+    Idle (one log line) when the interval is 0 or Twilio is not configured for texts.
+    """
+    settings = app[SETTINGS]
+    twilio = _twilio_or_none(settings)
+    if twilio is None:
+        yield
+        return
+    async with running(_run(app, twilio), "receipt-sender"):
+        yield
+
+
+async def _run(app: web.Application, twilio: TwilioRest) -> None:
+    settings = app[SETTINGS]
+    log.info("outbox sender started (every %.1fs)", settings.sms_send_interval_s)
+    while True:
+        try:
+            result = await asyncio.to_thread(
+                send_due,
+                app[DB_ENGINE],
+                twilio,
+                max_attempts=settings.sms_max_attempts,
+                backoff_s=settings.sms_retry_backoff_s,
+            )
+            if result.retrying or result.failed or result.unknown:
+                log.info("outbox pass: %s", result)
+        except Exception:  # the database is down, ...: log it and try again next time
+            log.exception("outbox pass failed")
+        await asyncio.sleep(settings.sms_send_interval_s)
+
+
+def _twilio_or_none(settings) -> TwilioRest | None:
+    if settings.sms_send_interval_s <= 0:
+        log.info("outbox sender off (PAYBOT_SMS_SEND_INTERVAL_S=0)")
+        return None
+    try:
+        twilio = TwilioRest.from_settings(settings)
+        if not twilio.sms_from:
+            raise TwilioNotConfigured("text messages need PAYBOT_SMS_FROM")
+    except TwilioNotConfigured as exc:
+        log.info("outbox sender idle: %s; receipts stay queued", exc)
+        return None
+    return twilio
+
+
+def _after_failure(
+    engine: Engine, message: Claimed, exc: TwilioRestError, max_attempts: int, backoff_s: float
+) -> str:
+    """Requeue, fail or park ``message`` after ``exc``; the name of the outcome."""
+    error = f"http {exc.status}" if exc.status is not None else "no answer"
+    if exc.code:
+        error += f" code {exc.code}"
+    if exc.maybe_done:
+        _finish(engine, message.id, status="unknown", last_error=error)
+        log.warning("outbound message %s: %s, may have been sent; not retried", message.id, error)
+        return "unknown"
+    if exc.retryable and message.attempts < max_attempts:
+        delay = min(backoff_s * 2 ** (message.attempts - 1), MAX_BACKOFF_S)
+        _finish(
+            engine,
+            message.id,
+            status="queued",
+            last_error=error,
+            next_attempt_at=utcnow() + timedelta(seconds=delay),
+        )
+        log.warning(
+            "outbound message %s: attempt %d failed (%s), retry in %.0fs",
+            message.id,
+            message.attempts,
+            error,
+            delay,
+        )
+        return "retrying"
+    _finish(engine, message.id, status="failed", last_error=error)
+    log.warning(
+        "outbound message %s failed after %d attempts (%s)", message.id, message.attempts, error
+    )
+    return "failed"
+
+
+def _finish(engine: Engine, message_id: int, *, status: str, **values: object) -> None:
+    """Leave ``sending`` for ``status`` (only from ``sending``: a claim is never undone twice)."""
+    with session_scope(engine) as session:
+        session.execute(
+            update(OutboundMessage)
+            .where(OutboundMessage.id == message_id, OutboundMessage.status == "sending")
+            .values(status=status, **values)
+        )

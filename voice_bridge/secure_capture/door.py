@@ -1,0 +1,165 @@
+"""The one door to the secure capture for a call: keys in, words and a status out.
+
+The call handler owns the websocket, the player and the conversation. From the moment the bot
+announces a capture until it ends, the handler hands every key to a :class:`CaptureDoor`
+(:meth:`~CaptureDoor.key`, :meth:`~CaptureDoor.tick`) and gets back only sentences to speak
+(prompt wording: never more than a brand and the last four) and, at the end of
+:meth:`~CaptureDoor.run`, a status: ``submitted``, ``cancelled`` or ``failed``. The keypad
+state machine (:mod:`.session`), the digit buffers (:mod:`.fields`), the keyed card or bank
+account and the charge (:mod:`.charge`) stay behind it.
+
+Logs carry the CallSid and error class names: never digits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from paybot.dialog.payloads import SecureCapture
+from paybot.gateway.card_data import BankAccount, CardData
+from paybot.payments.settlement import PaymentOutcome
+from voice_bridge.secure_capture.charge import charge
+from voice_bridge.secure_capture.fields import Prompt
+from voice_bridge.secure_capture.session import Action, CaptureSession, Done, Submit
+from voice_bridge.secure_capture.wording import prompt_text
+
+if TYPE_CHECKING:
+    from voice_bridge.runtime import VoiceRuntime
+
+log = logging.getLogger(__name__)
+
+Say = Callable[[str], Awaitable[object]]
+Payment = tuple[PaymentOutcome | None, str | None]
+
+
+class CaptureDoor:
+    """The secure capture of one call.
+
+    Args:
+        runtime: The process-wide database engine and ledger (the charge uses them).
+        call_sid: For log lines.
+        conversation_id: The conversation the payment is recorded under.
+    """
+
+    def __init__(self, runtime: VoiceRuntime, call_sid: str, conversation_id: str) -> None:
+        self._runtime = runtime
+        self._call_sid = call_sid
+        self._conversation_id = conversation_id
+        self._session: CaptureSession | None = None
+        self._closing: CaptureSession | None = None
+        # Keys pressed while a capture's intro plays: they belong to that capture.
+        self._early: list[str] | None = None
+        self._actions: asyncio.Queue[list[Action]] = asyncio.Queue()
+        self._payment: asyncio.Future[Payment] | None = None
+
+    @property
+    def active(self) -> bool:
+        """A capture is collecting keys."""
+        return self._session is not None
+
+    @property
+    def takes_keys(self) -> bool:
+        """Keys belong to the capture (announced or running), not to the conversation."""
+        return self._session is not None or self._early is not None
+
+    def expect(self) -> None:
+        """The bot announced a capture: from now on keys belong to it."""
+        self._early = []
+
+    def key(self, digit: str, now: float) -> None:
+        """One DTMF key for the capture."""
+        if self._session is not None:
+            self._actions.put_nowait(self._session.key(digit, now))
+        elif self._early is not None:
+            self._early.append(digit)
+
+    def tick(self, now: float) -> None:
+        """The clock: a field left silent times out."""
+        if self._session is not None:
+            actions = self._session.tick(now)
+            if actions:
+                self._actions.put_nowait(actions)
+
+    def prompt_played(self, now: float) -> None:
+        """The caller has heard the last prompt: its silence timeout starts now."""
+        if self._session is not None:
+            self._session.prompt_played(now)
+
+    async def run(self, instruction: SecureCapture, say: Say, clock: Callable[[], float]) -> str:
+        """Collect the details by keypad, pay, and return the status (``failed`` if it ends
+        with an error)."""
+        while not self._actions.empty():  # nothing left from an earlier capture
+            self._actions.get_nowait()
+        early, self._early = self._early or [], None
+        session = self._session = CaptureSession(instruction)
+        try:
+            now = clock()
+            actions: list[Action] = session.start(now)
+            if early:  # keyed during the intro: the first prompt is not needed
+                actions = [a for key in early for a in session.key(key, now)]
+                early.clear()
+            while True:
+                done = await self._step(session, actions, say)
+                if done is not None:
+                    return done.status
+                actions = await self._actions.get()
+        finally:
+            self._session = None
+
+    async def _step(self, session: CaptureSession, actions: list[Action], say: Say) -> Done | None:
+        submit = next((a for a in actions if isinstance(a, Submit)), None)
+        if submit is not None:  # pay at once, while "one moment" plays; a hang-up won't stop it
+            self._payment = asyncio.ensure_future(self._pay(submit.method, session.instruction))
+        for action in actions:
+            if isinstance(action, Prompt):
+                text = prompt_text(action)
+                if text:
+                    await say(text)
+            elif isinstance(action, Submit):
+                assert self._payment is not None
+                outcome, error = await asyncio.shield(self._payment)
+                return await self._step(session, session.finished(outcome, error=error), say)
+            elif isinstance(action, Done):
+                return action
+        return None
+
+    async def _pay(self, method: CardData | BankAccount, instruction: SecureCapture) -> Payment:
+        """Charge through the ledger in a thread; errors come back as codes, never text."""
+        runtime = self._runtime
+        try:
+            outcome = await asyncio.shield(
+                asyncio.to_thread(
+                    charge, runtime.engine, runtime.ledger, instruction, method,
+                    self._conversation_id,
+                )
+            )
+            return outcome, None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("call %s: payment submit failed (%s)", self._call_sid, type(exc).__name__)
+            return None, type(exc).__name__
+
+    def hang_up(self) -> None:
+        """The call is ending: wipe whatever was keyed so far (call before cancelling
+        :meth:`run`)."""
+        self._closing = self._session
+        if self._session is not None:
+            self._session.cancel("hangup")
+        if self._early:
+            self._early.clear()
+
+    async def settle(self) -> None:
+        """After :meth:`hang_up` and :meth:`run` are over: the caller confirmed (pressed 1)
+        and hung up, so the payment they agreed to is still taken, once, and recorded,
+        whether it was under way or not picked up yet."""
+        if self._payment is not None:
+            await asyncio.gather(self._payment, return_exceptions=True)
+        session, self._closing = self._closing, None
+        while session is not None and not self._actions.empty():
+            for action in self._actions.get_nowait():
+                if isinstance(action, Submit):
+                    await self._pay(action.method, session.instruction)

@@ -1,0 +1,153 @@
+"""The ``/twilio/stream`` route: admit a Media Streams websocket and hand it to a call.
+
+Twilio opens the socket, sends ``connected`` and ``start``; the ``start`` carries the
+``<Parameter>``s of our TwiML, among them the per-call token the voice webhook issued. Before
+any audio is processed a socket must, in this order:
+
+* find room: at most ``PAYBOT_WS_MAX_PENDING`` sockets may be waiting for their ``start``;
+  over that the upgrade is refused (503);
+* send ``start`` within ``PAYBOT_WS_START_TIMEOUT_S`` (else close 1008 "no start");
+* carry a valid token for its CallSid (else close 1008 "invalid token");
+* be the first stream of that call: the token is consumed in the database, so a second
+  socket with it, on this bridge or another sharing the database, gets 1008 "token already
+  used".
+
+Every socket is pinged every ``PAYBOT_WS_HEARTBEAT_S`` (aiohttp closes it when the pong does
+not come) and closed with 4408 after ``PAYBOT_WS_READ_TIMEOUT_S`` without a frame
+(:mod:`voice_bridge.twilio.ws_frames`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import WSCloseCode, WSMsgType, web
+from sqlalchemy.exc import SQLAlchemyError
+
+from voice_bridge.call.handler import CallHandler
+from voice_bridge.jobs.call_records import consume_stream_token
+from voice_bridge.keys import DB_ENGINE, SETTINGS
+from voice_bridge.runtime import RUNTIME
+from voice_bridge.twilio.messages import Connected, ProtocolError, Start, parse_message
+from voice_bridge.twilio.stream_tokens import InvalidCallToken, call_token_secret, verify_call_token
+from voice_bridge.twilio.webhooks import STREAM_PATH
+from voice_bridge.twilio.ws_frames import frames
+
+log = logging.getLogger(__name__)
+MAX_FRAME_BYTES = 64 * 1024
+
+
+@dataclass
+class PendingStreams:
+    """How many sockets are waiting for their ``start`` on this bridge, and the cap."""
+
+    limit: int
+    count: int = 0
+
+
+PENDING_STREAMS = web.AppKey("pending_streams", PendingStreams)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A socket that passed every check, with its ``start`` and the token's caller."""
+
+    start: Start
+    caller: str
+
+
+def add_stream_route(app: web.Application, handler: Handler | None = None) -> None:
+    """Register ``/twilio/stream`` (needs ``SETTINGS``; the handler also ``DB_ENGINE`` and,
+    for the call itself, the runtime). ``handler`` replaces :func:`handle_stream` (tests
+    that check admission without speech models)."""
+    app[PENDING_STREAMS] = PendingStreams(app[SETTINGS].ws_max_pending)
+    app.router.add_get(STREAM_PATH, handler or handle_stream)
+
+
+async def handle_stream(request: web.Request) -> web.StreamResponse:
+    """Admit one Media Streams websocket and run its call handler to the end."""
+    ws, admitted = await admit_stream(request)
+    if admitted is None:
+        return ws
+    await CallHandler(request.app[RUNTIME], ws, admitted.start, admitted.caller).run()
+    if not ws.closed:
+        await ws.close()
+    return ws
+
+
+async def admit_stream(request: web.Request) -> tuple[web.WebSocketResponse, Admitted | None]:
+    """Open the socket and run the checks in the module docstring. A refused socket is
+    closed (or never upgraded: ``web.HTTPServiceUnavailable``) and comes back with None.
+
+    Raises:
+        web.HTTPServiceUnavailable: Too many sockets are waiting for ``start``.
+    """
+    settings = request.app[SETTINGS]
+    pending = request.app[PENDING_STREAMS]
+    if pending.count >= pending.limit:
+        log.warning("stream refused: %d sockets already waiting for start", pending.count)
+        raise web.HTTPServiceUnavailable(
+            text="too many streams waiting to start\n", headers={"Retry-After": "1"}
+        )
+    ws = web.WebSocketResponse(
+        max_msg_size=MAX_FRAME_BYTES, heartbeat=settings.ws_heartbeat_s or None
+    )
+    pending.count += 1
+    try:
+        await ws.prepare(request)
+        start = await asyncio.wait_for(
+            _wait_for_start(ws, settings.ws_read_timeout_s), settings.ws_start_timeout_s
+        )
+    except (TimeoutError, asyncio.TimeoutError):
+        log.warning("stream closed: no start message within %.0fs", settings.ws_start_timeout_s)
+        await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"no start")
+        return ws, None
+    finally:
+        pending.count -= 1
+    if start is None:
+        await ws.close()
+        return ws, None
+    try:
+        claims = verify_call_token(
+            call_token_secret(settings),
+            start.custom_parameters.get("token", ""),
+            call_sid=start.call_sid,
+        )
+    except InvalidCallToken as exc:
+        log.warning("stream for call %s refused: %s", start.call_sid, exc)
+        await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"invalid token")
+        return ws, None
+    try:
+        fresh = await asyncio.to_thread(
+            consume_stream_token, request.app[DB_ENGINE], call_sid=start.call_sid
+        )
+    except SQLAlchemyError:
+        log.exception("stream for call %s: could not consume its token", start.call_sid)
+        await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"try again later")
+        return ws, None
+    if not fresh:
+        log.warning("stream for call %s refused: token already used", start.call_sid)
+        await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"token already used")
+        return ws, None
+    return ws, Admitted(start, claims.caller)
+
+
+async def _wait_for_start(ws: web.WebSocketResponse, read_timeout_s: float) -> Start | None:
+    """Read frames until ``start``; None if the socket closes (or times out) first."""
+    async for message in frames(ws, read_timeout_s):
+        if message.type != WSMsgType.TEXT:
+            continue
+        try:
+            event = parse_message(message.data)
+        except ProtocolError as exc:
+            log.warning("ignored a malformed frame before start (%s)", exc.reason)
+            continue
+        if isinstance(event, Start):
+            return event
+        if not isinstance(event, Connected):
+            log.warning("ignored a %s frame before start", type(event).__name__.lower())
+    return None

@@ -1,0 +1,237 @@
+"""Twilio's webhooks: answering calls, following their status, and texting with the bot.
+
+* ``POST /twilio/voice``: a call comes in. Answered with ``<Connect><Stream>`` to
+  ``/twilio/stream`` carrying a per-call token (:mod:`voice_bridge.twilio.stream_tokens`) and the
+  caller's number as ``<Parameter>``s; the call gets its row in ``calls``. Once per call: a
+  repeat of the webhook for the same CallSid (a replay) gets 409 and no token.
+* ``POST /twilio/status``: Twilio's call status callbacks (ringing, in-progress, completed
+  with its duration, busy, ...), recorded forward-only (:mod:`voice_bridge.jobs.call_records`).
+* ``POST /twilio/sms``: a text. Its body goes to Rasa's REST channel as the conversation
+  ``sms:<E.164>``, the sender's number vouched for (:mod:`paybot.dialog.vouch`); the bot's
+  text replies come back as one TwiML ``<Message>``. A text holding a card number reaches
+  Rasa as :data:`~paybot.parsing.card_numbers.CARD_NUMBER_REMOVED`.
+
+Every request must carry a valid ``X-Twilio-Signature`` (403 otherwise); a signed request
+without the fields it needs gets 400 naming them. Logs carry CallSid and MessageSid only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import ClientError, ClientTimeout, web
+from sqlalchemy.exc import SQLAlchemyError
+from twilio.twiml.messaging_response import MessagingResponse
+from twilio.twiml.voice_response import Connect, VoiceResponse
+
+from paybot.db.models import CallStatus
+from paybot.dialog.vouch import vouch, vouch_key
+from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, remove_card_numbers
+from paybot.phone import InvalidPhoneNumber, to_e164
+from voice_bridge.jobs.call_records import (
+    UnknownCallStatus,
+    mark_answered,
+    parse_status,
+    record_call_started,
+    record_call_status,
+)
+from voice_bridge.keys import DB_ENGINE, HTTP_CLIENT, SETTINGS
+from voice_bridge.twilio.signature import public_url, verified_form
+from voice_bridge.twilio.stream_tokens import call_token_secret, issue_call_token
+
+log = logging.getLogger(__name__)
+VOICE_PATH = "/twilio/voice"
+STATUS_PATH = "/twilio/status"
+SMS_PATH = "/twilio/sms"
+STREAM_PATH = "/twilio/stream"
+RASA_TIMEOUT_S = 12.0  # Twilio waits 15 s for a webhook's answer
+SMS_MAX_CHARS = 1600  # Twilio's limit for one message body
+SMS_HELP = 'Hi! Text us what you\'d like to do, for example "pay my bill" or "what\'s my balance".'
+SMS_UNAVAILABLE = "Sorry, we can't answer right now. Please try again in a few minutes."
+# What Twilio puts in From when the caller ID is withheld (besides non-numbers like
+# "anonymous"): ANONYMOUS, RESTRICTED, BLOCKED, UNAVAILABLE, UNKNOWN spelled on a keypad.
+WITHHELD = {"+266696687", "+7378742833", "+2562533", "+86282452253", "+8656696"}
+TWIML = "text/xml"
+
+
+class BotUnavailable(RuntimeError):
+    """Rasa did not answer in time, or answered with an error."""
+
+
+def add_twilio_routes(app: web.Application) -> None:
+    """Register the three webhooks (needs ``SETTINGS``, ``DB_ENGINE`` and ``HTTP_CLIENT``)."""
+    app.router.add_post(VOICE_PATH, voice_webhook)
+    app.router.add_post(STATUS_PATH, status_webhook)
+    app.router.add_post(SMS_PATH, sms_webhook)
+
+
+async def voice_webhook(request: web.Request) -> web.Response:
+    """Answer an incoming call: stream its audio to ``/twilio/stream``."""
+    settings = request.app[SETTINGS]
+    form = await verified_form(request, settings)
+    call_sid = _required(form, "CallSid")
+    caller = caller_e164(form.get("From", ""))
+    engine = request.app[DB_ENGINE]
+    try:
+        await asyncio.to_thread(
+            record_call_started,
+            engine,
+            call_sid=call_sid,
+            caller=caller or None,
+            called=caller_e164(form.get("To", "")) or None,
+            direction=(form.get("Direction") or None),
+            status=_status_or(form.get("CallStatus"), CallStatus.RINGING),
+        )
+        first = await asyncio.to_thread(mark_answered, engine, call_sid=call_sid)
+    except SQLAlchemyError:  # without the record, the token could not be single-use
+        log.exception("call %s: could not record it", call_sid)
+        raise web.HTTPServiceUnavailable(text="could not record the call\n") from None
+    if not first:
+        log.warning("call %s: voice webhook repeated; no second stream token", call_sid)
+        raise web.HTTPConflict(text="this call was already answered\n")
+    token = issue_call_token(
+        call_token_secret(settings),
+        call_sid=call_sid,
+        caller=caller,
+        ttl_s=settings.call_token_ttl_s,
+    )
+    log.info("call %s answered with a media stream", call_sid)
+    stream_url = public_url(request, settings, path=STREAM_PATH, websocket=True)
+    return _twiml(stream_twiml(stream_url, token=token, caller=caller))
+
+
+async def status_webhook(request: web.Request) -> web.Response:
+    """Record a call status callback (idempotent; a call never moves backwards)."""
+    form = await verified_form(request, request.app[SETTINGS])
+    call_sid = _required(form, "CallSid")
+    try:
+        status = parse_status(_required(form, "CallStatus"))
+    except UnknownCallStatus as exc:
+        raise web.HTTPBadRequest(text=f"{exc}\n") from None
+    try:
+        await asyncio.to_thread(
+            record_call_status,
+            request.app[DB_ENGINE],
+            call_sid=call_sid,
+            status=status,
+            duration_s=_int_or_none(form.get("CallDuration")),
+            caller=caller_e164(form.get("From", "")) or None,
+            called=caller_e164(form.get("To", "")) or None,
+            direction=form.get("Direction") or None,
+        )
+    except SQLAlchemyError:
+        log.exception("call %s: could not record status %s", call_sid, status.value)
+        raise web.HTTPServiceUnavailable(text="could not record the status\n") from None
+    return web.Response(status=204)
+
+
+async def sms_webhook(request: web.Request) -> web.Response:
+    """Pass a text to the bot; its text replies go back in one message."""
+    form = await verified_form(request, request.app[SETTINGS])
+    message_sid = _required(form, "MessageSid")
+    sender = caller_e164(_required(form, "From"))
+    if not sender:
+        raise web.HTTPBadRequest(text="From is not a phone number\n")
+    body = form.get("Body", "").strip()
+    if not body:
+        return _twiml(sms_twiml(SMS_HELP))
+    body, removed = remove_card_numbers(body)
+    if removed:  # Rasa gets the mark only and answers that we never take cards by text
+        body = CARD_NUMBER_REMOVED
+        log.info("sms %s: a card number was removed", message_sid)
+    try:
+        replies = await ask_bot(request.app, sender=sender, text=body)
+    except BotUnavailable as exc:
+        log.warning("sms %s: bot unavailable (%s); sent an apology", message_sid, exc)
+        return _twiml(sms_twiml(SMS_UNAVAILABLE))
+    log.info("sms %s answered (%d replies)", message_sid, len(replies))
+    return _twiml(sms_twiml("\n\n".join(replies)))
+
+
+async def ask_bot(app: web.Application, *, sender: str, text: str) -> list[str]:
+    """The bot's text replies to ``text`` from ``sender`` (E.164); custom payloads dropped.
+
+    Raises:
+        BotUnavailable: Rasa is down, slow (over ``RASA_TIMEOUT_S``) or answered an error.
+    """
+    settings = app[SETTINGS]
+    url = f"{settings.rasa_url}/webhooks/rest/webhook"
+    conversation = f"sms:{sender}"
+    key = vouch_key(settings.rasa_token.get_secret_value())
+    payload = {
+        "sender": conversation,
+        "message": text,
+        "metadata": vouch(key, sender=conversation, channel="sms", caller=sender),
+    }
+    try:
+        async with app[HTTP_CLIENT].post(
+            url, json=payload, timeout=ClientTimeout(total=RASA_TIMEOUT_S)
+        ) as response:
+            if response.status != 200:
+                raise BotUnavailable(f"rasa answered {response.status}")
+            messages: Any = await response.json(content_type=None)
+    except (ClientError, asyncio.TimeoutError, ValueError) as exc:
+        raise BotUnavailable(type(exc).__name__) from None
+    if not isinstance(messages, list):
+        raise BotUnavailable("rasa answered something other than a list")
+    return [
+        m["text"].strip()
+        for m in messages
+        if isinstance(m, dict) and isinstance(m.get("text"), str) and m["text"].strip()
+    ]
+
+
+def stream_twiml(stream_url: str, *, token: str, caller: str) -> str:
+    """``<Connect><Stream>`` with the token and caller as parameters (Twilio drops query
+    strings from stream URLs, so parameters are the only way to hand values over)."""
+    response = VoiceResponse()
+    connect = Connect()
+    stream = connect.stream(url=stream_url)
+    stream.parameter(name="token", value=token)
+    stream.parameter(name="caller", value=caller)
+    response.append(connect)
+    return str(response)
+
+
+def sms_twiml(text: str) -> str:
+    """One ``<Message>`` with ``text`` (cut to Twilio's limit); no message when empty."""
+    response = MessagingResponse()
+    if text:
+        response.message(text[:SMS_MAX_CHARS])
+    return str(response)
+
+
+def caller_e164(raw: str) -> str:
+    """``raw`` (Twilio's From/To) in E.164; "" when withheld or not a phone number."""
+    try:
+        number = to_e164(raw)
+    except InvalidPhoneNumber:
+        return ""
+    return "" if number in WITHHELD else number
+
+
+def _required(form: dict[str, str], name: str) -> str:
+    value = form.get(name, "").strip()
+    if not value:
+        raise web.HTTPBadRequest(text=f"missing {name}\n")
+    return value
+
+
+def _status_or(value: str | None, default: CallStatus) -> CallStatus:
+    try:
+        return parse_status(value or "")
+    except UnknownCallStatus:
+        return default
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+def _twiml(body: str) -> web.Response:
+    return web.Response(text=body, content_type=TWIML)
