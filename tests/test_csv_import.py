@@ -13,8 +13,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from paybot.accounts.csv_import import ImportReport, RowError, import_accounts
-from paybot_cli.accounts import cli_import
 from paybot.db.models import Account
+from paybot_cli.accounts import cli_import
 
 HEADER = "account_number,name,phone,zip,balance,minimum_payment,due_date,currency,status,email"
 ROWS = [
