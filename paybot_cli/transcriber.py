@@ -22,8 +22,12 @@ class BotTranscriber:
 
     @classmethod
     async def load(cls, settings: Settings) -> BotTranscriber:
-        """Vosk when ``PAYBOT_VOSK_MODEL`` is set, else PocketSphinx (as the bridge does)."""
-        return cls(await asyncio.to_thread(make_asr_engine, settings.vosk_model))
+        """The engine the bridge uses (``PAYBOT_ASR_ENGINE``, Vosk when a model is set)."""
+        return cls(
+            await asyncio.to_thread(
+                make_asr_engine, settings.vosk_model, 1, settings.asr_engine
+            )
+        )
 
     async def transcribe(self, ulaw: bytes) -> str:
         return await asyncio.to_thread(self._transcribe, ulaw)

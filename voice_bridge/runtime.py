@@ -79,7 +79,9 @@ class VoiceRuntime:
 
 
 def _load_models(settings: Settings) -> tuple[AsrEngine, PiperTts]:
-    asr = make_asr_engine(settings.vosk_model, decoders=settings.asr_decoders)
+    asr = make_asr_engine(
+        settings.vosk_model, decoders=settings.asr_decoders, engine=settings.asr_engine
+    )
     tts = PiperTts(settings.piper_voice)
     return asr, tts
 

@@ -160,27 +160,48 @@ class AsrEngine(ABC):
         """Free model resources (optional; engines are normally process-lifetime)."""
 
 
-def make_asr_engine(vosk_model_path: str | Path | None = None, decoders: int = 1) -> AsrEngine:
-    """Create the configured engine: Vosk when a model directory is given, else PocketSphinx.
+ENGINES = ("auto", "whisper", "pocketsphinx", "vosk")
+"""``PAYBOT_ASR_ENGINE`` values: ``auto`` is Vosk when a Vosk model is configured, else Whisper."""
+
+
+def make_asr_engine(
+    vosk_model_path: str | Path | None = None, decoders: int = 1, engine: str = "auto"
+) -> AsrEngine:
+    """Create the configured engine.
 
     Args:
         vosk_model_path: Directory of an unpacked Vosk model (e.g.
-            ``models/vosk-model-small-en-us-0.15``), or ``None``/"" to use PocketSphinx with
-            its bundled en-us model (no download needed).
-        decoders: PocketSphinx decoders to build now, one per turn in progress at once.
+            ``models/vosk-model-small-en-us-0.15``), or ``None``/"".
+        decoders: PocketSphinx decoders to build now, one per turn in progress at once (for
+            Whisper: per yes/no or amount turn, whose grammar PocketSphinx decodes alongside).
+        engine: One of :data:`ENGINES`. ``auto``: Vosk when ``vosk_model_path`` is given,
+            else Whisper tiny.en (its model is installed with the package, nothing to
+            download); ``pocketsphinx`` uses the en-us model bundled in its wheel.
 
     Raises:
-        AsrModelError: If the Vosk directory is missing or does not look like a Vosk model.
-        AsrError: If the engine's Python package is not installed.
+        AsrModelError: If the Vosk directory is missing or does not look like a Vosk model,
+            or ``vosk`` is asked for without one.
+        AsrError: If the engine's Python package is not installed, or the name is unknown.
     """
+    if engine not in ENGINES:
+        raise AsrError(f"unknown ASR engine {engine!r} (one of {', '.join(ENGINES)})")
+    if engine == "auto":
+        engine = "vosk" if vosk_model_path else "whisper"
     started = time.perf_counter()
-    if vosk_model_path:
+    loaded: AsrEngine
+    if engine == "vosk":
+        if not vosk_model_path:
+            raise AsrModelError("the vosk engine needs a model directory (PAYBOT_VOSK_MODEL)")
         from voice_bridge.asr.vosk_engine import VoskEngine
 
-        engine: AsrEngine = VoskEngine(vosk_model_path)
+        loaded = VoskEngine(vosk_model_path)
+    elif engine == "whisper":
+        from voice_bridge.asr.whisper_engine import WhisperEngine, WhisperOptions
+
+        loaded = WhisperEngine(WhisperOptions(grammar_decoders=decoders))
     else:
         from voice_bridge.asr.pocketsphinx_engine import PocketSphinxEngine
 
-        engine = PocketSphinxEngine(preload=decoders)
-    logger.info("asr engine=%s loaded in %.2fs", engine.name, time.perf_counter() - started)
-    return engine
+        loaded = PocketSphinxEngine(preload=decoders)
+    logger.info("asr engine=%s loaded in %.2fs", loaded.name, time.perf_counter() - started)
+    return loaded

