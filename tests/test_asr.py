@@ -547,7 +547,7 @@ WHISPER_DIGIT_ERROR_BAR = 0.15
 
 @pytest.fixture(scope="module")
 def whisper_engine():
-    engine = make_asr_engine(None, decoders=1)
+    engine = make_asr_engine(None, decoders=1, engine="whisper")
     yield engine
     engine.close()
 
@@ -570,7 +570,17 @@ def held_out_strings(per_speaker: int, seed: int) -> list[tuple[str, str, bytes]
     return out
 
 
-def test_default_engine_is_whisper_from_the_installed_package(whisper_engine) -> None:
+def test_auto_is_pocketsphinx_without_a_vosk_model() -> None:
+    from voice_bridge.asr.pocketsphinx_engine import PocketSphinxEngine
+
+    engine = make_asr_engine(None, decoders=1)
+    try:
+        assert isinstance(engine, PocketSphinxEngine)
+    finally:
+        engine.close()
+
+
+def test_the_whisper_engine_loads_from_the_installed_package(whisper_engine) -> None:
     from voice_bridge.asr.whisper_engine import WhisperEngine, bundled_model_dir
 
     assert isinstance(whisper_engine, WhisperEngine)

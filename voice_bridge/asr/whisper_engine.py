@@ -39,8 +39,8 @@ from pathlib import Path
 
 from voice_bridge.asr.base import AsrEngine, AsrError, AsrModelError, Recognizer
 from voice_bridge.asr.grammars import NO_PHRASES, YES_PHRASES, ExpectedInput
-from voice_bridge.audio import resample
 from voice_bridge.tts.normalize import amount_to_words, number_to_words, ordinal_to_words
+from voice_bridge.twilio.codec import resample
 
 logger = logging.getLogger(__name__)
 
