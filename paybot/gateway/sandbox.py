@@ -1,9 +1,9 @@
 """The embedded sandbox gateway: a test-mode processor that lives in the paybot database.
 
 It behaves like a real processor in test mode, keyed on the well-known Stripe test numbers
-(:data:`CARD_OUTCOMES`, :data:`BANK_OUTCOMES`). Like a lenient test mode, any other card that
-passes validation (known brand, length, Luhn, future expiry, CVC length) is approved, and any
-other valid bank account succeeds. Declines are results (``approved=False`` with a decline
+(:mod:`paybot.gateway.sandbox_outcomes`). Like a lenient test mode, any other card that passes
+validation (known brand, length, Luhn, future expiry, CVC length) is approved, and any other
+valid bank account succeeds. Declines are results (``approved=False`` with a decline
 code), never exceptions; invalid data raises ``InvalidPaymentData`` and is not stored.
 
 The vault (``sandbox_tokens``) and the charge log (``sandbox_charges``) hold brand, last four,
@@ -45,45 +45,20 @@ from paybot.gateway.base import (
     UnknownToken,
 )
 from paybot.gateway.card_data import BankAccount, CardData
-from paybot.gateway.cards import (
-    Expiry,
-    is_expired,
-    normalize_expiry,
-    validate_bank_account,
-    validate_card,
+from paybot.gateway.cards import normalize_expiry, validate_bank_account, validate_card
+from paybot.gateway.sandbox_outcomes import (
+    bank_outcome,
+    card_outcome,
+    decline_code,
+    token_decline_code,
 )
 from paybot.money import InvalidAmount, parse_amount, quantum
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SUCCESS = "success"
-CHARGE_CUSTOMER_FAIL = "charge_customer_fail"
 SUCCEEDED, DECLINED, REFUND = "succeeded", "declined", "refund"  # sandbox_charges.status
 
-CARD_OUTCOMES: dict[str, str] = {
-    "4000000000000002": "generic_decline",
-    "4000000000009995": "insufficient_funds",
-    "4000000000009987": "lost_card",
-    "4000000000009979": "stolen_card",
-    "4000000000000069": "expired_card",
-    "4000000000000127": "incorrect_cvc",
-    "4000000000000119": "processing_error",
-    "4000000000006975": "card_velocity_exceeded",
-    "4000000000000341": CHARGE_CUSTOMER_FAIL,  # tokenizing succeeds, every charge declines
-}
-"""Test card numbers with a non-success outcome; every other valid card succeeds."""
-
-BANK_OUTCOMES: dict[str, str] = {
-    "000111111113": "account_closed",
-    "000111111116": "no_account",
-    "000222222227": "insufficient_funds",
-    "000333333335": "debit_not_authorized",
-    "000444444440": "invalid_currency",
-}
-"""Test bank account numbers (with any valid routing number, e.g. 110000000) that fail."""
-
-_DECLINE_CODES = {CHARGE_CUSTOMER_FAIL: "generic_decline"}  # others: the outcome itself
 _MAX_AMOUNT = Decimal(10) ** 12  # sandbox_charges.amount is NUMERIC(14, 2)
 _MAX_KEY_LENGTH = 255
 _MAX_DESCRIPTION = 200
@@ -208,10 +183,6 @@ def _short(description: str | None) -> str | None:
     return description[:_MAX_DESCRIPTION] if description else None
 
 
-def _decline_code(outcome: str) -> str | None:
-    return None if outcome == SUCCESS else _DECLINE_CODES.get(outcome, outcome)
-
-
 class SandboxGateway(Gateway):
     """The default gateway: test-mode processing stored in ``sandbox_*`` tables.
 
@@ -333,7 +304,7 @@ class SandboxGateway(Gateway):
             last4=card.last4,
             exp_month=expiry.month,
             exp_year=expiry.year,
-            outcome=CARD_OUTCOMES.get(card.number, SUCCESS),
+            outcome=card_outcome(card),
             reusable=reusable,
         )
         return self._save_token(row)
@@ -353,7 +324,7 @@ class SandboxGateway(Gateway):
             kind="bank",
             brand=account.account_type,
             last4=account.last4,
-            outcome=BANK_OUTCOMES.get(account.account_number, SUCCESS),
+            outcome=bank_outcome(account),
         )
         return self._save_token(row)
 
@@ -422,7 +393,7 @@ class SandboxGateway(Gateway):
         if replayed is not None:
             return replayed
         vaulted = self._load_token(token)
-        code = self._token_decline_code(vaulted, currency)
+        code = token_decline_code(vaulted, currency, self._today())
         row = self._charge_row(
             key,
             fingerprint,
@@ -437,14 +408,6 @@ class SandboxGateway(Gateway):
         )
         also = None if vaulted.reusable else (lambda s: self._use_up(s, vaulted.id))
         return self._persist(row, also)
-
-    def _token_decline_code(self, vaulted: SandboxToken, currency: str) -> str | None:
-        expiry = Expiry(vaulted.exp_month or 0, vaulted.exp_year or 0)
-        if vaulted.kind == "card" and is_expired(expiry, self._today()):
-            return "expired_card"
-        if vaulted.kind == "bank" and currency != "USD":
-            return "invalid_currency"
-        return _decline_code(vaulted.outcome)
 
     @staticmethod
     def _use_up(session: Session, token_id: str) -> None:
@@ -488,7 +451,7 @@ class SandboxGateway(Gateway):
         replayed = self._replay(_check_key(key), fingerprint)
         if replayed is not None:
             return replayed
-        code = _decline_code(CARD_OUTCOMES.get(card.number, SUCCESS))
+        code = decline_code(card_outcome(card))
         row = self._charge_row(
             key,
             fingerprint,
