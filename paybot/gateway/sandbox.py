@@ -18,10 +18,8 @@ import hashlib
 import json
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from functools import partial
@@ -39,13 +37,13 @@ from paybot.gateway.base import (
     ChargeResult,
     Gateway,
     GatewayError,
-    GatewayTimeout,
     IdempotencyConflict,
     TokenInfo,
     UnknownToken,
 )
 from paybot.gateway.card_data import BankAccount, CardData
 from paybot.gateway.cards import normalize_expiry, validate_bank_account, validate_card
+from paybot.gateway.sandbox_faults import Faults
 from paybot.gateway.sandbox_outcomes import (
     bank_outcome,
     card_outcome,
@@ -70,66 +68,6 @@ class InvalidRequest(GatewayError):
     """The request itself is unacceptable (bad amount, over-refund, unknown charge...)."""
 
     code = "invalid_request"
-
-
-@dataclass(frozen=True)
-class _Fault:
-    error: type[GatewayError]
-    when: str
-    operation: str | None
-
-
-class Faults:
-    """Failures to inject into the next calls of one :class:`SandboxGateway` (for tests).
-
-    A fault applies to the next call of a faultable operation (``tokenize_card``,
-    ``tokenize_bank_account``, ``charge_token``, ``charge_card``, ``refund``), or of the one
-    named by ``operation``. ``when="before"`` raises without processing; ``when="after"``
-    processes and stores the request, then raises as if the response were lost.
-    """
-
-    OPERATIONS = frozenset(
-        {"tokenize_card", "tokenize_bank_account", "charge_token", "charge_card", "refund"}
-    )
-
-    def __init__(self) -> None:
-        self._queue: list[_Fault] = []
-        self._lock = threading.Lock()
-
-    def timeout_next(self, n: int = 1, *, when: str = "before", operation: str | None = None):
-        """Make the next ``n`` matching calls raise :class:`GatewayTimeout`."""
-        self._add(GatewayTimeout, n, when, operation)
-
-    def error_next(self, n: int = 1, *, when: str = "before", operation: str | None = None):
-        """Make the next ``n`` matching calls raise a plain :class:`GatewayError`."""
-        self._add(GatewayError, n, when, operation)
-
-    def clear(self) -> None:
-        """Drop every pending fault."""
-        with self._lock:
-            self._queue.clear()
-
-    @property
-    def pending(self) -> int:
-        """How many faults are still waiting for a call."""
-        with self._lock:
-            return len(self._queue)
-
-    def take(self, operation: str) -> _Fault | None:
-        """Remove and return the first fault that applies to ``operation``, if any."""
-        with self._lock:
-            for index, fault in enumerate(self._queue):
-                if fault.operation in (None, operation):
-                    return self._queue.pop(index)
-        return None
-
-    def _add(self, error: type[GatewayError], n: int, when: str, operation: str | None) -> None:
-        if when not in ("before", "after"):
-            raise ValueError("when must be 'before' or 'after'")
-        if operation is not None and operation not in self.OPERATIONS:
-            raise ValueError(f"not a faultable operation: {operation!r}")
-        with self._lock:
-            self._queue.extend(_Fault(error, when, operation) for _ in range(n))
 
 
 def _new_id(prefix: str) -> str:
@@ -192,7 +130,7 @@ class SandboxGateway(Gateway):
         today: returns the date expiries are checked against; defaults to today in UTC.
 
     Attributes:
-        faults: the fault-injection controls (see :class:`Faults`).
+        faults: the fault-injection controls (see :class:`~paybot.gateway.sandbox_faults.Faults`).
     """
 
     name = "sandbox"
@@ -221,15 +159,7 @@ class SandboxGateway(Gateway):
     def _call(self, operation: str, work: Callable[[], T]) -> T:
         """Run ``work`` after the simulated latency, honouring any injected fault."""
         self._wait()
-        fault = self.faults.take(operation) if operation in Faults.OPERATIONS else None
-        if fault is not None and fault.when == "before":
-            log.info("sandbox %s: injected %s before processing", operation, fault.error.code)
-            raise fault.error(f"sandbox: injected {fault.error.code} ({operation})")
-        result = work()
-        if fault is not None:
-            log.info("sandbox %s: injected %s after processing", operation, fault.error.code)
-            raise fault.error(f"sandbox: injected {fault.error.code} after processing")
-        return result
+        return self.faults.run(operation, work)
 
     def _stored(self, key: str) -> SandboxCharge | None:
         with session_scope(self._engine) as session:
