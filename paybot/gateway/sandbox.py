@@ -14,10 +14,7 @@ that key is what makes concurrent retries safe across threads and processes.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import secrets
 import time
 from collections.abc import Callable
 from datetime import date, datetime, timezone
@@ -36,7 +33,6 @@ from paybot.db.types import utcnow
 from paybot.gateway.base import (
     ChargeResult,
     Gateway,
-    GatewayError,
     IdempotencyConflict,
     TokenInfo,
     UnknownToken,
@@ -50,57 +46,25 @@ from paybot.gateway.sandbox_outcomes import (
     decline_code,
     token_decline_code,
 )
-from paybot.money import InvalidAmount, parse_amount, quantum
+from paybot.gateway.sandbox_requests import (
+    InvalidRequest,
+    check_key,
+    check_money,
+    cut_description,
+    new_id,
+    request_fingerprint,
+)
+from paybot.money import quantum
+
+__all__ = ["InvalidRequest", "SandboxGateway"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SUCCEEDED, DECLINED, REFUND = "succeeded", "declined", "refund"  # sandbox_charges.status
 
-_MAX_AMOUNT = Decimal(10) ** 12  # sandbox_charges.amount is NUMERIC(14, 2)
-_MAX_KEY_LENGTH = 255
-_MAX_DESCRIPTION = 200
 _CHARGES = SandboxCharge.__table__
 _TOKENS = SandboxToken.__table__
-
-
-class InvalidRequest(GatewayError):
-    """The request itself is unacceptable (bad amount, over-refund, unknown charge...)."""
-
-    code = "invalid_request"
-
-
-def _new_id(prefix: str) -> str:
-    return f"{prefix}_sbx_{secrets.token_hex(12)}"
-
-
-def _fingerprint(*parts: object) -> str:
-    """sha256 over the non-secret parts of a request (never card or account digits)."""
-    return hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).hexdigest()
-
-
-def _check_key(key: str) -> str:
-    if not isinstance(key, str) or not key or len(key) > _MAX_KEY_LENGTH:
-        raise InvalidRequest(f"idempotency key must be 1 to {_MAX_KEY_LENGTH} characters")
-    return key
-
-
-def _check_money(amount: Decimal, currency: str) -> tuple[Decimal, str]:
-    """A positive Decimal amount, exact in ``currency``, and the upper-case currency code."""
-    if not isinstance(amount, Decimal):
-        raise TypeError("amount must be a Decimal")
-    if not (isinstance(currency, str) and len(currency) == 3 and currency.isalpha()):
-        raise InvalidRequest("currency must be a three-letter ISO 4217 code")
-    currency = currency.upper()
-    if quantum(currency) < Decimal("0.01"):
-        raise InvalidRequest(f"the sandbox cannot store {currency} amounts")
-    try:
-        amount = parse_amount(amount, currency)
-    except InvalidAmount as exc:
-        raise InvalidRequest(str(exc)) from None
-    if not 0 < amount < _MAX_AMOUNT:
-        raise InvalidRequest("amount must be positive and below the sandbox maximum")
-    return amount, currency
 
 
 def _result(row: SandboxCharge, replayed: bool = False) -> ChargeResult:
@@ -114,11 +78,6 @@ def _result(row: SandboxCharge, replayed: bool = False) -> ChargeResult:
         decline_code=row.decline_code,
         replayed=replayed,
     )
-
-
-def _short(description: str | None) -> str | None:
-    """The description cut to the column's length (None when empty)."""
-    return description[:_MAX_DESCRIPTION] if description else None
 
 
 class SandboxGateway(Gateway):
@@ -200,7 +159,7 @@ class SandboxGateway(Gateway):
 
     def _charge_row(self, key: str, fingerprint: str, **fields: object) -> SandboxCharge:
         return SandboxCharge(
-            id=_new_id("ch"),
+            id=new_id("ch"),
             idempotency_key=key,
             request_fingerprint=fingerprint,
             refunded=Decimal("0.00"),
@@ -228,7 +187,7 @@ class SandboxGateway(Gateway):
         brand = validate_card(card, today=self._today())
         expiry = normalize_expiry(card.exp_month, card.exp_year)
         row = SandboxToken(
-            id=_new_id("tok"),
+            id=new_id("tok"),
             kind="card",
             brand=brand,
             last4=card.last4,
@@ -250,7 +209,7 @@ class SandboxGateway(Gateway):
     def _tokenize_bank(self, account: BankAccount) -> TokenInfo:
         validate_bank_account(account)
         row = SandboxToken(
-            id=_new_id("tok"),
+            id=new_id("tok"),
             kind="bank",
             brand=account.account_type,
             last4=account.last4,
@@ -317,9 +276,9 @@ class SandboxGateway(Gateway):
     def _charge_token(
         self, token: str, amount: Decimal, currency: str, key: str, description: str | None
     ) -> ChargeResult:
-        amount, currency = _check_money(amount, currency)
-        fingerprint = _fingerprint("charge_token", token, amount, currency)
-        replayed = self._replay(_check_key(key), fingerprint)
+        amount, currency = check_money(amount, currency)
+        fingerprint = request_fingerprint("charge_token", token, amount, currency)
+        replayed = self._replay(check_key(key), fingerprint)
         if replayed is not None:
             return replayed
         vaulted = self._load_token(token)
@@ -334,7 +293,7 @@ class SandboxGateway(Gateway):
             decline_code=code,
             brand=vaulted.brand,
             last4=vaulted.last4,
-            description=_short(description),
+            description=cut_description(description),
         )
         also = None if vaulted.reusable else (lambda s: self._use_up(s, vaulted.id))
         return self._persist(row, also)
@@ -372,13 +331,13 @@ class SandboxGateway(Gateway):
     def _charge_card(
         self, card: CardData, amount: Decimal, currency: str, key: str, description: str | None
     ) -> ChargeResult:
-        amount, currency = _check_money(amount, currency)
+        amount, currency = check_money(amount, currency)
         brand = validate_card(card, today=self._today())
         expiry = normalize_expiry(card.exp_month, card.exp_year)
-        fingerprint = _fingerprint(
+        fingerprint = request_fingerprint(
             "charge_card", brand, card.last4, expiry.month, expiry.year, amount, currency
         )
-        replayed = self._replay(_check_key(key), fingerprint)
+        replayed = self._replay(check_key(key), fingerprint)
         if replayed is not None:
             return replayed
         code = decline_code(card_outcome(card))
@@ -391,7 +350,7 @@ class SandboxGateway(Gateway):
             decline_code=code,
             brand=brand,
             last4=card.last4,
-            description=_short(description),
+            description=cut_description(description),
         )
         return self._persist(row)
 
@@ -425,9 +384,9 @@ class SandboxGateway(Gateway):
     def _refund(self, charge_id: str, amount: Decimal | None, key: str) -> ChargeResult:
         charge = self._load_charge(charge_id)
         if amount is not None:
-            amount, _ = _check_money(amount, charge.currency)
-        fingerprint = _fingerprint("refund", charge.id, "full" if amount is None else amount)
-        replayed = self._replay(_check_key(key), fingerprint)
+            amount, _ = check_money(amount, charge.currency)
+        fingerprint = request_fingerprint("refund", charge.id, "full" if amount is None else amount)
+        replayed = self._replay(check_key(key), fingerprint)
         if replayed is not None:
             return replayed
         left = charge.amount - charge.refunded
@@ -437,7 +396,7 @@ class SandboxGateway(Gateway):
         if amount > left:
             raise InvalidRequest("refund exceeds the amount left to refund")
         row = SandboxCharge(
-            id=_new_id("re"),
+            id=new_id("re"),
             idempotency_key=key,
             request_fingerprint=fingerprint,
             amount=amount,
