@@ -6,7 +6,8 @@ validation (known brand, length, Luhn, future expiry, CVC length) is approved, a
 valid bank account succeeds. Declines are results (``approved=False`` with a decline
 code), never exceptions; invalid data raises ``InvalidPaymentData`` and is not stored.
 
-The vault (``sandbox_tokens``) and the charge log (``sandbox_charges``) hold brand, last four,
+The vault (``sandbox_tokens``, :mod:`paybot.gateway.sandbox_vault`) and the charge log
+(``sandbox_charges``) hold brand, last four,
 expiry and the test ``outcome`` the number selected, never a PAN, CVC or full bank account
 number. Every charge and refund is stored with its idempotency key; the unique constraint on
 that key is what makes concurrent retries safe across threads and processes.
@@ -28,14 +29,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from paybot.db.engine import session_scope
-from paybot.db.models import SandboxCharge, SandboxToken
-from paybot.db.types import utcnow
+from paybot.db.models import SandboxCharge
 from paybot.gateway.base import (
     ChargeResult,
     Gateway,
     IdempotencyConflict,
     TokenInfo,
-    UnknownToken,
 )
 from paybot.gateway.card_data import BankAccount, CardData
 from paybot.gateway.cards import normalize_expiry, validate_bank_account, validate_card
@@ -54,6 +53,7 @@ from paybot.gateway.sandbox_requests import (
     new_id,
     request_fingerprint,
 )
+from paybot.gateway.sandbox_vault import TokenVault
 from paybot.money import quantum
 
 __all__ = ["InvalidRequest", "SandboxGateway"]
@@ -64,7 +64,6 @@ T = TypeVar("T")
 SUCCEEDED, DECLINED, REFUND = "succeeded", "declined", "refund"  # sandbox_charges.status
 
 _CHARGES = SandboxCharge.__table__
-_TOKENS = SandboxToken.__table__
 
 
 def _result(row: SandboxCharge, replayed: bool = False) -> ChargeResult:
@@ -104,6 +103,7 @@ class SandboxGateway(Gateway):
         if latency_ms < 0:
             raise ValueError("latency_ms must not be negative")
         self._engine = engine
+        self._vault = TokenVault(engine)
         self.latency_ms = latency_ms
         self.faults = Faults()
         self._today = today or (lambda: datetime.now(timezone.utc).date())
@@ -166,13 +166,6 @@ class SandboxGateway(Gateway):
             **fields,
         )
 
-    def _load_token(self, token: str) -> SandboxToken:
-        with session_scope(self._engine) as session:
-            row = session.get(SandboxToken, token) if isinstance(token, str) else None
-        if row is None or row.deleted_at is not None:
-            raise UnknownToken("no such payment token (or it was deleted)")
-        return row
-
     # -- tokens --------------------------------------------------------------------------
 
     def tokenize_card(self, card: CardData, *, reusable: bool = True) -> TokenInfo:
@@ -186,17 +179,15 @@ class SandboxGateway(Gateway):
     def _tokenize_card(self, card: CardData, reusable: bool) -> TokenInfo:
         brand = validate_card(card, today=self._today())
         expiry = normalize_expiry(card.exp_month, card.exp_year)
-        row = SandboxToken(
-            id=new_id("tok"),
+        return self._vault.add(
             kind="card",
             brand=brand,
             last4=card.last4,
+            outcome=card_outcome(card),
             exp_month=expiry.month,
             exp_year=expiry.year,
-            outcome=card_outcome(card),
             reusable=reusable,
         )
-        return self._save_token(row)
 
     def tokenize_bank_account(self, account: BankAccount) -> TokenInfo:
         """Validate ``account`` (ABA routing checksum, 4-17 digit account) and vault it.
@@ -208,27 +199,11 @@ class SandboxGateway(Gateway):
 
     def _tokenize_bank(self, account: BankAccount) -> TokenInfo:
         validate_bank_account(account)
-        row = SandboxToken(
-            id=new_id("tok"),
+        return self._vault.add(
             kind="bank",
             brand=account.account_type,
             last4=account.last4,
             outcome=bank_outcome(account),
-        )
-        return self._save_token(row)
-
-    def _save_token(self, row: SandboxToken) -> TokenInfo:
-        with session_scope(self._engine) as session:
-            session.add(row)
-        log.info("sandbox tokenized %s (%s %s)", row.id, row.kind, row.brand)
-        return TokenInfo(
-            token=row.id,
-            kind=row.kind,
-            brand=row.brand,
-            last4=row.last4,
-            exp_month=row.exp_month,
-            exp_year=row.exp_year,
-            reusable=row.reusable,
         )
 
     def delete_token(self, token: str) -> None:
@@ -240,13 +215,7 @@ class SandboxGateway(Gateway):
             UnknownToken: the token never existed.
         """
         self._wait()
-        with session_scope(self._engine) as session:
-            row = session.get(SandboxToken, token) if isinstance(token, str) else None
-            if row is None:
-                raise UnknownToken("no such payment token")
-            if row.deleted_at is None:
-                row.deleted_at = utcnow()
-        log.info("sandbox deleted token %s", token)
+        self._vault.delete(token)
 
     # -- charges -------------------------------------------------------------------------
 
@@ -281,7 +250,7 @@ class SandboxGateway(Gateway):
         replayed = self._replay(check_key(key), fingerprint)
         if replayed is not None:
             return replayed
-        vaulted = self._load_token(token)
+        vaulted = self._vault.load(token)
         code = token_decline_code(vaulted, currency, self._today())
         row = self._charge_row(
             key,
@@ -295,19 +264,8 @@ class SandboxGateway(Gateway):
             last4=vaulted.last4,
             description=cut_description(description),
         )
-        also = None if vaulted.reusable else (lambda s: self._use_up(s, vaulted.id))
+        also = None if vaulted.reusable else (lambda s: self._vault.use_up(s, vaulted.id))
         return self._persist(row, also)
-
-    @staticmethod
-    def _use_up(session: Session, token_id: str) -> None:
-        """Delete a single-use token in the charge's transaction, unless a rival did first."""
-        stmt = (
-            update(_TOKENS)
-            .where(_TOKENS.c.id == token_id, _TOKENS.c.deleted_at.is_(None))
-            .values(deleted_at=utcnow())
-        )
-        if session.execute(stmt).rowcount != 1:
-            raise UnknownToken("single-use payment token already used")
 
     def charge_card(
         self,
