@@ -7,15 +7,16 @@ valid bank account succeeds. Declines are results (``approved=False`` with a dec
 code), never exceptions; invalid data raises ``InvalidPaymentData`` and is not stored.
 
 The vault (``sandbox_tokens``, :mod:`paybot.gateway.sandbox_vault`) and the charge log
-(``sandbox_charges``) hold brand, last four,
-expiry and the test ``outcome`` the number selected, never a PAN, CVC or full bank account
-number. Every charge and refund is stored with its idempotency key; the unique constraint on
-that key is what makes concurrent retries safe across threads and processes.
+(``sandbox_charges``, :mod:`paybot.gateway.sandbox_charges`) hold brand, last four, expiry and
+the test ``outcome`` the number selected, never a PAN, CVC or full bank account number. Every
+charge and refund is stored with its idempotency key; the unique constraint on that key is what
+makes concurrent retries safe across threads and processes. Requests are checked
+(:mod:`paybot.gateway.sandbox_requests`) before anything is stored, and tests can inject
+timeouts and errors (:mod:`paybot.gateway.sandbox_faults`).
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from datetime import date, datetime, timezone
@@ -23,21 +24,19 @@ from decimal import Decimal
 from functools import partial
 from typing import TypeVar
 
-from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
 
-from paybot.db.engine import session_scope
-from paybot.db.models import SandboxCharge
-from paybot.gateway.base import (
-    ChargeResult,
-    Gateway,
-    IdempotencyConflict,
-    TokenInfo,
-)
+from paybot.gateway.base import ChargeResult, Gateway, TokenInfo
 from paybot.gateway.card_data import BankAccount, CardData
 from paybot.gateway.cards import normalize_expiry, validate_bank_account, validate_card
+from paybot.gateway.sandbox_charges import (
+    DECLINED,
+    SUCCEEDED,
+    ChargeLog,
+    charge_row,
+    refund_row,
+    result,
+)
 from paybot.gateway.sandbox_faults import Faults
 from paybot.gateway.sandbox_outcomes import (
     bank_outcome,
@@ -50,33 +49,13 @@ from paybot.gateway.sandbox_requests import (
     check_key,
     check_money,
     cut_description,
-    new_id,
     request_fingerprint,
 )
 from paybot.gateway.sandbox_vault import TokenVault
-from paybot.money import quantum
 
 __all__ = ["InvalidRequest", "SandboxGateway"]
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-SUCCEEDED, DECLINED, REFUND = "succeeded", "declined", "refund"  # sandbox_charges.status
-
-_CHARGES = SandboxCharge.__table__
-
-
-def _result(row: SandboxCharge, replayed: bool = False) -> ChargeResult:
-    return ChargeResult(
-        approved=row.status in (SUCCEEDED, REFUND),
-        transaction_id=row.id,
-        amount=row.amount.quantize(quantum(row.currency)),
-        currency=row.currency,
-        brand=row.brand,
-        last4=row.last4,
-        decline_code=row.decline_code,
-        replayed=replayed,
-    )
 
 
 class SandboxGateway(Gateway):
@@ -102,8 +81,8 @@ class SandboxGateway(Gateway):
     ) -> None:
         if latency_ms < 0:
             raise ValueError("latency_ms must not be negative")
-        self._engine = engine
         self._vault = TokenVault(engine)
+        self._charges = ChargeLog(engine)
         self.latency_ms = latency_ms
         self.faults = Faults()
         self._today = today or (lambda: datetime.now(timezone.utc).date())
@@ -119,52 +98,6 @@ class SandboxGateway(Gateway):
         """Run ``work`` after the simulated latency, honouring any injected fault."""
         self._wait()
         return self.faults.run(operation, work)
-
-    def _stored(self, key: str) -> SandboxCharge | None:
-        with session_scope(self._engine) as session:
-            query = select(SandboxCharge).where(_CHARGES.c.idempotency_key == key)
-            return session.exec(query).first()
-
-    def _replay(self, key: str, fingerprint: str) -> ChargeResult | None:
-        """The stored result for ``key``, or None; a different request raises a conflict."""
-        row = self._stored(key)
-        if row is None:
-            return None
-        if row.request_fingerprint != fingerprint:
-            raise IdempotencyConflict("idempotency key already used for a different request")
-        log.info("sandbox replay %s for a repeated idempotency key", row.id)
-        return _result(row, replayed=True)
-
-    def _persist(
-        self, row: SandboxCharge, also: Callable[[Session], None] | None = None
-    ) -> ChargeResult:
-        """Insert ``row`` (and run ``also`` in the same transaction), or replay on a race.
-
-        A concurrent request with the same key that committed first makes the insert fail on
-        the unique key; the transaction is rolled back and that request's result replayed.
-        """
-        try:
-            with session_scope(self._engine) as session:
-                session.add(row)
-                session.flush()
-                if also is not None:
-                    also(session)
-        except IntegrityError:
-            replayed = self._replay(row.idempotency_key, row.request_fingerprint)
-            if replayed is None:
-                raise
-            return replayed
-        log.info("sandbox %s %s: %s", row.status, row.id, row.decline_code or "ok")
-        return _result(row)
-
-    def _charge_row(self, key: str, fingerprint: str, **fields: object) -> SandboxCharge:
-        return SandboxCharge(
-            id=new_id("ch"),
-            idempotency_key=key,
-            request_fingerprint=fingerprint,
-            refunded=Decimal("0.00"),
-            **fields,
-        )
 
     # -- tokens --------------------------------------------------------------------------
 
@@ -247,12 +180,12 @@ class SandboxGateway(Gateway):
     ) -> ChargeResult:
         amount, currency = check_money(amount, currency)
         fingerprint = request_fingerprint("charge_token", token, amount, currency)
-        replayed = self._replay(check_key(key), fingerprint)
+        replayed = self._charges.replay(check_key(key), fingerprint)
         if replayed is not None:
             return replayed
         vaulted = self._vault.load(token)
         code = token_decline_code(vaulted, currency, self._today())
-        row = self._charge_row(
+        row = charge_row(
             key,
             fingerprint,
             token_id=vaulted.id,
@@ -265,7 +198,7 @@ class SandboxGateway(Gateway):
             description=cut_description(description),
         )
         also = None if vaulted.reusable else (lambda s: self._vault.use_up(s, vaulted.id))
-        return self._persist(row, also)
+        return self._charges.persist(row, also)
 
     def charge_card(
         self,
@@ -295,11 +228,11 @@ class SandboxGateway(Gateway):
         fingerprint = request_fingerprint(
             "charge_card", brand, card.last4, expiry.month, expiry.year, amount, currency
         )
-        replayed = self._replay(check_key(key), fingerprint)
+        replayed = self._charges.replay(check_key(key), fingerprint)
         if replayed is not None:
             return replayed
         code = decline_code(card_outcome(card))
-        row = self._charge_row(
+        row = charge_row(
             key,
             fingerprint,
             amount=amount,
@@ -310,7 +243,7 @@ class SandboxGateway(Gateway):
             last4=card.last4,
             description=cut_description(description),
         )
-        return self._persist(row)
+        return self._charges.persist(row)
 
     def find_charge(self, idempotency_key: str) -> ChargeResult | None:
         """The charge (approved or declined) stored under ``idempotency_key``, else None.
@@ -318,10 +251,10 @@ class SandboxGateway(Gateway):
         Refunds are not charges: a refund's key gives None.
         """
         self._wait()
-        row = self._stored(idempotency_key)
+        row = self._charges.stored(idempotency_key)
         if row is None or row.status not in (SUCCEEDED, DECLINED):
             return None
-        return _result(row)
+        return result(row)
 
     # -- refunds -------------------------------------------------------------------------
 
@@ -340,11 +273,11 @@ class SandboxGateway(Gateway):
         return self._call("refund", partial(self._refund, transaction_id, amount, idempotency_key))
 
     def _refund(self, charge_id: str, amount: Decimal | None, key: str) -> ChargeResult:
-        charge = self._load_charge(charge_id)
+        charge = self._charges.load_charge(charge_id)
         if amount is not None:
             amount, _ = check_money(amount, charge.currency)
         fingerprint = request_fingerprint("refund", charge.id, "full" if amount is None else amount)
-        replayed = self._replay(check_key(key), fingerprint)
+        replayed = self._charges.replay(check_key(key), fingerprint)
         if replayed is not None:
             return replayed
         left = charge.amount - charge.refunded
@@ -353,39 +286,5 @@ class SandboxGateway(Gateway):
         amount = left if amount is None else amount
         if amount > left:
             raise InvalidRequest("refund exceeds the amount left to refund")
-        row = SandboxCharge(
-            id=new_id("re"),
-            idempotency_key=key,
-            request_fingerprint=fingerprint,
-            amount=amount,
-            currency=charge.currency,
-            status=REFUND,
-            brand=charge.brand,
-            last4=charge.last4,
-            refunded=Decimal("0.00"),
-            description=f"refund of {charge.id}",
-        )
-        return self._persist(row, lambda s: self._take_from(s, charge.id, amount))
-
-    def _load_charge(self, charge_id: str) -> SandboxCharge:
-        with session_scope(self._engine) as session:
-            row = session.get(SandboxCharge, charge_id) if isinstance(charge_id, str) else None
-        if row is None or row.status == REFUND:
-            raise InvalidRequest("no such charge")
-        return row
-
-    @staticmethod
-    def _take_from(session: Session, charge_id: str, amount: Decimal) -> None:
-        """Add ``amount`` to the charge's refunded total, atomically, never past its amount."""
-        refunded = _CHARGES.c.refunded
-        stmt = (
-            update(_CHARGES)
-            .where(
-                _CHARGES.c.id == charge_id,
-                _CHARGES.c.status == SUCCEEDED,
-                refunded + amount <= _CHARGES.c.amount,
-            )
-            .values(refunded=refunded + amount)
-        )
-        if session.execute(stmt).rowcount != 1:
-            raise InvalidRequest("refund exceeds the amount left to refund")
+        row = refund_row(charge, key, fingerprint, amount)
+        return self._charges.persist(row, lambda s: self._charges.take_from(s, charge.id, amount))
