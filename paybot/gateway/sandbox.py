@@ -1,215 +1,61 @@
 """The embedded sandbox gateway: a test-mode processor that lives in the paybot database.
 
 It behaves like a real processor in test mode, keyed on the well-known Stripe test numbers
-(:data:`CARD_OUTCOMES`, :data:`BANK_OUTCOMES`). Like a lenient test mode, any other card that
-passes validation (known brand, length, Luhn, future expiry, CVC length) is approved, and any
-other valid bank account succeeds. Declines are results (``approved=False`` with a decline
+(:mod:`paybot.gateway.sandbox_outcomes`). Like a lenient test mode, any other card that passes
+validation (known brand, length, Luhn, future expiry, CVC length) is approved, and any other
+valid bank account succeeds. Declines are results (``approved=False`` with a decline
 code), never exceptions; invalid data raises ``InvalidPaymentData`` and is not stored.
 
-The vault (``sandbox_tokens``) and the charge log (``sandbox_charges``) hold brand, last four,
-expiry and the test ``outcome`` the number selected, never a PAN, CVC or full bank account
-number. Every charge and refund is stored with its idempotency key; the unique constraint on
-that key is what makes concurrent retries safe across threads and processes.
+The vault (``sandbox_tokens``, :mod:`paybot.gateway.sandbox_vault`) and the charge log
+(``sandbox_charges``, :mod:`paybot.gateway.sandbox_charges`) hold brand, last four, expiry and
+the test ``outcome`` the number selected, never a PAN, CVC or full bank account number. Every
+charge and refund is stored with its idempotency key; the unique constraint on that key is what
+makes concurrent retries safe across threads and processes. Requests are checked
+(:mod:`paybot.gateway.sandbox_requests`) before anything is stored, and tests can inject
+timeouts and errors (:mod:`paybot.gateway.sandbox_faults`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
-import secrets
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from functools import partial
 from typing import TypeVar
 
-from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
 
-from paybot.db.engine import session_scope
-from paybot.db.models import SandboxCharge, SandboxToken
-from paybot.db.types import utcnow
-from paybot.gateway.base import (
-    ChargeResult,
-    Gateway,
-    GatewayError,
-    GatewayTimeout,
-    IdempotencyConflict,
-    TokenInfo,
-    UnknownToken,
-)
+from paybot.gateway.base import ChargeResult, Gateway, TokenInfo
 from paybot.gateway.card_data import BankAccount, CardData
-from paybot.gateway.cards import (
-    Expiry,
-    is_expired,
-    normalize_expiry,
-    validate_bank_account,
-    validate_card,
+from paybot.gateway.cards import normalize_expiry, validate_bank_account, validate_card
+from paybot.gateway.sandbox_charges import (
+    DECLINED,
+    SUCCEEDED,
+    ChargeLog,
+    charge_row,
+    refund_row,
+    result,
 )
-from paybot.money import InvalidAmount, parse_amount, quantum
+from paybot.gateway.sandbox_faults import Faults
+from paybot.gateway.sandbox_outcomes import (
+    bank_outcome,
+    card_outcome,
+    decline_code,
+    token_decline_code,
+)
+from paybot.gateway.sandbox_requests import (
+    InvalidRequest,
+    check_key,
+    check_money,
+    cut_description,
+    request_fingerprint,
+)
+from paybot.gateway.sandbox_vault import TokenVault
 
-log = logging.getLogger(__name__)
+__all__ = ["InvalidRequest", "SandboxGateway"]
+
 T = TypeVar("T")
-
-SUCCESS = "success"
-CHARGE_CUSTOMER_FAIL = "charge_customer_fail"
-SUCCEEDED, DECLINED, REFUND = "succeeded", "declined", "refund"  # sandbox_charges.status
-
-CARD_OUTCOMES: dict[str, str] = {
-    "4000000000000002": "generic_decline",
-    "4000000000009995": "insufficient_funds",
-    "4000000000009987": "lost_card",
-    "4000000000009979": "stolen_card",
-    "4000000000000069": "expired_card",
-    "4000000000000127": "incorrect_cvc",
-    "4000000000000119": "processing_error",
-    "4000000000006975": "card_velocity_exceeded",
-    "4000000000000341": CHARGE_CUSTOMER_FAIL,  # tokenizing succeeds, every charge declines
-}
-"""Test card numbers with a non-success outcome; every other valid card succeeds."""
-
-BANK_OUTCOMES: dict[str, str] = {
-    "000111111113": "account_closed",
-    "000111111116": "no_account",
-    "000222222227": "insufficient_funds",
-    "000333333335": "debit_not_authorized",
-    "000444444440": "invalid_currency",
-}
-"""Test bank account numbers (with any valid routing number, e.g. 110000000) that fail."""
-
-_DECLINE_CODES = {CHARGE_CUSTOMER_FAIL: "generic_decline"}  # others: the outcome itself
-_MAX_AMOUNT = Decimal(10) ** 12  # sandbox_charges.amount is NUMERIC(14, 2)
-_MAX_KEY_LENGTH = 255
-_MAX_DESCRIPTION = 200
-_CHARGES = SandboxCharge.__table__
-_TOKENS = SandboxToken.__table__
-
-
-class InvalidRequest(GatewayError):
-    """The request itself is unacceptable (bad amount, over-refund, unknown charge...)."""
-
-    code = "invalid_request"
-
-
-@dataclass(frozen=True)
-class _Fault:
-    error: type[GatewayError]
-    when: str
-    operation: str | None
-
-
-class Faults:
-    """Failures to inject into the next calls of one :class:`SandboxGateway` (for tests).
-
-    A fault applies to the next call of a faultable operation (``tokenize_card``,
-    ``tokenize_bank_account``, ``charge_token``, ``charge_card``, ``refund``), or of the one
-    named by ``operation``. ``when="before"`` raises without processing; ``when="after"``
-    processes and stores the request, then raises as if the response were lost.
-    """
-
-    OPERATIONS = frozenset(
-        {"tokenize_card", "tokenize_bank_account", "charge_token", "charge_card", "refund"}
-    )
-
-    def __init__(self) -> None:
-        self._queue: list[_Fault] = []
-        self._lock = threading.Lock()
-
-    def timeout_next(self, n: int = 1, *, when: str = "before", operation: str | None = None):
-        """Make the next ``n`` matching calls raise :class:`GatewayTimeout`."""
-        self._add(GatewayTimeout, n, when, operation)
-
-    def error_next(self, n: int = 1, *, when: str = "before", operation: str | None = None):
-        """Make the next ``n`` matching calls raise a plain :class:`GatewayError`."""
-        self._add(GatewayError, n, when, operation)
-
-    def clear(self) -> None:
-        """Drop every pending fault."""
-        with self._lock:
-            self._queue.clear()
-
-    @property
-    def pending(self) -> int:
-        """How many faults are still waiting for a call."""
-        with self._lock:
-            return len(self._queue)
-
-    def take(self, operation: str) -> _Fault | None:
-        """Remove and return the first fault that applies to ``operation``, if any."""
-        with self._lock:
-            for index, fault in enumerate(self._queue):
-                if fault.operation in (None, operation):
-                    return self._queue.pop(index)
-        return None
-
-    def _add(self, error: type[GatewayError], n: int, when: str, operation: str | None) -> None:
-        if when not in ("before", "after"):
-            raise ValueError("when must be 'before' or 'after'")
-        if operation is not None and operation not in self.OPERATIONS:
-            raise ValueError(f"not a faultable operation: {operation!r}")
-        with self._lock:
-            self._queue.extend(_Fault(error, when, operation) for _ in range(n))
-
-
-def _new_id(prefix: str) -> str:
-    return f"{prefix}_sbx_{secrets.token_hex(12)}"
-
-
-def _fingerprint(*parts: object) -> str:
-    """sha256 over the non-secret parts of a request (never card or account digits)."""
-    return hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).hexdigest()
-
-
-def _check_key(key: str) -> str:
-    if not isinstance(key, str) or not key or len(key) > _MAX_KEY_LENGTH:
-        raise InvalidRequest(f"idempotency key must be 1 to {_MAX_KEY_LENGTH} characters")
-    return key
-
-
-def _check_money(amount: Decimal, currency: str) -> tuple[Decimal, str]:
-    """A positive Decimal amount, exact in ``currency``, and the upper-case currency code."""
-    if not isinstance(amount, Decimal):
-        raise TypeError("amount must be a Decimal")
-    if not (isinstance(currency, str) and len(currency) == 3 and currency.isalpha()):
-        raise InvalidRequest("currency must be a three-letter ISO 4217 code")
-    currency = currency.upper()
-    if quantum(currency) < Decimal("0.01"):
-        raise InvalidRequest(f"the sandbox cannot store {currency} amounts")
-    try:
-        amount = parse_amount(amount, currency)
-    except InvalidAmount as exc:
-        raise InvalidRequest(str(exc)) from None
-    if not 0 < amount < _MAX_AMOUNT:
-        raise InvalidRequest("amount must be positive and below the sandbox maximum")
-    return amount, currency
-
-
-def _result(row: SandboxCharge, replayed: bool = False) -> ChargeResult:
-    return ChargeResult(
-        approved=row.status in (SUCCEEDED, REFUND),
-        transaction_id=row.id,
-        amount=row.amount.quantize(quantum(row.currency)),
-        currency=row.currency,
-        brand=row.brand,
-        last4=row.last4,
-        decline_code=row.decline_code,
-        replayed=replayed,
-    )
-
-
-def _short(description: str | None) -> str | None:
-    """The description cut to the column's length (None when empty)."""
-    return description[:_MAX_DESCRIPTION] if description else None
-
-
-def _decline_code(outcome: str) -> str | None:
-    return None if outcome == SUCCESS else _DECLINE_CODES.get(outcome, outcome)
 
 
 class SandboxGateway(Gateway):
@@ -221,7 +67,7 @@ class SandboxGateway(Gateway):
         today: returns the date expiries are checked against; defaults to today in UTC.
 
     Attributes:
-        faults: the fault-injection controls (see :class:`Faults`).
+        faults: the fault-injection controls (see :class:`~paybot.gateway.sandbox_faults.Faults`).
     """
 
     name = "sandbox"
@@ -235,7 +81,8 @@ class SandboxGateway(Gateway):
     ) -> None:
         if latency_ms < 0:
             raise ValueError("latency_ms must not be negative")
-        self._engine = engine
+        self._vault = TokenVault(engine)
+        self._charges = ChargeLog(engine)
         self.latency_ms = latency_ms
         self.faults = Faults()
         self._today = today or (lambda: datetime.now(timezone.utc).date())
@@ -250,68 +97,7 @@ class SandboxGateway(Gateway):
     def _call(self, operation: str, work: Callable[[], T]) -> T:
         """Run ``work`` after the simulated latency, honouring any injected fault."""
         self._wait()
-        fault = self.faults.take(operation) if operation in Faults.OPERATIONS else None
-        if fault is not None and fault.when == "before":
-            log.info("sandbox %s: injected %s before processing", operation, fault.error.code)
-            raise fault.error(f"sandbox: injected {fault.error.code} ({operation})")
-        result = work()
-        if fault is not None:
-            log.info("sandbox %s: injected %s after processing", operation, fault.error.code)
-            raise fault.error(f"sandbox: injected {fault.error.code} after processing")
-        return result
-
-    def _stored(self, key: str) -> SandboxCharge | None:
-        with session_scope(self._engine) as session:
-            query = select(SandboxCharge).where(_CHARGES.c.idempotency_key == key)
-            return session.exec(query).first()
-
-    def _replay(self, key: str, fingerprint: str) -> ChargeResult | None:
-        """The stored result for ``key``, or None; a different request raises a conflict."""
-        row = self._stored(key)
-        if row is None:
-            return None
-        if row.request_fingerprint != fingerprint:
-            raise IdempotencyConflict("idempotency key already used for a different request")
-        log.info("sandbox replay %s for a repeated idempotency key", row.id)
-        return _result(row, replayed=True)
-
-    def _persist(
-        self, row: SandboxCharge, also: Callable[[Session], None] | None = None
-    ) -> ChargeResult:
-        """Insert ``row`` (and run ``also`` in the same transaction), or replay on a race.
-
-        A concurrent request with the same key that committed first makes the insert fail on
-        the unique key; the transaction is rolled back and that request's result replayed.
-        """
-        try:
-            with session_scope(self._engine) as session:
-                session.add(row)
-                session.flush()
-                if also is not None:
-                    also(session)
-        except IntegrityError:
-            replayed = self._replay(row.idempotency_key, row.request_fingerprint)
-            if replayed is None:
-                raise
-            return replayed
-        log.info("sandbox %s %s: %s", row.status, row.id, row.decline_code or "ok")
-        return _result(row)
-
-    def _charge_row(self, key: str, fingerprint: str, **fields: object) -> SandboxCharge:
-        return SandboxCharge(
-            id=_new_id("ch"),
-            idempotency_key=key,
-            request_fingerprint=fingerprint,
-            refunded=Decimal("0.00"),
-            **fields,
-        )
-
-    def _load_token(self, token: str) -> SandboxToken:
-        with session_scope(self._engine) as session:
-            row = session.get(SandboxToken, token) if isinstance(token, str) else None
-        if row is None or row.deleted_at is not None:
-            raise UnknownToken("no such payment token (or it was deleted)")
-        return row
+        return self.faults.run(operation, work)
 
     # -- tokens --------------------------------------------------------------------------
 
@@ -326,17 +112,15 @@ class SandboxGateway(Gateway):
     def _tokenize_card(self, card: CardData, reusable: bool) -> TokenInfo:
         brand = validate_card(card, today=self._today())
         expiry = normalize_expiry(card.exp_month, card.exp_year)
-        row = SandboxToken(
-            id=_new_id("tok"),
+        return self._vault.add(
             kind="card",
             brand=brand,
             last4=card.last4,
+            outcome=card_outcome(card),
             exp_month=expiry.month,
             exp_year=expiry.year,
-            outcome=CARD_OUTCOMES.get(card.number, SUCCESS),
             reusable=reusable,
         )
-        return self._save_token(row)
 
     def tokenize_bank_account(self, account: BankAccount) -> TokenInfo:
         """Validate ``account`` (ABA routing checksum, 4-17 digit account) and vault it.
@@ -348,27 +132,11 @@ class SandboxGateway(Gateway):
 
     def _tokenize_bank(self, account: BankAccount) -> TokenInfo:
         validate_bank_account(account)
-        row = SandboxToken(
-            id=_new_id("tok"),
+        return self._vault.add(
             kind="bank",
             brand=account.account_type,
             last4=account.last4,
-            outcome=BANK_OUTCOMES.get(account.account_number, SUCCESS),
-        )
-        return self._save_token(row)
-
-    def _save_token(self, row: SandboxToken) -> TokenInfo:
-        with session_scope(self._engine) as session:
-            session.add(row)
-        log.info("sandbox tokenized %s (%s %s)", row.id, row.kind, row.brand)
-        return TokenInfo(
-            token=row.id,
-            kind=row.kind,
-            brand=row.brand,
-            last4=row.last4,
-            exp_month=row.exp_month,
-            exp_year=row.exp_year,
-            reusable=row.reusable,
+            outcome=bank_outcome(account),
         )
 
     def delete_token(self, token: str) -> None:
@@ -380,13 +148,7 @@ class SandboxGateway(Gateway):
             UnknownToken: the token never existed.
         """
         self._wait()
-        with session_scope(self._engine) as session:
-            row = session.get(SandboxToken, token) if isinstance(token, str) else None
-            if row is None:
-                raise UnknownToken("no such payment token")
-            if row.deleted_at is None:
-                row.deleted_at = utcnow()
-        log.info("sandbox deleted token %s", token)
+        self._vault.delete(token)
 
     # -- charges -------------------------------------------------------------------------
 
@@ -416,14 +178,14 @@ class SandboxGateway(Gateway):
     def _charge_token(
         self, token: str, amount: Decimal, currency: str, key: str, description: str | None
     ) -> ChargeResult:
-        amount, currency = _check_money(amount, currency)
-        fingerprint = _fingerprint("charge_token", token, amount, currency)
-        replayed = self._replay(_check_key(key), fingerprint)
+        amount, currency = check_money(amount, currency)
+        fingerprint = request_fingerprint("charge_token", token, amount, currency)
+        replayed = self._charges.replay(check_key(key), fingerprint)
         if replayed is not None:
             return replayed
-        vaulted = self._load_token(token)
-        code = self._token_decline_code(vaulted, currency)
-        row = self._charge_row(
+        vaulted = self._vault.load(token)
+        code = token_decline_code(vaulted, currency, self._today())
+        row = charge_row(
             key,
             fingerprint,
             token_id=vaulted.id,
@@ -433,29 +195,10 @@ class SandboxGateway(Gateway):
             decline_code=code,
             brand=vaulted.brand,
             last4=vaulted.last4,
-            description=_short(description),
+            description=cut_description(description),
         )
-        also = None if vaulted.reusable else (lambda s: self._use_up(s, vaulted.id))
-        return self._persist(row, also)
-
-    def _token_decline_code(self, vaulted: SandboxToken, currency: str) -> str | None:
-        expiry = Expiry(vaulted.exp_month or 0, vaulted.exp_year or 0)
-        if vaulted.kind == "card" and is_expired(expiry, self._today()):
-            return "expired_card"
-        if vaulted.kind == "bank" and currency != "USD":
-            return "invalid_currency"
-        return _decline_code(vaulted.outcome)
-
-    @staticmethod
-    def _use_up(session: Session, token_id: str) -> None:
-        """Delete a single-use token in the charge's transaction, unless a rival did first."""
-        stmt = (
-            update(_TOKENS)
-            .where(_TOKENS.c.id == token_id, _TOKENS.c.deleted_at.is_(None))
-            .values(deleted_at=utcnow())
-        )
-        if session.execute(stmt).rowcount != 1:
-            raise UnknownToken("single-use payment token already used")
+        also = None if vaulted.reusable else (lambda s: self._vault.use_up(s, vaulted.id))
+        return self._charges.persist(row, also)
 
     def charge_card(
         self,
@@ -479,17 +222,17 @@ class SandboxGateway(Gateway):
     def _charge_card(
         self, card: CardData, amount: Decimal, currency: str, key: str, description: str | None
     ) -> ChargeResult:
-        amount, currency = _check_money(amount, currency)
+        amount, currency = check_money(amount, currency)
         brand = validate_card(card, today=self._today())
         expiry = normalize_expiry(card.exp_month, card.exp_year)
-        fingerprint = _fingerprint(
+        fingerprint = request_fingerprint(
             "charge_card", brand, card.last4, expiry.month, expiry.year, amount, currency
         )
-        replayed = self._replay(_check_key(key), fingerprint)
+        replayed = self._charges.replay(check_key(key), fingerprint)
         if replayed is not None:
             return replayed
-        code = _decline_code(CARD_OUTCOMES.get(card.number, SUCCESS))
-        row = self._charge_row(
+        code = decline_code(card_outcome(card))
+        row = charge_row(
             key,
             fingerprint,
             amount=amount,
@@ -498,9 +241,9 @@ class SandboxGateway(Gateway):
             decline_code=code,
             brand=brand,
             last4=card.last4,
-            description=_short(description),
+            description=cut_description(description),
         )
-        return self._persist(row)
+        return self._charges.persist(row)
 
     def find_charge(self, idempotency_key: str) -> ChargeResult | None:
         """The charge (approved or declined) stored under ``idempotency_key``, else None.
@@ -508,10 +251,10 @@ class SandboxGateway(Gateway):
         Refunds are not charges: a refund's key gives None.
         """
         self._wait()
-        row = self._stored(idempotency_key)
+        row = self._charges.stored(idempotency_key)
         if row is None or row.status not in (SUCCEEDED, DECLINED):
             return None
-        return _result(row)
+        return result(row)
 
     # -- refunds -------------------------------------------------------------------------
 
@@ -530,11 +273,11 @@ class SandboxGateway(Gateway):
         return self._call("refund", partial(self._refund, transaction_id, amount, idempotency_key))
 
     def _refund(self, charge_id: str, amount: Decimal | None, key: str) -> ChargeResult:
-        charge = self._load_charge(charge_id)
+        charge = self._charges.load_charge(charge_id)
         if amount is not None:
-            amount, _ = _check_money(amount, charge.currency)
-        fingerprint = _fingerprint("refund", charge.id, "full" if amount is None else amount)
-        replayed = self._replay(_check_key(key), fingerprint)
+            amount, _ = check_money(amount, charge.currency)
+        fingerprint = request_fingerprint("refund", charge.id, "full" if amount is None else amount)
+        replayed = self._charges.replay(check_key(key), fingerprint)
         if replayed is not None:
             return replayed
         left = charge.amount - charge.refunded
@@ -543,39 +286,5 @@ class SandboxGateway(Gateway):
         amount = left if amount is None else amount
         if amount > left:
             raise InvalidRequest("refund exceeds the amount left to refund")
-        row = SandboxCharge(
-            id=_new_id("re"),
-            idempotency_key=key,
-            request_fingerprint=fingerprint,
-            amount=amount,
-            currency=charge.currency,
-            status=REFUND,
-            brand=charge.brand,
-            last4=charge.last4,
-            refunded=Decimal("0.00"),
-            description=f"refund of {charge.id}",
-        )
-        return self._persist(row, lambda s: self._take_from(s, charge.id, amount))
-
-    def _load_charge(self, charge_id: str) -> SandboxCharge:
-        with session_scope(self._engine) as session:
-            row = session.get(SandboxCharge, charge_id) if isinstance(charge_id, str) else None
-        if row is None or row.status == REFUND:
-            raise InvalidRequest("no such charge")
-        return row
-
-    @staticmethod
-    def _take_from(session: Session, charge_id: str, amount: Decimal) -> None:
-        """Add ``amount`` to the charge's refunded total, atomically, never past its amount."""
-        refunded = _CHARGES.c.refunded
-        stmt = (
-            update(_CHARGES)
-            .where(
-                _CHARGES.c.id == charge_id,
-                _CHARGES.c.status == SUCCEEDED,
-                refunded + amount <= _CHARGES.c.amount,
-            )
-            .values(refunded=refunded + amount)
-        )
-        if session.execute(stmt).rowcount != 1:
-            raise InvalidRequest("refund exceeds the amount left to refund")
+        row = refund_row(charge, key, fingerprint, amount)
+        return self._charges.persist(row, lambda s: self._charges.take_from(s, charge.id, amount))

@@ -1,0 +1,143 @@
+"""The sandbox's charge log (``sandbox_charges``): every charge and refund, stored under its
+idempotency key with the fingerprint of the request that made it.
+
+The unique constraint on the key is what makes concurrent retries safe across threads and
+processes: the second insert fails, and the first request's result is replayed. Rows keep
+brand and last four, never a card or account number.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from decimal import Decimal
+
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from paybot.db.engine import session_scope
+from paybot.db.models import SandboxCharge
+from paybot.gateway.base import ChargeResult, IdempotencyConflict
+from paybot.gateway.sandbox_requests import InvalidRequest, new_id
+from paybot.money import quantum
+
+log = logging.getLogger(__name__)
+
+SUCCEEDED, DECLINED, REFUND = "succeeded", "declined", "refund"  # sandbox_charges.status
+_CHARGES = SandboxCharge.__table__
+
+
+def charge_row(key: str, fingerprint: str, **fields: object) -> SandboxCharge:
+    """A new charge (``ch_sbx_...``) for the request ``fingerprint`` under ``key``."""
+    return SandboxCharge(
+        id=new_id("ch"),
+        idempotency_key=key,
+        request_fingerprint=fingerprint,
+        refunded=Decimal("0.00"),
+        **fields,
+    )
+
+
+def refund_row(charge: SandboxCharge, key: str, fingerprint: str, amount: Decimal) -> SandboxCharge:
+    """A new refund (``re_sbx_...``) of ``amount`` of ``charge``, naming it in its description."""
+    return SandboxCharge(
+        id=new_id("re"),
+        idempotency_key=key,
+        request_fingerprint=fingerprint,
+        amount=amount,
+        currency=charge.currency,
+        status=REFUND,
+        brand=charge.brand,
+        last4=charge.last4,
+        refunded=Decimal("0.00"),
+        description=f"refund of {charge.id}",
+    )
+
+
+def result(row: SandboxCharge, replayed: bool = False) -> ChargeResult:
+    """What the gateway answers for the stored charge or refund ``row``."""
+    return ChargeResult(
+        approved=row.status in (SUCCEEDED, REFUND),
+        transaction_id=row.id,
+        amount=row.amount.quantize(quantum(row.currency)),
+        currency=row.currency,
+        brand=row.brand,
+        last4=row.last4,
+        decline_code=row.decline_code,
+        replayed=replayed,
+    )
+
+
+class ChargeLog:
+    """Charges and refunds stored in the paybot database (blocking: run it in a thread)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def stored(self, key: str) -> SandboxCharge | None:
+        """The charge or refund stored under idempotency key ``key``, if any."""
+        with session_scope(self._engine) as session:
+            query = select(SandboxCharge).where(_CHARGES.c.idempotency_key == key)
+            return session.exec(query).first()
+
+    def replay(self, key: str, fingerprint: str) -> ChargeResult | None:
+        """The stored result for ``key``, or None; a different request raises a conflict."""
+        row = self.stored(key)
+        if row is None:
+            return None
+        if row.request_fingerprint != fingerprint:
+            raise IdempotencyConflict("idempotency key already used for a different request")
+        log.info("sandbox replay %s for a repeated idempotency key", row.id)
+        return result(row, replayed=True)
+
+    def persist(
+        self, row: SandboxCharge, also: Callable[[Session], None] | None = None
+    ) -> ChargeResult:
+        """Insert ``row`` (and run ``also`` in the same transaction), or replay on a race.
+
+        A concurrent request with the same key that committed first makes the insert fail on
+        the unique key; the transaction is rolled back and that request's result replayed.
+        """
+        try:
+            with session_scope(self._engine) as session:
+                session.add(row)
+                session.flush()
+                if also is not None:
+                    also(session)
+        except IntegrityError:
+            replayed = self.replay(row.idempotency_key, row.request_fingerprint)
+            if replayed is None:
+                raise
+            return replayed
+        log.info("sandbox %s %s: %s", row.status, row.id, row.decline_code or "ok")
+        return result(row)
+
+    def load_charge(self, charge_id: str) -> SandboxCharge:
+        """The charge (not refund) ``charge_id``.
+
+        Raises:
+            InvalidRequest: there is no such charge.
+        """
+        with session_scope(self._engine) as session:
+            row = session.get(SandboxCharge, charge_id) if isinstance(charge_id, str) else None
+        if row is None or row.status == REFUND:
+            raise InvalidRequest("no such charge")
+        return row
+
+    @staticmethod
+    def take_from(session: Session, charge_id: str, amount: Decimal) -> None:
+        """Add ``amount`` to the charge's refunded total, atomically, never past its amount."""
+        refunded = _CHARGES.c.refunded
+        stmt = (
+            update(_CHARGES)
+            .where(
+                _CHARGES.c.id == charge_id,
+                _CHARGES.c.status == SUCCEEDED,
+                refunded + amount <= _CHARGES.c.amount,
+            )
+            .values(refunded=refunded + amount)
+        )
+        if session.execute(stmt).rowcount != 1:
+            raise InvalidRequest("refund exceeds the amount left to refund")
