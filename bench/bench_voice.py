@@ -69,9 +69,13 @@ from paybot.gateway.sandbox import SandboxGateway  # noqa: E402
 from paybot.seed import DEMO_ACCOUNTS, _seed_one  # noqa: E402
 from paybot.settings import Settings, load_settings  # noqa: E402
 from voice_bridge.caller import CallerSession, CallResult, EspeakVoice  # noqa: E402
-from voice_bridge.vad import turn_config  # noqa: E402
+from voice_bridge.audio import ULAW_SILENCE  # noqa: E402
 
 ZIP_KEYS = "94107#"  # the billing ZIP of every bench account (James Smith's), keyed
+ZIP_WORDS = ("nine four one", "zero seven")  # ... or spoken, in one breath or with a pause
+ZIP_PAUSE_MS = 600  # a caller who stops mid ZIP for this long must not be cut off
+ZIP_ATTEMPTS = 3  # spoken ZIPs the engine misheard are said again, then keyed
+NO_INPUT = "didn't hear anything"
 SCRIPT = ("yes", "yes", "yes", "no", "no")
 # What the bot must say, in order, for the call to have taken the scripted path.
 MILESTONES = ("ZIP code", "ready to make your payment", "Visa ending 4242", "Shall I go ahead",
@@ -84,7 +88,7 @@ SCRIPT_MODES = ("digits", "yes_no", "free", "yes_no", "yes_no", "yes_no")
 FIRST_NAMES = ("Ava", "Ben", "Chloe", "Daniel", "Emma", "Felix", "Grace", "Henry", "Isla",
                "Jack", "Karen", "Leo", "Mia", "Noah", "Olivia", "Paul", "Rosa", "Sean",
                "Tara", "Victor", "Wendy", "Zach")
-TARGET_P95_MS, TARGET_P95_LEVEL, TARGET_LATE_LEVEL = 300.0, 10, 20
+TARGET_P95_MS, TARGET_P95_LEVEL, TARGET_LATE_LEVEL = 500.0, 10, 20
 CALL_TIMEOUT_S = 300.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 LOG_TIME = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})")
@@ -129,6 +133,9 @@ class CallOutcome:
     result: CallResult | None = None
     error: str | None = None
     modes: list[str] = field(default_factory=list)
+    said: list[str] = field(default_factory=list)  # what the bot said (Rasa's tracker)
+    user_turns: int = 0  # what the bot was given (Rasa's user events; more than the caller's
+    # turns: a turn cut in two)
     last_log: str = ""  # the stack's last log line about a failed call
     clock_slips: int = 0
     clock_base: float = 0.0  # wall-clock time of the call's t=0 (to line up with log lines)
@@ -138,8 +145,39 @@ class CallOutcome:
         return self.error is not None
 
 
+def last_bot_text(rasa_url: str, token: str, call_sid: str) -> str:
+    response = requests.get(f"{rasa_url}/conversations/call:{call_sid}/tracker",
+                            params={"token": token}, timeout=60)
+    response.raise_for_status()
+    texts = [e["text"] for e in response.json()["events"] if e["event"] == "bot" and e.get("text")]
+    return texts[-1] if texts else ""
+
+
+async def answer_zip(call: CallerSession, voice: EspeakVoice, how: str, rasa: tuple[str, str]
+                     ) -> None:
+    """Give the billing ZIP: keyed (``how="keys"``), spoken in one breath (``"spoken"``) or
+    with a pause mid-way (``"paused"``); a misheard spoken ZIP is said again, then keyed."""
+    if how == "keys":
+        await call.press(ZIP_KEYS)
+        await call.wait_bot()
+        return
+    first, rest = [await voice.synthesize(part) for part in ZIP_WORDS]
+    pause = bytes([ULAW_SILENCE]) * (ZIP_PAUSE_MS * 8)
+    for _attempt in range(ZIP_ATTEMPTS):
+        audio = first + pause + rest if how == "paused" else await voice.synthesize(
+            " ".join(ZIP_WORDS))
+        await call.speak(audio, " ".join(ZIP_WORDS))
+        await call.wait_bot()
+        said = await asyncio.to_thread(last_bot_text, *rasa, call.call_sid)
+        if "ZIP" not in said or NO_INPUT in said:
+            return
+    await call.press(ZIP_KEYS)
+    await call.wait_bot()
+
+
 async def place_call(settings: Settings, url: str, phone: str, voice: EspeakVoice,
-                     delay_s: float, slots: asyncio.Semaphore) -> CallOutcome:
+                     delay_s: float, slots: asyncio.Semaphore, zip_how: str = "keys",
+                     rasa: tuple[str, str] = ("", "")) -> CallOutcome:
     outcome = CallOutcome(phone)
     await asyncio.sleep(delay_s)
     async with slots:
@@ -149,8 +187,7 @@ async def place_call(settings: Settings, url: str, phone: str, voice: EspeakVoic
 
         async def follow_script(call: CallerSession) -> None:
             await call.wait_bot()
-            await call.press(ZIP_KEYS)
-            await call.wait_bot()
+            await answer_zip(call, voice, zip_how, rasa)
             for line in SCRIPT:
                 await call.say(line)
                 await call.wait_bot()
@@ -188,7 +225,7 @@ def check_call(outcome: CallOutcome, rasa_url: str, token: str, engine) -> None:
                 modes.append(mode or "free")
     except requests.RequestException as exc:
         outcome.error = outcome.error or f"tracker: {exc}"
-    outcome.modes = modes
+    outcome.modes, outcome.said, outcome.user_turns = modes, said, len(modes)
     if outcome.failed:
         return
     spoken, at = " ".join(said), 0
@@ -355,8 +392,12 @@ def ms(value: float | None) -> str:
 class LevelReport:
     level: int
     outcomes: list[CallOutcome]
-    latencies: list[float]
-    raw: list[float]
+    latencies: list[float]  # caller-heard: the caller's last speech (or key) to the bot's audio
+    by_kind: dict[str, list[float]]  # the same per answer: yes_no, digits, free, keys
+    first_answers: list[float]  # the same for each call's first answer (to the welcome)
+    no_input: int  # times a caller heard the no-input prompt
+    splits: int  # caller turns the bridge cut in two (more user turns than caller turns)
+    spoken_turns: int
     greetings: list[float]
     late: int
     unplayed: int
@@ -380,8 +421,9 @@ class LevelReport:
 
 def analyse(level: int, outcomes: list[CallOutcome], before: CpuSample, after: CpuSample,
             log_lines: list[str]) -> LevelReport:
-    latencies, raw, greetings = [], [], []
-    late = unplayed = 0
+    latencies, greetings, first_answers = [], [], []
+    by_kind: dict[str, list[float]] = {"yes_no": [], "digits": [], "free": [], "keys": []}
+    late = unplayed = no_input = splits = spoken_turns = 0
     # Per call, per answered turn: (latency, end of turn, first bot audio), wall clock.
     turn_rows: dict[str, list[tuple[float, float, float]]] = {}
     for o in outcomes:
@@ -390,14 +432,19 @@ def analyse(level: int, outcomes: list[CallOutcome], before: CpuSample, after: C
             continue
         modes = o.modes if len(o.modes) >= len(r.caller_turns) else list(SCRIPT_MODES)
         rows = turn_rows.setdefault(o.call_sid, [])
+        no_input += sum(NO_INPUT in text for text in o.said)
+        splits += max(0, o.user_turns - len(r.caller_turns)) if o.user_turns else 0
+        spoken_turns += sum(t.kind == "speech" for t in r.caller_turns)
         for turn, mode in zip(r.caller_turns, modes, strict=False):
             if turn.response_latency_ms is None:
                 continue
-            silence_ms = turn_config(mode).end_silence_ms if turn.kind == "speech" else 0
-            raw.append(turn.response_latency_ms)
-            latencies.append(turn.response_latency_ms - silence_ms)
+            latencies.append(turn.response_latency_ms)
+            kind = "keys" if turn.kind == "keys" else mode if mode in by_kind else "free"
+            by_kind[kind].append(turn.response_latency_ms)
+            if turn.index == 1:
+                first_answers.append(turn.response_latency_ms)
             assert turn.last_signal_at is not None and turn.response_at is not None
-            rows.append((latencies[-1], o.clock_base + turn.last_signal_at + silence_ms / 1000,
+            rows.append((latencies[-1], o.clock_base + turn.last_signal_at,
                          o.clock_base + turn.response_at, turn.kind))
         if r.bot_turns:
             greetings.append(r.bot_turns[0].first_media_at * 1000.0)
@@ -447,7 +494,9 @@ def analyse(level: int, outcomes: list[CallOutcome], before: CpuSample, after: C
     busy_ticks = after.machine[0] - before.machine[0]
     all_ticks = max(1, after.machine[1] - before.machine[1])
     return LevelReport(
-        level=level, outcomes=outcomes, latencies=latencies, raw=raw, greetings=greetings,
+        level=level, outcomes=outcomes, latencies=latencies, by_kind=by_kind,
+        first_answers=first_answers, no_input=no_input, splits=splits,
+        spoken_turns=spoken_turns, greetings=greetings,
         late=late, unplayed=unplayed,
         cpu={k: after.services.get(k, 0.0) - v for k, v in before.services.items()},
         own_cpu=after.own - before.own, loop_cpu=after.loop - before.loop,
@@ -467,10 +516,17 @@ def print_level(rep: LevelReport) -> None:
     if rep.active:
         print(f"  calls in progress when a turn ended: mean {statistics.mean(rep.active):.1f}, "
               f"min {min(rep.active)}, max {max(rep.active)}")
-    print(f"  latency minus end-of-turn silence: p50 {ms(pct(rep.latencies, 50))} ms  "
-          f"p95 {ms(pct(rep.latencies, 95))} ms  max {ms(max(rep.latencies, default=None))} ms")
-    print(f"  raw (last speech frame to audio):  p50 {ms(pct(rep.raw, 50))} ms  "
-          f"p95 {ms(pct(rep.raw, 95))} ms  max {ms(max(rep.raw, default=None))} ms")
+    print(f"  caller-heard latency (last speech or key to the bot's first audio): p50 "
+          f"{ms(pct(rep.latencies, 50))} ms  p95 {ms(pct(rep.latencies, 95))} ms  max "
+          f"{ms(max(rep.latencies, default=None))} ms")
+    for kind, values in rep.by_kind.items():
+        if values:
+            print(f"    {kind:7s} answers ({len(values):3d}): p50 {ms(pct(values, 50))} ms  "
+                  f"p95 {ms(pct(values, 95))} ms  max {ms(max(values))} ms")
+    print(f"  first answer (to the welcome): p50 {ms(pct(rep.first_answers, 50))} ms  "
+          f"p95 {ms(pct(rep.first_answers, 95))} ms  max "
+          f"{ms(max(rep.first_answers, default=None))} ms;  no-input prompts heard "
+          f"{rep.no_input};  turns cut in two {rep.splits} of {rep.spoken_turns} spoken")
     print(f"  welcome, webhook to first audio:  p50 {ms(pct(rep.greetings, 50))} ms  "
           f"p95 {ms(pct(rep.greetings, 95))} ms  max {ms(max(rep.greetings, default=None))} ms")
     b = rep.breakdown
@@ -478,7 +534,8 @@ def print_level(rep: LevelReport) -> None:
         def q(key: str) -> str:
             return f"{ms(pct(b[key], 50)).strip()}/{ms(pct(b[key], 95)).strip()}"
 
-        print(f"  where it went, p50/p95 ms: end of turn to transcript {q('asr')} (ASR final() "
+        print(f"  where it went, p50/p95 ms: last speech to transcript (end-of-turn wait and "
+              f"ASR) {q('asr')} (ASR final() "
               f"alone {q('finalize')}), then Rasa + actions {q('rasa')}, then TTS to first "
               f"frame {q('tts')}")
         print(f"  welcome, stream start to first audio (the bridge's figure): "
@@ -516,23 +573,28 @@ def print_level(rep: LevelReport) -> None:
 
 
 def print_summary(reports: list[LevelReport]) -> None:
-    print("\n| concurrent calls | calls ok/failed | p50 | p95 | max | raw p95 | welcome p50 "
+    print("\n| concurrent calls | calls ok/failed | p50 | p95 | max | yes/no p95 | digits p95 "
+          "| first answer p95 | no-input / split turns | welcome p50 "
           "| late frames | CPU s/call | CPU s/call-min | load |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in reports:
         n, total = len(r.outcomes), sum(r.cpu.values())
         print(f"| {r.level} | {n - len(r.failed)}/{len(r.failed)} | {ms(pct(r.latencies, 50))} "
               f"| {ms(pct(r.latencies, 95))} | {ms(max(r.latencies, default=None))} "
-              f"| {ms(pct(r.raw, 95))} | {ms(pct(r.greetings, 50))} | {r.late} "
+              f"| {ms(pct(r.by_kind['yes_no'], 95))} | {ms(pct(r.by_kind['digits'], 95))} "
+              f"| {ms(pct(r.first_answers, 95))} | {r.no_input} / {r.splits} "
+              f"| {ms(pct(r.greetings, 50))} | {r.late} "
               f"| {total / max(1, n):.1f} | {total / max(r.call_minutes, 1e-9):.1f} "
               f"| {r.load[0]:.1f} |")
     by_level = {r.level: r for r in reports}
     p95_rep, late_rep = by_level.get(TARGET_P95_LEVEL), by_level.get(TARGET_LATE_LEVEL)
     if p95_rep is not None:
-        p95 = pct(p95_rep.latencies, 95)
-        met = p95 is not None and p95 < TARGET_P95_MS and not p95_rep.failed
-        print(f"target: p95 under {TARGET_P95_MS:.0f} ms at {TARGET_P95_LEVEL} concurrent calls: "
-              f"{'met' if met else 'MISSED'} (p95 {ms(p95).strip()} ms, "
+        p95 = pct(p95_rep.by_kind["yes_no"] + p95_rep.by_kind["digits"], 95)
+        met = (p95 is not None and p95 <= TARGET_P95_MS and not p95_rep.failed
+               and not p95_rep.splits)
+        print(f"target: caller-heard p95 at most {TARGET_P95_MS:.0f} ms for yes/no and digit "
+              f"answers at {TARGET_P95_LEVEL} concurrent calls, no turn cut in two: "
+              f"{'met' if met else 'MISSED'} (p95 {ms(p95).strip()} ms, {p95_rep.splits} cut, "
               f"{len(p95_rep.failed)} failed)")
     else:
         print(f"target: p95 at {TARGET_P95_LEVEL} concurrent calls: not measured")

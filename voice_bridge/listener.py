@@ -5,7 +5,9 @@
 :class:`AsrTurn`, which feeds a recognizer in the speech thread pool in batches (about every
 100 ms) so that the final result is ready soon after the caller stops. What the bot expects
 next (free speech, digits, yes/no, an amount) picks both the end-of-turn timing and the
-recognizer's grammar.
+recognizer's grammar. After every batch the recognizer's partial result is read: once it is a
+complete answer (:mod:`voice_bridge.answer_complete`), the turn ends after a short pause
+instead of the long one.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from paybot.dialog.payloads import Listen
+from voice_bridge.answer_complete import answer_complete
 from voice_bridge.asr import AsrEngine, ExpectedInput, Recognizer, Transcript
 from voice_bridge.vad import EndOfTurnDetector, TurnEvent, TurnEventType, turn_config
 
@@ -34,10 +37,22 @@ MODES = {
 
 
 class AsrTurn:
-    """One caller turn on its way through a recognizer (created, fed, finished in threads)."""
+    """One caller turn on its way through a recognizer (created, fed, finished in threads).
 
-    def __init__(self, asr: AsrEngine, expected: ExpectedInput, run: RunInThread) -> None:
+    ``complete`` tells whether the partial result so far answers ``listen`` in full.
+    """
+
+    def __init__(
+        self,
+        asr: AsrEngine,
+        expected: ExpectedInput,
+        run: RunInThread,
+        listen: Listen | None = None,
+    ) -> None:
         self.expected = expected
+        self.listen = listen
+        self.partial = ""
+        self.complete = False
         self._asr = asr
         self._run = run
         self._audio: asyncio.Queue[bytes | None] = asyncio.Queue()
@@ -76,7 +91,10 @@ class AsrTurn:
                         ended = True
                         break
                     batch.append(more)
-                await self._run(serial.call, recognizer.accept, b"".join(batch))
+                partial = await self._run(serial.call, _accept, recognizer, b"".join(batch))
+                if partial != self.partial:
+                    self.partial = partial
+                    self.complete = answer_complete(self.listen, partial)
                 if ended:
                     return await self._run(serial.call, recognizer.final)
         except BaseException:
@@ -101,6 +119,12 @@ class _Serial:
             self._recognizer.close()
 
 
+def _accept(recognizer: Recognizer, pcm16: bytes) -> str:
+    """Feed a batch and return the partial result (in a worker thread)."""
+    recognizer.accept(pcm16)
+    return recognizer.partial()
+
+
 def _close_when_created(future: asyncio.Future[Recognizer]) -> None:
     """A turn dropped while its recognizer was being created: release it once it exists."""
     if future.cancelled() or future.exception() is not None:
@@ -121,12 +145,14 @@ class Listener:
         self._run = run
         self.detector = EndOfTurnDetector(config=turn_config(ExpectedInput.FREE))
         self.expected = ExpectedInput.FREE
+        self.listen: Listen | None = None
         self.paused = False
         self._turn: AsrTurn | None = None
 
     def expect(self, listen: Listen | None) -> None:
         """Listen for the next answer as the bot asked (``None``: free speech, no timeout)."""
         mode = listen.mode if listen is not None else "free"
+        self.listen = listen
         self.expected = MODES.get(mode, ExpectedInput.FREE)
         timeout_ms = int(listen.timeout_s * 1000) if listen is not None else None
         self.detector.configure(turn_config(self.expected, no_input_ms=timeout_ms))
@@ -135,11 +161,26 @@ class Listener:
     def in_turn(self) -> bool:
         return self._turn is not None
 
+    @property
+    def partial(self) -> str:
+        """The words recognised so far in the turn under way ("" between turns)."""
+        return self._turn.partial if self._turn is not None else ""
+
+    def set_waiting(self, waiting: bool) -> None:
+        """Whether the bridge waits for the caller (no-input time runs) or is still busy
+        with the caller's last input (it does not: a slow reply is not the caller's silence)."""
+        self.detector.waiting = waiting
+
+    def heard_key(self) -> None:
+        """The caller pressed a key: not silent, the no-input time starts again."""
+        self.detector.restart_no_input()
+
     def feed(self, pcm16: bytes, *, bot_speaking: bool) -> TurnEvent | None:
         """Take one 20 ms frame; returns a turn event when one fired."""
         if self.paused:
             return None
         self.detector.bot_speaking = bot_speaking
+        self.detector.answer_complete = self._turn is not None and self._turn.complete
         event = self.detector.process(pcm16)
         if event is None:
             if self._turn is not None:
@@ -147,7 +188,7 @@ class Listener:
             return None
         if event.type is TurnEventType.SPEECH_START:
             self.drop_turn()
-            self._turn = AsrTurn(self._asr, self.expected, self._run)
+            self._turn = AsrTurn(self._asr, self.expected, self._run, self.listen)
             self._turn.push(event.audio)
         elif self._turn is not None:
             self._turn.push(pcm16)
