@@ -53,6 +53,7 @@ class AsrTurn:
         self.listen = listen
         self.partial = ""
         self.complete = False
+        self.behind_bytes = 0  # audio pushed but not yet through the recognizer
         self._asr = asr
         self._run = run
         self._audio: asyncio.Queue[bytes | None] = asyncio.Queue()
@@ -60,6 +61,7 @@ class AsrTurn:
 
     def push(self, pcm16: bytes) -> None:
         if pcm16:
+            self.behind_bytes += len(pcm16)
             self._audio.put_nowait(pcm16)
 
     async def result(self) -> Transcript:
@@ -91,7 +93,9 @@ class AsrTurn:
                         ended = True
                         break
                     batch.append(more)
-                partial = await self._run(serial.call, _accept, recognizer, b"".join(batch))
+                audio = b"".join(batch)
+                partial = await self._run(serial.call, _accept, recognizer, audio)
+                self.behind_bytes -= len(audio)
                 if partial != self.partial:
                     self.partial = partial
                     self.complete = answer_complete(self.listen, partial)
