@@ -68,8 +68,8 @@ from paybot.db.models import Account, Payment, PaymentStatus  # noqa: E402
 from paybot.gateway.sandbox import SandboxGateway  # noqa: E402
 from paybot.seed import DEMO_ACCOUNTS, _seed_one  # noqa: E402
 from paybot.settings import Settings, load_settings  # noqa: E402
-from voice_bridge.caller import CallerSession, CallResult, EspeakVoice  # noqa: E402
 from voice_bridge.audio import ULAW_SILENCE  # noqa: E402
+from voice_bridge.caller import CallerSession, CallResult, EspeakVoice  # noqa: E402
 
 ZIP_KEYS = "94107#"  # the billing ZIP of every bench account (James Smith's), keyed
 ZIP_WORDS = ("nine four one", "zero seven")  # ... or spoken, in one breath or with a pause

@@ -83,7 +83,7 @@ async def turns(asr, pool, listen: Listen, pcm: bytes, *, bot_speaking: bool = F
                 assert turn is not None
                 texts.append((await turn.result()).text)
         turn = listener._turn
-        while turn is not None and turn.behind_bytes > 0:
+        while turn is not None and turn.behind_bytes > 0:  # noqa: ASYNC110 - a test's poll
             await asyncio.sleep(0.002)
     listener.drop_turn()
     return events, texts
