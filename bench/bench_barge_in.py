@@ -47,6 +47,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
+from voice_bridge import vad  # noqa: E402
 from voice_bridge.asr import ExpectedInput, make_asr_engine  # noqa: E402
 from voice_bridge.audio import (  # noqa: E402
     PCM_FRAME_BYTES,
@@ -218,12 +219,16 @@ def main() -> int:
     parser.add_argument("--per-kind", type=int, default=24)
     parser.add_argument("--voices", default=",".join(VOICES))
     parser.add_argument("--vosk", help="a Vosk model directory (default: PocketSphinx)")
-    parser.add_argument("--show", action="store_true", help="print every sample's outcome")
+    parser.add_argument("--voiced-share", type=float, default=vad.VOICED_SHARE,
+                        help="share of barge_in_ms that must be voiced (the bridge's default: "
+                        f"{vad.VOICED_SHARE})")
+    parser.add_argument("--show", action="store_true", help="print every wrong outcome")
     args = parser.parse_args()
     thresholds = [int(x) for x in args.thresholds.split(",")]
+    vad.VOICED_SHARE = args.voiced_share
     voices = [v for v in args.voices.split(",") if v]
     print(f"seed {args.seed}, {args.per_kind} samples per kind, voices {', '.join(voices)}, "
-          f"grammars {', '.join(m.value for m in MODES)}")
+          f"grammars {', '.join(m.value for m in MODES)}, voiced share {vad.VOICED_SHARE}")
     samples = asyncio.run(make_samples(args.seed, args.per_kind, voices))
     engine = make_asr_engine(args.vosk)
     rows = []
