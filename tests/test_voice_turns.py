@@ -18,7 +18,6 @@ import requests
 
 from tests.stack import RASA_TOKEN
 from tests.test_voice_calls import (  # noqa: F401 - fake_twilio, stack: the fixtures
-    AGENT_LINE,
     JAMES,
     JAMES_GREETING,
     ZIP_ASK,
@@ -124,11 +123,11 @@ def test_a_spoken_agent_over_the_bot_interrupts_it(stack, fake_twilio):  # noqa:
             await phone.press("94107#")
             await phone.barge_in("agent", after_ms=800)  # one short word over the greeting
             await phone.wait_bot()
-            await phone.wait_ended(30)
+            await phone.hangup()
             return phone
 
     phone = run(call())
     greeting = phone.result().bot_turns[1]
-    assert greeting.interrupted and greeting.played_bytes < 3 * 8000
-    [update] = fake_twilio.calls(phone.call_sid)
-    assert AGENT_LINE in update.form["Twiml"]
+    # The greeting runs some 4 s; "agent" (0.4 s of speech) stopped it soon after 0.8 s.
+    # (What the bot makes of the word at a yes/no question is the dialog's business.)
+    assert greeting.interrupted and greeting.played_bytes < 2 * 8000
