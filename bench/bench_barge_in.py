@@ -27,7 +27,8 @@ Printed per threshold: false barge-ins on noise, coughs and backchannels (%), tr
 caught (%), and for those the time from the onset of speech to the bot stopping (p50/p95, audio
 ms, ASR taken as instant: the bridge adds its speech pool's delay), and a score: caught minus
 the mean of the three false rates (a bot stopped for nothing costs as much as a caller not
-heard). The bridge's default is the threshold with the best score (the faster one on a tie);
+heard). The bridge's default is the threshold with the best score (on a tie the higher one:
+fewer stops for nothing);
 the samples are synthetic and the default is tuned on them (say so next to the numbers).
 ``--voiced-share 0`` turns the voicing check off: the energy-only detector of before.
 """
@@ -48,7 +49,9 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
+from paybot.dialog.payloads import Listen  # noqa: E402
 from voice_bridge import vad  # noqa: E402
+from voice_bridge.answer_complete import answer_complete  # noqa: E402
 from voice_bridge.asr import ExpectedInput, make_asr_engine  # noqa: E402
 from voice_bridge.audio import (  # noqa: E402
     PCM_FRAME_BYTES,
@@ -166,12 +169,18 @@ async def make_samples(seed: int, per_kind: int, voices: list[str]) -> list[Samp
 
 
 # -- the bridge's pieces, in audio time ---------------------------------------------------------
-def run_sample(engine, sample: Sample, expected: ExpectedInput, barge_in_ms: int) -> Outcome:
+def run_sample(engine, sample: Sample, expected: ExpectedInput, barge_in_ms: int,
+               rule: str = "partial") -> Outcome:
+    """``rule``: ``stable`` (the bridge's: a partial unchanged over one more 100 ms batch, or
+    the final result), ``partial`` (any partial), ``final`` (the final result only, the turn
+    ending early on a complete answer)."""
     detector = EndOfTurnDetector(config=replace(turn_config(expected), barge_in_ms=barge_in_ms))
     detector.bot_speaking = True
+    listen = Listen(expected.value)
     recognizer = None
     batch: list[bytes] = []
     opened_at = None
+    previous = ""
     pcm = sample.pcm16
     try:
         for index in range(0, len(pcm) - PCM_FRAME_BYTES + 1, PCM_FRAME_BYTES):
@@ -191,11 +200,17 @@ def run_sample(engine, sample: Sample, expected: ExpectedInput, barge_in_ms: int
                 recognizer.accept(b"".join(batch))
                 batch = []
                 words = recognizer.partial()
+                detector.answer_complete = answer_complete(listen, words)
                 if ended:
                     words = recognizer.final().text
                     recognizer = None
                 assert opened_at is not None
-                if interrupts(words, now_ms - opened_at):
+                heard = words
+                if not ended and rule == "final":
+                    heard = ""
+                elif not ended and rule == "stable":
+                    heard, previous = (words if words == previous else ""), words
+                if interrupts(heard, now_ms - opened_at):
                     return Outcome(True, True, now_ms - LEAD_MS, words)
                 if ended:
                     return Outcome(True, False, None, words)
@@ -223,13 +238,16 @@ def main() -> int:
     parser.add_argument("--voiced-share", type=float, default=vad.VOICED_SHARE,
                         help="share of barge_in_ms that must be voiced (the bridge's default: "
                         f"{vad.VOICED_SHARE})")
+    parser.add_argument("--rule", choices=("partial", "stable", "final"), default="stable",
+                        help="when words stop the bot (see run_sample)")
     parser.add_argument("--show", action="store_true", help="print every wrong outcome")
     args = parser.parse_args()
     thresholds = [int(x) for x in args.thresholds.split(",")]
     vad.VOICED_SHARE = args.voiced_share
     voices = [v for v in args.voices.split(",") if v]
     print(f"seed {args.seed}, {args.per_kind} samples per kind, voices {', '.join(voices)}, "
-          f"grammars {', '.join(m.value for m in MODES)}, voiced share {vad.VOICED_SHARE}")
+          f"grammars {', '.join(m.value for m in MODES)}, voiced share {vad.VOICED_SHARE}, "
+          f"rule {args.rule}")
     samples = asyncio.run(make_samples(args.seed, args.per_kind, voices))
     engine = make_asr_engine(args.vosk)
     rows = []
@@ -242,7 +260,7 @@ def main() -> int:
         stops: list[float] = []
         for sample in samples:
             for expected in MODES:
-                out = run_sample(engine, sample, expected, threshold)
+                out = run_sample(engine, sample, expected, threshold, args.rule)
                 hits[sample.kind].append(out.interrupted)
                 if sample.kind in ("noise", "cough"):
                     opened.append(out.opened)
@@ -258,12 +276,12 @@ def main() -> int:
 
         p50, p95 = pct(stops, 50), pct(stops, 95)
         score = rate("interrupt") - (rate("noise") + rate("cough") + rate("backchannel")) / 3
-        rows.append((score, -threshold))
+        rows.append((score, threshold))
         print(f"| {threshold} | {rate('noise'):.1f} | {rate('cough'):.1f} | "
               f"{rate('backchannel'):.1f} | {rate('interrupt'):.1f} | "
               f"{p50 or 0:.0f}/{p95 or 0:.0f} | {100.0 * sum(opened) / max(1, len(opened)):.0f} "
               f"| {score:.1f} |", flush=True)
-    best = -max(rows)[1]
+    best = max(rows)[1]
     print(f"\nbest score: {best} ms (the bridge's default: "
           f"{turn_config(ExpectedInput.FREE).barge_in_ms} ms)")
     print("(synthetic samples, and the default is tuned on them)")

@@ -170,7 +170,7 @@ def _over_bot(asr, pcm: bytes, expected: str) -> bool:
     """Does ``pcm`` spoken over the bot interrupt it? The detector and the bridge's rule on
     the recognizer's partial and final words (``bench/bench_barge_in.py`` does the same)."""
     detector = EndOfTurnDetector(config=replace(turn_config(expected)), bot_speaking=True)
-    recognizer, opened = None, 0.0
+    recognizer, opened, previous, steady_ms = None, 0.0, "", 0.0
     for frame in A.iter_frames(pcm, A.PCM_FRAME_BYTES, pad=0):
         event = detector.process(frame)
         if event is not None and event.type is TurnEventType.SPEECH_START:
@@ -182,7 +182,10 @@ def _over_bot(asr, pcm: bytes, expected: str) -> bool:
         recognizer.accept(frame)
         if event is not None and event.type is TurnEventType.TURN_END:
             return interrupts(recognizer.final().text)
-        if interrupts(recognizer.partial(), detector.now_ms - opened):
+        words = recognizer.partial()  # settled once unchanged for 100 ms, as in the bridge
+        steady_ms = steady_ms + 20 if words == previous else 0.0
+        previous = words
+        if interrupts(words if steady_ms >= 100 else "", detector.now_ms - opened):
             recognizer.close()
             return True
     if recognizer is not None:

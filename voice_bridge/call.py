@@ -220,7 +220,7 @@ class CallHandler:
         started = self._barge_started
         if started is None:
             return
-        if not interrupts(self.listener.partial, (self._clock() - started) * 1000.0):
+        if not interrupts(self.listener.settled_words, (self._clock() - started) * 1000.0):
             return
         self._barge_started = None
         if self.listener.in_turn and self.player.speaking:

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 RunInThread = Callable[..., Awaitable[Any]]
 BATCH_BYTES = 1600  # 100 ms of 8 kHz pcm16: how much audio one worker call takes at most
+SETTLE_BYTES = 1600  # a partial result unchanged over 100 ms more audio is settled
 MODES = {
     "free": ExpectedInput.FREE,
     "date": ExpectedInput.FREE,
@@ -39,7 +40,9 @@ MODES = {
 class AsrTurn:
     """One caller turn on its way through a recognizer (created, fed, finished in threads).
 
-    ``complete`` tells whether the partial result so far answers ``listen`` in full.
+    ``complete`` tells whether the partial result so far answers ``listen`` in full;
+    ``settled`` is the partial result once it has stayed the same over ``SETTLE_BYTES`` more
+    audio, else "" (a recognizer's first guesses flicker: "mm" reads "that", then "mhm").
     """
 
     def __init__(
@@ -52,7 +55,9 @@ class AsrTurn:
         self.expected = expected
         self.listen = listen
         self.partial = ""
+        self.settled = ""
         self.complete = False
+        self._steady_bytes = 0  # audio fed since the partial result last changed
         self.behind_bytes = 0  # audio pushed but not yet through the recognizer
         self._asr = asr
         self._run = run
@@ -97,8 +102,11 @@ class AsrTurn:
                 partial = await self._run(serial.call, _accept, recognizer, audio)
                 self.behind_bytes -= len(audio)
                 if partial != self.partial:
-                    self.partial = partial
+                    self.partial, self._steady_bytes = partial, 0
                     self.complete = answer_complete(self.listen, partial)
+                else:
+                    self._steady_bytes += len(audio)
+                self.settled = partial if self._steady_bytes >= SETTLE_BYTES else ""
                 if ended:
                     return await self._run(serial.call, recognizer.final)
         except BaseException:
@@ -169,6 +177,11 @@ class Listener:
     def partial(self) -> str:
         """The words recognised so far in the turn under way ("" between turns)."""
         return self._turn.partial if self._turn is not None else ""
+
+    @property
+    def settled_words(self) -> str:
+        """The partial result once it stopped changing for 100 ms of audio ("" until then)."""
+        return self._turn.settled if self._turn is not None else ""
 
     def set_waiting(self, waiting: bool) -> None:
         """Whether the bridge waits for the caller (no-input time runs) or is still busy
