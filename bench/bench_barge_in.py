@@ -276,7 +276,7 @@ def main() -> int:
 
         p50, p95 = pct(stops, 50), pct(stops, 95)
         score = rate("interrupt") - (rate("noise") + rate("cough") + rate("backchannel")) / 3
-        rows.append((score, threshold))
+        rows.append((round(score, 1), threshold))  # as printed: ties are ties
         print(f"| {threshold} | {rate('noise'):.1f} | {rate('cough'):.1f} | "
               f"{rate('backchannel'):.1f} | {rate('interrupt'):.1f} | "
               f"{p50 or 0:.0f}/{p95 or 0:.0f} | {100.0 * sum(opened) / max(1, len(opened)):.0f} "
