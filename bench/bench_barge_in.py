@@ -171,9 +171,10 @@ async def make_samples(seed: int, per_kind: int, voices: list[str]) -> list[Samp
 # -- the bridge's pieces, in audio time ---------------------------------------------------------
 def run_sample(engine, sample: Sample, expected: ExpectedInput, barge_in_ms: int,
                rule: str = "partial") -> Outcome:
-    """``rule``: ``stable`` (the bridge's: a partial unchanged over one more 100 ms batch, or
-    the final result), ``partial`` (any partial), ``final`` (the final result only, the turn
-    ending early on a complete answer)."""
+    """``rule``: ``stable`` (the bridge's: for free speech a partial unchanged over one more
+    100 ms batch, under a grammar a partial that is a complete answer; or the final result),
+    ``partial`` (any partial), ``final`` (the final result only, the turn ending early on a
+    complete answer)."""
     detector = EndOfTurnDetector(config=replace(turn_config(expected), barge_in_ms=barge_in_ms))
     detector.bot_speaking = True
     listen = Listen(expected.value)
@@ -208,6 +209,8 @@ def run_sample(engine, sample: Sample, expected: ExpectedInput, barge_in_ms: int
                 heard = words
                 if not ended and rule == "final":
                     heard = ""
+                elif not ended and rule == "stable" and expected is not ExpectedInput.FREE:
+                    heard = words if detector.answer_complete else ""
                 elif not ended and rule == "stable":
                     heard, previous = (words if words == previous else ""), words
                 if interrupts(heard, now_ms - opened_at):

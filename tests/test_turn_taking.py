@@ -182,10 +182,14 @@ def _over_bot(asr, pcm: bytes, expected: str) -> bool:
         recognizer.accept(frame)
         if event is not None and event.type is TurnEventType.TURN_END:
             return interrupts(recognizer.final().text)
-        words = recognizer.partial()  # settled once unchanged for 100 ms, as in the bridge
+        words = recognizer.partial()  # as the bridge's Listener.settled_words
         steady_ms = steady_ms + 20 if words == previous else 0.0
         previous = words
-        if interrupts(words if steady_ms >= 100 else "", detector.now_ms - opened):
+        if expected == "free":
+            settled = words if steady_ms >= 100 else ""
+        else:
+            settled = words if answer_complete(Listen(expected), words) else ""
+        if interrupts(settled, detector.now_ms - opened):
             recognizer.close()
             return True
     if recognizer is not None:

@@ -3,8 +3,10 @@
 A turn opens over the bot after ``TurnConfig.barge_in_ms`` of speech (:mod:`voice_bridge.vad`).
 It stops the bot as soon as the recognizer hears words in it that are more than a backchannel
 ("mhm", "uh huh": the caller is listening, not taking the floor), whether in its partial result
-while the caller speaks (once it has stayed the same for 100 ms of audio: a first guess
-flickers, "mm" reads "that" before "mhm") or in its final transcript, or once the caller has
+while the caller speaks (:attr:`voice_bridge.listener.Listener.settled_words`: for free speech
+once it has stayed the same for 100 ms of audio, as a first guess flickers; under a grammar
+once it is a complete answer, as "mm" reads "that", the start of "that's right") or in its
+final transcript, or once the caller has
 spoken over the bot for ``SUSTAINED_MS``. A noise or a cough that opens a turn but holds no
 word lets the bot go on.
 

@@ -180,8 +180,17 @@ class Listener:
 
     @property
     def settled_words(self) -> str:
-        """The partial result once it stopped changing for 100 ms of audio ("" until then)."""
-        return self._turn.settled if self._turn is not None else ""
+        """The words of the turn under way that may stop the bot: for free speech the partial
+        result once it stopped changing for 100 ms of audio; under a grammar (yes/no, digits,
+        an amount) only a complete answer, since a grammar's partial result is often the start
+        of a phrase the caller is not saying ("mm" reads "that", the start of "that's
+        right"). "" until then."""
+        turn = self._turn
+        if turn is None:
+            return ""
+        if self.expected is ExpectedInput.FREE:
+            return turn.settled
+        return turn.partial if turn.complete else ""
 
     def set_waiting(self, waiting: bool) -> None:
         """Whether the bridge waits for the caller (no-input time runs) or is still busy
