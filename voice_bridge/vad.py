@@ -109,7 +109,7 @@ class TurnConfig:
     """
 
     start_ms: int = 120
-    barge_in_ms: int = 250  # bench/bench_barge_in.py: the best score (tuned on its samples)
+    barge_in_ms: int = 200  # bench/bench_barge_in.py: the best score (tuned on its samples)
     end_silence_ms: int = 700
     complete_silence_ms: int = 200
     max_turn_ms: int = 15_000
