@@ -107,6 +107,7 @@ def test_complete_answers_by_what_was_asked() -> None:
     assert not answer_complete(Listen("amount"), "fifty")
     assert not answer_complete(Listen("free"), "yes")
     assert not answer_complete(None, "yes")
+    assert answer_complete(YES_NO, "agent") and answer_complete(ZIP, "operator please")
 
 
 def test_backchannels_do_not_interrupt_words_do() -> None:

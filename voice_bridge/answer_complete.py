@@ -4,8 +4,9 @@ The bot tells the bridge what it listens for (:class:`paybot.dialog.payloads.Lis
 (with how many), a yes or no, an amount, or free speech. A person answers as soon as the other
 has finished, so the listener checks the recognizer's partial result while the caller speaks;
 once it holds a complete answer (all the digits of a ZIP code, a clear yes or no, a whole
-amount), a short pause ends the turn instead of the long one kept for people who are still
-thinking (:mod:`voice_bridge.vad`). Free speech is never complete: only silence ends it.
+amount, or a request such as "agent" that may come at any question), a short pause ends the
+turn instead of the long one kept for people who are still thinking (:mod:`voice_bridge.vad`).
+Free speech is never complete: only silence ends it.
 
 The rules lean towards waiting: a partial that is not clearly complete (too few or too many
 digits, a "no" followed by more words, a mishearing) keeps the long pause, so a caller who
@@ -30,6 +31,10 @@ NARROW_RANGE = 4
 _ANSWERS = frozenset(YES_PHRASES) | frozenset(NO_PHRASES)
 _AMOUNT_ENDS = frozenset({"cents", "cent", "dollars", "dollar", "bucks"})
 _FILLERS = frozenset(BACKCHANNEL_WORDS)
+# Requests a caller may make at any question; one of them is a whole answer by itself.
+ANYTIME_WORDS = frozenset(
+    {"agent", "operator", "representative", "human", "goodbye", "bye", "repeat", "balance"}
+)
 
 
 def complete_digit_counts(listen: Listen) -> frozenset[int]:
@@ -49,8 +54,10 @@ def answer_complete(listen: Listen | None, partial: str) -> bool:
     if listen is None or not partial:
         return False
     words = [w for w in partial.lower().split() if w not in _FILLERS]
-    if not words:
+    if not words or listen.mode in ("free", "date"):
         return False
+    if ANYTIME_WORDS.intersection(words):
+        return True
     if listen.mode == "yes_no":
         return " ".join(words) in _ANSWERS
     if listen.mode == "digits":
