@@ -100,7 +100,8 @@ def test_complete_answers_by_what_was_asked() -> None:
     assert not answer_complete(ACCOUNT, "one zero zero two zero zero three zero zero")
     assert answer_complete(YES_NO, "yes")
     assert answer_complete(YES_NO, "mm no")
-    assert not answer_complete(YES_NO, "no what is my balance")
+    assert not answer_complete(YES_NO, "no what is my")  # more is coming
+    assert answer_complete(YES_NO, "no what is my balance")  # an anytime request, whole
     assert not answer_complete(YES_NO, "mhm")
     assert answer_complete(Listen("amount"), "fifty dollars and twenty cents")
     assert answer_complete(Listen("amount"), "the full amount")
