@@ -167,10 +167,57 @@ def test_short_noise_does_not_start_a_turn() -> None:
 def test_barge_in_needs_longer_speech_while_bot_talks() -> None:
     det = EndOfTurnDetector(bot_speaking=True)
     det.configure(turn_config("free"))
-    assert run(det, noise(300) + tone(350, 250) + noise(1500)) == []  # "mhm" backchannel
+    barge_in_ms = turn_config("free").barge_in_ms
+    assert run(det, noise(300) + tone(barge_in_ms - 60, 250) + noise(1500)) == []  # "mm"
     events = run(det, tone(700, 250) + noise(1500))
     assert events[0].type is TurnEventType.SPEECH_START
-    assert events[0].at_ms - events[0].speech_start_ms == pytest.approx(500)
+    in_frames = -(-barge_in_ms // 20) * 20  # counted in whole 20 ms frames
+    assert events[0].at_ms - events[0].speech_start_ms == pytest.approx(in_frames)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_loud_noise_burst_does_not_barge_in_but_opens_a_turn_when_the_bot_is_quiet(
+    seed: int,
+) -> None:
+    rng = np.random.default_rng(seed)
+    burst = noise(float(rng.uniform(400, 900)), dbfs=float(rng.uniform(-30, -12)), seed=seed + 9)
+    talking = EndOfTurnDetector(bot_speaking=True)
+    talking.configure(turn_config("yes_no"))
+    assert run(talking, noise(300) + burst + noise(1500)) == []  # unvoiced: not a caller
+    quiet = EndOfTurnDetector()
+    quiet.configure(turn_config("yes_no"))
+    assert [e.type for e in run(quiet, noise(300) + burst + noise(1500))][:1] == [
+        TurnEventType.SPEECH_START
+    ]
+
+
+def test_barge_in_needs_well_under_500_ms_of_speech() -> None:
+    assert 150 <= turn_config("free").barge_in_ms <= 350  # set from bench/bench_barge_in.py
+
+
+def test_a_complete_answer_ends_the_turn_after_a_short_pause() -> None:
+    cfg = turn_config("yes_no")
+    det = EndOfTurnDetector()
+    det.configure(cfg)
+    events = run(det, noise(500) + tone(400, 300))
+    assert [e.type for e in events] == [TurnEventType.SPEECH_START]
+    det.answer_complete = True  # the listener read a complete answer in the partial result
+    end = run(det, noise(2000, seed=3))[0]
+    assert end.type is TurnEventType.TURN_END and end.reason == "complete"
+    assert end.at_ms == 900 + cfg.complete_silence_ms
+    assert cfg.complete_silence_ms < cfg.end_silence_ms
+
+
+def test_no_input_waits_while_the_bridge_is_busy_and_restarts_on_a_key() -> None:
+    det = EndOfTurnDetector()
+    det.configure(turn_config("digits", no_input_ms=1500))
+    det.waiting = False  # the bot is still working on the caller's last input
+    assert run(det, noise(4000)) == []
+    det.waiting = True
+    assert run(det, noise(1000)) == []
+    det.restart_no_input()  # a key: the caller is there
+    assert run(det, noise(1400)) == []
+    assert [e.type for e in run(det, noise(200))] == [TurnEventType.NO_INPUT]
 
 
 def test_max_turn_length_cuts_turn() -> None:

@@ -24,7 +24,7 @@ from aiohttp import WSMsgType, web
 
 from paybot.dialog.payloads import SecureCapture, Transfer
 from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, remove_card_numbers
-from paybot.spoken.fillers import FILLERS
+from voice_bridge.call.barge_in import SUSTAINED_MS, interrupts, is_backchannel
 from voice_bridge.call.inputs import CallEnded, Input, SpeechInput, SystemInput, TextInput
 from voice_bridge.call.keypad import KeypadEntry
 from voice_bridge.call.listener import Listener
@@ -51,9 +51,8 @@ log = logging.getLogger(__name__)
 TICK_S = 0.1
 PLAYED_TIMEOUT_S = 60.0  # longest wait for Twilio to confirm the last audio played
 # Caller speech over the bot interrupts it once it lasts this long, or sooner when the
-# recognised words are more than a backchannel ("mhm", "uh huh": the caller is listening).
-BARGE_IN_CONFIRM_S = 1.0
-BACKCHANNELS = FILLERS
+# recognised words are more than a backchannel (voice_bridge.call.barge_in).
+BARGE_IN_CONFIRM_S = SUSTAINED_MS / 1000.0
 SORRY = "Sorry, I'm having trouble on my end right now."
 CALL_BACK = "Please call back in a few minutes. Goodbye."
 CONNECTING = "Let me connect you with someone who can help."
@@ -170,9 +169,11 @@ class CallHandler:
             self._inputs.put_nowait(SystemInput("silence"))
 
     async def _confirm_barge_in(self) -> None:
-        """Sustained speech over the bot is an interruption: stop playback."""
+        """Words over the bot, or sustained speech, are an interruption: stop playback."""
         started = self._barge_started
-        if started is None or self._clock() - started < BARGE_IN_CONFIRM_S:
+        if started is None:
+            return
+        if not interrupts(self.listener.settled_words, (self._clock() - started) * 1000.0):
             return
         self._barge_started = None
         if self.listener.in_turn and self.player.speaking:
@@ -188,6 +189,7 @@ class CallHandler:
             return
         if self._keys_blocked:
             return
+        self.listener.heard_key()
         if self.player.speaking and not await self.player.interrupt():
             return
         self.listener.drop_turn()
@@ -215,9 +217,13 @@ class CallHandler:
         try:
             while True:
                 item = await self._inputs.get()
+                if self._stale(item):
+                    continue
+                self.listener.set_waiting(False)  # busy with it: not the caller's silence
                 reply = await self._ask(item)
                 if reply is not None:
                     await self._carry_out(reply, item)
+                self.listener.set_waiting(True)
         except CallEnded:
             pass
         except Exception:
@@ -225,6 +231,15 @@ class CallHandler:
             self.ended_reason = "bridge error"
         with contextlib.suppress(Exception):
             await self.ws.close()
+
+    def _stale(self, item: Input) -> bool:
+        """A no-input event the caller has overtaken (speaking now, or an answer queued)."""
+        if not (isinstance(item, SystemInput) and item.intent == "silence"):
+            return False
+        if self.listener.in_turn or not self._inputs.empty():
+            log.info("call %s: a no-input event overtaken by the caller dropped", self.call_sid)
+            return True
+        return False
 
     async def _ask(self, item: Input) -> BotReply | None:
         """Turn one input into the bot's reply (None: nothing to send)."""
@@ -234,9 +249,7 @@ class CallHandler:
                 return await rasa.trigger(self.sender, item.intent, item.entities)
             if isinstance(item, SpeechInput):
                 transcript = await item.turn.result()
-                if not transcript.text or (
-                    item.over_bot and transcript.text in BACKCHANNELS
-                ):
+                if not transcript.text or (item.over_bot and is_backchannel(transcript.text)):
                     log.info("call %s: a turn with no words (noise) ignored", self.call_sid)
                     return None
                 if item.over_bot and self.player.speaking:
