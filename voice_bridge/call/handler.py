@@ -25,6 +25,7 @@ from aiohttp import WSMsgType, web
 from paybot.dialog.payloads import SecureCapture, Transfer
 from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, remove_card_numbers
 from voice_bridge.call.barge_in import SUSTAINED_MS, interrupts, is_backchannel
+from voice_bridge.call.control import hang_up_call, transfer_call
 from voice_bridge.call.inputs import CallEnded, Input, SpeechInput, SystemInput, TextInput
 from voice_bridge.call.keypad import KeypadEntry
 from voice_bridge.call.listener import Listener
@@ -341,29 +342,13 @@ class CallHandler:
 
     async def _transfer(self, transfer: Transfer) -> None:
         await self._heard_out()
-        target = self.runtime.settings.transfer_to
-        twilio = self.runtime.twilio
-        if twilio is not None and target:
-            try:
-                await twilio.transfer_async(
-                    self.call_sid, target, transfer.reason, transfer.context
-                )
-                log.info("call %s: transferred (%s)", self.call_sid, transfer.reason)
-            except Exception as exc:
-                log.error("call %s: transfer failed (%s)", self.call_sid, type(exc).__name__)
-        else:
-            log.warning("call %s: no transfer target configured; ending", self.call_sid)
+        await transfer_call(self.runtime, self.call_sid, transfer)
         self.ended_reason = f"transferred: {transfer.reason}"
         raise CallEnded
 
     async def _hang_up(self, reason: str) -> None:
         await self._heard_out()
-        twilio = self.runtime.twilio
-        if twilio is not None:
-            try:
-                await twilio.hangup_async(self.call_sid)
-            except Exception as exc:
-                log.error("call %s: hang-up failed (%s)", self.call_sid, type(exc).__name__)
+        await hang_up_call(self.runtime, self.call_sid)
         self.ended_reason = reason
         raise CallEnded
 
