@@ -125,8 +125,8 @@ class Settings(BaseSettings):
     )
     piper_voice: Path | None = Field(None, env="PAYBOT_PIPER_VOICE")
     speech_threads: int = Field(4, env="PAYBOT_SPEECH_THREADS", ge=1, le=64)
-    # PocketSphinx decoders built at start-up, one per caller turn in progress at once (about
-    # 50 MB each). Building one later holds Python's GIL for 0.1-0.4 s and stalls every call.
+    # PocketSphinx decoders built at start-up, one per caller turn in progress at once (tens of MB
+    # each). Building one later holds Python's GIL and stalls every call.
     asr_decoders: int = Field(8, env="PAYBOT_ASR_DECODERS", ge=1, le=256)
     scheduler_interval_s: float = Field(60.0, env="PAYBOT_SCHEDULER_INTERVAL_S", ge=0)
     # Payments whose outcome is ``unknown`` are asked about again this often (0: only at the

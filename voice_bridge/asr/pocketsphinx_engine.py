@@ -18,8 +18,8 @@ audio, both supported, chosen by ``sample_rate``:
 accurate, because the narrowband filterbank no longer matches the features the model was
 trained on.
 
-Decoders are not thread-safe and each costs ~0.1-0.4 s and ~50 MB to create (plus the
-free-speech LM search: ~0.1-0.5 s, and ~17 MB for the domain LM or ~66 MB for the generic one).
+Decoders are not thread-safe and each is slow to create and holds tens of megabytes (more with
+the free-speech LM search).
 The engine keeps a pool: a recognizer borrows a decoder for its turn and returns it on
 ``final()``/``close()``. All calls are synchronous and CPU-bound; run them in a thread pool.
 PocketSphinx's Python binding holds the GIL inside its C calls, so building a decoder stalls
@@ -57,10 +57,9 @@ several seconds to get there, so short turns decoded from the default lose most 
 prior is the mean of two calibrations (``bench/bench_asr.py --calibrate-cmn`` recomputes it):
 the live CMN reached after 20 FSDD digit strings from two of the four speakers (george,
 jackson), and the live CMN reached on the bot's own prompts spoken by three espeak-ng voices
-(text that is in none of the benchmark's test sets). Against the FSDD-only prior it measured
-better everywhere: FSDD digits 72.2% → 74.4% (held-out speakers lucas and nicolas 79.5% →
-81.1%), espeak-ng digits, yes/no, amounts and free speech 2-9 points better. From the model's
-default, held-out FSDD accuracy is 40-48%.
+(text that is in none of the benchmark's test sets). It measured better than an FSDD-only
+prior on every row of the benchmark, and far better than the model's default (figures: the
+README's benchmarks).
 """
 
 
@@ -72,23 +71,21 @@ class PocketSphinxOptions:
         sample_rate: 16000 to upsample phone audio (default, more accurate), or 8000.
         rescore_final: At ``final()``, decode the whole turn again in one pass so cepstral
             mean normalisation uses the whole turn (batch CMN) instead of a running estimate.
-            Doubles CPU and adds that decode to end-of-turn time (about 120 ms for digits,
-            400 ms for free speech); measured only about a point better on digit strings
-            (FSDD 23.5% → 22.2% errors, espeak-ng 31.8% → 30.5%), so off by default.
+            Doubles CPU and adds that decode to end-of-turn time for barely fewer digit
+            errors (the README's benchmarks), so off by default.
         grammar_lw: Language weight for JSGF searches.
         digits_wip: Word insertion probability of the digits grammar (the decoder default,
             0.65, applies to every other search). Digit strings are mostly wrong by
-            insertions ("seven" heard as "eight one"); 1e-3 measured 25.6% → 23.5% digit
-            errors on FSDD and 36.1% → 31.9% on espeak-ng digits, while a low penalty on
-            every search made free speech, yes/no and amounts worse.
+            insertions ("seven" heard as "eight one"); a low value here cuts them, while a
+            low penalty on every search made free speech, yes/no and amounts worse.
         silprob: Silence insertion probability.
         lm_lw: Language weight for the free-speech LM.
         free_lm: How to build the domain LM for free speech; ``None`` for the bundled
             generic en-us LM.
         bestpath: Run the lattice best-path pass (measured slightly *less* accurate on FSDD
             digit strings with grammars, and slower; off by default).
-        maxhmmpf: Cap on active HMMs per frame. The free LM search otherwise ran at about
-            real time on phone audio (RTF 0.75); 3000 halves that with the same transcripts.
+        maxhmmpf: Cap on active HMMs per frame. The free LM search otherwise ran at close
+            to real time on phone audio; 3000 halves that with the same transcripts.
         initial_cmn: Cepstral mean every turn starts from (comma-separated); ``None`` for the
             model's default. Applies to ``sample_rate`` 16000 only.
     """

@@ -6,7 +6,7 @@ conversation's own sentences (:mod:`voice_bridge.asr.domain_corpus`) with the mo
 words of that bundled model mixed into its unigrams, so callers can still say something the
 bot never anticipated. Only words in PocketSphinx's dictionary are kept. The ARPA file is cached
 (:func:`voice_bridge.asr.domain_lm.cached_file`) under a hash of the NLU files, the builder's
-source, the options and the model files, so it is built once (about 1.5 s) and then just loaded.
+source, the options and the model files, so it is built once and then just loaded.
 """
 
 from __future__ import annotations

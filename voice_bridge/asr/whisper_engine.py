@@ -15,9 +15,9 @@ not a stream, so a recognizer keeps its turn's audio and decodes it:
 The last speculative text is also the recognizer's ``partial()``.
 
 A digits turn runs the encoder over Whisper's whole 30 s window; other turns over the turn
-plus ``context_s`` (10 s) of silence: 3x less CPU, but on the tuning speakers' digit strings
-16.4% digit errors instead of 7.3% (5 s or less made it hallucinate), greedy (beam 5 measured
-worse: 14.5%), with a short prompt for what the bot expects (digits, yes/no, an amount). Its
+plus ``context_s`` (10 s) of silence: a third of the CPU, but on the tuning speakers' digit
+strings about twice the digit errors (a shorter context made it hallucinate); decoding is
+greedy (a beam measured worse), with a short prompt for what the bot expects (digits, yes/no, an amount). Its
 text is rewritten as spoken words like every other engine's (``$45.50`` → "forty five dollars
 and fifty cents", ``4207`` in a digits turn → "four two zero seven"), see :func:`written_to_spoken`.
 
@@ -77,7 +77,7 @@ class WhisperOptions:
         beam_size: 1 for greedy decoding.
         no_speech: Above this no-speech probability a turn with a weak transcript is empty.
         grammar_turns: Expectations also decoded by PocketSphinx with the turn's grammar, in
-            step with the audio (RTF ~0.03); ``final()`` keeps Whisper's text when it is a
+            step with the audio (cheap); ``final()`` keeps Whisper's text when it is a
             plausible answer (:func:`prefer_whisper`), else the grammar's.
         grammar_decoders: PocketSphinx decoders built at start-up for those turns.
     """

@@ -1,8 +1,8 @@
 """Piper text-to-speech with the bundled ``joe`` voice, sentence streaming and a prompt cache.
 
 Load one :class:`PiperTts` per process and share it. Synthesis is synchronous and CPU-bound
-(about 0.02-0.07 s per second of speech on this class of machine); the bridge must call it from
-a thread pool. Methods are thread-safe: ONNX Runtime sessions allow concurrent ``run`` calls,
+(well under real time, but tens of milliseconds per sentence); the bridge must call it from a
+thread pool. Methods are thread-safe: ONNX Runtime sessions allow concurrent ``run`` calls,
 Piper serialises its espeak-ng phonemizer with its own lock, and the cache is locked.
 
 The bridge should speak the first sentence as soon as it is ready: :meth:`PiperTts.stream`
