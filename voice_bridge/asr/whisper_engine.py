@@ -18,8 +18,9 @@ A digits turn runs the encoder over Whisper's whole 30 s window; other turns ove
 plus ``context_s`` (10 s) of silence: a third of the CPU, but on the tuning speakers' digit
 strings about twice the digit errors (a shorter context made it hallucinate); decoding is
 greedy (a beam measured worse), with a short prompt for what the bot expects (digits, yes/no,
-an amount). Its text is rewritten as spoken words like every other engine's (``$45.50`` → "forty five dollars
-and fifty cents", ``4207`` in a digits turn → "four two zero seven"), see :func:`written_to_spoken`.
+an amount). Its text is rewritten as spoken words like every other engine's (``$45.50`` →
+"forty five dollars and fifty cents", ``4207`` in a digits turn → "four two zero seven"), see
+:func:`written_to_spoken`.
 
 CTranslate2 and numpy release the GIL while they compute, so decodes in the engine's threads
 do not stall the bridge's event loop; at most ``workers`` decode at once (each on ``threads``
