@@ -4,9 +4,9 @@ Rasa parses a message starting with ``/`` ("/affirm", '/inform{"amount": 5}') as
 with entities, skipping NLU. Users must not be able to do that: this channel strips every leading
 slash, space and ``EXTERNAL:`` (the text Rasa records for system events) from user text, until
 none is left (Rasa strips whitespace and then looks for an ASCII ``/`` only),
-and keeps only the metadata keys paybot uses, validated: ``channel`` and ``from`` only when the
-bridge vouched for them (:mod:`paybot.dialog.vouch`), else the message is a chat with no caller
-number. A message holding a card number (:mod:`paybot.parsing.card_numbers`) reaches Rasa as
+and keeps only the metadata keys paybot uses, validated: ``channel``, ``from`` and how a call's
+turn was heard only when the bridge vouched for them (:mod:`paybot.dialog.vouch`), else the
+message is a chat with no caller number. A message holding a card number (:mod:`paybot.parsing.card_numbers`) reaches Rasa as
 the ``card_number_shared`` intent, never as text: a rule tells the customer we do not take
 card numbers that way. System events
 (capture results, silence, call start) reach Rasa through its token-protected HTTP API instead.
@@ -25,7 +25,7 @@ from typing import Any
 from rasa.core.channels.rest import RestInput
 from sanic.request import Request
 
-from paybot.dialog.vouch import vouch_key, vouched
+from paybot.dialog.vouch import heard_fields, vouch_key, vouched
 from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, contains_card_number
 from paybot.phone import InvalidPhoneNumber, to_e164
 from paybot.settings import load_settings
@@ -57,7 +57,8 @@ def screen_card_numbers(text: str | None) -> str | None:
 
 
 def sanitize_metadata(metadata: Any) -> dict[str, str]:
-    """Keep ``channel`` (voice/sms/chat, default chat) and ``from`` (E.164) only."""
+    """Keep ``channel`` (voice/sms/chat, default chat), ``from`` (E.164) and, for a call's
+    turn, how it was heard (``input``, ``confidence``) only."""
     result = {"channel": "chat"}
     if not isinstance(metadata, dict):
         return result
@@ -68,6 +69,8 @@ def sanitize_metadata(metadata: Any) -> dict[str, str]:
     if isinstance(caller, str) and caller:
         with contextlib.suppress(InvalidPhoneNumber):
             result["from"] = to_e164(caller)
+    if result["channel"] == "voice":
+        result.update(heard_fields(metadata))
     return result
 
 
