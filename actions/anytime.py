@@ -178,16 +178,23 @@ class ActionShowBalance(Action):
         if record is None:
             events = await begin(dispatcher, tracker, "balance")
             return events if in_form else [*events, FollowupAction("payment_form")]
-        overdue = record.due_date is not None and record.due_date < date.today()
-        say(
-            dispatcher,
-            tracker,
-            "balance_overdue" if overdue else "balance",
-            balance=money(record.balance, record.currency),
-            minimum=money(record.minimum_payment, record.currency),
-            due=day(record.due_date),
-        )
+        tell_balance(dispatcher, tracker, record)
         return [] if in_form else anything_else(dispatcher, tracker)
+
+
+def tell_balance(
+    dispatcher: CollectingDispatcher, tracker: Tracker, record: customer.AccountRecord
+) -> None:
+    """Say the balance, the minimum and the due date of ``record`` (fresh from the directory)."""
+    overdue = record.due_date is not None and record.due_date < date.today()
+    say(
+        dispatcher,
+        tracker,
+        "balance_overdue" if overdue else "balance",
+        balance=money(record.balance, record.currency),
+        minimum=money(record.minimum_payment, record.currency),
+        due=day(record.due_date),
+    )
 
 
 class ActionRepeat(Action):

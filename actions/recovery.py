@@ -31,13 +31,7 @@ from actions.responses import say
 from actions.services import services
 
 # Questions answered with digits: the keypad is offered after a spoken answer fails.
-KEYPAD_HINTS = {
-    "account_number": "keypad_hint",
-    "billing_zip": "keypad_hint",
-    "account_choice": "keypad_hint",
-    "payment_amount": "keypad_hint_amount",
-    "payment_date": "keypad_hint_date",
-}
+KEYPAD_SLOTS = ("account_number", "billing_zip", "account_choice", "payment_amount", "payment_date")
 # Questions whose spoken answers are read back when the engine is unsure.
 READ_BACK = ("account_number", "billing_zip")
 HEARD = "heard_digits"
@@ -113,12 +107,18 @@ def failed(
     count = asked_in_a_row(tracker, slot) if failures is None else failures
     if count >= MAX_ASKS:
         return  # the form hands over now: no advice for a next try
-    hint = KEYPAD_HINTS.get(slot) if tracker.get_slot("channel") == "voice" else None
+    keypad = slot in KEYPAD_SLOTS and tracker.get_slot("channel") == "voice"
     if count <= 1:
-        if hint and spoken(tracker):
-            say(dispatcher, tracker, hint)
+        if keypad and spoken(tracker):
+            say(
+                dispatcher,
+                tracker,
+                "keypad_hint_amount" if slot == "payment_amount"
+                else "keypad_hint_date" if slot == "payment_date"
+                else "keypad_hint",
+            )
         return
-    say(dispatcher, tracker, "agent_offer_keypad" if hint else "agent_offer")
+    say(dispatcher, tracker, "agent_offer_keypad" if keypad else "agent_offer")
 
 
 def spaced(digits: str) -> str:

@@ -650,7 +650,7 @@ def _form_asked(slot: str, times: int) -> list[dict]:
 
 
 async def test_the_form_does_not_ask_a_fourth_time(svc):
-    from actions.payment_form import asked_in_a_row
+    from actions.recovery import asked_in_a_row
 
     assert asked_in_a_row(tracker(events=_form_asked("payment_amount", 3)), "payment_amount") == 3
     other = [*_form_asked("ready_to_pay", 2)[:-1], *_form_asked("payment_amount", 1)]

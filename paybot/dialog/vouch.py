@@ -49,7 +49,8 @@ def heard_fields(metadata: Any) -> dict[str, str]:
         return {}
     fields = {"input": metadata["input"]}
     confidence = metadata.get("confidence")
-    if fields["input"] == "speech" and isinstance(confidence, str) and _CONFIDENCE.match(confidence):
+    spoken = fields["input"] == "speech"
+    if spoken and isinstance(confidence, str) and _CONFIDENCE.match(confidence):
         fields["confidence"] = confidence
     return fields
 
