@@ -20,6 +20,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import customer
 from actions.conversation import begin, channel_of, is_system_event
+from actions.recovery import MAX_ASKS, failed
 from actions.responses import render, say
 from actions.services import services
 from actions.wording import day, money
@@ -29,8 +30,6 @@ from paybot.parsing import is_filler
 # The yes/no questions asked outside the payment form (the ``stage`` slot; actions/answers.py).
 YES_NO_STAGES = ("receipt", "anything_else", "cancel_scheduled", "how_can_i_help")
 LISTEN = FollowupAction("action_listen")
-# The most times in a row the bot asks one question; the next time it changes tack.
-MAX_ASKS = 3
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -293,6 +292,9 @@ class ActionHandleSilence(Action):
                 return [*transfer(dispatcher, tracker, reason="silence"), LISTEN]
             return [*goodbye(dispatcher, tracker), LISTEN]
         say(dispatcher, tracker, "silence")
+        asking = tracker.get_slot("requested_slot")
+        if tracker.active_loop.get("name") and asking:
+            failed(dispatcher, tracker, asking)  # the keypad, then an agent
         if not tracker.active_loop.get("name"):
             replay(dispatcher, tracker)
         return []

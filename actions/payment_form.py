@@ -34,7 +34,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import REQUESTED_SLOT, FormValidationAction
 
 from actions import customer, recovery
-from actions.anytime import MAX_ASKS, tell_balance
+from actions.anytime import tell_balance
 from actions.identification import IdentificationValidation
 from actions.intents import asks_balance, entity, latest_intent, yes_no
 from actions.method_choice import method_choice, names_stored
@@ -107,9 +107,9 @@ class ValidatePaymentForm(IdentificationValidation, FormValidationAction):
             will_ask
             and asking
             and not reading_back
-            and recovery.asked_in_a_row(tracker, asking) >= MAX_ASKS
+            and recovery.asked_in_a_row(tracker, asking) >= recovery.MAX_ASKS
         ):
-            log.info("conversation %s: %s asked %d times", tracker.sender_id, asking, MAX_ASKS)
+            log.info("conversation %s: %s asked too often", tracker.sender_id, asking)
             return [*events[:-1], SlotSet("form_outcome", "stuck"), SlotSet(REQUESTED_SLOT, None)]
         return events
 

@@ -3,8 +3,8 @@
 Speech recognition is often wrong about digits, so the form never just asks again:
 
 - after the first failed answer at a digits question (account number, ZIP, last four, amount,
-  date), a caller who spoke is told the keypad works too ("you can also type it on your
-  keypad");
+  date), a caller who spoke (or said nothing) is told the keypad works too ("you can also
+  type it on your keypad");
 - after the second failed answer at any question, an agent is offered;
 - a question already asked three times in a row is not asked a fourth time: the form ends
   (``form_outcome`` ``stuck``) and ``action_complete_payment`` hands over to an agent
@@ -26,10 +26,11 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import REQUESTED_SLOT
 
-from actions.anytime import MAX_ASKS
 from actions.responses import say
 from actions.services import services
 
+# The most times in a row the bot asks one question; the next time it changes tack.
+MAX_ASKS = 3
 # Questions answered with digits: the keypad is offered after a spoken answer fails.
 KEYPAD_SLOTS = ("account_number", "billing_zip", "account_choice", "payment_amount", "payment_date")
 # Questions whose spoken answers are read back when the engine is unsure.
@@ -98,18 +99,24 @@ async def doubtful(tracker: Tracker) -> bool:
         return True
 
 
+def keyed(tracker: Tracker) -> bool:
+    """Whether the latest message was keyed on the phone's keypad."""
+    return heard(tracker).get("input") == "keypad"
+
+
 def failed(
     dispatcher: CollectingDispatcher, tracker: Tracker, slot: str, failures: int | None = None
 ) -> None:
-    """After the validation said what was wrong with an answer to ``slot``: on the first
-    failure, a caller who spoke is told about the keypad (digits questions); on the second,
-    an agent is offered. ``failures`` defaults to the asks so far (each ask, one answer)."""
+    """After the validation said what was wrong with an answer to ``slot`` (or the caller
+    said nothing): on the first failure, a caller who did not key is told about the keypad
+    (digits questions); on the second, an agent is offered. ``failures`` defaults to the
+    asks so far (each ask, one answer)."""
     count = asked_in_a_row(tracker, slot) if failures is None else failures
     if count >= MAX_ASKS:
         return  # the form hands over now: no advice for a next try
     keypad = slot in KEYPAD_SLOTS and tracker.get_slot("channel") == "voice"
     if count <= 1:
-        if keypad and spoken(tracker):
+        if keypad and not keyed(tracker):
             say(
                 dispatcher,
                 tracker,
