@@ -14,6 +14,7 @@ verification.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Any
 
 from rasa_sdk import Tracker
@@ -73,7 +74,7 @@ class IdentificationValidation:
             say(dispatcher, tracker, "card_number_not_account")  # never stored, never looked up
             return {"account_number": None}
         digits, slots = await self._heard_digits(
-            "account_number", "not_understood_account", value, dispatcher, tracker
+            "account_number", "not_understood_account", range(4, 33), value, dispatcher, tracker
         )
         if digits is None:
             return slots
@@ -90,7 +91,7 @@ class IdentificationValidation:
         if candidates and not tracker.get_slot("account_number"):
             return await self._confirm_caller(value, dispatcher, tracker, candidates)
         digits, slots = await self._heard_digits(
-            "billing_zip", "not_understood_zip", value, dispatcher, tracker
+            "billing_zip", "not_understood_zip", (5, 9), value, dispatcher, tracker
         )
         if digits is None:
             return slots
@@ -113,13 +114,15 @@ class IdentificationValidation:
         self,
         slot: str,
         not_understood: str,
+        lengths: Container[int],
         value: Any,
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
     ) -> tuple[str | None, Slots]:
         """The digits of an answer to ``slot``, once they can be used: the answer to a
         read-back (yes: the digits heard; no: try again), or a new answer, read back first
-        when it was spoken and heard with low confidence. ``(None, slots)`` when the form
+        when it was spoken and heard with low confidence (and has one of the ``lengths``
+        wanted: a wrong length is simply wrong). ``(None, slots)`` when the form
         asks again (``slots`` says why)."""
         text = str(value)
         digits = parse_digit_string(text)
@@ -135,7 +138,7 @@ class IdentificationValidation:
             say(dispatcher, tracker, not_understood)
             recovery.failed(dispatcher, tracker, slot)
             return None, {slot: None}
-        if slot in recovery.READ_BACK and not is_card_number(digits) and (
+        if len(digits) in lengths and not is_card_number(digits) and (
             await recovery.doubtful(tracker)
         ):
             return None, {slot: None, HEARD: digits}
@@ -150,8 +153,9 @@ class IdentificationValidation:
         records = await customer.records(svc, candidates)
         factor = await svc.verifier.caller_factor(records, svc.settings.caller_id_factor)
         not_understood = "not_understood_last4" if factor == "last4" else "not_understood_zip"
+        lengths = (4,) if factor == "last4" else (5, 9)
         digits, slots = await self._heard_digits(
-            "billing_zip", not_understood, value, dispatcher, tracker
+            "billing_zip", not_understood, lengths, value, dispatcher, tracker
         )
         if digits is None:
             return slots

@@ -24,6 +24,7 @@ STORED_WORDS = (
     "this card",
 )
 _NEW = re.compile(r"\b(new|different|another|other)\b")
+_YES_FIRST = re.compile(r"^\W*(yes|yeah|yep|yup|sure|ok|okay)\b")
 
 
 def method_choice(tracker: Tracker, text: str) -> tuple[str | None, str | None]:
@@ -37,14 +38,14 @@ def method_choice(tracker: Tracker, text: str) -> tuple[str | None, str | None]:
         tracker.get_slot("method_offer") != "new"
     )
     answer = yes_no(tracker, text)
+    if answer is None and _YES_FIRST.match(lowered):
+        answer = True  # "yes, use that card": NLU heard a method, the caller said yes to it
     chosen = entity(tracker, "method")
     other = bool(_NEW.search(lowered)) or chosen == "bank" or any(w in lowered for w in BANK_WORDS)
     if offered_stored and answer is True and not other:
         return "stored", account_type  # "yes", "yes, use that card"
     if chosen in ("card", "bank", "stored"):
         return chosen, account_type
-    if offered_stored and answer is True:
-        return "stored", account_type
     if any(word in lowered for word in STORED_WORDS):
         return "stored", account_type
     if any(word in lowered for word in BANK_WORDS):

@@ -139,7 +139,8 @@ async def test_caller_confirms_the_zip_then_is_identified(svc):
 async def test_a_wrong_factor_is_a_verification_failure(svc):
     d, result = await _answer_factor(svc, "94108")
     assert result == {"account_number": None, "billing_zip": None, "idv_failures": 1.0}
-    assert responses_of(d) == ["caller_factor_failed"]
+    # A call's answer not keyed: a misheard ZIP is the usual cause, so the keypad is offered.
+    assert responses_of(d) == ["caller_factor_failed", "keypad_hint"]
     assert svc.verifier.failures("100200300", JAMES_PHONE) == 1
     _, third = await _answer_factor(svc, "94108", idv_failures=2.0)
     assert third["form_outcome"] == "idv_failed"
