@@ -780,10 +780,11 @@ def _at_question(stack: Stack, slot: str) -> Conversation:
         call = Conversation(stack, "voice", JAMES)
         ask = call.start_call()
     else:
-        call, greeting = known(stack, "voice", JAMES)
+        call, _ = known(stack, "voice", JAMES)
         if slot == "payment_amount":
             ask = call.say("no", SPOKEN)
         else:
+            assert "anything else" in call.say("cancel", SPOKEN).text
             call.say("I'd like to schedule a payment", SPOKEN)
             ask = call.say("fifty dollars", SPOKEN)
     assert QUESTIONS[slot] in ask.text, ask.text
