@@ -223,3 +223,33 @@ async def test_no_what_is_my_balance_is_a_balance_question(svc, slot):
     result = await getattr(ValidatePaymentForm(), f"validate_{slot}")(said, d, t, DOMAIN)
     assert result == {slot: None}  # no "no": the question is asked again
     assert responses_of(d) in (["balance"], ["balance_overdue"])
+
+
+async def test_the_last_four_get_the_keypad_then_an_agent_and_a_read_back(svc, monkeypatch):
+    from actions.conversation import ActionStartConversation
+    from tests.test_actions import JAMES_PHONE, session_begin
+
+    monkeypatch.setattr(svc, "settings", svc.settings.copy(update={"caller_id_factor": "last4"}))
+    start = {
+        e["name"]: e["value"]
+        for e in await ActionStartConversation().run(
+            CollectingDispatcher(), session_begin(JAMES_PHONE), DOMAIN
+        )
+        if e.get("event") == "slot"
+    }
+
+    async def answer(said: str, times: int, **slots):
+        d = CollectingDispatcher()
+        t = tracker(slots={**start, "idv_failures": 0.0, "requested_slot": "billing_zip", **slots},
+                    text=said, metadata=SPOKEN, events=asked("billing_zip", times),
+                    intent="affirm" if said == "yes" else None)
+        return d, await ValidatePaymentForm().validate_billing_zip(said, d, t, DOMAIN)
+
+    d, _ = await answer("four two", 1)
+    assert responses_of(d) == ["not_understood_last4", "keypad_hint"]
+    d, _ = await answer("four two", 2)
+    assert responses_of(d) == ["not_understood_last4", "agent_offer_keypad"]
+    _, heard = await answer("four two four two", 1)
+    assert heard == {"billing_zip": None, "heard_digits": "4242"}
+    _, result = await answer("yes", 1, heard_digits="4242")
+    assert result["identified"] is True and result["heard_digits"] is None
