@@ -15,7 +15,7 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from actions import customer
 from actions.anytime import anything_else, transfer
@@ -24,7 +24,7 @@ from actions.responses import say
 from actions.scheduled import cancel_scheduled_offer, list_scheduled
 from actions.services import Services, services
 from actions.wording import confirmation_spoken, day, decline_reason, money
-from paybot.db.models import Payment
+from paybot.db import queries
 from paybot.dialog.payloads import Listen, SecureCapture, to_dict
 from paybot.payments.rules import PaymentRefused
 from paybot.payments.scheduling import Scheduler
@@ -176,7 +176,7 @@ class ActionCaptureResult(Action):
 
 def _payment_by_key(svc: Services, key: str) -> PaymentOutcome | None:
     with Session(svc.engine) as session:
-        row = session.exec(select(Payment).where(Payment.idempotency_key == key)).first()
+        row = queries.payment_by_key(session=session, idempotency_key=key)
         return PaymentOutcome.of(row) if row is not None else None
 
 

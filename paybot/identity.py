@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
-from sqlalchemy import func, or_
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from paybot import audit
 from paybot.accounts.directory import AccountRecord, CustomerDirectory
 from paybot.accounts.methods import default_method
+from paybot.db import queries
 from paybot.db.engine import session_scope
 from paybot.db.models import VerificationFailure
 from paybot.db.types import utcnow
@@ -170,53 +170,36 @@ class IdentityVerifier:
         """True when everyone together failed ``rate_limit`` times within ``rate_window``."""
         since = utcnow() - self.policy.rate_window
         with Session(self.engine) as session:
-            count = session.exec(
-                select(func.count())
-                .select_from(VerificationFailure)
-                .where(VerificationFailure.at >= since)
-            ).one()
+            count = queries.count_verification_failures(session=session, since=since)
         return count >= self.policy.rate_limit
 
     def is_locked(self, account_number: str | None, caller_phone: str | None) -> bool:
         """True when the account or the caller number (``None``: the withheld key) has too
         many recent failures."""
         since = utcnow() - self.policy.window
+        limit = self.policy.max_failures
         with Session(self.engine) as session:
-            for column, value in (
-                (VerificationFailure.account_number, account_number),
-                (VerificationFailure.caller_phone, caller_phone or WITHHELD),
-            ):
-                if not value:
-                    continue
-                count = session.exec(
-                    select(func.count())
-                    .select_from(VerificationFailure)
-                    .where(column == value, VerificationFailure.at >= since)
-                ).one()
-                if count >= self.policy.max_failures:
-                    return True
-        return False
+
+            def recent(**key: str) -> int:
+                return queries.count_verification_failures(session=session, since=since, **key)
+
+            if account_number and recent(account_number=account_number) >= limit:
+                return True
+            return recent(caller_phone=caller_phone or WITHHELD) >= limit
 
     def failures(self, account_number: str | None, caller_phone: str | None) -> int:
         """Recent failures for the account or the caller number (for tests and the console;
         ``caller_phone`` may be :data:`WITHHELD`)."""
-        since = utcnow() - self.policy.window
-        conditions = [
-            c
-            for c, v in (
-                (VerificationFailure.account_number == account_number, account_number),
-                (VerificationFailure.caller_phone == caller_phone, caller_phone),
-            )
-            if v
-        ]
-        if not conditions:
+        if not account_number and not caller_phone:
             return 0
+        since = utcnow() - self.policy.window
         with Session(self.engine) as session:
-            return session.exec(
-                select(func.count())
-                .select_from(VerificationFailure)
-                .where(or_(*conditions), VerificationFailure.at >= since)
-            ).one()
+            return queries.count_verification_failures(
+                session=session,
+                since=since,
+                account_number=account_number,
+                caller_phone=caller_phone,
+            )
 
     def _record_failure(
         self,

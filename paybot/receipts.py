@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from sqlalchemy.engine import Engine
-from sqlmodel import select
 
 from paybot import audit
+from paybot.db import queries
 from paybot.db.engine import session_scope
 from paybot.db.models import Account, OutboundMessage, Payment, PaymentStatus
 from paybot.money import format_amount
@@ -37,11 +37,7 @@ def queue_receipt(engine: Engine, *, payment_id: int, to: str) -> OutboundMessag
         payment = session.get(Payment, payment_id)
         if payment is None or payment.status != PaymentStatus.SUCCEEDED.value:
             raise ReceiptRefused("no successful payment to send a receipt for")
-        existing = session.exec(
-            select(OutboundMessage).where(
-                OutboundMessage.payment_id == payment_id, OutboundMessage.kind == "receipt"
-            )
-        ).first()
+        existing = queries.receipt_message(session=session, payment_id=payment_id)
         if existing is not None:
             return existing
         account = session.get(Account, payment.account_id)

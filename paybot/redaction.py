@@ -26,6 +26,8 @@ from typing import Any
 from urllib.parse import quote
 
 from paybot.parsing.card_numbers import find_card_numbers
+from paybot.parsing.digits import parse_digit_string
+from paybot.spoken.numbers import DIGIT_WORDS, NUMBER_WORDS, REPEATS, ZERO_WORDS
 
 SECRET = "[secret]"  # noqa: S105 - the mask, not a secret
 # Environment variables whose values are secrets in every process (the launchers register them).
@@ -34,8 +36,8 @@ SECRET_ENV = ("PAYBOT_RASA_TOKEN", "PAYBOT_ACTION_SECRET", "TWILIO_AUTH_TOKEN",
               "PAYBOT_LOCK_STORE_PASSWORD")
 MIN_SECRET_LENGTH = 6  # shorter values would mask ordinary words
 
-_DIGIT_WORDS = {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4",
-                "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9"}
+# Words that may start a spoken card number (one letter is too common to be worth a look).
+_RUN_WORDS = tuple(w for w in sorted({*NUMBER_WORDS, *ZERO_WORDS, *REPEATS}) if len(w) > 1)
 _GROUP = re.compile(r"\d+|[A-Za-z]+")
 _LONG_DIGITS = re.compile(r"(?<!\d)\d{9,}(?!\d)")
 # A date and time is never a card number, whatever its digits add up to.
@@ -83,8 +85,7 @@ def redact(text: str) -> str:
 
 def _has_digit_word(text: str) -> bool:
     lowered = text.lower()
-    return any(word in lowered for word in ("zero", "oh", "one", "two", "three", "four",
-                                            "five", "six", "seven", "eight", "nine"))
+    return any(word in lowered for word in _RUN_WORDS)
 
 
 def _redact_digits(text: str) -> str:
@@ -97,8 +98,10 @@ def _redact_digits(text: str) -> str:
 
 
 def _mask(found: str) -> str:
-    digits = "".join(_DIGIT_WORDS.get(g.lower(), g) for g in _GROUP.findall(found))
-    return f"[redacted …{digits[-4:]}]"
+    digits = parse_digit_string(found) or "".join(
+        DIGIT_WORDS.get(g.lower(), g) for g in _GROUP.findall(found)
+    )
+    return f"[redacted …{re.sub(r'[^0-9]', '', digits)[-4:]}]"
 
 
 # --- logging ------------------------------------------------------------------------------

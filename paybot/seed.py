@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from paybot import audit
+from paybot.db import queries
 from paybot.db.engine import session_scope
 from paybot.db.models import Account, AccountStatus, PaymentMethod
 from paybot.gateway.base import CardData, Gateway
@@ -58,7 +58,7 @@ def seed_demo_data(engine: Engine, gateway: Gateway, *, today: date | None = Non
     """Insert the demo accounts if there are no accounts at all; returns how many were added."""
     today = today or date.today()
     with Session(engine) as session:
-        if session.exec(select(func.count()).select_from(Account)).one():
+        if queries.count_accounts(session=session):
             return 0
     for demo in DEMO_ACCOUNTS:
         _seed_one(engine, gateway, demo, today)

@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from paybot.accounts.csv_import import ImportReport, RowError, cli_import, import_accounts
+from paybot.accounts.csv_import import ImportReport, RowError, import_accounts
+from paybot.cli.accounts import cli_import
 from paybot.db.models import Account
 
 HEADER = "account_number,name,phone,zip,balance,minimum_payment,due_date,currency,status,email"

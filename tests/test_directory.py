@@ -19,11 +19,11 @@ from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 from sqlalchemy import delete
 
+from paybot.accounts.crm import HttpDirectory
 from paybot.accounts.directory import (
     AccountRecord,
     DirectoryError,
     DirectoryUnavailable,
-    HttpDirectory,
     LocalDirectory,
     make_directory,
 )

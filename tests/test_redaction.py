@@ -19,6 +19,7 @@ from paybot import redaction
 from paybot.cli import children
 from paybot.gateway.cards import luhn_check_digit, luhn_valid
 from paybot.redaction import redact
+from paybot.spoken.numbers import TEENS, TENS
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 SEPARATORS = (" ", "  ", "-", ".", ",", "/", "_", "\t", " - ", ", ", ". ")
@@ -65,6 +66,25 @@ def test_card_numbers_in_any_written_form_are_masked():
         assert form not in out, f"seed {seed}: {line!r} -> {out!r}"
         assert not any(number in run for run in digits_in_runs(out)), (seed, line, out)
         assert "[redacted …" in out, (seed, line, out)
+
+
+def test_card_numbers_spoken_in_words_without_a_digit_name_are_masked():
+    """ "twenty", "forty", "twelve" name no digit ("two", "four"), yet read as card digits."""
+    seed = int(os.environ.get("PAYBOT_TEST_SEED", random.randrange(1 << 30)))
+    rng = random.Random(seed)
+    words = [w for w in (*TEENS, *TENS) if not any(d in w for d in WORDS + ("oh",))]
+    values = {**TEENS, **TENS}
+    masked = 0
+    while masked < 50:
+        said = [rng.choice(words) for _ in range(rng.randint(7, 9))]
+        number = "".join(str(values[w]) for w in said)
+        if not (13 <= len(number) <= 19 and luhn_valid(number)):
+            continue
+        line = f"caller said {' '.join(said)} thanks"
+        out = redact(line)
+        assert " ".join(said) not in out, f"seed {seed}: {line!r} -> {out!r}"
+        assert f"[redacted …{number[-4:]}]" in out, (seed, line, out)
+        masked += 1
 
 
 @pytest.mark.parametrize(

@@ -21,14 +21,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from aiohttp import WSMsgType, web
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from paybot.db.models import Account
+from paybot.db import queries
 from paybot.dialog.payloads import SecureCapture, Transfer
 from paybot.dialog.vouch import Heard
 from paybot.gateway.base import BankAccount, CardData
 from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, remove_card_numbers
 from paybot.payments.settlement import PaymentOutcome
+from paybot.spoken.fillers import FILLERS
 from voice_bridge.audio import ulaw_to_pcm16
 from voice_bridge.call_records import record_call_ended_reason
 from voice_bridge.capture import CaptureSession, Done, Submit
@@ -58,7 +59,7 @@ PLAYED_TIMEOUT_S = 60.0  # longest wait for Twilio to confirm the last audio pla
 # Caller speech over the bot interrupts it once it lasts this long, or sooner when the
 # recognised words are more than a backchannel ("mhm", "uh huh": the caller is listening).
 BARGE_IN_CONFIRM_S = 1.0
-BACKCHANNELS = frozenset({"mm", "mhm", "hm", "hmm", "uh", "um", "uh-huh", "uh huh", "ah", "oh"})
+BACKCHANNELS = FILLERS
 SORRY = "Sorry, I'm having trouble on my end right now."
 CALL_BACK = "Please call back in a few minutes. Goodbye."
 CONNECTING = "Let me connect you with someone who can help."
@@ -511,13 +512,13 @@ def _charge(
 ) -> PaymentOutcome:
     """Look the account up and pay (runs in a thread; the ledger is synchronous)."""
     with Session(runtime.engine) as session:
-        account_id = session.exec(
-            select(Account.id).where(Account.account_number == instruction.account_number)
-        ).first()
-    if account_id is None:
+        account = queries.account_by_number(
+            session=session, account_number=instruction.account_number
+        )
+    if account is None or account.id is None:
         raise LookupError("account not found")
     return runtime.ledger.pay_with_new_method(
-        account_id=account_id,
+        account_id=account.id,
         method=method,
         amount=Decimal(instruction.amount),
         channel="voice",

@@ -17,8 +17,9 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
+from paybot.db import queries
 from paybot.db.engine import session_scope
 from paybot.db.models import Call, CallStatus
 from paybot.db.types import utcnow
@@ -140,7 +141,7 @@ def consume_stream_token(engine: Engine, *, call_sid: str) -> bool:
 def get_call(engine: Engine, call_sid: str) -> Call | None:
     """The row of ``call_sid``, if any."""
     with Session(engine, expire_on_commit=False) as session:
-        return session.exec(select(Call).where(Call.call_sid == call_sid)).first()
+        return queries.call_by_sid(session=session, call_sid=call_sid)
 
 
 def _insert(
@@ -148,7 +149,7 @@ def _insert(
 ) -> bool:
     """Create the row if the call is new; False if it exists (a concurrent insert included)."""
     with Session(engine) as session:
-        if session.exec(select(Call.id).where(Call.call_sid == call_sid)).first() is not None:
+        if queries.call_by_sid(session=session, call_sid=call_sid) is not None:
             return False
         session.add(
             Call(call_sid=call_sid, status=status.value, started_at=at, updated_at=at, **details)

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from aiohttp import web
-from sqlalchemy import or_, update
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlmodel import select
 
+from paybot.db import queries
 from paybot.db.engine import session_scope
 from paybot.db.models import OutboundMessage
 from paybot.db.types import utcnow
@@ -66,27 +66,13 @@ def claim_due(engine: Engine, *, now: datetime, limit: int = BATCH) -> list[Clai
     """Take up to ``limit`` due queued messages, oldest first; rows another sender took in the
     meantime are skipped."""
     with session_scope(engine) as session:
-        ids = session.exec(
-            select(OutboundMessage.id)
-            .where(OutboundMessage.status == "queued", _due(now))
-            .order_by(OutboundMessage.id)
-            .limit(limit)
-        ).all()
+        ids = queries.due_message_ids(session=session, now=now, limit=limit)
     claimed = []
     for message_id in ids:
         with session_scope(engine) as session:
-            won = session.execute(
-                update(OutboundMessage)
-                .where(
-                    OutboundMessage.id == message_id,
-                    OutboundMessage.status == "queued",
-                    _due(now),
-                )
-                .values(status="sending", attempts=OutboundMessage.attempts + 1)
-            ).rowcount
-            if won == 1:
-                row = session.get(OutboundMessage, message_id)
-                assert row is not None and row.id is not None
+            row = queries.claim_message(session=session, message_id=message_id, now=now)
+            if row is not None:
+                assert row.id is not None
                 claimed.append(Claimed(row.id, row.to, row.body, row.attempts))
     return claimed
 
@@ -206,7 +192,3 @@ def _finish(engine: Engine, message_id: int, *, status: str, **values: object) -
             .where(OutboundMessage.id == message_id, OutboundMessage.status == "sending")
             .values(status=status, **values)
         )
-
-
-def _due(now: datetime):
-    return or_(OutboundMessage.next_attempt_at.is_(None), OutboundMessage.next_attempt_at <= now)

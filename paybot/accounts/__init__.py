@@ -1,27 +1,4 @@
-"""Customer accounts: the flat-file import billers on legacy systems use, and the directory
-(local database or an HTTP CRM) the bot looks callers up in."""
-
-from paybot.accounts.csv_import import ImportReport, RowError, cli_import, import_accounts
-from paybot.accounts.directory import (
-    AccountRecord,
-    CustomerDirectory,
-    DirectoryError,
-    DirectoryUnavailable,
-    HttpDirectory,
-    LocalDirectory,
-    make_directory,
-)
-
-__all__ = [
-    "AccountRecord",
-    "CustomerDirectory",
-    "DirectoryError",
-    "DirectoryUnavailable",
-    "HttpDirectory",
-    "ImportReport",
-    "LocalDirectory",
-    "RowError",
-    "cli_import",
-    "import_accounts",
-    "make_directory",
-]
+"""Customer accounts: the flat-file import billers on legacy systems use (``csv_import``:
+``csv_file`` and ``csv_rows`` read, ``upsert`` writes), the directory the bot looks callers up in
+(``directory``: the local database, or an HTTP CRM in ``crm``), and their stored payment
+methods (``methods``)."""

@@ -4,65 +4,32 @@ One interface, :class:`CustomerDirectory`, two implementations chosen by ``PAYBO
 
 * ``local`` — :class:`LocalDirectory`, the paybot database (accounts from the CSV import or
   the demo seed).
-* ``http`` — :class:`HttpDirectory`, a biller's CRM that speaks the JSON contract below.
+* ``http`` — :class:`paybot.accounts.crm.HttpDirectory`, a biller's CRM that speaks the JSON
+  contract described there.
 
 Several accounts may share one phone number; every account is returned with its status
 (active, closed or suspended) and the caller decides what to offer.
 
-HTTP CRM contract (``{base}`` is ``PAYBOT_CRM_URL``; every request carries
-``Authorization: Bearer <PAYBOT_CRM_TOKEN>`` when a token is set, and
-``Accept: application/json``)::
-
-    GET {base}/accounts?phone=%2B15555550100
-        200  {"accounts": [ACCOUNT, ...]}      ([] when none; a 404 also means none)
-
-    GET {base}/accounts/{account_number}          (path segment URL-encoded)
-        200  ACCOUNT
-        404  no such account
-
-    ACCOUNT = {
-        "account_number": "100200300",    required, string
-        "name": "James Smith",            required, non-empty string
-        "billing_zip": "94107",           required, string
-        "balance": "321.72",              required, amount (see below)
-        "minimum_payment": "25.00",       optional amount, default "0.00"
-        "due_date": "2026-12-01",         optional, YYYY-MM-DD or null
-        "currency": "USD",                optional, 3 letters, default "USD"
-        "status": "active",               optional: active | closed | suspended (default active)
-        "phone": "+15555550100",          optional, E.164 or null
-        "service_address": "12 Oak Street"  optional string or null: where the service is
-    }
-
-Other fields are ignored. Amounts should be JSON strings; JSON numbers are accepted but read
-from their text straight into ``Decimal`` (``321.72`` stays exactly 321.72, never a float).
-Amounts must be non-negative with no more decimals than the currency has.
-
 Failures raise :class:`DirectoryUnavailable` when trying again later may help (timeout,
-connection refused, HTTP 429 or 5xx) and :class:`DirectoryError` otherwise (credentials
-refused, another unexpected status, malformed JSON, missing or invalid fields). Messages name
-the problem; they never contain the response body, a name or a phone number. Records from the
-CRM have ``account_id=None``: they are not rows of the local database.
+connection refused, HTTP 429 or 5xx) and :class:`DirectoryError` otherwise. Messages name the
+problem; they never contain a name or a phone number.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-import json
 import logging
-import re
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from typing import TYPE_CHECKING
 
-import aiohttp
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session
 
+from paybot.db import queries
 from paybot.db.models import Account, AccountStatus
-from paybot.money import InvalidAmount, parse_amount
 from paybot.parsing.card_numbers import contains_card_number
 from paybot.phone import InvalidPhoneNumber, to_e164
 
@@ -70,12 +37,6 @@ if TYPE_CHECKING:
     from paybot.settings import Settings
 
 log = logging.getLogger(__name__)
-
-MAX_BODY_BYTES = 1 << 20
-MAX_ADDRESS_CHARS = 200  # the accounts.service_address column
-_STATUSES = {s.value for s in AccountStatus}
-_CURRENCY_RE = re.compile(r"[A-Z]{3}")
-_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class DirectoryError(RuntimeError):
@@ -125,14 +86,14 @@ class AccountRecord:
         )
 
 
-def _number_key(number: str) -> str | None:
+def number_key(number: str) -> str | None:
     """The account number to look up, trimmed; None when empty or card-shaped (a card
     number is never an account number, and is never sent to a database or a CRM)."""
     key = number.strip()
     return None if not key or contains_card_number(key) else key
 
 
-def _phone_key(value: str) -> str | None:
+def phone_key(value: str) -> str | None:
     """``value`` in E.164, or None when it is no phone number (e.g. a withheld caller ID)."""
     try:
         return to_e164(value)
@@ -168,7 +129,7 @@ class LocalDirectory(CustomerDirectory):
         self._engine = engine
 
     async def find_by_phone(self, e164: str) -> list[AccountRecord]:
-        phone = _phone_key(e164)
+        phone = phone_key(e164)
         if phone is None:
             return []
         records = await asyncio.to_thread(self._by_phone, phone)
@@ -176,227 +137,20 @@ class LocalDirectory(CustomerDirectory):
         return records
 
     async def find_by_account_number(self, number: str) -> AccountRecord | None:
-        key = _number_key(number)
+        key = number_key(number)
         if key is None:
             return None
         return await asyncio.to_thread(self._by_number, key)
 
     def _by_phone(self, phone: str) -> list[AccountRecord]:
-        query = select(Account).where(Account.phone == phone).order_by(Account.account_number)
         with Session(self._engine) as session:
-            return [AccountRecord.from_account(a) for a in session.exec(query).all()]
+            rows = queries.accounts_by_phone(session=session, phone=phone)
+            return [AccountRecord.from_account(a) for a in rows]
 
     def _by_number(self, key: str) -> AccountRecord | None:
-        # The CSV import stores numbers upper-case; other writers may not have.
-        query = select(Account).where(Account.account_number.in_({key, key.upper()}))
         with Session(self._engine) as session:
-            rows = session.exec(query).all()
-        rows.sort(key=lambda a: a.account_number != key.upper())
-        return AccountRecord.from_account(rows[0]) if rows else None
-
-
-# --- HTTP CRM ---------------------------------------------------------------------------------
-
-
-def _malformed(problem: str) -> DirectoryError:
-    log.warning("CRM answer malformed: %s", problem)
-    return DirectoryError(f"CRM answer malformed: {problem}")
-
-
-def _text(data: dict[str, Any], key: str, *, required: bool = True) -> str | None:
-    value = data.get(key)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise _malformed(f"{key} missing" if value is None else f"{key} is not a non-empty string")
-    return value.strip()
-
-
-def _address(data: dict[str, Any]) -> str | None:
-    """``service_address``: a string of up to 200 characters; null or "" for none."""
-    value = data.get("service_address")
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if not isinstance(value, str) or len(value.strip()) > MAX_ADDRESS_CHARS:
-        raise _malformed(f"service_address is not a string of up to {MAX_ADDRESS_CHARS} characters")
-    return value.strip()
-
-
-def _amount(data: dict[str, Any], key: str, currency: str, default: str | None = None) -> Decimal:
-    value = data.get(key, default)
-    if value is None:
-        if default is None:
-            raise _malformed(f"{key} missing")
-        value = default
-    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
-        raise _malformed(f"{key} is not an amount")
-    try:
-        return parse_amount(value, currency)
-    except InvalidAmount:
-        raise _malformed(f"{key} is not a non-negative {currency} amount") from None
-
-
-def _due_date(data: dict[str, Any]) -> date | None:
-    value = _text(data, "due_date", required=False)
-    if value is None:
-        return None
-    try:
-        if not _DATE_RE.fullmatch(value):
-            raise ValueError(value)
-        return date.fromisoformat(value)
-    except ValueError:
-        raise _malformed("due_date is not YYYY-MM-DD") from None
-
-
-def _currency(data: dict[str, Any]) -> str:
-    value = (_text(data, "currency", required=False) or "USD").upper()
-    if not _CURRENCY_RE.fullmatch(value):
-        raise _malformed("currency is not a 3-letter code")
-    return value
-
-
-def _status(data: dict[str, Any]) -> str:
-    value = (_text(data, "status", required=False) or AccountStatus.ACTIVE.value).lower()
-    if value not in _STATUSES:
-        raise _malformed("status is not active, closed or suspended")
-    return value
-
-
-def _record(data: Any) -> AccountRecord:
-    """Validate one ACCOUNT object from the CRM."""
-    if not isinstance(data, dict):
-        raise _malformed("an account is not a JSON object")
-    currency = _currency(data)
-    phone = _text(data, "phone", required=False)
-    if phone is not None and (phone := _phone_key(phone)) is None:
-        raise _malformed("phone is not a phone number")
-    return AccountRecord(
-        account_number=_text(data, "account_number") or "",
-        name=_text(data, "name") or "",
-        phone=phone,
-        billing_zip=_text(data, "billing_zip") or "",
-        balance=_amount(data, "balance", currency),
-        minimum_payment=_amount(data, "minimum_payment", currency, default="0"),
-        due_date=_due_date(data),
-        currency=currency,
-        status=_status(data),
-        account_id=None,
-        service_address=_address(data),
-    )
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
-
-
-def _parse_json(body: bytes) -> Any:
-    try:
-        return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
-        raise _malformed("not valid JSON") from None
-
-
-def _check_status(status: int) -> None:
-    if 200 <= status < 300:
-        return
-    log.warning("CRM answered HTTP %d", status)
-    if status in (401, 403):
-        raise DirectoryError(f"CRM refused the credentials (HTTP {status})")
-    if status == 429 or status >= 500:
-        raise DirectoryUnavailable(f"CRM failed (HTTP {status})")
-    raise DirectoryError(f"CRM answered with unexpected HTTP {status}")
-
-
-async def _read_body(response: aiohttp.ClientResponse) -> bytes:
-    body = bytearray()
-    async for chunk in response.content.iter_chunked(65536):
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise _malformed(f"answer larger than {MAX_BODY_BYTES} bytes")
-    return bytes(body)
-
-
-class HttpDirectory(CustomerDirectory):
-    """A CRM reached over HTTP with the JSON contract in this module's docstring.
-
-    Args:
-        base_url: the CRM's base URL, e.g. ``https://crm.example.com/api``.
-        token: the bearer token, or None to send no ``Authorization`` header.
-        timeout_s: the limit for one whole request, connecting to reading the body.
-        session: a shared ``aiohttp.ClientSession``; without one the directory opens its own
-            (on first use) and closes it in :meth:`close`.
-    """
-
-    def __init__(
-        self,
-        base_url: str,
-        token: str | None = None,
-        timeout_s: float = 3.0,
-        session: aiohttp.ClientSession | None = None,
-    ) -> None:
-        self._base = base_url.rstrip("/")
-        self._token = token
-        self._timeout_s = timeout_s
-        self._session = session
-        self._owns_session = session is None
-
-    async def find_by_phone(self, e164: str) -> list[AccountRecord]:
-        phone = _phone_key(e164)
-        if phone is None:
-            return []
-        data = await self._get("/accounts", {"phone": phone})
-        if data is None:
-            return []
-        if not isinstance(data, dict) or not isinstance(data.get("accounts"), list):
-            raise _malformed('expected {"accounts": [...]}')
-        records = [_record(item) for item in data["accounts"]]
-        log.debug("CRM: %d accounts for a phone lookup", len(records))
-        return sorted(records, key=lambda r: r.account_number)
-
-    async def find_by_account_number(self, number: str) -> AccountRecord | None:
-        key = _number_key(number)
-        if key is None or not key.strip("."):  # a dot segment would name another resource
-            return None
-        data = await self._get("/accounts/" + quote(key, safe=""))
-        if data is None:
-            return None
-        record = _record(data)
-        if record.account_number.upper() != key.upper():
-            raise _malformed("the account returned is not the one asked for")
-        return record
-
-    async def close(self) -> None:
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _headers(self) -> dict[str, str]:
-        headers = {"Accept": "application/json"}
-        if self._token:
-            headers["Authorization"] = f"Bearer {self._token}"
-        return headers
-
-    async def _get(self, path: str, params: dict[str, str] | None = None) -> Any | None:
-        """GET ``path``: the parsed JSON, or None on 404. Raises the directory errors."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        timeout = aiohttp.ClientTimeout(total=self._timeout_s)
-        try:
-            async with self._session.get(
-                self._base + path, params=params, headers=self._headers(),
-                timeout=timeout, allow_redirects=False,
-            ) as response:  # fmt: skip
-                if response.status == 404:
-                    return None
-                _check_status(response.status)
-                body = await _read_body(response)
-        except asyncio.TimeoutError:
-            log.warning("CRM timed out after %.1fs", self._timeout_s)
-            raise DirectoryUnavailable(f"CRM did not answer within {self._timeout_s:g}s") from None
-        except aiohttp.ClientError as exc:
-            log.warning("CRM unreachable: %s", type(exc).__name__)
-            raise DirectoryUnavailable(f"CRM unreachable ({type(exc).__name__})") from None
-        return _parse_json(body)
+            row = queries.account_by_typed_number(session=session, account_number=key)
+            return AccountRecord.from_account(row) if row is not None else None
 
 
 def make_directory(settings: Settings, engine: Engine | None) -> CustomerDirectory:
@@ -406,6 +160,7 @@ def make_directory(settings: Settings, engine: Engine | None) -> CustomerDirecto
         paybot.settings.SettingsError: ``http`` without a usable ``PAYBOT_CRM_URL``, or an
             unknown ``PAYBOT_CRM``.
     """
+    from paybot.accounts.crm import HttpDirectory
     from paybot.settings import SettingsError
 
     if settings.crm == "http":

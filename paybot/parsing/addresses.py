@@ -14,9 +14,11 @@ import re
 from collections.abc import Mapping
 from typing import TypeVar
 
+from paybot.spoken.numbers import is_number_word
+
 from ._text import normalize
 from .digits import parse_digit_string
-from .numbers import is_number_word, words_to_number, words_to_ordinal
+from .numbers import words_to_number, words_to_ordinal
 
 K = TypeVar("K")
 

@@ -30,6 +30,9 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
+from paybot.spoken.fillers import HESITATIONS
+from paybot.spoken.numbers import UNITS, ordinal_to_words
+
 from ._text import normalize, phrases, prefix_stages, strip_suffixes
 from .money_words import read_money, typed_amount
 from .numbers import words_to_number
@@ -62,7 +65,7 @@ class AmountParse:
 NOT_UNDERSTOOD = AmountParse("none")
 
 PREFIXES = phrases(
-    "um", "umm", "uh", "er", "erm", "hmm", "ah", "so", "well", "ok", "okay", "yeah", "yes",
+    *sorted(HESITATIONS), "so", "well", "ok", "okay", "yeah", "yes",
     "sure", "i'd like to", "id like to", "i would like to", "i want to", "i wanna", "i'll",
     "i will", "i can", "i can only", "can i", "could i", "i could", "i'm going to",
     "im going to", "i am going to", "i'm gonna", "im gonna", "i need to", "let's", "lets",
@@ -94,15 +97,15 @@ _OF_WHAT = (
     r"(?: of (?:it|that|this|them|everything|what i owe)"
     r"|(?: of)? (?:the|my) (?:full |whole |entire |total )?(?:balance|bill|total|amount))?"
 )
+_NUMERATORS = {"a": 1} | {word: value for word, value in UNITS.items() if value}
+# "a third", "two fifths": quarters and the ordinals of 3, 4, 5 and 10 (plural with an "s").
+_PARTS = {"quarter": 4} | {ordinal_to_words(value): value for value in (3, 4, 5, 10)}
+_DENOMINATORS = {"half": 2, "halves": 2, **_PARTS}
 _SHARE = re.compile(
-    rf"(?:(?P<num>a|one|two|three|four|five|six|seven|eight|nine) )?"
-    rf"(?P<den>half|halves|thirds?|quarters?|fourths?|fifths?|tenths?){_OF_WHAT}"
+    rf"(?:(?P<num>{'|'.join(_NUMERATORS)}) )?"
+    rf"(?P<den>half|halves|{'|'.join(f'{part}s?' for part in _PARTS)}){_OF_WHAT}"
     rf"|(?P<pct>[0-9.]+|[a-z ]+?) (?:percent|per cent|pct|%){_OF_WHAT}"
 )
-_NUMERATORS = {"a": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
-_NUMERATORS |= {"seven": 7, "eight": 8, "nine": 9}
-_DENOMINATORS = {"half": 2, "halves": 2, "third": 3, "quarter": 4, "fourth": 4}
-_DENOMINATORS |= {"fifth": 5, "tenth": 10}
 _NEGATIVE = re.compile(r"(?:^|[\s(])-\s*\$?\s*[0-9.]|\$\s*-|\b(?:minus|negative)\b")
 _TOKEN = re.compile(r"\$|%|[0-9][0-9,]*(?:\.[0-9]+)?|\.[0-9]+|[a-z]+(?:'[a-z]+)*|[^\s.,!?;:]")
 

@@ -10,18 +10,16 @@ import re
 from collections.abc import Iterable
 from datetime import date
 
-from .numbers import TEENS, TENS, UNITS, words_to_number, words_to_ordinal
+from paybot.spoken.months import MONTH_NUMBERS
+from paybot.spoken.numbers import TEENS, TENS, UNITS, ZERO_WORDS
 
-_MONTH_NAMES = ("january jan", "february feb", "march mar", "april apr", "may", "june jun",
-                "july jul", "august aug", "september sep sept", "october oct",
-                "november nov", "december dec")  # fmt: skip
-MONTHS = {name: i + 1 for i, names in enumerate(_MONTH_NAMES) for name in names.split()}
+from .numbers import words_to_number, words_to_ordinal
+
 _ISO = re.compile(r"([0-9]{4})[-/]([0-9]{1,2})[-/]([0-9]{1,2})")
 _US = re.compile(
     r"([0-9]{1,2})/([0-9]{1,2})(?:/([0-9]{2}|[0-9]{4}))?|([0-9]{1,2})-([0-9]{1,2})-([0-9]{4})"
 )
 _TYPED_DAY = re.compile(r"0?[1-9]|[12][0-9]|3[01]")
-_ZEROS = frozenset({"oh", "o", "zero"})
 
 
 def add_months(year: int, month: int, months: int) -> tuple[int, int]:
@@ -109,10 +107,10 @@ def _year(tokens: list[str]) -> int | None:
     value = words_to_number(tokens)
     if value is not None and 2000 <= value <= 2099:
         return value
-    if len(tokens) < 2 or tokens[0] != "twenty":
+    if len(tokens) < 2 or TENS.get(tokens[0]) != 20:  # "twenty twenty six"
         return None
     rest = tokens[1:]
-    if len(rest) == 2 and rest[0] in _ZEROS and UNITS.get(rest[1]):
+    if len(rest) == 2 and rest[0] in ZERO_WORDS and UNITS.get(rest[1]):
         return 2000 + UNITS[rest[1]]
     tail = words_to_number(rest)
     if tail is None or not 10 <= tail <= 99 or not (rest[0] in TENS or rest[0] in TEENS):
@@ -122,7 +120,7 @@ def _year(tokens: list[str]) -> int | None:
 
 def read_month_day(tokens: list[str], today: date) -> date | None:
     """Read "december 3rd", "3rd of december", "december third twenty twenty six"."""
-    months = [i for i, t in enumerate(tokens) if t in MONTHS]
+    months = [i for i, t in enumerate(tokens) if t in MONTH_NUMBERS]
     if len(months) != 1:
         return None
     at = months[0]
@@ -145,5 +143,5 @@ def read_month_day(tokens: list[str], today: date) -> date | None:
     if len(readings) != 1:
         return None
     day, year = readings.pop()
-    month = MONTHS[tokens[at]]
+    month = MONTH_NUMBERS[tokens[at]]
     return safe_date(year, month, day) if year else _next_month_day(today, month, day)

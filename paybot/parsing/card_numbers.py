@@ -21,13 +21,13 @@ import unicodedata
 from dataclasses import dataclass
 
 from paybot.gateway.cards import luhn_valid
+from paybot.spoken.fillers import HESITATIONS
+from paybot.spoken.numbers import REPEATS, ZERO_WORDS, is_number_word
 
-from .digits import REPEATS, ZERO_WORDS, parse_digit_string
-from .numbers import is_number_word
+from .digits import parse_digit_string
 
 MIN_DIGITS, MAX_DIGITS = 13, 19
 CARD_NUMBER_REMOVED = "[card number removed]"
-HESITATIONS = frozenset({"um", "umm", "uh", "uhh", "uhm", "er", "erm", "ah", "hmm", "mm"})
 
 _TOKEN = re.compile(r"\d+|[^\W\d_]+(?:'[^\W\d_]+)?")
 # What may stand between two tokens of one run: separators and nothing else.

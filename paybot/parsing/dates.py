@@ -36,6 +36,8 @@ import re
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
+from paybot.spoken.fillers import HESITATIONS
+
 from ._text import normalize, phrases, strip_affixes
 from .calendar_dates import add_months, read_day_of_month, read_month_day, read_numeric
 from .numbers import words_to_number
@@ -49,7 +51,7 @@ RELATIVE_DAYS = {
     "day after tomorrow": 2, "the day after tomorrow": 2,
 }  # fmt: skip
 PREFIXES = phrases(
-    "um", "umm", "uh", "er", "erm", "hmm", "so", "well", "ok", "okay", "yeah", "yes", "sure",
+    *sorted(HESITATIONS), "so", "well", "ok", "okay", "yeah", "yes", "sure",
     "let's say", "let's do", "let's", "lets", "how about", "what about", "make it",
     "i'd like to pay", "id like to pay", "i would like to pay", "i want to pay", "i'll pay",
     "i will pay", "i can pay", "can i pay", "could i pay", "i'd like to do it",

@@ -22,22 +22,22 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from ._text import normalize
-from .numbers import SCALES, UNITS, is_number_word, words_to_number
+from paybot.spoken.fillers import BACKCHANNELS, HESITATIONS
+from paybot.spoken.numbers import HUNDRED, REPEATS, SCALES, UNITS, ZERO_WORDS, is_number_word
 
-FILLER = frozenset(
+from ._text import normalize
+from .numbers import words_to_number
+
+FILLER = HESITATIONS | BACKCHANNELS | frozenset(
     {
-        "um", "umm", "uh", "uhh", "uhm", "er", "erm", "ah", "hmm", "mm", "mhm", "and", "the",
-        "an", "number", "numbers", "please", "yeah", "yes", "yep", "ok", "okay", "so", "well",
-        "it", "it's", "its", "is", "was", "that", "that's", "thats", "this", "my", "account",
-        "acct", "zip", "zipcode", "postal", "code", "postcode", "confirmation", "reference",
-        "ref", "id", "i", "i'm", "im", "think", "sure", "let", "me", "see", "thanks", "thank",
-        "you", "just", "like", "here", "there", "go", "digits", "digit", "dash", "hyphen",
-        "space",
+        "and", "the", "an", "number", "numbers", "please", "yeah", "yes", "yep", "ok", "okay",
+        "so", "well", "it", "it's", "its", "is", "was", "that", "that's", "thats", "this", "my",
+        "account", "acct", "zip", "zipcode", "postal", "code", "postcode", "confirmation",
+        "reference", "ref", "id", "i", "i'm", "im", "think", "sure", "let", "me", "see",
+        "thanks", "thank", "you", "just", "like", "here", "there", "go", "digits", "digit",
+        "dash", "hyphen", "space",
     }
 )  # fmt: skip
-ZERO_WORDS = frozenset({"zero", "oh", "o", "nought", "naught", "nil"})
-REPEATS = {"double": 2, "triple": 3, "treble": 3}
 _OTHER_WORDS = frozenset({*REPEATS, "a"})  # "a" only counts in "a hundred", "a thousand"
 
 _SEPARATORS = re.compile(r"[\s\-.,()#/]+")
@@ -82,7 +82,7 @@ def _expand_repeats(tokens: Sequence[str]) -> list[str] | None:
             continue
         digit = _single_digit(tokens[i + 1] if i + 1 < len(tokens) else None)
         after = tokens[i + 2] if i + 2 < len(tokens) else None
-        if digit is None or after == "hundred" or after in SCALES:
+        if digit is None or after == HUNDRED or after in SCALES:
             return None
         out.extend([digit] * REPEATS[tokens[i]])
         i += 2

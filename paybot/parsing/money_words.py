@@ -36,11 +36,12 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from .numbers import HUNDRED, SCALES, TEENS, TENS, UNITS, words_to_number
+from paybot.spoken.numbers import HUNDRED, SCALES, TEENS, TENS, UNITS, ZERO_WORDS
+
+from .numbers import words_to_number
 
 CURRENCY_WORDS = frozenset({"dollars", "dollar", "bucks", "buck", "usd", "$"})
 CENTS_WORDS = frozenset({"cents", "cent"})
-_ZEROS = frozenset({"oh", "o", "zero"})
 # At most 18 digits before the point: longer is no amount (and int() of thousands raises).
 _TYPED_INT = re.compile(r"0|[1-9][0-9]{0,2}(?:,[0-9]{3}){1,5}|[1-9][0-9]{0,17}")
 _TYPED_DEC = re.compile(r"(?:0|[1-9][0-9]{0,2}(?:,[0-9]{3}){1,5}|[1-9][0-9]{0,17})?\.[0-9]{1,2}")
@@ -66,7 +67,7 @@ def _groups(tokens: list[str]) -> list[tuple[int, int]] | None:
         elif token in TEENS:
             out.append((TEENS[token], 2))
             i += 1
-        elif token in _ZEROS and unit and out:
+        elif token in ZERO_WORDS and unit and out:
             out.append((unit, 2))
             i += 2
         elif UNITS.get(token):
@@ -101,7 +102,7 @@ def _point_cents(tokens: list[str]) -> int | None:
     """Cents from the one or two digits after "point" ("five" = 50, "oh five" = 5)."""
     digits = []
     for token in tokens:
-        if token in _ZEROS or token in UNITS:
+        if token in ZERO_WORDS or token in UNITS:
             digits.append(str(UNITS.get(token, 0)))
         elif re.fullmatch(r"[0-9]", token):
             digits.append(token)

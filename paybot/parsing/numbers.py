@@ -3,14 +3,16 @@
 :func:`words_to_number` accepts this grammar (tokens are lower-cased words; anything else
 gives None rather than a guess)::
 
-    number   := "zero" | DIGITS | [group "million"] [group "thousand"] [["and"] group]
+    number   := "zero" | DIGITS | [group "billion"] [group "million"] [group "thousand"]
+                [["and"] group]
     group    := head "hundred" [["and"] below100] | below100 | "a"   (the last only before a
                 scale word: "a thousand")
     head     := "a" | 1..9 | 10..99  (10..99 only for a whole number such as "twelve hundred")
     below100 := unit | teen | tens [unit]
 
-Scale words must descend ("one thousand one million" is rejected), "two one" is not a number,
-and "zero" only stands alone. Typed digits may stand for a group ("2 thousand", "5 hundred").
+The words come from :mod:`paybot.spoken.numbers`. Scale words must descend ("one thousand
+one million" is rejected), "two one" is not a number, and "zero" only stands alone. Typed
+digits may stand for a group ("2 thousand", "5 hundred").
 
 :func:`words_to_ordinal` accepts the same with an ordinal last word ("twenty first",
 "thirty-first", "one hundredth") or a typed ordinal ("21st", "3rd").
@@ -21,35 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-UNITS: dict[str, int] = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4,
-    "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
-}  # fmt: skip
-TEENS: dict[str, int] = {
-    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14,
-    "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
-}  # fmt: skip
-TENS: dict[str, int] = {
-    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50,
-    "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
-}  # fmt: skip
-SCALES: dict[str, int] = {"thousand": 1_000, "million": 1_000_000}
-HUNDRED = "hundred"
-
-# Ordinal word -> the cardinal word it replaces ("twenty first" -> "twenty one").
-ORDINALS: dict[str, str] = {
-    "first": "one", "second": "two", "third": "three", "fourth": "four", "fifth": "five",
-    "sixth": "six", "seventh": "seven", "eighth": "eight", "ninth": "nine", "tenth": "ten",
-    "eleventh": "eleven", "twelfth": "twelve", "thirteenth": "thirteen",
-    "fourteenth": "fourteen", "fifteenth": "fifteen", "sixteenth": "sixteen",
-    "seventeenth": "seventeen", "eighteenth": "eighteen", "nineteenth": "nineteen",
-    "twentieth": "twenty", "thirtieth": "thirty", "fortieth": "forty", "fiftieth": "fifty",
-    "sixtieth": "sixty", "seventieth": "seventy", "eightieth": "eighty",
-    "ninetieth": "ninety", "hundredth": "hundred", "thousandth": "thousand",
-    "millionth": "million",
-}  # fmt: skip
-
-NUMBER_WORDS = frozenset({*UNITS, *TEENS, *TENS, *SCALES, HUNDRED})
+from paybot.spoken.numbers import HUNDRED, ORDINALS, SCALES, TEENS, TENS, UNITS, ZERO
 
 # Typed digits stop at 18: longer runs are no number a caller means (and int() of a few
 # thousand digits raises).
@@ -120,7 +94,7 @@ def _group(tokens: Sequence[str], i: int) -> tuple[int, int] | None:
 
 
 def words_to_number(tokens: list[str]) -> int | None:
-    """Parse a cardinal number written as words, up to the millions.
+    """Parse a cardinal number written as words, up to the billions.
 
     Args:
         tokens: words such as ``["one", "million", "two", "hundred", "thousand", "and",
@@ -132,8 +106,10 @@ def words_to_number(tokens: list[str]) -> int | None:
         well-formed cardinal number.
     """
     toks = _split(tokens)
-    if len(toks) == 1 and (toks[0] == "zero" or _DIGITS.fullmatch(toks[0])):
-        return 0 if toks[0] == "zero" else int(toks[0])
+    if len(toks) == 1 and toks[0] == ZERO:
+        return 0
+    if len(toks) == 1 and _DIGITS.fullmatch(toks[0]):
+        return int(toks[0])
     total, i, last_scale = 0, 0, 0
     while i < len(toks):
         if toks[i] == "and":
@@ -176,8 +152,3 @@ def words_to_ordinal(tokens: list[str]) -> int | None:
         return None
     value = words_to_number([*toks[:-1], ORDINALS[toks[-1]]])
     return value if value else None
-
-
-def is_number_word(token: str) -> bool:
-    """Whether ``token`` is a cardinal number word ("seven", "hundred", "thousand")."""
-    return token in NUMBER_WORDS

@@ -1,8 +1,10 @@
 """Yes/no answers from keypad, speech or text: the fallback behind the NLU intents.
 
-The text is cut (longest phrase first) into known phrases, filler included. It is a
-yes when every phrase is a yes phrase, a no when every phrase is a no phrase, and None when
-the phrases disagree ("yeah no") or any word is unknown ("yes but", "I don't know"). Keypad
+The text is cut (longest phrase first) into known phrases (:mod:`paybot.spoken.yes_no`),
+filler included. It is a yes when every phrase is a yes phrase, a no when every phrase is a
+no phrase, and None when the phrases disagree ("yeah no") or any word is unknown ("yes but",
+"I don't know"). A turn of nothing but fillers (:mod:`paybot.spoken.fillers`) is no answer
+(:func:`is_filler`). Keypad
 "1" is yes and "2" is no, as the prompts say ("press 1 if correct, 2 to re-enter"); so are the
 spoken "one" and "two".
 """
@@ -11,38 +13,11 @@ from __future__ import annotations
 
 import re
 
+from paybot.spoken.fillers import FILLERS
+from paybot.spoken.yes_no import NEUTRAL_PHRASES, NO_PHRASES, YES_PHRASES
+
 from ._text import normalize
 
-YES_PHRASES = frozenset(
-    {
-        "yes", "yeah", "yea", "yep", "yup", "ya", "yah", "sure", "correct", "right", "ok",
-        "okay", "k", "alright", "all right", "fine", "absolutely", "definitely", "certainly",
-        "of course", "affirmative", "uh huh", "mhm", "that's right", "that is right",
-        "that's correct", "that is correct", "that's it", "it is", "it's right",
-        "it's correct", "go ahead", "go for it", "please do", "do it", "sounds good",
-        "that works", "i am", "i do", "i'm ready", "ready", "yes please", "sure thing",
-        "you bet", "exactly", "proceed", "confirm", "confirmed", "y", "1", "one",
-    }
-)  # fmt: skip
-NO_PHRASES = frozenset(
-    {
-        "no", "nope", "nah", "naw", "not now", "not yet", "don't", "do not", "wrong",
-        "incorrect", "not correct", "not right", "that's wrong", "that is wrong",
-        "that's not right", "that is not right", "that's not correct",
-        "that is not correct", "it's not", "it is not", "it isn't", "isn't", "no way",
-        "negative", "not really", "not at all", "i don't", "i do not", "i'm not",
-        "i am not", "don't do it", "please don't", "no thanks", "no thank you", "n", "2", "two",
-    }
-)  # fmt: skip
-# Matched like phrases (so "please do" still wins over "please") but carry no polarity.
-NEUTRAL_PHRASES = frozenset(
-    {"um", "uh", "er", "erm", "hmm", "oh", "well", "so", "please", "thanks", "thank you"}
-)
-# Hesitations and murmurs. A turn of nothing else answers no question: NLU may still call "uh"
-# an affirm, and nobody should pay (or be sent a receipt) on an "uh".
-FILLERS = frozenset(
-    {"uh", "um", "uhm", "umm", "er", "erm", "ah", "hmm", "hm", "mm", "mmm", "mhm", "uh huh", "oh"}
-)
 # Fillers with their letters drawn out ("uhhh", "ummmm", "hmmm") are fillers too.
 _SQUEEZED_FILLERS = frozenset(re.sub(r"(.)\1+", r"\1", f) for f in FILLERS) | {"m"}
 _MAX_PHRASE = max(len(p.split()) for p in YES_PHRASES | NO_PHRASES | NEUTRAL_PHRASES)

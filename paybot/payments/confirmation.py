@@ -1,27 +1,18 @@
 """Confirmation numbers: short, unique, speakable, and self-checking.
 
-Nine digits (eight random plus a Luhn check digit), read and shown in groups of three
-("482 913 705"). Digits only, because they are easy to say, to hear on a phone line and to
-key on a keypad; the check digit lets an agent tell a mistyped number from an unknown one.
+Nine digits (eight random plus a Luhn check digit, by :mod:`paybot.gateway.cards`), read and
+shown in groups of three ("482 913 705"). Digits only, because they are easy to say, to hear
+on a phone line and to key on a keypad; the check digit lets an agent tell a mistyped number
+from an unknown one.
 """
 
 from __future__ import annotations
 
 import secrets
 
+from paybot.gateway.cards import luhn_check_digit, luhn_valid
+
 LENGTH = 9
-
-
-def _luhn_check_digit(body: str) -> str:
-    total = 0
-    for index, char in enumerate(reversed(body)):
-        digit = int(char)
-        if index % 2 == 0:  # these positions get doubled once the check digit is appended
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-    return str((10 - total % 10) % 10)
 
 
 def new_confirmation_number() -> str:
@@ -29,13 +20,13 @@ def new_confirmation_number() -> str:
     body = f"{secrets.randbelow(10**8):08d}"
     if body[0] == "0":  # a leading zero is easy to drop when read back
         body = str(secrets.randbelow(9) + 1) + body[1:]
-    return body + _luhn_check_digit(body)
+    return body + luhn_check_digit(body)
 
 
 def is_valid(number: str) -> bool:
     """True when ``number`` (groups and separators allowed) has a correct check digit."""
     digits = "".join(ch for ch in number if ch.isdigit())
-    return len(digits) == LENGTH and _luhn_check_digit(digits[:-1]) == digits[-1]
+    return len(digits) == LENGTH and luhn_valid(digits)
 
 
 def grouped(number: str, sep: str = " ") -> str:

@@ -32,9 +32,11 @@ from decimal import Decimal
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from paybot import audit
+from paybot.accounts.methods import save_method
+from paybot.db import queries
 from paybot.db.engine import session_scope, write_scope
 from paybot.db.models import Account, Payment, PaymentMethod, PaymentStatus
 from paybot.db.types import utcnow
@@ -162,7 +164,11 @@ class Ledger:
                 if isinstance(method, CardData)
                 else self.gateway.tokenize_bank_account(method)
             )
-            method_id = self._store_method(account_id, info) if save else None
+            method_id = None
+            if save:
+                method_id = save_method(
+                    self.engine, account_id=account_id, gateway=self.gateway.name, info=info
+                )
             payment, done = self._open(request, kind, info.token, method_id)
             charge = lambda: self.gateway.charge_token(  # noqa: E731
                 info.token,
@@ -230,11 +236,11 @@ class Ledger:
     ) -> list[PaymentOutcome]:
         now = utcnow()
         with Session(self.engine) as session:
-            found = session.exec(
-                select(Payment.id, Payment.idempotency_key, Payment.updated_at)
-                .where(Payment.status.in_(statuses))  # type: ignore[attr-defined]
-                .where(Payment.updated_at <= now - timedelta(seconds=settle_after_s))
-            ).all()
+            found = queries.payments_awaiting_gateway(
+                session=session,
+                statuses=statuses,
+                updated_before=now - timedelta(seconds=settle_after_s),
+            )
         settled = []
         for payment_id, key, updated_at in found:
             try:
@@ -280,9 +286,10 @@ class Ledger:
             return self._insert_payment(request, kind, reference, method_id)
         except IntegrityError:  # the same key, opened concurrently by another worker
             with Session(self.engine) as session:
-                existing = session.exec(
-                    select(Payment).where(Payment.idempotency_key == request.idempotency_key)
-                ).one()
+                existing = queries.payment_by_key(
+                    session=session, idempotency_key=request.idempotency_key
+                )
+                assert existing is not None  # the insert failed on its unique key
                 return self._existing(existing, request)
 
     def _insert_payment(
@@ -290,9 +297,9 @@ class Ledger:
     ) -> tuple[PaymentOutcome, bool]:
         with write_scope(self.engine) as session:
             account = lock_account(session, request.account_id)
-            existing = session.exec(
-                select(Payment).where(Payment.idempotency_key == request.idempotency_key)
-            ).first()
+            existing = queries.payment_by_key(
+                session=session, idempotency_key=request.idempotency_key
+            )
             if existing is not None:
                 return self._existing(existing, request)
             held = held_amount(session, account.id)
@@ -334,25 +341,6 @@ class Ledger:
             )
         # A repeated confirmation: report the settled outcome, or finish the open one.
         return PaymentOutcome.of(payment), payment.status not in OPEN
-
-    def _store_method(self, account_id: int, info) -> int:
-        with session_scope(self.engine) as session:
-            method = PaymentMethod(
-                account_id=account_id,
-                gateway=self.gateway.name,
-                token=info.token,
-                kind=info.kind,
-                brand=info.brand,
-                last4=info.last4,
-                exp_month=info.exp_month,
-                exp_year=info.exp_year,
-                reusable=info.reusable,
-            )
-            session.add(method)
-            session.flush()
-            audit.record(session, "payment_method.saved", account_id=account_id, brand=info.brand)
-            assert method.id is not None
-            return method.id
 
     def _run(
         self, payment_id: int, key: str, charge: Callable[[], ChargeResult]

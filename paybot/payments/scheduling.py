@@ -17,9 +17,10 @@ from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from paybot import audit
+from paybot.db import queries
 from paybot.db.engine import session_scope, write_scope
 from paybot.db.models import Account, Payment, PaymentMethod, PaymentStatus
 from paybot.db.types import utcnow
@@ -56,7 +57,7 @@ class Scheduler:
         today = today or date.today()
         key = idempotency_key or new_idempotency_key()
         with session_scope(self.engine) as session:
-            existing = session.exec(select(Payment).where(Payment.idempotency_key == key)).first()
+            existing = queries.payment_by_key(session=session, idempotency_key=key)
             if existing is not None:
                 return PaymentOutcome.of(existing)
             account = session.get(Account, account_id)
@@ -107,11 +108,7 @@ class Scheduler:
     def list_scheduled(self, account_id: int) -> list[PaymentOutcome]:
         """The account's scheduled payments, soonest first."""
         with Session(self.engine) as session:
-            rows = session.exec(
-                select(Payment)
-                .where(Payment.account_id == account_id, Payment.status == SCHEDULED)
-                .order_by(Payment.scheduled_for, Payment.id)
-            ).all()
+            rows = queries.scheduled_payments(session=session, account_id=account_id)
             return [PaymentOutcome.of(p) for p in rows]
 
     def cancel(self, payment_id: int, *, account_id: int, conversation_id: str | None = None):
@@ -138,11 +135,7 @@ class Scheduler:
         """Charge (or skip) every scheduled payment whose day has come; their outcomes."""
         today = today or date.today()
         with Session(self.engine) as session:
-            due = session.exec(
-                select(Payment.id).where(
-                    Payment.status == SCHEDULED, Payment.scheduled_for <= today
-                )
-            ).all()
+            due = queries.due_scheduled_payment_ids(session=session, today=today)
         return [o for o in (self._run_one(pid, today) for pid in due) if o is not None]
 
     def _run_one(self, payment_id: int, today: date | None = None) -> PaymentOutcome | None:

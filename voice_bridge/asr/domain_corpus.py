@@ -11,13 +11,15 @@ word pair that was not really adjacent.
 
 from __future__ import annotations
 
-import calendar
 import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import yaml
 
+from paybot.spoken.months import ABBREVIATIONS as MONTH_ABBREVIATIONS
+from paybot.spoken.months import MONTHS
+from paybot.spoken.numbers import number_to_words, ordinal_to_words, year_to_words
 from voice_bridge.asr.grammars import (
     AMOUNT_SPECIAL_PHRASES,
     NO_PHRASES,
@@ -25,7 +27,7 @@ from voice_bridge.asr.grammars import (
     ExpectedInput,
     vosk_phrases,
 )
-from voice_bridge.tts.normalize import amount_to_words, number_to_words, ordinal_to_words
+from voice_bridge.tts.normalize import amount_to_words
 
 Sentence = tuple[tuple[str, ...], float]
 """A sentence's words and its weight (an NLU example counts 1)."""
@@ -46,7 +48,6 @@ _DECIMAL_RE = re.compile(r"\b(\d+)\.(\d{1,2})\b")
 _GROUPED_RE = re.compile(r"\b\d{1,3}(?:,\d{3})+\b")
 _NUMBER_RE = re.compile(r"\d+")
 _TOKEN_RE = re.compile(r"[a-z]+(?:'[a-z]+)*")
-_MONTHS = [name.lower() for name in calendar.month_name[1:]]
 _ABBREVIATIONS = {
     "acct": "account",
     "amt": "amount",
@@ -95,18 +96,7 @@ _ABBREVIATIONS = {
     "thu": "thursday",
     "thurs": "thursday",
     "fri": "friday",
-    "jan": "january",
-    "feb": "february",
-    "mar": "march",
-    "apr": "april",
-    "jun": "june",
-    "jul": "july",
-    "aug": "august",
-    "sep": "september",
-    "sept": "september",
-    "oct": "october",
-    "nov": "november",
-    "dec": "december",
+    **MONTH_ABBREVIATIONS,
 }
 
 
@@ -158,20 +148,10 @@ def _date(match: re.Match[str]) -> str:
     month, day, year = int(match.group(1)), int(match.group(2)), match.group(3)
     if not (1 <= month <= 12 and 1 <= day <= 31):
         return match.group(0).replace("/", " ")
-    spoken = f"{_MONTHS[month - 1]} {ordinal_to_words(day)}"
+    spoken = f"{MONTHS[month - 1]} {ordinal_to_words(day)}"
     if year:
-        spoken += " " + _year(int(year))
+        spoken += " " + year_to_words(int(year))
     return f" {spoken} "
-
-
-def _year(year: int) -> str:
-    if year < 100 or 2000 <= year < 2010:
-        return number_to_words(year)
-    high, low = divmod(year, 100)
-    if low == 0:
-        return f"{number_to_words(high)} hundred"
-    low_words = number_to_words(low) if low >= 10 else f"oh {number_to_words(low)}"
-    return f"{number_to_words(high)} {low_words}"
 
 
 def _number(digits: str) -> str:

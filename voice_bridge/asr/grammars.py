@@ -3,16 +3,29 @@
 The bot tells the bridge what it listens for (free speech, digits, yes/no, an amount). Each
 expectation becomes a JSGF grammar for PocketSphinx and a phrase list for Vosk's runtime
 grammar (Vosk turns the list into a bigram model, so phrases are a bias, not a hard limit).
-``FREE`` has no grammar: engines use their full language model.
+``FREE`` has no grammar: engines use their full language model. The words come from
+:mod:`paybot.spoken`, the vocabulary the parsers read.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from enum import Enum
 from functools import lru_cache
 
-from voice_bridge.tts.normalize import number_to_words
+from paybot.spoken.fillers import GRAMMAR_FILLERS
+from paybot.spoken.numbers import (
+    DIGIT_WORDS,
+    HUNDRED,
+    TEENS,
+    TENS,
+    THOUSAND,
+    UNITS,
+    ZERO,
+    number_to_words,
+)
+from paybot.spoken.yes_no import GRAMMAR_NO, GRAMMAR_YES
 
 
 class ExpectedInput(str, Enum):
@@ -35,53 +48,10 @@ class ExpectedInput(str, Enum):
         return value if isinstance(value, cls) else cls(str(value))
 
 
-DIGIT_WORDS: dict[str, str] = {
-    "zero": "0",
-    "oh": "0",
-    "one": "1",
-    "two": "2",
-    "three": "3",
-    "four": "4",
-    "five": "5",
-    "six": "6",
-    "seven": "7",
-    "eight": "8",
-    "nine": "9",
-}
 # What a listening caller says over the bot ("mhm"): heard as such, not forced into yes or no.
-BACKCHANNEL_WORDS: tuple[str, ...] = ("mm", "hmm", "mhm", "uh-huh", "um", "uh")
-YES_PHRASES: tuple[str, ...] = (
-    "yes",
-    "yeah",
-    "yep",
-    "yes please",
-    "yes it is",
-    "yes that's right",
-    "that's right",
-    "that is right",
-    "correct",
-    "that's correct",
-    "right",
-    "sure",
-    "okay",
-    "absolutely",
-    "go ahead",
-    "of course",
-)
-NO_PHRASES: tuple[str, ...] = (
-    "no",
-    "nope",
-    "no thanks",
-    "no thank you",
-    "no it isn't",
-    "no it's not",
-    "not now",
-    "not yet",
-    "that's wrong",
-    "wrong",
-    "incorrect",
-    "not right",
-)
+BACKCHANNEL_WORDS = GRAMMAR_FILLERS
+YES_PHRASES = GRAMMAR_YES
+NO_PHRASES = GRAMMAR_NO
 # What a caller may ask for at any question (agent, goodbye, repeat, balance): every grammar
 # for a constrained answer hears them too, so "goodbye" is never forced into an amount. The
 # yes/no and amount grammars also take them after a "no" ("no, what's my balance").
@@ -111,33 +81,20 @@ AMOUNT_SPECIAL_PHRASES: tuple[str, ...] = (
     "the minimum payment",
     "all of it",
 )
-_ONES = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-_TEENS = [
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-]
-_TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+_ONES = [word for word, value in UNITS.items() if value]
 
 
-def _alts(words: tuple[str, ...] | list[str]) -> str:
+def _alts(words: Iterable[str]) -> str:
     return " | ".join(words)
 
 
 def _jsgf_digits() -> str:
     # "oh" is left out on purpose: with PocketSphinx's en-us model it turned short silences
     # and breaths into inserted zeros (FSDD digit strings: 41% digit errors with it, 28% without).
-    words = sorted(w for w in DIGIT_WORDS if w != "oh")
+    words = sorted(w for w in DIGIT_WORDS if w in UNITS)
     return (
-        "#JSGF V1.0;\ngrammar digits;\npublic <digits> = <digit>+ | <anytime>;\n"
-        f"<digit> = {_alts(words)};\n<anytime> = {_alts(ANYTIME_PHRASES)};\n"
+        "#JSGF V1.0;\ngrammar digits;\npublic <answer> = <digits> | <anytime>;\n"
+        f"<digits> = <digit>+;\n<digit> = {_alts(words)};\n<anytime> = {_alts(ANYTIME_PHRASES)};\n"
     )
 
 
@@ -155,13 +112,14 @@ def _jsgf_yes_no() -> str:
 def _jsgf_amount() -> str:
     return (
         "#JSGF V1.0;\ngrammar amount;\n"
-        "public <amount> = <money> | <special> | [no] <anytime>;\n"
-        "<money> = <number> [<dollars>] [[and] <number> <cents>] | <number> <cents>"
+        "public <answer> = <amount> | [no] <anytime>;\n"
+        "<amount> = <money> | <special>;\n"
+        "<money> = <number> [<dollars> [[and] <n99> <cents>]] | <n99> <cents>"
         " | <number> point <digit> [<digit>] [<dollars>];\n"
-        "<number> = <n999> thousand [[and] <n999>] | <n999>;\n"
-        "<n999> = (<digit> | a) hundred [[and] <n99>] | <n99>;\n"
-        f"<n99> = zero | <digit> | {_alts(_TEENS)} | <tens> [<digit>];\n"
-        f"<tens> = {_alts(_TENS)};\n"
+        f"<number> = {ZERO} | <n999> {THOUSAND} [[and] <n999>] | <n999>;\n"
+        f"<n999> = (<digit> | a) {HUNDRED} [[and] <n99>] | <n99>;\n"
+        f"<n99> = <digit> | {_alts(TEENS)} | <tens> [<digit>];\n"
+        f"<tens> = {_alts(TENS)};\n"
         f"<digit> = {_alts(_ONES)};\n"
         "<dollars> = dollars | dollar | bucks;\n"
         "<cents> = cents | cent;\n"
@@ -185,8 +143,8 @@ def _amount_phrases() -> list[str]:
     """Phrases whose bigrams cover spoken amounts ("... hundred forty two dollars and ...")."""
     small = [number_to_words(n) for n in range(1, 100)]
     phrases = [f"{w} dollars" for w in small] + [f"and {w} cents" for w in small]
-    phrases += [f"{w} hundred" for w in _ONES] + [f"hundred {w}" for w in small]
-    phrases += [f"{w} thousand" for w in small] + [f"thousand {w}" for w in small]
+    phrases += [f"{w} {HUNDRED}" for w in _ONES] + [f"{HUNDRED} {w}" for w in small]
+    phrases += [f"{w} {THOUSAND}" for w in small] + [f"{THOUSAND} {w}" for w in small]
     phrases += ["one dollar", "one cent", "a hundred", "hundred dollars", "thousand dollars"]
     phrases += [f"{w} point" for w in small] + [f"point {w}" for w in _ONES]
     return phrases + list(AMOUNT_SPECIAL_PHRASES)

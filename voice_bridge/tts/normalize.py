@@ -5,6 +5,8 @@ twenty one dollars and seventy two cents"), ISO dates (``2026-12-03`` → "Decem
 E.164 phone numbers (digits in their national groups), "ending 4242" (digit by digit), and long
 confirmation codes (digits in groups of three: "4 8 2, 9 1 3, 7 0 5"). Everything else is left
 to the voice's own text front end. Money is handled as :class:`~decimal.Decimal`, never float.
+Numbers, ordinals and months are spelled with :mod:`paybot.spoken` (whose words the parsers
+read back).
 """
 
 from __future__ import annotations
@@ -15,53 +17,8 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import phonenumbers
 
-_ONES = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-]
-_TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
-_SCALES = ((10**9, "billion"), (10**6, "million"), (1000, "thousand"))
-_ORDINAL_ONES = {
-    "one": "first",
-    "two": "second",
-    "three": "third",
-    "five": "fifth",
-    "eight": "eighth",
-    "nine": "ninth",
-    "twelve": "twelfth",
-}
-_MONTHS = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-]
+from paybot.spoken.months import month_name
+from paybot.spoken.numbers import number_to_words, ordinal_to_words, year_to_words
 
 _MONEY_RE = re.compile(r"(-)?\$\s?(\d{1,3}(?:,\d{3})+|\d+)(\.\d{1,2})?(?!\d)")
 _DATE_RE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
@@ -71,60 +28,6 @@ _ENDING_RE = re.compile(
     re.IGNORECASE,
 )
 _CODE_RE = re.compile(r"(?<![\d,.$])\b\d{6,}\b(?![.,]\d)")
-
-
-def _under_thousand(n: int) -> list[str]:
-    """Return the words for 0 < n < 1000 (US style, no "and")."""
-    words: list[str] = []
-    hundreds, rest = divmod(n, 100)
-    if hundreds:
-        words += [_ONES[hundreds], "hundred"]
-    if rest >= 20:
-        tens, ones = divmod(rest, 10)
-        words.append(_TENS[tens])
-        if ones:
-            words.append(_ONES[ones])
-    elif rest:
-        words.append(_ONES[rest])
-    return words
-
-
-def number_to_words(n: int) -> str:
-    """Spell a whole number in US English: 321 → "three hundred twenty one".
-
-    Args:
-        n: An integer below one trillion in magnitude.
-
-    Raises:
-        ValueError: If ``abs(n)`` is a trillion or more.
-    """
-    if n < 0:
-        return "minus " + number_to_words(-n)
-    if n >= 10**12:
-        raise ValueError(f"number too large to spell: {n}")
-    if n == 0:
-        return "zero"
-    words: list[str] = []
-    for scale, name in _SCALES:
-        count, n = divmod(n, scale)
-        if count:
-            words += _under_thousand(count) + [name]
-    if n:
-        words += _under_thousand(n)
-    return " ".join(words)
-
-
-def ordinal_to_words(n: int) -> str:
-    """Spell an ordinal: 3 → "third", 23 → "twenty third", 40 → "fortieth"."""
-    words = number_to_words(n).split()
-    last = words[-1]
-    if last in _ORDINAL_ONES:
-        words[-1] = _ORDINAL_ONES[last]
-    elif last.endswith("y"):
-        words[-1] = last[:-1] + "ieth"
-    else:
-        words[-1] = last + "th"
-    return " ".join(words)
 
 
 def amount_to_words(amount: Decimal | str) -> str:
@@ -159,21 +62,10 @@ def date_to_words(value: date | str, with_year: bool = False) -> str:
         ValueError: If a string is not an ISO ``YYYY-MM-DD`` date.
     """
     day = date.fromisoformat(value) if isinstance(value, str) else value
-    spoken = f"{_MONTHS[day.month - 1]} {ordinal_to_words(day.day)}"
+    spoken = f"{month_name(day.month)} {ordinal_to_words(day.day)}"
     if with_year:
-        spoken += " " + _year_to_words(day.year)
+        spoken += " " + year_to_words(day.year)
     return spoken
-
-
-def _year_to_words(year: int) -> str:
-    """Speak a year the usual way: 2026 → "twenty twenty six", 2005 → "two thousand five"."""
-    high, low = divmod(year, 100)
-    if 2000 <= year < 2010 or year % 1000 == 0:
-        return number_to_words(year)
-    if low == 0:
-        return f"{number_to_words(high)} hundred"
-    low_words = number_to_words(low) if low >= 10 else f"oh {number_to_words(low)}"
-    return f"{number_to_words(high)} {low_words}"
 
 
 def digits_in_groups(digits: str, group: int = 3) -> str:

@@ -1,0 +1,53 @@
+"""Queries on ``outbound_messages``, the text-message outbox.
+
+A queued message is *due* when it has no ``next_attempt_at`` or that time has come. Taking
+one is a conditional UPDATE (:func:`claim_message`) that only one sender can win.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import or_, update
+from sqlmodel import Session, select
+
+from paybot.db.models import OutboundMessage
+
+
+def receipt_message(*, session: Session, payment_id: int) -> OutboundMessage | None:
+    """The receipt queued for ``payment_id``, if one was."""
+    query = select(OutboundMessage).where(
+        OutboundMessage.payment_id == payment_id, OutboundMessage.kind == "receipt"
+    )
+    return session.exec(query).first()
+
+
+def due_message_ids(*, session: Session, now: datetime, limit: int) -> list[int]:
+    """Up to ``limit`` ids of queued messages due at ``now``, oldest first."""
+    query = (
+        select(OutboundMessage.id)
+        .where(OutboundMessage.status == "queued", _due(now))
+        .order_by(OutboundMessage.id)
+        .limit(limit)
+    )
+    return list(session.exec(query).all())
+
+
+def claim_message(*, session: Session, message_id: int, now: datetime) -> OutboundMessage | None:
+    """Take message ``message_id`` for one send attempt: ``queued`` (and due) becomes
+    ``sending`` and ``attempts`` goes up by one. The row as it is now, or None when another
+    sender took it first (or it is not due). Commit to make the claim stick."""
+    won = session.execute(
+        update(OutboundMessage)
+        .where(
+            OutboundMessage.id == message_id,
+            OutboundMessage.status == "queued",
+            _due(now),
+        )
+        .values(status="sending", attempts=OutboundMessage.attempts + 1)
+    ).rowcount
+    return session.get(OutboundMessage, message_id) if won == 1 else None
+
+
+def _due(now: datetime):
+    return or_(OutboundMessage.next_attempt_at.is_(None), OutboundMessage.next_attempt_at <= now)
