@@ -20,14 +20,23 @@ _BALANCE = re.compile(
 )
 
 
+# "Hold on", "wait a second": the caller is not answering yet, whatever NLU made of it.
+_NOT_YET = re.compile(
+    r"\b(hold on|hang on|wait|one moment|just a (sec|second|minute|moment)|"
+    r"give me a (sec|second|minute|moment)|let me (think|check))\b",
+    re.IGNORECASE,
+)
+
+
 def latest_intent(tracker: Tracker) -> str | None:
     return (tracker.latest_message.get("intent") or {}).get("name")
 
 
 def yes_no(tracker: Tracker, text: str) -> bool | None:
-    """Affirm/deny from NLU, else the keypad/keyword parser. A filler alone ("uh") is
-    neither: NLU may call it affirm, and nobody should pay on an "uh"."""
-    if is_filler(text):
+    """Affirm/deny from NLU, else the keypad/keyword parser. A filler alone ("uh") or a
+    request to wait ("uh, hold on") is neither: NLU may call it affirm, and nobody should pay
+    on an "uh"."""
+    if is_filler(text) or _NOT_YET.search(text):
         return None
     intent = latest_intent(tracker)
     if intent == "affirm":
