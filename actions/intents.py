@@ -22,8 +22,8 @@ _BALANCE = re.compile(
 
 # "Hold on", "wait a second": the caller is not answering yet, whatever NLU made of it.
 _NOT_YET = re.compile(
-    r"\b(hold on|hang on|wait|one moment|just a (sec|second|minute|moment)|"
-    r"give me a (sec|second|minute|moment)|let me (think|check))\b",
+    r"\b(hold on|hang on|wait|just a (sec|minute|moment)|give me a (sec|minute|moment)|"
+    r"let me (think|check))\b",
     re.IGNORECASE,
 )
 
