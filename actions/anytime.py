@@ -20,6 +20,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import customer
 from actions.conversation import begin, channel_of, is_system_event
+from actions.recovery import MAX_ASKS, failed
 from actions.responses import render, say
 from actions.services import services
 from actions.wording import day, money
@@ -29,8 +30,6 @@ from paybot.parsing import is_filler
 # The yes/no questions asked outside the payment form (the ``stage`` slot; actions/answers.py).
 YES_NO_STAGES = ("receipt", "anything_else", "cancel_scheduled", "how_can_i_help")
 LISTEN = FollowupAction("action_listen")
-# The most times in a row the bot asks one question; the next time it changes tack.
-MAX_ASKS = 3
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -178,16 +177,23 @@ class ActionShowBalance(Action):
         if record is None:
             events = await begin(dispatcher, tracker, "balance")
             return events if in_form else [*events, FollowupAction("payment_form")]
-        overdue = record.due_date is not None and record.due_date < date.today()
-        say(
-            dispatcher,
-            tracker,
-            "balance_overdue" if overdue else "balance",
-            balance=money(record.balance, record.currency),
-            minimum=money(record.minimum_payment, record.currency),
-            due=day(record.due_date),
-        )
+        tell_balance(dispatcher, tracker, record)
         return [] if in_form else anything_else(dispatcher, tracker)
+
+
+def tell_balance(
+    dispatcher: CollectingDispatcher, tracker: Tracker, record: customer.AccountRecord
+) -> None:
+    """Say the balance, the minimum and the due date of ``record`` (fresh from the directory)."""
+    overdue = record.due_date is not None and record.due_date < date.today()
+    say(
+        dispatcher,
+        tracker,
+        "balance_overdue" if overdue else "balance",
+        balance=money(record.balance, record.currency),
+        minimum=money(record.minimum_payment, record.currency),
+        due=day(record.due_date),
+    )
 
 
 class ActionRepeat(Action):
@@ -286,6 +292,9 @@ class ActionHandleSilence(Action):
                 return [*transfer(dispatcher, tracker, reason="silence"), LISTEN]
             return [*goodbye(dispatcher, tracker), LISTEN]
         say(dispatcher, tracker, "silence")
+        asking = tracker.get_slot("requested_slot")
+        if tracker.active_loop.get("name") and asking:
+            failed(dispatcher, tracker, asking)  # the keypad, then an agent
         if not tracker.active_loop.get("name"):
             replay(dispatcher, tracker)
         return []

@@ -86,6 +86,7 @@ def forget_identity() -> list[SlotSet]:
             "stored_method_id",
             "account_candidates",
             "ready_to_pay",
+            "heard_digits",
         )
     ]
 

@@ -2,27 +2,28 @@
 
 The form's questions, in order (``required_slots`` drops the ones that do not apply):
 
-1. ``billing_zip`` then ``account_choice``: a caller known by number (the accounts on it are
-   ``account_candidates``) first confirms one more factor, the billing ZIP or the stored
-   method's last four (``PAYBOT_CALLER_ID_FACTOR``); then, when several accounts share the
-   number, which one (the last digits, or the street of the service address)?
-2. ``account_number`` then ``billing_zip``: ID&V when the caller is not known by number.
-3. ``ready_to_pay``: "are you ready to make your payment of $321.72 now?" (yes takes the
+1. Identification (:mod:`actions.identification`): ``billing_zip`` then ``account_choice``
+   for a caller known by number; ``account_number`` then ``billing_zip`` otherwise.
+2. ``ready_to_pay``: "are you ready to make your payment of $321.72 now?" (yes takes the
    full balance straight to the payment method).
-4. ``payment_amount``: the minimum, the balance, or another amount, said any way.
-5. ``payment_date``: only for a scheduled payment.
-6. ``payment_method`` (and ``bank_account_type`` for a bank account).
-7. ``confirm_payment``: one confirmation with amount, fee, total and method.
+3. ``payment_amount``: the minimum, the balance, or another amount, said any way.
+4. ``payment_date``: only for a scheduled payment.
+5. ``payment_method`` (and ``bank_account_type`` for a bank account).
+6. ``confirm_payment``: one confirmation with amount, fee, total and method.
 
 Each slot is filled with the raw text (see the domain's ``from_text`` mappings) and parsed
 here by :mod:`paybot.parsing`. Setting ``form_outcome`` ends the form early; the
-``action_complete_payment`` action then says what happens next.
+``action_complete_payment`` action then says what happens next. An answer not understood
+gets the keypad, then an agent, offered; no question is asked a fourth time
+(:mod:`actions.recovery`). A balance question mixed into an answer ("no, what is my
+balance") is answered as one, and the question asked again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -32,99 +33,25 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import REQUESTED_SLOT, FormValidationAction
 
-from actions import customer
-from actions.anytime import MAX_ASKS
+from actions import customer, recovery
+from actions.anytime import tell_balance
+from actions.identification import IdentificationValidation
+from actions.intents import asks_balance, entity, latest_intent, yes_no
+from actions.method_choice import method_choice, names_stored
 from actions.responses import say
 from actions.services import Services, services
 from actions.wording import day, money
 from paybot.accounts.directory import AccountRecord
-from paybot.identity import Verification
-from paybot.parsing import (
-    is_filler,
-    parse_amount,
-    parse_date,
-    parse_digit_string,
-    parse_yes_no,
-)
-from paybot.parsing.addresses import pick_address
-from paybot.parsing.card_numbers import contains_card_number, is_card_number
+from paybot.parsing import is_filler, parse_amount, parse_date
 from paybot.payments.ledger import new_idempotency_key
 from paybot.payments.rules import PaymentRefused
 
 log = logging.getLogger(__name__)
 Slots = dict[str, Any]
-
-CARD_WORDS = ("card", "credit", "debit", "visa", "mastercard", "amex", "discover")
-BANK_WORDS = ("bank", "checking", "savings", "account", "ach", "check", "echeck")
-STORED_WORDS = ("on file", "saved", "same", "usual", "stored", "that one", "the one")
+_KEYED_DATE = re.compile(r"^(\d{1,2})(\d{2})$")  # "1215" on the keypad: December 15th
 
 
-def latest_intent(tracker: Tracker) -> str | None:
-    return (tracker.latest_message.get("intent") or {}).get("name")
-
-
-def yes_no(tracker: Tracker, text: str) -> bool | None:
-    """Affirm/deny from NLU, else the keypad/keyword parser. A filler alone ("uh") is
-    neither: NLU may call it affirm, and nobody should pay on an "uh"."""
-    if is_filler(text):
-        return None
-    intent = latest_intent(tracker)
-    if intent == "affirm":
-        return True
-    if intent == "deny":
-        return False
-    return parse_yes_no(text)
-
-
-def asked_in_a_row(tracker: Tracker, slot: str) -> int:
-    """In how many turns in a row before this one the form asked for ``slot`` (it sets
-    ``requested_slot`` each time it asks; another question, the form ending, or a failed
-    verification breaks the run)."""
-    count, in_turn, this_turn = 0, False, True
-    for event in reversed(tracker.events):
-        kind = event.get("event")
-        if kind == "user":
-            count, in_turn = count + (in_turn and not this_turn), False
-            this_turn = False
-        elif kind == "slot" and event.get("name") == "idv_failures":
-            break  # a wrong account number or ZIP: the verification's own count governs
-        elif this_turn:
-            continue
-        elif kind == "slot" and event.get("name") == REQUESTED_SLOT:
-            if event.get("value") != slot:
-                break
-            in_turn = True
-        elif kind == "active_loop" and event.get("name") is None:
-            break
-    return count + in_turn
-
-
-def _answered_since_message(tracker: Tracker) -> bool:
-    """Whether another action ran since the latest message (an interruption rule, or what
-    activated the form). Rasa gives the validation a tracker that ends with the form's own
-    action, so ``latest_action_name`` cannot tell."""
-    for event in reversed(tracker.events):
-        kind, name = event.get("event"), event.get("name")
-        if kind == "user":
-            return False
-        if kind == "action" and name not in ("payment_form", "action_extract_slots"):
-            return True
-    return False
-
-
-def entity(tracker: Tracker, name: str) -> str | None:
-    """The first value of entity ``name`` in the latest message."""
-    return next(
-        (
-            e.get("value")
-            for e in tracker.latest_message.get("entities", [])
-            if e.get("entity") == name and e.get("value")
-        ),
-        None,
-    )
-
-
-class ValidatePaymentForm(FormValidationAction):
+class ValidatePaymentForm(IdentificationValidation, FormValidationAction):
     """Validates the payment form's answers and decides its next question."""
 
     def name(self) -> str:
@@ -171,132 +98,20 @@ class ValidatePaymentForm(FormValidationAction):
         )
         # Right after the message, with nothing taken from it, Rasa rejects the form and an
         # interruption rule answers first (help, balance, silence); the form asks afterwards.
-        will_ask = _answered_since_message(tracker) or any(
+        will_ask = recovery.answered_since_message(tracker) or any(
             e.get("event") == "slot" and e.get("name") != REQUESTED_SLOT for e in events
         )
-        if will_ask and asking and asked_in_a_row(tracker, asking) >= MAX_ASKS:
-            log.info("conversation %s: %s asked %d times", tracker.sender_id, asking, MAX_ASKS)
+        # Reading back what was heard is no new ask of the question.
+        reading_back = any(e.get("name") == recovery.HEARD and e.get("value") for e in events)
+        if (
+            will_ask
+            and asking
+            and not reading_back
+            and recovery.asked_in_a_row(tracker, asking) >= recovery.MAX_ASKS
+        ):
+            log.info("conversation %s: %s asked too often", tracker.sender_id, asking)
             return [*events[:-1], SlotSet("form_outcome", "stuck"), SlotSet(REQUESTED_SLOT, None)]
         return events
-
-    # --- identification -------------------------------------------------------------
-    async def validate_account_choice(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
-    ) -> Slots:
-        digits = parse_digit_string(str(value)) or ""
-        candidates = tracker.get_slot("account_candidates") or []
-        matches = [n for n in candidates if len(digits) >= 3 and n.endswith(digits)]
-        svc = await services()
-        if not matches:  # "the one on Oak Street", "Oak", "forty eight"
-            addresses = await customer.service_addresses(svc, candidates)
-            chosen = pick_address(str(value), addresses)
-            matches = [chosen] if chosen else []
-        if len(matches) == 1:
-            record = await svc.directory.find_by_account_number(matches[0])
-            if record is not None:
-                return await self._identified(svc, dispatcher, tracker, record, "caller_id")
-        say(dispatcher, tracker, "account_choice_not_understood")
-        # After a miss, fall back to the full account number and ZIP.
-        return {"account_choice": None, "account_candidates": [], "billing_zip": None}
-
-    async def validate_account_number(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
-    ) -> Slots:
-        digits = parse_digit_string(str(value))
-        if contains_card_number(str(value)) or (digits and is_card_number(digits)):
-            say(dispatcher, tracker, "card_number_not_account")  # never stored, never looked up
-            return {"account_number": None}
-        if digits is None or not 4 <= len(digits) <= 32:
-            say(dispatcher, tracker, "not_understood_account")
-            return {"account_number": None}
-        return {"account_number": digits}
-
-    async def validate_billing_zip(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
-    ) -> Slots:
-        candidates = tracker.get_slot("account_candidates") or []
-        if candidates and not tracker.get_slot("account_number"):
-            return await self._confirm_caller(value, dispatcher, tracker, candidates)
-        digits = parse_digit_string(str(value))
-        if digits is None or len(digits) not in (5, 9):
-            say(dispatcher, tracker, "not_understood_zip")
-            return {"billing_zip": None}
-        svc = await services()
-        outcome = await svc.verifier.verify(
-            account_number=tracker.get_slot("account_number") or "",
-            billing_zip=digits,
-            caller_phone=tracker.get_slot("caller_number"),
-            conversation_id=tracker.sender_id,
-        )
-        if outcome.result is Verification.VERIFIED and outcome.record is not None:
-            return await self._identified(svc, dispatcher, tracker, outcome.record, "account")
-        return self._failed_verification(svc, dispatcher, tracker, outcome.result)
-
-    async def _confirm_caller(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, candidates: list
-    ) -> Slots:
-        """The one more factor of a caller known by number (the ZIP or the stored method's
-        last four); a wrong one is a verification failure like a wrong ZIP."""
-        svc = await services()
-        records = await customer.records(svc, candidates)
-        factor = await svc.verifier.caller_factor(records, svc.settings.caller_id_factor)
-        digits = parse_digit_string(str(value))
-        if factor == "last4" and (digits is None or len(digits) != 4):
-            say(dispatcher, tracker, "not_understood_last4")
-            return {"billing_zip": None}
-        if factor == "zip" and (digits is None or len(digits) not in (5, 9)):
-            say(dispatcher, tracker, "not_understood_zip")
-            return {"billing_zip": None}
-        outcome = await svc.verifier.confirm_caller(
-            records=records,
-            answer=digits or "",
-            factor=factor,
-            caller_phone=tracker.get_slot("caller_number") or "",
-            conversation_id=tracker.sender_id,
-        )
-        if outcome.result is not Verification.VERIFIED:
-            return self._failed_verification(svc, dispatcher, tracker, outcome.result, caller=True)
-        if len(outcome.records) == 1:
-            return await self._identified(svc, dispatcher, tracker, outcome.record, "caller_id")
-        matched = [r.account_number for r in outcome.records]
-        return {"billing_zip": "caller_id", "account_candidates": matched}
-
-    def _failed_verification(
-        self,
-        svc: Services,
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-        result: Verification,
-        *,
-        caller: bool = False,
-    ) -> Slots:
-        failures = int(tracker.get_slot("idv_failures") or 0) + 1
-        if result is Verification.THROTTLED:
-            say(dispatcher, tracker, "idv_busy")
-            return {"form_outcome": "idv_busy"}
-        if result is Verification.LOCKED:
-            say(dispatcher, tracker, "idv_locked")
-            return {"form_outcome": "idv_locked", "idv_failures": float(failures)}
-        if failures >= svc.settings.idv_max_attempts:
-            say(dispatcher, tracker, "idv_transfer")
-            return {"form_outcome": "idv_failed", "idv_failures": float(failures)}
-        say(dispatcher, tracker, "caller_factor_failed" if caller else "idv_failed")
-        return {"account_number": None, "billing_zip": None, "idv_failures": float(failures)}
-
-    async def _identified(
-        self,
-        svc: Services,
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-        record: AccountRecord,
-        how: str,
-    ) -> Slots:
-        events = await customer.identify(svc, record, how)
-        events += customer.payable_check(svc, dispatcher, tracker, record)
-        slots = {e["name"]: e["value"] for e in events}
-        slots["account_choice"] = record.account_number[-4:]
-        slots["billing_zip"] = "verified" if how == "account" else "caller_id"
-        return slots
 
     # --- amount ---------------------------------------------------------------------
     async def validate_ready_to_pay(
@@ -306,7 +121,10 @@ class ValidatePaymentForm(FormValidationAction):
             return {"ready_to_pay": value}
         if is_filler(str(value)):  # "hmm": no answer (and no amount either)
             say(dispatcher, tracker, "yes_no_not_understood")
+            recovery.failed(dispatcher, tracker, "ready_to_pay")
             return {"ready_to_pay": None}
+        if asks_balance(tracker, str(value)):  # "no, what is my balance"
+            return await self._balance_first(dispatcher, tracker, "ready_to_pay")
         answer = yes_no(tracker, str(value))
         if answer is True:
             svc = await services()
@@ -323,6 +141,7 @@ class ValidatePaymentForm(FormValidationAction):
                 return {"ready_to_pay": True, **amount}
             return {"ready_to_pay": False}
         say(dispatcher, tracker, "yes_no_not_understood")
+        recovery.failed(dispatcher, tracker, "ready_to_pay")
         return {"ready_to_pay": None}
 
     async def validate_payment_amount(
@@ -332,6 +151,8 @@ class ValidatePaymentForm(FormValidationAction):
         record = await customer.current_account(svc, tracker)
         if record is None:
             return {"payment_amount": None}
+        if asks_balance(tracker, str(value)):
+            return await self._balance_first(dispatcher, tracker, "payment_amount")
         if latest_intent(tracker) == "deny":
             return {"payment_amount": None, "form_outcome": "declined_to_pay"}
         if latest_intent(tracker) == "other_amount":
@@ -343,8 +164,23 @@ class ValidatePaymentForm(FormValidationAction):
             return {"payment_amount": None}
         if parsed.amount is None:
             say(dispatcher, tracker, "amount_not_understood")
+            recovery.failed(dispatcher, tracker, "payment_amount")
             return {"payment_amount": None}
-        return await self._check_amount(svc, dispatcher, tracker, record, parsed.amount)
+        checked = await self._check_amount(svc, dispatcher, tracker, record, parsed.amount)
+        if checked.get("payment_amount") is None and not checked.get("form_outcome"):
+            recovery.failed(dispatcher, tracker, "payment_amount")  # misheard, perhaps
+        return checked
+
+    async def _balance_first(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, slot: str
+    ) -> Slots:
+        """A balance question instead of (or mixed into) an answer: answer it; the form
+        then asks its question again."""
+        svc = await services()
+        record = await customer.current_account(svc, tracker)
+        if record is not None:
+            tell_balance(dispatcher, tracker, record)
+        return {slot: None}
 
     async def _check_amount(
         self,
@@ -380,12 +216,16 @@ class ValidatePaymentForm(FormValidationAction):
         if record is None:
             return {"payment_date": None}
         today = date.today()
-        when = parse_date(str(value), today=today)
+        text = str(value).strip()
+        keyed = _KEYED_DATE.match(text)  # month and day on the keypad
+        when = parse_date(f"{keyed[1]}/{keyed[2]}" if keyed else text, today=today)
         if when is None:
             say(dispatcher, tracker, "date_not_understood")
+            recovery.failed(dispatcher, tracker, "payment_date")
             return {"payment_date": None}
         if when <= today or (record.due_date and when > record.due_date):
             say(dispatcher, tracker, "date_out_of_range", due=day(record.due_date))
+            recovery.failed(dispatcher, tracker, "payment_date")
             return {"payment_date": None}
         return {"payment_date": when.isoformat()}
 
@@ -393,12 +233,15 @@ class ValidatePaymentForm(FormValidationAction):
     async def validate_payment_method(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
     ) -> Slots:
-        choice, account_type = self._method_choice(tracker, str(value))
+        if asks_balance(tracker, str(value)):
+            return await self._balance_first(dispatcher, tracker, "payment_method")
+        choice, account_type = method_choice(tracker, str(value))
         stored = tracker.get_slot("stored_method_id")
-        if choice in ("card", None) and stored and await self._names_stored(tracker, str(value)):
+        if choice in ("card", None) and stored and await names_stored(tracker, str(value)):
             choice = "stored"  # "use my Visa", "the one ending 4242"
         if choice is None:
             say(dispatcher, tracker, "method_not_understood")
+            recovery.failed(dispatcher, tracker, "payment_method")
             return {"payment_method": None}
         if choice == "decline_stored":
             return {"payment_method": None, "method_offer": "new"}
@@ -407,42 +250,6 @@ class ValidatePaymentForm(FormValidationAction):
         if choice != "stored":
             return self._new_method(dispatcher, tracker, choice, account_type, bool(stored))
         return {"payment_method": "stored"}
-
-    async def _names_stored(self, tracker: Tracker, text: str) -> bool:
-        """Whether ``text`` names the stored method by its brand or its last four digits."""
-        svc = await services()
-        record = await customer.current_account(svc, tracker)
-        method = await customer.stored_method(svc, record.account_id if record else None)
-        if method is None:
-            return False
-        words = text.lower().replace("master card", "mastercard")
-        _, _, after = words.partition("ending")
-        digits = parse_digit_string(after.removeprefix(" in ")) if after else None
-        return method.brand.lower() in words or digits == method.last4
-
-    def _method_choice(self, tracker: Tracker, text: str) -> tuple[str | None, str | None]:
-        lowered = text.lower()
-        account_type = entity(tracker, "account_type") or next(
-            (t for t in ("checking", "savings") if t in lowered), None
-        )
-        chosen = entity(tracker, "method")
-        if chosen in ("card", "bank", "stored"):
-            return chosen, account_type
-        offered_stored = tracker.get_slot("stored_method_id") and (
-            tracker.get_slot("method_offer") != "new"
-        )
-        answer = yes_no(tracker, text)
-        if offered_stored and answer is True:
-            return "stored", account_type
-        if any(word in lowered for word in STORED_WORDS):
-            return "stored", account_type
-        if any(word in lowered for word in BANK_WORDS):
-            return "bank", account_type
-        if any(word in lowered for word in CARD_WORDS):
-            return "card", account_type
-        if offered_stored and answer is False:
-            return "decline_stored", account_type
-        return None, account_type
 
     def _new_method(
         self,
@@ -474,6 +281,7 @@ class ValidatePaymentForm(FormValidationAction):
         )
         if kind is None:
             say(dispatcher, tracker, "bank_type_not_understood")
+            recovery.failed(dispatcher, tracker, "bank_account_type")
         return {"bank_account_type": kind}
 
     async def validate_confirm_payment(
@@ -481,9 +289,12 @@ class ValidatePaymentForm(FormValidationAction):
     ) -> Slots:
         if isinstance(value, bool):
             return {"confirm_payment": value}
+        if asks_balance(tracker, str(value)):
+            return await self._balance_first(dispatcher, tracker, "confirm_payment")
         answer = yes_no(tracker, str(value))
         if answer is None:
             say(dispatcher, tracker, "yes_no_not_understood")
+            recovery.failed(dispatcher, tracker, "confirm_payment")
             return {"confirm_payment": None}
         if answer is False:
             say(dispatcher, tracker, "payment_not_confirmed")

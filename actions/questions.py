@@ -19,11 +19,14 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import customer
+from actions.recovery import HEARD, READ_BACK, spaced
 from actions.responses import prepare, render_known, say
 from actions.services import services
 from actions.wording import day, method_label, money
 from paybot.dialog.payloads import Listen, to_dict
 from paybot.payments.rules import PaymentRefused
+
+YES_NO = Listen("yes_no")
 
 
 class AskAction(Action, abc.ABC):
@@ -44,7 +47,11 @@ class AskAction(Action, abc.ABC):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        values = await self.values(tracker)
+        heard = tracker.get_slot(HEARD) if self.slot in READ_BACK else None
+        if heard:  # what the caller said, read back before it is used (actions/recovery.py)
+            values = {"response": "read_back", "digits": spaced(heard), "listen": YES_NO}
+        else:
+            values = await self.values(tracker)
         response = values.pop("response", f"ask_{self.slot}")
         listen = values.pop("listen", self.listen)
         likely_next = values.pop("prepare", [])

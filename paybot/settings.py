@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     # digits) falls back to the ZIP when an account on the number has no stored method.
     caller_id_factor: Literal["zip", "last4", "none"] = Field("zip", env="PAYBOT_CALLER_ID_FACTOR")
     max_declines: int = Field(2, env="PAYBOT_MAX_DECLINES", ge=1, le=10)
+    # A spoken account number or ZIP heard with an ASR confidence below this (or from an
+    # engine that gives none) is read back to the caller before it is used; keyed ones never.
+    readback_confidence: float = Field(0.8, env="PAYBOT_READBACK_CONFIDENCE", ge=0, le=1)
 
     # Customer directory (CRM).
     crm: Literal["local", "http"] = Field("local", env="PAYBOT_CRM")

@@ -3,13 +3,14 @@
 Rasa parses a message starting with ``/`` ("/affirm", '/inform{"amount": 5}') as an intent
 with entities, skipping NLU. Users must not be able to do that: this channel strips every leading
 slash, space and ``EXTERNAL:`` (the text Rasa records for system events) from user text, until
-none is left (Rasa strips whitespace and then looks for an ASCII ``/`` only),
-and keeps only the metadata keys paybot uses, validated (:mod:`paybot.dialog.metadata`):
-``channel`` and ``from`` only when the bridge vouched for them (:mod:`paybot.dialog.vouch`),
-else the message is a chat with no caller number. A message holding a card number
-(:mod:`paybot.parsing.card_numbers`) reaches Rasa as the ``card_number_shared`` intent, never
-as text: a rule tells the customer we do not take card numbers that way. System events
-(capture results, silence, call start) reach Rasa through its token-protected HTTP API instead.
+none is left (Rasa strips whitespace and then looks for an ASCII ``/`` only), and keeps only
+the metadata keys paybot uses, validated (:mod:`paybot.dialog.metadata`): ``channel``, ``from``
+and how a call's turn was heard only when the bridge vouched for them
+(:mod:`paybot.dialog.vouch`), else the message is a chat with no caller number. A message
+holding a card number (:mod:`paybot.parsing.card_numbers`) reaches Rasa as the
+``card_number_shared`` intent, never as text: a rule tells the customer we do not take card
+numbers that way. System events (capture results, silence, call start) reach Rasa through its
+token-protected HTTP API instead.
 
 Configured in ``bot/credentials.yml``; it keeps the REST channel's URL,
 ``POST /webhooks/rest/webhook``.

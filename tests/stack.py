@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 from paybot.db.engine import make_engine
-from paybot.dialog.vouch import vouch, vouch_key
+from paybot.dialog.vouch import Heard, vouch, vouch_key
 from paybot.gateway.sandbox import SandboxGateway
 from paybot.seed import seed_demo_data
 from tests import cardscan
@@ -253,13 +253,15 @@ class Conversation:
         prefix = {"voice": "call", "sms": "sms", "chat": "chat"}[channel]
         self.sender = stack.track(f"{prefix}:{uuid.uuid4().hex[:12]}")
 
-    def say(self, message: str) -> Reply:
+    def say(self, message: str, heard: Heard | None = None) -> Reply:
+        """Send ``message``; on a call, ``heard`` says how the bridge heard it (spoken, with
+        the ASR confidence, or keyed)."""
         metadata: dict[str, Any] = {"channel": self.channel}
         if self.phone:
             metadata["from"] = self.phone
         if self.vouched:
             metadata = vouch(vouch_key(RASA_TOKEN), sender=self.sender, channel=self.channel,
-                             caller=self.phone or "")
+                             caller=self.phone or "", heard=heard)
         response = requests.post(
             f"{self.stack.rasa_url}/webhooks/rest/webhook",
             json={"sender": self.sender, "message": message, "metadata": metadata},

@@ -139,7 +139,8 @@ async def test_caller_confirms_the_zip_then_is_identified(svc):
 async def test_a_wrong_factor_is_a_verification_failure(svc):
     d, result = await _answer_factor(svc, "94108")
     assert result == {"account_number": None, "billing_zip": None, "idv_failures": 1.0}
-    assert responses_of(d) == ["caller_factor_failed"]
+    # A call's answer not keyed: a misheard ZIP is the usual cause, so the keypad is offered.
+    assert responses_of(d) == ["caller_factor_failed", "keypad_hint"]
     assert svc.verifier.failures("100200300", JAMES_PHONE) == 1
     _, third = await _answer_factor(svc, "94108", idv_failures=2.0)
     assert third["form_outcome"] == "idv_failed"
@@ -650,7 +651,7 @@ def _form_asked(slot: str, times: int) -> list[dict]:
 
 
 async def test_the_form_does_not_ask_a_fourth_time(svc):
-    from actions.payment_form import asked_in_a_row
+    from actions.recovery import asked_in_a_row
 
     assert asked_in_a_row(tracker(events=_form_asked("payment_amount", 3)), "payment_amount") == 3
     other = [*_form_asked("ready_to_pay", 2)[:-1], *_form_asked("payment_amount", 1)]

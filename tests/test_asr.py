@@ -457,6 +457,24 @@ def test_yes_no_from_espeak(ps_engine: PocketSphinxEngine) -> None:
     assert sum(h == w for h, (_, w) in zip(heard, cases, strict=True)) >= 5, heard
 
 
+def test_constrained_grammars_hear_the_anytime_requests() -> None:
+    """Every constrained answer can be an anytime request: "goodbye" is never an amount."""
+    for expected in ("digits", "yes_no", "amount"):
+        grammar = jsgf(expected) or ""
+        assert "<anytime>" in grammar and "goodbye" in grammar and "agent" in grammar
+        assert {"goodbye", "agent", "repeat", "what's my balance"} <= set(vosk_phrases(expected))
+    assert "no what's my balance" in vosk_phrases("yes_no")
+
+
+def test_goodbye_and_a_balance_question_from_piper(ps_engine: PocketSphinxEngine, piper) -> None:
+    def hear(text: str, expected: str) -> str:
+        return recognize(ps_engine, phone_line(piper.synthesize(text), piper.sample_rate), expected)
+
+    assert hear("Goodbye.", "amount") in ("goodbye", "bye")
+    assert "balance" in hear("No, what's my balance?", "yes_no")
+    assert hear("Agent.", "digits") in ("agent", "an agent")
+
+
 def test_amount_and_digits_from_piper(ps_engine: PocketSphinxEngine, piper) -> None:
     def hear(text: str, expected: str) -> str:
         pcm = phone_line(piper.synthesize(text), piper.sample_rate)

@@ -7,6 +7,8 @@ reset before every test.
 
 from __future__ import annotations
 
+import os
+import random
 import re
 from datetime import date, timedelta
 from decimal import Decimal
@@ -22,6 +24,7 @@ from paybot.db.models import (
     Payment,
     VerificationFailure,
 )
+from paybot.dialog.vouch import Heard
 from paybot.gateway.card_data import CardData
 from paybot.gateway.sandbox import SandboxGateway
 from paybot.payments import confirmation
@@ -689,3 +692,145 @@ def test_a_greeting_after_a_payment_is_answered(stack):
     for line in ("hello there", "hello?", "never mind", "hi", "is this a real person", "?"):
         assert chat.say(line).texts, line
     assert "Circuit breaker" not in stack.all_output()
+
+
+# --- recovery when speech recognition is wrong -------------------------------------------------
+SPOKEN = Heard("speech")  # PocketSphinx gives no confidence: a doubtful answer
+SURE = Heard("speech", 0.97)
+KEYED = Heard("keypad")
+KEYPAD_HINT = re.compile(r"type (it|the amount|the month and day) on your keypad")
+AGENT_OFFER = "say agent and I'll put you through"
+READ_BACK = "Is that right?"
+
+
+def test_a_doubtful_spoken_zip_is_read_back_and_a_sure_one_is_not(stack):
+    call = Conversation(stack, "voice", JAMES)
+    call.start_call()
+    check = call.say("nine four one zero seven", SPOKEN)
+    assert check.text == "I heard 9 4 1 0 7. Is that right?"
+    assert check.instruction("listen")["mode"] == "yes_no"
+    assert "Hello James" in call.say("yes", SPOKEN).text
+    assert rows(stack.engine, VerificationFailure) == []
+
+    sure = Conversation(stack, "voice", JAMES)
+    sure.start_call()
+    assert "Hello James" in sure.say("nine four one zero seven", SURE).text
+
+
+def test_a_misheard_zip_offers_the_keypad_then_an_agent(stack):
+    call = Conversation(stack, "voice", JAMES)
+    call.start_call()
+    assert READ_BACK in call.say("nine four one zero one", SPOKEN).text
+    first = call.say("no", SPOKEN)
+    assert KEYPAD_HINT.search(first.text) and "ZIP code on your account" in first.text
+    second = call.say("nine four", SPOKEN)
+    assert AGENT_OFFER in second.text and "ZIP code on your account" in second.text
+    assert rows(stack.engine, VerificationFailure) == []  # a read-back costs no attempt
+    third = call.say("four", SPOKEN)
+    assert third.instruction("transfer")["reason"] == "stuck"
+
+
+def test_goodbye_at_the_amount_question_is_no_amount(stack):
+    call, _ = known(stack, "voice", JAMES)
+    assert "How much would you like to pay?" in call.say("no", SPOKEN).text
+    bye = call.say("goodbye", SPOKEN)
+    assert "Goodbye" in bye.text and bye.instruction("hangup") is not None
+    assert "I can take between" not in bye.text
+
+
+@pytest.mark.parametrize("said", ["no, what is my balance", "no what's my balance"])
+def test_no_what_is_my_balance_is_a_balance_question(stack, said):
+    call, _ = known(stack, "voice", JAMES)
+    reply = call.say(said, SPOKEN)
+    assert "Your balance is $321.72" in reply.text
+    assert "ready to make your payment" in reply.text or "pay it now" in reply.text
+
+
+def test_yes_use_that_card_is_the_stored_card(stack):
+    call, _ = known(stack, "voice", JAMES)
+    assert "Visa ending 4242" in call.say("yes", SPOKEN).text
+    confirm = call.say("yes, use that card", SPOKEN)
+    assert "Visa ending 4242" in confirm.text and "Shall I go ahead?" in confirm.text
+    assert confirm.instruction("secure_capture") is None
+
+
+# Wrong answers a caller with an unfamiliar voice gives, as the engine hears them: digits of
+# the wrong length, nothing at all, a right-length string that is read back and refused; for
+# amounts and dates, values the engine made up.
+WRONG_DIGITS = ("four", "nine four", "one zero zero", "seven seven")
+WRONG_AMOUNTS = ("nine thousand dollars", "forty four thousand", "one million dollars")
+WRONG_DATES = ("yesterday", "last week", "next year")
+QUESTIONS = {
+    "account_number": "key in your account number",
+    "billing_zip": "billing ZIP code on the account",
+    "caller_zip": "ZIP code on your account",
+    "payment_amount": "How much would you like to pay?",
+    "payment_date": "What date would you like the payment to go out?",
+}
+
+
+def _at_question(stack: Stack, slot: str) -> Conversation:
+    """A call at ``slot``'s question (the first ask)."""
+    if slot in ("account_number", "billing_zip"):
+        call = Conversation(stack, "voice", "+15555550999")
+        ask = call.start_call()
+        if slot == "billing_zip":
+            ask = call.say("100200300", KEYED)
+    elif slot == "caller_zip":
+        call = Conversation(stack, "voice", JAMES)
+        ask = call.start_call()
+    else:
+        call, _ = known(stack, "voice", JAMES)
+        if slot == "payment_amount":
+            ask = call.say("no", SPOKEN)
+        else:
+            assert "anything else" in call.say("cancel", SPOKEN).text
+            call.say("I'd like to schedule a payment", SPOKEN)
+            ask = call.say("fifty dollars", SPOKEN)
+    assert QUESTIONS[slot] in ask.text, ask.text
+    return call
+
+
+def _wrong_answer(rng: random.Random, slot: str) -> tuple[str, str]:
+    """``(kind, words)``: a wrong answer to ``slot`` chosen by ``rng``."""
+    kinds = ["silence", "garbled"]
+    if slot in ("account_number", "billing_zip", "caller_zip"):
+        kinds.append("read_back")
+    kind = rng.choice(kinds)
+    if kind == "read_back":  # the right length, misheard: read back, and refused
+        length = 9 if slot == "account_number" else 5
+        return kind, " ".join(rng.choice(("one", "two", "three", "five")) for _ in range(length))
+    pool = {"payment_amount": WRONG_AMOUNTS, "payment_date": WRONG_DATES}.get(slot, WRONG_DIGITS)
+    return kind, rng.choice(pool)
+
+
+@pytest.mark.parametrize("slot", list(QUESTIONS))
+def test_wrong_answers_get_the_keypad_then_an_agent_and_never_a_fourth_ask(stack, slot):
+    """Seeded: for each digits question, sequences of wrong answers. The question is never
+    asked a fourth time; the keypad is offered, then an agent, then the caller is handed over."""
+    runs = int(os.environ.get("PAYBOT_RECOVERY_RUNS", "3"))
+    for run in range(runs):
+        seed = f"{slot}:{run}"
+        rng = random.Random(seed)
+        call = _at_question(stack, slot)
+        asks, heard, answers = 1, [], []
+        for _turn in range(10):
+            kind, words = _wrong_answer(rng, slot)
+            if kind == "silence":
+                reply = call.system("silence")
+            else:
+                reply = call.say(words, SPOKEN)
+                if READ_BACK in reply.text:
+                    heard.append(reply.text)
+                    reply = call.say("no", SPOKEN)
+            answers.append(kind)
+            heard.append(reply.text)
+            if reply.instruction("transfer"):
+                break
+            asks += reply.text.count(QUESTIONS[slot])
+            assert asks <= 3, (seed, answers, heard)
+        else:
+            pytest.fail(f"seed {seed}: never handed over ({answers}): {heard}")
+        said = " ".join(heard)
+        keypad, agent = KEYPAD_HINT.search(said), said.find(AGENT_OFFER)
+        assert keypad and agent > keypad.start(), (seed, answers, heard)

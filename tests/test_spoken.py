@@ -151,6 +151,7 @@ def test_every_yes_no_grammar_phrase_reads_as_its_answer() -> None:
     for phrase in jsgf.all_phrases(rules, "backchannel"):
         assert is_filler(phrase), phrase
     vosk = [p for p in grammars.vosk_phrases(ExpectedInput.YES_NO) or [] if p != "[unk]"]
+    vosk = [p for p in vosk if p.removeprefix("no ") not in grammars.ANYTIME_PHRASES]
     assert {parse_yes_no(p) for p in vosk} == {True, False}
     assert [p for p in vosk if parse_yes_no(p) is None] == []
 
@@ -159,7 +160,11 @@ def test_every_yes_no_grammar_phrase_reads_as_its_answer() -> None:
 def test_every_digit_grammar_phrase_reads_as_its_digits(seed: int) -> None:
     rules, rng = _rules(ExpectedInput.DIGITS), random.Random(seed)
     phrases = [jsgf.random_phrase(rules, "digits", rng).text() for _ in range(300)]
-    phrases += [p for p in grammars.vosk_phrases(ExpectedInput.DIGITS) or [] if p != "[unk]"]
+    phrases += [
+        p
+        for p in grammars.vosk_phrases(ExpectedInput.DIGITS) or []
+        if p != "[unk]" and p not in grammars.ANYTIME_PHRASES  # "agent" is no digit
+    ]
     for phrase in phrases:
         expected = "".join(numbers.DIGIT_WORDS[word] for word in phrase.split())
         assert words_to_digits(phrase) == expected
@@ -218,6 +223,7 @@ def test_amount_phrase_lists_use_only_vocabulary_words() -> None:
     """The Vosk amount list (bigram pieces, not whole answers) speaks the parsers' words."""
     known = numbers.NUMBER_WORDS | {"a", "and", "point", "dollar", "dollars", "cent", "cents"}
     known |= {w for p in grammars.AMOUNT_SPECIAL_PHRASES for w in p.split()}
+    known |= {w for p in grammars.ANYTIME_PHRASES for w in p.split()}  # "goodbye": no amount
     words = {w for p in grammars.vosk_phrases(ExpectedInput.AMOUNT) or [] for w in p.split()}
     assert words - {"[unk]"} <= known
 

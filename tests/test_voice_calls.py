@@ -322,14 +322,22 @@ def test_a_call_is_answered_and_streamed_once(stack, fake_twilio):
 def test_unknown_caller_speaks_account_number_and_zip(stack, fake_twilio):
     account, zip_code = "one zero zero two zero zero three zero zero", "nine four one zero seven"
 
+    digits = {account: "100200300", zip_code: "94107"}
+
     async def call():
         async with dial(stack, fake_twilio, UNKNOWN) as phone:
             await phone.wait_bot()  # what's your account number?
-            for _turn in range(5):  # asked again after a mishearing, a caller repeats himself
+            last = account
+            for _turn in range(8):  # asked again after a mishearing, a caller repeats himself
                 said = bot_said(stack, phone.call_sid)
                 if any("Hello James" in text for text in said):
                     break
-                await phone.say(zip_code if "ZIP" in said[-1] else account)
+                if "Is that right?" in said[-1]:  # the engine gives no confidence: read back
+                    heard = re.sub(r"\D", "", said[-1])
+                    await phone.say("yes" if heard == digits[last] else "no")
+                else:
+                    last = zip_code if "ZIP" in said[-1] else account
+                    await phone.say(last)
                 await phone.wait_bot()
             await phone.hangup()
             return phone
@@ -339,6 +347,38 @@ def test_unknown_caller_speaks_account_number_and_zip(stack, fake_twilio):
     assert any("account number" in text for text in said[:2]), said
     assert any("ZIP" in text for text in said), said
     assert any("Hello James" in text for text in said), said
+
+
+# --- a misheard ZIP: the keypad, then an agent ------------------------------------------------
+KEYPAD_HINT = "type it on your keypad"
+AGENT_OFFER = "say agent and I'll put you through"
+
+
+def test_a_misheard_zip_gets_the_keypad_then_an_agent(stack, fake_twilio):
+    """The caller's ZIP is misheard twice (he says too few digits, or refuses what was read
+    back): the bot offers the keypad, then an agent; it never asks a fourth time."""
+
+    async def call():
+        async with dial(stack, fake_twilio, JAMES) as phone:
+            await phone.wait_bot()  # welcome; the billing ZIP code, please
+            for _turn in range(6):
+                said = bot_said(stack, phone.call_sid)
+                if any(AGENT_OFFER in text for text in said):
+                    break
+                await phone.say("no" if "Is that right?" in said[-1] else "four two")
+                await phone.wait_bot()
+            await phone.hangup()
+            return phone
+
+    phone = run(call())
+    said = bot_said(stack, phone.call_sid)
+    keypad = next(i for i, text in enumerate(said) if KEYPAD_HINT in text)
+    agent = next(i for i, text in enumerate(said) if AGENT_OFFER in text)
+    assert keypad < agent, said
+    assert sum(text == ZIP_ASK for text in said) <= 3, said
+    assert said[agent + 1] == ZIP_ASK  # the third and last ask, with the keypad and agent named
+    # Every spoken ZIP was read back first (PocketSphinx gives no confidence): no attempt used.
+    assert rows(stack.engine, VerificationFailure) == []
 
 
 # --- the same by keypad ------------------------------------------------------------------------

@@ -86,3 +86,26 @@ def test_any_tampering_is_a_chat_without_a_number():
         assert vouched(KEY, sender, junk, now=now) == {"channel": "chat"}, seed
         assert vouched(KEY, None, signed, now=now) == {"channel": "chat"}
         assert vouched(KEY, sender, "not a dict", now=now) == {"channel": "chat"}
+
+
+def test_how_a_turn_was_heard_is_vouched_for_too(rasa_token):
+    """The bridge says whether a call's turn was spoken (with the ASR confidence) or keyed,
+    under the same proof: the actions read back doubtful digits and trust keyed ones."""
+    from paybot.dialog.vouch import Heard
+
+    rest = SafeRestInput()
+    spoken = vouch(KEY, sender="call:CA1", channel="voice", caller=JAMES,
+                   heard=Heard("speech", 0.4234))
+    assert rest.get_metadata(request("call:CA1", spoken)) == {
+        "channel": "voice", "from": JAMES, "input": "speech", "confidence": "0.42"
+    }
+    keyed = vouch(KEY, sender="call:CA1", channel="voice", caller="", heard=Heard("keypad"))
+    assert rest.get_metadata(request("call:CA1", keyed)) == {"channel": "voice", "input": "keypad"}
+    unsure = vouch(KEY, sender="call:CA1", channel="voice", caller="", heard=Heard("speech"))
+    assert rest.get_metadata(request("call:CA1", unsure)) == {"channel": "voice", "input": "speech"}
+    # Changed after signing (a surer confidence, keyed for spoken, a bad value): not believed.
+    for change in ({"confidence": "0.99"}, {"input": "keypad"}, {"confidence": "high"},
+                   {"input": "typed"}):
+        forged = {**spoken, **change}
+        assert rest.get_metadata(request("call:CA1", forged)) == {"channel": "chat"}, change
+

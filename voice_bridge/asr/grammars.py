@@ -52,6 +52,26 @@ class ExpectedInput(str, Enum):
 BACKCHANNEL_WORDS = GRAMMAR_FILLERS
 YES_PHRASES = GRAMMAR_YES
 NO_PHRASES = GRAMMAR_NO
+# What a caller may ask for at any question (agent, goodbye, repeat, balance): every grammar
+# for a constrained answer hears them too, so "goodbye" is never forced into an amount. The
+# yes/no and amount grammars also take them after a "no" ("no, what's my balance").
+ANYTIME_PHRASES: tuple[str, ...] = (
+    "agent",
+    "an agent",
+    "operator",
+    "representative",
+    "talk to a person",
+    "goodbye",
+    "bye",
+    "repeat",
+    "repeat that",
+    "say that again",
+    "balance",
+    "my balance",
+    "what's my balance",
+    "what is my balance",
+    "how much do i owe",
+)
 AMOUNT_SPECIAL_PHRASES: tuple[str, ...] = (
     "the full amount",
     "full amount",
@@ -72,23 +92,28 @@ def _jsgf_digits() -> str:
     # "oh" is left out on purpose: with PocketSphinx's en-us model it turned short silences
     # and breaths into inserted zeros (FSDD digit strings: 41% digit errors with it, 28% without).
     words = sorted(w for w in DIGIT_WORDS if w in UNITS)
-    return f"#JSGF V1.0;\ngrammar digits;\npublic <digits> = <digit>+;\n<digit> = {_alts(words)};\n"
+    return (
+        "#JSGF V1.0;\ngrammar digits;\npublic <answer> = <digits> | <anytime>;\n"
+        f"<digits> = <digit>+;\n<digit> = {_alts(words)};\n<anytime> = {_alts(ANYTIME_PHRASES)};\n"
+    )
 
 
 def _jsgf_yes_no() -> str:
     return (
         "#JSGF V1.0;\ngrammar yes_no;\n"
-        "public <answer> = <yes> | <no> | <backchannel>;\n"
+        "public <answer> = <yes> | <no> | <backchannel> | [no] <anytime>;\n"
         f"<yes> = {_alts(YES_PHRASES)};\n"
         f"<no> = {_alts(NO_PHRASES)};\n"
         f"<backchannel> = {_alts(BACKCHANNEL_WORDS)};\n"
+        f"<anytime> = {_alts(ANYTIME_PHRASES)};\n"
     )
 
 
 def _jsgf_amount() -> str:
     return (
         "#JSGF V1.0;\ngrammar amount;\n"
-        "public <amount> = <money> | <special>;\n"
+        "public <answer> = <amount> | [no] <anytime>;\n"
+        "<amount> = <money> | <special>;\n"
         "<money> = <number> [<dollars> [[and] <n99> <cents>]] | <n99> <cents>"
         " | <number> point <digit> [<digit>] [<dollars>];\n"
         f"<number> = {ZERO} | <n999> {THOUSAND} [[and] <n999>] | <n999>;\n"
@@ -99,6 +124,7 @@ def _jsgf_amount() -> str:
         "<dollars> = dollars | dollar | bucks;\n"
         "<cents> = cents | cent;\n"
         f"<special> = {_alts(AMOUNT_SPECIAL_PHRASES)};\n"
+        f"<anytime> = {_alts(ANYTIME_PHRASES)};\n"
     )
 
 
@@ -128,11 +154,13 @@ def _amount_phrases() -> list[str]:
 def _vosk_phrases(expected: ExpectedInput) -> tuple[str, ...] | None:
     if expected is ExpectedInput.DIGITS:
         words = sorted(DIGIT_WORDS)
-        return tuple(words + [f"{a} {b}" for a in words for b in words])
+        return tuple(words + [f"{a} {b}" for a in words for b in words]) + ANYTIME_PHRASES
     if expected is ExpectedInput.YES_NO:
-        return YES_PHRASES + NO_PHRASES
+        return YES_PHRASES + NO_PHRASES + ANYTIME_PHRASES + tuple(
+            f"no {p}" for p in ANYTIME_PHRASES
+        )
     if expected is ExpectedInput.AMOUNT:
-        return tuple(_amount_phrases())
+        return tuple(_amount_phrases()) + ANYTIME_PHRASES
     return None
 
 

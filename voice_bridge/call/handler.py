@@ -23,6 +23,7 @@ import time
 from aiohttp import WSMsgType, web
 
 from paybot.dialog.payloads import SecureCapture, Transfer
+from paybot.dialog.vouch import Heard
 from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, remove_card_numbers
 from voice_bridge.call.barge_in import SUSTAINED_MS, interrupts, is_backchannel
 from voice_bridge.call.control import hang_up_call, transfer_call
@@ -257,6 +258,7 @@ class CallHandler:
                     await self.player.interrupt()
                     log.info("call %s: barge-in", self.call_sid)
                 text = transcript.text
+                heard = Heard("speech", transcript.confidence)
                 log.info(
                     "call %s: turn %d heard (%s, %.0f ms audio, finalize %.0f ms)",
                     self.call_sid,
@@ -266,14 +268,14 @@ class CallHandler:
                     transcript.finalize_ms,
                 )
             else:
-                text = item.text
+                text, heard = item.text, Heard("keypad")
                 log.info("call %s: turn %d keyed", self.call_sid, self._turns + 1)
             text, removed = remove_card_numbers(text)
             if removed:  # the channel answers it; the digits stay here
                 text = CARD_NUMBER_REMOVED
                 log.info("call %s: a card number was removed from the turn", self.call_sid)
             self._turns += 1
-            return await rasa.message(self.sender, text, self.metadata)
+            return await rasa.message(self.sender, text, self.metadata, heard)
         except RasaUnavailable:
             await self._give_up()
         return None

@@ -26,7 +26,7 @@ from paybot.dialog.payloads import (
     Transfer,
     parse_instruction,
 )
-from paybot.dialog.vouch import vouch, vouch_key
+from paybot.dialog.vouch import Heard, vouch, vouch_key
 
 log = logging.getLogger(__name__)
 RASA_TIMEOUT_S = 15.0
@@ -86,14 +86,18 @@ class RasaClient:
         self._timeout = ClientTimeout(total=self.timeout_s)
         self._vouch_key = vouch_key(self.token)
 
-    async def message(self, sender: str, text: str, metadata: dict[str, str]) -> BotReply:
+    async def message(
+        self, sender: str, text: str, metadata: dict[str, str], heard: Heard | None = None
+    ) -> BotReply:
         """Send the caller's words (or keyed digits) as a user message, vouching for the
-        ``channel`` and ``from`` (E.164; absent when withheld) of ``metadata``."""
+        ``channel`` and ``from`` (E.164; absent when withheld) of ``metadata`` and for how the
+        turn was ``heard`` (spoken, with the ASR confidence, or keyed)."""
         vouched = vouch(
             self._vouch_key,
             sender=sender,
             channel=metadata.get("channel", "voice"),
             caller=metadata.get("from", ""),
+            heard=heard,
         )
         body = {"sender": sender, "message": text, "metadata": vouched}
         data = await self._post("/webhooks/rest/webhook", body, sender)
