@@ -46,6 +46,13 @@ def yes_no(tracker: Tracker, text: str) -> bool | None:
     return parse_yes_no(text)
 
 
+def explicit_yes(tracker: Tracker, text: str) -> bool:
+    """A yes that may take money: NLU's ``affirm`` *and* a yes in the words themselves (or the
+    keypad's 1). NLU alone has called gibberish ("ghfj ghfj") an affirm; asking again costs a
+    turn, paying on it costs the customer."""
+    return yes_no(tracker, text) is True and parse_yes_no(text) is True
+
+
 def asks_balance(tracker: Tracker, text: str) -> bool:
     """Whether the message asks for the balance or the due date, on its own or mixed into a
     yes or no ("no, what is my balance")."""

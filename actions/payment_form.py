@@ -36,7 +36,7 @@ from rasa_sdk.forms import REQUESTED_SLOT, FormValidationAction
 from actions import customer, recovery
 from actions.anytime import tell_balance
 from actions.identification import IdentificationValidation
-from actions.intents import asks_balance, entity, latest_intent, yes_no
+from actions.intents import asks_balance, entity, explicit_yes, latest_intent, yes_no
 from actions.method_choice import method_choice, names_stored
 from actions.responses import say
 from actions.services import Services, services
@@ -292,13 +292,13 @@ class ValidatePaymentForm(IdentificationValidation, FormValidationAction):
         if asks_balance(tracker, str(value)):
             return await self._balance_first(dispatcher, tracker, "confirm_payment")
         answer = yes_no(tracker, str(value))
-        if answer is None:
-            say(dispatcher, tracker, "yes_no_not_understood")
-            recovery.failed(dispatcher, tracker, "confirm_payment")
-            return {"confirm_payment": None}
         if answer is False:
             say(dispatcher, tracker, "payment_not_confirmed")
             return {"confirm_payment": False, "form_outcome": "not_confirmed"}
+        if answer is None or not explicit_yes(tracker, str(value)):
+            say(dispatcher, tracker, "yes_no_not_understood")
+            recovery.failed(dispatcher, tracker, "confirm_payment")
+            return {"confirm_payment": None}
         # One key per confirmed request: a repeated "yes" can never charge twice.
         key = tracker.get_slot("payment_key") or new_idempotency_key()
         return {"confirm_payment": True, "payment_key": key}

@@ -255,13 +255,24 @@ async def test_the_last_four_get_the_keypad_then_an_agent_and_a_read_back(svc, m
     assert result["identified"] is True and result["heard_digits"] is None
 
 
-@pytest.mark.parametrize("said", ["uh, hold on", "hang on a second", "wait"])
+@pytest.mark.parametrize(
+    "said", ["uh, hold on", "hang on a second", "wait", "ghfj ghfj", "asdkjh", "mxyzptlk"]
+)
 async def test_a_request_to_wait_is_no_yes_to_the_confirmation(svc, said):
-    """Fuzzer finding (seed 10b436c0): NLU read "uh, hold on" as affirm and the payment went
-    through."""
+    """Fuzzer findings (seeds 10b436c0, 5eed2026): NLU read "uh, hold on" and gibberish as
+    affirm and the payment went through."""
     t = tracker(slots={**JAMES, "payment_amount": "5.00", "payment_method": "stored"},
                 text=said, intent="affirm")
     d = CollectingDispatcher()
     result = await ValidatePaymentForm().validate_confirm_payment(said, d, t, DOMAIN)
     assert result == {"confirm_payment": None}
     assert responses_of(d) == ["yes_no_not_understood"]
+
+
+@pytest.mark.parametrize("said", ["yes", "yes please", "yep, do it", "confirm", "1", "yeah ok"])
+async def test_an_explicit_yes_confirms_the_payment(svc, said):
+    t = tracker(slots={**JAMES, "payment_amount": "5.00", "payment_method": "stored"},
+                text=said, intent="affirm")
+    result = await ValidatePaymentForm().validate_confirm_payment(said, CollectingDispatcher(), t,
+                                                                 DOMAIN)
+    assert result["confirm_payment"] is True and result["payment_key"]
