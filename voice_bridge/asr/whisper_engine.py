@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from paybot.spoken.numbers import UNITS
 from voice_bridge.asr.base import AsrEngine, AsrError, AsrModelError, Recognizer
 from voice_bridge.asr.grammars import NO_PHRASES, YES_PHRASES, ExpectedInput
 from voice_bridge.tts.normalize import amount_to_words, number_to_words, ordinal_to_words
@@ -57,7 +58,7 @@ PROMPTS: dict[ExpectedInput, str] = {
     ExpectedInput.YES_NO: "Yes, that's right. No, thank you.",
     ExpectedInput.AMOUNT: "I'd like to pay $45.50.",
 }
-_DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+_DIGIT_NAMES = tuple(UNITS)  # "zero" .. "nine", by value
 
 
 @dataclass(frozen=True)

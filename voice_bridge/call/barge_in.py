@@ -16,10 +16,10 @@ backchannels and real interruptions; the default threshold comes from it.
 
 from __future__ import annotations
 
+from paybot.spoken.fillers import FILLERS
+
 # What a listening caller says over the bot: heard, not an interruption.
-BACKCHANNELS = frozenset(
-    {"mm", "mhm", "hm", "hmm", "uh", "um", "uh-huh", "uh huh", "ah", "oh", "mm-hmm"}
-)
+BACKCHANNELS = FILLERS | {"mm-hmm"}
 SUSTAINED_MS = 1000.0  # speech over the bot for this long interrupts it, words or not
 
 
