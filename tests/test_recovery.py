@@ -256,7 +256,8 @@ async def test_the_last_four_get_the_keypad_then_an_agent_and_a_read_back(svc, m
 
 
 @pytest.mark.parametrize(
-    "said", ["uh, hold on", "hang on a second", "wait", "ghfj ghfj", "asdkjh", "mxyzptlk"]
+    "said",
+    ["uh, hold on", "hang on a second", "wait", "ghfj ghfj", "asdkjh", "mxyzptlk", "let me think"],
 )
 async def test_a_request_to_wait_is_no_yes_to_the_confirmation(svc, said):
     """Fuzzer findings (seeds 10b436c0, 5eed2026): NLU read "uh, hold on" and gibberish as
