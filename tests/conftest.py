@@ -202,3 +202,22 @@ def ledger(db_engine, sandbox):
         retries=2,
         backoff_s=0,
     )
+
+
+@pytest.fixture
+def svc(db_engine, ledger, monkeypatch):
+    """The action server's services over the test database, installed as the actions' own."""
+    from actions import services as services_module
+    from paybot.accounts.directory import LocalDirectory
+    from paybot.identity import IdentityVerifier, LockoutPolicy
+
+    directory = LocalDirectory(db_engine)
+    built = services_module.Services(
+        settings=load_settings(env="test"),
+        engine=db_engine,
+        ledger=ledger,
+        directory=directory,
+        verifier=IdentityVerifier(db_engine, directory, LockoutPolicy(max_failures=5)),
+    )
+    monkeypatch.setattr(services_module, "_services", built)
+    return built

@@ -14,33 +14,16 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-import actions.services as services_module
 from actions.answers import ActionYesNo
 from actions.anytime import ActionHandleSilence, ActionShowBalance, last_bot_turn
 from actions.conversation import ActionStartConversation
 from actions.payment_form import ValidatePaymentForm
 from actions.questions import AskBillingZip, AskConfirmPayment, AskPaymentMethod
 from actions.responses import load_responses, render, render_known
-from paybot.accounts.directory import LocalDirectory
 from paybot.dialog.payloads import Listen, to_dict
 from paybot.identity import IdentityVerifier, LockoutPolicy
-from paybot.settings import load_settings
 
 DOMAIN = {"forms": {"payment_form": {"required_slots": []}}, "slots": {}}
-
-
-@pytest.fixture
-def svc(db_engine, ledger, monkeypatch):
-    directory = LocalDirectory(db_engine)
-    built = services_module.Services(
-        settings=load_settings(env="test"),
-        engine=db_engine,
-        ledger=ledger,
-        directory=directory,
-        verifier=IdentityVerifier(db_engine, directory, LockoutPolicy(max_failures=5)),
-    )
-    monkeypatch.setattr(services_module, "_services", built)
-    return built
 
 
 def tracker(slots=None, text="", intent=None, entities=None, events=None, loop=None, metadata=None):

@@ -11,35 +11,17 @@ import pytest
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import services as services_module
 from actions.anytime import ActionHandleSilence
 from actions.payment_form import ValidatePaymentForm
 from actions.questions import AskBillingZip
 from actions.recovery import asked_in_a_row
-from paybot.accounts.directory import LocalDirectory
 from paybot.dialog.payloads import Listen, to_dict
-from paybot.identity import IdentityVerifier, LockoutPolicy
-from paybot.settings import load_settings
 from tests.test_actions import DOMAIN, JAMES, custom, responses_of, texts, tracker
 
 SPOKEN = {"input": "speech"}  # an engine without a confidence (PocketSphinx)
 SURE = {"input": "speech", "confidence": "0.95"}
 KEYED = {"input": "keypad"}
 UNKNOWN_CALLER = {"channel": "voice", "account_number": "100200300", "idv_failures": 0.0}
-
-
-@pytest.fixture
-def svc(db_engine, ledger, monkeypatch):
-    directory = LocalDirectory(db_engine)
-    built = services_module.Services(
-        settings=load_settings(env="test"),
-        engine=db_engine,
-        ledger=ledger,
-        directory=directory,
-        verifier=IdentityVerifier(db_engine, directory, LockoutPolicy(max_failures=5)),
-    )
-    monkeypatch.setattr(services_module, "_services", built)
-    return built
 
 
 def asked(slot: str, times: int, read_back: tuple[int, ...] = ()) -> list[dict]:
