@@ -32,6 +32,7 @@ REQUESTS = {
     "list_scheduled": "list_scheduled",
     "cancel_scheduled": "cancel_scheduled",
 }
+SCHEDULE_REQUESTS = frozenset({"list_scheduled", "cancel_scheduled"})
 
 
 def channel_of(tracker: Tracker) -> str:
@@ -96,7 +97,15 @@ async def begin(
     events: list[EventType] = [SlotSet("channel", channel), SlotSet("caller_number", caller)]
     if request:
         events.append(SlotSet("pending_request", request))
-    if tracker.get_slot("identified") or not caller:
+    if tracker.get_slot("identified"):
+        # A later request in the same conversation: the account may have been paid off or
+        # closed since it was identified, so it is checked again before any amount is offered.
+        if request not in SCHEDULE_REQUESTS:
+            record = await customer.current_account(await services(), tracker)
+            if record is not None:
+                events += customer.payable_check(await services(), dispatcher, tracker, record)
+        return events
+    if not caller:
         return events
     if tracker.get_slot("billing_zip") == "caller_id" and tracker.get_slot("account_candidates"):
         return events  # the factor is confirmed; the form asks which account

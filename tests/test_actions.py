@@ -175,6 +175,29 @@ async def test_start_conversation_for_a_closed_account_ends_the_form(svc):
     assert "account_closed" in responses_of(d)
 
 
+@pytest.mark.parametrize("intent", ["make_payment", "greet", "ask_balance"])
+async def test_a_later_request_on_a_closed_account_is_refused_again(svc, intent):
+    """Identified earlier in the conversation (the SMS thread of a closed account): a new
+    request checks the account again instead of offering to take $0.00."""
+    d = CollectingDispatcher()
+    linda = {"identified": True, "identified_by": "account", "account_number": "400500600"}
+    events = await ActionStartConversation().run(
+        d, tracker(slots=linda, text="pay my bill", intent=intent), DOMAIN
+    )
+    assert slots_of(events)["form_outcome"] == "nothing_owed"
+    assert "account_closed" in responses_of(d)
+
+
+async def test_a_later_request_to_list_schedules_is_not_refused(svc):
+    d = CollectingDispatcher()
+    linda = {"identified": True, "identified_by": "account", "account_number": "400500600"}
+    events = await ActionStartConversation().run(
+        d, tracker(slots=linda, text="my scheduled payments", intent="list_scheduled"), DOMAIN
+    )
+    assert slots_of(events)["form_outcome"] is None
+    assert "account_closed" not in responses_of(d)
+
+
 async def test_required_slots_follow_the_conversation(svc):
     form = ValidatePaymentForm()
     d = CollectingDispatcher()
