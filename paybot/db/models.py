@@ -206,7 +206,9 @@ class VerificationFailure(SQLModel, table=True):
     __tablename__ = "verification_failures"
 
     id: int | None = Field(default=None, primary_key=True)
-    at: datetime = _timestamp()
+    at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=True)
+    )
     account_number: str | None = Field(default=None, max_length=32, index=True)
     caller_phone: str | None = Field(default=None, max_length=16, index=True)
     conversation_id: str | None = Field(default=None, max_length=128)
