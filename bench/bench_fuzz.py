@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.fake_twilio import FakeTwilio  # noqa: E402
 from tests.fuzz.runner import CIRCUIT_BREAKER, Twilio, fuzz, save_failure  # noqa: E402
-from tests.stack import Stack  # noqa: E402
+from tests.stack import OUTPUT_LOG, Stack  # noqa: E402
 
 
 def main() -> int:
@@ -70,12 +70,30 @@ def main() -> int:
             print(f"saved as {save_failure(outcome, failures_dir)}")
         for error in report.errors:
             print("error:", error)
+        if report.failed or report.errors:
+            log_file = _save_log(stack, report, failures_dir)
+            print(f"the services' log around the failures: {log_file}")
         print(report.summary())
         print(f"circuit breakers: {len(stack.watched(CIRCUIT_BREAKER))}")
         print("states reached:")
         for state in sorted(report.states):
             print("   ", state)
         return 1 if report.failed or report.errors else 0
+
+
+def _save_log(stack: Stack, report, directory: Path) -> Path:
+    """The services' log lines that name a failed conversation or report an error (already
+    redacted by the services), for finding why a reply was empty."""
+    senders = {outcome.sender for outcome in report.failed}
+    marks = ("Traceback", "ERROR", "Exception", "exception", "Error:", "WARNING")
+    lines = [
+        line for line in (stack.data_dir / OUTPUT_LOG).read_text(errors="replace").splitlines()
+        if any(s in line for s in senders) or any(m in line for m in marks)
+    ]
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "services.log"
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def _top_up(stack: Stack) -> None:
