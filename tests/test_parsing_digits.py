@@ -271,6 +271,11 @@ YES = [
     "right",
     "i do",
     "Y",
+    "sure, why not",
+    "alright then",
+    "yes please do",
+    "ok then",
+    "fine by me",
 ]
 NO = [
     "no",
@@ -297,6 +302,9 @@ NO = [
     "not really",
     "that is not correct",
     "N",
+    "absolutely not",
+    "of course not",
+    "no do not",
 ]
 NEITHER = [
     "",
@@ -317,6 +325,9 @@ NEITHER = [
     "not",
     "cancel",
     "yes!!! <script>",
+    "then",
+    "do",
+    "why",
 ]
 
 

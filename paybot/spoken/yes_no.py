@@ -28,7 +28,8 @@ YES_PHRASES = frozenset(
         "certainly", "affirmative", "that is correct", "that's it", "it is", "it's right",
         "it's correct", "go for it", "please do", "do it", "sounds good", "that works", "i am",
         "i do", "i'm ready", "ready", "sure thing", "you bet", "exactly", "proceed", "confirm",
-        "confirmed", "y", "1", "one",
+        "confirmed", "y", "1", "one", "why not", "fine by me", "works for me", "that's fine",
+        "sounds great", "let's do it", "go on", "yes sir", "yes ma'am",
     }
 )  # fmt: skip
 NO_PHRASES = frozenset(
@@ -38,9 +39,11 @@ NO_PHRASES = frozenset(
         "that is not right", "that's not correct", "that is not correct", "it's not",
         "it is not", "it isn't", "isn't", "no way", "negative", "not really", "not at all",
         "i don't", "i do not", "i'm not", "i am not", "don't do it", "please don't", "n", "2",
-        "two",
+        "two", "absolutely not", "definitely not", "certainly not", "of course not",
     }
 )  # fmt: skip
-NEUTRAL_PHRASES = HESITATIONS | {"oh", "well", "so", "please", "thanks", "thank you"}
-"""Words said around an answer that carry no polarity ("um yes", "no thanks", "yes please"
-stay a yes and a no)."""
+NEUTRAL_PHRASES = HESITATIONS | {
+    "oh", "well", "so", "please", "thanks", "thank you", "then", "do",
+}  # fmt: skip
+"""Words said around an answer that carry no polarity ("um yes", "no thanks", "yes please do",
+"alright then" stay a yes and a no)."""
