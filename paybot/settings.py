@@ -143,6 +143,15 @@ class Settings(BaseSettings):
     sms_send_interval_s: float = Field(5.0, env="PAYBOT_SMS_SEND_INTERVAL_S", ge=0)
     sms_max_attempts: int = Field(5, env="PAYBOT_SMS_MAX_ATTEMPTS", ge=1, le=20)
     sms_retry_backoff_s: float = Field(30.0, env="PAYBOT_SMS_RETRY_BACKOFF_S", ge=0)
+    # Text compliance (docs/text.md): who the texts come from and how to reach a person (the
+    # HELP answer), whether the bridge answers the keywords itself (off when Twilio's Advanced
+    # Opt-Out answers them), and the local hours outreach waits out ("" for none).
+    business_name: str = Field("paybot", env="PAYBOT_BUSINESS_NAME", min_length=1, max_length=60)
+    support_contact: str | None = Field(None, env="PAYBOT_SUPPORT_CONTACT", max_length=80)
+    sms_help_text: str | None = Field(None, env="PAYBOT_SMS_HELP_TEXT", max_length=320)
+    sms_keyword_replies: bool = Field(True, env="PAYBOT_SMS_KEYWORD_REPLIES")
+    sms_quiet_hours: str = Field("21:00-08:00", env="PAYBOT_SMS_QUIET_HOURS")
+    sms_time_zone: str = Field("America/New_York", env="PAYBOT_SMS_TIME_ZONE")
 
     # Rasa stores -----------------------------------------------------------------------
     # Where Rasa keeps conversations (tracker store) and its per-conversation locks (lock
@@ -170,6 +179,20 @@ class Settings(BaseSettings):
         env_file = ".env"
         env_file_encoding = "utf-8"
         case_sensitive = False
+
+    @validator("sms_quiet_hours")
+    def _quiet_hours(cls, value: str) -> str:  # noqa: N805
+        from paybot.sms.quiet_hours import parse_window
+
+        parse_window(value)  # raises ValueError naming the problem
+        return value.strip()
+
+    @validator("sms_time_zone")
+    def _time_zone(cls, value: str) -> str:  # noqa: N805
+        from paybot.sms.quiet_hours import zone
+
+        zone(value)
+        return value.strip()
 
     @validator("currency")
     def _upper_currency(cls, value: str) -> str:  # noqa: N805 - pydantic validator

@@ -73,6 +73,10 @@ class Account(SQLModel, table=True):
     status: str = Field(default=AccountStatus.ACTIVE.value, max_length=16)
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
+    # Accounts mirrored from an HTTP CRM (paybot.accounts.mirror): the balance the CRM last
+    # reported, and when it last answered for the account. Both None for local accounts.
+    crm_balance: Decimal | None = _money(nullable=True)
+    crm_synced_at: datetime | None = _timestamp(nullable=True, default=False)
 
     @property
     def first_name(self) -> str:
@@ -224,15 +228,35 @@ class OutboundMessage(SQLModel, table=True):
     to: str = Field(max_length=16)  # E.164
     kind: str = Field(max_length=32)
     body: str = Field(max_length=640)
+    # queued, sending, sent, unknown, failed (voice_bridge.jobs.receipt_sender); opted_out
+    # (never sent: the number texted STOP); delivered or undelivered (Twilio's last word).
     status: str = Field(default="queued", max_length=16, index=True)
     payment_id: int | None = Field(default=None, foreign_key="payments.id")
     attempts: int = 0
-    provider_id: str | None = Field(default=None, max_length=64)
+    provider_id: str | None = Field(default=None, max_length=64, index=True)  # the MessageSid
     sent_at: datetime | None = _timestamp(nullable=True, default=False)
     # Retries (voice_bridge.jobs.receipt_sender): when a queued row is due again, and why the last
     # attempt failed ("http 500 code 20500", "no answer"): never the provider's message or body.
     next_attempt_at: datetime | None = _timestamp(nullable=True, default=False)
     last_error: str | None = Field(default=None, max_length=64)
+    # Twilio's status callbacks (voice_bridge.twilio.sms_status): the latest status it
+    # reported (queued, sent, delivered, undelivered, failed...), its error code, and when.
+    delivery_status: str | None = Field(default=None, max_length=16)
+    error_code: int | None = None
+    delivery_updated_at: datetime | None = _timestamp(nullable=True, default=False)
+
+
+class SmsConsent(SQLModel, table=True):
+    """Whether a phone number takes text messages: opted out by STOP (and the other opt-out
+    keywords), back in by START. No row: never opted out (paybot.sms.consent)."""
+
+    __tablename__ = "sms_consents"
+
+    id: int | None = Field(default=None, primary_key=True)
+    phone: str = Field(sa_column=Column(String(16), unique=True, nullable=False))  # E.164
+    opted_out: bool = False
+    keyword: str = Field(max_length=16)  # the keyword that last changed it: "STOP", "START"...
+    changed_at: datetime = _timestamp()
 
 
 class CallStatus(str, enum.Enum):

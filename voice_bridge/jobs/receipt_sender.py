@@ -11,7 +11,13 @@ of them can win, so no message goes out twice. Outcomes:
 * refused (4xx, e.g. not a mobile number): ``failed`` at once;
 * no answer after the request went out: ``unknown``: it may have been sent, so it is not
   retried automatically (an operator can set it back to ``queued``). A bridge that dies
-  mid-send leaves its row ``sending`` for the same reason.
+  mid-send leaves its row ``sending`` for the same reason;
+* to a number that opted out (STOP, or Twilio's error 21610): ``opted_out``, never sent;
+* outreach during the recipient's quiet hours: ``queued`` again until they end, the attempt
+  not counted (:mod:`paybot.sms.outreach` says which kinds wait).
+
+Each message asks Twilio to report its delivery to ``/twilio/sms-status``
+(:mod:`voice_bridge.twilio.sms_status`).
 
 ``last_error`` holds "http 500", "no answer" and the like; logs carry the outbox id and the
 MessageSid, never the number or the text.
@@ -28,18 +34,24 @@ from datetime import datetime, timedelta
 from aiohttp import web
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from paybot.db import queries
 from paybot.db.engine import session_scope
 from paybot.db.models import OutboundMessage
 from paybot.db.types import utcnow
+from paybot.sms.consent import opt_out
+from paybot.sms.outreach import verdict
+from paybot.sms.quiet_hours import QuietHours
 from voice_bridge.jobs.background import running
 from voice_bridge.keys import DB_ENGINE, SETTINGS
+from voice_bridge.twilio.sms_status import SMS_STATUS_PATH
 from voice_bridge.twilio.rest import TwilioNotConfigured, TwilioRest, TwilioRestError
 
 log = logging.getLogger(__name__)
 BATCH = 20
 MAX_BACKOFF_S = 3600.0
+UNSUBSCRIBED = 21610  # Twilio: "Attempt to send to unsubscribed recipient"
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,7 @@ class Claimed:
     to: str
     body: str
     attempts: int  # including this one
+    kind: str = "receipt"
 
 
 @dataclass
@@ -60,6 +73,8 @@ class PassResult:
     retrying: int = 0
     failed: int = 0
     unknown: int = 0
+    opted_out: int = 0
+    deferred: int = 0  # quiet hours
 
 
 def claim_due(engine: Engine, *, now: datetime, limit: int = BATCH) -> list[Claimed]:
@@ -73,7 +88,7 @@ def claim_due(engine: Engine, *, now: datetime, limit: int = BATCH) -> list[Clai
             row = queries.claim_message(session=session, message_id=message_id, now=now)
             if row is not None:
                 assert row.id is not None
-                claimed.append(Claimed(row.id, row.to, row.body, row.attempts))
+                claimed.append(Claimed(row.id, row.to, row.body, row.attempts, row.kind))
     return claimed
 
 
@@ -84,10 +99,17 @@ def send_due(
     max_attempts: int,
     backoff_s: float,
     now: datetime | None = None,
+    quiet: QuietHours | None = None,
 ) -> PassResult:
-    """One pass: claim what is due and send it (synchronous; run it in a thread)."""
+    """One pass: claim what is due and send it (synchronous; run it in a thread); messages
+    to opted-out numbers are skipped, outreach in ``quiet`` hours waits."""
     result = PassResult()
-    for message in claim_due(engine, now=now or utcnow()):
+    now = now or utcnow()
+    for message in claim_due(engine, now=now):
+        held = _hold(engine, message, now, quiet)
+        if held is not None:
+            setattr(result, held, getattr(result, held) + 1)
+            continue
         try:
             sid = twilio.send_sms(message.to, message.body)
         except TwilioRestError as exc:
@@ -127,6 +149,7 @@ async def _run(app: web.Application, twilio: TwilioRest) -> None:
                 twilio,
                 max_attempts=settings.sms_max_attempts,
                 backoff_s=settings.sms_retry_backoff_s,
+                quiet=QuietHours.from_spec(settings.sms_quiet_hours, settings.sms_time_zone),
             )
             if result.retrying or result.failed or result.unknown:
                 log.info("outbox pass: %s", result)
@@ -146,7 +169,33 @@ def _twilio_or_none(settings) -> TwilioRest | None:
     except TwilioNotConfigured as exc:
         log.info("outbox sender idle: %s; receipts stay queued", exc)
         return None
+    twilio.status_callback = settings.public_base_url + SMS_STATUS_PATH
     return twilio
+
+
+def _hold(
+    engine: Engine, message: Claimed, now: datetime, quiet: QuietHours | None
+) -> str | None:
+    """Skip (opted out) or put back (quiet hours) a claimed message that may not go now; the
+    name of the outcome, or None to send it."""
+    with Session(engine) as session:
+        decided = verdict(session, to=message.to, kind=message.kind, now=now, quiet=quiet)
+    if decided.send:
+        return None
+    if decided.opted_out:
+        _finish(engine, message.id, status="opted_out", last_error="opted out")
+        log.info("outbound message %s not sent: the number opted out", message.id)
+        return "opted_out"
+    _finish(
+        engine,
+        message.id,
+        status="queued",
+        attempts=message.attempts - 1,  # waiting is not a failed attempt
+        next_attempt_at=decided.resume_at,
+        last_error="quiet hours",
+    )
+    log.info("outbound message %s waits for the end of quiet hours", message.id)
+    return "deferred"
 
 
 def _after_failure(
@@ -156,6 +205,11 @@ def _after_failure(
     error = f"http {exc.status}" if exc.status is not None else "no answer"
     if exc.code:
         error += f" code {exc.code}"
+    if exc.code == UNSUBSCRIBED:  # opted out through Twilio (its own keywords, or a carrier)
+        opt_out(engine, message.to, f"twilio {UNSUBSCRIBED}")
+        _finish(engine, message.id, status="opted_out", last_error=error)
+        log.info("outbound message %s not sent: Twilio says the number opted out", message.id)
+        return "opted_out"
     if exc.maybe_done:
         _finish(engine, message.id, status="unknown", last_error=error)
         log.warning("outbound message %s: %s, may have been sent; not retried", message.id, error)

@@ -127,9 +127,11 @@ class TwilioRest:
         sms_from: str | None = None,
         transfer_to: str | None = None,
         timeout_s: float = TIMEOUT_S,
+        status_callback: str | None = None,
     ) -> None:
         self.sms_from = sms_from
         self.transfer_to = transfer_to
+        self.status_callback = status_callback  # where Twilio reports each text's status
         self.http_client = RedirectingHttpClient(api_url, timeout_s=timeout_s)
         self._client = Client(account_sid, auth_token, http_client=self.http_client)
 
@@ -196,6 +198,7 @@ class TwilioRest:
     # Messages ----------------------------------------------------------------------------
     def send_sms(self, to: str, body: str) -> str:
         """Send ``body`` to ``to`` (E.164) from ``PAYBOT_SMS_FROM``; returns the MessageSid.
+        Twilio reports the message's status to ``status_callback`` when one is set.
 
         Raises:
             TwilioNotConfigured: PAYBOT_SMS_FROM is not set.
@@ -205,8 +208,11 @@ class TwilioRest:
         if not self.sms_from:
             raise TwilioNotConfigured("text messages need PAYBOT_SMS_FROM")
         messages, sender = self._client.messages, self.sms_from
+        extra = {"status_callback": self.status_callback} if self.status_callback else {}
         message = self._run(
-            "send_sms", "new message", lambda: messages.create(to=to, from_=sender, body=body)
+            "send_sms",
+            "new message",
+            lambda: messages.create(to=to, from_=sender, body=body, **extra),
         )
         log.info("sms %s accepted by twilio", message.sid)
         return str(message.sid)

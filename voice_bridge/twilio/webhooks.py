@@ -6,10 +6,14 @@
   repeat of the webhook for the same CallSid (a replay) gets 409 and no token.
 * ``POST /twilio/status``: Twilio's call status callbacks (ringing, in-progress, completed
   with its duration, busy, ...), recorded forward-only (:mod:`voice_bridge.jobs.call_records`).
-* ``POST /twilio/sms``: a text. Its body goes to Rasa's REST channel as the conversation
+* ``POST /twilio/sms``: a text. STOP, START and HELP are answered first, and an opted-out
+  number gets no answer (:mod:`voice_bridge.twilio.sms_keywords`). Any other body goes to
+  Rasa's REST channel as the conversation
   ``sms:<E.164>``, the sender's number vouched for (:mod:`paybot.dialog.vouch`); the bot's
   text replies come back as one TwiML ``<Message>``. A text holding a card number reaches
   Rasa as :data:`~paybot.parsing.card_numbers.CARD_NUMBER_REMOVED`.
+* ``POST /twilio/sms-status``: delivery reports of the texts we sent
+  (:mod:`voice_bridge.twilio.sms_status`).
 
 Every request must carry a valid ``X-Twilio-Signature`` (403 otherwise); a signed request
 without the fields it needs gets 400 naming them. Logs carry CallSid and MessageSid only.
@@ -39,6 +43,8 @@ from voice_bridge.jobs.call_records import (
 )
 from voice_bridge.keys import DB_ENGINE, HTTP_CLIENT, SETTINGS
 from voice_bridge.twilio.signature import public_url, verified_form
+from voice_bridge.twilio.sms_keywords import keyword_reply
+from voice_bridge.twilio.sms_status import SMS_STATUS_PATH, sms_status_webhook
 from voice_bridge.twilio.stream_tokens import call_token_secret, issue_call_token
 
 log = logging.getLogger(__name__)
@@ -61,10 +67,11 @@ class BotUnavailable(RuntimeError):
 
 
 def add_twilio_routes(app: web.Application) -> None:
-    """Register the three webhooks (needs ``SETTINGS``, ``DB_ENGINE`` and ``HTTP_CLIENT``)."""
+    """Register the four webhooks (needs ``SETTINGS``, ``DB_ENGINE`` and ``HTTP_CLIENT``)."""
     app.router.add_post(VOICE_PATH, voice_webhook)
     app.router.add_post(STATUS_PATH, status_webhook)
     app.router.add_post(SMS_PATH, sms_webhook)
+    app.router.add_post(SMS_STATUS_PATH, sms_status_webhook)
 
 
 async def voice_webhook(request: web.Request) -> web.Response:
@@ -135,6 +142,16 @@ async def sms_webhook(request: web.Request) -> web.Response:
     if not sender:
         raise web.HTTPBadRequest(text="From is not a phone number\n")
     body = form.get("Body", "").strip()
+    try:
+        reply = await keyword_reply(
+            request.app, sender=sender, body=body, opt_out_type=form.get("OptOutType"),
+            message_sid=message_sid,
+        )  # fmt: skip
+    except SQLAlchemyError:  # an opt-out must never be lost, nor a text sent against one
+        log.exception("sms %s: could not read or record the opt-out state", message_sid)
+        raise web.HTTPServiceUnavailable(text="could not check the opt-out state\n") from None
+    if reply is not None:
+        return _twiml(sms_twiml(reply))
     if not body:
         return _twiml(sms_twiml(SMS_HELP))
     body, removed = remove_card_numbers(body)

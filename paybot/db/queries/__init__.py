@@ -11,7 +11,8 @@ on SQLite and PostgreSQL alike. All of them block; call them from async code in 
 
 One module per table group: :mod:`~paybot.db.queries.accounts` (accounts and their stored
 methods), :mod:`~paybot.db.queries.payments`, :mod:`~paybot.db.queries.outbox` (the text
-message outbox), :mod:`~paybot.db.queries.calls` and :mod:`~paybot.db.queries.verification`.
+message outbox), :mod:`~paybot.db.queries.consent` (opt-outs), :mod:`~paybot.db.queries.calls`
+and :mod:`~paybot.db.queries.verification`.
 """
 
 from paybot.db.queries.accounts import (
@@ -22,7 +23,13 @@ from paybot.db.queries.accounts import (
     default_payment_method,
 )
 from paybot.db.queries.calls import call_by_sid
-from paybot.db.queries.outbox import claim_message, due_message_ids, receipt_message
+from paybot.db.queries.consent import consent_for, is_opted_out, set_consent
+from paybot.db.queries.outbox import (
+    claim_message,
+    due_message_ids,
+    message_by_provider_id,
+    receipt_message,
+)
 from paybot.db.queries.payments import (
     due_scheduled_payment_ids,
     payment_by_key,
@@ -37,13 +44,17 @@ __all__ = [
     "accounts_by_phone",
     "call_by_sid",
     "claim_message",
+    "consent_for",
     "count_accounts",
     "count_verification_failures",
     "default_payment_method",
     "due_message_ids",
     "due_scheduled_payment_ids",
+    "is_opted_out",
+    "message_by_provider_id",
     "payment_by_key",
     "payments_awaiting_gateway",
     "receipt_message",
     "scheduled_payments",
+    "set_consent",
 ]

@@ -22,6 +22,12 @@ def receipt_message(*, session: Session, payment_id: int) -> OutboundMessage | N
     return session.exec(query).first()
 
 
+def message_by_provider_id(*, session: Session, provider_id: str) -> OutboundMessage | None:
+    """The message Twilio accepted as ``provider_id`` (its MessageSid), if it is ours."""
+    query = select(OutboundMessage).where(OutboundMessage.provider_id == provider_id)
+    return session.exec(query).first()
+
+
 def due_message_ids(*, session: Session, now: datetime, limit: int) -> list[int]:
     """Up to ``limit`` ids of queued messages due at ``now``, oldest first."""
     query = (
