@@ -49,15 +49,15 @@ def _set(engine: Engine, phone: str, *, opted_out: bool, keyword: str, now: date
                 moved = queries.set_consent(
                     session=session, phone=phone, opted_out=opted_out, keyword=keyword, now=now
                 )
-                if moved is None:
-                    session.add(
-                        SmsConsent(phone=phone, opted_out=opted_out, keyword=keyword, changed_at=now)
-                    )
-                    moved = opted_out  # a new row: opting out changes things, opting in does not
+                if moved is None:  # a new row: opting out changes things, opting in does not
+                    row = SmsConsent(phone=phone, opted_out=opted_out, keyword=keyword)
+                    row.changed_at = now
+                    session.add(row)
+                    moved = opted_out
         except IntegrityError:
             continue
         if moved:
-            log.info("a number %s text messages (%s)", "opted out of" if opted_out else
-                     "opted back in to", keyword)
+            change = "opted out of" if opted_out else "opted back in to"
+            log.info("a number %s text messages (%s)", change, keyword)
         return bool(moved)
     raise RuntimeError("could not record the opt-out state")  # pragma: no cover

@@ -45,8 +45,8 @@ from paybot.sms.outreach import verdict
 from paybot.sms.quiet_hours import QuietHours
 from voice_bridge.jobs.background import running
 from voice_bridge.keys import DB_ENGINE, SETTINGS
-from voice_bridge.twilio.sms_status import SMS_STATUS_PATH
 from voice_bridge.twilio.rest import TwilioNotConfigured, TwilioRest, TwilioRestError
+from voice_bridge.twilio.sms_status import SMS_STATUS_PATH
 
 log = logging.getLogger(__name__)
 BATCH = 20
