@@ -184,7 +184,11 @@ class ActionShowBalance(Action):
 def tell_balance(
     dispatcher: CollectingDispatcher, tracker: Tracker, record: customer.AccountRecord
 ) -> None:
-    """Say the balance, the minimum and the due date of ``record`` (fresh from the directory)."""
+    """Say the balance, the minimum and the due date of ``record`` (fresh from the directory;
+    when the CRM did not answer, that the balance cannot be confirmed now)."""
+    if not record.confirmed:
+        say(dispatcher, tracker, "balance_unconfirmed")
+        return
     overdue = record.due_date is not None and record.due_date < date.today()
     say(
         dispatcher,

@@ -61,7 +61,11 @@ async def identify(svc: Services, record: AccountRecord, how: str) -> list[SlotS
 def payable_check(
     svc: Services, dispatcher: CollectingDispatcher, tracker: Tracker, record: AccountRecord
 ) -> list[SlotSet]:
-    """When the account cannot take a payment (closed, nothing owed): say so, end the form."""
+    """When the account cannot take a payment (closed, nothing owed, or its CRM not answering
+    so the balance cannot be confirmed): say so, end the form."""
+    if not record.confirmed:
+        say(dispatcher, tracker, "balance_unconfirmed")
+        return [SlotSet("form_outcome", "balance_unconfirmed")]
     if not record.is_active:
         say(dispatcher, tracker, "account_closed")
         return [SlotSet("form_outcome", "nothing_owed")]

@@ -31,7 +31,9 @@ from paybot.payments.scheduling import Scheduler
 from paybot.payments.settlement import PaymentOutcome
 
 log = logging.getLogger(__name__)
-ENDED_WITHOUT_PAYMENT = ("declined_to_pay", "nothing_owed", "not_confirmed", "text_no_card")
+ENDED_WITHOUT_PAYMENT = (
+    "declined_to_pay", "nothing_owed", "not_confirmed", "text_no_card", "balance_unconfirmed"
+)
 
 
 class ActionCompletePayment(Action):

@@ -6,6 +6,10 @@ auth with the account SID and auth token, JSON resources back, Twilio-shaped JSO
 
 * ``POST .../Calls/{CallSid}.json`` (``Twiml``, ``Status``, ...): the call resource.
 * ``POST .../Messages.json`` (``To``, ``From``, ``Body``): a new message, ``SM…``, "queued".
+  With a ``StatusCallback`` URL, the fake then reports the message's progress there as Twilio
+  does: signed form POSTs of ``MessageStatus`` "sent", then "delivered" (or "undelivered" with
+  ``ErrorCode`` 30003 for numbers in :attr:`FakeTwilio.undeliverable`); each answer's HTTP
+  status is kept in :attr:`FakeTwilio.callbacks`.
 
 Every request is recorded (:attr:`FakeTwilio.requests`) for assertions, and
 :meth:`FakeTwilio.fail_next` makes the next N requests answer 500. The server runs on its own
@@ -35,7 +39,7 @@ from datetime import datetime, timezone
 from email.utils import format_datetime
 
 import pytest
-from aiohttp import web
+from aiohttp import ClientError, ClientSession, web
 
 ACCOUNT_SID = "AC" + "0" * 30 + "fa"
 AUTH_TOKEN = "fake-twilio-auth-token"
@@ -62,10 +66,14 @@ class FakeTwilio:
     auth_token: str = AUTH_TOKEN
     requests: list[FakeRequest] = field(default_factory=list)
     _failures: list[int] = field(default_factory=list)
+    undeliverable: set[str] = field(default_factory=set)
+    callbacks: list[tuple[str, str, int]] = field(default_factory=list)  # sid, status, answer
+    callback_delay_s: float = 0.2
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
     _runner: web.AppRunner | None = None
+    _tasks: set = field(default_factory=set)
     port: int = 0
 
     @property
@@ -109,6 +117,8 @@ class FakeTwilio:
         with self._lock:
             self.requests.clear()
             self._failures.clear()
+            self.callbacks.clear()
+            self.undeliverable.clear()
 
     def calls(self, call_sid: str | None = None) -> list[FakeRequest]:
         """Authorized call updates (for ``call_sid`` only, if given)."""
@@ -161,6 +171,8 @@ class FakeTwilio:
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def _shutdown(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -179,7 +191,32 @@ class FakeTwilio:
             return rejected
         if not form.get("To") or not (form.get("Body") or form.get("MediaUrl")):
             return _error(400, 21602, "Message body is required.")
+        if form.get("StatusCallback"):
+            task = asyncio.get_running_loop().create_task(self._report(sid, form))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return web.json_response(self._message_resource(sid, form), status=201)
+
+    async def _report(self, sid: str, form: dict[str, str]) -> None:
+        """Twilio's status callbacks for a message: sent, then its ending."""
+        from voice_bridge.twilio.signature import sign
+
+        url = form["StatusCallback"]
+        ending = ("undelivered", "30003") if form["To"] in self.undeliverable else ("delivered", "")
+        async with ClientSession() as session:
+            for status, code in (("sent", ""), ending):
+                await asyncio.sleep(self.callback_delay_s)
+                params = {"AccountSid": self.account_sid, "MessageSid": sid, "SmsSid": sid,
+                          "MessageStatus": status, "SmsStatus": status, "To": form["To"],
+                          "From": form.get("From", "")} | ({"ErrorCode": code} if code else {})
+                headers = {"X-Twilio-Signature": sign(url, params, self.auth_token)}
+                try:
+                    async with session.post(url, data=params, headers=headers) as answer:
+                        result = answer.status
+                except ClientError:
+                    result = 0
+                with self._lock:
+                    self.callbacks.append((sid, status, result))
 
     async def _admit(
         self, request: web.Request, kind: str, sid: str

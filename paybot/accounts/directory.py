@@ -5,7 +5,8 @@ One interface, :class:`CustomerDirectory`, two implementations chosen by ``PAYBO
 * ``local`` — :class:`LocalDirectory`, the paybot database (accounts from the CSV import or
   the demo seed).
 * ``http`` — :class:`paybot.accounts.crm.HttpDirectory`, a biller's CRM that speaks the JSON
-  contract described there.
+  contract described there, behind :class:`paybot.accounts.mirror.MirroredDirectory`, which
+  copies every account it returns into the database (payments need a local row).
 
 Several accounts may share one phone number; every account is returned with its status
 (active, closed or suspended) and the caller decides what to offer.
@@ -62,6 +63,9 @@ class AccountRecord:
     status: str
     account_id: int | None = None
     service_address: str | None = field(default=None, repr=False)
+    # False: the CRM did not answer, and this is the last copy the mirror kept
+    # (paybot.accounts.mirror): the balance may be out of date and is not spoken.
+    confirmed: bool = True
 
     @property
     def is_active(self) -> bool:
@@ -69,9 +73,10 @@ class AccountRecord:
         return self.status == AccountStatus.ACTIVE.value
 
     @classmethod
-    def from_account(cls, account: Account) -> AccountRecord:
+    def from_account(cls, account: Account, *, confirmed: bool = True) -> AccountRecord:
         """The record for a row of the ``accounts`` table."""
         return cls(
+            confirmed=confirmed,
             account_number=account.account_number,
             name=account.name,
             phone=account.phone,
@@ -168,7 +173,12 @@ def make_directory(settings: Settings, engine: Engine | None) -> CustomerDirecto
         if not url.startswith(("http://", "https://")):
             raise SettingsError("PAYBOT_CRM=http needs PAYBOT_CRM_URL, an http(s):// base URL")
         token = settings.crm_token.get_secret_value() if settings.crm_token else None
-        return HttpDirectory(url, token, settings.crm_timeout_s)
+        crm = HttpDirectory(url, token, settings.crm_timeout_s)
+        if engine is None:
+            return crm
+        from paybot.accounts.mirror import MirroredDirectory
+
+        return MirroredDirectory(crm, engine)
     if settings.crm == "local":
         if engine is None:
             raise ValueError("the local directory needs a database engine")
