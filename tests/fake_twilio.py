@@ -9,7 +9,8 @@ auth with the account SID and auth token, JSON resources back, Twilio-shaped JSO
   With a ``StatusCallback`` URL, the fake then reports the message's progress there as Twilio
   does: signed form POSTs of ``MessageStatus`` "sent", then "delivered" (or "undelivered" with
   ``ErrorCode`` 30003 for numbers in :attr:`FakeTwilio.undeliverable`); each answer's HTTP
-  status is kept in :attr:`FakeTwilio.callbacks`.
+  status is kept in :attr:`FakeTwilio.callbacks`. A number in :attr:`FakeTwilio.unsubscribed`
+  (one that texted STOP to Twilio itself) is refused with error 21610.
 
 Every request is recorded (:attr:`FakeTwilio.requests`) for assertions, and
 :meth:`FakeTwilio.fail_next` makes the next N requests answer 500. The server runs on its own
@@ -67,6 +68,7 @@ class FakeTwilio:
     requests: list[FakeRequest] = field(default_factory=list)
     _failures: list[int] = field(default_factory=list)
     undeliverable: set[str] = field(default_factory=set)
+    unsubscribed: set[str] = field(default_factory=set)  # refused with error 21610, as after STOP
     callbacks: list[tuple[str, str, int]] = field(default_factory=list)  # sid, status, answer
     callback_delay_s: float = 0.2
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -119,6 +121,7 @@ class FakeTwilio:
             self._failures.clear()
             self.callbacks.clear()
             self.undeliverable.clear()
+            self.unsubscribed.clear()
 
     def calls(self, call_sid: str | None = None) -> list[FakeRequest]:
         """Authorized call updates (for ``call_sid`` only, if given)."""
@@ -191,6 +194,8 @@ class FakeTwilio:
             return rejected
         if not form.get("To") or not (form.get("Body") or form.get("MediaUrl")):
             return _error(400, 21602, "Message body is required.")
+        if form["To"] in self.unsubscribed:
+            return _error(400, 21610, "Attempt to send to unsubscribed recipient")
         if form.get("StatusCallback"):
             task = asyncio.get_running_loop().create_task(self._report(sid, form))
             self._tasks.add(task)
