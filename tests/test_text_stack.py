@@ -1,0 +1,191 @@
+"""Text and outreach end to end, in CRM mode: ``paybot up`` with ``PAYBOT_CRM=http`` against a
+local CRM server (tests/fake_crm.py) and the local Twilio fake (tests/fake_twilio.py), both
+started by the test.
+
+* The customer is only in the CRM: identified by text (signed SMS webhooks to the bridge), told
+  the balance, refreshed when the CRM changes it, and paying by card keyed into the voice
+  capture of a real call (the machinery of tests/test_voice_calls.py); during a CRM outage the
+  bot knows the customer but will not vouch for a balance.
+* STOP, HELP and START over the same webhook: after STOP neither outreach nor the receipt the
+  caller asks for is sent; after START outreach goes out again and Twilio's status callbacks
+  record its delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+import requests
+from sqlmodel import Session
+
+from paybot.db.models import Account, OutboundMessage, Payment, PaymentStatus
+from paybot.settings import load_settings
+from tests import cardscan
+from tests.fake_crm import FakeCrm, crm_account
+from tests.fake_twilio import FakeTwilio
+from tests.helpers import account, rows
+from tests.stack import Stack, wait_until
+from twilio_sim.webhook import new_sid
+from voice_bridge.twilio.signature import sign
+
+pytestmark = pytest.mark.services
+
+CASEY = "+14045550142"
+NUMBER = "700800900"
+BUSINESS_LINE = "+15555550000"
+TEST_CARD = cardscan.keyed_card("5555555555554444")
+SECURITY_CODE = cardscan.keyed_code("739")
+
+
+@pytest.fixture(scope="module")
+def fakes() -> Iterator[tuple[FakeCrm, FakeTwilio]]:
+    with FakeCrm() as crm, FakeTwilio() as twilio:
+        yield crm, twilio
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, fakes) -> Iterator[Stack]:
+    crm, twilio = fakes
+    stack = Stack.configure(
+        tmp_path_factory.mktemp("crm"), **crm.env(), **twilio.env(),
+        PAYBOT_SMS_FROM=BUSINESS_LINE, PAYBOT_SCHEDULER_INTERVAL_S="0",
+        PAYBOT_SMS_SEND_INTERVAL_S="0.3", PAYBOT_SMS_QUIET_HOURS="",  # any hour of the run
+        PAYBOT_BUSINESS_NAME="Acme Water", PAYBOT_SUPPORT_CONTACT="call 1-800-555-0199",
+    )  # fmt: skip
+    stack.start()
+    yield stack
+    code = stack.stop()
+    stack.engine.dispose()
+    assert code == 0, stack.log_tail()
+
+
+@pytest.fixture(autouse=True)
+def fresh(stack, fakes):
+    crm, twilio = fakes
+    stack.reset_data()
+    twilio.reset()
+    crm.down = False
+    crm.accounts.clear()
+    crm.accounts[NUMBER] = crm_account(NUMBER, phone=CASEY)
+
+
+def text(stack: Stack, twilio: FakeTwilio, body: str, key: str | None = None) -> str:
+    """The bridge's TwiML answer to ``body`` texted from Casey (signed with ``key``)."""
+    stack.track(f"sms:{CASEY}")
+    url = stack.bridge_url + "/twilio/sms"
+    params = {"MessageSid": new_sid("SM"), "From": CASEY, "To": BUSINESS_LINE, "Body": body,
+              "AccountSid": twilio.account_sid}  # fmt: skip
+    headers = {"X-Twilio-Signature": sign(url, params, key or twilio.auth_token)}
+    answer = requests.post(url, data=params, headers=headers, timeout=60)
+    assert answer.status_code == (200 if key is None else 403), answer.text
+    return answer.text
+
+
+def queue_outreach(stack: Stack) -> int:
+    """A message nobody asked for just now (what a reminder run queues)."""
+    with Session(stack.engine) as session:
+        message = OutboundMessage(to=CASEY, kind="reminder", body="Your bill is due soon.")
+        session.add(message)
+        session.commit()
+        return message.id
+
+
+def outbox(stack: Stack, message_id: int) -> OutboundMessage:
+    with Session(stack.engine) as session:
+        return session.get(OutboundMessage, message_id)
+
+
+def test_stop_help_and_start_over_the_webhook(stack, fakes):
+    _, twilio = fakes
+    help_answer = text(stack, twilio, "help")
+    assert "Acme Water" in help_answer and "1-800-555-0199" in help_answer
+    assert "unsubscribed" in text(stack, twilio, " Stop ")
+    assert "<Message>" not in text(stack, twilio, "what's my balance?")
+    skipped = queue_outreach(stack)
+    assert wait_until(lambda: outbox(stack, skipped).status == "opted_out", 15)
+    assert twilio.messages() == []
+    text(stack, twilio, "START", key="forged")  # refused: Casey stays opted out
+    assert "<Message>" not in text(stack, twilio, "hi")
+    assert "resubscribed" in text(stack, twilio, "start")
+    assert "ZIP code on your account" in text(stack, twilio, "what's my balance?")
+    sent = queue_outreach(stack)
+    assert wait_until(lambda: outbox(stack, sent).status == "delivered", 15), outbox(stack, sent)
+    [message] = twilio.messages()
+    assert (message.form["To"], message.sid) == (CASEY, outbox(stack, sent).provider_id)
+    assert sorted(status for _, status, answer in twilio.callbacks if answer == 204) == [
+        "delivered", "sent"]
+    assert outbox(stack, skipped).status == "opted_out"  # never sent later
+
+
+def test_a_crm_customer_is_identified_by_text_and_told_a_fresh_balance(stack, fakes):
+    crm, twilio = fakes
+    assert "ZIP code on your account" in text(stack, twilio, "what's my balance?")
+    answer = text(stack, twilio, "30301")
+    assert "Casey" in answer and "$140.25" in answer
+    mirrored = account(stack.engine, NUMBER)
+    assert (mirrored.phone, mirrored.crm_balance) == (CASEY, Decimal("140.25"))
+    crm.accounts[NUMBER] |= {"balance": "152.40", "due_date": "2026-12-28"}
+    answer = text(stack, twilio, "what's my balance")
+    assert "$152.40" in answer and "December 28" in answer
+    assert account(stack.engine, NUMBER).balance == Decimal("152.40")
+    assert len(rows(stack.engine, Account)) == 7  # the six demo accounts and Casey's mirror
+
+
+def test_during_a_crm_outage_the_balance_is_not_vouched_for(stack, fakes):
+    crm, twilio = fakes
+    text(stack, twilio, "hi")  # the CRM answers: Casey is mirrored
+    crm.down = True
+    text(stack, twilio, "what's my balance?")
+    answer = text(stack, twilio, "30301")
+    assert "can't confirm your current balance" in answer and "$140.25" not in answer
+    assert rows(stack.engine, Payment) == []
+
+
+def test_a_crm_customer_pays_by_card_keyed_on_a_call(stack, fakes):
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+    from twilio_sim import CallerSession
+    from twilio_sim.voice import EspeakVoice
+
+    crm, twilio = fakes
+    assert "unsubscribed" in text(stack, twilio, "STOP")  # no texts, not even a receipt
+    settings = load_settings(
+        **twilio.settings_overrides(), bridge_port=int(stack.env["PAYBOT_BRIDGE_PORT"])
+    )
+
+    async def call():
+        async with CallerSession(settings=settings, from_=CASEY, voice=EspeakVoice(),
+                                 wait_timeout_s=45.0) as phone:  # fmt: skip
+            said = [await phone.wait_bot()]  # the billing ZIP code, please
+            await phone.press("30301#")
+            said.append(await phone.wait_bot())  # Hello Casey ... $140.25 now?
+            for words in ("yes", "card", "yes"):  # pay now; by card; go ahead
+                await phone.say(words)
+                said.append(await phone.wait_bot())
+            for keys in (TEST_CARD + "#", "1230", SECURITY_CODE, "30301", "1"):
+                await phone.press(keys)
+                said.append(await phone.wait_bot())
+            said.append(await phone.wait_bot())  # the result after "processing"
+            await phone.say("yes")  # a receipt by text, please
+            said.append(await phone.wait_bot())
+            await phone.hangup()
+            return phone
+
+    asyncio.run(asyncio.wait_for(call(), 300))
+    [payment] = rows(stack.engine, Payment)
+    assert payment.status == PaymentStatus.SUCCEEDED, stack.log_tail()
+    assert (payment.amount, payment.method_last4) == (Decimal("140.25"), "4444")
+    mirrored = account(stack.engine, NUMBER)
+    assert payment.account_id == mirrored.id and mirrored.balance == Decimal("0.00")
+    # The receipt was queued, and skipped: Casey texted STOP.
+    assert wait_until(lambda: [m.status for m in rows(stack.engine, OutboundMessage)] == [
+        "opted_out"], 15), rows(stack.engine, OutboundMessage)
+    assert twilio.messages() == []
+    # The CRM has not posted the payment yet: the bot does not offer the balance again.
+    text(stack, twilio, "start")
+    text(stack, twilio, "what's my balance?")
+    assert "$0.00" in text(stack, twilio, "30301")
+    assert TEST_CARD not in stack.all_output()
