@@ -213,3 +213,28 @@ async def test_generated_callback_orders_end_at_the_first_ending(bridge):
         expected = endings[0] if endings else max(statuses, key=rank.__getitem__)
         assert stored.delivery_status == expected, f"case {case} (seed {seed}): {statuses}"
     assert len(rows(bridge.engine, OutboundMessage)) == 15
+
+
+async def test_generated_status_callbacks_never_get_a_server_error(bridge):
+    seed = int(os.environ.get("PAYBOT_TEST_SEED", random.randrange(1 << 30)))
+    rng = random.Random(seed)
+    sid = "SM" + "e" * 32
+    queue(bridge.engine, NYC, provider_id=sid)
+    odd = ["", "x" * 5000, "\x00", "é" * 40, "-1", "9" * 40, "3e4", "SM" + "f" * 32, "DELIVERED",
+           "read", "canceled", "<Response/>", "%zz", "\ud7ff"]
+    answers: dict[int, int] = {}
+    for case in range(120):
+        params = status_params(sid, rng.choice(["sent", "delivered", "undelivered", "failed"]))
+        for _ in range(rng.randint(0, 3)):
+            name = rng.choice([*params, "ErrorCode", "ErrorMessage", "x"])
+            if rng.random() < 0.3:
+                params.pop(name, None)
+            else:
+                params[name] = rng.choice(odd)
+        headers = {}
+        if rng.random() < 0.2:
+            headers[SIGNATURE_HEADER] = rng.choice(["", "bad", "é"])
+        response = await bridge.post("/twilio/sms-status", params, headers=headers)
+        answers[response.status] = answers.get(response.status, 0) + 1
+        assert response.status < 500, f"case {case} (seed {seed}): {response.status}"
+    assert answers.get(204, 0) > 3 and answers.get(400, 0) > 3, (seed, answers)
