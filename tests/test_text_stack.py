@@ -33,7 +33,8 @@ from voice_bridge.twilio.signature import sign
 
 pytestmark = pytest.mark.services
 
-CASEY = "+14045550142"
+CASEYS = iter(f"+1404555{n:04d}" for n in range(100, 10000))  # one per test: Rasa keeps
+# each number's conversation for the whole module
 NUMBER = "700800900"
 BUSINESS_LINE = "+15555550000"
 TEST_CARD = cardscan.keyed_card("5555555555554444")
@@ -62,21 +63,24 @@ def stack(tmp_path_factory, fakes) -> Iterator[Stack]:
     assert code == 0, stack.log_tail()
 
 
-@pytest.fixture(autouse=True)
-def fresh(stack, fakes):
+@pytest.fixture
+def casey(stack, fakes) -> str:
+    """Casey's phone number for this test; Casey is in the CRM only."""
     crm, twilio = fakes
+    phone = next(CASEYS)
     stack.reset_data()
     twilio.reset()
     crm.down = False
     crm.accounts.clear()
-    crm.accounts[NUMBER] = crm_account(NUMBER, phone=CASEY)
+    crm.accounts[NUMBER] = crm_account(NUMBER, phone=phone)
+    return phone
 
 
-def text(stack: Stack, twilio: FakeTwilio, body: str, key: str | None = None) -> str:
-    """The bridge's TwiML answer to ``body`` texted from Casey (signed with ``key``)."""
-    stack.track(f"sms:{CASEY}")
+def text(stack: Stack, twilio: FakeTwilio, phone: str, body: str, key: str | None = None) -> str:
+    """The bridge's TwiML answer to ``body`` texted from ``phone`` (signed with ``key``)."""
+    stack.track(f"sms:{phone}")
     url = stack.bridge_url + "/twilio/sms"
-    params = {"MessageSid": new_sid("SM"), "From": CASEY, "To": BUSINESS_LINE, "Body": body,
+    params = {"MessageSid": new_sid("SM"), "From": phone, "To": BUSINESS_LINE, "Body": body,
               "AccountSid": twilio.account_sid}  # fmt: skip
     headers = {"X-Twilio-Signature": sign(url, params, key or twilio.auth_token)}
     answer = requests.post(url, data=params, headers=headers, timeout=60)
@@ -84,10 +88,10 @@ def text(stack: Stack, twilio: FakeTwilio, body: str, key: str | None = None) ->
     return answer.text
 
 
-def queue_outreach(stack: Stack) -> int:
+def queue_outreach(stack: Stack, phone: str) -> int:
     """A message nobody asked for just now (what a reminder run queues)."""
     with Session(stack.engine) as session:
-        message = OutboundMessage(to=CASEY, kind="reminder", body="Your bill is due soon.")
+        message = OutboundMessage(to=phone, kind="reminder", body="Your bill is due soon.")
         session.add(message)
         session.commit()
         return message.id
@@ -98,66 +102,66 @@ def outbox(stack: Stack, message_id: int) -> OutboundMessage:
         return session.get(OutboundMessage, message_id)
 
 
-def test_stop_help_and_start_over_the_webhook(stack, fakes):
+def test_stop_help_and_start_over_the_webhook(stack, fakes, casey):
     _, twilio = fakes
-    help_answer = text(stack, twilio, "help")
+    help_answer = text(stack, twilio, casey, "help")
     assert "Acme Water" in help_answer and "1-800-555-0199" in help_answer
-    assert "unsubscribed" in text(stack, twilio, " Stop ")
-    assert "<Message>" not in text(stack, twilio, "what's my balance?")
-    skipped = queue_outreach(stack)
+    assert "unsubscribed" in text(stack, twilio, casey, " Stop ")
+    assert "<Message>" not in text(stack, twilio, casey, "what's my balance?")
+    skipped = queue_outreach(stack, casey)
     assert wait_until(lambda: outbox(stack, skipped).status == "opted_out", 15)
     assert twilio.messages() == []
-    text(stack, twilio, "START", key="forged")  # refused: Casey stays opted out
-    assert "<Message>" not in text(stack, twilio, "hi")
-    assert "resubscribed" in text(stack, twilio, "start")
-    assert "ZIP code on your account" in text(stack, twilio, "what's my balance?")
-    sent = queue_outreach(stack)
+    text(stack, twilio, casey, "START", key="forged")  # refused: Casey stays opted out
+    assert "<Message>" not in text(stack, twilio, casey, "hi")
+    assert "resubscribed" in text(stack, twilio, casey, "start")
+    assert "ZIP code on your account" in text(stack, twilio, casey, "what's my balance?")
+    sent = queue_outreach(stack, casey)
     assert wait_until(lambda: outbox(stack, sent).status == "delivered", 15), outbox(stack, sent)
     [message] = twilio.messages()
-    assert (message.form["To"], message.sid) == (CASEY, outbox(stack, sent).provider_id)
+    assert (message.form["To"], message.sid) == (casey, outbox(stack, sent).provider_id)
     assert sorted(status for _, status, answer in twilio.callbacks if answer == 204) == [
         "delivered", "sent"]
     assert outbox(stack, skipped).status == "opted_out"  # never sent later
 
 
-def test_a_crm_customer_is_identified_by_text_and_told_a_fresh_balance(stack, fakes):
+def test_a_crm_customer_is_identified_by_text_and_told_a_fresh_balance(stack, fakes, casey):
     crm, twilio = fakes
-    assert "ZIP code on your account" in text(stack, twilio, "what's my balance?")
-    answer = text(stack, twilio, "30301")
+    assert "ZIP code on your account" in text(stack, twilio, casey, "what's my balance?")
+    answer = text(stack, twilio, casey, "30301")
     assert "Casey" in answer and "$140.25" in answer
     mirrored = account(stack.engine, NUMBER)
-    assert (mirrored.phone, mirrored.crm_balance) == (CASEY, Decimal("140.25"))
+    assert (mirrored.phone, mirrored.crm_balance) == (casey, Decimal("140.25"))
     crm.accounts[NUMBER] |= {"balance": "152.40", "due_date": "2026-12-28"}
-    answer = text(stack, twilio, "what's my balance")
+    answer = text(stack, twilio, casey, "what's my balance")
     assert "$152.40" in answer and "December 28" in answer
     assert account(stack.engine, NUMBER).balance == Decimal("152.40")
     assert len(rows(stack.engine, Account)) == 7  # the six demo accounts and Casey's mirror
 
 
-def test_during_a_crm_outage_the_balance_is_not_vouched_for(stack, fakes):
+def test_during_a_crm_outage_the_balance_is_not_vouched_for(stack, fakes, casey):
     crm, twilio = fakes
-    text(stack, twilio, "hi")  # the CRM answers: Casey is mirrored
+    text(stack, twilio, casey, "hi")  # the CRM answers: Casey is mirrored
     crm.down = True
-    text(stack, twilio, "what's my balance?")
-    answer = text(stack, twilio, "30301")
+    text(stack, twilio, casey, "what's my balance?")
+    answer = text(stack, twilio, casey, "30301")
     assert "can't confirm your current balance" in answer and "$140.25" not in answer
     assert rows(stack.engine, Payment) == []
 
 
-def test_a_crm_customer_pays_by_card_keyed_on_a_call(stack, fakes):
+def test_a_crm_customer_pays_by_card_keyed_on_a_call(stack, fakes, casey):
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
     from twilio_sim import CallerSession
     from twilio_sim.voice import EspeakVoice
 
     crm, twilio = fakes
-    assert "unsubscribed" in text(stack, twilio, "STOP")  # no texts, not even a receipt
+    assert "unsubscribed" in text(stack, twilio, casey, "STOP")  # no texts, not even a receipt
     settings = load_settings(
         **twilio.settings_overrides(), bridge_port=int(stack.env["PAYBOT_BRIDGE_PORT"])
     )
 
     async def call():
-        async with CallerSession(settings=settings, from_=CASEY, voice=EspeakVoice(),
+        async with CallerSession(settings=settings, from_=casey, voice=EspeakVoice(),
                                  wait_timeout_s=45.0) as phone:  # fmt: skip
             said = [await phone.wait_bot()]  # the billing ZIP code, please
             await phone.press("30301#")
@@ -185,7 +189,7 @@ def test_a_crm_customer_pays_by_card_keyed_on_a_call(stack, fakes):
         "opted_out"], 15), rows(stack.engine, OutboundMessage)
     assert twilio.messages() == []
     # The CRM has not posted the payment yet: the bot does not offer the balance again.
-    text(stack, twilio, "start")
-    text(stack, twilio, "what's my balance?")
-    assert "$0.00" in text(stack, twilio, "30301")
+    text(stack, twilio, casey, "start")
+    text(stack, twilio, casey, "what's my balance?")
+    assert "$0.00" in text(stack, twilio, casey, "30301")
     assert TEST_CARD not in stack.all_output()
