@@ -29,6 +29,7 @@ from paybot.dialog.payloads import Listen, SecureCapture, to_dict
 from paybot.payments.rules import PaymentRefused
 from paybot.payments.scheduling import Scheduler
 from paybot.payments.settlement import PaymentOutcome
+from paybot.sms.consent import may_text
 
 log = logging.getLogger(__name__)
 ENDED_WITHOUT_PAYMENT = (
@@ -91,7 +92,7 @@ class ActionCompletePayment(Action):
         except PaymentRefused as refused:
             dispatcher.utter_message(text=str(refused))
             return customer.forget_payment() + anything_else(dispatcher, tracker)
-        return respond(svc, dispatcher, tracker, outcome)
+        return await respond(svc, dispatcher, tracker, outcome)
 
     async def _schedule(
         self, svc: Services, dispatcher: CollectingDispatcher, tracker: Tracker, account_id: int
@@ -163,7 +164,7 @@ class ActionCaptureResult(Action):
         key = tracker.get_slot("payment_key")
         payment = await asyncio.to_thread(_payment_by_key, svc, key) if key else None
         if payment is not None:
-            return respond(svc, dispatcher, tracker, payment)
+            return await respond(svc, dispatcher, tracker, payment)
         status = next(
             (
                 e.get("value")
@@ -201,10 +202,11 @@ def another_method() -> list[EventType]:
     ]
 
 
-def respond(
+async def respond(
     svc: Services, dispatcher: CollectingDispatcher, tracker: Tracker, outcome: PaymentOutcome
 ) -> list[EventType]:
-    """Tell the payer what the database says happened to their payment."""
+    """Tell the payer what the database says happened to their payment (and offer a caller
+    a text receipt, unless their number opted out of texts)."""
     log.info(
         "conversation %s: payment %s %s", tracker.sender_id, outcome.payment_id, outcome.status
     )
@@ -221,6 +223,9 @@ def respond(
         )
         events += [SlotSet("confirmation_number", number), *customer.forget_payment()]
         if tracker.get_slot("channel") != "voice":  # a texter has the confirmation already
+            return events + anything_else(dispatcher, tracker)
+        caller = tracker.get_slot("caller_number")
+        if caller and not await asyncio.to_thread(may_text, svc.engine, caller):
             return events + anything_else(dispatcher, tracker)
         say(dispatcher, tracker, "ask_receipt")
         dispatcher.utter_message(json_message=to_dict(Listen("yes_no")))
