@@ -191,6 +191,7 @@ async def test_unknown_forged_and_odd_callbacks_are_refused(bridge):
                                         status_params(sid, "delivered"), "wrong-token")})
     assert forged.status == 403
     assert await report(bridge, sid, "exploded") == 400
+    assert await report(bridge, sid + "\x00", "sent") == 400  # PostgreSQL refuses NULs
     assert await report(bridge, sid, "failed", ErrorCode="30003; DROP") == 400
     params = status_params(sid, "sent")
     del params["MessageSid"], params["SmsSid"]

@@ -7,13 +7,15 @@ too), the error code in ``error_code``. Callbacks can arrive late, twice or out 
 message only moves forward (queued, sending, sent, then one ending; the first ending sticks).
 
 Refused: a forged or missing signature (403), a MessageSid that is not one of ours (404), a
-status Twilio does not document (400). Logs carry the MessageSid, never the number or text.
+malformed one or a status Twilio does not document (400). Logs carry the MessageSid, never
+the number or the text.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 from aiohttp import web
 from sqlalchemy import or_, update
@@ -36,6 +38,7 @@ RANK = {
     "delivered": 3, "undelivered": 3, "failed": 3, "canceled": 3, "read": 4,
 }  # fmt: skip
 FINAL = {"delivered", "undelivered", "failed", "canceled"}
+_SID = re.compile(r"[A-Za-z0-9]{2,64}")  # SM… or MM… and 32 hex digits, as Twilio makes them
 
 
 class UnknownMessage(LookupError):
@@ -82,6 +85,8 @@ async def sms_status_webhook(request: web.Request) -> web.Response:
     status = (form.get("MessageStatus") or form.get("SmsStatus") or "").strip().lower()
     if not message_sid or not status:
         raise web.HTTPBadRequest(text="missing MessageSid or MessageStatus\n")
+    if not _SID.fullmatch(message_sid):  # never looked up: a NUL alone breaks PostgreSQL
+        raise web.HTTPBadRequest(text="MessageSid is not a message SID\n")
     if status not in RANK:
         raise web.HTTPBadRequest(text="unknown message status\n")
     code = form.get("ErrorCode", "").strip()
