@@ -209,3 +209,16 @@ async def test_generated_texts_change_consent_only_by_whole_keywords(bridge, ras
             opted_out = False
         row = consent(bridge.engine)
         assert (row.opted_out if row else False) == opted_out, f"case {case} (seed {seed})"
+
+
+def test_concurrent_stops_confirm_once(db_engine):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.helpers import second_engine
+
+    engines = [db_engine, second_engine(db_engine)]
+    with ThreadPoolExecutor(8) as pool:
+        firsts = list(pool.map(lambda i: opt_out(engines[i % 2], CALLER, "STOP"), range(16)))
+    assert firsts.count(True) == 1
+    assert [(c.phone, c.opted_out) for c in rows(db_engine, SmsConsent)] == [(CALLER, True)]
+    engines[1].dispose()

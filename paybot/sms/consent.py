@@ -41,7 +41,9 @@ def opt_in(engine: Engine, phone: str, keyword: str, now: datetime | None = None
     return _set(engine, phone, opted_out=False, keyword=keyword, now=now)
 
 
-def _set(engine: Engine, phone: str, *, opted_out: bool, keyword: str, now: datetime | None):
+def _set(
+    engine: Engine, phone: str, *, opted_out: bool, keyword: str, now: datetime | None
+) -> bool:
     now = now or utcnow()
     for _ in range(3):  # a concurrent first keyword from the same number inserted the row
         try:
