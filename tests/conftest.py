@@ -32,13 +32,34 @@ _skipped_pg: list[str] = []
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
-    """Scan what the tests left on disk; card data anywhere fails the run."""
+    """Scan what the tests left on disk; card data anywhere fails the run.
+
+    Under pytest-xdist (``-n``) each worker scans its own temp dir (only workers import the
+    test modules, which register the cards they key) and hands its findings and skipped
+    PostgreSQL tests to the controller (:func:`pytest_testnodedown`), which fails the run."""
+    workers = getattr(session.config, "workerinput", None) is None and _uses_xdist(session.config)
     factory = getattr(session.config, "_tmp_path_factory", None)
     basetemp = getattr(factory, "_basetemp", None)
-    if basetemp is not None and Path(basetemp).is_dir():
+    if not workers and basetemp is not None and Path(basetemp).is_dir():
         cardscan.record(cardscan.scan_tree(Path(basetemp)))
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["cardscan"] = [(f.source, f.what) for f in cardscan.FINDINGS]
+        output["skipped_pg"] = list(_skipped_pg)
     if cardscan.FINDINGS:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _uses_xdist(config) -> bool:
+    return bool(getattr(config.option, "numprocesses", None))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """An xdist worker finished: keep its card-data findings and skipped PostgreSQL tests."""
+    output = getattr(node, "workeroutput", {}) or {}
+    cardscan.record(cardscan.Finding(source, what) for source, what in output.get("cardscan", []))
+    _skipped_pg.extend(output.get("skipped_pg", []))
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
