@@ -127,6 +127,8 @@ class Settings(BaseSettings):
         "auto", env="PAYBOT_ASR_ENGINE"
     )
     piper_voice: Path | None = Field(None, env="PAYBOT_PIPER_VOICE")
+    # The static prompts' synthesised audio, kept between starts (default <data dir>/tts-cache).
+    tts_cache_dir: Path | None = Field(None, env="PAYBOT_TTS_CACHE_DIR")
     speech_threads: int = Field(4, env="PAYBOT_SPEECH_THREADS", ge=1, le=64)
     # PocketSphinx decoders built at start-up, one per caller turn in progress at once (tens of MB
     # each). Building one later holds Python's GIL and stalls every call.
@@ -217,6 +219,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'paybot.db').resolve()}"
+
+    @property
+    def tts_cache_path(self) -> Path:
+        """Where the static prompts' audio is kept: ``PAYBOT_TTS_CACHE_DIR`` or the data dir's."""
+        return self.tts_cache_dir or self.data_dir / "tts-cache"
 
     @property
     def rasa_url(self) -> str:

@@ -4,6 +4,7 @@ Every piece (sentence or clause, :meth:`PiperTts.plan`) without a placeholder of
 (``bot/domain.yml``, ``bot/responses.yml``) and of the secure capture's prompts goes through the
 voice's cache in a worker thread after start-up; calls are served meanwhile. So in "To confirm:
 | your payment is {amount}, | plus a convenience fee of {fee}, | ..." the first piece is ready.
+Their audio is kept on disk (:mod:`voice_bridge.tts.prompt_store`) for the next start.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from voice_bridge.tts.prompt_store import PromptStore
 
 log = logging.getLogger(__name__)
 RESPONSE_FILES = ("bot/domain.yml", "bot/responses.yml")
@@ -43,15 +46,23 @@ def _texts(responses: dict[str, Any]) -> Iterable[str]:
                 yield variant["text"]
 
 
-def warm_up(tts: Any, texts: Iterable[str]) -> int:
-    """Synthesise every piece of ``texts`` without a placeholder into the cache (blocking; run
-    it in a thread); returns how many pieces."""
+def warm_up(tts: Any, texts: Iterable[str], store: PromptStore | None = None) -> int:
+    """Put every piece of ``texts`` without a placeholder into the cache (blocking; run it in
+    a thread): from ``store`` when it has the piece, else synthesised (and then stored);
+    returns how many pieces."""
     started = time.perf_counter()
     count = 0
     for text in texts:
         for piece in tts.plan(text):
-            if "{" not in piece:
-                tts.audio(piece)
-                count += 1
+            if "{" in piece:
+                continue
+            stored = store.get(piece) if store is not None else None
+            if stored is not None:
+                tts.remember(piece, stored)
+            else:
+                audio = tts.audio(piece)
+                if store is not None:
+                    store.put(piece, audio)
+            count += 1
     log.debug("tts cache warmed: %d pieces in %.1fs", count, time.perf_counter() - started)
     return count
