@@ -138,7 +138,7 @@ def test_a_claimed_charge_is_never_swept(ledger, db_engine) -> None:
 def test_random_sequences_keep_the_token_rules(ledger, db_engine) -> None:
     rng = random.Random(14)
     numbers = ["5555555555554444", "4242424242424242", "4000000000000002", "4000000000000341"]
-    for i in range(16):
+    for _ in range(16):
         number, save = rng.choice(numbers), rng.random() < 0.5
         key = f"gen-{rng.randint(0, 6)}"  # repeats on purpose
         try:
