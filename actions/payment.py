@@ -29,6 +29,7 @@ from paybot.dialog.payloads import Listen, SecureCapture, to_dict
 from paybot.payments.rules import PaymentRefused
 from paybot.payments.scheduling import Scheduler
 from paybot.payments.settlement import PaymentOutcome
+from paybot.payments.style import payment_choice
 
 log = logging.getLogger(__name__)
 ENDED_WITHOUT_PAYMENT = ("declined_to_pay", "nothing_owed", "not_confirmed", "text_no_card")
@@ -66,7 +67,9 @@ class ActionCompletePayment(Action):
             return await self._schedule(svc, dispatcher, tracker, record.account_id)
         if tracker.get_slot("payment_method") == "stored":
             return await self._pay_stored(svc, dispatcher, tracker, record.account_id)
-        return self._secure_capture(dispatcher, tracker, record.account_number, record.currency)
+        return self._secure_capture(
+            svc, dispatcher, tracker, record.account_number, record.currency
+        )
 
     async def _pay_stored(
         self, svc: Services, dispatcher: CollectingDispatcher, tracker: Tracker, account_id: int
@@ -128,9 +131,15 @@ class ActionCompletePayment(Action):
         ]
 
     def _secure_capture(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, account_number: str, currency
+        self,
+        svc: Services,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        account_number: str,
+        currency,
     ) -> list[EventType]:
         method = tracker.get_slot("payment_method")
+        mode = payment_choice(svc.settings).capture_mode
         instruction = SecureCapture(
             method="bank" if method == "bank" else "card",
             account_number=account_number,
@@ -138,6 +147,8 @@ class ActionCompletePayment(Action):
             currency=currency,
             idempotency_key=tracker.get_slot("payment_key"),
             bank_account_type=tracker.get_slot("bank_account_type") if method == "bank" else None,
+            mode=mode,
+            offer_save=mode == "tokenize",  # two steps: the caller may keep it on file
         )
         what = "bank account" if method == "bank" else "card"
         say(dispatcher, tracker, "secure_capture", what=what)
@@ -160,6 +171,8 @@ class ActionCaptureResult(Action):
         svc = await services()
         key = tracker.get_slot("payment_key")
         payment = await asyncio.to_thread(_payment_by_key, svc, key) if key else None
+        if payment is not None and payment.status == "pending":  # two steps: charge the token
+            payment = await asyncio.to_thread(svc.ledger.tokens.charge, payment.payment_id)
         if payment is not None:
             return respond(svc, dispatcher, tracker, payment)
         status = next(

@@ -32,6 +32,13 @@ _STORE_SCHEMES = {
 }
 
 
+def _real_stripe_key(key: SecretStr | None) -> bool:
+    """A Stripe secret or restricted key, not a placeholder."""
+    value = key.get_secret_value().strip() if key is not None else ""
+    looks_real = value.startswith(("sk_", "rk_")) and len(value) > 12
+    return looks_real and value.lower() not in _PLACEHOLDERS
+
+
 class SettingsError(RuntimeError):
     """The configuration is unusable; the message says which variables to fix."""
 
@@ -68,7 +75,12 @@ class Settings(BaseSettings):
 
     # Payments.
     currency: str = Field("USD", env="PAYBOT_CURRENCY", min_length=3, max_length=3)
-    gateway: Literal["sandbox"] = Field("sandbox", env="PAYBOT_GATEWAY")
+    # Read through paybot.payments.style.payment_choice, the one place that picks them.
+    gateway: Literal["sandbox", "stripe"] = Field("sandbox", env="PAYBOT_GATEWAY")
+    payment_style: Literal["one_step", "two_step"] = Field("one_step", env="PAYBOT_PAYMENT_STYLE")
+    # Stripe (PAYBOT_GATEWAY=stripe): the secret key, and the API base (tests: localstripe).
+    stripe_api_key: SecretStr | None = Field(None, env="STRIPE_API_KEY")
+    stripe_api_base: str | None = Field(None, env="PAYBOT_STRIPE_API_BASE")
     gateway_timeout_s: float = Field(10.0, env="PAYBOT_GATEWAY_TIMEOUT_S", gt=0)
     gateway_retries: int = Field(2, env="PAYBOT_GATEWAY_RETRIES", ge=0, le=10)
     sandbox_latency_ms: int = Field(0, env="PAYBOT_SANDBOX_LATENCY_MS", ge=0)
@@ -200,6 +212,9 @@ class Settings(BaseSettings):
             secret is None or secret.get_secret_value().lower() in _PLACEHOLDERS
         ):
             missing.append("PAYBOT_ACTION_SECRET (PAYBOT_ACTION_HOST is not loopback)")
+        stripe_key = values.get("stripe_api_key")
+        if values.get("gateway") == "stripe" and not _real_stripe_key(stripe_key):
+            missing.append("STRIPE_API_KEY (PAYBOT_GATEWAY=stripe)")
         if not values.get("database_url"):
             missing.append("DATABASE_URL")
         if not values.get("public_url"):

@@ -242,3 +242,13 @@ def svc(db_engine, ledger, monkeypatch):
     )
     monkeypatch.setattr(services_module, "_services", built)
     return built
+
+
+@pytest.fixture(scope="session")
+def localstripe():
+    """localstripe, the Stripe emulator, for the whole run (``tests/localstripe.py``)."""
+    from tests.localstripe import LocalStripe
+
+    server = LocalStripe()
+    yield server
+    server.stop()

@@ -8,13 +8,14 @@ from paybot.gateway.factory import make_gateway
 from paybot.payments.fees import FeePolicy
 from paybot.payments.ledger import Ledger
 from paybot.payments.rules import AmountRules
+from paybot.payments.style import payment_choice
 from paybot.settings import Settings
 
 
 def make_ledger(settings: Settings, engine: Engine) -> Ledger:
     return Ledger(
         engine,
-        make_gateway(settings, engine),
+        make_gateway(settings, engine, payment_choice(settings).gateway),
         rules=AmountRules(
             minimum=settings.min_payment_amount,
             allow_overpayment=settings.allow_overpayment,

@@ -81,14 +81,20 @@ class Settlement:
                 raise LookupError(f"no payment {payment_id}")
             return PaymentOutcome.of(payment)
 
-    def _transition(self, session: Session, payment_id: int, **values) -> bool:
-        """Move an open payment to a final state; False if someone else already did."""
-        result = session.execute(
+    def _transition(
+        self, session: Session, payment_id: int, *, unclaimed: bool = False, **values
+    ) -> bool:
+        """Move an open payment to a final state; False if someone else already did.
+        ``unclaimed``: only while no gateway call was ever counted (``attempts`` 0)."""
+        stmt = (
             update(Payment)
             .where(Payment.id == payment_id)
             .where(Payment.status.in_(OPEN))  # type: ignore[attr-defined]
             .values(updated_at=utcnow(), **values)
         )
+        if unclaimed:
+            stmt = stmt.where(Payment.attempts == 0)
+        result = session.execute(stmt)
         return result.rowcount == 1
 
     def settle(
@@ -179,12 +185,16 @@ class Settlement:
     def fail(self, payment_id: int, code: str, kind: str) -> PaymentOutcome:
         return self.fail_open(payment_id, code, kind)[0]
 
-    def fail_open(self, payment_id: int, code: str, kind: str) -> tuple[PaymentOutcome, bool]:
-        """Fail the payment if it is still open: its outcome, and whether this call did."""
+    def fail_open(
+        self, payment_id: int, code: str, kind: str, *, unclaimed: bool = False
+    ) -> tuple[PaymentOutcome, bool]:
+        """Fail the payment if it is still open (and, with ``unclaimed``, the gateway was
+        never called for it): its outcome, and whether this call did."""
         with session_scope(self.engine) as session:
             changed = self._transition(
                 session,
                 payment_id,
+                unclaimed=unclaimed,
                 status=PaymentStatus.FAILED.value,
                 decline_code=code,
                 completed_at=utcnow(),

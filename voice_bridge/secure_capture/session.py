@@ -11,7 +11,9 @@ the actions for the bridge to carry out in order:
 - :class:`Done`: the capture is over (``submitted``, ``cancelled`` or ``failed``).
 
 Card: number → expiry (MMYY) → CVC → ZIP → confirm → submit. Bank: routing → account → confirm
-→ submit. ``*`` cancels at any time, ``#`` submits the current field, each field allows
+→ submit. When the bot offers to keep the method (``offer_save``, the two-step style), confirm
+is followed by the caller's keyed consent: ``1`` keep it, ``2`` (or silence) do not.
+``*`` cancels at any time, ``#`` submits the current field, each field allows
 ``max_attempts`` failures (invalid or timed out), confirm ``2`` starts the entry over.
 Logs carry the capture id, field names, attempt counts and reason codes: never digits.
 """
@@ -51,16 +53,19 @@ log = logging.getLogger(__name__)
 
 DTMF_KEYS = frozenset("0123456789*#")
 COLLECTING, CONFIRMING, SUBMITTING, DONE = "collecting", "confirming", "submitting", "done"
+CONSENTING = "consenting"  # "press 1 to keep this card on file"
 
 
 @dataclass(frozen=True)
 class Submit:
-    """Charge or tokenize ``method`` now, then call :meth:`CaptureSession.finished`."""
+    """Charge or tokenize ``method`` now, then call :meth:`CaptureSession.finished`.
+    ``save``: the caller agreed (by keypad) to keep it on file."""
 
     method: CardData | BankAccount
+    save: bool = False
 
     def __repr__(self) -> str:
-        return f"Submit({self.method!r})"
+        return f"Submit({self.method!r}, save={self.save})"
 
 
 @dataclass(frozen=True)
@@ -144,10 +149,12 @@ class CaptureSession:
 
     def key(self, digit: str, now: float) -> list[Action]:
         """Handle one DTMF key (``"0"``-``"9"``, ``"*"``, ``"#"``); other keys are ignored."""
-        if self._state not in (COLLECTING, CONFIRMING) or digit not in DTMF_KEYS:
+        if self._state not in (COLLECTING, CONFIRMING, CONSENTING) or digit not in DTMF_KEYS:
             return []
         if digit == "*":
             return self._end("cancelled", "caller_cancelled")
+        if self._state == CONSENTING:  # 1 keep it, 2 just this once; other keys: ignored
+            return self._submit(save=digit == "1") if digit in "12" else []
         if self._state == CONFIRMING:
             return self._confirm_key(digit, now)
         if digit == "#":
@@ -163,6 +170,9 @@ class CaptureSession:
 
     def tick(self, now: float) -> list[Action]:
         """Apply the timeouts: call this about every 250 ms while the capture runs."""
+        if self._state == CONSENTING:  # no answer: nothing is kept
+            expired = now - self._field_started >= self.timeouts.field_start_s
+            return self._submit(save=False) if expired else []
         if self._state not in (COLLECTING, CONFIRMING):
             return []
         keyed = len(self._buffers[self.field]) if self._state == COLLECTING else 0
@@ -178,7 +188,7 @@ class CaptureSession:
 
     def prompt_played(self, now: float) -> None:
         """Restart the field-start timeout once the prompt has finished playing."""
-        if self._state == CONFIRMING or (
+        if self._state in (CONFIRMING, CONSENTING) or (
             self._state == COLLECTING and not len(self._buffers[self.field])
         ):
             self._field_started = now
@@ -261,7 +271,11 @@ class CaptureSession:
 
     def _confirm_key(self, digit: str, now: float) -> list[Action]:
         if digit == "1":
-            return self._submit()
+            if self.instruction.offer_save and not self.instruction.save:
+                self._state = CONSENTING
+                self._restart_clock(now)
+                return [Prompt("save_offer", {"field": self.instruction.method})]
+            return self._submit(save=self.instruction.save)
         if digit != "2":
             return self._failed_attempt("invalid_confirm", "invalid-choice", now)
         self._failures[CONFIRM] += 1
@@ -293,7 +307,7 @@ class CaptureSession:
         error = Prompt(prompt, {"field": name, "reason": reason, "attempt": failures + 1})
         return [error, self._field_prompt()]
 
-    def _submit(self) -> list[Action]:
+    def _submit(self, *, save: bool) -> list[Action]:
         try:
             if self.instruction.method == "card":
                 method: CardData | BankAccount = build_card(self._buffers)
@@ -304,7 +318,7 @@ class CaptureSession:
             self._wipe()
         self._state = SUBMITTING
         log.info("capture %s: confirmed, submitting", self.capture_id)
-        return [Prompt("processing"), Submit(method)]
+        return [Prompt("processing"), Submit(method, save=save)]
 
     def _end(
         self, status: Literal["cancelled", "failed"], reason: str, *, say: bool = True

@@ -65,6 +65,12 @@ def prompt_text(prompt: Prompt) -> str:
             f"That's the account ending {_spaced(params.get('last4'))}. "
             "Press 1 if that's correct, or 2 to enter it again."
         )
+    if name == "save_offer":
+        what = "bank account" if params.get("field") == "bank" else "card"
+        return (
+            f"Would you like us to keep this {what} on file for your next payment? "
+            "Press 1 to keep it, or 2 to use it just this once."
+        )
     if name == "processing":
         return FIXED_PROMPTS[0]
     if name == "timeout":

@@ -28,6 +28,8 @@ from paybot.db.queries.payments import (
     payment_by_key,
     payments_awaiting_gateway,
     scheduled_payments,
+    unclaimed_payment_ids,
+    used_token_payment_ids,
 )
 from paybot.db.queries.verification import count_verification_failures
 
@@ -43,6 +45,8 @@ __all__ = [
     "due_message_ids",
     "due_scheduled_payment_ids",
     "payment_by_key",
+    "unclaimed_payment_ids",
+    "used_token_payment_ids",
     "payments_awaiting_gateway",
     "receipt_message",
     "scheduled_payments",
