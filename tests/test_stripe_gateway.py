@@ -4,6 +4,7 @@ charges, a decline per reason, retries under one key, tokens kept and deleted, b
 from __future__ import annotations
 
 import random
+import uuid
 from datetime import date
 from decimal import Decimal
 
@@ -49,13 +50,14 @@ def test_each_decline_card_declines_with_its_reason(gateway, number) -> None:
 
 
 def test_a_retry_with_the_same_key_charges_once(gateway, localstripe) -> None:
-    first = gateway.charge_card(card(), Decimal("25.00"), "USD", idempotency_key="k-retry")
-    again = gateway.charge_card(card(), Decimal("25.00"), "USD", idempotency_key="k-retry")
+    key = f"k-retry-{uuid.uuid4().hex[:8]}"  # localstripe is shared by the database runs
+    first = gateway.charge_card(card(), Decimal("25.00"), "USD", idempotency_key=key)
+    again = gateway.charge_card(card(), Decimal("25.00"), "USD", idempotency_key=key)
     assert again.transaction_id == first.transaction_id and again.replayed
-    assert gateway.find_charge("k-retry") == again
+    assert gateway.find_charge(key) == again
     succeeded = [
         i for i in localstripe.get("/v1/payment_intents?limit=100")["data"]
-        if i["metadata"].get("paybot_key") == "k-retry" and i["status"] == "succeeded"
+        if i["metadata"].get("paybot_key") == key and i["status"] == "succeeded"
     ]
     assert len(succeeded) == 1
 
