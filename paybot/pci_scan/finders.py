@@ -3,8 +3,8 @@
 What counts (each a finding; a card number is named by its last four digits only):
 
 * a Luhn-valid run of 13-19 digits written out: without separators, with single spaces or
-  dashes between any digits, or in groups of four split by dots, commas, slashes, underscores,
-  tabs or two or more spaces ("4242.4242.4242.4242"). Decimal fractions and dotted numbers are
+  dashes between any digits, or in groups of four (or Amex's 4-6-5) split by dots, commas,
+  slashes, underscores, tabs or two or more spaces ("4242.4242.4242.4242"). Decimal fractions and dotted numbers are
   not runs (Rasa's ``1764893575.1234567`` timestamps), and neither are digits inside a word;
 * a card number spoken or mixed ("four two four two ...", "forty two forty two ...", "4242
   4242 four two ..."): a run of digit groups and number words, read as the channels read it
@@ -31,10 +31,10 @@ SECURITY_CODE = "security code"
 
 # Single spaces or dashes between any digits; not part of a word or of a decimal fraction.
 _RUN = re.compile(r"(?<![\w.])\d(?:[ -]?\d){12,18}(?!\w|\.\d)")
-# Groups of four split by one kind of separator ("4242.4242.4242.4242", "4242  4242 ...").
+# Groups of four (to six: Amex's 4-6-5) split by one kind of separator ("4242.4242.4242.4242").
 _FOURS = re.compile(
-    r"(?<![\w.,/])\d{4}(?P<sep>[.,/_\t]| {2,})\d{4}(?:(?P=sep)\d{4}){1,2}(?:(?P=sep)\d{1,4})?"
-    r"(?![\w.]\d|\d)"
+    r"(?<![\w.,/])\d{4}(?P<sep>[.,/_\t]| {2,})\d{4,6}(?:(?P=sep)\d{4,6}){1,2}"
+    r"(?:(?P=sep)\d{1,4})?(?![\w.]\d|\d)"
 )
 _LETTER = re.compile(r"[^\W\d_]")
 _CONTEXT = r"(?:cvv2?|cvc2?|cv2|csc|cid|security[ _-]?code|card[ _-]?code|verification[ _-]?code)"

@@ -2,16 +2,30 @@
 
 A finding names where (a table, a file, a tracker event) and what (a card number's last four
 digits, or "security code"), never the data itself, so the report can be printed, mailed or
-kept without leaking what it reports.
+kept without leaking what it reports; every line is masked again before it is printed (a
+recording may be named after the number it holds).
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from paybot.redaction import redact
+
+from .finders import Finders
+
 CLEAN, FOUND, SCAN_ERROR = 0, 1, 2
+_PLAIN = Finders()
+
+
+def safe(line: str) -> str:
+    """``line`` with any card number in it masked (a file named after one, an error quoting
+    one): redacted down to the last four, or every digit hidden if the finders still see one."""
+    masked = redact(line)
+    return re.sub(r"\d", "#", masked) if _PLAIN.find(masked) else masked
 
 
 @dataclass(frozen=True)
@@ -80,4 +94,4 @@ class Report:
             + (f"; CARD DATA FOUND ({len(self.findings)})" if self.findings else ""),
         }[self.exit_code]
         lines.append(verdict)
-        return "\n".join(lines)
+        return "\n".join(safe(line) for line in lines)
