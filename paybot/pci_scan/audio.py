@@ -99,7 +99,8 @@ def scan_wav(path: Path, finders: Finders) -> Report:
     fmt = next((body for cid, body in chunks if cid == b"fmt "), b"")
     for cid, body in chunks:
         if cid not in (b"fmt ", b"data"):
-            found.update(dict.fromkeys(finders.find(body.replace(b"\x00", b"\n").decode("latin-1"))))
+            tags = body.replace(b"\x00", b"\n").decode("latin-1")
+            found.update(dict.fromkeys(finders.find(tags)))
     data = b"".join(body for cid, body in chunks if cid == b"data")
     try:
         channels, rate = samples(fmt, data)

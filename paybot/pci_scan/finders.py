@@ -4,8 +4,9 @@ What counts (each a finding; a card number is named by its last four digits only
 
 * a Luhn-valid run of 13-19 digits written out: without separators, with single spaces or
   dashes between any digits, or in groups of four (or Amex's 4-6-5) split by dots, commas,
-  slashes, underscores, tabs or two or more spaces ("4242.4242.4242.4242"). Decimal fractions and dotted numbers are
-  not runs (Rasa's ``1764893575.1234567`` timestamps), and neither are digits inside a word;
+  slashes, underscores, tabs or two or more spaces ("4242.4242.4242.4242"). Decimal fractions
+  and dotted numbers are not runs (Rasa's ``1764893575.1234567`` timestamps), and neither are
+  digits inside a word;
 * a card number spoken or mixed ("four two four two ...", "forty two forty two ...", "4242
   4242 four two ..."): a run of digit groups and number words, read as the channels read it
   (:func:`paybot.parsing.card_numbers.find_card_numbers`), that holds at least one number word;
@@ -38,7 +39,8 @@ _FOURS = re.compile(
 )
 _LETTER = re.compile(r"[^\W\d_]")
 _CONTEXT = r"(?:cvv2?|cvc2?|cv2|csc|cid|security[ _-]?code|card[ _-]?code|verification[ _-]?code)"
-_SAID = {d: "(?:" + "|".join(w for w, v in DIGIT_WORDS.items() if v == d) + ")" for d in "123456789"}
+_SAID = {d: "(?:" + "|".join(w for w, v in DIGIT_WORDS.items() if v == d) + ")"
+         for d in "123456789"}
 _SAID["0"] = "(?:" + "|".join(sorted(ZERO_WORDS, key=len, reverse=True)) + ")"
 
 

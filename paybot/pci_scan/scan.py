@@ -61,7 +61,9 @@ def open_database(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def scan_database(url: str, finders: Finders, label: str = "database") -> tuple[Report, Engine | None]:
+def scan_database(
+    url: str, finders: Finders, label: str = "database"
+) -> tuple[Report, Engine | None]:
     """Every table of the database at ``url``; the engine, for more reading (or None)."""
     report = Report()
     try:
