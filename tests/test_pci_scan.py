@@ -21,6 +21,7 @@ from sqlalchemy import text
 from paybot.pci_scan import dtmf
 from paybot_cli.main import main
 from tests import cardscan, pci_forms
+from tests.test_audio import FSDD, fsdd_sequence, needs_fsdd
 from tests.conftest import PG_URL_ENV, fresh_schema, require_pg, schema_url
 
 SEEDS = range(3)
@@ -250,3 +251,24 @@ def test_a_card_number_in_a_recording_is_found(deployment, sqlite_engine, capsys
     write_wav(wav, [tones], 8000, comment="agent note: paid $321.72, confirmation 123456782")
     code, out = pci_scan(capsys)
     assert code == 0 and "recordings 1" in out and "speech in recordings is not scanned" in out
+
+
+@needs_fsdd
+def test_spoken_digits_are_not_heard_as_keys(tmp_path):
+    """Speech is not keypad tones: a recording of 20 spoken digits in a row (FSDD) yields no
+    card number however its stray detections fall, and at most a few keys."""
+    from paybot.pci_scan import Finders
+    from paybot.pci_scan.audio import scan_wav
+
+    rng = random.Random(5)
+    names = rng.sample(sorted(p.name for p in FSDD.glob("*.wav")), 400)
+    stray = 0
+    for i in range(0, len(names), 20):
+        pcm, _ = fsdd_sequence(names[i : i + 20], gap_ms=150, seed=i)
+        rate = 8000
+        samples = np.frombuffer(pcm, dtype="<i2")
+        stray += sum(map(len, dtmf.decode(samples, rate)))
+        write_wav(tmp_path / "speech.wav", [samples], rate)
+        report = scan_wav(tmp_path / "speech.wav", Finders())
+        assert report.findings == [] and report.errors == []
+    assert stray <= 10
