@@ -21,8 +21,8 @@ from sqlalchemy import text
 from paybot.pci_scan import dtmf
 from paybot_cli.main import main
 from tests import cardscan, pci_forms
-from tests.test_audio import FSDD, fsdd_sequence, needs_fsdd
 from tests.conftest import PG_URL_ENV, fresh_schema, require_pg, schema_url
+from tests.test_audio import FSDD, fsdd_sequence, needs_fsdd
 
 SEEDS = range(3)
 NOTES = "CREATE TABLE pci_scan_notes (id INTEGER PRIMARY KEY, note TEXT)"
