@@ -5,9 +5,10 @@
 of its own, dropped at the end). Without that variable the PostgreSQL runs are skipped and
 the summary says so loudly.
 
-At the end of the run the card-data scan (``tests/cardscan.py``) looks through every SQLite
-and log file the tests made; PostgreSQL schemas are scanned before they are emptied. Any card
-number or keyed security code found fails the run.
+At the end of the run the card-data scan looks through every SQLite, log and WAV file the
+tests made; PostgreSQL schemas are scanned before they are emptied. It is the production scan
+(``paybot pci-scan``'s :mod:`paybot.pci_scan`) with the test glue of ``tests/cardscan.py`` (the
+cards and codes the tests keyed). Any card number or keyed security code found fails the run.
 """
 
 from __future__ import annotations
