@@ -18,7 +18,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlmodel import Session
 
 from actions import customer
-from actions.anytime import anything_else, transfer
+from actions.anytime import anything_else
+from actions.limits import at_limit, failed_captures
 from actions.conversation import is_system_event
 from actions.responses import say
 from actions.scheduled import cancel_scheduled_offer, list_scheduled
@@ -66,7 +67,7 @@ class ActionCompletePayment(Action):
             return await self._schedule(svc, dispatcher, tracker, record.account_id)
         if tracker.get_slot("payment_method") == "stored":
             return await self._pay_stored(svc, dispatcher, tracker, record.account_id)
-        return self._secure_capture(dispatcher, tracker, record.account_number, record.currency)
+        return self._secure_capture(svc, dispatcher, tracker, record.account_number, record.currency)
 
     async def _pay_stored(
         self, svc: Services, dispatcher: CollectingDispatcher, tracker: Tracker, account_id: int
@@ -128,7 +129,12 @@ class ActionCompletePayment(Action):
         ]
 
     def _secure_capture(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, account_number: str, currency
+        self,
+        svc: Services,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        account_number: str,
+        currency: str,
     ) -> list[EventType]:
         method = tracker.get_slot("payment_method")
         instruction = SecureCapture(
@@ -138,6 +144,7 @@ class ActionCompletePayment(Action):
             currency=currency,
             idempotency_key=tracker.get_slot("payment_key"),
             bank_account_type=tracker.get_slot("bank_account_type") if method == "bank" else None,
+            allowed_brands=list(svc.profile.accepted_brands),
         )
         what = "bank account" if method == "bank" else "card"
         say(dispatcher, tracker, "secure_capture", what=what)
@@ -170,8 +177,13 @@ class ActionCaptureResult(Action):
             ),
             None,
         )
-        say(dispatcher, tracker, "capture_cancelled" if status == "cancelled" else "payment_failed")
-        return another_method()
+        if status == "cancelled":
+            say(dispatcher, tracker, "capture_cancelled")
+            return another_method()
+        say(dispatcher, tracker, "capture_failed" if status == "failed" else "payment_failed")
+        limit = svc.profile.limits.failed_captures
+        count = failed_captures(tracker)
+        return at_limit(dispatcher, tracker, limit, count, "capture_failed") or another_method()
 
 
 def _payment_by_key(svc: Services, key: str) -> PaymentOutcome | None:
@@ -227,9 +239,8 @@ def respond(
         say(dispatcher, tracker, "payment_declined", reason=decline_reason(outcome.decline_code))
         declines = int(tracker.get_slot("decline_count") or 0) + 1
         events.append(SlotSet("decline_count", float(declines)))
-        if declines >= svc.settings.max_declines:
-            return events + transfer(dispatcher, tracker, reason="declined")
-        return events + another_method()
+        limit = svc.profile.limits.declines
+        return events + (at_limit(dispatcher, tracker, limit, declines, "declined") or another_method())
     if outcome.status in ("unknown", "pending"):
         say(dispatcher, tracker, "payment_unknown")
     else:

@@ -17,15 +17,13 @@ from typing import Any
 import yaml
 
 log = logging.getLogger(__name__)
-RESPONSE_FILES = ("bot/domain.yml", "bot/responses.yml")
+RESPONSE_FILES = ("bot/domain.yml", "bot/responses.yml", "bot/capture.yml")
 
 
 def static_prompts(root: Path) -> list[str]:
-    """Response texts (templates with ``{placeholders}`` too) from the bot's files, plus the
-    capture prompts, each once."""
-    from voice_bridge.secure_capture.wording import FIELD_REQUESTS, FIXED_PROMPTS
-
-    texts: list[str] = [*FIELD_REQUESTS.values(), *FIXED_PROMPTS]
+    """Response texts (templates with ``{placeholders}`` too) from the bot's files (the
+    capture's prompts among them), each once."""
+    texts: list[str] = []
     for name in RESPONSE_FILES:
         path = root / name
         if not path.is_file():
