@@ -341,7 +341,9 @@ class CaptureSession:
         if failures >= self.max_attempts:
             return self._end("failed", "too_many_attempts")
         self._restart_clock(now)
-        params = {"field": name, "reason": reason, "attempt": failures + 1, "brand": brand}
+        params: dict[str, object] = {"field": name, "reason": reason, "attempt": failures + 1}
+        if prompt == "brand_not_accepted":
+            params["brand"] = brand
         return [Prompt(prompt, params), self._field_prompt()]
 
     def _submit(self) -> list[Action]:
