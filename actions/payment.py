@@ -18,9 +18,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlmodel import Session
 
 from actions import customer
-from actions.anytime import anything_else
-from actions.limits import at_limit, failed_captures
+from actions.anytime import anything_else, transfer
 from actions.conversation import is_system_event
+from actions.limits import at_limit, failed_captures
 from actions.responses import say
 from actions.scheduled import cancel_scheduled_offer, list_scheduled
 from actions.services import Services, services
@@ -67,7 +67,9 @@ class ActionCompletePayment(Action):
             return await self._schedule(svc, dispatcher, tracker, record.account_id)
         if tracker.get_slot("payment_method") == "stored":
             return await self._pay_stored(svc, dispatcher, tracker, record.account_id)
-        return self._secure_capture(svc, dispatcher, tracker, record.account_number, record.currency)
+        return self._secure_capture(
+            svc, dispatcher, tracker, record.account_number, record.currency
+        )
 
     async def _pay_stored(
         self, svc: Services, dispatcher: CollectingDispatcher, tracker: Tracker, account_id: int
@@ -240,7 +242,8 @@ def respond(
         declines = int(tracker.get_slot("decline_count") or 0) + 1
         events.append(SlotSet("decline_count", float(declines)))
         limit = svc.profile.limits.declines
-        return events + (at_limit(dispatcher, tracker, limit, declines, "declined") or another_method())
+        limited = at_limit(dispatcher, tracker, limit, declines, "declined")
+        return events + (limited or another_method())
     if outcome.status in ("unknown", "pending"):
         say(dispatcher, tracker, "payment_unknown")
     else:

@@ -16,7 +16,6 @@ from paybot.dialog.payloads import SecureCapture
 from paybot.gateway.card_data import BankAccount, CardData
 from paybot.payments.profile import PaymentProfile
 from voice_bridge.secure_capture.fields import DigitBuffer
-from voice_bridge.secure_capture.wording import prompt_text
 from voice_bridge.secure_capture.session import (
     CaptureProgress,
     CaptureSession,
@@ -24,6 +23,7 @@ from voice_bridge.secure_capture.session import (
     Prompt,
     Submit,
 )
+from voice_bridge.secure_capture.wording import prompt_text
 
 VISA = "4242424242424242"
 VISA_BAD_LUHN = "4242424242424241"

@@ -179,7 +179,9 @@ def _random_profile(rng: random.Random) -> PaymentProfile:
     }
     return build_profile({
         "confirm": rng.choice(["per_field", "at_end"]),
-        "accepted_brands": rng.sample(["visa", "mastercard", "amex", "discover"], rng.randint(1, 4)),
+        "accepted_brands": rng.sample(
+            ["visa", "mastercard", "amex", "discover"], rng.randint(1, 4)
+        ),
         "max_attempts_per_field": rng.randint(1, 4),
         "fields_by_brand": by_brand,
     })

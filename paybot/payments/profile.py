@@ -177,7 +177,9 @@ def _base(currency: str, minimum: Decimal, fee: Decimal, gateway: str, declines:
     }
 
 
-def parse_profile(text: str, base: dict[str, Any] | None = None, source: str = "") -> PaymentProfile:
+def parse_profile(
+    text: str, base: dict[str, Any] | None = None, source: str = ""
+) -> PaymentProfile:
     """The profile in YAML ``text`` over ``base``; :class:`ProfileError` naming the key."""
     where = f"payment profile {source}" if source else "payment profile"
     try:

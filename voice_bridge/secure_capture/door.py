@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 
 from paybot.dialog.payloads import SecureCapture
 from paybot.gateway.card_data import BankAccount, CardData
+from paybot.payments.profile import load_profile
 from paybot.payments.settlement import PaymentOutcome
 from voice_bridge.secure_capture.charge import charge
 from voice_bridge.secure_capture.fields import Prompt
 from voice_bridge.secure_capture.session import Action, CaptureSession, Done, Submit
-from paybot.payments.profile import load_profile
 from voice_bridge.secure_capture.wording import CaptureWording
 
 if TYPE_CHECKING:
