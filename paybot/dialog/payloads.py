@@ -35,6 +35,9 @@ class SecureCapture:
 
     The bridge charges ``amount`` (or only tokenizes with ``mode="tokenize"``) through the
     ledger under ``idempotency_key``, then reports the payment id back with a system event.
+    ``allowed_brands`` is the payment profile's ``accepted_brands``; the rest of the profile
+    (fields by brand, confirm mode, attempts, timeouts) the bridge reads from the same file
+    (``PAYBOT_PAYMENT_PROFILE``), so it does not travel here.
     """
 
     type: ClassVar[str] = "secure_capture"
