@@ -20,6 +20,7 @@ from sqlmodel import Session
 from actions import customer
 from actions.anytime import anything_else, transfer
 from actions.conversation import is_system_event
+from actions.limits import at_limit, failed_captures
 from actions.responses import say
 from actions.scheduled import cancel_scheduled_offer, list_scheduled
 from actions.services import Services, services
@@ -136,7 +137,7 @@ class ActionCompletePayment(Action):
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
         account_number: str,
-        currency,
+        currency: str,
     ) -> list[EventType]:
         method = tracker.get_slot("payment_method")
         mode = payment_choice(svc.settings).capture_mode
@@ -149,6 +150,7 @@ class ActionCompletePayment(Action):
             bank_account_type=tracker.get_slot("bank_account_type") if method == "bank" else None,
             mode=mode,
             offer_save=mode == "tokenize",  # two steps: the caller may keep it on file
+            allowed_brands=list(svc.profile.accepted_brands),
         )
         what = "bank account" if method == "bank" else "card"
         say(dispatcher, tracker, "secure_capture", what=what)
@@ -183,8 +185,13 @@ class ActionCaptureResult(Action):
             ),
             None,
         )
-        say(dispatcher, tracker, "capture_cancelled" if status == "cancelled" else "payment_failed")
-        return another_method()
+        if status == "cancelled":
+            say(dispatcher, tracker, "capture_cancelled")
+            return another_method()
+        say(dispatcher, tracker, "capture_failed" if status == "failed" else "payment_failed")
+        limit = svc.profile.limits.failed_captures
+        count = failed_captures(tracker)
+        return at_limit(dispatcher, tracker, limit, count, "capture_failed") or another_method()
 
 
 def _payment_by_key(svc: Services, key: str) -> PaymentOutcome | None:
@@ -240,9 +247,9 @@ def respond(
         say(dispatcher, tracker, "payment_declined", reason=decline_reason(outcome.decline_code))
         declines = int(tracker.get_slot("decline_count") or 0) + 1
         events.append(SlotSet("decline_count", float(declines)))
-        if declines >= svc.settings.max_declines:
-            return events + transfer(dispatcher, tracker, reason="declined")
-        return events + another_method()
+        limit = svc.profile.limits.declines
+        limited = at_limit(dispatcher, tracker, limit, declines, "declined")
+        return events + (limited or another_method())
     if outcome.status in ("unknown", "pending"):
         say(dispatcher, tracker, "payment_unknown")
     else:

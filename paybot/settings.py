@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     min_payment_amount: Decimal = Field(Decimal("1.00"), env="PAYBOT_MIN_PAYMENT", ge=0)
     allow_overpayment: bool = Field(False, env="PAYBOT_ALLOW_OVERPAYMENT")
     reconcile_after_s: float = Field(60.0, env="PAYBOT_RECONCILE_AFTER_S", ge=0)
+    # The merchant's payment profile (paybot/payments/profile.py): a YAML file; unset, the
+    # built-in defaults. Keys it leaves out start from the settings above.
+    payment_profile: Path | None = Field(None, env="PAYBOT_PAYMENT_PROFILE")
 
     # Conversation rules.
     idv_max_attempts: int = Field(3, env="PAYBOT_IDV_MAX_ATTEMPTS", ge=1, le=10)

@@ -12,6 +12,7 @@ import secrets
 import sys
 
 from paybot import redaction
+from paybot.payments.profile import ProfileError, load_profile
 from paybot.settings import Settings, SettingsError
 from paybot_cli import database
 from paybot_cli.console import fail
@@ -87,6 +88,10 @@ def preflight(settings: Settings, project: Project, services: list[Service]) -> 
     """The first reason the stack cannot start, or None when it can."""
     if missing := project.missing():
         return f"no {missing[0]} in {project.root}; run paybot from the project root"
+    try:
+        load_profile(settings)
+    except ProfileError as exc:
+        return f"{exc} (PAYBOT_PAYMENT_PROFILE)"
     seen: dict[int, Service] = {}
     for service in services:
         if other := seen.get(service.port):

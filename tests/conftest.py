@@ -232,6 +232,7 @@ def svc(db_engine, ledger, monkeypatch):
     from actions import services as services_module
     from paybot.accounts.directory import LocalDirectory
     from paybot.identity import IdentityVerifier, LockoutPolicy
+    from paybot.payments.profile import PaymentProfile
 
     directory = LocalDirectory(db_engine)
     built = services_module.Services(
@@ -240,6 +241,7 @@ def svc(db_engine, ledger, monkeypatch):
         ledger=ledger,
         directory=directory,
         verifier=IdentityVerifier(db_engine, directory, LockoutPolicy(max_failures=5)),
+        profile=PaymentProfile(),
     )
     monkeypatch.setattr(services_module, "_services", built)
     return built

@@ -29,6 +29,7 @@ from voice_bridge.asr import AsrEngine, make_asr_engine
 from voice_bridge.call.rasa_client import RasaClient
 from voice_bridge.jobs.background import running
 from voice_bridge.keys import DB_ENGINE, HTTP_CLIENT, SETTINGS
+from voice_bridge.secure_capture.wording import load_wording
 from voice_bridge.tts import PiperTts
 from voice_bridge.tts.prompt_store import PromptStore
 from voice_bridge.tts.warmup import static_prompts, warm_up
@@ -110,6 +111,7 @@ async def voice_runtime(app: web.Application) -> AsyncIterator[None]:
         ledger=make_ledger(settings, engine),
         twilio=_twilio_client(settings),
     )
+    load_wording()  # the capture's words (bot/capture.yml), read before the first call
     app[RUNTIME] = runtime
     log.info("voice runtime ready in %.2fs", time.perf_counter() - started)
     prompts = static_prompts(PROJECT_ROOT)

@@ -38,6 +38,9 @@ class SecureCapture:
     action server then charges the token. Either way under ``idempotency_key``, and it
     reports back with a system event. ``offer_save``: after the confirmation the caller is
     asked (by keypad) whether to keep the method on file; ``save``: they already agreed.
+    ``allowed_brands`` is the payment profile's ``accepted_brands``; the rest of the profile
+    (fields by brand, confirm mode, attempts, timeouts) the bridge reads from the same file
+    (``PAYBOT_PAYMENT_PROFILE``), so it does not travel here.
     """
 
     type: ClassVar[str] = "secure_capture"

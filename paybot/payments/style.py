@@ -6,8 +6,9 @@
   check); the action server charges the token. A one-time token is deleted after use, whatever
   the outcome; a reusable one (the caller agreed by keypad) is saved to the account once.
 
-:func:`payment_choice` is the one place that reads them: today from the settings
-(``PAYBOT_GATEWAY``, ``PAYBOT_PAYMENT_STYLE``); a merchant payment profile can take its place.
+:func:`payment_choice` is the one place that reads them: from the merchant payment profile
+(:mod:`paybot.payments.profile`, keys ``gateway`` and ``payment_style``), whose defaults are
+``PAYBOT_GATEWAY`` and ``PAYBOT_PAYMENT_STYLE``.
 """
 
 from __future__ import annotations
@@ -32,5 +33,8 @@ class PaymentChoice:
 
 
 def payment_choice(settings: Settings) -> PaymentChoice:
-    """The gateway and the payment style in force."""
-    return PaymentChoice(gateway=settings.gateway, style=settings.payment_style)
+    """The gateway and the payment style in force (the profile's; blocking on first use)."""
+    from paybot.payments.profile import load_profile
+
+    profile = load_profile(settings)
+    return PaymentChoice(gateway=profile.gateway, style=profile.payment_style)

@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING
 
 from paybot.dialog.payloads import SecureCapture
 from paybot.gateway.card_data import BankAccount, CardData
+from paybot.payments.profile import load_profile
 from paybot.payments.settlement import PaymentOutcome
 from voice_bridge.secure_capture.charge import charge, charge_tokenized
 from voice_bridge.secure_capture.fields import Prompt
 from voice_bridge.secure_capture.session import Action, CaptureSession, Done, Submit
-from voice_bridge.secure_capture.wording import prompt_text
+from voice_bridge.secure_capture.wording import CaptureWording
 
 if TYPE_CHECKING:
     from voice_bridge.runtime import VoiceRuntime
@@ -54,6 +55,7 @@ class CaptureDoor:
         self._early: list[str] | None = None
         self._actions: asyncio.Queue[list[Action]] = asyncio.Queue()
         self._payment: asyncio.Future[Payment] | None = None
+        self._wording = CaptureWording()
 
     @property
     def active(self) -> bool:
@@ -94,7 +96,10 @@ class CaptureDoor:
         while not self._actions.empty():  # nothing left from an earlier capture
             self._actions.get_nowait()
         early, self._early = self._early or [], None
-        session = self._session = CaptureSession(instruction)
+        # Read once at start-up (the runtime's ledger and warm-up): no file I/O here.
+        profile = load_profile(self._runtime.settings)
+        session = self._session = CaptureSession(instruction, profile=profile)
+        self._wording = CaptureWording(instruction.allowed_brands)
         try:
             now = clock()
             actions: list[Action] = session.start(now)
@@ -117,7 +122,7 @@ class CaptureDoor:
             )
         for action in actions:
             if isinstance(action, Prompt):
-                text = prompt_text(action)
+                text = self._wording.text(action)
                 if text:
                     await say(text)
             elif isinstance(action, Submit):

@@ -20,15 +20,14 @@ import yaml
 from voice_bridge.tts.prompt_store import PromptStore
 
 log = logging.getLogger(__name__)
-RESPONSE_FILES = ("bot/domain.yml", "bot/responses.yml")
+# The capture's prompts first: every caller paying with a new card hears them.
+RESPONSE_FILES = ("bot/capture.yml", "bot/domain.yml", "bot/responses.yml")
 
 
 def static_prompts(root: Path) -> list[str]:
-    """Response texts (templates with ``{placeholders}`` too) from the bot's files, plus the
-    capture prompts, each once."""
-    from voice_bridge.secure_capture.wording import FIELD_REQUESTS, FIXED_PROMPTS
-
-    texts: list[str] = [*FIELD_REQUESTS.values(), *FIXED_PROMPTS]
+    """Response texts (templates with ``{placeholders}`` too) from the bot's files (the
+    capture's prompts first), each once; the fixed texts before the templates."""
+    texts: list[str] = []
     for name in RESPONSE_FILES:
         path = root / name
         if not path.is_file():
@@ -36,7 +35,8 @@ def static_prompts(root: Path) -> list[str]:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         texts.extend(_texts(data.get("responses") or {}))
     seen: set[str] = set()
-    return [t for t in texts if not (t in seen or seen.add(t))]
+    unique = [t for t in texts if not (t in seen or seen.add(t))]
+    return sorted(unique, key=lambda text: "{" in text)
 
 
 def _texts(responses: dict[str, Any]) -> Iterable[str]:
