@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     min_payment_amount: Decimal = Field(Decimal("1.00"), env="PAYBOT_MIN_PAYMENT", ge=0)
     allow_overpayment: bool = Field(False, env="PAYBOT_ALLOW_OVERPAYMENT")
     reconcile_after_s: float = Field(60.0, env="PAYBOT_RECONCILE_AFTER_S", ge=0)
+    # Who takes a new card or bank account on a call: the bridge's own keypad capture, or
+    # Twilio's <Pay> with the Pay Connector named here (paybot.payments.capture_choice).
+    capture: Literal["keypad", "twilio_pay"] = Field("keypad", env="PAYBOT_CAPTURE")
+    pay_connector: str = Field(
+        "Default", env="PAYBOT_PAY_CONNECTOR", min_length=1, max_length=64, regex=r"^[\w.-]+$"
+    )
 
     # Conversation rules.
     idv_max_attempts: int = Field(3, env="PAYBOT_IDV_MAX_ATTEMPTS", ge=1, le=10)
