@@ -208,6 +208,8 @@ class Settings(BaseSettings):
             missing.append("DATABASE_URL")
         if not values.get("public_url"):
             missing.append("PAYBOT_PUBLIC_URL")
+        if values.get("capture") == "twilio_pay" and not values.get("twilio_account_sid"):
+            missing.append("TWILIO_ACCOUNT_SID (PAYBOT_CAPTURE=twilio_pay)")
         if values.get("seed_demo_data"):
             values["seed_demo_data"] = False
         if missing:
