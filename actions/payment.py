@@ -27,6 +27,7 @@ from actions.services import Services, services
 from actions.wording import confirmation_spoken, day, decline_reason, money
 from paybot.db import queries
 from paybot.dialog.payloads import Listen, SecureCapture, to_dict
+from paybot.payments.delegated import NOT_SUBMITTED
 from paybot.payments.rules import PaymentRefused
 from paybot.payments.scheduling import Scheduler
 from paybot.payments.settlement import PaymentOutcome
@@ -175,16 +176,22 @@ class ActionCaptureResult(Action):
         payment = await asyncio.to_thread(_payment_by_key, svc, key) if key else None
         if payment is not None and payment.status == "pending":  # two steps: charge the token
             payment = await asyncio.to_thread(svc.ledger.tokens.charge, payment.payment_id)
-        if payment is not None:
+        # A <Pay> that ended before any charge (cancelled, too many attempts) left a failed
+        # row: the caller hears what a keypad capture that ended so would have said.
+        ended = payment is not None and payment.status == "failed"
+        if ended and payment.decline_code in NOT_SUBMITTED:
+            status = NOT_SUBMITTED[payment.decline_code]
+        elif payment is not None:
             return respond(svc, dispatcher, tracker, payment)
-        status = next(
-            (
-                e.get("value")
-                for e in tracker.latest_message.get("entities", [])
-                if e.get("entity") == "capture_status"
-            ),
-            None,
-        )
+        else:
+            status = next(
+                (
+                    e.get("value")
+                    for e in tracker.latest_message.get("entities", [])
+                    if e.get("entity") == "capture_status"
+                ),
+                None,
+            )
         if status == "cancelled":
             say(dispatcher, tracker, "capture_cancelled")
             return another_method()

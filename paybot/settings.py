@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     # The merchant's payment profile (paybot/payments/profile.py): a YAML file; unset, the
     # built-in defaults. Keys it leaves out start from the settings above.
     payment_profile: Path | None = Field(None, env="PAYBOT_PAYMENT_PROFILE")
+    # Who takes a new card or bank account on a call: the bridge's own keypad capture, or
+    # Twilio's <Pay> with the Pay Connector named here (paybot.payments.capture_choice).
+    capture: Literal["keypad", "twilio_pay"] = Field("keypad", env="PAYBOT_CAPTURE")
+    pay_connector: str = Field(
+        "Default", env="PAYBOT_PAY_CONNECTOR", min_length=1, max_length=64, regex=r"^[\w.-]+$"
+    )
 
     # Conversation rules.
     idv_max_attempts: int = Field(3, env="PAYBOT_IDV_MAX_ATTEMPTS", ge=1, le=10)
@@ -222,6 +228,8 @@ class Settings(BaseSettings):
             missing.append("DATABASE_URL")
         if not values.get("public_url"):
             missing.append("PAYBOT_PUBLIC_URL")
+        if values.get("capture") == "twilio_pay" and not values.get("twilio_account_sid"):
+            missing.append("TWILIO_ACCOUNT_SID (PAYBOT_CAPTURE=twilio_pay)")
         if values.get("seed_demo_data"):
             values["seed_demo_data"] = False
         if missing:

@@ -25,7 +25,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -67,6 +67,7 @@ class PaymentRequest:
     channel: str
     conversation_id: str | None
     idempotency_key: str
+    gateway: str | None = None  # another processor's name (Twilio <Pay>), not our gateway's
 
 
 class Ledger:
@@ -190,6 +191,15 @@ class Ledger:
             ),
         )
 
+    def open_delegated(
+        self, *, account_id: int, amount: Decimal, kind: str, processor: str, reference: str,
+        conversation_id: str, idempotency_key: str,
+    ) -> tuple[PaymentOutcome, bool]:
+        """Commit a payment that ``processor`` (Twilio ``<Pay>``) captures and charges: same
+        lock, rules and key as any; (payment, already_settled). See payments.delegated."""
+        request = self.new_request(account_id, amount, "voice", conversation_id, idempotency_key)
+        return self.open_payment(replace(request, gateway=processor), kind, reference, None)
+
     def outcome(self, payment_id: int) -> PaymentOutcome:
         """The payment as the database has it now."""
         return self.settlement.outcome(payment_id)
@@ -222,6 +232,7 @@ class Ledger:
             found = queries.payments_awaiting_gateway(
                 session=session,
                 statuses=statuses,
+                gateway=self.gateway.name,
                 updated_before=now - timedelta(seconds=settle_after_s),
             )
         settled = []
@@ -298,7 +309,7 @@ class Ledger:
                 channel=request.channel,
                 conversation_id=request.conversation_id,
                 method_kind=kind,
-                gateway=self.gateway.name,
+                gateway=request.gateway or self.gateway.name,
                 gateway_reference=reference,
                 idempotency_key=request.idempotency_key,
             )
@@ -338,9 +349,9 @@ class Ledger:
         try:
             result = self._charge_with_retries(payment_id, key, charge, claimed)
         except GatewayError as exc:
-            return self._fail(payment_id, exc.code, "payment.failed")
+            return self.settlement.fail(payment_id, exc.code, "payment.failed")
         if result is None:
-            return self._mark_unknown(payment_id)
+            return self.settlement.mark_unknown(payment_id)
         return self._settle(payment_id, result)
 
     def _charge_with_retries(
@@ -374,15 +385,8 @@ class Ledger:
     ) -> PaymentOutcome:
         return self.settlement.settle(payment_id, result, actor=actor)
 
-    def _fail(self, payment_id: int, code: str, kind: str) -> PaymentOutcome:
-        return self.settlement.fail(payment_id, code, kind)
-
-    def _mark_unknown(self, payment_id: int) -> PaymentOutcome:
-        return self.settlement.mark_unknown(payment_id)
-
 
 def _get_account(session: Session, account_id: int) -> Account:
-    account = session.get(Account, account_id)
-    if account is None:
+    if (account := session.get(Account, account_id)) is None:
         raise PaymentRefused("unknown_account", "That account was not found.")
     return account

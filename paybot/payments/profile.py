@@ -93,6 +93,7 @@ class PaymentProfile(_Strict):
     convenience_fee: Decimal = Field(Decimal("0.00"), ge=0)
     gateway: Literal["sandbox", "stripe"] = "sandbox"
     capture: Literal["keypad", "twilio_pay"] = "keypad"
+    pay_connector: str = Field("Default", min_length=1, max_length=64, regex=r"^[\w.-]+$")
     payment_style: Literal["one_step", "two_step"] = "one_step"
     confirm: Literal["at_end", "per_field"] = "at_end"
     max_attempts_per_field: int = Field(3, ge=1, le=10)
@@ -165,11 +166,20 @@ def _settings_key(settings: Settings) -> tuple[Any, ...]:
         settings.gateway,
         settings.max_declines,
         settings.payment_style,
+        settings.capture,
+        settings.pay_connector,
     )
 
 
 def _base(
-    currency: str, minimum: Decimal, fee: Decimal, gateway: str, declines: int, style: str
+    currency: str,
+    minimum: Decimal,
+    fee: Decimal,
+    gateway: str,
+    declines: int,
+    style: str,
+    capture: str,
+    pay_connector: str,
 ) -> dict:
     return {
         "currency": currency,
@@ -177,6 +187,8 @@ def _base(
         "convenience_fee": fee,
         "gateway": gateway,
         "payment_style": style,
+        "capture": capture,
+        "pay_connector": pay_connector,
         "limits": {"declines": {"max": declines, "then": "agent"}},
     }
 

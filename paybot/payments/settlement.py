@@ -214,8 +214,12 @@ class Settlement:
         return self.outcome(payment_id), changed
 
     def mark_unknown(self, payment_id: int) -> PaymentOutcome:
+        return self.mark_unknown_open(payment_id)[0]
+
+    def mark_unknown_open(self, payment_id: int) -> tuple[PaymentOutcome, bool]:
+        """``pending`` to ``unknown``: its outcome, and whether this call moved it."""
         with session_scope(self.engine) as session:
-            session.execute(
+            moved = session.execute(
                 update(Payment)
                 .where(Payment.id == payment_id)
                 .where(Payment.status == PaymentStatus.PENDING.value)
@@ -223,12 +227,13 @@ class Settlement:
             )
             payment = session.get(Payment, payment_id)
             assert payment is not None
-            audit.record(
-                session,
-                "payment.outcome_unknown",
-                account_id=payment.account_id,
-                payment_id=payment_id,
-                conversation_id=payment.conversation_id,
-            )
+            if moved.rowcount == 1:
+                audit.record(
+                    session,
+                    "payment.outcome_unknown",
+                    account_id=payment.account_id,
+                    payment_id=payment_id,
+                    conversation_id=payment.conversation_id,
+                )
         log.warning("payment %s: outcome unknown, left for reconciliation", payment_id)
-        return self.outcome(payment_id)
+        return self.outcome(payment_id), moved.rowcount == 1

@@ -71,6 +71,13 @@ class CaptureDoor:
         """The bot announced a capture: from now on keys belong to it."""
         self._early = []
 
+    def withdraw(self) -> None:
+        """The announced capture will not run here (Twilio's <Pay> did not take the call):
+        keys pressed meanwhile are wiped and keys belong to the conversation again."""
+        if self._early:
+            self._early.clear()
+        self._early = None
+
     def key(self, digit: str, now: float) -> None:
         """One DTMF key for the capture."""
         if self._session is not None:

@@ -39,13 +39,15 @@ def due_scheduled_payment_ids(*, session: Session, today: date) -> list[int]:
 
 
 def payments_awaiting_gateway(
-    *, session: Session, statuses: Iterable[str], updated_before: datetime
+    *, session: Session, statuses: Iterable[str], gateway: str, updated_before: datetime
 ) -> list[tuple[int, str, datetime]]:
-    """``(id, idempotency_key, updated_at)`` of the payments in ``statuses`` last touched at
-    or before ``updated_before``: the ones to ask the gateway about."""
+    """``(id, idempotency_key, updated_at)`` of ``gateway``'s payments in ``statuses`` last
+    touched at or before ``updated_before``: the ones to ask that gateway about (a payment
+    Twilio ``<Pay>`` took is not the gateway's to judge)."""
     query = (
         select(Payment.id, Payment.idempotency_key, Payment.updated_at)
         .where(Payment.status.in_(list(statuses)))  # type: ignore[attr-defined]
+        .where(Payment.gateway == gateway)
         .where(Payment.updated_at <= updated_before)
         .order_by(Payment.id)
     )
