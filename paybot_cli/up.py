@@ -98,9 +98,12 @@ def preflight(settings: Settings, project: Project, services: list[Service]) -> 
     if missing := project.missing():
         return f"no {missing[0]} in {project.root}; run paybot from the project root"
     try:
-        load_profile(settings)
+        profile = load_profile(settings)
     except ProfileError as exc:
         return f"{exc} (PAYBOT_PAYMENT_PROFILE)"
+    if profile.capture == "twilio_pay" and not settings.twilio_account_sid:
+        return ("the payment profile hands card capture to Twilio <Pay> (capture: twilio_pay), "
+                "which needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
     seen: dict[int, Service] = {}
     for service in services:
         if other := seen.get(service.port):

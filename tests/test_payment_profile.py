@@ -115,6 +115,19 @@ def test_paybot_up_refuses_an_invalid_profile(monkeypatch, tmp_path, capsys):
     assert "cannot read it" in capsys.readouterr().err
 
 
+def test_paybot_up_refuses_twilio_pay_without_twilio_credentials(monkeypatch, tmp_path, capsys):
+    for key in [k for k in __import__("os").environ if k.startswith(("PAYBOT_", "TWILIO_"))]:
+        monkeypatch.delenv(key)
+    profile = tmp_path / "profile.yml"
+    profile.write_text("capture: twilio_pay\npay_connector: Stripe_Test\n")
+    monkeypatch.setenv("PAYBOT_ENV", "test")
+    monkeypatch.setenv("PAYBOT_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("PAYBOT_PAYMENT_PROFILE", str(profile))
+    assert main(["up"]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert "capture: twilio_pay" in line and "TWILIO_ACCOUNT_SID" in line, line
+
+
 def test_the_ledger_takes_amounts_currency_and_fee_from_the_profile(tmp_path, db_engine):
     path = tmp_path / "profile.yml"
     path.write_text("minimum_amount: 5\nmaximum_amount: 500\nconvenience_fee: 1.25\n")
