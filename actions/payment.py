@@ -20,15 +20,18 @@ from sqlmodel import Session
 from actions import customer
 from actions.anytime import anything_else, transfer
 from actions.conversation import is_system_event
+from actions.limits import at_limit, failed_captures
 from actions.responses import say
 from actions.scheduled import cancel_scheduled_offer, list_scheduled
 from actions.services import Services, services
 from actions.wording import confirmation_spoken, day, decline_reason, money
 from paybot.db import queries
 from paybot.dialog.payloads import Listen, SecureCapture, to_dict
+from paybot.payments.delegated import NOT_SUBMITTED
 from paybot.payments.rules import PaymentRefused
 from paybot.payments.scheduling import Scheduler
 from paybot.payments.settlement import PaymentOutcome
+from paybot.payments.style import payment_choice
 from paybot.sms.consent import may_text
 
 log = logging.getLogger(__name__)
@@ -69,7 +72,9 @@ class ActionCompletePayment(Action):
             return await self._schedule(svc, dispatcher, tracker, record.account_id)
         if tracker.get_slot("payment_method") == "stored":
             return await self._pay_stored(svc, dispatcher, tracker, record.account_id)
-        return self._secure_capture(dispatcher, tracker, record.account_number, record.currency)
+        return self._secure_capture(
+            svc, dispatcher, tracker, record.account_number, record.currency
+        )
 
     async def _pay_stored(
         self, svc: Services, dispatcher: CollectingDispatcher, tracker: Tracker, account_id: int
@@ -131,9 +136,15 @@ class ActionCompletePayment(Action):
         ]
 
     def _secure_capture(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, account_number: str, currency
+        self,
+        svc: Services,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        account_number: str,
+        currency: str,
     ) -> list[EventType]:
         method = tracker.get_slot("payment_method")
+        mode = payment_choice(svc.settings).capture_mode
         instruction = SecureCapture(
             method="bank" if method == "bank" else "card",
             account_number=account_number,
@@ -141,6 +152,9 @@ class ActionCompletePayment(Action):
             currency=currency,
             idempotency_key=tracker.get_slot("payment_key"),
             bank_account_type=tracker.get_slot("bank_account_type") if method == "bank" else None,
+            mode=mode,
+            offer_save=mode == "tokenize",  # two steps: the caller may keep it on file
+            allowed_brands=list(svc.profile.accepted_brands),
         )
         what = "bank account" if method == "bank" else "card"
         say(dispatcher, tracker, "secure_capture", what=what)
@@ -163,18 +177,31 @@ class ActionCaptureResult(Action):
         svc = await services()
         key = tracker.get_slot("payment_key")
         payment = await asyncio.to_thread(_payment_by_key, svc, key) if key else None
-        if payment is not None:
+        if payment is not None and payment.status == "pending":  # two steps: charge the token
+            payment = await asyncio.to_thread(svc.ledger.tokens.charge, payment.payment_id)
+        # A <Pay> that ended before any charge (cancelled, too many attempts) left a failed
+        # row: the caller hears what a keypad capture that ended so would have said.
+        ended = payment is not None and payment.status == "failed"
+        if ended and payment.decline_code in NOT_SUBMITTED:
+            status = NOT_SUBMITTED[payment.decline_code]
+        elif payment is not None:
             return await respond(svc, dispatcher, tracker, payment)
-        status = next(
-            (
-                e.get("value")
-                for e in tracker.latest_message.get("entities", [])
-                if e.get("entity") == "capture_status"
-            ),
-            None,
-        )
-        say(dispatcher, tracker, "capture_cancelled" if status == "cancelled" else "payment_failed")
-        return another_method()
+        else:
+            status = next(
+                (
+                    e.get("value")
+                    for e in tracker.latest_message.get("entities", [])
+                    if e.get("entity") == "capture_status"
+                ),
+                None,
+            )
+        if status == "cancelled":
+            say(dispatcher, tracker, "capture_cancelled")
+            return another_method()
+        say(dispatcher, tracker, "capture_failed" if status == "failed" else "payment_failed")
+        limit = svc.profile.limits.failed_captures
+        count = failed_captures(tracker)
+        return at_limit(dispatcher, tracker, limit, count, "capture_failed") or another_method()
 
 
 def _payment_by_key(svc: Services, key: str) -> PaymentOutcome | None:
@@ -234,9 +261,9 @@ async def respond(
         say(dispatcher, tracker, "payment_declined", reason=decline_reason(outcome.decline_code))
         declines = int(tracker.get_slot("decline_count") or 0) + 1
         events.append(SlotSet("decline_count", float(declines)))
-        if declines >= svc.settings.max_declines:
-            return events + transfer(dispatcher, tracker, reason="declined")
-        return events + another_method()
+        limit = svc.profile.limits.declines
+        limited = at_limit(dispatcher, tracker, limit, declines, "declined")
+        return events + (limited or another_method())
     if outcome.status in ("unknown", "pending"):
         say(dispatcher, tracker, "payment_unknown")
     else:

@@ -19,67 +19,23 @@ import functools
 import logging
 import random
 import re
-import string
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from paybot.dialog.payloads import Prepare, to_dict
+from paybot.dialog.responses import (  # noqa: F401 - ResponsesError: re-exported
+    Responses,
+    ResponsesError,
+    candidates,
+    parse_responses,
+)
 
 log = logging.getLogger(__name__)
 RESPONSES_FILE = Path(__file__).resolve().parents[1] / "bot" / "responses.yml"
 _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
-
-
-class ResponsesError(ValueError):
-    """``bot/responses.yml`` is malformed, or an action asked for a response it lacks."""
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One wording of a response, used when every ``(slot, value)`` condition holds."""
-
-    text: str
-    conditions: tuple[tuple[str, Any], ...] = ()
-
-    @property
-    def placeholders(self) -> set[str]:
-        return {name for _, name, _, _ in string.Formatter().parse(self.text) if name}
-
-    def applies(self, slots: dict[str, Any]) -> bool:
-        return all(slots.get(name) == value for name, value in self.conditions)
-
-
-Responses = dict[str, tuple[Variant, ...]]
-
-
-def _variant(name: str, raw: Any) -> Variant:
-    if not isinstance(raw, dict) or not isinstance(raw.get("text"), str):
-        raise ResponsesError(f"response {name!r}: each variant needs a text")
-    conditions = []
-    for condition in raw.get("condition") or []:
-        if not isinstance(condition, dict) or condition.get("type") != "slot":
-            raise ResponsesError(f"response {name!r}: conditions must be of type slot")
-        conditions.append((str(condition.get("name")), condition.get("value")))
-    return Variant(raw["text"], tuple(conditions))
-
-
-def parse_responses(text: str) -> Responses:
-    """The responses of a ``responses:`` YAML document; :class:`ResponsesError` if malformed."""
-    data = yaml.safe_load(text) or {}
-    responses = data.get("responses") if isinstance(data, dict) else None
-    if not isinstance(responses, dict):
-        raise ResponsesError("expected a top-level 'responses:' mapping")
-    parsed: Responses = {}
-    for name, variants in responses.items():
-        if not isinstance(variants, list) or not variants:
-            raise ResponsesError(f"response {name!r}: expected a list of variants")
-        parsed[str(name)] = tuple(_variant(name, v) for v in variants)
-    return parsed
 
 
 @functools.lru_cache(maxsize=1)
@@ -88,20 +44,13 @@ def load_responses(path: Path = RESPONSES_FILE) -> Responses:
     return parse_responses(path.read_text(encoding="utf-8"))
 
 
-def _candidates(variants: tuple[Variant, ...], slots: dict[str, Any]) -> list[Variant]:
-    """The wordings Rasa would pick from: those whose conditions hold, else the unconditional
-    ones (else all)."""
-    matching = [v for v in variants if v.conditions and v.applies(slots)]
-    return matching or [v for v in variants if not v.conditions] or list(variants)
-
-
 def render(tracker: Tracker, name: str, **values: Any) -> str:
     """The text of response ``name`` for this conversation, with its placeholders filled."""
     variants = load_responses().get(name)
     if variants is None:
         raise ResponsesError(f"no response {name!r} in {RESPONSES_FILE.name}")
     slots = dict(tracker.slots)
-    variant = random.choice(_candidates(variants, slots))
+    variant = random.choice(candidates(variants, slots))
     try:
         return variant.text.format_map({**slots, **values})
     except (KeyError, IndexError, ValueError) as exc:
@@ -125,7 +74,7 @@ def render_known(tracker: Tracker, name: str, **values: Any) -> str:
     if variants is None:
         raise ResponsesError(f"no response {name!r} in {RESPONSES_FILE.name}")
     slots = dict(tracker.slots)
-    chosen = _candidates(variants, slots)
+    chosen = candidates(variants, slots)
     if len(chosen) != 1:  # several wordings: which one will be said is not known
         return ""
     try:

@@ -19,6 +19,7 @@ from paybot.db.engine import make_engine
 from paybot.identity import IdentityVerifier, LockoutPolicy
 from paybot.payments.factory import make_ledger
 from paybot.payments.ledger import Ledger
+from paybot.payments.profile import PaymentProfile, load_profile
 from paybot.settings import Settings, load_settings
 
 
@@ -29,6 +30,7 @@ class Services:
     ledger: Ledger
     directory: CustomerDirectory
     verifier: IdentityVerifier
+    profile: PaymentProfile
 
 
 _lock = threading.Lock()
@@ -45,6 +47,7 @@ def _build() -> Services:
         engine=engine,
         ledger=make_ledger(settings, engine),
         directory=directory,
+        profile=load_profile(settings),
         verifier=IdentityVerifier(
             engine,
             directory,

@@ -25,9 +25,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote
 
-from paybot.parsing.card_numbers import find_card_numbers
-from paybot.parsing.digits import parse_digit_string
-from paybot.spoken.numbers import DIGIT_WORDS, NUMBER_WORDS, REPEATS, ZERO_WORDS
+from paybot.parsing.card_numbers import find_card_numbers, run_digits
+from paybot.spoken.numbers import NUMBER_WORDS, REPEATS, ZERO_WORDS
 
 SECRET = "[secret]"  # noqa: S105 - the mask, not a secret
 # Environment variables whose values are secrets in every process (the launchers register them).
@@ -38,7 +37,6 @@ MIN_SECRET_LENGTH = 6  # shorter values would mask ordinary words
 
 # Words that may start a spoken card number (one letter is too common to be worth a look).
 _RUN_WORDS = tuple(w for w in sorted({*NUMBER_WORDS, *ZERO_WORDS, *REPEATS}) if len(w) > 1)
-_GROUP = re.compile(r"\d+|[A-Za-z]+")
 _LONG_DIGITS = re.compile(r"(?<!\d)\d{9,}(?!\d)")
 # A date and time is never a card number, whatever its digits add up to.
 _TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?")
@@ -98,10 +96,7 @@ def _redact_digits(text: str) -> str:
 
 
 def _mask(found: str) -> str:
-    digits = parse_digit_string(found) or "".join(
-        DIGIT_WORDS.get(g.lower(), g) for g in _GROUP.findall(found)
-    )
-    return f"[redacted …{re.sub(r'[^0-9]', '', digits)[-4:]}]"
+    return f"[redacted …{run_digits(found)[-4:]}]"
 
 
 # --- logging ------------------------------------------------------------------------------

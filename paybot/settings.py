@@ -32,6 +32,13 @@ _STORE_SCHEMES = {
 }
 
 
+def _real_stripe_key(key: SecretStr | None) -> bool:
+    """A Stripe secret or restricted key, not a placeholder."""
+    value = key.get_secret_value().strip() if key is not None else ""
+    looks_real = value.startswith(("sk_", "rk_")) and len(value) > 12
+    return looks_real and value.lower() not in _PLACEHOLDERS
+
+
 class SettingsError(RuntimeError):
     """The configuration is unusable; the message says which variables to fix."""
 
@@ -68,7 +75,12 @@ class Settings(BaseSettings):
 
     # Payments.
     currency: str = Field("USD", env="PAYBOT_CURRENCY", min_length=3, max_length=3)
-    gateway: Literal["sandbox"] = Field("sandbox", env="PAYBOT_GATEWAY")
+    # Read through paybot.payments.style.payment_choice, the one place that picks them.
+    gateway: Literal["sandbox", "stripe"] = Field("sandbox", env="PAYBOT_GATEWAY")
+    payment_style: Literal["one_step", "two_step"] = Field("one_step", env="PAYBOT_PAYMENT_STYLE")
+    # Stripe (PAYBOT_GATEWAY=stripe): the secret key, and the API base (tests: localstripe).
+    stripe_api_key: SecretStr | None = Field(None, env="STRIPE_API_KEY")
+    stripe_api_base: str | None = Field(None, env="PAYBOT_STRIPE_API_BASE")
     gateway_timeout_s: float = Field(10.0, env="PAYBOT_GATEWAY_TIMEOUT_S", gt=0)
     gateway_retries: int = Field(2, env="PAYBOT_GATEWAY_RETRIES", ge=0, le=10)
     sandbox_latency_ms: int = Field(0, env="PAYBOT_SANDBOX_LATENCY_MS", ge=0)
@@ -77,6 +89,15 @@ class Settings(BaseSettings):
     min_payment_amount: Decimal = Field(Decimal("1.00"), env="PAYBOT_MIN_PAYMENT", ge=0)
     allow_overpayment: bool = Field(False, env="PAYBOT_ALLOW_OVERPAYMENT")
     reconcile_after_s: float = Field(60.0, env="PAYBOT_RECONCILE_AFTER_S", ge=0)
+    # The merchant's payment profile (paybot/payments/profile.py): a YAML file; unset, the
+    # built-in defaults. Keys it leaves out start from the settings above.
+    payment_profile: Path | None = Field(None, env="PAYBOT_PAYMENT_PROFILE")
+    # Who takes a new card or bank account on a call: the bridge's own keypad capture, or
+    # Twilio's <Pay> with the Pay Connector named here (paybot.payments.capture_choice).
+    capture: Literal["keypad", "twilio_pay"] = Field("keypad", env="PAYBOT_CAPTURE")
+    pay_connector: str = Field(
+        "Default", env="PAYBOT_PAY_CONNECTOR", min_length=1, max_length=64, regex=r"^[\w.-]+$"
+    )
 
     # Conversation rules.
     idv_max_attempts: int = Field(3, env="PAYBOT_IDV_MAX_ATTEMPTS", ge=1, le=10)
@@ -127,6 +148,8 @@ class Settings(BaseSettings):
         "auto", env="PAYBOT_ASR_ENGINE"
     )
     piper_voice: Path | None = Field(None, env="PAYBOT_PIPER_VOICE")
+    # The static prompts' synthesised audio, kept between starts (default <data dir>/tts-cache).
+    tts_cache_dir: Path | None = Field(None, env="PAYBOT_TTS_CACHE_DIR")
     speech_threads: int = Field(4, env="PAYBOT_SPEECH_THREADS", ge=1, le=64)
     # PocketSphinx decoders built at start-up, one per caller turn in progress at once (tens of MB
     # each). Building one later holds Python's GIL and stalls every call.
@@ -221,10 +244,15 @@ class Settings(BaseSettings):
             secret is None or secret.get_secret_value().lower() in _PLACEHOLDERS
         ):
             missing.append("PAYBOT_ACTION_SECRET (PAYBOT_ACTION_HOST is not loopback)")
+        stripe_key = values.get("stripe_api_key")
+        if values.get("gateway") == "stripe" and not _real_stripe_key(stripe_key):
+            missing.append("STRIPE_API_KEY (PAYBOT_GATEWAY=stripe)")
         if not values.get("database_url"):
             missing.append("DATABASE_URL")
         if not values.get("public_url"):
             missing.append("PAYBOT_PUBLIC_URL")
+        if values.get("capture") == "twilio_pay" and not values.get("twilio_account_sid"):
+            missing.append("TWILIO_ACCOUNT_SID (PAYBOT_CAPTURE=twilio_pay)")
         if values.get("seed_demo_data"):
             values["seed_demo_data"] = False
         if missing:
@@ -240,6 +268,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'paybot.db').resolve()}"
+
+    @property
+    def tts_cache_path(self) -> Path:
+        """Where the static prompts' audio is kept: ``PAYBOT_TTS_CACHE_DIR`` or the data dir's."""
+        return self.tts_cache_dir or self.data_dir / "tts-cache"
 
     @property
     def rasa_url(self) -> str:

@@ -32,7 +32,9 @@ def prepare_database(settings: Settings) -> StartupReport:
         seeded = 0
         if settings.is_dev and settings.seed_demo_data:
             seeded = seed_demo_data(engine, make_gateway(settings, engine))
-        settled = make_ledger(settings, engine).reconcile(settings.reconcile_after_s)
+        ledger = make_ledger(settings, engine)
+        settled = ledger.reconcile(settings.reconcile_after_s)
+        ledger.tokens.sweep(settings.reconcile_after_s)  # tokens a crash left behind
         if settled:
             log.warning("settled %d payments left open by an earlier run", len(settled))
         return StartupReport(seeded=seeded, reconciled=len(settled))

@@ -96,6 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",
                       help="how long to wait for each bot reply (default 20)")
     call.set_defaults(handler="paybot_cli.call:command")
+
+    scan = commands.add_parser("pci-scan", help="look for card data in the database, Rasa's "
+                               "trackers, logs, the outbox and recordings; exit 1 on any")
+    scan.add_argument("--cvc", metavar="CODES",
+                      help="security codes to look for next to their name, e.g. 123,4567")
+    scan.add_argument("--path", type=Path, action="append", default=[], metavar="PATH",
+                      help="also scan the logs, recordings and SQLite files here (repeatable)")
+    scan.add_argument("--conversation", action="append", default=[], metavar="SENDER_ID",
+                      help="also read this conversation's tracker from Rasa (repeatable)")
+    scan.add_argument("--no-rasa", action="store_true",
+                      help="do not ask the running Rasa for its in-memory trackers")
+    scan.set_defaults(handler="paybot_cli.pci_scan:command")
     return parser
 
 

@@ -12,6 +12,7 @@ import secrets
 import sys
 
 from paybot import redaction
+from paybot.payments.profile import ProfileError, load_profile
 from paybot.settings import Settings, SettingsError
 from paybot_cli import database
 from paybot_cli.console import fail
@@ -24,6 +25,13 @@ from paybot_cli.train import model_path
 log = logging.getLogger(__name__)
 STARTUP_TIMEOUT_S = 300.0
 _SDK_LEVEL = {"DEBUG": ["--debug"], "WARNING": ["--quiet"], "ERROR": ["--quiet"]}
+# How long Rasa and the action server (Sanic, 5 s by default) keep an idle keep-alive
+# connection open. Their clients (the bridge's and Rasa's aiohttp sessions) reuse an idle
+# connection for up to 15 s; a server that closes first races the client's next request on
+# it ("Can not write request body"), and Rasa then drops the action's events and answers
+# nothing. The server must outlast the client.
+SERVER_KEEP_ALIVE_S = 75
+
 
 
 def action_secret(settings: Settings) -> str:
@@ -61,6 +69,7 @@ def plan(
          "PAYBOT_RASA_TOKEN": settings.rasa_token.get_secret_value(),
          "LOG_LEVEL": level,
          "PAYBOT_TRACKER_MAX_CONVERSATIONS": str(settings.tracker_max_conversations),
+         "SANIC_KEEP_ALIVE_TIMEOUT": str(SERVER_KEEP_ALIVE_S),
          **endpoints.env},
         host=settings.rasa_host,
     )
@@ -71,7 +80,8 @@ def plan(
         settings.action_server_url.removesuffix("/webhook"), "/health",
         [python, "-m", "actions.server", "--actions", "actions",
          "--port", str(settings.action_port), *_SDK_LEVEL.get(level, [])],
-        {"SANIC_HOST": settings.action_host, "PAYBOT_ACTION_SECRET": secret},
+        {"SANIC_HOST": settings.action_host, "PAYBOT_ACTION_SECRET": secret,
+         "SANIC_KEEP_ALIVE_TIMEOUT": str(SERVER_KEEP_ALIVE_S)},
         host=settings.action_host,
     )
     bridge = Service(
@@ -87,6 +97,13 @@ def preflight(settings: Settings, project: Project, services: list[Service]) -> 
     """The first reason the stack cannot start, or None when it can."""
     if missing := project.missing():
         return f"no {missing[0]} in {project.root}; run paybot from the project root"
+    try:
+        profile = load_profile(settings)
+    except ProfileError as exc:
+        return f"{exc} (PAYBOT_PAYMENT_PROFILE)"
+    if profile.capture == "twilio_pay" and not settings.twilio_account_sid:
+        return ("the payment profile hands card capture to Twilio <Pay> (capture: twilio_pay), "
+                "which needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
     seen: dict[int, Service] = {}
     for service in services:
         if other := seen.get(service.port):

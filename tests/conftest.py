@@ -5,9 +5,10 @@
 of its own, dropped at the end). Without that variable the PostgreSQL runs are skipped and
 the summary says so loudly.
 
-At the end of the run the card-data scan (``tests/cardscan.py``) looks through every SQLite
-and log file the tests made; PostgreSQL schemas are scanned before they are emptied. Any card
-number or keyed security code found fails the run.
+At the end of the run the card-data scan looks through every SQLite, log and WAV file the
+tests made; PostgreSQL schemas are scanned before they are emptied. It is the production scan
+(``paybot pci-scan``'s :mod:`paybot.pci_scan`) with the test glue of ``tests/cardscan.py`` (the
+cards and codes the tests keyed). Any card number or keyed security code found fails the run.
 """
 
 from __future__ import annotations
@@ -32,13 +33,34 @@ _skipped_pg: list[str] = []
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
-    """Scan what the tests left on disk; card data anywhere fails the run."""
+    """Scan what the tests left on disk; card data anywhere fails the run.
+
+    Under pytest-xdist (``-n``) each worker scans its own temp dir (only workers import the
+    test modules, which register the cards they key) and hands its findings and skipped
+    PostgreSQL tests to the controller (:func:`pytest_testnodedown`), which fails the run."""
+    workers = getattr(session.config, "workerinput", None) is None and _uses_xdist(session.config)
     factory = getattr(session.config, "_tmp_path_factory", None)
     basetemp = getattr(factory, "_basetemp", None)
-    if basetemp is not None and Path(basetemp).is_dir():
+    if not workers and basetemp is not None and Path(basetemp).is_dir():
         cardscan.record(cardscan.scan_tree(Path(basetemp)))
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["cardscan"] = [(f.source, f.what) for f in cardscan.FINDINGS]
+        output["skipped_pg"] = list(_skipped_pg)
     if cardscan.FINDINGS:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _uses_xdist(config) -> bool:
+    return bool(getattr(config.option, "numprocesses", None))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """An xdist worker finished: keep its card-data findings and skipped PostgreSQL tests."""
+    output = getattr(node, "workeroutput", {}) or {}
+    cardscan.record(cardscan.Finding(source, what) for source, what in output.get("cardscan", []))
+    _skipped_pg.extend(output.get("skipped_pg", []))
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
@@ -210,6 +232,7 @@ def svc(db_engine, ledger, monkeypatch):
     from actions import services as services_module
     from paybot.accounts.directory import LocalDirectory
     from paybot.identity import IdentityVerifier, LockoutPolicy
+    from paybot.payments.profile import PaymentProfile
 
     directory = LocalDirectory(db_engine)
     built = services_module.Services(
@@ -218,6 +241,17 @@ def svc(db_engine, ledger, monkeypatch):
         ledger=ledger,
         directory=directory,
         verifier=IdentityVerifier(db_engine, directory, LockoutPolicy(max_failures=5)),
+        profile=PaymentProfile(),
     )
     monkeypatch.setattr(services_module, "_services", built)
     return built
+
+
+@pytest.fixture(scope="session")
+def localstripe():
+    """localstripe, the Stripe emulator, for the whole run (``tests/localstripe.py``)."""
+    from tests.localstripe import LocalStripe
+
+    server = LocalStripe()
+    yield server
+    server.stop()

@@ -5,6 +5,11 @@
 auth with the account SID and auth token, JSON resources back, Twilio-shaped JSON errors.
 
 * ``POST .../Calls/{CallSid}.json`` (``Twiml``, ``Status``, ...): the call resource.
+  ``Twiml`` holding ``<Pay>`` starts a pay session (:class:`FakePay`, :meth:`FakeTwilio.pay`);
+  the test then plays the caller's side of it: :meth:`FakeTwilio.pay_progress` sends signed
+  status callbacks, :meth:`FakeTwilio.finish_pay` the signed action callback with a
+  ``Result``, and follows the TwiML the bridge answers by opening a new Media Stream for the
+  caller (``CallerSession.reconnect``), as Twilio does.
 * ``POST .../Messages.json`` (``To``, ``From``, ``Body``): a new message, ``SM…``, "queued".
   With a ``StatusCallback`` URL, the fake then reports the message's progress there as Twilio
   does: signed form POSTs of ``MessageStatus`` "sent", then "delivered" (or "undelivered" with
@@ -34,13 +39,18 @@ import binascii
 import secrets
 import threading
 import time
+import xml.etree.ElementTree as ET  # noqa: S405 - TwiML from the bridge under test
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from decimal import Decimal
 from email.utils import format_datetime
+from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import ClientError, ClientSession, web
+from twilio.request_validator import RequestValidator
 
 ACCOUNT_SID = "AC" + "0" * 30 + "fa"
 AUTH_TOKEN = "fake-twilio-auth-token"
@@ -59,6 +69,32 @@ class FakeRequest:
     sid: str | None = None  # the CallSid in the path, or the MessageSid created
 
 
+@dataclass(frozen=True)
+class FakePay:
+    """A ``<Pay>`` the bridge handed a call to: its attributes as TwiML has them
+    (``paymentConnector``, ``chargeAmount``, ``action``, ...) and what follows it."""
+
+    call_sid: str
+    attributes: dict[str, str]
+    after: tuple[str, ...]  # the verbs after <Pay>, e.g. ("Redirect",)
+
+    @property
+    def action(self) -> str:
+        return self.attributes["action"]
+
+    @property
+    def status_callback(self) -> str:
+        return self.attributes["statusCallback"]
+
+
+@dataclass(frozen=True)
+class PayAnswer:
+    """The bridge's answer to a callback the fake sent."""
+
+    status: int
+    body: str
+
+
 @dataclass
 class FakeTwilio:
     """The fake server. ``start()`` it (or use it as a context manager); ``.url`` is its base."""
@@ -66,6 +102,7 @@ class FakeTwilio:
     account_sid: str = ACCOUNT_SID
     auth_token: str = AUTH_TOKEN
     requests: list[FakeRequest] = field(default_factory=list)
+    pays: list[FakePay] = field(default_factory=list)
     _failures: list[int] = field(default_factory=list)
     undeliverable: set[str] = field(default_factory=set)
     unsubscribed: set[str] = field(default_factory=set)  # refused with error 21610, as after STOP
@@ -118,6 +155,7 @@ class FakeTwilio:
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.pays.clear()
             self._failures.clear()
             self.callbacks.clear()
             self.undeliverable.clear()
@@ -138,6 +176,71 @@ class FakeTwilio:
             if time.monotonic() > deadline:
                 raise AssertionError(f"fake Twilio: condition not met in {timeout_s}s")
             time.sleep(0.05)
+
+    def pay(self, call_sid: str, timeout_s: float = 30.0) -> FakePay:
+        """The ``<Pay>`` ``call_sid`` was handed to (waits for it)."""
+        self.wait_for(lambda fake: any(p.call_sid == call_sid for p in fake.pays), timeout_s)
+        with self._lock:
+            return [p for p in self.pays if p.call_sid == call_sid][-1]
+
+    async def pay_progress(
+        self, pay: FakePay, step: str, *, attempt: int = 1, error: str = "", **more: str
+    ) -> PayAnswer:
+        """One signed ``<Pay>`` status callback: the caller is at ``step`` (``For``)."""
+        params = {"For": step, "Attempt": str(attempt), **more}
+        if error:
+            params["ErrorType"] = error
+        return await self.callback(pay, pay.status_callback, params)
+
+    async def finish_pay(
+        self,
+        pay: FakePay,
+        result: str,
+        *,
+        caller: Any = None,
+        signed: bool = True,
+        **more: str,
+    ) -> PayAnswer:
+        """``<Pay>`` ends with ``result``: the signed action callback, as Twilio sends it
+        (``more`` adds or overrides fields, e.g. ``PaymentConfirmationCode``). If the bridge
+        answers ``<Connect><Stream>`` and ``caller`` (a ``twilio_sim.CallerSession``) is
+        given, the call follows it onto a new Media Stream."""
+        params = {"Result": result, "PaymentMethod": pay.attributes.get("paymentMethod", "")}
+        if result == "success" and pay.attributes.get("paymentMethod") != "ach-debit":
+            params.update(
+                PaymentCardNumber="xxxx-xxxx-xxxx-4242",  # masked, as Twilio sends it
+                PaymentCardType="visa",
+                ExpirationDate="1230",
+                SecurityCode="***",
+                PaymentCardPostalCode="94107",
+            )
+        params.update(more)
+        answer = await self.callback(pay, pay.action, params, signed=signed)
+        if caller is not None and answer.status == 200 and "<Stream" in answer.body:
+            await caller.reconnect(answer.body)
+        return answer
+
+    async def callback(
+        self, pay: FakePay, url: str, params: dict[str, str], *, signed: bool = True
+    ) -> PayAnswer:
+        """POST ``params`` (plus the call's own fields) to ``url``, signed (or not) as Twilio
+        signs webhooks: HMAC-SHA1 of the URL and the fields with the auth token."""
+        form = {
+            "AccountSid": self.account_sid,
+            "CallSid": pay.call_sid,
+            "CallStatus": "in-progress",
+            "ApiVersion": "2010-04-01",
+            **params,
+        }
+        headers = {"User-Agent": "TwilioProxy/1.1"}
+        if signed:
+            validator = RequestValidator(self.auth_token)
+            headers["X-Twilio-Signature"] = validator.compute_signature(url, form)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url, data=form, headers=headers) as response,
+        ):
+            return PayAnswer(response.status, await response.text())
 
     def env(self) -> dict[str, str]:
         """Environment for a process (``paybot up``) that should use this fake."""
@@ -185,6 +288,13 @@ class FakeTwilio:
         if rejected is not None:
             return rejected
         status = form.get("Status") or "in-progress"
+        if "<Pay" in form.get("Twiml", ""):
+            try:
+                pay = _parse_pay(call_sid, form["Twiml"])
+            except (ET.ParseError, ValueError, ArithmeticError) as exc:
+                return _error(400, 12100, f"Document parse failure: {exc}")
+            with self._lock:
+                self.pays.append(pay)
         return web.json_response(self._call_resource(call_sid, status))
 
     async def _message(self, request: web.Request) -> web.Response:
@@ -287,6 +397,24 @@ class FakeTwilio:
             "date_updated": _rfc2822(),
             "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json",
         }
+
+
+def _parse_pay(call_sid: str, twiml: str) -> FakePay:
+    """The ``<Pay>`` of a call update's TwiML (its attributes, and the verbs after it)."""
+    root = ET.fromstring(twiml)  # noqa: S314 - the bridge under test wrote it
+    verbs = list(root)
+    [pay] = [verb for verb in verbs if verb.tag == "Pay"]
+    after = tuple(verb.tag for verb in verbs[verbs.index(pay) + 1 :])
+    attributes = dict(pay.attrib)
+    # Inline TwiML needs absolute action URLs; the rest as <Pay>'s reference allows.
+    for url in (attributes.get("action", ""), attributes.get("statusCallback", "")):
+        if not url.startswith(("https://", "http://")):
+            raise ValueError("action and statusCallback must be absolute URLs")
+    if not 0 <= Decimal(attributes.get("chargeAmount", "0")) <= 1_000_000:
+        raise ValueError("chargeAmount out of range")
+    if attributes.get("paymentMethod", "credit-card") not in ("credit-card", "ach-debit"):
+        raise ValueError("unknown paymentMethod")
+    return FakePay(call_sid, attributes, after)
 
 
 def _error(status: int, code: int, message: str) -> web.Response:

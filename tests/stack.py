@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -85,6 +86,8 @@ class Stack:
             PAYBOT_RASA_TOKEN=RASA_TOKEN,
             PAYBOT_FEE_AMOUNT="2.00",
             PAYBOT_LOG_LEVEL="INFO",
+            # Every stack of a run (and the next run) shares the static prompts' audio.
+            PAYBOT_TTS_CACHE_DIR=str(Path(tempfile.gettempdir()) / f"paybot-tts-{os.getuid()}"),
         )
         env.update(extra)
         return cls(data_dir=data_dir, env=env)

@@ -752,3 +752,32 @@ async def test_a_verification_flood_is_refused_politely(svc, monkeypatch):
     done = CollectingDispatcher()
     await ActionCompletePayment().run(done, tracker(slots=result), DOMAIN)
     assert custom(done)[0]["reason"] == "idv_busy"
+
+
+# --- a Twilio <Pay> that ended before any charge ----------------------------------------------
+@pytest.mark.parametrize(
+    ("code", "response"),
+    [("caller_cancelled", "capture_cancelled"), ("too_many_attempts", "capture_failed"),
+     ("connector_error", "payment_failed")],
+)  # fmt: skip
+async def test_a_pay_that_ended_before_the_charge_offers_another_method(svc, code, response):
+    from decimal import Decimal
+
+    from actions.payment import ActionCaptureResult
+    from paybot.payments.delegated import TWILIO_PAY, DelegatedResult, settle_delegated
+    from tests.helpers import account
+
+    james = account(svc.engine, "100200300")
+    payment, _ = svc.ledger.open_delegated(
+        account_id=james.id, amount=Decimal("10.00"), kind="card", processor=TWILIO_PAY,
+        reference="Default", conversation_id="chat:test", idempotency_key="p" * 32,
+    )  # fmt: skip
+    settle_delegated(svc.ledger.settlement, payment.payment_id, DelegatedResult("failed", code))
+    d = CollectingDispatcher()
+    t = tracker(slots={**JAMES, "channel": "voice", "payment_key": "p" * 32},
+                intent="capture_result", metadata={"is_external": True},
+                entities=[{"entity": "capture_status", "value": "submitted"}])  # fmt: skip
+    events = await ActionCaptureResult().run(d, t, DOMAIN)
+    assert responses_of(d)[0] == response
+    offered_again = slots_of(events).get("method_offer") == "new"
+    assert offered_again == (code != "connector_error")  # a failed charge is not retried

@@ -14,15 +14,16 @@ import pytest
 
 from paybot.dialog.payloads import SecureCapture
 from paybot.gateway.card_data import BankAccount, CardData
+from paybot.payments.profile import PaymentProfile
 from voice_bridge.secure_capture.fields import DigitBuffer
 from voice_bridge.secure_capture.session import (
     CaptureProgress,
     CaptureSession,
-    CaptureTimeouts,
     Done,
     Prompt,
     Submit,
 )
+from voice_bridge.secure_capture.wording import prompt_text
 
 VISA = "4242424242424242"
 VISA_BAD_LUHN = "4242424242424241"
@@ -50,9 +51,11 @@ def _instruction(method: str = "card", **overrides: object) -> SecureCapture:
 class Caller:
     """Drives a session with a fake clock and keeps every action and snapshot it produced."""
 
-    def __init__(self, method: str = "card", **overrides: object) -> None:
+    def __init__(
+        self, method: str = "card", profile: PaymentProfile | None = None, **overrides: object
+    ) -> None:
         self.session = CaptureSession(
-            _instruction(method, **overrides), today=lambda: TODAY, timeouts=CaptureTimeouts()
+            _instruction(method, **overrides), profile=profile, today=lambda: TODAY
         )
         self.now = 1000.0
         self.actions: list[object] = []
@@ -262,19 +265,28 @@ def test_brand_not_allowed() -> None:
     caller = Caller(allowed_brands=["visa", "mastercard"])
     actions = caller.press(AMEX)
     assert actions[0] == Prompt(
-        "invalid_card_number", {"field": "card_number", "reason": "invalid-card-type", "attempt": 2}
+        "brand_not_accepted",
+        {"field": "card_number", "reason": "invalid-card-type", "attempt": 2, "brand": "amex"},
     )
     assert caller.session.progress.brand is None
+    said = prompt_text(actions[0], ["visa", "mastercard"])
+    assert said == "Sorry, we don't accept American Express cards. We accept Visa and Mastercard."
 
 
-@pytest.mark.parametrize("expiry", ["0124", "1330", "0000", "1299"])
-def test_bad_expiry(expiry: str) -> None:
+@pytest.mark.parametrize(
+    ("expiry", "reason"),
+    [("0124", "expired-card"), ("0525", "expired-card"), ("1330", "invalid-date"),
+     ("0000", "invalid-date"), ("1299", "invalid-date")],
+)
+def test_bad_expiry(expiry: str, reason: str) -> None:
     caller = Caller()
     caller.press(VISA + "#")
     assert caller.press(expiry) == [
-        Prompt("invalid_expiry", {"field": "expiry", "reason": "invalid-date", "attempt": 2}),
+        Prompt("invalid_expiry", {"field": "expiry", "reason": reason, "attempt": 2}),
         Prompt("expiry", {"attempt": 2}),
     ]
+    expected = "That card has expired." if reason == "expired-card" else "doesn't look right"
+    assert expected in prompt_text(caller.actions[-2])
 
 
 def test_current_month_is_not_expired() -> None:

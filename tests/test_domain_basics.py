@@ -15,6 +15,7 @@ from paybot.money import (
     to_minor_units,
 )
 from paybot.payments import confirmation
+from paybot.payments.capture_choice import capture_choice
 from paybot.phone import InvalidPhoneNumber, is_e164, to_e164
 from paybot.redaction import RedactingFilter, redact
 from paybot.settings import SettingsError, load_settings
@@ -89,6 +90,18 @@ def test_prod_starts_with_real_secrets(monkeypatch, tmp_path):
     settings = load_settings(env="prod")
     assert settings.seed_demo_data is False
     assert settings.public_base_url == "https://pay.example.com"
+    assert settings.capture == "keypad" and settings.pay_connector == "Default"
+    # Twilio <Pay> updates live calls through the REST API: it needs the account too.
+    monkeypatch.setenv("PAYBOT_CAPTURE", "twilio_pay")
+    with pytest.raises(SettingsError, match="TWILIO_ACCOUNT_SID"):
+        load_settings(env="prod")
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "1" * 32)
+    monkeypatch.setenv("PAYBOT_PAY_CONNECTOR", "Stripe_Prod")
+    pay = capture_choice(load_settings(env="prod"))
+    assert pay.twilio_pay and pay.pay_connector == "Stripe_Prod"
+    monkeypatch.setenv("PAYBOT_PAY_CONNECTOR", "no spaces or <tags>")
+    with pytest.raises(SettingsError, match="pay_connector"):
+        load_settings(env="prod")
 
 
 def test_settings_read_env_and_dotenv(monkeypatch, tmp_path):

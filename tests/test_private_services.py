@@ -169,6 +169,38 @@ def test_rasa_and_the_action_server_listen_on_loopback_only(stack):
     assert _listening(int(stack.env["PAYBOT_BRIDGE_PORT"])) == {"00000000"}  # PAYBOT_HOST
 
 
+def test_rasa_and_the_action_server_outlast_their_clients_keep_alive(stack):
+    """An idle keep-alive connection stays open longer than the clients (aiohttp: 15 s) keep
+    it for reuse, so a request never races the server closing it (before, Sanic closed after
+    5 s; under load Rasa's call to the action server then failed with "Can not write request
+    body" and the customer got an empty reply)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    probes = [("PAYBOT_RASA_PORT", "/"), ("PAYBOT_ACTION_PORT", "/health")]
+    with ThreadPoolExecutor(len(probes)) as pool:
+        answers = list(pool.map(lambda p: _idle_then_again(int(stack.env[p[0]]), p[1], 16.0),
+                                probes))
+    assert answers == [(True, True)] * len(probes)
+
+
+def _idle_then_again(port: int, path: str, idle_s: float) -> tuple[bool, bool]:
+    """Two GETs on one connection, ``idle_s`` apart: was each answered?"""
+    import socket
+    import time
+
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        answered = []
+        for pause in (0.0, idle_s):
+            time.sleep(pause)
+            try:
+                sock.sendall(request.encode())
+                answered.append(sock.recv(65536).startswith(b"HTTP/1.1 200"))
+            except OSError:
+                answered.append(False)
+        return answered[0], answered[1]
+
+
 # --- `/ /affirm`: user text never reaches Rasa's intent syntax -------------------------------
 
 _SLASHES = ("/", "/", "/", "／", "∕", "⁄")

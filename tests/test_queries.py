@@ -93,8 +93,9 @@ def test_default_payment_method(db_engine, seed):
 
 
 def payment(account: Account, i: int, status: str, **values) -> Payment:
+    values.setdefault("gateway", "sandbox")
     return Payment(account_id=account.id, amount=Decimal("10.00"), fee=Decimal("0.00"),
-                   total=Decimal("10.00"), status=status, channel="chat", gateway="sandbox",
+                   total=Decimal("10.00"), status=status, channel="chat",
                    idempotency_key=f"key-{i:03d}", **values)  # fmt: skip
 
 
@@ -107,7 +108,8 @@ def test_payment_queries(db_engine, seed):
         rows = [
             payment(rng.choice(accounts), i, rng.choice(statuses),
                     scheduled_for=TODAY + timedelta(days=rng.randint(-3, 3)),
-                    updated_at=NOW - timedelta(seconds=rng.randint(0, 600)))
+                    updated_at=NOW - timedelta(seconds=rng.randint(0, 600)),
+                    gateway=rng.choice(["sandbox", "sandbox", "twilio_pay"]))
             for i in range(30)
         ]  # fmt: skip
         session.add_all(rows)
@@ -126,9 +128,13 @@ def test_payment_queries(db_engine, seed):
         before = NOW - timedelta(seconds=300)
         open_ = ("pending", "unknown")
         awaiting = queries.payments_awaiting_gateway(
-            session=session, statuses=open_, updated_before=before
+            session=session, statuses=open_, gateway="sandbox", updated_before=before
         )
-        expected = [r for r in rows if r.status in open_ and r.updated_at <= before]
+        expected = [
+            r
+            for r in rows
+            if r.status in open_ and r.updated_at <= before and r.gateway == "sandbox"
+        ]
         assert awaiting == [(r.id, r.idempotency_key, r.updated_at) for r in expected]
 
 

@@ -156,3 +156,37 @@ def test_static_prompts_are_warmed_into_the_cache(tts: PiperTts) -> None:
     assert all(tts.estimate_ms(s) == 0.0 for p in prompts[:3] for s in tts.plan(p))
     assert tts.estimate_ms("To confirm:") == 0.0  # the template's first clause
     assert all(tts.estimate_ms(s) > 0 for s in tts.plan(template) if "{" in s)
+
+
+def test_a_second_start_reads_the_warmed_prompts_from_disk(tmp_path: Path) -> None:
+    """The first warm-up synthesises and stores; a new voice object (the next start) gets
+    the same audio from the store without synthesising; another voice setting does not."""
+    from voice_bridge.tts.prompt_store import PromptStore
+    from voice_bridge.tts.warmup import warm_up
+
+    texts = ["Thank you for calling. Goodbye!", "Sorry, I didn't hear anything."]
+    first = PiperTts(cache_size=16)
+    store = PromptStore(tmp_path, first.voice_key())
+    assert warm_up(first, texts, store) == 3
+    pieces = [p for t in texts for p in first.plan(t)]
+    assert len(list(store.directory.glob("*.ulaw"))) == len(pieces)
+
+    second = PiperTts(cache_size=16)
+    assert warm_up(second, texts, PromptStore(tmp_path, second.voice_key())) == 3
+    assert second.cache_stats() == (0, 0)  # nothing synthesised, nothing looked up yet
+    for piece in pieces:
+        assert second.cached_audio(piece) == first.cached_audio(piece)
+
+    slower = PiperTts(cache_size=16, length_scale=1.3)
+    assert slower.voice_key() != first.voice_key()
+    assert PromptStore(tmp_path, slower.voice_key()).get(pieces[0]) is None
+
+
+def test_a_store_that_cannot_be_written_switches_itself_off(tmp_path: Path) -> None:
+    from voice_bridge.tts.prompt_store import PromptStore
+
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    store = PromptStore(blocked, "voice")
+    store.put("Hello.", b"\xff" * 160)
+    assert not store.enabled and store.get("Hello.") is None

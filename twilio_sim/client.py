@@ -23,6 +23,7 @@ import math
 import time
 from collections.abc import Callable
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -35,7 +36,14 @@ from twilio_sim.transcript import CallEvent
 from twilio_sim.turns import CallLog
 from twilio_sim.voice import EspeakVoice
 from twilio_sim.wav import StereoRecorder
-from twilio_sim.webhook import StreamTarget, new_sid, post_voice_webhook, voice_params
+from twilio_sim.webhook import (
+    StreamTarget,
+    local_stream_url,
+    new_sid,
+    parse_connect_stream,
+    post_voice_webhook,
+    voice_params,
+)
 from voice_bridge.twilio.codec import FRAME_MS, ULAW_FRAME_BYTES
 from voice_bridge.twilio.messages import DTMF_DIGITS
 
@@ -145,6 +153,30 @@ class CallerSession:
                                 account_sid=self.account_sid, log=self.log, now=self.now,
                                 recorder=self.recorder)
         await self._line.open(self.target.parameters)
+
+    async def reconnect(self, twiml: str) -> None:
+        """Follow TwiML that streams the call again (``<Connect><Stream>``, as ``<Pay>``'s
+        action answer does): the old stream's line is closed, a new one opened with a new
+        StreamSid and the TwiML's parameters; the call, its log and its clock go on.
+
+        Raises:
+            WebhookError: ``twiml`` has no ``<Connect><Stream>``.
+        """
+        stream_url, parameters = parse_connect_stream(twiml)
+        old, http = self.line, self._http
+        assert http is not None
+        await old.close()
+        self.stream_sid = new_sid("MZ")
+        public_prefix = urlsplit(self.settings.public_base_url).path
+        target = StreamTarget(local_stream_url(stream_url, self.url, public_prefix), stream_url,
+                              parameters)
+        ws = await http.ws_connect(target.url, autoping=True)
+        self.target = target
+        self.log.stream_resumed(self.now())
+        self._line = TwilioLine(ws, stream_sid=self.stream_sid, call_sid=self.call_sid,
+                                account_sid=self.account_sid, log=self.log, now=self.now,
+                                recorder=self.recorder)
+        await self._line.open(parameters)
 
     async def close(self) -> None:
         """Hang up if the call is still on, stop streaming, close the connections."""

@@ -136,6 +136,13 @@ class CallLog:
             self._end(turn, now, "call_end")
         self.event("end", say.call_ended(reason), now)
 
+    def stream_resumed(self, now: float) -> None:
+        """A new Media Stream of the same call (back from ``<Pay>``): the call is on again,
+        and the bot's next reply answers this, not what the caller did before."""
+        self.end_reason = None
+        self.last_action_at = now
+        self.event("call", say.note("the call is back on a new media stream"), now)
+
     # -- questions -----------------------------------------------------------------------------
     def reply_heard_since(self, t: float) -> BotTurn | None:
         """The latest reply that started at or after ``t`` and was heard out (not cut off)."""

@@ -1,9 +1,10 @@
 """The bridge's aiohttp application factory and its runner.
 
-Routes: ``GET /healthz``, the Twilio webhooks (:mod:`voice_bridge.twilio.webhooks`) and the
-``/twilio/stream`` Media Streams websocket (:mod:`voice_bridge.twilio.stream`). Long-lived resources
-(the outgoing HTTP client, the speech models and thread pool, background jobs) are opened and
-closed by ``cleanup_ctx`` so that startup and graceful shutdown handle them.
+Routes: ``GET /healthz``, the Twilio webhooks (:mod:`voice_bridge.twilio.webhooks`, and
+``<Pay>``'s in :mod:`voice_bridge.twilio.pay_webhooks`) and the ``/twilio/stream`` Media
+Streams websocket (:mod:`voice_bridge.twilio.stream`). Long-lived resources (the outgoing HTTP
+client, the speech models and thread pool, background jobs) are opened and closed by
+``cleanup_ctx`` so that startup and graceful shutdown handle them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from voice_bridge.jobs.recheck import recheck_job
 from voice_bridge.jobs.scheduler import scheduler_job
 from voice_bridge.keys import HTTP_CLIENT, SETTINGS
 from voice_bridge.runtime import voice_runtime
+from voice_bridge.twilio.pay_webhooks import add_pay_routes
 from voice_bridge.twilio.stream import add_stream_route
 from voice_bridge.twilio.webhooks import add_twilio_routes
 
@@ -41,6 +43,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(recheck_job)
     app.router.add_get("/healthz", healthz)
     add_twilio_routes(app)
+    add_pay_routes(app)
     add_stream_route(app)
     return app
 

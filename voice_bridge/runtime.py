@@ -29,7 +29,9 @@ from voice_bridge.asr import AsrEngine, make_asr_engine
 from voice_bridge.call.rasa_client import RasaClient
 from voice_bridge.jobs.background import running
 from voice_bridge.keys import DB_ENGINE, HTTP_CLIENT, SETTINGS
+from voice_bridge.secure_capture.wording import load_wording
 from voice_bridge.tts import PiperTts
+from voice_bridge.tts.prompt_store import PromptStore
 from voice_bridge.tts.warmup import static_prompts, warm_up
 from voice_bridge.urgent_pool import UrgentPool
 
@@ -109,11 +111,13 @@ async def voice_runtime(app: web.Application) -> AsyncIterator[None]:
         ledger=make_ledger(settings, engine),
         twilio=_twilio_client(settings),
     )
+    load_wording()  # the capture's words (bot/capture.yml), read before the first call
     app[RUNTIME] = runtime
     log.info("voice runtime ready in %.2fs", time.perf_counter() - started)
     prompts = static_prompts(PROJECT_ROOT)
+    store = PromptStore(settings.tts_cache_path, tts.voice_key())
     try:
-        async with running(_warm_up(runtime, prompts), "tts-warm-up"):
+        async with running(_warm_up(runtime, prompts, store), "tts-warm-up"):
             yield
     finally:
         asr_pool.shutdown(wait=False, cancel_futures=True)
@@ -122,12 +126,13 @@ async def voice_runtime(app: web.Application) -> AsyncIterator[None]:
         asr.close()
 
 
-async def _warm_up(runtime: VoiceRuntime, prompts: list[str]) -> None:
-    """Put the static prompts in the TTS cache, one job per prompt, on spare CPU."""
+async def _warm_up(runtime: VoiceRuntime, prompts: list[str], store: PromptStore) -> None:
+    """Put the static prompts in the TTS cache, one job per prompt, on spare CPU (read from
+    ``store`` when a previous start kept them)."""
     started = time.perf_counter()
     counts = await asyncio.gather(
         *(
-            runtime.run_tts(warm_up, runtime.tts, [text], deadline=math.inf, ahead=True)
+            runtime.run_tts(warm_up, runtime.tts, [text], store, deadline=math.inf, ahead=True)
             for text in prompts
         )
     )

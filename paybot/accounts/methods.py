@@ -51,3 +51,13 @@ def save_method(engine: Engine, *, account_id: int, gateway: str, info: TokenInf
         audit.record(session, "payment_method.saved", account_id=account_id, brand=info.brand)
         assert method.id is not None
         return method.id
+
+
+def is_on_file(method: PaymentMethod, account_id: int) -> bool:
+    """``method`` is one of the account's kept, not deleted payment methods (a token made for
+    one payment is not, until the caller agreed to keep it and it was saved)."""
+    return (
+        method.account_id == account_id
+        and method.deleted_at is None
+        and method.saved_at is not None
+    )

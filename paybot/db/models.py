@@ -101,6 +101,9 @@ class PaymentMethod(SQLModel, table=True):
     is_default: bool = True
     created_at: datetime = _timestamp()
     deleted_at: datetime | None = _timestamp(nullable=True, default=False)
+    # Kept for the customer (offered on later calls). None: a token made for one payment
+    # (two-step style), deleted after use unless the caller agreed to keep it.
+    saved_at: datetime | None = _timestamp(nullable=True)
 
 
 class Payment(SQLModel, table=True):
@@ -201,6 +204,22 @@ class SandboxCharge(SQLModel, table=True):
     last4: str = Field(max_length=4)
     refunded: Decimal = _money()
     description: str | None = Field(default=None, max_length=200)
+    created_at: datetime = _timestamp()
+
+
+class StripeRef(SQLModel, table=True):
+    """The Stripe gateway's own records: the PaymentIntent made under a ledger idempotency key
+    (``kind`` "intent"), the Customer of a paybot account ("customer"), a token paybot deleted
+    ("deleted"). Ids and fingerprints of requests only, never card data."""
+
+    __tablename__ = "stripe_refs"
+    __table_args__ = (UniqueConstraint("kind", "ref"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)
+    ref: str = Field(max_length=255)  # the idempotency key, account number or token
+    stripe_id: str | None = Field(default=None, max_length=64)
+    fingerprint: str | None = Field(default=None, max_length=64)
     created_at: datetime = _timestamp()
 
 

@@ -33,8 +33,14 @@ class Listen:
 class SecureCapture:
     """Hand the caller to the bridge's DTMF secure capture for a new card or bank account.
 
-    The bridge charges ``amount`` (or only tokenizes with ``mode="tokenize"``) through the
-    ledger under ``idempotency_key``, then reports the payment id back with a system event.
+    The bridge charges ``amount`` (``mode="charge"``, the one-step style) or, with
+    ``mode="tokenize"`` (two steps), opens the payment and only tokenizes the method; the
+    action server then charges the token. Either way under ``idempotency_key``, and it
+    reports back with a system event. ``offer_save``: after the confirmation the caller is
+    asked (by keypad) whether to keep the method on file; ``save``: they already agreed.
+    ``allowed_brands`` is the payment profile's ``accepted_brands``; the rest of the profile
+    (fields by brand, confirm mode, attempts, timeouts) the bridge reads from the same file
+    (``PAYBOT_PAYMENT_PROFILE``), so it does not travel here.
     """
 
     type: ClassVar[str] = "secure_capture"
@@ -45,6 +51,7 @@ class SecureCapture:
     idempotency_key: str
     mode: Literal["charge", "tokenize"] = "charge"
     save: bool = False
+    offer_save: bool = False
     bank_account_type: Literal["checking", "savings"] | None = None
     allowed_brands: list[str] = field(
         default_factory=lambda: ["visa", "mastercard", "amex", "discover"]

@@ -4,6 +4,7 @@ The card-data types are in :mod:`paybot.gateway.card_data`, not re-exported here
 """
 
 from paybot.gateway.base import (
+    CardDeclined,
     ChargeResult,
     Gateway,
     GatewayError,
@@ -15,6 +16,7 @@ from paybot.gateway.base import (
 )
 
 __all__ = [
+    "CardDeclined",
     "ChargeResult",
     "Gateway",
     "GatewayError",

@@ -41,6 +41,17 @@ class InvalidPaymentData(GatewayError):
         self.reason = reason
 
 
+class CardDeclined(GatewayError):
+    """The gateway refused to keep the card for reuse (a reusable token is checked with the
+    issuer when it is made): the payment is declined with ``decline_code``."""
+
+    code = "declined"
+
+    def __init__(self, decline_code: str) -> None:
+        super().__init__(decline_code)
+        self.decline_code = decline_code
+
+
 class UnknownToken(GatewayError):
     """The token does not exist or was deleted."""
 
@@ -80,8 +91,15 @@ class Gateway(abc.ABC):
     name: str
 
     @abc.abstractmethod
-    def tokenize_card(self, card: CardData, *, reusable: bool = True) -> TokenInfo:
-        """Store the card at the gateway and return a token for it."""
+    def tokenize_card(
+        self, card: CardData, *, reusable: bool = True, customer: str | None = None
+    ) -> TokenInfo:
+        """Store the card at the gateway and return a token for it. ``customer`` (the paybot
+        account number) is who a reusable token is kept for, where the gateway keeps one.
+
+        Raises:
+            CardDeclined: the issuer refused a reusable token (gateways that check).
+        """
 
     def tokenize_test_card(self, number: str, today: date) -> TokenInfo:
         """A well-known test card number (demo data), tokenised as if keyed: it expires in
@@ -90,7 +108,9 @@ class Gateway(abc.ABC):
         return self.tokenize_card(CardData(number, 12, today.year + 3, cvc))
 
     @abc.abstractmethod
-    def tokenize_bank_account(self, account: BankAccount) -> TokenInfo:
+    def tokenize_bank_account(
+        self, account: BankAccount, *, reusable: bool = True, customer: str | None = None
+    ) -> TokenInfo:
         """Store the bank account at the gateway and return a token for it."""
 
     @abc.abstractmethod

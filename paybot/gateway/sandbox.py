@@ -101,8 +101,11 @@ class SandboxGateway(Gateway):
 
     # -- tokens --------------------------------------------------------------------------
 
-    def tokenize_card(self, card: CardData, *, reusable: bool = True) -> TokenInfo:
-        """Validate ``card`` and vault it as a token (every valid card tokenizes).
+    def tokenize_card(
+        self, card: CardData, *, reusable: bool = True, customer: str | None = None
+    ) -> TokenInfo:
+        """Validate ``card`` and vault it as a token (every valid card tokenizes; the sandbox
+        keeps no customers, so ``customer`` is not used).
 
         Raises:
             InvalidPaymentData: the card fails validation (see :mod:`paybot.gateway.cards`).
@@ -122,21 +125,25 @@ class SandboxGateway(Gateway):
             reusable=reusable,
         )
 
-    def tokenize_bank_account(self, account: BankAccount) -> TokenInfo:
+    def tokenize_bank_account(
+        self, account: BankAccount, *, reusable: bool = True, customer: str | None = None
+    ) -> TokenInfo:
         """Validate ``account`` (ABA routing checksum, 4-17 digit account) and vault it.
 
         Raises:
             InvalidPaymentData: the account fails validation.
         """
-        return self._call("tokenize_bank_account", lambda: self._tokenize_bank(account))
+        work = partial(self._tokenize_bank, account, reusable)
+        return self._call("tokenize_bank_account", work)
 
-    def _tokenize_bank(self, account: BankAccount) -> TokenInfo:
+    def _tokenize_bank(self, account: BankAccount, reusable: bool) -> TokenInfo:
         validate_bank_account(account)
         return self._vault.add(
             kind="bank",
             brand=account.account_type,
             last4=account.last4,
             outcome=bank_outcome(account),
+            reusable=reusable,
         )
 
     def delete_token(self, token: str) -> None:

@@ -154,6 +154,26 @@ def find_card_numbers(text: str) -> list[CardRun]:
     return found
 
 
+def run_digits(run: str) -> str:
+    """The digits a run's text stands for, typed and spoken ("4242 four two" -> "424242"),
+    as well as :func:`~paybot.parsing.digits.parse_digit_string` or, failing it, word by word
+    reads them (for masking down to the last four)."""
+    digits = parse_digit_string(run)
+    if digits is not None:
+        return digits
+    out: list[str] = []
+    words: list[str] = []
+    for token in _TOKEN.findall(run):
+        if token[0].isdigit():
+            out.append(_word_digits(words)[0] if words else "")
+            words = []
+            out.append(_ascii_digits(token))
+        elif _is_run_word(token.lower()):
+            words.append(token.lower())
+    out.append(_word_digits(words)[0] if words else "")
+    return "".join(out)
+
+
 def contains_card_number(text: str) -> bool:
     """True when ``text`` holds a card number anywhere (see the module docstring)."""
     return bool(find_card_numbers(text))
@@ -184,4 +204,5 @@ __all__ = [
     "find_card_numbers",
     "is_card_number",
     "remove_card_numbers",
+    "run_digits",
 ]

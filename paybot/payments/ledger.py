@@ -25,7 +25,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from paybot import audit
-from paybot.accounts.methods import save_method
+from paybot.accounts.methods import is_on_file
 from paybot.db import queries
 from paybot.db.engine import session_scope, write_scope
 from paybot.db.models import Account, Payment, PaymentMethod, PaymentStatus
@@ -46,6 +46,7 @@ from paybot.payments.fees import FeePolicy, Quote
 from paybot.payments.payable import held_amount, lock_account
 from paybot.payments.rules import AmountRules, PaymentRefused
 from paybot.payments.settlement import OPEN, PaymentOutcome, Settlement
+from paybot.payments.tokenized import TokenizedPayments
 
 log = logging.getLogger(__name__)
 KEY_LENGTH = Payment.__table__.c.idempotency_key.type.length  # type: ignore[attr-defined]
@@ -58,7 +59,7 @@ def new_idempotency_key() -> str:
 
 
 @dataclass(frozen=True)
-class _Request:
+class PaymentRequest:
     """The parts of a payment request that make up its identity."""
 
     account_id: int
@@ -66,6 +67,7 @@ class _Request:
     channel: str
     conversation_id: str | None
     idempotency_key: str
+    gateway: str | None = None  # another processor's name (Twilio <Pay>), not our gateway's
 
 
 class Ledger:
@@ -90,6 +92,7 @@ class Ledger:
         self.backoff_s = backoff_s
         self._sleep = sleep
         self.settlement = Settlement(engine, fee_account=self.fees.account)
+        self.tokens = TokenizedPayments(self)
 
     # Quotes ---------------------------------------------------------------------------
     def quote(self, account_id: int, amount: Decimal) -> Quote:
@@ -113,16 +116,16 @@ class Ledger:
         idempotency_key: str | None = None,
     ) -> PaymentOutcome:
         """Charge a stored, tokenised payment method of the account."""
-        request = self._request(account_id, amount, channel, conversation_id, idempotency_key)
+        request = self.new_request(account_id, amount, channel, conversation_id, idempotency_key)
         with Session(self.engine) as session:
             method = session.get(PaymentMethod, payment_method_id)
-            if method is None or method.account_id != account_id or method.deleted_at:
+            if method is None or not is_on_file(method, account_id):
                 raise PaymentRefused("unknown_method", "That payment method is not on file.")
             token, kind = method.token, method.kind
-        payment, done = self._open(request, kind, token, payment_method_id)
+        payment, done = self.open_payment(request, kind, token, payment_method_id)
         if done:
             return payment
-        return self._run(
+        return self.run_charge(
             payment.payment_id,
             request.idempotency_key,
             lambda: self.gateway.charge_token(
@@ -145,51 +148,38 @@ class Ledger:
         conversation_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> PaymentOutcome:
-        """Charge newly keyed card or bank data; with ``save`` keep a token for next time.
+        """Charge newly keyed card or bank data in one go (one step).
 
-        A card that is not saved is charged in one step and nothing reusable is kept. The
-        caller must drop ``method`` afterwards; nothing here stores or logs its digits.
+        A card is charged as keyed and nothing is kept. A bank account (and a card with
+        ``save``, the caller's consent to keep it) is tokenized once the payment row is
+        written and the rules allow it, charged, and the token deleted (or, with ``save`` and
+        success, kept once): :mod:`paybot.payments.tokenized`. The caller must drop
+        ``method`` afterwards; nothing here stores or logs its digits.
         """
-        request = self._request(account_id, amount, channel, conversation_id, idempotency_key)
-        kind = "card" if isinstance(method, CardData) else "bank"
-        if save or kind == "bank":
-            info = (
-                self.gateway.tokenize_card(method, reusable=save)
-                if isinstance(method, CardData)
-                else self.gateway.tokenize_bank_account(method)
-            )
-            method_id = None
-            if save:
-                method_id = save_method(
-                    self.engine, account_id=account_id, gateway=self.gateway.name, info=info
-                )
-            payment, done = self._open(request, kind, info.token, method_id)
-            charge = lambda: self.gateway.charge_token(  # noqa: E731
-                info.token,
-                payment.total,
-                payment.currency,
-                idempotency_key=request.idempotency_key,
-                description=f"paybot payment {payment.payment_id}",
-            )
-        else:
-            assert isinstance(method, CardData)
-            payment, done = self._open(request, kind, "one-step", None)
-            charge = lambda: self.gateway.charge_card(  # noqa: E731
+        request = self.new_request(account_id, amount, channel, conversation_id, idempotency_key)
+        if save or isinstance(method, BankAccount):
+            opened = self.tokens.tokenize(request, method, save=save)
+            return self.tokens.charge(opened.payment_id)
+        payment, done = self.open_payment(request, "card", "one-step", None)
+        if done:
+            return payment
+        return self.run_charge(
+            payment.payment_id,
+            request.idempotency_key,
+            lambda: self.gateway.charge_card(
                 method,
                 payment.total,
                 payment.currency,
                 idempotency_key=request.idempotency_key,
                 description=f"paybot payment {payment.payment_id}",
-            )
-        if done:
-            return payment
-        return self._run(payment.payment_id, request.idempotency_key, charge)
+            ),
+        )
 
     def charge_open_payment(
         self, payment_id: int, key: str, token: str, total: Decimal, currency: str
     ) -> PaymentOutcome:
         """Charge an already committed, open payment row (a scheduled one whose day came)."""
-        return self._run(
+        return self.run_charge(
             payment_id,
             key,
             lambda: self.gateway.charge_token(
@@ -200,6 +190,15 @@ class Ledger:
                 description=f"paybot payment {payment_id}",
             ),
         )
+
+    def open_delegated(
+        self, *, account_id: int, amount: Decimal, kind: str, processor: str, reference: str,
+        conversation_id: str, idempotency_key: str,
+    ) -> tuple[PaymentOutcome, bool]:
+        """Commit a payment that ``processor`` (Twilio ``<Pay>``) captures and charges: same
+        lock, rules and key as any; (payment, already_settled). See payments.delegated."""
+        request = self.new_request(account_id, amount, "voice", conversation_id, idempotency_key)
+        return self.open_payment(replace(request, gateway=processor), kind, reference, None)
 
     def outcome(self, payment_id: int) -> PaymentOutcome:
         """The payment as the database has it now."""
@@ -233,6 +232,7 @@ class Ledger:
             found = queries.payments_awaiting_gateway(
                 session=session,
                 statuses=statuses,
+                gateway=self.gateway.name,
                 updated_before=now - timedelta(seconds=settle_after_s),
             )
         settled = []
@@ -258,22 +258,22 @@ class Ledger:
         return settled
 
     # Internals ------------------------------------------------------------------------
-    def _request(
+    def new_request(
         self,
         account_id: int,
         amount: Decimal,
         channel: str,
         conversation_id: str | None,
         idempotency_key: str | None,
-    ) -> _Request:
+    ) -> PaymentRequest:
         amount = self.rules.exact(amount)
         key = idempotency_key or new_idempotency_key()
         if len(key) > KEY_LENGTH:
             raise ValueError(f"idempotency keys are at most {KEY_LENGTH} characters")
-        return _Request(account_id, amount, channel, conversation_id, key)
+        return PaymentRequest(account_id, amount, channel, conversation_id, key)
 
-    def _open(
-        self, request: _Request, kind: str, reference: str, method_id: int | None
+    def open_payment(
+        self, request: PaymentRequest, kind: str, reference: str | None, method_id: int | None
     ) -> tuple[PaymentOutcome, bool]:
         """Commit the payment row before any gateway call. Returns (payment, already_done)."""
         try:
@@ -287,7 +287,7 @@ class Ledger:
                 return self._existing(existing, request)
 
     def _insert_payment(
-        self, request: _Request, kind: str, reference: str, method_id: int | None
+        self, request: PaymentRequest, kind: str, reference: str | None, method_id: int | None
     ) -> tuple[PaymentOutcome, bool]:
         with write_scope(self.engine) as session:
             account = lock_account(session, request.account_id)
@@ -309,7 +309,7 @@ class Ledger:
                 channel=request.channel,
                 conversation_id=request.conversation_id,
                 method_kind=kind,
-                gateway=self.gateway.name,
+                gateway=request.gateway or self.gateway.name,
                 gateway_reference=reference,
                 idempotency_key=request.idempotency_key,
             )
@@ -328,7 +328,7 @@ class Ledger:
         log.info("payment %s opened (channel=%s)", payment.id, request.channel)
         return PaymentOutcome.of(payment), False
 
-    def _existing(self, payment: Payment, request: _Request) -> tuple[PaymentOutcome, bool]:
+    def _existing(self, payment: Payment, request: PaymentRequest) -> tuple[PaymentOutcome, bool]:
         if payment.account_id != request.account_id or payment.amount != request.amount:
             raise PaymentRefused(
                 "idempotency_conflict", "That key was already used for another payment."
@@ -336,23 +336,31 @@ class Ledger:
         # A repeated confirmation: report the settled outcome, or finish the open one.
         return PaymentOutcome.of(payment), payment.status not in OPEN
 
-    def _run(
-        self, payment_id: int, key: str, charge: Callable[[], ChargeResult]
+    def run_charge(
+        self,
+        payment_id: int,
+        key: str,
+        charge: Callable[[], ChargeResult],
+        *,
+        claimed: bool = False,
     ) -> PaymentOutcome:
+        """Charge an open payment and settle it. ``claimed``: its first attempt is already
+        counted (the claim that kept the token sweep off it)."""
         try:
-            result = self._charge_with_retries(payment_id, key, charge)
+            result = self._charge_with_retries(payment_id, key, charge, claimed)
         except GatewayError as exc:
-            return self._fail(payment_id, exc.code, "payment.failed")
+            return self.settlement.fail(payment_id, exc.code, "payment.failed")
         if result is None:
-            return self._mark_unknown(payment_id)
+            return self.settlement.mark_unknown(payment_id)
         return self._settle(payment_id, result)
 
     def _charge_with_retries(
-        self, payment_id: int, key: str, charge: Callable[[], ChargeResult]
+        self, payment_id: int, key: str, charge: Callable[[], ChargeResult], claimed: bool
     ) -> ChargeResult | None:
         """Call the gateway, retrying timeouts with the same key; None if still unknown."""
         for attempt in range(self.retries + 1):
-            self._count_attempt(payment_id)
+            if attempt or not claimed:
+                self._count_attempt(payment_id)
             try:
                 return charge()
             except GatewayTimeout:
@@ -377,15 +385,8 @@ class Ledger:
     ) -> PaymentOutcome:
         return self.settlement.settle(payment_id, result, actor=actor)
 
-    def _fail(self, payment_id: int, code: str, kind: str) -> PaymentOutcome:
-        return self.settlement.fail(payment_id, code, kind)
-
-    def _mark_unknown(self, payment_id: int) -> PaymentOutcome:
-        return self.settlement.mark_unknown(payment_id)
-
 
 def _get_account(session: Session, account_id: int) -> Account:
-    account = session.get(Account, account_id)
-    if account is None:
+    if (account := session.get(Account, account_id)) is None:
         raise PaymentRefused("unknown_account", "That account was not found.")
     return account

@@ -22,11 +22,12 @@ class PaymentRefused(Exception):
 
 @dataclass(frozen=True)
 class AmountRules:
-    """The configurable limits on a single payment."""
+    """The configurable limits on a single payment (the payment profile's amounts)."""
 
     minimum: Decimal = Decimal("1.00")
     allow_overpayment: bool = False
     currency: str = "USD"
+    maximum: Decimal | None = None  # the most one payment may be, whatever is owed
 
     def allowed_range(self, account: Account) -> tuple[Decimal, Decimal | None]:
         """(lowest, highest) amount this account may pay now; highest None means no cap."""
@@ -36,6 +37,8 @@ class AmountRules:
         """(lowest, highest) for an account owing ``balance``; a balance below the minimum
         may still be paid off in full."""
         highest = None if self.allow_overpayment else balance
+        if self.maximum is not None:
+            highest = self.maximum if highest is None else min(highest, self.maximum)
         lowest = min(self.minimum, balance) if balance > 0 else self.minimum
         return lowest, highest
 

@@ -20,6 +20,7 @@ from sqlalchemy import update
 from sqlmodel import Session
 
 from paybot import audit
+from paybot.accounts.methods import is_on_file
 from paybot.db import queries
 from paybot.db.engine import session_scope, write_scope
 from paybot.db.models import Account, Payment, PaymentMethod, PaymentStatus
@@ -64,7 +65,7 @@ class Scheduler:
             method = session.get(PaymentMethod, payment_method_id)
             if account is None:
                 raise PaymentRefused("unknown_account", "That account was not found.")
-            if method is None or method.account_id != account_id or method.deleted_at:
+            if method is None or not is_on_file(method, account_id):
                 raise PaymentRefused("unknown_method", "That payment method is not on file.")
             self.ledger.rules.check(account, amount, held=held_amount(session, account_id))
             if pay_on <= today or (account.due_date and pay_on > account.due_date):
@@ -191,7 +192,7 @@ class Scheduler:
         if (
             method is None
             or method.account_id != account.id
-            or method.deleted_at is not None
+            or not is_on_file(method, account.id)
             or not method.reusable
             or method.token != payment.gateway_reference
         ):

@@ -81,14 +81,20 @@ class Settlement:
                 raise LookupError(f"no payment {payment_id}")
             return PaymentOutcome.of(payment)
 
-    def _transition(self, session: Session, payment_id: int, **values) -> bool:
-        """Move an open payment to a final state; False if someone else already did."""
-        result = session.execute(
+    def _transition(
+        self, session: Session, payment_id: int, *, unclaimed: bool = False, **values
+    ) -> bool:
+        """Move an open payment to a final state; False if someone else already did.
+        ``unclaimed``: only while no gateway call was ever counted (``attempts`` 0)."""
+        stmt = (
             update(Payment)
             .where(Payment.id == payment_id)
             .where(Payment.status.in_(OPEN))  # type: ignore[attr-defined]
             .values(updated_at=utcnow(), **values)
         )
+        if unclaimed:
+            stmt = stmt.where(Payment.attempts == 0)
+        result = session.execute(stmt)
         return result.rowcount == 1
 
     def settle(
@@ -179,12 +185,16 @@ class Settlement:
     def fail(self, payment_id: int, code: str, kind: str) -> PaymentOutcome:
         return self.fail_open(payment_id, code, kind)[0]
 
-    def fail_open(self, payment_id: int, code: str, kind: str) -> tuple[PaymentOutcome, bool]:
-        """Fail the payment if it is still open: its outcome, and whether this call did."""
+    def fail_open(
+        self, payment_id: int, code: str, kind: str, *, unclaimed: bool = False
+    ) -> tuple[PaymentOutcome, bool]:
+        """Fail the payment if it is still open (and, with ``unclaimed``, the gateway was
+        never called for it): its outcome, and whether this call did."""
         with session_scope(self.engine) as session:
             changed = self._transition(
                 session,
                 payment_id,
+                unclaimed=unclaimed,
                 status=PaymentStatus.FAILED.value,
                 decline_code=code,
                 completed_at=utcnow(),
@@ -204,8 +214,12 @@ class Settlement:
         return self.outcome(payment_id), changed
 
     def mark_unknown(self, payment_id: int) -> PaymentOutcome:
+        return self.mark_unknown_open(payment_id)[0]
+
+    def mark_unknown_open(self, payment_id: int) -> tuple[PaymentOutcome, bool]:
+        """``pending`` to ``unknown``: its outcome, and whether this call moved it."""
         with session_scope(self.engine) as session:
-            session.execute(
+            moved = session.execute(
                 update(Payment)
                 .where(Payment.id == payment_id)
                 .where(Payment.status == PaymentStatus.PENDING.value)
@@ -213,12 +227,13 @@ class Settlement:
             )
             payment = session.get(Payment, payment_id)
             assert payment is not None
-            audit.record(
-                session,
-                "payment.outcome_unknown",
-                account_id=payment.account_id,
-                payment_id=payment_id,
-                conversation_id=payment.conversation_id,
-            )
+            if moved.rowcount == 1:
+                audit.record(
+                    session,
+                    "payment.outcome_unknown",
+                    account_id=payment.account_id,
+                    payment_id=payment_id,
+                    conversation_id=payment.conversation_id,
+                )
         log.warning("payment %s: outcome unknown, left for reconciliation", payment_id)
-        return self.outcome(payment_id)
+        return self.outcome(payment_id), moved.rowcount == 1

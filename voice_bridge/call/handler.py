@@ -25,6 +25,7 @@ from aiohttp import WSMsgType, web
 from paybot.dialog.payloads import SecureCapture, Transfer
 from paybot.dialog.vouch import Heard
 from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, remove_card_numbers
+from paybot.payments.capture_choice import capture_choice
 from voice_bridge.call.barge_in import SUSTAINED_MS, interrupts, is_backchannel
 from voice_bridge.call.control import hang_up_call, transfer_call
 from voice_bridge.call.inputs import CallEnded, Input, SpeechInput, SystemInput, TextInput
@@ -32,8 +33,9 @@ from voice_bridge.call.keypad import KeypadEntry
 from voice_bridge.call.listener import Listener
 from voice_bridge.call.playback import Player
 from voice_bridge.call.rasa_client import BotReply, RasaUnavailable
+from voice_bridge.call.twilio_pay import HANDED_OVER, first_input, hand_to_twilio_pay
 from voice_bridge.call.vad import TurnEventType
-from voice_bridge.jobs.call_records import record_call_ended_reason
+from voice_bridge.jobs.call_records import record_end
 from voice_bridge.runtime import VoiceRuntime
 from voice_bridge.secure_capture.door import CaptureDoor
 from voice_bridge.twilio.codec import ulaw_to_pcm16
@@ -79,6 +81,7 @@ class CallHandler:
         self.stream_sid = start.stream_sid
         self.sender = f"call:{start.call_sid}"
         self.caller = caller
+        self._first = first_input(start, caller)  # session_begin, or back from <Pay>
         self.metadata = {"channel": "voice", "from": caller} if caller else {"channel": "voice"}
         self.player = Player(
             self.call_sid, self.stream_sid, self._send, runtime.tts, runtime.run_tts
@@ -101,9 +104,7 @@ class CallHandler:
         started = self._clock()
         worker = asyncio.create_task(self._converse(), name=f"converse-{self.call_sid}")
         ticker = asyncio.create_task(self._tick(), name=f"tick-{self.call_sid}")
-        self._inputs.put_nowait(
-            SystemInput("session_begin", {"channel": "voice", "caller": self.caller})
-        )
+        self._inputs.put_nowait(self._first)
         try:
             await self._read(worker)
         except CallEnded:
@@ -320,19 +321,27 @@ class CallHandler:
 
     # Secure capture ---------------------------------------------------------------------
     async def _secure_capture(self, instruction: SecureCapture) -> None:
-        """Collect card or bank digits by keypad only, pay, then tell the bot to look."""
+        """Collect card or bank digits by keypad only, pay, then tell the bot to look; or
+        hand the call to Twilio's <Pay> (PAYBOT_CAPTURE=twilio_pay), ending this stream."""
+        if capture_choice(self.runtime.settings).twilio_pay:
+            self.ended_reason = HANDED_OVER  # before Twilio's stop can say "caller hung up"
+            status = await hand_to_twilio_pay(self.runtime, self.call_sid, self.sender, instruction)
+            if status is None:
+                raise CallEnded
+            self.ended_reason = ""
+            self.capture.withdraw()
+            self._inputs.put_nowait(SystemInput("capture_result", {"capture_status": status}))
+            return
         self.listener.pause()
         self.keypad.reset()
         try:
-            status = await self.capture.run(instruction, self._say_one, self._clock)
+            say_one = lambda text: self.player.say([text])  # noqa: E731
+            status = await self.capture.run(instruction, say_one, self._clock)
         finally:
             self.keypad.reset()
             self._keys_blocked = True
             self.listener.resume()
         self._inputs.put_nowait(SystemInput("capture_result", {"capture_status": status}))
-
-    async def _say_one(self, text: str) -> None:
-        await self.player.say([text])
 
     # Ending the call --------------------------------------------------------------------
     async def _heard_out(self) -> None:
@@ -376,13 +385,9 @@ class CallHandler:
                 item.turn.cancel()
 
     async def _record_end(self) -> None:
-        reason = self.ended_reason or "stream closed"
-        try:
-            await asyncio.to_thread(
-                record_call_ended_reason, self.runtime.engine, call_sid=self.call_sid, reason=reason
-            )
-        except Exception as exc:  # the call is over either way; keep the log line
-            log.warning("call %s: end not recorded (%s)", self.call_sid, type(exc).__name__)
+        if self.ended_reason != HANDED_OVER:  # else the call goes on: its stream back records
+            reason = self.ended_reason or "stream closed"
+            await record_end(self.runtime.engine, call_sid=self.call_sid, reason=reason)
 
     async def _send(self, text: str) -> None:
         if self.ws.closed:

@@ -11,6 +11,7 @@ Synchronous (SQLAlchemy sessions): call them through ``asyncio.to_thread``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 
@@ -109,6 +110,15 @@ def record_call_ended_reason(engine: Engine, *, call_sid: str, reason: str) -> b
         return result.rowcount == 1
 
 
+async def record_end(engine: Engine, *, call_sid: str, reason: str) -> None:
+    """:func:`record_call_ended_reason` from the event loop; a failure is logged, not raised
+    (the call is over either way)."""
+    try:
+        await asyncio.to_thread(record_call_ended_reason, engine, call_sid=call_sid, reason=reason)
+    except Exception as exc:
+        log.warning("call %s: end not recorded (%s)", call_sid, type(exc).__name__)
+
+
 def mark_answered(engine: Engine, *, call_sid: str) -> bool:
     """Mark ``call_sid`` (already recorded) as answered with a stream token. False when it
     already was: the voice webhook is a replay and must not get a second token. One
@@ -136,6 +146,20 @@ def consume_stream_token(engine: Engine, *, call_sid: str) -> bool:
             .values(stream_started_at=utcnow())
         )
         return result.rowcount == 1
+
+
+def rearm_stream(engine: Engine, *, call_sid: str) -> Call | None:
+    """Allow one more stream for an answered call (it comes back from ``<Pay>``): the next
+    token :func:`consume_stream_token` accepts. Returns the row, None for a call we never
+    answered (nothing changes then)."""
+    with session_scope(engine) as session:
+        session.execute(
+            update(Call)
+            .where(Call.call_sid == call_sid, Call.answered_at.is_not(None))
+            .values(stream_started_at=None, updated_at=utcnow())
+        )
+    call = get_call(engine, call_sid)
+    return call if call is not None and call.answered_at is not None else None
 
 
 def get_call(engine: Engine, call_sid: str) -> Call | None:

@@ -5,7 +5,10 @@ A payment is ``unknown`` when the gateway did not answer, even when asked about 
 job asks again (:meth:`Ledger.recheck_unknown`): one the gateway charged or declined is settled
 at once, and one it has no record of fails after ``PAYBOT_RECONCILE_AFTER_S``. Every bridge
 runs one; settling is a conditional update from an open state, so only one of them (or a live
-call) settles each payment. The work runs in a worker thread; logs carry counts only.
+call) settles each payment. It also sweeps the tokens made for payments (the two-step style):
+a payment whose token was never charged fails (``abandoned``) after the same time, and a token
+left after its payment is kept or deleted (:meth:`TokenizedPayments.sweep`). The work runs in
+a worker thread; logs carry counts only.
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ async def recheck_job(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     async with ledger_job(
         app,
-        lambda ledger: lambda: ledger.recheck_unknown(settings.reconcile_after_s),
+        lambda ledger: lambda: [
+            *ledger.recheck_unknown(settings.reconcile_after_s),
+            *ledger.tokens.sweep(settings.reconcile_after_s),
+        ],
         interval_s=settings.unknown_recheck_interval_s,
         what="unknown payments",
         done="settled",

@@ -1,8 +1,9 @@
 """The charge at the end of a secure capture: the keyed card or bank account, paid once.
 
-Runs in a worker thread (the ledger is synchronous). The method goes straight to the ledger,
-which tokenises or charges it through the gateway and records the payment; nothing here keeps
-it.
+Runs in a worker thread (the ledger is synchronous). The method goes straight to the ledger;
+nothing here keeps it. In the one-step style (``mode="charge"``) the ledger charges it; in the
+two-step style (``mode="tokenize"``) it opens the payment, checks the rules and only then
+tokenizes it; the action server charges the token (:mod:`paybot.payments.tokenized`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ def charge(
     instruction: SecureCapture,
     method: CardData | BankAccount,
     conversation_id: str,
+    save: bool = False,
 ) -> PaymentOutcome:
     """Look the account up and pay (blocking: call it in a thread).
 
@@ -37,12 +39,28 @@ def charge(
         )
     if account is None or account.id is None:
         raise LookupError("account not found")
+    save = save or instruction.save
+    if instruction.mode == "tokenize":
+        request = ledger.new_request(
+            account.id,
+            Decimal(instruction.amount),
+            "voice",
+            conversation_id,
+            instruction.idempotency_key,
+        )
+        return ledger.tokens.tokenize(request, method, save=save)
     return ledger.pay_with_new_method(
         account_id=account.id,
         method=method,
         amount=Decimal(instruction.amount),
         channel="voice",
-        save=instruction.save,
+        save=save,
         conversation_id=conversation_id,
         idempotency_key=instruction.idempotency_key,
     )
+
+
+def charge_tokenized(ledger: Ledger, outcome: PaymentOutcome) -> PaymentOutcome:
+    """The caller confirmed and hung up before the action server charged the token made
+    for them: charge it now, once (a payment already settled is left as it is)."""
+    return ledger.tokens.charge(outcome.payment_id)

@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING
 
 from paybot.dialog.payloads import SecureCapture
 from paybot.gateway.card_data import BankAccount, CardData
+from paybot.payments.profile import load_profile
 from paybot.payments.settlement import PaymentOutcome
-from voice_bridge.secure_capture.charge import charge
+from voice_bridge.secure_capture.charge import charge, charge_tokenized
 from voice_bridge.secure_capture.fields import Prompt
 from voice_bridge.secure_capture.session import Action, CaptureSession, Done, Submit
-from voice_bridge.secure_capture.wording import prompt_text
+from voice_bridge.secure_capture.wording import CaptureWording
 
 if TYPE_CHECKING:
     from voice_bridge.runtime import VoiceRuntime
@@ -54,6 +55,7 @@ class CaptureDoor:
         self._early: list[str] | None = None
         self._actions: asyncio.Queue[list[Action]] = asyncio.Queue()
         self._payment: asyncio.Future[Payment] | None = None
+        self._wording = CaptureWording()
 
     @property
     def active(self) -> bool:
@@ -68,6 +70,13 @@ class CaptureDoor:
     def expect(self) -> None:
         """The bot announced a capture: from now on keys belong to it."""
         self._early = []
+
+    def withdraw(self) -> None:
+        """The announced capture will not run here (Twilio's <Pay> did not take the call):
+        keys pressed meanwhile are wiped and keys belong to the conversation again."""
+        if self._early:
+            self._early.clear()
+        self._early = None
 
     def key(self, digit: str, now: float) -> None:
         """One DTMF key for the capture."""
@@ -94,7 +103,10 @@ class CaptureDoor:
         while not self._actions.empty():  # nothing left from an earlier capture
             self._actions.get_nowait()
         early, self._early = self._early or [], None
-        session = self._session = CaptureSession(instruction)
+        # Read once at start-up (the runtime's ledger and warm-up): no file I/O here.
+        profile = load_profile(self._runtime.settings)
+        session = self._session = CaptureSession(instruction, profile=profile)
+        self._wording = CaptureWording(instruction.allowed_brands)
         try:
             now = clock()
             actions: list[Action] = session.start(now)
@@ -112,10 +124,12 @@ class CaptureDoor:
     async def _step(self, session: CaptureSession, actions: list[Action], say: Say) -> Done | None:
         submit = next((a for a in actions if isinstance(a, Submit)), None)
         if submit is not None:  # pay at once, while "one moment" plays; a hang-up won't stop it
-            self._payment = asyncio.ensure_future(self._pay(submit.method, session.instruction))
+            self._payment = asyncio.ensure_future(
+                self._pay(submit.method, session.instruction, submit.save)
+            )
         for action in actions:
             if isinstance(action, Prompt):
-                text = prompt_text(action)
+                text = self._wording.text(action)
                 if text:
                     await say(text)
             elif isinstance(action, Submit):
@@ -126,14 +140,16 @@ class CaptureDoor:
                 return action
         return None
 
-    async def _pay(self, method: CardData | BankAccount, instruction: SecureCapture) -> Payment:
+    async def _pay(
+        self, method: CardData | BankAccount, instruction: SecureCapture, save: bool = False
+    ) -> Payment:
         """Charge through the ledger in a thread; errors come back as codes, never text."""
         runtime = self._runtime
         try:
             outcome = await asyncio.shield(
                 asyncio.to_thread(
                     charge, runtime.engine, runtime.ledger, instruction, method,
-                    self._conversation_id,
+                    self._conversation_id, save,
                 )
             )
             return outcome, None
@@ -156,10 +172,23 @@ class CaptureDoor:
         """After :meth:`hang_up` and :meth:`run` are over: the caller confirmed (pressed 1)
         and hung up, so the payment they agreed to is still taken, once, and recorded,
         whether it was under way or not picked up yet."""
-        if self._payment is not None:
-            await asyncio.gather(self._payment, return_exceptions=True)
         session, self._closing = self._closing, None
+        if self._payment is not None:
+            paid = await asyncio.gather(self._payment, return_exceptions=True)
+            await self._charge_token_left(paid[0], session)
         while session is not None and not self._actions.empty():
             for action in self._actions.get_nowait():
                 if isinstance(action, Submit):
-                    await self._pay(action.method, session.instruction)
+                    payment = await self._pay(action.method, session.instruction, action.save)
+                    await self._charge_token_left(payment, session)
+
+    async def _charge_token_left(self, payment: object, session: CaptureSession | None) -> None:
+        """Two steps and the call ended before the bot charged the token: charge it now."""
+        if session is None or session.instruction.mode != "tokenize":
+            return
+        outcome = payment[0] if isinstance(payment, tuple) else None
+        if isinstance(outcome, PaymentOutcome) and outcome.status == "pending":
+            try:
+                await asyncio.to_thread(charge_tokenized, self._runtime.ledger, outcome)
+            except Exception as exc:
+                log.warning("call %s: token charge failed (%s)", self._call_sid, type(exc).__name__)

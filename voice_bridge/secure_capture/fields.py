@@ -29,6 +29,7 @@ from paybot.gateway.cards import (
     INVALID_ROUTING_NUMBER,
     INVALID_SECURITY_CODE,
     detect_brand,
+    is_expired,
     parse_expiry,
     validate_account_number,
     validate_card_number,
@@ -49,7 +50,12 @@ CONFIRM = "confirm"
 CARD_FIELDS: tuple[str, ...] = (CARD_NUMBER, EXPIRY, CVC, ZIP)
 BANK_FIELDS: tuple[str, ...] = (ROUTING, BANK_ACCOUNT)
 
-SAFE_PARAMS = frozenset({"field", "attempt", "brand", "last4", "reason"})
+EXPIRED_CARD = "expired-card"  # a well-formed expiry in the past (invalid-date otherwise)
+
+# What a prompt may carry. ``expiry`` (MMYY) and ``postal_code`` only in the read-back of that
+# one field (confirm per field); never a card number beyond its last four, never a security code.
+SAFE_PARAMS = frozenset({"field", "attempt", "brand", "last4", "reason", "expiry", "postal_code"})
+_PARAM_DIGITS = {"last4": range(0, 5), "expiry": range(4, 5), "postal_code": range(5, 6)}
 BIN_LENGTH = 6  # digits needed before the brand guessed from the prefix is worth showing
 _DIGIT_BYTES = frozenset(b"0123456789")
 
@@ -131,8 +137,11 @@ class Prompt:
 
     def __post_init__(self) -> None:
         unsafe = set(self.params) - SAFE_PARAMS
-        last4 = self.params.get("last4")
-        if unsafe or (last4 is not None and len(str(last4)) > 4):
+        for name, lengths in _PARAM_DIGITS.items():
+            value = self.params.get(name)
+            if value is not None and len(str(value)) not in lengths:
+                unsafe.add(name)
+        if unsafe:
             raise ValueError(f"prompt {self.name!r} has unsafe params")
 
 
@@ -216,6 +225,8 @@ def check_field(
         return Checked(brand=validate_card_number(digits, allowed_brands), last4=digits[-4:])
     if field == EXPIRY:
         expiry = parse_expiry(digits)
+        if is_expired(expiry, today):
+            raise InvalidPaymentData(EXPIRED_CARD)
         validate_expiry(expiry.month, expiry.year, today)
     elif field == CVC:
         validate_cvc(digits, brand or "")
@@ -243,15 +254,39 @@ def field_prompt(
     return Prompt(name, {"attempt": attempt})
 
 
-def build_card(buffers: Mapping[str, DigitBuffer]) -> CardData:
-    """The card for the gateway, from the accepted number, expiry, CVC and ZIP buffers."""
+def readback(name: str, buffer: DigitBuffer, brand: str | None) -> Prompt:
+    """The masked read-back of one accepted field (confirm per field): the card's brand and
+    last four, the expiry, the security code's length only, the ZIP, a bank number's last four.
+    """
+    params: dict[str, object] = {"field": name, "brand": brand}
+    if name in (CARD_NUMBER, ROUTING, BANK_ACCOUNT):
+        params["last4"] = buffer.last4()
+    elif name == EXPIRY:
+        params["expiry"] = buffer.reveal()
+    elif name == ZIP:
+        params["postal_code"] = buffer.reveal()
+    return Prompt("confirm_field", params)
+
+
+def card_fields(security_code: bool, postal_code: bool) -> tuple[str, ...]:
+    """The card fields to ask, in order: the number, the expiry, then the security code and
+    the ZIP if asked (the profile says, by brand)."""
+    return (CARD_NUMBER, EXPIRY) + ((CVC,) if security_code else ()) + (
+        (ZIP,) if postal_code else ()
+    )
+
+
+def build_card(buffers: Mapping[str, DigitBuffer], asked: Iterable[str] = CARD_FIELDS) -> CardData:
+    """The card for the gateway, from the accepted buffers of the fields ``asked`` (a security
+    code or ZIP not asked is left out)."""
+    asked = set(asked)
     expiry = parse_expiry(buffers[EXPIRY].reveal())
     return CardData(
         number=buffers[CARD_NUMBER].reveal(),
         exp_month=expiry.month,
         exp_year=expiry.year,
-        cvc=buffers[CVC].reveal(),
-        postal_code=buffers[ZIP].reveal(),
+        cvc=buffers[CVC].reveal() if CVC in asked else None,
+        postal_code=buffers[ZIP].reveal() if ZIP in asked else None,
     )
 
 

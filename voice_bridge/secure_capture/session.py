@@ -10,9 +10,18 @@ the actions for the bridge to carry out in order:
   drops the method and reports back with :meth:`~CaptureSession.finished`;
 - :class:`Done`: the capture is over (``submitted``, ``cancelled`` or ``failed``).
 
-Card: number → expiry (MMYY) → CVC → ZIP → confirm → submit. Bank: routing → account → confirm
-→ submit. ``*`` cancels at any time, ``#`` submits the current field, each field allows
-``max_attempts`` failures (invalid or timed out), confirm ``2`` starts the entry over.
+Card: number → expiry (MMYY) → CVC → ZIP → confirm → submit; the security code and ZIP only
+when the payment profile asks them for the card's brand. Bank: routing → account → confirm →
+submit. ``*`` cancels at any time, ``#`` ends the current field, each field allows the
+profile's ``max_attempts_per_field`` failures (invalid or timed out), within its timeouts.
+
+Confirm at the end (``confirm: at_end``, the default): one masked read-back of the card or
+account, ``1`` submits, ``2`` starts the whole entry over. Confirm per field
+(``confirm: per_field``): a masked read-back after each field ("ending 4 2 4 2", "expiring
+12 28"; never the number or the security code), ``1`` (or ``#``) goes on, ``2`` re-enters only
+that field; after the last field the details are submitted.
+When the bot offers to keep the method (``offer_save``, the two-step style), the confirmation
+is followed by the caller's keyed consent: ``1`` keep it, ``2`` (or silence) do not.
 Logs carry the capture id, field names, attempt counts and reason codes: never digits.
 """
 
@@ -20,12 +29,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Literal
 
 from paybot.gateway.base import InvalidPaymentData
 from paybot.gateway.card_data import BankAccount, CardData
+from paybot.gateway.cards import INVALID_CARD_TYPE
+from paybot.payments.profile import PaymentProfile
 from voice_bridge.secure_capture.fields import (
     BANK_FIELDS,
     CARD_FIELDS,
@@ -36,12 +46,15 @@ from voice_bridge.secure_capture.fields import (
     Prompt,
     build_bank,
     build_card,
+    card_fields,
     check_field,
     complete_length,
     field_prompt,
     min_length,
     provisional_brand,
+    readback,
 )
+from voice_bridge.secure_capture.steps import Action, CaptureProgress, Done, Submit
 
 if TYPE_CHECKING:
     from paybot.dialog.payloads import SecureCapture
@@ -51,48 +64,7 @@ log = logging.getLogger(__name__)
 
 DTMF_KEYS = frozenset("0123456789*#")
 COLLECTING, CONFIRMING, SUBMITTING, DONE = "collecting", "confirming", "submitting", "done"
-
-
-@dataclass(frozen=True)
-class Submit:
-    """Charge or tokenize ``method`` now, then call :meth:`CaptureSession.finished`."""
-
-    method: CardData | BankAccount
-
-    def __repr__(self) -> str:
-        return f"Submit({self.method!r})"
-
-
-@dataclass(frozen=True)
-class Done:
-    """The capture is over; ``reason`` is a code, ``outcome`` the ledger's after a submit."""
-
-    status: Literal["submitted", "cancelled", "failed"]
-    reason: str
-    outcome: PaymentOutcome | None = None
-
-
-Action = Prompt | Submit | Done
-
-
-@dataclass(frozen=True)
-class CaptureProgress:
-    """What an agent console may see of a capture: counts, brand and last four, no digits."""
-
-    state: str
-    field: str | None
-    digits_entered: int
-    brand: str | None
-    last4: str | None
-    attempts: int
-
-
-@dataclass(frozen=True)
-class CaptureTimeouts:
-    """Seconds of silence: after the last key of a field, and with no key at all."""
-
-    inter_digit_s: float = 5.0
-    field_start_s: float = 15.0
+CONSENTING = "consenting"  # "press 1 to keep this card on file"
 
 
 def _utc_today() -> date:
@@ -103,9 +75,9 @@ class CaptureSession:
     """One secure capture, driven by DTMF keys and clock ticks (all times in seconds).
 
     Args:
-        instruction: the bot's ``secure_capture`` instruction.
-        timeouts: inter-digit and field-start timeouts.
-        max_attempts: failures allowed per field before the capture fails.
+        instruction: the bot's ``secure_capture`` instruction (its accepted brands).
+        profile: the merchant's payment profile: fields by brand, confirm mode, attempts
+            per field, timeouts (default: the built-in profile).
         today: the reference date for expiry checks (injectable for tests).
     """
 
@@ -113,19 +85,23 @@ class CaptureSession:
         self,
         instruction: SecureCapture,
         *,
-        timeouts: CaptureTimeouts | None = None,
-        max_attempts: int = 3,
+        profile: PaymentProfile | None = None,
         today: Callable[[], date] = _utc_today,
     ) -> None:
         self.instruction = instruction
         self.capture_id = instruction.idempotency_key
-        self.timeouts = timeouts or CaptureTimeouts()
-        self.max_attempts = max_attempts
+        self.profile = profile = profile or PaymentProfile()
+        self.timeouts = profile.timeouts
+        self.max_attempts = profile.max_attempts_per_field
+        self._per_field = profile.confirm == "per_field"
         self._today = today
         self._allowed = tuple(brand.lower() for brand in instruction.allowed_brands)
-        self._fields = CARD_FIELDS if instruction.method == "card" else BANK_FIELDS
-        self._buffers = {name: DigitBuffer(RULES[name].capacity) for name in self._fields}
-        self._failures = dict.fromkeys((*self._fields, CONFIRM), 0)
+        card = instruction.method == "card"
+        self._fields = self._card_fields(None) if card else BANK_FIELDS
+        every = CARD_FIELDS if card else BANK_FIELDS
+        self._buffers = {name: DigitBuffer(RULES[name].capacity) for name in every}
+        self._failures = dict.fromkeys((*every, CONFIRM), 0)
+        self._reentries = dict.fromkeys(every, 0)
         self._state = "new"
         self._index = 0
         self._brand: str | None = None
@@ -144,10 +120,12 @@ class CaptureSession:
 
     def key(self, digit: str, now: float) -> list[Action]:
         """Handle one DTMF key (``"0"``-``"9"``, ``"*"``, ``"#"``); other keys are ignored."""
-        if self._state not in (COLLECTING, CONFIRMING) or digit not in DTMF_KEYS:
+        if self._state not in (COLLECTING, CONFIRMING, CONSENTING) or digit not in DTMF_KEYS:
             return []
         if digit == "*":
             return self._end("cancelled", "caller_cancelled")
+        if self._state == CONSENTING:  # 1 keep it, 2 just this once; other keys: ignored
+            return self._submit(save=digit == "1") if digit in "12" else []
         if self._state == CONFIRMING:
             return self._confirm_key(digit, now)
         if digit == "#":
@@ -163,6 +141,9 @@ class CaptureSession:
 
     def tick(self, now: float) -> list[Action]:
         """Apply the timeouts: call this about every 250 ms while the capture runs."""
+        if self._state == CONSENTING:  # no answer: nothing is kept
+            expired = now - self._field_started >= self.timeouts.field_start_s
+            return self._submit(save=False) if expired else []
         if self._state not in (COLLECTING, CONFIRMING):
             return []
         keyed = len(self._buffers[self.field]) if self._state == COLLECTING else 0
@@ -178,7 +159,7 @@ class CaptureSession:
 
     def prompt_played(self, now: float) -> None:
         """Restart the field-start timeout once the prompt has finished playing."""
-        if self._state == CONFIRMING or (
+        if self._state in (CONFIRMING, CONSENTING) or (
             self._state == COLLECTING and not len(self._buffers[self.field])
         ):
             self._field_started = now
@@ -249,19 +230,60 @@ class CaptureSession:
                 today=self._today(),
             )
         except InvalidPaymentData as exc:
-            return self._failed_attempt(f"invalid_{name}", exc.reason, now)
+            refused = exc.reason == INVALID_CARD_TYPE and self._brand is not None
+            prompt = "brand_not_accepted" if refused else f"invalid_{name}"
+            return self._failed_attempt(prompt, exc.reason, now)
         log.info("capture %s: %s accepted", self.capture_id, name)
         self._brand = checked.brand or self._brand
         self._last4 = checked.last4 or self._last4
+        if name == CARD_NUMBER:  # the brand decides which fields follow
+            self._fields = self._card_fields(self._brand)
+        if self._per_field:
+            self._state = CONFIRMING
+            self._restart_clock(now)
+            return [self._field_prompt()]
+        return self._next_field(now)
+
+    def _next_field(self, now: float) -> list[Action]:
+        """On to the next field; after the last, the final read-back (or, confirming per
+        field, the submit)."""
         self._index += 1
         self._restart_clock(now)
         if self._index == len(self._fields):
+            if self._per_field:
+                return self._confirmed(now)
             self._state = CONFIRMING
+        else:
+            self._state = COLLECTING
+        return [self._field_prompt()]
+
+    def _card_fields(self, brand: str | None) -> tuple[str, ...]:
+        profile = self.profile
+        return card_fields(profile.asks_security_code(brand), profile.asks_postal_code(brand))
+
+    def _confirm_field_key(self, digit: str, now: float) -> list[Action]:
+        """A key after the read-back of one field: 1 or # on, 2 that field again."""
+        if digit in ("1", "#"):
+            return self._next_field(now)
+        if digit != "2":
+            return self._failed_attempt("invalid_confirm", "invalid-choice", now)
+        name = self._fields[self._index]
+        self._reentries[name] += 1
+        log.info("capture %s: %s re-entry %d", self.capture_id, name, self._reentries[name])
+        if self._reentries[name] >= self.max_attempts:
+            return self._end("failed", "too_many_attempts")
+        self._buffers[name].wipe()
+        if name == CARD_NUMBER:
+            self._brand = self._last4 = None
+        self._state = COLLECTING
+        self._restart_clock(now)
         return [self._field_prompt()]
 
     def _confirm_key(self, digit: str, now: float) -> list[Action]:
+        if self._per_field:
+            return self._confirm_field_key(digit, now)
         if digit == "1":
-            return self._submit()
+            return self._confirmed(now)
         if digit != "2":
             return self._failed_attempt("invalid_confirm", "invalid-choice", now)
         self._failures[CONFIRM] += 1
@@ -269,8 +291,10 @@ class CaptureSession:
         if self._failures[CONFIRM] >= self.max_attempts:
             return self._end("failed", "too_many_attempts")
         self._wipe()
-        self._failures.update(dict.fromkeys(self._fields, 0))
+        self._failures.update(dict.fromkeys(self._buffers, 0))
         self._brand = self._last4 = None
+        if self.instruction.method == "card":
+            self._fields = self._card_fields(None)
         self._index = 0
         self._state = COLLECTING
         self._restart_clock(now)
@@ -280,6 +304,7 @@ class CaptureSession:
         """Count a failure of the current field; re-prompt it, or fail the capture."""
         name = self.field
         assert name is not None
+        brand = self._brand
         if name != CONFIRM:
             self._buffers[name].wipe()
         if name == CARD_NUMBER:
@@ -290,13 +315,23 @@ class CaptureSession:
         if failures >= self.max_attempts:
             return self._end("failed", "too_many_attempts")
         self._restart_clock(now)
-        error = Prompt(prompt, {"field": name, "reason": reason, "attempt": failures + 1})
-        return [error, self._field_prompt()]
+        params: dict[str, object] = {"field": name, "reason": reason, "attempt": failures + 1}
+        if prompt == "brand_not_accepted":
+            params["brand"] = brand
+        return [Prompt(prompt, params), self._field_prompt()]
 
-    def _submit(self) -> list[Action]:
+    def _confirmed(self, now: float) -> list[Action]:
+        """The details are confirmed: the offer to keep them on file first, if the bot made one."""
+        if self.instruction.offer_save and not self.instruction.save:
+            self._state = CONSENTING
+            self._restart_clock(now)
+            return [Prompt("save_offer", {"field": self.instruction.method})]
+        return self._submit(save=self.instruction.save)
+
+    def _submit(self, *, save: bool) -> list[Action]:
         try:
             if self.instruction.method == "card":
-                method: CardData | BankAccount = build_card(self._buffers)
+                method: CardData | BankAccount = build_card(self._buffers, self._fields)
             else:
                 account_type = self.instruction.bank_account_type or "checking"
                 method = build_bank(self._buffers, account_type)
@@ -304,7 +339,7 @@ class CaptureSession:
             self._wipe()
         self._state = SUBMITTING
         log.info("capture %s: confirmed, submitting", self.capture_id)
-        return [Prompt("processing"), Submit(method)]
+        return [Prompt("processing"), Submit(method, save=save)]
 
     def _end(
         self, status: Literal["cancelled", "failed"], reason: str, *, say: bool = True
@@ -319,7 +354,10 @@ class CaptureSession:
     def _field_prompt(self) -> Prompt:
         name = self.field
         assert name is not None
-        attempt = self._failures[name] + 1
+        if name == CONFIRM and self._per_field:
+            current = self._fields[self._index]
+            return readback(current, self._buffers[current], self._brand)
+        attempt = self._failures[name] + self._reentries.get(name, 0) + 1
         return field_prompt(name, self.instruction.method, attempt, self._brand, self._last4)
 
     def _restart_clock(self, now: float) -> None:

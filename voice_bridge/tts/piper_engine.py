@@ -11,6 +11,7 @@ yields one sentence at a time, so time to first audio depends on the first sente
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import re
@@ -243,6 +244,19 @@ class PiperTts:
             self._frames_cache.put(sentence, cached)
         return cached
 
+    def remember(self, sentence: str, audio: bytes) -> None:
+        """Put audio made earlier by this voice (:meth:`audio`'s bytes) in the cache."""
+        self._frames_cache.put(sentence, audio)
+
+    def voice_key(self) -> str:
+        """What the audio depends on: the voice's files and the synthesis settings."""
+        parts = [f"piper {_package_version('piper-tts')}", f"normalize {self.normalize}"]
+        for path in (self.voice_path, Path(f"{self.voice_path}.json")):
+            stat = path.stat()
+            parts.append(f"{path.resolve()} {stat.st_size} {stat.st_mtime_ns}")
+        parts.append(repr(self._syn_config))
+        return "\n".join(parts)
+
     def cached_audio(self, sentence: str) -> bytes | None:
         """:meth:`audio` if the piece is in the cache, else ``None``; never synthesises, so
         it is cheap enough for the event loop."""
@@ -283,6 +297,13 @@ class PiperTts:
             spoken.audio_ms,
         )
         return spoken
+
+
+def _package_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _load_voice(voice_path: Path, threads: int):  # noqa: ANN202 - piper types are optional

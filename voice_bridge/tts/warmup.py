@@ -4,6 +4,7 @@ Every piece (sentence or clause, :meth:`PiperTts.plan`) without a placeholder of
 (``bot/domain.yml``, ``bot/responses.yml``) and of the secure capture's prompts goes through the
 voice's cache in a worker thread after start-up; calls are served meanwhile. So in "To confirm:
 | your payment is {amount}, | plus a convenience fee of {fee}, | ..." the first piece is ready.
+Their audio is kept on disk (:mod:`voice_bridge.tts.prompt_store`) for the next start.
 """
 
 from __future__ import annotations
@@ -16,16 +17,17 @@ from typing import Any
 
 import yaml
 
+from voice_bridge.tts.prompt_store import PromptStore
+
 log = logging.getLogger(__name__)
-RESPONSE_FILES = ("bot/domain.yml", "bot/responses.yml")
+# The capture's prompts first: every caller paying with a new card hears them.
+RESPONSE_FILES = ("bot/capture.yml", "bot/domain.yml", "bot/responses.yml")
 
 
 def static_prompts(root: Path) -> list[str]:
-    """Response texts (templates with ``{placeholders}`` too) from the bot's files, plus the
-    capture prompts, each once."""
-    from voice_bridge.secure_capture.wording import FIELD_REQUESTS, FIXED_PROMPTS
-
-    texts: list[str] = [*FIELD_REQUESTS.values(), *FIXED_PROMPTS]
+    """Response texts (templates with ``{placeholders}`` too) from the bot's files (the
+    capture's prompts first), each once; the fixed texts before the templates."""
+    texts: list[str] = []
     for name in RESPONSE_FILES:
         path = root / name
         if not path.is_file():
@@ -33,7 +35,8 @@ def static_prompts(root: Path) -> list[str]:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         texts.extend(_texts(data.get("responses") or {}))
     seen: set[str] = set()
-    return [t for t in texts if not (t in seen or seen.add(t))]
+    unique = [t for t in texts if not (t in seen or seen.add(t))]
+    return sorted(unique, key=lambda text: "{" in text)
 
 
 def _texts(responses: dict[str, Any]) -> Iterable[str]:
@@ -43,15 +46,23 @@ def _texts(responses: dict[str, Any]) -> Iterable[str]:
                 yield variant["text"]
 
 
-def warm_up(tts: Any, texts: Iterable[str]) -> int:
-    """Synthesise every piece of ``texts`` without a placeholder into the cache (blocking; run
-    it in a thread); returns how many pieces."""
+def warm_up(tts: Any, texts: Iterable[str], store: PromptStore | None = None) -> int:
+    """Put every piece of ``texts`` without a placeholder into the cache (blocking; run it in
+    a thread): from ``store`` when it has the piece, else synthesised (and then stored);
+    returns how many pieces."""
     started = time.perf_counter()
     count = 0
     for text in texts:
         for piece in tts.plan(text):
-            if "{" not in piece:
-                tts.audio(piece)
-                count += 1
+            if "{" in piece:
+                continue
+            stored = store.get(piece) if store is not None else None
+            if stored is not None:
+                tts.remember(piece, stored)
+            else:
+                audio = tts.audio(piece)
+                if store is not None:
+                    store.put(piece, audio)
+            count += 1
     log.debug("tts cache warmed: %d pieces in %.1fs", count, time.perf_counter() - started)
     return count

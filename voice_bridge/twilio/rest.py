@@ -1,5 +1,5 @@
 """Twilio's REST API for what the bridge does to a live call or on its own: transfer a caller to
-a person, hang up, send a text message.
+a person, hand a call to ``<Pay>``, hang up, send a text message.
 
 It is the official ``twilio.rest.Client`` (so production runs exactly this code) with an HTTP
 client that can send every request to ``PAYBOT_TWILIO_API_URL`` instead of ``*.twilio.com``:
@@ -45,7 +45,7 @@ class TwilioRestError(RuntimeError):
     """A Twilio REST call failed.
 
     Attributes:
-        operation: "transfer", "hangup" or "send_sms".
+        operation: "transfer", "pay", "hangup" or "send_sms".
         status: The HTTP status, or None when no answer came back.
         code: Twilio's error code (e.g. 21220 "call not in progress"), when it gave one.
         retryable: Trying again is safe and may work: Twilio was not reached, or answered
@@ -189,6 +189,13 @@ class TwilioRest:
         )
         self._run("transfer", call_sid, lambda: self._client.calls(call_sid).update(twiml=twiml))
 
+    def start_pay(self, call_sid: str, twiml: str) -> None:
+        """Hand ``call_sid`` to ``<Pay>`` (:mod:`voice_bridge.twilio.pay_twiml`): its TwiML
+        is replaced, which ends the Media Stream."""
+        calls = self._client.calls
+        self._run("pay", call_sid, lambda: calls(call_sid).update(twiml=twiml))
+        log.info("call %s handed to <Pay>", call_sid)
+
     def hangup(self, call_sid: str) -> None:
         """End ``call_sid`` now (``Status=completed``)."""
         calls = self._client.calls
@@ -226,6 +233,9 @@ class TwilioRest:
         context: dict[str, Any] | None = None,
     ) -> None:
         await asyncio.to_thread(self.transfer, call_sid, target, reason, context)
+
+    async def start_pay_async(self, call_sid: str, twiml: str) -> None:
+        await asyncio.to_thread(self.start_pay, call_sid, twiml)
 
     async def hangup_async(self, call_sid: str) -> None:
         await asyncio.to_thread(self.hangup, call_sid)

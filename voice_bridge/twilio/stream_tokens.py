@@ -43,12 +43,12 @@ class CallClaims:
     expires_at: float  # Unix time, seconds
 
 
-def call_token_secret(settings: Settings) -> str:
+def call_token_secret(settings: Settings, label: bytes = _KEY_LABEL) -> str:
     """The key both the webhook and the stream handler use, derived from the Twilio signing
     key so there is no extra secret to configure, and separated from it by a label so a token
-    never doubles as a webhook signature."""
+    never doubles as a webhook signature (another label: another kind of token)."""
     key = settings.twilio_signing_key.encode()
-    return hmac.new(key, _KEY_LABEL, hashlib.sha256).hexdigest()
+    return hmac.new(key, label, hashlib.sha256).hexdigest()
 
 
 def issue_call_token(
@@ -58,9 +58,7 @@ def issue_call_token(
     if not call_sid:
         raise ValueError("call_sid is required")
     issued = time.time() if now is None else now
-    claims = {"sid": call_sid, "from": caller, "exp": math.ceil(issued + ttl_s)}
-    body = _b64encode(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
-    return f"{body}.{_b64encode(_mac(secret, body))}"
+    return sign_claims(secret, {"sid": call_sid, "from": caller, "exp": math.ceil(issued + ttl_s)})
 
 
 def verify_call_token(
@@ -72,6 +70,24 @@ def verify_call_token(
         InvalidCallToken: ``reason`` is "malformed", "bad signature", "expired" or
             "wrong call".
     """
+    data = open_claims(secret, token, call_sid=call_sid, now=now)
+    caller = data.get("from")
+    if not isinstance(caller, str):
+        raise InvalidCallToken("malformed")
+    return CallClaims(call_sid=data["sid"], caller=caller, expires_at=float(data["exp"]))
+
+
+def sign_claims(secret: str, claims: dict[str, object]) -> str:
+    """``claims`` (JSON-able, with ``sid`` and ``exp``) as a token only ``secret`` can make."""
+    body = _b64encode(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
+    return f"{body}.{_b64encode(_mac(secret, body))}"
+
+
+def open_claims(
+    secret: str, token: str, *, call_sid: str, now: float | None = None
+) -> dict[str, object]:
+    """The claims of a token :func:`sign_claims` made with ``secret``, unexpired, for
+    ``call_sid``; raises :class:`InvalidCallToken` (reasons as :func:`verify_call_token`)."""
     body, sep, mac = (token or "").partition(".")
     if not sep or not body or not mac:
         raise InvalidCallToken("malformed")
@@ -81,24 +97,18 @@ def verify_call_token(
         raise InvalidCallToken("malformed") from None
     if not hmac.compare_digest(given, _mac(secret, body)):
         raise InvalidCallToken("bad signature")
-    claims = _claims(body)
-    if not hmac.compare_digest(claims.call_sid.encode(), call_sid.encode()):
-        raise InvalidCallToken("wrong call")
-    if (time.time() if now is None else now) >= claims.expires_at:
-        raise InvalidCallToken("expired")
-    return claims
-
-
-def _claims(body: str) -> CallClaims:
-    """Decode the (already authenticated) claims."""
     try:
         data = json.loads(_b64decode(body))
-        sid, caller, exp = data["sid"], data["from"], data["exp"]
-    except (ValueError, KeyError, TypeError):
+    except ValueError:
         raise InvalidCallToken("malformed") from None
-    if not (isinstance(sid, str) and isinstance(caller, str) and isinstance(exp, int)):
+    sid, exp = (data.get("sid"), data.get("exp")) if isinstance(data, dict) else (None, None)
+    if not (isinstance(sid, str) and isinstance(exp, int)):
         raise InvalidCallToken("malformed")
-    return CallClaims(call_sid=sid, caller=caller, expires_at=float(exp))
+    if not hmac.compare_digest(sid.encode(), call_sid.encode()):
+        raise InvalidCallToken("wrong call")
+    if (time.time() if now is None else now) >= exp:
+        raise InvalidCallToken("expired")
+    return data
 
 
 def _mac(secret: str, body: str) -> bytes:

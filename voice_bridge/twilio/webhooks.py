@@ -78,7 +78,7 @@ async def voice_webhook(request: web.Request) -> web.Response:
     """Answer an incoming call: stream its audio to ``/twilio/stream``."""
     settings = request.app[SETTINGS]
     form = await verified_form(request, settings)
-    call_sid = _required(form, "CallSid")
+    call_sid = required_field(form, "CallSid")
     caller = caller_e164(form.get("From", ""))
     engine = request.app[DB_ENGINE]
     try:
@@ -106,15 +106,15 @@ async def voice_webhook(request: web.Request) -> web.Response:
     )
     log.info("call %s answered with a media stream", call_sid)
     stream_url = public_url(request, settings, path=STREAM_PATH, websocket=True)
-    return _twiml(stream_twiml(stream_url, token=token, caller=caller))
+    return twiml_response(stream_twiml(stream_url, token=token, caller=caller))
 
 
 async def status_webhook(request: web.Request) -> web.Response:
     """Record a call status callback (idempotent; a call never moves backwards)."""
     form = await verified_form(request, request.app[SETTINGS])
-    call_sid = _required(form, "CallSid")
+    call_sid = required_field(form, "CallSid")
     try:
-        status = parse_status(_required(form, "CallStatus"))
+        status = parse_status(required_field(form, "CallStatus"))
     except UnknownCallStatus as exc:
         raise web.HTTPBadRequest(text=f"{exc}\n") from None
     try:
@@ -137,8 +137,8 @@ async def status_webhook(request: web.Request) -> web.Response:
 async def sms_webhook(request: web.Request) -> web.Response:
     """Pass a text to the bot; its text replies go back in one message."""
     form = await verified_form(request, request.app[SETTINGS])
-    message_sid = _required(form, "MessageSid")
-    sender = caller_e164(_required(form, "From"))
+    message_sid = required_field(form, "MessageSid")
+    sender = caller_e164(required_field(form, "From"))
     if not sender:
         raise web.HTTPBadRequest(text="From is not a phone number\n")
     body = form.get("Body", "").strip()
@@ -151,9 +151,9 @@ async def sms_webhook(request: web.Request) -> web.Response:
         log.exception("sms %s: could not read or record the opt-out state", message_sid)
         raise web.HTTPServiceUnavailable(text="could not check the opt-out state\n") from None
     if reply is not None:
-        return _twiml(sms_twiml(reply))
+        return twiml_response(sms_twiml(reply))
     if not body:
-        return _twiml(sms_twiml(SMS_HELP))
+        return twiml_response(sms_twiml(SMS_HELP))
     body, removed = remove_card_numbers(body)
     if removed:  # Rasa gets the mark only and answers that we never take cards by text
         body = CARD_NUMBER_REMOVED
@@ -162,9 +162,9 @@ async def sms_webhook(request: web.Request) -> web.Response:
         replies = await ask_bot(request.app, sender=sender, text=body)
     except BotUnavailable as exc:
         log.warning("sms %s: bot unavailable (%s); sent an apology", message_sid, exc)
-        return _twiml(sms_twiml(SMS_UNAVAILABLE))
+        return twiml_response(sms_twiml(SMS_UNAVAILABLE))
     log.info("sms %s answered (%d replies)", message_sid, len(replies))
-    return _twiml(sms_twiml("\n\n".join(replies)))
+    return twiml_response(sms_twiml("\n\n".join(replies)))
 
 
 async def ask_bot(app: web.Application, *, sender: str, text: str) -> list[str]:
@@ -200,14 +200,15 @@ async def ask_bot(app: web.Application, *, sender: str, text: str) -> list[str]:
     ]
 
 
-def stream_twiml(stream_url: str, *, token: str, caller: str) -> str:
-    """``<Connect><Stream>`` with the token and caller as parameters (Twilio drops query
-    strings from stream URLs, so parameters are the only way to hand values over)."""
+def stream_twiml(stream_url: str, *, token: str, caller: str, **more: str) -> str:
+    """``<Connect><Stream>`` with the token, the caller and ``more`` as parameters (Twilio
+    drops query strings from stream URLs, so parameters are the only way to hand values
+    over)."""
     response = VoiceResponse()
     connect = Connect()
     stream = connect.stream(url=stream_url)
-    stream.parameter(name="token", value=token)
-    stream.parameter(name="caller", value=caller)
+    for name, value in {"token": token, "caller": caller, **more}.items():
+        stream.parameter(name=name, value=value)
     response.append(connect)
     return str(response)
 
@@ -229,7 +230,7 @@ def caller_e164(raw: str) -> str:
     return "" if number in WITHHELD else number
 
 
-def _required(form: dict[str, str], name: str) -> str:
+def required_field(form: dict[str, str], name: str) -> str:
     value = form.get(name, "").strip()
     if not value:
         raise web.HTTPBadRequest(text=f"missing {name}\n")
@@ -250,5 +251,5 @@ def _int_or_none(value: str | None) -> int | None:
         return None
 
 
-def _twiml(body: str) -> web.Response:
+def twiml_response(body: str) -> web.Response:
     return web.Response(text=body, content_type=TWIML)

@@ -35,6 +35,8 @@ from paybot.db.queries.payments import (
     payment_by_key,
     payments_awaiting_gateway,
     scheduled_payments,
+    unclaimed_payment_ids,
+    used_token_payment_ids,
 )
 from paybot.db.queries.verification import count_verification_failures
 
@@ -53,6 +55,8 @@ __all__ = [
     "is_opted_out",
     "message_by_provider_id",
     "payment_by_key",
+    "unclaimed_payment_ids",
+    "used_token_payment_ids",
     "payments_awaiting_gateway",
     "receipt_message",
     "scheduled_payments",

@@ -43,6 +43,7 @@ def default_payment_method(*, session: Session, account_id: int) -> PaymentMetho
         .where(PaymentMethod.account_id == account_id)
         .where(PaymentMethod.deleted_at.is_(None))  # type: ignore[union-attr]
         .where(PaymentMethod.reusable.is_(True))  # type: ignore[attr-defined]
+        .where(PaymentMethod.saved_at.is_not(None))  # type: ignore[union-attr]
         .order_by(PaymentMethod.is_default.desc(), PaymentMethod.id.desc())  # type: ignore
     )
     return session.exec(query).first()

@@ -1,15 +1,15 @@
 """An index on when identity checks failed: the global rate limit counts every failure of
 the last minute, and the lockouts those of the last half hour.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-05
 """
 
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -1,8 +1,8 @@
 """Accounts mirrored from an HTTP CRM: the balance the CRM last reported and when it last
 answered for the account (paybot.accounts.mirror).
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-08
 """
 
@@ -11,8 +11,8 @@ from alembic import op
 
 from paybot.db.types import Money, UTCDateTime
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

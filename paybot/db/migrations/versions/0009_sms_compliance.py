@@ -1,8 +1,8 @@
 """Text-message compliance: opt-outs per number (STOP/START), and Twilio's delivery status of
 every outbound message (its status callbacks, found by MessageSid).
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-08
 """
 
@@ -11,8 +11,8 @@ from alembic import op
 
 from paybot.db.types import UTCDateTime
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
