@@ -23,6 +23,7 @@ from tests.test_voice_calls import (  # noqa: F401 - fake_twilio, stack: the fix
     ZIP_ASK,
     dial,
     fake_twilio,
+    questions_checked,
     run,
     stack,
 )

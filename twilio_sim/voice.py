@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import shutil
 import subprocess
 from collections import OrderedDict
@@ -28,6 +29,15 @@ DEFAULT_VOICE = "en-us+klatt2"
 """The Klatt variant at 170 words a minute: of the espeak-ng voices ``bench/bench_asr.py``
 tried, the one PocketSphinx hears best (7% digit errors against 15-44% for the others)."""
 DEFAULT_WPM = 170
+CALLER_VOICES: tuple[str, ...] = (DEFAULT_VOICE,)
+"""The voices the voice tests pick their caller from, one per run (:func:`pick_voice`): those
+the default engine (PocketSphinx) hears well enough to finish a call, measured with
+``bench/bench_asr.py --per-voice --voice NAME`` (figures in docs/voice-testing.md)."""
+
+
+def pick_voice(seed: int, pool: tuple[str, ...] = CALLER_VOICES) -> str:
+    """The caller voice for a test run with this ``seed`` (the same seed, the same voice)."""
+    return random.Random(seed).choice(pool)
 
 
 class EspeakVoice:
