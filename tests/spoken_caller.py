@@ -85,7 +85,7 @@ class SpeakingCaller:
 
 
 _DIGIT_WORDS = {w: str(i) for i, w in enumerate(
-    "zero one two three four five six seven eight nine".split())} | {"oh": "0"}
+    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])} | {"oh": "0"}
 
 
 def digits(text: str) -> str:
