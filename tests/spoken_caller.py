@@ -30,6 +30,7 @@ RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\breceipt by text message\?$", "receipt"),
         (r"\banything else I can help you with\?$", "no"),
         (r"didn't hear anything|didn't catch|please say yes or no|rephrase", "again"),
+        (r"\bYou can say pay, balance, agent, or goodbye\.$", "goodbye"),
         (r"\bGoodbye!$|\btransfer you to an agent\b", "done"),
     )
 )
