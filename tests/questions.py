@@ -58,15 +58,15 @@ def question_of(text: str) -> str:
 
 
 def questions(events: Iterable[dict]) -> list[tuple[str, str]]:
-    """(question, its text) the caller was left with before each of their turns, and at the
-    end of the call, in order, from the tracker's events."""
+    """(question, its text and what the bot heard in answer) the caller was left with before
+    each of their turns, and at the end of the call, in order, from the tracker's events."""
     asked: list[tuple[str, str]] = []
     last: str | None = None
     for event in events:
         if event.get("event") == "bot" and event.get("text"):
             last = event["text"]
         elif event.get("event") == "user" and last is not None:
-            asked.append((question_of(last), last))
+            asked.append((question_of(last), f"{last} -> heard {event.get('text')!r}"))
             last = None
     if last is not None:
         asked.append((question_of(last), last))
