@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_asr.py [--strings 40] [--seed 1] [--tts-runs 5]
     .venv/bin/python bench/bench_asr.py --only free --set lm_lw=8 --set floor_weight=0.1
     .venv/bin/python bench/bench_asr.py --calibrate-cmn
+    .venv/bin/python bench/bench_asr.py --only digits --per-voice --voice en-us+klatt --voice en-gb
 
 Data, all through 8 kHz μ-law first, as on a Twilio call:
 
