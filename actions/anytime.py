@@ -43,6 +43,27 @@ def times_asked(tracker: Tracker, question: str | None) -> int:
     """How many of the bot's replies before this turn, in a row, ended with ``question``."""
     if not question:
         return 0
+    count = 0
+    for earlier in _replies_before(tracker):
+        if last_question(earlier) != question:
+            break
+        count += 1
+    return count
+
+
+def times_said(tracker: Tracker, text: str) -> int:
+    """How many of the bot's replies before this turn, in a row, ended with message ``text``."""
+    count = 0
+    for earlier in _replies_before(tracker):
+        said = [t for t in earlier if t]
+        if not said or said[-1] != text:
+            break
+        count += 1
+    return count
+
+
+def _replies_before(tracker: Tracker) -> list[list[str]]:
+    """The bot's replies before the latest user message, latest first (each its texts)."""
     replies: list[list[str]] = []
     reply: list[str] | None = None  # None until the latest user message
     for event in reversed(tracker.events):
@@ -53,12 +74,7 @@ def times_asked(tracker: Tracker, question: str | None) -> int:
             if reply:
                 replies.append(reply)
             reply = []
-    count = 0
-    for earlier in replies:
-        if last_question(earlier) != question:
-            break
-        count += 1
-    return count
+    return replies
 
 
 def asks_again(tracker: Tracker, text: str) -> bool:
@@ -81,9 +97,17 @@ def anything_else(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[Ev
 
 def not_an_answer(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
     """A filler ("uh", "hmm"): ask again for a yes or no to the open question (or to
-    rephrase, when none is open); change nothing."""
-    if tracker.get_slot("stage") in YES_NO_STAGES:
-        say(dispatcher, tracker, "yes_no_not_understood")
+    rephrase, when none is open); change nothing. A yes/no question already asked and asked
+    again twice is not asked a fourth time: no receipt, or what the caller can do instead."""
+    stage = tracker.get_slot("stage")
+    if stage in YES_NO_STAGES:
+        text = render(tracker, "yes_no_not_understood")
+        if times_said(tracker, text) >= MAX_ASKS - 1:
+            if stage == "receipt":
+                return anything_else(dispatcher, tracker)
+            say(dispatcher, tracker, "what_next")
+            return [SlotSet("stage", None)]
+        dispatcher.utter_message(text=text)
         dispatcher.utter_message(json_message=to_dict(Listen("yes_no")))
     else:
         text = render(tracker, "ask_rephrase")
@@ -318,7 +342,8 @@ class ActionFallback(Action):
     ) -> list[EventType]:
         text = tracker.latest_message.get("text")
         if text and is_filler(text):
-            return [*not_an_answer(dispatcher, tracker), UserUtteranceReverted()]
+            # Reverted first: a stage the answer changes (a question given up) stays changed.
+            return [UserUtteranceReverted(), *not_an_answer(dispatcher, tracker)]
         if tracker.get_slot("stage") in ("anything_else", "how_can_i_help") and _ending(tracker):
             return goodbye(dispatcher, tracker)  # "no, that's all": a no or a goodbye
         misses = turns_not_understood(tracker)

@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_asr.py [--strings 40] [--seed 1] [--tts-runs 5]
     .venv/bin/python bench/bench_asr.py --only free --set lm_lw=8 --set floor_weight=0.1
     .venv/bin/python bench/bench_asr.py --calibrate-cmn
+    .venv/bin/python bench/bench_asr.py --only digits --per-voice --voice en-us+klatt --voice en-gb
 
 Data, all through 8 kHz μ-law first, as on a Twilio call:
 
@@ -555,6 +556,9 @@ def main() -> None:
     parser.add_argument("--variants", action="store_true", help="PocketSphinx variants too")
     parser.add_argument("--voices", type=int, default=0, help="only the first N espeak voices")
     parser.add_argument("--per-voice", action="store_true", help="a row per espeak voice too")
+    parser.add_argument("--voice", action="append", default=[], metavar="NAME",
+                        help="measure this espeak-ng voice (e.g. en-gb+m3) at the test caller's "
+                        "170 words a minute instead of the English voice list; repeatable")
     parser.add_argument("--concurrency", default="1,10,20",
                         help="calls at once for the end-of-turn-to-text rows ('' to skip)")
     parser.add_argument("--threads", type=int, default=4, help="speech threads (concurrency)")
@@ -570,7 +574,9 @@ def main() -> None:
     wanted = [w for w in args.engines.split(",") if w]
     configured = [c for c in configured if not wanted or any(w in c[0].name for w in wanted)]
     espeak_ok = shutil.which("espeak-ng") is not None
-    if espeak_ok:
+    if espeak_ok and args.voice:
+        VOICES.update({name: ("-v", name, "-s", "170") for name in args.voice})
+    elif espeak_ok:
         VOICES.update(english_voices(args.seed))
         if args.voices:
             for name in list(VOICES)[args.voices:]:

@@ -40,7 +40,7 @@ from twilio_sim import (
     run_step,
 )
 from twilio_sim.script import BargeIn, Hangup, Say
-from twilio_sim.voice import INSTALL_HINT
+from twilio_sim.voice import DEFAULT_VOICE, INSTALL_HINT
 
 CALL_SID = re.compile(r"CA[0-9a-f]{32}")
 
@@ -70,7 +70,7 @@ async def _place(
     session = CallerSession(
         settings=settings, url=args.url, from_=caller, to=called, call_sid=args.call_sid,
         on_event=_print_event, record=args.wav is not None, transcriber=transcriber,
-        wait_timeout_s=args.timeout,
+        wait_timeout_s=args.timeout, voice=EspeakVoice(args.voice or DEFAULT_VOICE),
     )
     code = 0
     try:

@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also print what speech recognition hears in each bot reply")
     call.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",
                       help="how long to wait for each bot reply (default 20)")
+    call.add_argument("--voice", metavar="NAME",
+                      help="the caller's espeak-ng voice, e.g. en-gb+m3 (default en-us+klatt2, "
+                           "the voice the default speech engine hears best)")
     call.set_defaults(handler="paybot_cli.call:command")
 
     scan = commands.add_parser("pci-scan", help="look for card data in the database, Rasa's "

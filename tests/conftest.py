@@ -26,10 +26,34 @@ from sqlalchemy.engine import Engine
 
 from paybot.db.engine import make_engine, migrate
 from paybot.settings import Settings, load_settings
-from tests import cardscan
+from tests import caller_voice, cardscan
 
 PG_URL_ENV = "PAYBOT_TEST_DATABASE_URL"
 _skipped_pg: list[str] = []
+
+
+def pytest_configure(config) -> None:
+    try:
+        caller_voice.configure(os.environ)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_report_header(config) -> str:
+    return caller_voice.current().describe()
+
+
+def pytest_runtest_setup(item) -> None:
+    caller_voice.start_test()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test that spoke names the caller's voice and the seed that replays it."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and caller_voice.spoke_in_test():
+        report.sections.append(("caller voice", caller_voice.current().describe()))
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
@@ -64,6 +88,8 @@ def pytest_testnodedown(node, error) -> None:
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
+    if caller_voice.spoke_at_all():
+        terminalreporter.write_line(caller_voice.current().describe())
     if cardscan.FINDINGS:
         terminalreporter.write_sep(
             "!", f"CARD DATA FOUND after the tests ({len(cardscan.FINDINGS)})", red=True, bold=True

@@ -259,3 +259,30 @@ async def test_an_explicit_yes_confirms_the_payment(svc, said):
     result = await ValidatePaymentForm().validate_confirm_payment(said, CollectingDispatcher(), t,
                                                                  DOMAIN)
     assert result["confirm_payment"] is True and result["payment_key"]
+
+
+@pytest.mark.parametrize(("stage", "then"), [("receipt", "anything_else"),
+                                             ("anything_else", "what_next"),
+                                             ("how_can_i_help", "what_next")])
+async def test_a_yes_no_question_outside_the_form_is_not_asked_a_fourth_time(svc, stage, then):
+    """Found by tests/test_spoken_calls.py: a caller whose "no" the engine heard as a filler
+    was told "Sorry, please say yes or no" fifteen times in a row after the receipt question."""
+    from actions.answers import ActionYesNo
+    from actions.responses import render
+
+    slots = {**JAMES, "channel": "voice", "stage": stage}
+    again = render(tracker(slots=slots), "yes_no_not_understood")
+    listen = {"event": "bot", "data": {"custom": to_dict(Listen("yes_no"))}}
+    events: list[dict] = [{"event": "bot", "text": "Would you like a receipt by text message?"}]
+    for reprompts in range(3):
+        d = CollectingDispatcher()
+        t = tracker(slots=slots, text="uh", intent="deny",
+                    events=[*events, {"event": "user", "text": "uh"}])
+        result = await ActionYesNo().run(d, t, DOMAIN)
+        if reprompts < 2:  # the question, and asked again twice
+            assert responses_of(d) == ["yes_no_not_understood"] and result == []
+        else:
+            assert responses_of(d) == [then]
+            assert {"event": "slot", "timestamp": None, "name": "stage",
+                    "value": None if then == "what_next" else "anything_else"} in result
+        events += [{"event": "user", "text": "uh"}, {"event": "bot", "text": again}, listen]

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from paybot.dialog.payloads import Listen
+from tests.caller_voice import caller_voice
 from twilio_sim.voice import EspeakVoice
 from voice_bridge.asr.pocketsphinx_engine import PocketSphinxEngine
 from voice_bridge.call.answer_complete import answer_complete, complete_digit_counts
@@ -46,7 +47,7 @@ def asr() -> PocketSphinxEngine:
 
 async def speech(*parts: str, pause_ms: int = 0) -> bytes:
     """The parts spoken by the test caller's voice, ``pause_ms`` apart, as line pcm16."""
-    voice = EspeakVoice()
+    voice = caller_voice()
     said = [_trimmed(A.ulaw_to_pcm16(await voice.synthesize(p))) for p in parts]
     return (b"\0\0" * (pause_ms * 8)).join(said)
 

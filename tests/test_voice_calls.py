@@ -27,8 +27,10 @@ from sqlmodel import Session, select
 from paybot.db.models import Account, Call, Payment, PaymentStatus, VerificationFailure
 from paybot.settings import load_settings
 from tests import cardscan
+from tests.caller_voice import caller_voice
 from tests.fake_twilio import FakeTwilio
 from tests.helpers import rows
+from tests.questions import assert_no_question_over
 from tests.stack import RASA_TOKEN, Stack
 from twilio_sim import CallerSession
 from twilio_sim.voice import EspeakVoice
@@ -90,16 +92,35 @@ def fresh_data(stack, fake_twilio):
     fake_twilio.requests.clear()
 
 
-def dial(stack: Stack, fake: FakeTwilio, caller: str) -> CallerSession:
+_DIALED: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def questions_checked(stack):
+    """After each test, no call it placed asked any question more than three times in a row
+    (tests/questions.py)."""
+    _DIALED.clear()
+    yield
+    for call_sid in _DIALED:
+        assert_no_question_over(stack.rasa_url, call_sid)
+
+
+def dial(
+    stack: Stack, fake: FakeTwilio, caller: str, voice: EspeakVoice | None = None
+) -> CallerSession:
+    """A call from ``caller``, speaking with ``voice`` (default: the run's caller voice,
+    tests/caller_voice.py)."""
     settings = load_settings(
         **fake.settings_overrides(), bridge_port=int(stack.env["PAYBOT_BRIDGE_PORT"])
     )
-    return CallerSession(
+    session = CallerSession(
         settings=settings,
         from_=caller,
-        voice=EspeakVoice(),
+        voice=voice or caller_voice(),
         wait_timeout_s=45.0,
     )
+    _DIALED.append(session.call_sid)
+    return session
 
 
 def bot_said(stack: Stack, call_sid: str) -> list[str]:

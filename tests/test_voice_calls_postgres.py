@@ -14,6 +14,7 @@ from tests.conftest import fresh_schema, require_pg, schema_url
 from tests.test_voice_calls import (  # noqa: F401  (collected again, on this module's stack)
     fake_twilio,
     fresh_data,
+    questions_checked,
     test_hang_up_right_after_confirming_settles_the_payment,
     test_james_pays_with_stored_card_by_voice,
     test_new_card_keyed_in_secure_capture_pays,

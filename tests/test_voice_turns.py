@@ -14,15 +14,15 @@ import random
 
 import numpy as np
 import pytest
-import requests
 
-from tests.stack import RASA_TOKEN
+from tests.questions import tracker_events
 from tests.test_voice_calls import (  # noqa: F401 - fake_twilio, stack: the fixtures
     JAMES,
     JAMES_GREETING,
     ZIP_ASK,
     dial,
     fake_twilio,
+    questions_checked,
     run,
     stack,
 )
@@ -32,16 +32,6 @@ pytestmark = pytest.mark.services
 
 CALLS = 10
 NO_INPUT = "didn't hear anything"
-
-
-def tracker_events(stack, call_sid: str) -> list[dict]:  # noqa: F811
-    response = requests.get(
-        f"{stack.rasa_url}/conversations/call:{call_sid}/tracker",
-        params={"token": RASA_TOKEN},
-        timeout=60,
-    )
-    response.raise_for_status()
-    return response.json()["events"]
 
 
 def test_ten_callers_at_once_are_all_heard_after_the_greeting(stack, fake_twilio):  # noqa: F811
@@ -65,7 +55,7 @@ def test_ten_callers_at_once_are_all_heard_after_the_greeting(stack, fake_twilio
 
     phones = run(burst())
     for phone in phones:
-        events = tracker_events(stack, phone.call_sid)
+        events = tracker_events(stack.rasa_url, f"call:{phone.call_sid}")
         intents = [
             (e.get("parse_data") or {}).get("intent", {}).get("name")
             for e in events
@@ -112,7 +102,8 @@ def test_noise_and_a_cough_over_the_bot_do_not_interrupt_it(stack, fake_twilio):
 
     phone, greeting = run(call())
     assert not greeting.interrupted
-    said = [e["text"] for e in tracker_events(stack, phone.call_sid) if e.get("text")]
+    events = tracker_events(stack.rasa_url, f"call:{phone.call_sid}")
+    said = [e["text"] for e in events if e.get("text")]
     assert JAMES_GREETING in said
 
 
