@@ -29,7 +29,7 @@ DEFAULT_VOICE = "en-us+klatt2"
 """The Klatt variant at 170 words a minute (``paybot call``'s voice): among the espeak-ng voices
 ``bench/bench_asr.py`` tried, one of those PocketSphinx hears best (7% digit errors)."""
 DEFAULT_WPM = 170
-CALLER_VOICES: tuple[str, ...] = (DEFAULT_VOICE, "en-us+klatt", "en-us-nyc+klatt2")
+CALLER_VOICES: tuple[str, ...] = (DEFAULT_VOICE, "en-us+klatt", "en-us+klatt3")
 """The voices the voice tests pick their caller from, one per run (:func:`pick_voice`): those
 the default engine (PocketSphinx) hears well enough to finish a call, measured with
 ``bench/bench_asr.py --only digits --per-voice --voice NAME`` (6-7% digit errors; every other
