@@ -62,6 +62,7 @@ from tests.helpers import edit_distance  # noqa: E402
 from voice_bridge.asr import make_asr_engine, words_to_digits  # noqa: E402
 from voice_bridge.asr.base import AsrEngine  # noqa: E402
 from voice_bridge.asr.grammars import NO_PHRASES, YES_PHRASES  # noqa: E402
+from voice_bridge.asr.hybrid_engine import HybridEngine, HybridOptions  # noqa: E402
 from voice_bridge.asr.pocketsphinx_engine import (  # noqa: E402
     PocketSphinxEngine,
     PocketSphinxOptions,
@@ -455,11 +456,16 @@ def engines(vosk: str | None, overrides: list[str], variants: bool) -> list[Conf
     if overrides:
         sphinx.name += "[" + ",".join(overrides) + "]"
     out: list[Config] = [
+        (HybridEngine(HybridOptions(pocketsphinx=sphinx.options)), ["digits"], synth_all),
         (WhisperEngine(), ["digits"], synth_all),
-        (WhisperEngine(WhisperOptions(full_window=(), grammar_turns=())), ["digits"], []),
         (sphinx, ["digits", "free"], synth_all),
     ]
     if variants:
+        tiny_full = WhisperOptions(grammar_turns=(), speculate_after_ms=0)
+        out += [
+            (HybridEngine(HybridOptions(whisper=tiny_full)), ["digits"], ["digits"]),
+            (WhisperEngine(WhisperOptions(full_window=(), grammar_turns=())), ["digits"], []),
+        ]
         default_cmn = PocketSphinxEngine(PocketSphinxOptions(initial_cmn=None))
         default_cmn.name += "-defaultcmn"
         out += [
@@ -567,6 +573,7 @@ def main() -> None:
     vosk = os.environ.get("PAYBOT_VOSK_MODEL")
     print(f"Vosk: {'model ' + vosk if vosk else 'no model configured (PAYBOT_VOSK_MODEL unset)'}")
     configured = engines(vosk, args.set, args.variants)
+    engines_main = configured[: 4 if vosk else 3]  # the others are variants
     wanted = [w for w in args.engines.split(",") if w]
     configured = [c for c in configured if not wanted or any(w in c[0].name for w in wanted)]
     espeak_ok = shutil.which("espeak-ng") is not None
@@ -597,9 +604,9 @@ def main() -> None:
         print("\nEnd of turn to text, calls at once (held-out FSDD digit strings, real time)")
         print("| engine | calls | p50 | p95 | max | CPU/call | digit err |")
         print("|---|---|---|---|---|---|---|")
+        primary = [c[0] for c in engines_main]
         for engine, fsdd_modes, _ in configured:
-            variant = engine.name.startswith("whisper") and "full" not in engine.name
-            if "digits" in fsdd_modes and not variant:
+            if "digits" in fsdd_modes and engine in primary:
                 for calls in levels:
                     print(bench_concurrency(engine, calls, held, args.threads, args.seed),
                           flush=True)

@@ -682,7 +682,7 @@ def test_whisper_silence_is_heard_as_nothing(whisper_engine) -> None:
     ],
 )
 def test_whisper_text_is_rewritten_as_spoken_words(written, expected, spoken) -> None:
-    from voice_bridge.asr.whisper_engine import written_to_spoken
+    from voice_bridge.asr.whisper_text import written_to_spoken
 
     assert written_to_spoken(written, ExpectedInput(expected)) == spoken
 

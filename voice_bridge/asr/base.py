@@ -160,10 +160,10 @@ class AsrEngine(ABC):
         """Free model resources (optional; engines are normally process-lifetime)."""
 
 
-ENGINES = ("auto", "whisper", "pocketsphinx", "vosk")
+ENGINES = ("auto", "hybrid", "whisper", "pocketsphinx", "vosk")
 """``PAYBOT_ASR_ENGINE`` values: ``auto`` is Vosk when a Vosk model is configured, else
-PocketSphinx (Whisper hears new voices better but does not meet the voice latency targets yet:
-see the README's benchmarks)."""
+``hybrid`` (PocketSphinx for every turn, Whisper base for digit answers: the lowest digit error
+on held-out speakers that meets the voice latency targets, see the README's benchmarks)."""
 
 
 def make_asr_engine(
@@ -177,8 +177,10 @@ def make_asr_engine(
         decoders: PocketSphinx decoders to build now, one per turn in progress at once (for
             Whisper: per yes/no or amount turn, whose grammar PocketSphinx decodes alongside).
         engine: One of :data:`ENGINES`. ``auto``: Vosk when ``vosk_model_path`` is given,
-            else PocketSphinx with the en-us model bundled in its wheel; ``whisper`` is
-            Whisper tiny.en (its model is installed with the package, nothing to download).
+            else ``hybrid``: PocketSphinx with the en-us model bundled in its wheel, and
+            Whisper base for digit answers; ``pocketsphinx`` alone; ``whisper`` is Whisper
+            tiny.en for every turn (models are installed with the packages, nothing is
+            downloaded).
 
     Raises:
         AsrModelError: If the Vosk directory is missing or does not look like a Vosk model,
@@ -188,7 +190,7 @@ def make_asr_engine(
     if engine not in ENGINES:
         raise AsrError(f"unknown ASR engine {engine!r} (one of {', '.join(ENGINES)})")
     if engine == "auto":
-        engine = "vosk" if vosk_model_path else "pocketsphinx"
+        engine = "vosk" if vosk_model_path else "hybrid"
     started = time.perf_counter()
     loaded: AsrEngine
     if engine == "vosk":
@@ -201,6 +203,10 @@ def make_asr_engine(
         from voice_bridge.asr.whisper_engine import WhisperEngine, WhisperOptions
 
         loaded = WhisperEngine(WhisperOptions(grammar_decoders=decoders))
+    elif engine == "hybrid":
+        from voice_bridge.asr.hybrid_engine import HybridEngine
+
+        loaded = HybridEngine(decoders=decoders)
     else:
         from voice_bridge.asr.pocketsphinx_engine import PocketSphinxEngine
 
