@@ -6,7 +6,7 @@ turn's audio and decodes it
 * **speculatively**, once the caller has been quiet for ``speculate_after_ms`` (well before the
   bridge's end-of-turn silence runs out), so that ``result()`` at the end of the turn only picks
   up the text and the decode is hidden behind that silence; but only when one of the engine's
-  decode workers is idle (:attr:`WhisperEngine.idle`), and at most one speculative decode per
+  decode workers is idle (``engine.idle``), and at most one speculative decode per
   turn at a time. Under load no speculation starts, so no core is spent on audio a later
   digit makes stale: every turn then costs exactly one decode. A pending decode that more
   speech made stale is cancelled;
@@ -17,12 +17,21 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from voice_bridge.asr.grammars import ExpectedInput
 
-if TYPE_CHECKING:
-    from voice_bridge.asr.whisper_engine import WhisperEngine
+
+class DecodePool(Protocol):
+    """What decodes a turn: a :class:`~voice_bridge.asr.whisper_engine.WhisperEngine`, or the
+    hybrid engine's pair of them."""
+
+    _np: Any  # numpy, imported lazily by the engine
+
+    @property
+    def idle(self) -> bool: ...
+
+    def submit(self, pcm16_8k: bytes, expected: ExpectedInput) -> Future[tuple[str, float]]: ...
 
 FRAME = 320  # 20 ms of 8 kHz pcm16
 SPEECH_RMS = 400.0  # above this a 20 ms frame counts as speech (about -38 dBFS)
@@ -31,7 +40,7 @@ SPEECH_RMS = 400.0  # above this a 20 ms frame counts as speech (about -38 dBFS)
 class SpeculativeDecode:
     """A turn's audio and the Whisper decodes of it (thread-safe with one feeding thread)."""
 
-    def __init__(self, engine: WhisperEngine, expected: ExpectedInput, speculate_after_ms: int):
+    def __init__(self, engine: DecodePool, expected: ExpectedInput, speculate_after_ms: int):
         self._engine = engine
         self._np = engine._np
         self._expected = expected
