@@ -561,8 +561,8 @@ def main() -> None:
     parser.add_argument("--tts-runs", type=int, default=5, help="passes over the prompts (0: skip)")
     parser.add_argument("--only", default="", help="comma-separated data sets, e.g. free,digits"
                         " (FSDD rows are 'fsdd'); default all")
-    parser.add_argument("--engines", default="", help="only configurations whose name contains "
-                        "one of these comma-separated words, e.g. whisper")
+    parser.add_argument("--engines", default="", help="only configurations whose name starts with "
+                        "one of these comma-separated words, e.g. hybrid,whisper")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a PocketSphinxOptions or DomainLmOptions field of the "
                         "PocketSphinx configuration, e.g. lm_lw=8 or floor_weight=0.1")
@@ -583,7 +583,8 @@ def main() -> None:
     configured = engines(vosk, args.set, args.variants)
     engines_main = configured[: 4 if vosk else 3]  # the others are variants
     wanted = [w for w in args.engines.split(",") if w]
-    configured = [c for c in configured if not wanted or any(w in c[0].name for w in wanted)]
+    configured = [c for c in configured
+                  if not wanted or any(c[0].name.startswith(w) for w in wanted)]
     espeak_ok = shutil.which("espeak-ng") is not None
     if espeak_ok:
         VOICES.update(english_voices(args.seed))
