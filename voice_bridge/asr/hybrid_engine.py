@@ -1,11 +1,14 @@
-"""The default without a Vosk model: PocketSphinx streams every turn, Whisper hears the digits.
+"""PAYBOT_ASR_ENGINE=hybrid: PocketSphinx streams every turn, Whisper hears the digits.
+
+Not the default yet: 4-7% digit errors on held-out speakers (PocketSphinx alone 28%), not the
+≤ 5% asked, and a Whisper decode after many digits answers (the README's benchmarks).
 
 PocketSphinx (grammars, domain LM) decodes every turn as it comes, so partial results, the end of
 turn once an answer is complete, barge-in and the yes/no and amount grammars work as they always
 did, at a few milliseconds per 100 ms of audio. Turns where each word matters and a grammar
 cannot guess it (``whisper_turns``: digits, i.e. an account number, ZIP code or card's last
 four) are also decoded by Whisper, whose text is the turn's transcript: PocketSphinx misheard
-real speakers it was never tuned on in about one digit of four (the README's benchmarks).
+real speakers it was never tuned on in about one digit of four.
 
 Whisper base decodes the turn with 10 s of context (a third of the CPU of its 30 s window);
 when its confidence is below ``recheck_below`` (a short window sometimes makes it drop or
