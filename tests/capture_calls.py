@@ -24,7 +24,7 @@ from paybot.gateway.cards import luhn_check_digit, luhn_valid
 from paybot.gateway.sandbox import SandboxGateway
 from paybot.seed import DEMO_ACCOUNTS, _seed_one
 from tests import cardscan
-from tests.stack import RASA_TOKEN, Stack
+from tests.stack import OUTPUT_LOG, RASA_TOKEN, Stack
 
 # brand -> (first digits to pick from, length)
 _RANGES = {
@@ -143,7 +143,8 @@ def capture_log(stack: Stack, call_sid: str) -> list[str]:
     reason codes, never digits): ``card_number attempt 1 failed (invalid-card-number)``."""
     keys = capture_keys(stack, call_sid)
     lines = []
-    for line in stack.all_output().splitlines():
+    log = (stack.data_dir / OUTPUT_LOG).read_text(encoding="utf-8")  # all of it, unlike output
+    for line in log.splitlines():
         for key in keys:
             marker = f"capture {key}: "
             if marker in line:
@@ -168,7 +169,9 @@ def gateway_charges(stack: Stack, localstripe, key: str) -> list[str]:
             return [r.status for r in rows]
         refs = session.exec(select(StripeRef).where(
             StripeRef.kind == "intent", StripeRef.ref == key)).all()
-    intents = [localstripe.get(f"/v1/payment_intents/{r.stripe_id}") for r in refs]
+    # An intent recorded with no Stripe id was never made (its creation was refused).
+    intents = [localstripe.get(f"/v1/payment_intents/{r.stripe_id}") for r in refs
+               if r.stripe_id is not None]
     return [i["status"] for i in intents]
 
 

@@ -67,7 +67,8 @@ def transfers(stack, call_sid: str) -> list[dict]:
     return [
         e["data"]["custom"]
         for e in response.json()["events"]
-        if e["event"] == "bot" and (e.get("data") or {}).get("custom", {}).get("type") == "transfer"
+        if e["event"] == "bot" and ((e.get("data") or {}).get("custom") or {}).get("type")
+        == "transfer"
     ]
 
 
