@@ -25,7 +25,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -52,7 +52,7 @@ def one_call(stack: Stack, fake: FakeTwilio, phone_number: str, card: str, out: 
                 await cc.to_capture(phone)
                 await cc.steps(phone, card + "#", "1230", "739", cc.ZIP)
                 await phone.press("1")
-                out["last_key"] = datetime.now(UTC)
+                out["last_key"] = datetime.now(timezone.utc)
                 await cc.until_said(stack, phone, "was successful", "didn't go through",
                                     "went wrong", timeout_s=180)
             finally:
@@ -101,7 +101,7 @@ def report(name: str, stack: Stack, phones: list[str], outs: list[dict], wall: f
                 failed.append(f"{phone}: {[p.status for p in payments]}")
                 continue
             done = paid[0].completed_at
-            done = done if done.tzinfo else done.replace(tzinfo=UTC)
+            done = done if done.tzinfo else done.replace(tzinfo=timezone.utc)
             times.append((done - out["last_key"]).total_seconds() * 1000)
     late = sum(o.get("late", 0) for o in outs)
     line = (f"| {name} | {len(phones)} | {len(times)}/{len(failed)} | {late} | "
