@@ -24,7 +24,7 @@ from actions.limits import at_limit, failed_captures
 from actions.responses import say
 from actions.scheduled import cancel_scheduled_offer, list_scheduled
 from actions.services import Services, services
-from actions.wording import confirmation_spoken, day, decline_reason, money
+from actions.wording import REFUSALS, confirmation_spoken, day, decline_reason, money
 from paybot.db import queries
 from paybot.dialog.payloads import Listen, SecureCapture, to_dict
 from paybot.payments.delegated import NOT_SUBMITTED
@@ -264,6 +264,9 @@ async def respond(
         limit = svc.profile.limits.declines
         limited = at_limit(dispatcher, tracker, limit, declines, "declined")
         return events + (limited or another_method())
+    if outcome.status == "failed" and outcome.decline_code in REFUSALS:
+        say(dispatcher, tracker, "payment_declined", reason=REFUSALS[outcome.decline_code])
+        return events + another_method()
     if outcome.status in ("unknown", "pending"):
         say(dispatcher, tracker, "payment_unknown")
     else:

@@ -68,5 +68,12 @@ def confirmation_spoken(number: str) -> str:
     return ", ".join(" ".join(group) for group in grouped(number).split())
 
 
+# Payments refused for what the merchant's gateway takes, not for the caller's method: said as
+# a decline is (not counted as one), and another method is offered.
+REFUSALS = {
+    "bank_not_supported": "we can only take card payments on this line",
+}
+
+
 def decline_reason(code: str | None) -> str:
     return DECLINE_REASONS.get(code or "", "the payment was declined")

@@ -7,7 +7,8 @@ Each run keys a card into the secure capture's state machine (``CaptureSession``
 starts at the last key (the "1" that confirms; in two steps the "2" that declines keeping the
 card) and stops when the payment row says what happened: the capture's charge
 (``voice_bridge/secure_capture/charge.py``) and, in two steps, the action server's charge of the
-token and its deletion. Database: a fresh SQLite file. Not included: Rasa, speech, Twilio.
+token and its deletion. Database: a fresh SQLite file. Not included: Rasa, speech, Twilio
+(``bench/bench_capture_calls.py`` measures the same over 20 concurrent phone calls).
 """
 
 from __future__ import annotations

@@ -781,3 +781,29 @@ async def test_a_pay_that_ended_before_the_charge_offers_another_method(svc, cod
     assert responses_of(d)[0] == response
     offered_again = slots_of(events).get("method_offer") == "new"
     assert offered_again == (code != "connector_error")  # a failed charge is not retried
+
+
+async def test_a_bank_account_the_gateway_cannot_take_is_refused_clearly(svc):
+    """The Stripe gateway takes no bank accounts: the caller hears why, is asked for another
+    method, and no decline is counted (end to end: tests/test_capture_matrix.py on Stripe)."""
+    from decimal import Decimal
+
+    from actions.payment import ActionCaptureResult
+    from paybot.payments.delegated import TWILIO_PAY
+    from tests.helpers import account
+
+    james = account(svc.engine, "100200300")
+    payment, _ = svc.ledger.open_delegated(
+        account_id=james.id, amount=Decimal("10.00"), kind="bank", processor=TWILIO_PAY,
+        reference="Default", conversation_id="chat:test", idempotency_key="b" * 32,
+    )  # fmt: skip
+    svc.ledger.settlement.fail(payment.payment_id, "bank_not_supported", "payment.failed")
+    d = CollectingDispatcher()
+    t = tracker(slots={**JAMES, "channel": "voice", "payment_key": "b" * 32},
+                intent="capture_result", metadata={"is_external": True},
+                entities=[{"entity": "capture_status", "value": "submitted"}])  # fmt: skip
+    events = await ActionCaptureResult().run(d, t, DOMAIN)
+    assert responses_of(d)[0] == "payment_declined"
+    assert "we can only take card payments on this line" in texts(d)[0]
+    assert slots_of(events).get("method_offer") == "new"
+    assert "decline_count" not in slots_of(events)

@@ -13,7 +13,8 @@ import pytest
 import requests
 from sqlmodel import Session, select
 
-from paybot.db.models import Payment, PaymentStatus, SandboxToken
+from paybot.db.models import Payment, PaymentStatus, SandboxCharge
+from paybot.gateway.sandbox_requests import request_fingerprint
 from tests import cardscan
 from tests.helpers import rows
 from tests.stack import RASA_TOKEN
@@ -66,7 +67,8 @@ def transfers(stack, call_sid: str) -> list[dict]:
     return [
         e["data"]["custom"]
         for e in response.json()["events"]
-        if e["event"] == "bot" and (e.get("data") or {}).get("custom", {}).get("type") == "transfer"
+        if e["event"] == "bot" and ((e.get("data") or {}).get("custom") or {}).get("type")
+        == "transfer"
     ]
 
 
@@ -98,9 +100,13 @@ def test_amex_with_a_four_digit_code_no_zip_and_one_field_keyed_again(stack, fak
     [payment] = rows(stack.engine, Payment)
     assert payment.status == PaymentStatus.SUCCEEDED
     assert (payment.method_brand, payment.method_last4) == ("amex", "0005")
+    # One step vaults nothing: the sandbox's charge keeps a fingerprint of what it was sent,
+    # which names the re-entered expiry (12 31), not the first one.
     with Session(stack.engine) as session:
-        [token] = session.exec(select(SandboxToken)).all()
-    assert (token.exp_month, token.exp_year) == (12, 2031)  # the re-entered expiry
+        [charge] = session.exec(select(SandboxCharge)).all()
+    sent = [request_fingerprint("charge_card", "amex", "0005", 12, year, charge.amount,
+                                charge.currency) for year in (2031, 2030)]
+    assert charge.request_fingerprint == sent[0] != sent[1]
     assert any("was successful" in text for text in bot_said(stack, phone.call_sid))
     assert AMEX not in stack.all_output()
     assert_no_card_digits_anywhere(stack, phone.call_sid)

@@ -207,3 +207,15 @@ def test_uninstall_restores_raw_records(caplog):
     with caplog.at_level(logging.INFO, logger="paybot.test.raw"):
         logging.getLogger("paybot.test.raw").info("acct %s", "000123456789")
     assert "000123456789" in caplog.text
+
+
+def test_payment_keys_survive_the_log_redaction() -> None:
+    """A payment key is the capture's id in the logs: none may look like a digit run the
+    redaction masks (a plain uuid4 hex has one in about one key in eight)."""
+    from paybot.payments.ledger import new_idempotency_key
+
+    keys = [new_idempotency_key() for _ in range(5000)]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", key) for key in keys)
+    assert all(redaction.redact(f"capture {key}: started") == f"capture {key}: started"
+               for key in keys)
+    assert len(set(keys)) == len(keys)

@@ -60,16 +60,21 @@ def fake_twilio():
         yield fake
 
 
-def voice_stack(tmp_path_factory, fake_twilio, **extra: str) -> Iterator[Stack]:
-    """The stack these calls need, stopped (cleanly) afterwards."""
-    stack = Stack.configure(
-        tmp_path_factory.mktemp("voice"),
+def voice_stack_env(fake_twilio) -> dict[str, str]:
+    """The settings a stack taking these calls needs (Twilio is ``fake_twilio``)."""
+    return dict(
         **fake_twilio.env(),
         PAYBOT_TRANSFER_TO=AGENT_LINE,
         PAYBOT_SMS_FROM=BUSINESS_LINE,
         PAYBOT_SMS_SEND_INTERVAL_S="0.5",
         PAYBOT_SCHEDULER_INTERVAL_S="0",
-        **extra,
+    )
+
+
+def voice_stack(tmp_path_factory, fake_twilio, **extra: str) -> Iterator[Stack]:
+    """The stack these calls need, stopped (cleanly) afterwards."""
+    stack = Stack.configure(
+        tmp_path_factory.mktemp("voice"), **{**voice_stack_env(fake_twilio), **extra}
     )
     stack.start()
     try:

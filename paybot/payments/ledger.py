@@ -22,6 +22,7 @@ All methods block (database and gateway I/O): call them from async code with
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -49,13 +50,19 @@ from paybot.payments.settlement import OPEN, PaymentOutcome, Settlement
 from paybot.payments.tokenized import TokenizedPayments
 
 log = logging.getLogger(__name__)
+_NINE_DIGITS = re.compile(r"\d{9}")
 KEY_LENGTH = Payment.__table__.c.idempotency_key.type.length  # type: ignore[attr-defined]
 
 
 def new_idempotency_key() -> str:
     """A fresh payment key: 32 hex digits, whatever the channel or conversation id (those
-    are stored beside it), so it fits its column on every database."""
-    return uuid.uuid4().hex
+    are stored beside it), so it fits its column on every database. No run of nine decimal
+    digits: the log redaction masks those (``paybot/redaction.py``), and the key is the
+    capture's id in the logs (about one random hex key in eight has such a run)."""
+    while True:
+        key = uuid.uuid4().hex
+        if not _NINE_DIGITS.search(key):
+            return key
 
 
 @dataclass(frozen=True)
