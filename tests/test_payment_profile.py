@@ -208,6 +208,6 @@ async def test_declines_follow_the_profile(svc):
         brand="visa", last4="0002", decline_code="card_declined",
     )
     d = CollectingDispatcher()
-    respond(svc, d, tracker(slots={**JAMES, "channel": "voice"}), outcome)
+    await respond(svc, d, tracker(slots={**JAMES, "channel": "voice"}), outcome)
     assert [c["type"] for c in custom(d)] == ["hangup"]
     assert "payment_limit_goodbye" in responses_of(d)
