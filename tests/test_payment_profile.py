@@ -98,15 +98,24 @@ def test_a_bad_profile_names_the_key(text, named):
     assert message.startswith("payment profile merchant.yml: ") and named in message, message
 
 
-def test_paybot_up_refuses_an_invalid_profile(monkeypatch, tmp_path, capsys):
-    for key in [k for k in __import__("os").environ if k.startswith("PAYBOT_")]:
+def _up_with_profile(monkeypatch, tmp_path, text: str):
+    """``paybot up`` in a clean environment (no PAYBOT_ or TWILIO_ settings) with a profile
+    holding ``text``; returns the profile's path and ``up``'s exit code."""
+    for key in [k for k in __import__("os").environ if k.startswith(("PAYBOT_", "TWILIO_"))]:
         monkeypatch.delenv(key)
-    bad = tmp_path / "profile.yml"
-    bad.write_text("limits:\n  failed_captures: {max: 3, then: shrug}\n")
+    profile = tmp_path / "profile.yml"
+    profile.write_text(text)
     monkeypatch.setenv("PAYBOT_ENV", "test")
     monkeypatch.setenv("PAYBOT_DATA_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("PAYBOT_PAYMENT_PROFILE", str(bad))
-    assert main(["up"]) == 1
+    monkeypatch.setenv("PAYBOT_PAYMENT_PROFILE", str(profile))
+    return profile, main(["up"])
+
+
+def test_paybot_up_refuses_an_invalid_profile(monkeypatch, tmp_path, capsys):
+    bad, code = _up_with_profile(
+        monkeypatch, tmp_path, "limits:\n  failed_captures: {max: 3, then: shrug}\n"
+    )
+    assert code == 1
     [line] = capsys.readouterr().err.splitlines()
     assert f"payment profile {bad}: limits.failed_captures.then" in line, line
     missing = tmp_path / "nowhere.yml"
@@ -116,14 +125,10 @@ def test_paybot_up_refuses_an_invalid_profile(monkeypatch, tmp_path, capsys):
 
 
 def test_paybot_up_refuses_twilio_pay_without_twilio_credentials(monkeypatch, tmp_path, capsys):
-    for key in [k for k in __import__("os").environ if k.startswith(("PAYBOT_", "TWILIO_"))]:
-        monkeypatch.delenv(key)
-    profile = tmp_path / "profile.yml"
-    profile.write_text("capture: twilio_pay\npay_connector: Stripe_Test\n")
-    monkeypatch.setenv("PAYBOT_ENV", "test")
-    monkeypatch.setenv("PAYBOT_DATA_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("PAYBOT_PAYMENT_PROFILE", str(profile))
-    assert main(["up"]) == 1
+    _, code = _up_with_profile(
+        monkeypatch, tmp_path, "capture: twilio_pay\npay_connector: Stripe_Test\n"
+    )
+    assert code == 1
     [line] = capsys.readouterr().err.splitlines()
     assert "capture: twilio_pay" in line and "TWILIO_ACCOUNT_SID" in line, line
 
