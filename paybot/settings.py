@@ -167,6 +167,9 @@ class Settings(BaseSettings):
     sms_send_interval_s: float = Field(5.0, env="PAYBOT_SMS_SEND_INTERVAL_S", ge=0)
     sms_max_attempts: int = Field(5, env="PAYBOT_SMS_MAX_ATTEMPTS", ge=1, le=20)
     sms_retry_backoff_s: float = Field(30.0, env="PAYBOT_SMS_RETRY_BACKOFF_S", ge=0)
+    # The most segments one answer message may take (paybot/sms/segments.py): longer answers
+    # go as several messages, split between sentences.
+    sms_max_segments: int = Field(3, env="PAYBOT_SMS_MAX_SEGMENTS", ge=1, le=10)
     # Text compliance (docs/text.md): who the texts come from and how to reach a person (the
     # HELP answer), whether the bridge answers the keywords itself (off when Twilio's Advanced
     # Opt-Out answers them), and the local hours outreach waits out ("" for none).

@@ -13,6 +13,10 @@ started by the test.
 from __future__ import annotations
 
 import asyncio
+import html
+import os
+import random
+import re
 import shutil
 from collections.abc import Iterator
 from decimal import Decimal
@@ -23,6 +27,7 @@ from sqlmodel import Session
 
 from paybot.db.models import Account, OutboundMessage, Payment, PaymentStatus
 from paybot.settings import load_settings
+from paybot.sms.segments import segments
 from tests import cardscan
 from tests.fake_crm import FakeCrm, crm_account
 from tests.fake_twilio import FakeTwilio
@@ -39,6 +44,7 @@ NUMBER = "700800900"
 BUSINESS_LINE = "+15555550000"
 TEST_CARD = cardscan.keyed_card("5555555555554444")
 SECURITY_CODE = cardscan.keyed_code("739")
+SEED = os.environ.get("PAYBOT_TEST_SEED", "20261205")
 
 
 @pytest.fixture(scope="module")
@@ -195,3 +201,59 @@ def test_a_crm_customer_pays_by_card_keyed_on_a_call(stack, fakes, casey):
     answer = text(stack, twilio, casey, "30301")
     assert "no balance to pay" in answer and "$140.25" not in answer
     assert TEST_CARD not in stack.all_output()
+
+
+JAMES = "+15555550100"  # a demo account with a Visa ending 4242 on file, here also in the CRM
+
+
+def messages_of(answer: str) -> list[str]:
+    """The bodies of a TwiML answer's ``<Message>`` elements."""
+    return [html.unescape(m) for m in re.findall(r"<Message>(.*?)</Message>", answer, re.S)]
+
+
+@pytest.mark.parametrize("walk", range(3))
+def test_a_known_customer_pays_with_the_stored_card_by_text(stack, fakes, walk):
+    """Identify, choose an amount (seeded: FULL, MIN or a sum), YES to the card on file, YES to
+    pay; every answer fits the SMS budget in GSM-7, none says press or asks about a receipt."""
+    crm, twilio = fakes
+    stack.reset_data()
+    twilio.reset()
+    crm.down = False
+    crm.accounts.clear()
+    crm.accounts["100200300"] = crm_account(
+        "100200300", name="James Smith", phone=JAMES, billing_zip="94107", balance="321.72",
+        minimum_payment="25.00",
+    )  # fmt: skip
+    rng = random.Random(f"{SEED}-{walk}")
+    choice, amount = rng.choice(
+        [("FULL", "321.72"), ("min", "25.00"), *[(f"{n}", f"{n}.00") for n in (7, 60, 150)]]
+    )
+    answers = []
+
+    def say(body: str) -> str:
+        answer = text(stack, twilio, JAMES, body)
+        answers.append(answer)
+        return " ".join(messages_of(answer))
+
+    assert "ZIP code on your account" in say("hi")
+    assert "Reply YES to pay it now" in say("94107")
+    options = say("no")
+    assert "Reply FULL to pay $321.72" in options and "MIN" in options
+    assert "Pay with your Visa ending 4242? Reply YES" in say(choice)
+    confirm = say("yes")
+    assert f"${amount}" in confirm and "Reply YES to pay" in confirm, confirm
+    paid = say("YES")
+    assert "was successful" in paid and "receipt" not in paid and "text message" not in paid
+    [payment] = rows(stack.engine, Payment)
+    assert (payment.status, payment.amount, payment.channel, payment.method_last4) == (
+        PaymentStatus.SUCCEEDED, Decimal(amount), "sms", "4242")  # fmt: skip
+    assert payment.confirmation_number in paid.replace("-", "").replace(" ", "")
+    assert "Your balance is" in say("what's my balance?")
+    assert "Goodbye" in say("bye")
+    for answer in answers:
+        for message in messages_of(answer):
+            count = segments(message)
+            assert count.encoding == "GSM-7" and count.segments <= 3, message
+            assert "press" not in message.lower(), message
+    assert rows(stack.engine, OutboundMessage) == []  # nothing texted besides the answers
+

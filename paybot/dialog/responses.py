@@ -2,7 +2,9 @@
 
 Each response is a list of variants: a ``text`` with ``{placeholders}`` and an optional
 ``condition`` (a list of ``{type: slot, name, value}``). Variants whose conditions all hold win
-over unconditional ones; among equals one is picked at random, as Rasa picks. The action server
+over unconditional ones, as in Rasa, and of those the ones with the most conditions win (so a
+variant for "texting and asking the balance" beats one for "texting"); among equals one is
+picked at random. The action server
 (:mod:`actions.responses`) checks conditions against slots; the secure capture
 (:mod:`voice_bridge.secure_capture.wording`) against a prompt's parameters (field, brand,
 reason), which play the part of slots there.
@@ -65,7 +67,10 @@ def parse_responses(text: str) -> Responses:
 
 
 def candidates(variants: tuple[Variant, ...], slots: dict[str, Any]) -> list[Variant]:
-    """The wordings Rasa would pick from: those whose conditions hold, else the unconditional
-    ones (else all)."""
+    """The wordings to pick from: the most specific of those whose conditions hold, else the
+    unconditional ones (else all)."""
     matching = [v for v in variants if v.conditions and v.applies(slots)]
-    return matching or [v for v in variants if not v.conditions] or list(variants)
+    if matching:
+        most = max(len(v.conditions) for v in matching)
+        return [v for v in matching if len(v.conditions) == most]
+    return [v for v in variants if not v.conditions] or list(variants)

@@ -40,7 +40,10 @@ PERSONAS = (
 # Who pays: most conversations are with an account that can pay by text.
 WEIGHTS = (4, 1, 3, 1, 4, 1)
 
-CONFIRM_QUESTIONS = ("Shall I go ahead?", "Shall I schedule it?")
+CONFIRM_QUESTIONS = (  # by voice and chat; by text
+    "Shall I go ahead?", "Shall I schedule it?", "Reply YES to pay or NO",
+    "Reply YES to schedule it",
+)  # fmt: skip
 SUCCESS = ("was successful", "is scheduled for")
 NOTHING_TO_DO = (
     "no balance to pay",

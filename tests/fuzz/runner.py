@@ -146,9 +146,11 @@ class Outcome:
 
 
 def last_question(texts: list[str]) -> str | None:
-    """The reply's last sentence when it is a question."""
+    """The reply's last sentence when it is a question (or, by text, says what to reply)."""
     sentences = [s for t in texts for s in _SENTENCE.split(t.strip()) if s]
-    return sentences[-1] if sentences and sentences[-1].endswith("?") else None
+    if sentences and (sentences[-1].endswith("?") or sentences[-1].startswith("Reply ")):
+        return sentences[-1]
+    return None
 
 
 def payments_of(stack: Stack, sender: str) -> int:

@@ -43,6 +43,7 @@ from paybot.db.types import utcnow
 from paybot.sms.consent import opt_out
 from paybot.sms.outreach import verdict
 from paybot.sms.quiet_hours import QuietHours
+from paybot.sms.segments import to_gsm7
 from voice_bridge.jobs.background import running
 from voice_bridge.keys import DB_ENGINE, SETTINGS
 from voice_bridge.twilio.rest import TwilioNotConfigured, TwilioRest, TwilioRestError
@@ -111,7 +112,7 @@ def send_due(
             setattr(result, held, getattr(result, held) + 1)
             continue
         try:
-            sid = twilio.send_sms(message.to, message.body)
+            sid = twilio.send_sms(message.to, to_gsm7(message.body))
         except TwilioRestError as exc:
             outcome = _after_failure(engine, message, exc, max_attempts, backoff_s)
             setattr(result, outcome, getattr(result, outcome) + 1)

@@ -34,6 +34,7 @@ from paybot.db.models import CallStatus
 from paybot.dialog.vouch import vouch, vouch_key
 from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, remove_card_numbers
 from paybot.phone import InvalidPhoneNumber, to_e164
+from paybot.sms.segments import fit, segments
 from voice_bridge.jobs.call_records import (
     UnknownCallStatus,
     mark_answered,
@@ -163,8 +164,12 @@ async def sms_webhook(request: web.Request) -> web.Response:
     except BotUnavailable as exc:
         log.warning("sms %s: bot unavailable (%s); sent an apology", message_sid, exc)
         return twiml_response(sms_twiml(SMS_UNAVAILABLE))
-    log.info("sms %s answered (%d replies)", message_sid, len(replies))
-    return twiml_response(sms_twiml("\n\n".join(replies)))
+    messages = fit(replies, max_segments=request.app[SETTINGS].sms_max_segments)
+    log.info(
+        "sms %s answered (%d replies in %d messages, %d segments)", message_sid, len(replies),
+        len(messages), sum(segments(m).segments for m in messages),
+    )  # fmt: skip
+    return twiml_response(sms_twiml(*messages))
 
 
 async def ask_bot(app: web.Application, *, sender: str, text: str) -> list[str]:
@@ -213,11 +218,12 @@ def stream_twiml(stream_url: str, *, token: str, caller: str, **more: str) -> st
     return str(response)
 
 
-def sms_twiml(text: str) -> str:
-    """One ``<Message>`` with ``text`` (cut to Twilio's limit); no message when empty."""
+def sms_twiml(*texts: str) -> str:
+    """A ``<Message>`` for each of ``texts`` (cut to Twilio's limit), none for an empty one."""
     response = MessagingResponse()
-    if text:
-        response.message(text[:SMS_MAX_CHARS])
+    for text in texts:
+        if text:
+            response.message(text[:SMS_MAX_CHARS])
     return str(response)
 
 
