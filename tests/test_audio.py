@@ -220,6 +220,18 @@ def test_no_input_waits_while_the_bridge_is_busy_and_restarts_on_a_key() -> None
     assert [e.type for e in run(det, noise(200))] == [TurnEventType.NO_INPUT]
 
 
+def test_no_input_is_armed_again_after_a_turn_that_got_no_reply() -> None:
+    det = EndOfTurnDetector()
+    det.configure(turn_config("yes_no", no_input_ms=1500))
+    events = run(det, noise(500) + tone(400, 300) + noise(800, seed=2))
+    assert [e.type for e in events] == [TurnEventType.SPEECH_START, TurnEventType.TURN_END]
+    assert run(det, noise(3000)) == []  # a turn was taken: the reply will ask anew
+    det.rearm_no_input()  # ...but it held no words and got no reply
+    assert run(det, noise(1400)) == []
+    assert [e.type for e in run(det, noise(200))] == [TurnEventType.NO_INPUT]
+    assert run(det, noise(3000)) == []  # once
+
+
 def test_max_turn_length_cuts_turn() -> None:
     det = EndOfTurnDetector()
     det.configure(turn_config("yes_no"))

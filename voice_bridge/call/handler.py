@@ -254,6 +254,7 @@ class CallHandler:
                 transcript = await item.turn.result()
                 if not transcript.text or (item.over_bot and is_backchannel(transcript.text)):
                     log.info("call %s: a turn with no words (noise) ignored", self.call_sid)
+                    self.listener.heard_nothing()
                     return None
                 if item.over_bot and self.player.speaking:
                     await self.player.interrupt()

@@ -197,6 +197,11 @@ class Listener:
         with the caller's last input (it does not: a slow reply is not the caller's silence)."""
         self.detector.waiting = waiting
 
+    def heard_nothing(self) -> None:
+        """The last turn had no words and goes unanswered: wait for the caller again, with the
+        no-input prompt armed."""
+        self.detector.rearm_no_input()
+
     def heard_key(self) -> None:
         """The caller pressed a key: not silent, the no-input time starts again."""
         self.detector.restart_no_input()

@@ -282,6 +282,13 @@ class EndOfTurnDetector:
         """The caller did something (a key): the no-input time starts again."""
         self._idle_ms = 0.0
 
+    def rearm_no_input(self) -> None:
+        """The last turn held no words (noise, or speech the engine made nothing of) and gets
+        no reply: no input is reported again after the whole timeout, as if the question had
+        just been asked, so the caller is never left in silence."""
+        self._idle_ms = 0.0
+        self._no_input_sent = False
+
     def _reset_turn(self) -> None:
         self.in_turn = False
         self.answer_complete = False
