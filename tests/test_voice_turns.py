@@ -125,4 +125,3 @@ def test_a_spoken_agent_over_the_bot_interrupts_it(stack, fake_twilio):  # noqa:
     question = phone.result().bot_turns[2]
     # The question runs some 4 s; "agent" (0.4 s of speech) stopped it soon after 0.8 s.
     assert question.interrupted and question.played_bytes < 2 * 8000
-
