@@ -52,10 +52,10 @@ def edge_times(day: date) -> list[datetime]:
     ]
 
 
-def make_accounts(engine: Engine, count: int = 5) -> list[Account]:
+def make_accounts(engine: Engine, tag: str, count: int = 5) -> list[Account]:
     with session_scope(engine) as session:
         accounts = [
-            Account(account_number=f"RC-{n:05d}", name=f"Payer {n}", billing_zip="30301",
+            Account(account_number=f"RC-{tag}-{n:03d}", name=f"Payer {n}", billing_zip="30301",
                     balance=Decimal("1000.00"), minimum_payment=Decimal("0.00"))
             for n in range(count)
         ]
@@ -65,7 +65,8 @@ def make_accounts(engine: Engine, count: int = 5) -> list[Account]:
 
 def seed_payments(engine: Engine, rng: random.Random, day: date, count: int) -> list[Seeded]:
     """``count`` random payments completed around ``day`` (its edges always among them)."""
-    accounts = make_accounts(engine)
+    tag = uuid.uuid4().hex[:6].upper()  # several seedings in one database do not collide
+    accounts = make_accounts(engine, tag)
     times = edge_times(day)
     seeded = []
     with session_scope(engine) as session:
@@ -92,7 +93,7 @@ def seed_payments(engine: Engine, rng: random.Random, day: date, count: int) -> 
                 method_kind=kind, method_brand=rng.choice(BRANDS[kind]),
                 method_last4=f"{rng.randint(0, 9999):04d}", gateway="sandbox",
                 gateway_transaction_id=f"ch_{uuid.uuid4().hex[:16]}" if paid else None,
-                confirmation_number=f"C{n:07d}" if paid else None,
+                confirmation_number=f"C{tag}{n:04d}" if paid else None,
                 idempotency_key=uuid.uuid4().hex, completed_at=at,
             )
             session.add(payment)

@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 from paybot.reconciliation.columns import PaidRow, money, utc_iso
@@ -91,7 +92,8 @@ def signed_headers(secret: str, body: bytes, idempotency_key: str, now: float | 
     }
 
 
-def verify(secret: str, headers: dict[str, str], body: bytes, now: float | None = None) -> bool:
+def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float | None = None
+           ) -> bool:
     """What a receiver checks: the signature over the raw body, and a fresh timestamp."""
     timestamp = headers.get(TIMESTAMP_HEADER, "")
     if not timestamp.isdigit():
