@@ -258,8 +258,10 @@ class Settings(BaseSettings):
         from paybot.reconciliation.sftp import parse_sftp_url
 
         secret = values.get("crm_webhook_secret")
-        if values.get("crm_webhook_url") and (secret is None or not secret.get_secret_value()):
-            raise ValueError("PAYBOT_CRM_WEBHOOK_URL needs PAYBOT_CRM_WEBHOOK_SECRET")
+        value = secret.get_secret_value().strip() if secret is not None else ""
+        placeholder = not value or (values.get("env") == "prod" and value.lower() in _PLACEHOLDERS)
+        if values.get("crm_webhook_url") and placeholder:
+            raise ValueError("PAYBOT_CRM_WEBHOOK_URL needs a real PAYBOT_CRM_WEBHOOK_SECRET")
         if values.get("sftp_url"):
             parse_sftp_url(values["sftp_url"])
             if values.get("sftp_known_hosts") is None:
