@@ -75,3 +75,10 @@ async def test_both_jobs_are_off_by_default(sqlite_engine, settings, tmp_path):
     await run_bridge_jobs(plain, sqlite_engine, lambda: False, timeout_s=1.0)
     assert not plain.reconcile_path.exists()
     assert delivery_states(sqlite_engine) == {}
+
+
+def test_the_bridge_runs_both_jobs(settings):
+    from voice_bridge.app import create_app
+
+    jobs = list(create_app(settings).cleanup_ctx)
+    assert reconcile_job in jobs and crm_webhook_job in jobs
