@@ -68,6 +68,23 @@ def build_parser() -> argparse.ArgumentParser:
                          help="take the payments due by this day (default today)")
     run_due.set_defaults(handler="paybot_cli.payments:run_due_command")
 
+    reconcile = commands.add_parser("reconcile", help="write a day's file of completed "
+                                    "payments for the biller (and upload it by SFTP)")
+    reconcile.add_argument("--date", metavar="YYYY-MM-DD",
+                           help="the UTC day (default yesterday)")
+    reconcile.add_argument("--no-upload", action="store_true",
+                           help="write the file only, even with PAYBOT_SFTP_URL set")
+    reconcile.set_defaults(handler="paybot_cli.reconcile:reconcile_command")
+
+    sftp = commands.add_parser("sftp", help="the biller's SFTP server (PAYBOT_SFTP_URL)")
+    sftp_commands = sftp.add_subparsers(dest="sftp_command", metavar="ACTION", required=True)
+    pull = sftp_commands.add_parser("pull", help="fetch a file, e.g. the accounts file to "
+                                    "import")
+    pull.add_argument("remote", metavar="REMOTE", help="path under the URL's directory")
+    pull.add_argument("local", nargs="?", type=Path, metavar="LOCAL",
+                      help="where to save it (default: its name, here)")
+    pull.set_defaults(handler="paybot_cli.reconcile:sftp_pull_command")
+
     commands.add_parser("bridge", help="run the voice bridge in the foreground"
                         ).set_defaults(handler="paybot_cli.bridge:command")
 
@@ -118,7 +135,8 @@ def configure_logging(settings: Settings) -> None:
     """Log to stderr at ``PAYBOT_LOG_LEVEL`` (unknown names fall back to INFO), every record
     redacted, the configured secrets among what is masked."""
     for secret in (settings.rasa_token, settings.action_secret, settings.twilio_auth_token,
-                   settings.console_secret, settings.crm_token):
+                   settings.console_secret, settings.crm_token, settings.crm_webhook_secret,
+                   settings.sftp_password):
         if secret is not None:
             redaction.register_secret(secret.get_secret_value())
     redaction.install(settings.log_level, LOG_FORMAT)

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Column, String, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, Integer, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from paybot.db.types import Money, UTCDateTime, utcnow
@@ -316,3 +316,26 @@ class Call(SQLModel, table=True):
     # and that token opened the call's stream (once: a second socket with it is refused).
     answered_at: datetime | None = _timestamp(nullable=True, default=False)
     stream_started_at: datetime | None = _timestamp(nullable=True, default=False)
+
+
+class CrmDelivery(SQLModel, table=True):
+    """A completed payment posted to the biller's CRM webhook (paybot.reconciliation.deliveries):
+    one row per payment, taken by a conditional update so one worker posts each attempt, and
+    an idempotency key the receiver dedupes on. Ids and outcomes only, never the body."""
+
+    __tablename__ = "crm_deliveries"
+
+    id: int | None = Field(default=None, primary_key=True)
+    payment_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("payments.id"), unique=True, nullable=False)
+    )
+    idempotency_key: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    # queued, sending (claimed by a worker), delivered, failed (refused or out of attempts).
+    status: str = Field(default="queued", max_length=16, index=True)
+    attempts: int = 0
+    claim_token: str | None = Field(default=None, max_length=32)
+    claimed_at: datetime | None = _timestamp(nullable=True, default=False)
+    next_attempt_at: datetime | None = _timestamp(nullable=True, default=False)
+    delivered_at: datetime | None = _timestamp(nullable=True, default=False)
+    last_error: str | None = Field(default=None, max_length=64)  # "http 500", "timeout"...
+    created_at: datetime = _timestamp()
