@@ -3,7 +3,7 @@
 Real models, real speech: FSDD recordings of speakers nothing was tuned on (lucas, nicolas;
 george and jackson are the tuning speakers); the Whisper base model joined from its two
 installed packages; the digits-only vocabulary built from the real tokenizer. The default
-engine without a Vosk model is still PocketSphinx (the README's benchmarks say why).
+engine without a Vosk model is still PocketSphinx (the docs/benchmarks.md say why).
 """
 
 from __future__ import annotations

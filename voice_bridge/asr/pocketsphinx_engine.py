@@ -59,7 +59,7 @@ the live CMN reached after 20 FSDD digit strings from two of the four speakers (
 jackson), and the live CMN reached on the bot's own prompts spoken by three espeak-ng voices
 (text that is in none of the benchmark's test sets). It measured better than an FSDD-only
 prior on every row of the benchmark, and far better than the model's default (figures: the
-README's benchmarks).
+docs/benchmarks.md).
 """
 
 
@@ -72,7 +72,7 @@ class PocketSphinxOptions:
         rescore_final: At ``final()``, decode the whole turn again in one pass so cepstral
             mean normalisation uses the whole turn (batch CMN) instead of a running estimate.
             Doubles CPU and adds that decode to end-of-turn time for barely fewer digit
-            errors (the README's benchmarks), so off by default.
+            errors (the docs/benchmarks.md), so off by default.
         grammar_lw: Language weight for JSGF searches.
         digits_wip: Word insertion probability of the digits grammar (the decoder default,
             0.65, applies to every other search). Digit strings are mostly wrong by

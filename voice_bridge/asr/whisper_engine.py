@@ -78,7 +78,7 @@ class WhisperOptions:
         grammar_decoders: PocketSphinx decoders built at start-up for those turns.
         digit_vocab: What a digits turn may write (:mod:`voice_bridge.asr.whisper_vocab`):
             ``single`` digits, any ``numerals``, or ``""`` for anything (the default: on the
-            tuning data the constraint measured no better, see the README's benchmarks); the
+            tuning data the constraint measured no better, see the docs/benchmarks.md); the
             anytime requests are always allowed.
         no_repeat_ngram: Never repeat a run of this many tokens (0: off); stops a decode
             that loops over the turn again (a window shorter than 30 s made Whisper do so).
