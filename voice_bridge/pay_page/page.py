@@ -34,6 +34,11 @@ MESSAGES: dict[str, str] = {
 DEFAULT_MESSAGE = "Please check this field."
 
 
+def _text(value: str) -> str:
+    """``value`` escaped for an element's content (apostrophes kept as they are)."""
+    return escape(value, quote=False)
+
+
 @dataclass(frozen=True)
 class Field:
     name: str
@@ -112,7 +117,7 @@ def form_page(
     alert = ""
     if errors:
         items = "".join(
-            f'<li><a href="#{escape(name)}">{escape(MESSAGES.get(code, DEFAULT_MESSAGE))}</a></li>'
+            f'<li><a href="#{escape(name)}">{_text(MESSAGES.get(code, DEFAULT_MESSAGE))}</a></li>'
             for name, code in errors.items()
         )
         alert = (
@@ -163,7 +168,7 @@ def _input(field: Field, error: str | None) -> str:
     described = f"{field.name}-hint" + (f" {field.name}-error" if error else "")
     invalid = ' aria-invalid="true"' if error else ""
     message = (
-        f'<p class="error" id="{field.name}-error">{escape(MESSAGES.get(error, DEFAULT_MESSAGE))}'
+        f'<p class="error" id="{field.name}-error">{_text(MESSAGES.get(error, DEFAULT_MESSAGE))}'
         "</p>"
         if error
         else ""
@@ -184,7 +189,7 @@ def _account_type(chosen: str, error: str | None) -> str:
     )
     described = ' aria-describedby="account_type-error" aria-invalid="true"' if error else ""
     message = (
-        f'<p class="error" id="account_type-error">{escape(MESSAGES[error])}</p>' if error else ""
+        f'<p class="error" id="account_type-error">{_text(MESSAGES[error])}</p>' if error else ""
     )
     return (
         f'<label for="account_type">Account type</label>'
@@ -201,12 +206,12 @@ def paid_page(
         f'<h1>Thank you</h1><p role="status" id="confirmation">Your payment of '
         f"<strong>{escape(total)}</strong> to {escape(business)} was successful. Your "
         f"confirmation number is <strong>{escape(grouped(confirmation, '-'))}</strong>."
-        f"{escape(sent)}</p><p>You can close this page.</p>"
+        f"{_text(sent)}</p><p>You can close this page.</p>"
     )
     return document("Payment received", body, style_nonce)
 
 
 def message_page(title: str, message: str, style_nonce: str) -> str:
     """A page with one message: refusals, a decline, a payment still being confirmed."""
-    body = f'<h1>{escape(title)}</h1><p role="alert" id="message">{escape(message)}</p>'
+    body = f'<h1>{_text(title)}</h1><p role="alert" id="message">{_text(message)}</p>'
     return document(title, body, style_nonce)
