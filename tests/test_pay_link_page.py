@@ -34,14 +34,13 @@ from paybot.db.types import utcnow
 from paybot.paylinks import PayLinks
 from tests import cardscan
 from tests.fake_twilio import FakeTwilio
-from tests.helpers import account, rows
-from tests.stack import Stack, wait_until
-from twilio_sim.webhook import new_sid
-from voice_bridge.twilio.signature import sign
+from tests.helpers import account, rows, text_bridge
+from tests.stack import Stack, serve, wait_until
 
 pytestmark = pytest.mark.services
 
 CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"  # gitignored: the screenshots
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]  # fmt: skip
 SECRET = "e2e-pay-link-secret-0123456789abcdefghij"
@@ -61,16 +60,11 @@ def twilio() -> Iterator[FakeTwilio]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, twilio) -> Iterator[Stack]:
-    stack = Stack.configure(
+    yield from serve(Stack.configure(
         tmp_path_factory.mktemp("paylink"), **twilio.env(), PAYBOT_SMS_FROM=BUSINESS_LINE,
         PAYBOT_SCHEDULER_INTERVAL_S="0", PAYBOT_SMS_SEND_INTERVAL_S="0.3",
         PAYBOT_SMS_QUIET_HOURS="", PAYBOT_PAY_LINK_SECRET=SECRET, PAYBOT_BUSINESS_NAME="Acme Water",
-    )  # fmt: skip
-    stack.start()
-    yield stack
-    code = stack.stop()
-    stack.engine.dispose()
-    assert code == 0, stack.log_tail()
+    ))  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -82,13 +76,7 @@ def fresh(stack, twilio) -> None:
 def text(stack: Stack, twilio: FakeTwilio, body: str) -> str:
     """The bridge's TwiML answer to Maria texting ``body`` (a signed webhook)."""
     stack.track(f"sms:{MARIA}")
-    url = stack.bridge_url + "/twilio/sms"
-    params = {"MessageSid": new_sid("SM"), "From": MARIA, "To": BUSINESS_LINE, "Body": body,
-              "AccountSid": twilio.account_sid}  # fmt: skip
-    answer = requests.post(
-        url, data=params, headers={"X-Twilio-Signature": sign(url, params, twilio.auth_token)},
-        timeout=60,
-    )  # fmt: skip
+    answer = text_bridge(stack.bridge_url, twilio, MARIA, BUSINESS_LINE, body)
     assert answer.status_code == 200, answer.text
     return answer.text
 
@@ -132,7 +120,7 @@ def assert_locked_down(response: requests.Response) -> None:
 
 
 # --- the whole way, in a browser -------------------------------------------------------------
-def test_a_texter_pays_by_link_in_chromium_once(stack, twilio, tmp_path):
+def test_a_texter_pays_by_link_in_chromium_once(stack, twilio):
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (make chromium installs it)")
     from playwright.sync_api import sync_playwright
@@ -154,7 +142,7 @@ def test_a_texter_pays_by_link_in_chromium_once(stack, twilio, tmp_path):
             assert page.get_by_label("Amount (USD)").first.input_value() == "89.10"
             assert page.get_by_label("Amount (USD)").first.get_attribute("readonly") is not None
             assert "$2.00 convenience fee" in page.inner_text("#summary")
-            page.screenshot(path=str(tmp_path / "pay-link-form.png"), full_page=True)
+            page.screenshot(path=str(ARTIFACTS / "pay-link-form.png"), full_page=True)
             nonce = page.locator("form").first.locator("input[name=nonce]").input_value()
             page.get_by_label("Card number").fill(CARD)
             page.get_by_label("Expiry date (MM/YY)").fill(EXPIRY)
@@ -163,7 +151,7 @@ def test_a_texter_pays_by_link_in_chromium_once(stack, twilio, tmp_path):
             page.get_by_role("button", name="Pay $89.10 by card").click()
             page.wait_for_selector("#confirmation", timeout=30_000)
             shown = page.inner_text("#confirmation")
-            page.screenshot(path=str(tmp_path / "pay-link-paid.png"), full_page=True)
+            page.screenshot(path=str(ARTIFACTS / "pay-link-paid.png"), full_page=True)
             again = page.goto(url)  # the same link a second time
             assert again.status == 410 and "already been used" in page.inner_text("#message")
         finally:
@@ -181,7 +169,9 @@ def test_a_texter_pays_by_link_in_chromium_once(stack, twilio, tmp_path):
     time.sleep(1.0)
     (message,) = twilio.messages()
     assert message.form["To"] == MARIA and number[-4:] in message.form["Body"].replace("-", "")
-    print(f"screenshots: {tmp_path}")
+    # The link is a bearer credential until used: no log line carries its token.
+    assert url.rsplit("/", 1)[1] not in stack.all_output()
+    print(f"screenshots: {ARTIFACTS}")
 
 
 # --- refusals --------------------------------------------------------------------------------

@@ -66,25 +66,27 @@ def add_pay_page_routes(app: web.Application) -> None:
     app.router.add_post(PAY_PAGE_PATH, submit_pay_page)
 
 
+async def _find(request: web.Request) -> tuple[PayLinks, LinkView | web.Response]:
+    """The links, and the valid link the request's token opens (or the refusal page)."""
+    links = PayLinks.from_settings(request.app[SETTINGS], request.app[DB_ENGINE])
+    try:
+        return links, await asyncio.to_thread(links.find, request.match_info["token"])
+    except LinkRefused as refused:
+        return links, refusal(refused.code)
+
+
 async def show_pay_page(request: web.Request) -> web.Response:
     """The form of a valid link; the refusal page of any other."""
-    settings = request.app[SETTINGS]
-    links = PayLinks.from_settings(settings, request.app[DB_ENGINE])
-    try:
-        link = await asyncio.to_thread(links.find, request.match_info["token"])
-    except LinkRefused as refused:
-        return refusal(refused.code)
-    return _form(request.app, link, 200)
+    _, link = await _find(request)
+    return link if isinstance(link, web.Response) else _form(request.app, link, 200)
 
 
 async def submit_pay_page(request: web.Request) -> web.Response:
     """Check the link, the nonce, the amount and the fields; consume the link; pay once."""
+    links, link = await _find(request)
+    if isinstance(link, web.Response):
+        return link
     settings = request.app[SETTINGS]
-    links = PayLinks.from_settings(settings, request.app[DB_ENGINE])
-    try:
-        link = await asyncio.to_thread(links.find, request.match_info["token"])
-    except LinkRefused as refused:
-        return refusal(refused.code)
     form = await _read(request)
     if form is None:
         return refusal("unreadable")
