@@ -213,6 +213,14 @@ def test_a_changed_amount_is_refused_and_the_link_still_works(stack):
     assert post(url, card_form(nonce, "$40.00")).status_code == 200  # the same amount, written so
 
 
+def test_a_payment_the_rules_refuse_is_not_taken_and_gives_the_link_back(stack):
+    url, link_id = issue(stack, "500.00")  # more than Maria's balance ($89.10)
+    refused = post(url, card_form(nonce_of(url), "500.00"))
+    assert refused.status_code == 409 and "No payment was taken" in refused.text
+    assert rows(stack.engine, Payment) == [] and rows(stack.engine, SandboxCharge) == []
+    assert link_row(stack, link_id).status == "issued"
+
+
 def test_expired_unknown_forged_and_tampered_links_are_refused(stack):
     expired, expired_id = issue(stack, now=utcnow() - timedelta(seconds=901))
     page = requests.get(expired, timeout=30)

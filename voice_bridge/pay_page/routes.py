@@ -25,10 +25,12 @@ from decimal import Decimal, InvalidOperation
 from urllib.parse import parse_qsl
 
 from aiohttp import web
+from sqlalchemy.engine import Engine
 
 from paybot.money import format_amount
 from paybot.paylinks import LinkRefused, LinkView, PayLinks
 from paybot.paylinks.tokens import form_nonce_valid, new_form_nonce
+from paybot.payments.ledger import Ledger
 from paybot.payments.profile import load_profile
 from paybot.payments.rules import PaymentRefused
 from paybot.payments.settlement import PaymentOutcome
@@ -37,7 +39,7 @@ from paybot.settings import Settings
 from voice_bridge.keys import DB_ENGINE, SETTINGS
 from voice_bridge.pay_page import page
 from voice_bridge.runtime import RUNTIME
-from voice_bridge.secure_capture.web_form import FormInvalid, read_form
+from voice_bridge.secure_capture.web_form import FormInvalid, FormPayment, read_form
 
 log = logging.getLogger(__name__)
 PAY_PAGE_PATH = "/pay/{token}"
@@ -97,7 +99,7 @@ async def submit_pay_page(request: web.Request) -> web.Response:
         log.warning("pay link %s: a different amount was posted; refused", link.link_id)
         return refusal("amount")
     method = form.get("method") if form.get("method") in ("card", "bank") else "card"
-    profile = load_profile(settings)  # read once per process (warm by the first call)
+    profile = await asyncio.to_thread(load_profile, settings)  # cached after the first read
     today = datetime.now(timezone.utc).date()
     try:
         payment = read_form(form, allowed_brands=profile.accepted_brands, today=today)
@@ -111,11 +113,12 @@ async def submit_pay_page(request: web.Request) -> web.Response:
     except LinkRefused as refused:
         log.info("pay link %s: refused at submit (%s)", link.link_id, refused.code)
         return refusal(refused.code)
-    ledger = request.app[RUNTIME].ledger
-    try:
-        outcome = await asyncio.shield(asyncio.to_thread(payment.pay, ledger, link))
+    ledger, engine = request.app[RUNTIME].ledger, request.app[DB_ENGINE]
+    try:  # shielded: a payer who closes the page does not stop the payment half way
+        outcome = await asyncio.shield(
+            asyncio.to_thread(_pay_once, links, ledger, engine, link, payment)
+        )
     except PaymentRefused as refused:
-        await asyncio.to_thread(links.release, link)
         log.info("pay link %s: the ledger refused the payment (%s)", link.link_id, refused.code)
         return _message(409, "Payment not taken", f"{refused} No payment was taken.")
     except Exception as exc:  # the link stays used: its key may have reached the gateway
@@ -126,9 +129,29 @@ async def submit_pay_page(request: web.Request) -> web.Response:
         )  # fmt: skip
     finally:
         del payment
-    await asyncio.to_thread(links.finish, link, outcome.payment_id)
     log.info("pay link %s: payment %s %s", link.link_id, outcome.payment_id, outcome.status)
-    return await _outcome(request.app, settings, link, outcome)
+    return _outcome(settings, link, outcome)
+
+
+def _pay_once(
+    links: PayLinks, ledger: Ledger, engine: Engine, link: LinkView, payment: FormPayment
+) -> PaymentOutcome:
+    """Pay the claimed link (blocking), record the payment on it and, for a success, queue
+    the text confirmation to the number the link was sent to; a refusal before any charge
+    gives the link back.
+
+    Raises:
+        PaymentRefused: the ledger's rules refused the payment.
+    """
+    try:
+        outcome = payment.pay(ledger, link)
+    except PaymentRefused:
+        links.release(link)
+        raise
+    links.finish(link, outcome.payment_id)
+    if outcome.succeeded and link.notify_to:
+        queue_receipt(engine, payment_id=outcome.payment_id, to=link.notify_to)
+    return outcome
 
 
 async def _read(request: web.Request) -> dict[str, str] | None:
@@ -136,12 +159,10 @@ async def _read(request: web.Request) -> dict[str, str] | None:
     reasonable urlencoded form."""
     if request.content_type != "application/x-www-form-urlencoded":
         return None
-    if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
-        return None
+    if request.content_length is None or request.content_length > MAX_FORM_BYTES:
+        return None  # browsers send the length of a form; a larger one is not ours
     try:
-        raw = await request.content.read(MAX_FORM_BYTES + 1)
-        if len(raw) > MAX_FORM_BYTES:
-            return None
+        raw = await request.read()
         pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=32)
     except (UnicodeDecodeError, ValueError):
         return None
@@ -161,16 +182,9 @@ def _same_amount(posted: str | None, amount: Decimal) -> bool:
     return value.is_finite() and value == amount
 
 
-async def _outcome(
-    app: web.Application, settings: Settings, link: LinkView, outcome: PaymentOutcome
-) -> web.Response:
+def _outcome(settings: Settings, link: LinkView, outcome: PaymentOutcome) -> web.Response:
     if outcome.succeeded:
-        texted = False
-        if link.notify_to:
-            await asyncio.to_thread(
-                queue_receipt, app[DB_ENGINE], payment_id=outcome.payment_id, to=link.notify_to
-            )
-            texted = True
+        texted = bool(link.notify_to)
         total = format_amount(outcome.total, outcome.currency)
         return _respond(200, lambda nonce: page.paid_page(
             business=settings.business_name, total=total,
