@@ -465,8 +465,8 @@ def test_text_channels_never_take_card_details(stack):
     reply = sms.say("by card")
     # A secure pay link for the balance instead (tests/test_pay_link_page.py pays one).
     assert "please don't text card or bank details" in reply.text
-    assert re.search(r"secure payment link for \$[\d,.]+: http://127\.0\.0\.1:\d+/pay/\S+ ",
-                     reply.text), reply.text
+    link_for = r"secure payment link for \$89\.10 \(plus a \$2\.00 convenience fee\): "
+    assert re.search(link_for + r"http://127\.0\.0\.1:\d+/pay/\S+ ", reply.text), reply.text
     assert reply.instruction("secure_capture") is None
     (link,) = rows(stack.engine, PayLink)
     assert (link.status, link.channel, link.notify_to) == ("issued", "sms", MARIA)
