@@ -21,6 +21,7 @@ from actions import customer
 from actions.anytime import anything_else, transfer
 from actions.conversation import is_system_event
 from actions.limits import at_limit, failed_captures
+from actions.pay_link import send_pay_link
 from actions.responses import say
 from actions.scheduled import cancel_scheduled_offer, list_scheduled
 from actions.services import Services, services
@@ -61,6 +62,8 @@ class ActionCompletePayment(Action):
             if pending == "list_scheduled":
                 return events + await list_scheduled(dispatcher, tracker)
             return events + await cancel_scheduled_offer(dispatcher, tracker)
+        if outcome == "pay_link" and tracker.get_slot("identified"):
+            return await send_pay_link(dispatcher, tracker)
         if tracker.get_slot("confirm_payment") is not True or outcome:
             return customer.forget_payment() + anything_else(dispatcher, tracker)
         svc = await services()

@@ -259,14 +259,13 @@ class ValidatePaymentForm(IdentificationValidation, FormValidationAction):
         account_type: str | None,
         has_stored: bool,
     ) -> Slots:
-        if tracker.get_slot("channel") != "voice":
-            say(dispatcher, tracker, "text_no_card")
-            if has_stored:
-                return {"payment_method": None, "method_offer": "stored"}
-            return {"payment_method": None, "form_outcome": "text_no_card"}
         if tracker.get_slot("payment_timing") == "scheduled":
             say(dispatcher, tracker, "schedule_needs_stored_method")
             return {"payment_method": None, "payment_timing": "now", "payment_date": None}
+        if tracker.get_slot("channel") != "voice":
+            # No card details by text: action_complete_payment sends a secure pay link for
+            # the amount chosen (paybot.paylinks) instead.
+            return {"payment_method": None, "form_outcome": "pay_link"}
         slots: Slots = {"payment_method": choice}
         if choice == "bank":
             slots["bank_account_type"] = account_type

@@ -7,8 +7,9 @@ The secure capture never hands card data to anything that logs; this exists for 
   commas, slashes or underscores between groups, or spoken as digit words ("four two ...");
 * every other run of 9 or more digits without separators (bank account and routing numbers);
 
-and replaces with ``[secret]`` every value registered with :func:`register_secret` and the
-value of a ``token=``/``secret=``/``password=`` parameter (Rasa's ``?token=`` in a URL).
+and replaces with ``[secret]`` every value registered with :func:`register_secret`, the
+value of a ``token=``/``secret=``/``password=`` parameter (Rasa's ``?token=`` in a URL) and the
+token of a secure pay link in a ``/pay/...`` path.
 
 :func:`install` puts it on every log record a process makes, whichever handler writes it
 (``Logger.makeRecord`` redacts the message, exception text and extra fields);
@@ -32,7 +33,7 @@ SECRET = "[secret]"  # noqa: S105 - the mask, not a secret
 # Environment variables whose values are secrets in every process (the launchers register them).
 SECRET_ENV = ("PAYBOT_RASA_TOKEN", "PAYBOT_ACTION_SECRET", "TWILIO_AUTH_TOKEN",
               "PAYBOT_CONSOLE_SECRET", "PAYBOT_CRM_TOKEN", "PAYBOT_TRACKER_STORE_PASSWORD",
-              "PAYBOT_LOCK_STORE_PASSWORD")
+              "PAYBOT_LOCK_STORE_PASSWORD", "PAYBOT_PAY_LINK_SECRET")
 MIN_SECRET_LENGTH = 6  # shorter values would mask ordinary words
 
 # Words that may start a spoken card number (one letter is too common to be worth a look).
@@ -43,6 +44,9 @@ _TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?")
 _SECRET_PARAM = re.compile(
     r"((?:token|auth_token|access_token|secret|password|api_key)=)[^&\s\"'#]+", re.IGNORECASE
 )
+
+# A secure pay link's token in a URL path (paybot.paylinks.tokens): the access log has it.
+_PAY_LINK_PATH = re.compile(r"(/pay/)[A-Za-z0-9_-]{32}\.[A-Za-z0-9_-]{32}")
 
 _secrets: set[str] = set()
 _secret_pattern: re.Pattern[str] | None = None
@@ -71,6 +75,7 @@ def redact(text: str) -> str:
     if _secret_pattern is not None:
         text = _secret_pattern.sub(SECRET, text)
     text = _SECRET_PARAM.sub(lambda m: m.group(1) + SECRET, text)
+    text = _PAY_LINK_PATH.sub(lambda m: m.group(1) + SECRET, text)
     if not any(ch.isdigit() for ch in text) and not _has_digit_word(text):
         return text
     pieces, last = [], 0

@@ -1,10 +1,10 @@
 """One typed settings object, read from the environment (and an optional ``.env``).
 
 ``PAYBOT_ENV=dev`` (the default) has working defaults for everything. ``PAYBOT_ENV=prod``
-refuses to start without real secrets: a Twilio auth token, a console secret, a Rasa token, an
-explicit database URL, the public URL Twilio sees, and an action server secret when the action
-server listens beyond loopback. Nothing is read at import time: call
-:func:`load_settings` in an app factory or CLI entry point.
+refuses to start without real secrets: a Twilio auth token, a console secret, a Rasa token, a
+pay-link signing secret, an explicit database URL, the public URL Twilio sees, and an action
+server secret when the action server listens beyond loopback. Nothing is read at import time:
+call :func:`load_settings` in an app factory or CLI entry point.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ DEV_RASA_TOKEN = "dev-rasa-token"  # noqa: S105 - dev-only placeholder, refused 
 # Signs and checks Twilio webhooks in dev/test when no TWILIO_AUTH_TOKEN is set (`paybot call`
 # signs with it too); prod refuses to start without the real token.
 DEV_TWILIO_AUTH_TOKEN = "dev-twilio-auth-token"  # noqa: S105 - dev-only placeholder
+# Signs secure pay links in dev/test when PAYBOT_PAY_LINK_SECRET is unset; prod refuses it.
+DEV_PAY_LINK_SECRET = "dev-pay-link-secret"  # noqa: S105 - dev-only placeholder
 
 
 # What PAYBOT_TRACKER_STORE_URL and PAYBOT_LOCK_STORE_URL may start with.
@@ -97,6 +99,12 @@ class Settings(BaseSettings):
     capture: Literal["keypad", "twilio_pay"] = Field("keypad", env="PAYBOT_CAPTURE")
     pay_connector: str = Field(
         "Default", env="PAYBOT_PAY_CONNECTOR", min_length=1, max_length=64, regex=r"^[\w.-]+$"
+    )
+    # Secure pay links (paybot.paylinks): how long a link works, and the key that signs it
+    # (the action server issues links, the bridge checks them: both need the same value).
+    pay_link_ttl_s: int = Field(900, env="PAYBOT_PAY_LINK_TTL_S", ge=60, le=7 * 24 * 3600)
+    pay_link_secret: SecretStr = Field(
+        SecretStr(DEV_PAY_LINK_SECRET), env="PAYBOT_PAY_LINK_SECRET"
     )
 
     # Conversation rules.
@@ -293,6 +301,9 @@ class Settings(BaseSettings):
             missing.append("PAYBOT_CONSOLE_SECRET")
         if values["rasa_token"].get_secret_value() in _PLACEHOLDERS | {DEV_RASA_TOKEN}:
             missing.append("PAYBOT_RASA_TOKEN")
+        link_secret = values["pay_link_secret"].get_secret_value()
+        if link_secret.lower() in _PLACEHOLDERS | {DEV_PAY_LINK_SECRET} or len(link_secret) < 32:
+            missing.append("PAYBOT_PAY_LINK_SECRET (32 characters or more)")
         secret = values.get("action_secret")
         if not is_loopback(values["action_host"]) and (
             secret is None or secret.get_secret_value().lower() in _PLACEHOLDERS

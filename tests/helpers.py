@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import requests
 from sqlmodel import Session, select
 
 from paybot.db.models import Account, PaymentMethod
+from twilio_sim.webhook import new_sid
+from voice_bridge.twilio.signature import sign
 
 
 def account(engine, number: str) -> Account:
@@ -48,3 +51,14 @@ def second_engine(engine):
         with engine.connect() as conn:
             search_path = conn.execute(text("SHOW search_path")).scalar()
     return make_engine(engine.url.render_as_string(hide_password=False), search_path=search_path)
+
+
+def text_bridge(bridge_url: str, twilio, sender: str, to: str, body: str,
+                key: str | None = None) -> requests.Response:
+    """Twilio's messaging webhook for ``body`` texted from ``sender`` to ``to``, signed with
+    ``key`` (default: the fake Twilio's auth token), as the bridge gets it."""
+    url = bridge_url + "/twilio/sms"
+    params = {"MessageSid": new_sid("SM"), "From": sender, "To": to, "Body": body,
+              "AccountSid": twilio.account_sid}  # fmt: skip
+    headers = {"X-Twilio-Signature": sign(url, params, key or twilio.auth_token)}
+    return requests.post(url, data=params, headers=headers, timeout=60)

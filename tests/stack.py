@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -224,6 +225,16 @@ class Stack:
                 )
             )
         seed_demo_data(self.engine, SandboxGateway(self.engine))
+
+
+def serve(stack: Stack) -> Iterator[Stack]:
+    """A module fixture's body: start ``stack``, yield it, then stop it (cleanly)."""
+    stack.start()
+    yield stack
+    code = stack.stop()
+    if stack.engine is not None:
+        stack.engine.dispose()
+    assert code == 0, stack.log_tail()
 
 
 @dataclass

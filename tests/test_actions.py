@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from rasa_sdk import Tracker
@@ -22,6 +23,7 @@ from actions.questions import AskBillingZip, AskConfirmPayment, AskPaymentMethod
 from actions.responses import load_responses, render, render_known
 from paybot.dialog.payloads import Listen, to_dict
 from paybot.identity import IdentityVerifier, LockoutPolicy
+from tests.helpers import rows
 
 DOMAIN = {"forms": {"payment_form": {"required_slots": []}}, "slots": {}}
 
@@ -257,11 +259,31 @@ async def test_amounts_are_parsed_and_checked(svc, said, intent, amount):
         assert texts(d)  # said why: the range, or what half would be
 
 
-async def test_text_channels_refuse_new_cards(svc):
+async def test_text_channels_take_no_new_card_but_end_the_form_for_a_pay_link(svc):
+    for channel in ("sms", "chat"):
+        d = CollectingDispatcher()
+        t = tracker(slots={**JAMES, "channel": channel, "stored_method_id": 1.0}, text="a new card")
+        result = await ValidatePaymentForm().validate_payment_method("a new card", d, t, DOMAIN)
+        # action_complete_payment sends the link (tests/test_pay_link_page.py pays one).
+        assert result == {"payment_method": None, "form_outcome": "pay_link"}
+        assert responses_of(d) == []
+
+
+@pytest.mark.parametrize("channel", ["sms", "chat"])
+async def test_a_texter_is_sent_a_pay_link_for_the_chosen_amount(svc, channel):
+    from actions.payment import ActionCompletePayment
+    from paybot.db.models import PayLink
+
+    slots = {**JAMES, "channel": channel, "caller_number": JAMES_PHONE,
+             "payment_amount": "75.25", "form_outcome": "pay_link"}  # fmt: skip
     d = CollectingDispatcher()
-    t = tracker(slots={**JAMES, "channel": "sms", "stored_method_id": 1.0}, text="a new card")
-    result = await ValidatePaymentForm().validate_payment_method("a new card", d, t, DOMAIN)
-    assert result["payment_method"] is None and "text_no_card" in responses_of(d)
+    await ActionCompletePayment().run(d, tracker(slots=slots), DOMAIN)
+    assert responses_of(d)[0] == "pay_link_sent"
+    (link,) = rows(svc.engine, PayLink)
+    assert (link.amount, link.channel, link.status) == (Decimal("75.25"), channel, "issued")
+    assert link.notify_to == (JAMES_PHONE if channel == "sms" else None)  # chat: no text
+    url = re.search(r"http://\S+/pay/(\S+)", texts(d)[0])
+    assert url and "$75.25" in texts(d)[0] and url.group(1) not in link.token_hash
 
 
 async def test_payment_keys_fit_their_column_whatever_the_sender(svc):

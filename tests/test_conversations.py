@@ -21,6 +21,7 @@ from paybot.db.models import (
     AuditEvent,
     LedgerEntry,
     OutboundMessage,
+    PayLink,
     Payment,
     VerificationFailure,
 )
@@ -462,8 +463,14 @@ def test_text_channels_never_take_card_details(stack):
     sms, _ = known(stack, "sms", MARIA, first="I'd like to make a payment")  # no stored method
     sms.say("yes")
     reply = sms.say("by card")
-    assert "can't take card or bank details by text" in reply.text
+    # A secure pay link for the balance instead (tests/test_pay_link_page.py pays one).
+    assert "please don't text card or bank details" in reply.text
+    link_for = r"secure payment link for \$89\.10 \(plus a \$2\.00 convenience fee\): "
+    assert re.search(link_for + r"http://127\.0\.0\.1:\d+/pay/\S+ ", reply.text), reply.text
     assert reply.instruction("secure_capture") is None
+    (link,) = rows(stack.engine, PayLink)
+    assert (link.status, link.channel, link.notify_to) == ("issued", "sms", MARIA)
+    assert link.token_hash not in reply.text
 
 
 # --- schedule -------------------------------------------------------------------------------

@@ -76,7 +76,8 @@ def test_prod_refuses_missing_secrets(monkeypatch, tmp_path):
     with pytest.raises(SettingsError) as exc:
         load_settings(env="prod")
     message = str(exc.value)
-    for name in ("TWILIO_AUTH_TOKEN", "PAYBOT_CONSOLE_SECRET", "DATABASE_URL", "PAYBOT_PUBLIC_URL"):
+    for name in ("TWILIO_AUTH_TOKEN", "PAYBOT_CONSOLE_SECRET", "DATABASE_URL", "PAYBOT_PUBLIC_URL",
+                 "PAYBOT_PAY_LINK_SECRET"):
         assert name in message
 
 
@@ -87,6 +88,10 @@ def test_prod_starts_with_real_secrets(monkeypatch, tmp_path):
     monkeypatch.setenv("PAYBOT_RASA_TOKEN", "c" * 32)
     monkeypatch.setenv("DATABASE_URL", "postgresql://paybot@db/paybot")
     monkeypatch.setenv("PAYBOT_PUBLIC_URL", "https://pay.example.com")
+    monkeypatch.setenv("PAYBOT_PAY_LINK_SECRET", "short")  # a weak signing key is refused
+    with pytest.raises(SettingsError, match="PAYBOT_PAY_LINK_SECRET"):
+        load_settings(env="prod")
+    monkeypatch.setenv("PAYBOT_PAY_LINK_SECRET", "d" * 32)
     settings = load_settings(env="prod")
     assert settings.seed_demo_data is False
     assert settings.public_base_url == "https://pay.example.com"

@@ -28,6 +28,7 @@ PROD = {
     "rasa_token": "a-real-rasa-token",
     "database_url": "sqlite:///x.db",
     "public_url": "https://pay.example.com",
+    "pay_link_secret": "a-real-pay-link-secret-of-32-chars!",
 }
 
 
@@ -96,7 +97,7 @@ def test_paybot_up_in_prod_with_an_exposed_action_server_exits_before_starting(
     env = {"PAYBOT_ENV": "prod", "TWILIO_AUTH_TOKEN": "a-real-twilio-token",
            "PAYBOT_CONSOLE_SECRET": "a-real-console-secret", "PAYBOT_RASA_TOKEN": "a-real-token",
            "DATABASE_URL": "sqlite:///x.db", "PAYBOT_PUBLIC_URL": "https://pay.example.com",
-           "PAYBOT_ACTION_HOST": "0.0.0.0"}  # noqa: S104
+           "PAYBOT_PAY_LINK_SECRET": "p" * 32, "PAYBOT_ACTION_HOST": "0.0.0.0"}  # noqa: S104
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("started a process"))

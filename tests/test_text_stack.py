@@ -31,10 +31,8 @@ from paybot.sms.segments import segments
 from tests import cardscan
 from tests.fake_crm import FakeCrm, crm_account
 from tests.fake_twilio import FakeTwilio
-from tests.helpers import account, rows
-from tests.stack import RASA_TOKEN, Stack, wait_until
-from twilio_sim.webhook import new_sid
-from voice_bridge.twilio.signature import sign
+from tests.helpers import account, rows, text_bridge
+from tests.stack import RASA_TOKEN, Stack, serve, wait_until
 
 pytestmark = pytest.mark.services
 
@@ -56,17 +54,12 @@ def fakes() -> Iterator[tuple[FakeCrm, FakeTwilio]]:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, fakes) -> Iterator[Stack]:
     crm, twilio = fakes
-    stack = Stack.configure(
+    yield from serve(Stack.configure(
         tmp_path_factory.mktemp("crm"), **crm.env(), **twilio.env(),
         PAYBOT_SMS_FROM=BUSINESS_LINE, PAYBOT_SCHEDULER_INTERVAL_S="0",
         PAYBOT_SMS_SEND_INTERVAL_S="0.3", PAYBOT_SMS_QUIET_HOURS="",  # any hour of the run
         PAYBOT_BUSINESS_NAME="Acme Water", PAYBOT_SUPPORT_CONTACT="call 1-800-555-0199",
-    )  # fmt: skip
-    stack.start()
-    yield stack
-    code = stack.stop()
-    stack.engine.dispose()
-    assert code == 0, stack.log_tail()
+    ))  # fmt: skip
 
 
 @pytest.fixture
@@ -85,11 +78,7 @@ def casey(stack, fakes) -> str:
 def text(stack: Stack, twilio: FakeTwilio, phone: str, body: str, key: str | None = None) -> str:
     """The bridge's TwiML answer to ``body`` texted from ``phone`` (signed with ``key``)."""
     stack.track(f"sms:{phone}")
-    url = stack.bridge_url + "/twilio/sms"
-    params = {"MessageSid": new_sid("SM"), "From": phone, "To": BUSINESS_LINE, "Body": body,
-              "AccountSid": twilio.account_sid}  # fmt: skip
-    headers = {"X-Twilio-Signature": sign(url, params, key or twilio.auth_token)}
-    answer = requests.post(url, data=params, headers=headers, timeout=60)
+    answer = text_bridge(stack.bridge_url, twilio, phone, BUSINESS_LINE, body, key)
     assert answer.status_code == (200 if key is None else 403), answer.text
     return answer.text
 

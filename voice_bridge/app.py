@@ -1,7 +1,8 @@
 """The bridge's aiohttp application factory and its runner.
 
 Routes: ``GET /healthz``, the Twilio webhooks (:mod:`voice_bridge.twilio.webhooks`, and
-``<Pay>``'s in :mod:`voice_bridge.twilio.pay_webhooks`) and the ``/twilio/stream`` Media
+``<Pay>``'s in :mod:`voice_bridge.twilio.pay_webhooks`), the hosted page of secure pay links
+(``/pay/{token}``, :mod:`voice_bridge.pay_page.routes`) and the ``/twilio/stream`` Media
 Streams websocket (:mod:`voice_bridge.twilio.stream`). Long-lived resources (the outgoing HTTP
 client, the speech models and thread pool, background jobs) are opened and closed by
 ``cleanup_ctx`` so that startup and graceful shutdown handle them.
@@ -22,6 +23,7 @@ from voice_bridge.jobs.recheck import recheck_job
 from voice_bridge.jobs.reconciliation import crm_webhook_job, reconcile_job
 from voice_bridge.jobs.scheduler import scheduler_job
 from voice_bridge.keys import HTTP_CLIENT, SETTINGS
+from voice_bridge.pay_page.routes import add_pay_page_routes
 from voice_bridge.runtime import voice_runtime
 from voice_bridge.twilio.pay_webhooks import add_pay_routes
 from voice_bridge.twilio.stream import add_stream_route
@@ -47,6 +49,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/healthz", healthz)
     add_twilio_routes(app)
     add_pay_routes(app)
+    add_pay_page_routes(app)
     add_stream_route(app)
     return app
 

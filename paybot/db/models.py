@@ -339,3 +339,34 @@ class CrmDelivery(SQLModel, table=True):
     delivered_at: datetime | None = _timestamp(nullable=True, default=False)
     last_error: str | None = Field(default=None, max_length=64)  # "http 500", "timeout"...
     created_at: datetime = _timestamp()
+
+
+class PayLinkStatus(str, enum.Enum):
+    """A pay link is issued, then used (once) or expired; never back (paybot.paylinks)."""
+
+    ISSUED = "issued"
+    USED = "used"
+    EXPIRED = "expired"
+
+
+class PayLink(SQLModel, table=True):
+    """A secure pay link (paybot.paylinks): one payment of ``amount`` on one account, once,
+    before ``expires_at``. Only a hash of its token is kept; the token itself is in the link."""
+
+    __tablename__ = "pay_links"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    account_id: int = Field(foreign_key="accounts.id", index=True)
+    amount: Decimal = _money()
+    currency: str = Field(default="USD", max_length=3)
+    status: str = Field(default=PayLinkStatus.ISSUED.value, max_length=16, index=True)
+    channel: str = Field(max_length=16)
+    conversation_id: str | None = Field(default=None, max_length=128)
+    notify_to: str | None = Field(default=None, max_length=16)  # E.164: the confirmation text
+    # The one key every charge through this link is made under (paybot.payments.ledger).
+    idempotency_key: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    created_at: datetime = _timestamp()
+    expires_at: datetime = _timestamp()
+    used_at: datetime | None = _timestamp(nullable=True, default=False)
+    payment_id: int | None = Field(default=None, foreign_key="payments.id")

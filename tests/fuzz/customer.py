@@ -49,6 +49,7 @@ NOTHING_TO_DO = (
     "no balance to pay",
     "account is closed",
     "can't take card or bank details by text",
+    "secure payment link",  # a new card by text: the link is paid outside the conversation
     "couldn't verify",
     "can't look that account up",
     "can only schedule a payment with a payment method on file",
