@@ -16,8 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseSettings, Field, SecretStr, ValidationError, root_validator, validator
 
-# Values that look like secrets but are placeholders; prod refuses them.
-_PLACEHOLDERS = {"", "changeme", "change-me", "secret", "dev", "dev-secret", "test", "xxx"}
+from paybot.reconciliation.settings import ReconciliationSettings
+from paybot.secrets import PLACEHOLDERS as _PLACEHOLDERS
+
 DEV_CONSOLE_SECRET = "dev-console-secret"  # noqa: S105 - dev-only placeholder, refused in prod
 DEV_RASA_TOKEN = "dev-rasa-token"  # noqa: S105 - dev-only placeholder, refused in prod
 # Signs and checks Twilio webhooks in dev/test when no TWILIO_AUTH_TOKEN is set (`paybot call`
@@ -45,8 +46,12 @@ class SettingsError(RuntimeError):
     """The configuration is unusable; the message says which variables to fix."""
 
 
-class Settings(BaseSettings):
-    """Everything configurable about paybot. Each field names its environment variable."""
+class Settings(ReconciliationSettings, BaseSettings):
+    """Everything configurable about paybot. Each field names its environment variable.
+
+    A feature with many settings of its own keeps them in a part of this class in its package
+    (:class:`~paybot.reconciliation.settings.ReconciliationSettings`); they are fields of this
+    one object all the same."""
 
     env: Literal["dev", "test", "prod"] = Field("dev", env="PAYBOT_ENV")
     data_dir: Path = Field(Path("var"), env="PAYBOT_DATA_DIR")
@@ -129,28 +134,6 @@ class Settings(BaseSettings):
     crm_url: str | None = Field(None, env="PAYBOT_CRM_URL")
     crm_token: SecretStr | None = Field(None, env="PAYBOT_CRM_TOKEN")
     crm_timeout_s: float = Field(3.0, env="PAYBOT_CRM_TIMEOUT_S", gt=0)
-
-    # Reconciliation (docs/reconciliation.md) ------------------------------------------------
-    # The daily file of completed payments: where (default <data dir>/reconciliation), which
-    # columns (paybot.reconciliation.columns), and the UTC time the bridge writes yesterday's
-    # ("HH:MM"; empty: only `paybot reconcile` writes it).
-    reconcile_dir: Path | None = Field(None, env="PAYBOT_RECONCILE_DIR")
-    reconcile_columns: str = Field("", env="PAYBOT_RECONCILE_COLUMNS")
-    reconcile_time: str = Field("", env="PAYBOT_RECONCILE_TIME")
-    # Each completed payment POSTed to the biller (unset URL: off), signed with the secret.
-    crm_webhook_url: str | None = Field(None, env="PAYBOT_CRM_WEBHOOK_URL")
-    crm_webhook_secret: SecretStr | None = Field(None, env="PAYBOT_CRM_WEBHOOK_SECRET")
-    crm_webhook_interval_s: float = Field(10.0, env="PAYBOT_CRM_WEBHOOK_INTERVAL_S", gt=0)
-    crm_webhook_timeout_s: float = Field(10.0, env="PAYBOT_CRM_WEBHOOK_TIMEOUT_S", gt=0)
-    crm_webhook_max_attempts: int = Field(10, env="PAYBOT_CRM_WEBHOOK_MAX_ATTEMPTS", ge=1)
-    crm_webhook_backoff_s: float = Field(30.0, env="PAYBOT_CRM_WEBHOOK_BACKOFF_S", ge=0)
-    crm_webhook_lookback_days: int = Field(7, env="PAYBOT_CRM_WEBHOOK_LOOKBACK_DAYS", ge=1)
-    # The SFTP drop: sftp://user@host[:port]/directory (unset: no upload), the known_hosts file
-    # the server's key must be in, and a password or a private key file to log in with.
-    sftp_url: str | None = Field(None, env="PAYBOT_SFTP_URL")
-    sftp_known_hosts: Path | None = Field(None, env="PAYBOT_SFTP_KNOWN_HOSTS")
-    sftp_password: SecretStr | None = Field(None, env="PAYBOT_SFTP_PASSWORD")
-    sftp_key_file: Path | None = Field(None, env="PAYBOT_SFTP_KEY_FILE")
 
     # Voice and SMS (Twilio) -------------------------------------------------------------
     # The REST API base; tests point it at a local fake of Twilio's wire protocol.
@@ -250,34 +233,6 @@ class Settings(BaseSettings):
 
         zone(value)
         return value.strip()
-
-    @validator("reconcile_columns")
-    def _reconcile_columns(cls, value: str) -> str:  # noqa: N805
-        from paybot.reconciliation.columns import parse_columns
-
-        return ",".join(parse_columns(value))
-
-    @validator("reconcile_time")
-    def _reconcile_time(cls, value: str) -> str:  # noqa: N805
-        from paybot.reconciliation.daily import parse_time_of_day
-
-        parse_time_of_day(value)
-        return value.strip()
-
-    @root_validator(skip_on_failure=True)
-    def _reconciliation_needs(cls, values: dict) -> dict:  # noqa: N805
-        from paybot.reconciliation.sftp import parse_sftp_url
-
-        secret = values.get("crm_webhook_secret")
-        value = secret.get_secret_value().strip() if secret is not None else ""
-        placeholder = not value or (values.get("env") == "prod" and value.lower() in _PLACEHOLDERS)
-        if values.get("crm_webhook_url") and placeholder:
-            raise ValueError("PAYBOT_CRM_WEBHOOK_URL needs a real PAYBOT_CRM_WEBHOOK_SECRET")
-        if values.get("sftp_url"):
-            parse_sftp_url(values["sftp_url"])
-            if values.get("sftp_known_hosts") is None:
-                raise ValueError("PAYBOT_SFTP_URL needs PAYBOT_SFTP_KNOWN_HOSTS")
-        return values
 
     @validator("currency")
     def _upper_currency(cls, value: str) -> str:  # noqa: N805 - pydantic validator
