@@ -118,7 +118,7 @@ def configure_logging(settings: Settings) -> None:
     """Log to stderr at ``PAYBOT_LOG_LEVEL`` (unknown names fall back to INFO), every record
     redacted, the configured secrets among what is masked."""
     for secret in (settings.rasa_token, settings.action_secret, settings.twilio_auth_token,
-                   settings.console_secret, settings.crm_token):
+                   settings.console_secret, settings.crm_token, settings.metrics_token):
         if secret is not None:
             redaction.register_secret(secret.get_secret_value())
     redaction.install(settings.log_level, LOG_FORMAT)

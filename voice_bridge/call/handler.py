@@ -22,6 +22,7 @@ import time
 
 from aiohttp import WSMsgType, web
 
+from paybot import metrics
 from paybot.dialog.payloads import SecureCapture, Transfer
 from paybot.dialog.vouch import Heard
 from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, remove_card_numbers
@@ -299,6 +300,8 @@ class CallHandler:
                 # To the first frame sent, not to the end of the reply.
                 since = item.at if isinstance(item, SystemInput) else item.ended_at
                 response_ms = (speaking_at - since) * 1000.0 + stats.first_audio_ms
+                if not isinstance(item, SystemInput):  # the caller's turn, spoken or keyed
+                    metrics.TURN_LATENCY.observe(response_ms / 1000.0)
                 log.info(
                     "call %s: reply %d first audio %.0f ms after %s (tts %.0f ms)",
                     self.call_sid,
