@@ -3,8 +3,9 @@
 * ``POST /twilio/voice``: a call comes in. While the bridge drains (SIGTERM,
   :mod:`voice_bridge.drain`) it hears an apology and ``<Hangup/>``; otherwise it is answered
   with ``<Connect><Stream>`` to ``/twilio/stream`` carrying a per-call token
-  (:mod:`voice_bridge.twilio.stream_tokens`) and the caller's number as ``<Parameter>``s; the call gets its row in ``calls``. Once per call: a
-  repeat of the webhook for the same CallSid (a replay) gets 409 and no token.
+  (:mod:`voice_bridge.twilio.stream_tokens`) and the caller's number as ``<Parameter>``s;
+  the call gets its row in ``calls``. Once per call: a repeat of the webhook for the same
+  CallSid (a replay) gets 409 and no token.
 * ``POST /twilio/status``: Twilio's call status callbacks (ringing, in-progress, completed
   with its duration, busy, ...), recorded forward-only (:mod:`voice_bridge.jobs.call_records`).
 * ``POST /twilio/sms``: a text. STOP, START and HELP are answered first, and an opted-out
