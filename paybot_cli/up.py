@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import secrets
+import signal
 import sys
 
 from paybot import redaction
@@ -89,6 +90,9 @@ def plan(
         settings.bridge_url, "/healthz",
         [python, "-m", "paybot_cli", "bridge"],
         host=settings.host,
+        # SIGTERM drains it (voice_bridge.drain); SIGINT stops it at once.
+        stop_signal=signal.SIGINT,
+        drain_timeout_s=settings.drain_timeout_s,
     )
     return [rasa, actions, bridge]
 

@@ -123,45 +123,45 @@ def add_drain(app: web.Application, settings: Settings) -> Drain:
 
 async def serve_until_stopped(app: web.Application, host: str, port: int) -> None:
     """Serve ``app`` until SIGINT, or SIGTERM and the drain; then shut down gracefully.
+    The signals are handled from the start (a SIGTERM while the models load stops the
+    bridge once they are loaded: there is no call to wait for).
 
     Raises:
         OSError: The address cannot be bound.
     """
+    stop = asyncio.Event()
+    drain = app[DRAIN]
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[None]] = set()
+
+    def on_term() -> None:
+        if drain.draining:
+            return
+        drain.begin()
+        log.info("SIGTERM: draining; %d calls live, waiting up to %.0fs",
+                 drain.calls, drain.timeout_s)
+        task = loop.create_task(_drain_then_stop(drain, stop), name="drain")
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    def on_int() -> None:
+        log.info("SIGINT: stopping now (%d calls live)", drain.calls)
+        stop.set()
+
+    loop.add_signal_handler(signal.SIGTERM, on_term)
+    loop.add_signal_handler(signal.SIGINT, on_int)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
-    await runner.setup()
     try:
+        await runner.setup()
         await web.TCPSite(runner, host, port).start()
         log.info("voice bridge running on http://%s:%d", host, port)
-        stop = asyncio.Event()
-        drain = app[DRAIN]
-        loop = asyncio.get_running_loop()
-        tasks: set[asyncio.Task[None]] = set()
-
-        def on_term() -> None:
-            if drain.draining:
-                return
-            drain.begin()
-            log.info("SIGTERM: draining; %d calls live, waiting up to %.0fs",
-                     drain.calls, drain.timeout_s)
-            task = loop.create_task(_drain_then_stop(drain, stop), name="drain")
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-
-        def on_int() -> None:
-            log.info("SIGINT: stopping now (%d calls live)", drain.calls)
-            stop.set()
-
-        loop.add_signal_handler(signal.SIGTERM, on_term)
-        loop.add_signal_handler(signal.SIGINT, on_int)
-        try:
-            await stop.wait()
-        finally:
-            loop.remove_signal_handler(signal.SIGTERM)
-            loop.remove_signal_handler(signal.SIGINT)
-            for task in tasks:
-                task.cancel()
+        await stop.wait()
     finally:
+        for task in tasks:
+            task.cancel()
         await runner.cleanup()
+        loop.remove_signal_handler(signal.SIGTERM)
+        loop.remove_signal_handler(signal.SIGINT)
 
 
 async def _drain_then_stop(drain: Drain, stop: asyncio.Event) -> None:
