@@ -18,6 +18,7 @@ import hmac
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from prometheus_client import (
     REGISTRY,
@@ -30,6 +31,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # "text/plain; version=0.0.4; charset=utf-8"
 METRICS_PATH = "/metrics"
+TOKEN_ENV = "PAYBOT_METRICS_TOKEN"  # noqa: S105 - a variable name
 # A turn is good under a second; the buckets resolve the range an operator cares about.
 _LATENCY_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0)
 _WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -117,3 +119,27 @@ def bearer_allowed(authorization: str, token: str | None) -> bool:
     scheme, _, given = authorization.partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
                                                               token.encode())
+
+
+def attach_to_sanic(app: Any, token: str | None = None) -> None:
+    """Serve ``GET /metrics`` on a Sanic app (Rasa's, the action server's) and time its
+    requests; with ``token``, a scrape must carry it as a bearer token (401 otherwise)."""
+    from sanic import response
+
+    async def scrape(request: Any) -> Any:
+        if not bearer_allowed(request.headers.get("Authorization", ""), token):
+            return response.text("a bearer token is needed\n", status=401,
+                                 headers={"WWW-Authenticate": "Bearer"})
+        return response.raw(render(), headers={"Content-Type": CONTENT_TYPE})
+
+    async def started(request: Any) -> None:
+        request.ctx.metrics_started = time.perf_counter()
+
+    async def answered(request: Any, answer: Any) -> None:
+        began = getattr(request.ctx, "metrics_started", None)
+        if began is not None and request.path != METRICS_PATH:
+            observe_http(request.method, answer.status, time.perf_counter() - began)
+
+    app.add_route(scrape, METRICS_PATH, methods=["GET"], name="paybot_metrics")
+    app.register_middleware(started, "request")
+    app.register_middleware(answered, "response")

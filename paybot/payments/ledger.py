@@ -43,6 +43,7 @@ from paybot.db.models import Account, Payment, PaymentMethod, PaymentStatus
 from paybot.db.types import utcnow
 from paybot.gateway.base import ChargeResult, Gateway, GatewayError, GatewayTimeout
 from paybot.gateway.card_data import BankAccount, CardData
+from paybot.log_format import log_ids
 from paybot.payments.fees import FeePolicy, Quote
 from paybot.payments.payable import held_amount, lock_account
 from paybot.payments.rules import AmountRules, PaymentRefused
@@ -333,7 +334,8 @@ class Ledger:
                 fee=fee,
             )
         metrics.PAYMENTS.labels(status=PaymentStatus.PENDING.value).inc()
-        log.info("payment %s opened (channel=%s)", payment.id, request.channel)
+        log.info("payment %s opened (channel=%s)", payment.id, request.channel,
+                 extra={"payment_id": payment.id, "conversation_id": request.conversation_id})
         return PaymentOutcome.of(payment), False
 
     def _existing(self, payment: Payment, request: PaymentRequest) -> tuple[PaymentOutcome, bool]:
@@ -354,13 +356,14 @@ class Ledger:
     ) -> PaymentOutcome:
         """Charge an open payment and settle it. ``claimed``: its first attempt is already
         counted (the claim that kept the token sweep off it)."""
-        try:
-            result = self._charge_with_retries(payment_id, key, charge, claimed)
-        except GatewayError as exc:
-            return self.settlement.fail(payment_id, exc.code, "payment.failed")
-        if result is None:
-            return self.settlement.mark_unknown(payment_id)
-        return self._settle(payment_id, result)
+        with log_ids(payment_id=payment_id):
+            try:
+                result = self._charge_with_retries(payment_id, key, charge, claimed)
+            except GatewayError as exc:
+                return self.settlement.fail(payment_id, exc.code, "payment.failed")
+            if result is None:
+                return self.settlement.mark_unknown(payment_id)
+            return self._settle(payment_id, result)
 
     def _charge_with_retries(
         self, payment_id: int, key: str, charge: Callable[[], ChargeResult], claimed: bool

@@ -25,6 +25,7 @@ from aiohttp import WSMsgType, web
 from paybot import metrics
 from paybot.dialog.payloads import SecureCapture, Transfer
 from paybot.dialog.vouch import Heard
+from paybot.log_format import log_ids
 from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, remove_card_numbers
 from paybot.payments.capture_choice import capture_choice
 from voice_bridge.call.barge_in import SUSTAINED_MS, interrupts, is_backchannel
@@ -101,6 +102,10 @@ class CallHandler:
     # The websocket reader ---------------------------------------------------------------
     async def run(self) -> None:
         """Serve the call until the stream stops, the socket closes or the bot ends it."""
+        with log_ids(call_sid=self.call_sid, conversation_id=self.sender):
+            await self._run()
+
+    async def _run(self) -> None:
         log.info("call %s: stream %s started", self.call_sid, self.stream_sid)
         started = self._clock()
         worker = asyncio.create_task(self._converse(), name=f"converse-{self.call_sid}")
