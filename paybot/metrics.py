@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from prometheus_client import (
     REGISTRY,
@@ -29,6 +28,7 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
+T = TypeVar("T")
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # "text/plain; version=0.0.4; charset=utf-8"
 METRICS_PATH = "/metrics"
 TOKEN_ENV = "PAYBOT_METRICS_TOKEN"  # noqa: S105 - a variable name
@@ -62,7 +62,7 @@ SPEECH_QUEUE_WAIT = Histogram(
 )
 PAYMENTS = Counter(
     "paybot_payments_total",
-    "Payments by the status this process moved them to (pending: opened)",
+    "Payment outcomes by the status this process settled them in",
     ["status"],
 )
 GATEWAY_LATENCY = Histogram(
@@ -94,14 +94,13 @@ def observe_http(method: str, status: int, seconds: float) -> None:
     HTTP_REQUESTS.labels(method=method.upper(), status=f"{status // 100}xx").observe(seconds)
 
 
-@contextmanager
-def timed_gateway(gateway: str, operation: str) -> Iterator[None]:
-    """Time a gateway call: ``outcome`` is ok, timeout (an exception named ``*Timeout``) or
-    error (any other exception, re-raised)."""
+def timed(gateway: str, operation: str, call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)``, a gateway request, timed: ``outcome`` is ok, timeout (an exception
+    named ``*Timeout``) or error (any other exception, re-raised)."""
     started = time.perf_counter()
     outcome = "ok"
     try:
-        yield
+        return call(*args)
     except Exception as exc:
         outcome = "timeout" if type(exc).__name__.endswith("Timeout") else "error"
         raise

@@ -43,7 +43,6 @@ from paybot.db.models import Account, Payment, PaymentMethod, PaymentStatus
 from paybot.db.types import utcnow
 from paybot.gateway.base import ChargeResult, Gateway, GatewayError, GatewayTimeout
 from paybot.gateway.card_data import BankAccount, CardData
-from paybot.log_format import log_ids
 from paybot.payments.fees import FeePolicy, Quote
 from paybot.payments.payable import held_amount, lock_account
 from paybot.payments.rules import AmountRules, PaymentRefused
@@ -246,7 +245,7 @@ class Ledger:
         settled = []
         for payment_id, key, updated_at in found:
             try:
-                result = self._find_charge(key)
+                result = metrics.timed(self.gateway.name, "find", self.gateway.find_charge, key)
             except GatewayError:
                 log.warning("reconcile: gateway unavailable for payment %s", payment_id)
                 continue
@@ -333,9 +332,7 @@ class Ledger:
                 amount=payment.amount,
                 fee=fee,
             )
-        metrics.PAYMENTS.labels(status=PaymentStatus.PENDING.value).inc()
-        log.info("payment %s opened (channel=%s)", payment.id, request.channel,
-                 extra={"payment_id": payment.id, "conversation_id": request.conversation_id})
+        log.info("payment %s opened (channel=%s)", payment.id, request.channel)
         return PaymentOutcome.of(payment), False
 
     def _existing(self, payment: Payment, request: PaymentRequest) -> tuple[PaymentOutcome, bool]:
@@ -356,14 +353,13 @@ class Ledger:
     ) -> PaymentOutcome:
         """Charge an open payment and settle it. ``claimed``: its first attempt is already
         counted (the claim that kept the token sweep off it)."""
-        with log_ids(payment_id=payment_id):
-            try:
-                result = self._charge_with_retries(payment_id, key, charge, claimed)
-            except GatewayError as exc:
-                return self.settlement.fail(payment_id, exc.code, "payment.failed")
-            if result is None:
-                return self.settlement.mark_unknown(payment_id)
-            return self._settle(payment_id, result)
+        try:
+            result = self._charge_with_retries(payment_id, key, charge, claimed)
+        except GatewayError as exc:
+            return self.settlement.fail(payment_id, exc.code, "payment.failed")
+        if result is None:
+            return self.settlement.mark_unknown(payment_id)
+        return self._settle(payment_id, result)
 
     def _charge_with_retries(
         self, payment_id: int, key: str, charge: Callable[[], ChargeResult], claimed: bool
@@ -373,20 +369,15 @@ class Ledger:
             if attempt or not claimed:
                 self._count_attempt(payment_id)
             try:
-                with metrics.timed_gateway(self.gateway.name, "charge"):
-                    return charge()
+                return metrics.timed(self.gateway.name, "charge", charge)
             except GatewayTimeout:
                 log.warning("payment %s: gateway timeout (attempt %d)", payment_id, attempt + 1)
                 if attempt < self.retries:
                     self._sleep(self.backoff_s * (2**attempt))
         try:
-            return self._find_charge(key)
+            return metrics.timed(self.gateway.name, "find", self.gateway.find_charge, key)
         except GatewayError:
             return None
-
-    def _find_charge(self, key: str) -> ChargeResult | None:
-        with metrics.timed_gateway(self.gateway.name, "find"):
-            return self.gateway.find_charge(key)
 
     def _count_attempt(self, payment_id: int) -> None:
         with session_scope(self.engine) as session:

@@ -152,7 +152,7 @@ class Settlement:
             )
         status = PaymentStatus.SUCCEEDED if approved else PaymentStatus.DECLINED
         metrics.PAYMENTS.labels(status=status.value).inc()
-        log.info("payment %s %s", payment_id, status.value)
+        log.info("payment %s %s", payment_id, status.value, extra={"payment_id": payment_id})
         return True
 
     def _book(self, session: Session, payment: Payment) -> None:
@@ -214,7 +214,7 @@ class Settlement:
                 )
         if changed:
             metrics.PAYMENTS.labels(status=PaymentStatus.FAILED.value).inc()
-        log.info("payment %s failed (%s)", payment_id, code)
+        log.info("payment %s failed (%s)", payment_id, code, extra={"payment_id": payment_id})
         return self.outcome(payment_id), changed
 
     def mark_unknown(self, payment_id: int) -> PaymentOutcome:
@@ -241,5 +241,6 @@ class Settlement:
                 )
         if moved.rowcount == 1:
             metrics.PAYMENTS.labels(status=PaymentStatus.UNKNOWN.value).inc()
-        log.warning("payment %s: outcome unknown, left for reconciliation", payment_id)
+        log.warning("payment %s: outcome unknown, left for reconciliation", payment_id,
+                    extra={"payment_id": payment_id})
         return self.outcome(payment_id), moved.rowcount == 1

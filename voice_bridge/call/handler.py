@@ -22,10 +22,8 @@ import time
 
 from aiohttp import WSMsgType, web
 
-from paybot import metrics
 from paybot.dialog.payloads import SecureCapture, Transfer
 from paybot.dialog.vouch import Heard
-from paybot.log_format import log_ids
 from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, remove_card_numbers
 from paybot.payments.capture_choice import capture_choice
 from voice_bridge.call.barge_in import SUSTAINED_MS, interrupts, is_backchannel
@@ -35,6 +33,7 @@ from voice_bridge.call.keypad import KeypadEntry
 from voice_bridge.call.listener import Listener
 from voice_bridge.call.playback import Player
 from voice_bridge.call.rasa_client import BotReply, RasaUnavailable
+from voice_bridge.call.reply_timing import reply_timed
 from voice_bridge.call.twilio_pay import HANDED_OVER, first_input, hand_to_twilio_pay
 from voice_bridge.call.vad import TurnEventType
 from voice_bridge.jobs.call_records import record_end
@@ -102,10 +101,6 @@ class CallHandler:
     # The websocket reader ---------------------------------------------------------------
     async def run(self) -> None:
         """Serve the call until the stream stops, the socket closes or the bot ends it."""
-        with log_ids(call_sid=self.call_sid, conversation_id=self.sender):
-            await self._run()
-
-    async def _run(self) -> None:
         log.info("call %s: stream %s started", self.call_sid, self.stream_sid)
         started = self._clock()
         worker = asyncio.create_task(self._converse(), name=f"converse-{self.call_sid}")
@@ -301,20 +296,7 @@ class CallHandler:
             stats = await self.player.say(
                 reply.texts, interruptible=reply.interruptible, prepare=reply.prepare
             )
-            if stats.first_audio_ms is not None:
-                # To the first frame sent, not to the end of the reply.
-                since = item.at if isinstance(item, SystemInput) else item.ended_at
-                response_ms = (speaking_at - since) * 1000.0 + stats.first_audio_ms
-                if not isinstance(item, SystemInput):  # the caller's turn, spoken or keyed
-                    metrics.TURN_LATENCY.observe(response_ms / 1000.0)
-                log.info(
-                    "call %s: reply %d first audio %.0f ms after %s (tts %.0f ms)",
-                    self.call_sid,
-                    stats.reply,
-                    response_ms,
-                    item.intent if isinstance(item, SystemInput) else "end of turn",
-                    stats.first_audio_ms,
-                )
+            reply_timed(self.call_sid, item, speaking_at, stats)
         if isinstance(item, SystemInput) and item.intent == "capture_result":
             await self.player.played()
             self.keypad.reset(*((listen.mode, listen.max_digits) if listen else ()))

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from aiohttp import WSCloseCode, WSMsgType, web
 from sqlalchemy.exc import SQLAlchemyError
 
+from paybot.log_format import log_ids
 from voice_bridge.call.handler import CallHandler
 from voice_bridge.call.twilio_pay import HANDED_OVER, resumes
 from voice_bridge.drain import DRAIN
@@ -79,7 +80,9 @@ async def handle_stream(request: web.Request) -> web.StreamResponse:
         return ws
     handler = CallHandler(request.app[RUNTIME], ws, admitted.start, admitted.caller)
     drain = request.app[DRAIN]
-    with drain.call(handler.call_sid):
+    # Every log line of the call carries its ids (tasks it starts inherit them).
+    ids = log_ids(call_sid=handler.call_sid, conversation_id=handler.sender)
+    with drain.call(handler.call_sid), ids:
         await handler.run()
     if handler.ended_reason == HANDED_OVER:  # Twilio brings it back with a new stream
         drain.away(handler.call_sid)
