@@ -268,7 +268,7 @@ class PlayoutClock:
         """``audio_ms`` of audio goes out now."""
         now = self._now()
         if self._runs_out is not None and now > self._runs_out:
-            late = int((now - self._runs_out) * 1000.0 // FRAME_MS)
+            late = int(round((now - self._runs_out) * 1000.0, 3) // FRAME_MS)
             if late:
                 self.late_frames += late
                 metrics.LATE_FRAMES.inc(late)
