@@ -167,8 +167,10 @@ async def refused_stream(stack: Stack, settings) -> tuple[int | None, str]:
     """Open a Media Stream for a call answered now (its token issued after the drain began):
     the close code and reason the bridge answers with."""
     call_sid = new_sid("CA")
-    token = issue_call_token(
-        call_token_secret(settings), call_sid=call_sid, caller=JAMES, ttl_s=60
+    token = issue_call_token(  # two seconds after the drain began, at least
+        call_token_secret(settings), call_sid=call_sid, caller=JAMES,
+        ttl_s=settings.call_token_ttl_s,
+        now=time.time() + 2,
     )
     url = stack.bridge_url.replace("http", "ws") + "/twilio/stream"
     async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:

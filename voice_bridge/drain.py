@@ -31,6 +31,7 @@ from paybot.settings import Settings
 
 log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT_S = 5.0  # open requests' time to finish once the bridge stops
+TOKEN_CLOCK_S = 1.0  # a stream token's times are whole seconds (rounded up)
 AWAY_MAX_S = 900.0  # a call at <Pay> longer than this is not waited for any more
 
 
@@ -67,8 +68,11 @@ class Drain:
     def admits(self, *, issued_at: float, resuming: bool) -> bool:
         """Whether a Media Stream may start: always, except during a drain for a call answered
         after it began (its stream token ``issued_at``, Unix seconds) that is not coming back
-        from ``<Pay>``."""
-        return self.began_at is None or resuming or issued_at < self.began_at
+        from ``<Pay>``. Tokens carry their expiry in whole seconds, so "before" allows
+        :data:`TOKEN_CLOCK_S` of slack."""
+        if self.began_at is None or resuming:
+            return True
+        return issued_at - TOKEN_CLOCK_S < self.began_at
 
     @contextlib.contextmanager
     def call(self, call_sid: str) -> Iterator[None]:
