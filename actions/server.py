@@ -62,8 +62,7 @@ class SharedSecretPlugin:
 
 
 class MetricsPlugin:
-    """The rasa_sdk plug-in that serves ``GET /metrics`` (:mod:`paybot.metrics`) and puts
-    the conversation id on log lines (:mod:`paybot.log_format`)."""
+    """The rasa_sdk plug-in that serves ``GET /metrics`` (:mod:`paybot.metrics`)."""
 
     def __init__(self, token: str | None) -> None:
         self.token = token
@@ -71,12 +70,11 @@ class MetricsPlugin:
     @hookimpl
     def attach_sanic_app_extensions(self, app: Sanic) -> None:
         metrics.attach_to_sanic(app, self.token)
-        log_format.attach_to_sanic(app)
 
 
 def main() -> None:
     """rasa_sdk's command line with the shared-secret check, /metrics and redacted logs (one
-    JSON object a line with PAYBOT_LOG_FORMAT=json)."""
+    JSON object a line with PAYBOT_LOG_FORMAT=json, each action's conversation on its lines)."""
     redaction.install()
     log_format.install_from_env()
     secret = os.environ.get(SECRET_ENV, "")
@@ -85,8 +83,12 @@ def main() -> None:
               file=sys.stderr)
         sys.exit(2)
     from rasa_sdk.__main__ import main as sdk_main
+    from rasa_sdk.executor import ActionExecutor
     from rasa_sdk.plugin import plugin_manager
 
+    ActionExecutor.run = log_format.with_conversation(  # type: ignore[method-assign]
+        ActionExecutor.run, lambda _self, call, *_a, **_k: call.get("sender_id")
+    )
     plugin_manager().register(SharedSecretPlugin(secret))
     plugin_manager().register(MetricsPlugin(os.environ.get(metrics.TOKEN_ENV) or None))
     sdk_main()

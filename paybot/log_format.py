@@ -112,15 +112,14 @@ def uninstall() -> None:
 
 
 def attach_to_sanic(app: Any) -> None:
-    """Put the conversation id of each request on a Sanic app's log lines (Rasa's: the
-    ``sender`` of a channel message or the id in ``/conversations/<id>/...``; the action
-    server's: the ``sender_id`` of an action call), for as long as it is handled."""
+    """Put the conversation of each ``/conversations/<id>/...`` request (Rasa's HTTP API) on
+    a Sanic app's log lines while it is handled (request middleware runs before the body is
+    read: a body's sender is set by :func:`with_conversation` where it is parsed)."""
 
     async def begin(request: Any) -> None:
-        conversation = _conversation_of(request)
-        if conversation is not None:
-            token = _IDS["conversation_id"].set(conversation)
-            request.ctx.log_ids_token = token
+        parts = request.path.split("/")
+        if len(parts) > 2 and parts[1] == "conversations" and parts[2]:
+            request.ctx.log_ids_token = _IDS["conversation_id"].set(parts[2])
 
     async def end(request: Any, _answer: Any) -> None:
         token = getattr(request.ctx, "log_ids_token", None)
@@ -133,17 +132,22 @@ def attach_to_sanic(app: Any) -> None:
     app.register_middleware(end, "response")
 
 
-def _conversation_of(request: Any) -> str | None:
-    parts = request.path.split("/")
-    if len(parts) > 2 and parts[1] == "conversations":
-        return parts[2] or None
-    if request.method != "POST" or "json" not in request.headers.get("content-type", ""):
-        return None
-    try:
-        body = request.json
-    except Exception:  # not JSON after all: the route answers that
-        return None
-    if not isinstance(body, dict):
-        return None
-    found = body.get("sender_id", body.get("sender"))
-    return found if isinstance(found, str) and found else None
+def with_conversation(
+    handler: Callable[..., Any], conversation_of: Callable[..., object]
+) -> Callable[..., Any]:
+    """The coroutine method ``handler`` with ``conversation_id`` (``conversation_of`` its
+    arguments) on every log line made while it runs: Rasa's ``Agent.handle_message``,
+    rasa_sdk's ``ActionExecutor.run``."""
+    if getattr(handler, "with_conversation", False):
+        return handler
+
+    async def handling(*args: Any, **kwargs: Any) -> Any:
+        try:
+            conversation = conversation_of(*args, **kwargs)
+        except Exception:  # an odd call: the handler says what is wrong with it
+            conversation = None
+        with log_ids(conversation_id=conversation or None):
+            return await handler(*args, **kwargs)
+
+    handling.with_conversation = True  # type: ignore[attr-defined]
+    return handling

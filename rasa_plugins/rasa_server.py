@@ -54,8 +54,13 @@ def install() -> None:
 def serve_metrics() -> None:
     """Give the Sanic app Rasa builds ``GET /metrics`` (:func:`paybot.metrics.attach_to_sanic`;
     guarded by ``PAYBOT_METRICS_TOKEN`` when set) and conversation ids on its log lines
-    (:func:`paybot.log_format.attach_to_sanic`). Idempotent."""
+    (:mod:`paybot.log_format`: the API's path, a message's sender). Idempotent."""
     import rasa.core.run as rasa_run
+    from rasa.core.agent import Agent
+
+    Agent.handle_message = log_format.with_conversation(  # type: ignore[method-assign]
+        Agent.handle_message, lambda _self, message, *_a, **_k: message.sender_id
+    )
 
     configure_app = rasa_run.configure_app
     if getattr(configure_app, "with_metrics", False):
