@@ -163,3 +163,21 @@ def test_paybot_up_forwards_each_child_line_as_one_json_object(capsys):
     assert wrapped["service"] == "rasa" and "[redacted …1111]" in wrapped["message"]
     assert "4111 1111" not in wrapped["message"]
     assert status["message"] == "paybot is up; Ctrl-C to stop" and status["logger"] == "paybot"
+
+
+async def test_a_wrapped_handler_puts_its_conversation_on_its_lines(json_log):
+    logger, stream = json_log
+
+    class Executor:
+        async def run(self, call: dict) -> str:
+            await asyncio.to_thread(logger.info, "running an action")
+            return "done"
+
+    run = log_format.with_conversation(Executor.run, lambda _self, call: call.get("sender_id"))
+    assert log_format.with_conversation(run, lambda *_: None) is run  # idempotent
+    assert await run(Executor(), {"sender_id": "chat:abc"}) == "done"
+    assert await run(Executor(), {}) == "done"
+    logger.info("outside")
+    inside, without, outside = entries(stream)
+    assert inside["conversation_id"] == "chat:abc"
+    assert "conversation_id" not in without and "conversation_id" not in outside
