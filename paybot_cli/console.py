@@ -41,7 +41,10 @@ def _json_line(message: str, level: str, logger: str, **more: str) -> str:
 
 
 def emit(line: str, stream: IO[str] | None = None) -> None:
-    """Write one line to ``stream`` (default stdout) and flush it."""
+    """Write one line to ``stream`` (default stdout) and flush it (in JSON mode, a line that
+    is not JSON yet as the ``message`` of one)."""
+    if _json and not line.startswith("{"):
+        line = _json_line(line, "INFO", "paybot")
     with _lock:
         print(line, file=stream or sys.stdout, flush=True)
 
