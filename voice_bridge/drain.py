@@ -142,14 +142,14 @@ async def serve_until_stopped(app: web.Application, host: str, port: int) -> Non
         if drain.draining:
             return
         drain.begin()
-        log.info("SIGTERM: draining; %d calls live, waiting up to %.0fs",
+        log.info("SIGTERM: draining (calls live: %d), waiting up to %.0fs",
                  drain.calls, drain.timeout_s)
         task = loop.create_task(_drain_then_stop(drain, stop), name="drain")
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
     def on_int() -> None:
-        log.info("SIGINT: stopping now (%d calls live)", drain.calls)
+        log.info("SIGINT: stopping now (calls live: %d)", drain.calls)
         stop.set()
 
     loop.add_signal_handler(signal.SIGTERM, on_term)
@@ -172,5 +172,6 @@ async def _drain_then_stop(drain: Drain, stop: asyncio.Event) -> None:
     if await drain.wait():
         log.info("drained: no call left; stopping")
     else:
-        log.warning("drain timeout (%.0fs): cutting %d calls", drain.timeout_s, drain.calls)
+        log.warning("drain timeout (%.0fs): cutting the calls left (%d)", drain.timeout_s,
+                    drain.calls)
     stop.set()
