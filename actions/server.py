@@ -5,7 +5,8 @@ Every request except ``GET /health`` must carry the shared secret from ``PAYBOT_
 in the :data:`HEADER` header (Rasa sends it from ``bot/endpoints.yml``); anything else gets 403
 before its body is read. The secret comes from the environment, never the command line, and
 log records are redacted (:mod:`paybot.redaction`). The check is a rasa_sdk plug-in, attached
-to the Sanic app the way rasa_sdk's own plug-ins are.
+to the Sanic app the way rasa_sdk's own plug-ins are, as is ``GET /metrics``
+(:func:`paybot.metrics.attach_to_sanic`).
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ import pluggy
 from sanic import Sanic, response
 from sanic.request import Request
 
-from paybot import redaction
+from paybot import log_format, metrics, redaction
 
 HEADER = "X-Paybot-Action-Secret"
 SECRET_ENV = "PAYBOT_ACTION_SECRET"  # noqa: S105 - a variable name
-OPEN_PATHS = frozenset({"/health"})  # GET only: the liveness probe, which says "ok" and no more
+# GET only: the liveness probe, which says "ok" and no more, and the Prometheus metrics
+# (counts and timings; PAYBOT_METRICS_TOKEN guards them when set).
+OPEN_PATHS = frozenset({"/health", metrics.METRICS_PATH})
 log = logging.getLogger(__name__)
 hookimpl = pluggy.HookimplMarker("rasa_sdk")
 
@@ -58,18 +61,36 @@ class SharedSecretPlugin:
         app.register_middleware(secret_check(self.secret), "request")
 
 
+class MetricsPlugin:
+    """The rasa_sdk plug-in that serves ``GET /metrics`` (:mod:`paybot.metrics`)."""
+
+    def __init__(self, token: str | None) -> None:
+        self.token = token
+
+    @hookimpl
+    def attach_sanic_app_extensions(self, app: Sanic) -> None:
+        metrics.attach_to_sanic(app, self.token)
+
+
 def main() -> None:
-    """rasa_sdk's command line with the shared-secret check and redacted logs."""
+    """rasa_sdk's command line with the shared-secret check, /metrics and redacted logs (one
+    JSON object a line with PAYBOT_LOG_FORMAT=json, each action's conversation on its lines)."""
     redaction.install()
+    log_format.install_from_env()
     secret = os.environ.get(SECRET_ENV, "")
     if not secret:
         print(f"action server: {SECRET_ENV} is not set; refusing to serve without it",
               file=sys.stderr)
         sys.exit(2)
     from rasa_sdk.__main__ import main as sdk_main
+    from rasa_sdk.executor import ActionExecutor
     from rasa_sdk.plugin import plugin_manager
 
+    ActionExecutor.run = log_format.with_conversation(  # type: ignore[method-assign]
+        ActionExecutor.run, lambda _self, call, *_a, **_k: call.get("sender_id")
+    )
     plugin_manager().register(SharedSecretPlugin(secret))
+    plugin_manager().register(MetricsPlugin(os.environ.get(metrics.TOKEN_ENV) or None))
     sdk_main()
 
 

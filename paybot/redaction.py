@@ -33,7 +33,8 @@ SECRET = "[secret]"  # noqa: S105 - the mask, not a secret
 # Environment variables whose values are secrets in every process (the launchers register them).
 SECRET_ENV = ("PAYBOT_RASA_TOKEN", "PAYBOT_ACTION_SECRET", "TWILIO_AUTH_TOKEN",
               "PAYBOT_CONSOLE_SECRET", "PAYBOT_CRM_TOKEN", "PAYBOT_TRACKER_STORE_PASSWORD",
-              "PAYBOT_LOCK_STORE_PASSWORD", "PAYBOT_PAY_LINK_SECRET")
+              "PAYBOT_LOCK_STORE_PASSWORD", "PAYBOT_PAY_LINK_SECRET",
+              "PAYBOT_METRICS_TOKEN")
 MIN_SECRET_LENGTH = 6  # shorter values would mask ordinary words
 
 # Words that may start a spoken card number (one letter is too common to be worth a look).

@@ -56,6 +56,12 @@ class Settings(ReconciliationSettings, BaseSettings):
     env: Literal["dev", "test", "prod"] = Field("dev", env="PAYBOT_ENV")
     data_dir: Path = Field(Path("var"), env="PAYBOT_DATA_DIR")
     log_level: str = Field("INFO", env="PAYBOT_LOG_LEVEL")
+    # Every service's log lines: text, or one JSON object a line (paybot/log_format.py).
+    log_format: Literal["text", "json"] = Field("text", env="PAYBOT_LOG_FORMAT")
+    # Operations: a scrape of the bridge's /metrics must send this bearer token (unset: open
+    # in dev and test, off in prod); on SIGTERM the bridge waits this long for live calls.
+    metrics_token: SecretStr | None = Field(None, env="PAYBOT_METRICS_TOKEN")
+    drain_timeout_s: float = Field(120.0, env="PAYBOT_DRAIN_TIMEOUT_S", ge=0)
 
     # Network: where each service listens and the https base URL Twilio sees. Only the
     # bridge faces the world; Rasa and the action server stay on loopback unless told.

@@ -1,4 +1,5 @@
-"""``paybot bridge``: run the voice bridge in the foreground until SIGINT or SIGTERM."""
+"""``paybot bridge``: run the voice bridge in the foreground until SIGINT (at once) or SIGTERM
+(after the drain: live calls end, new ones are refused; :mod:`voice_bridge.drain`)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Child processes: start each in its own process group, forward its output, stop it.
 
 Each child runs in a new session (hence its own process group), so a Ctrl-C in the
-terminal reaches only the supervisor, which then stops every child deliberately.
+terminal reaches only the supervisor, which then stops every child deliberately: each with
+its stop signal, or first a drain (SIGTERM, then wait) for a child that drains.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from paybot_cli.console import forward_output, say
 
 log = logging.getLogger(__name__)
 STOP_GRACE_S = 10.0
+DRAIN_POLL_S = 0.5
 
 # Defaults for every Python child; the user's environment wins where it sets them.
 _CHILD_ENV_DEFAULTS = {
@@ -38,6 +40,7 @@ class Child:
     name: str
     process: subprocess.Popen[bytes]
     pump: threading.Thread
+    stop_signal: signal.Signals = signal.SIGTERM  # what stops it now (the bridge: SIGINT)
 
     @property
     def exit_code(self) -> int | None:
@@ -53,7 +56,12 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def spawn(
-    name: str, prefix: str, argv: Sequence[str], env: Mapping[str, str], cwd: Path
+    name: str,
+    prefix: str,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    cwd: Path,
+    stop_signal: signal.Signals = signal.SIGTERM,
 ) -> Child:
     """Start ``argv`` in a new process group with stdout and stderr forwarded.
 
@@ -63,6 +71,7 @@ def spawn(
         argv: The command.
         env: The complete environment of the child.
         cwd: Its working directory.
+        stop_signal: The signal that stops it at once (:func:`stop_all` sends it).
 
     Returns:
         The running child.
@@ -78,14 +87,15 @@ def spawn(
         start_new_session=True,
     )
     assert process.stdout is not None
-    return Child(name=name, process=process, pump=forward_output(process.stdout, prefix))
+    return Child(name, process, forward_output(process.stdout, prefix), stop_signal)
 
 
 def stop_all(children: Sequence[Child], grace_s: float = STOP_GRACE_S) -> None:
-    """SIGTERM every child's process group, wait up to ``grace_s``, then SIGKILL stragglers."""
+    """Send every child's process group its stop signal, wait up to ``grace_s``, then
+    SIGKILL stragglers."""
     running = [child for child in children if child.exit_code is None]
     for child in running:
-        _signal_group(child, signal.SIGTERM)
+        _signal_group(child, child.stop_signal)
     deadline = time.monotonic() + grace_s
     for child in running:
         try:
@@ -96,6 +106,22 @@ def stop_all(children: Sequence[Child], grace_s: float = STOP_GRACE_S) -> None:
             child.process.wait()
     for child in children:
         child.pump.join(timeout=2.0)
+
+
+def drain(child: Child, timeout_s: float, stop_now: threading.Event) -> bool:
+    """SIGTERM ``child`` (it drains: finishes its work, takes no more) and wait up to
+    ``timeout_s`` for it to exit, or until ``stop_now`` is set; True if it exited."""
+    if child.exit_code is not None:
+        return True
+    _signal_group(child, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while not stop_now.is_set() and time.monotonic() < deadline:
+        try:
+            child.process.wait(timeout=DRAIN_POLL_S)
+            return True
+        except subprocess.TimeoutExpired:
+            continue
+    return child.exit_code is not None
 
 
 def _signal_group(child: Child, signum: signal.Signals) -> None:

@@ -8,35 +8,55 @@ All writes take one lock so that lines from different threads never interleave.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import threading
 import time
+from datetime import datetime, timezone
 from typing import IO
 
 from paybot.redaction import redact
 
 _lock = threading.Lock()
+_json = False  # use_json()
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\([0-9A-Za-z]")
 _PROGRESS = re.compile(r"\d+%\||it/s|s/it")  # a tqdm progress bar
 _LINE_BREAK = re.compile(rb"[\r\n]")
 PROGRESS_EVERY_S = 10.0
 
 
+def use_json(enabled: bool = True) -> None:
+    """``paybot up`` with ``PAYBOT_LOG_FORMAT=json``: every line it writes is one JSON object:
+    its own status lines, and each child's line with ``service`` added (a line that is not
+    JSON already becomes the ``message`` of one)."""
+    global _json
+    _json = enabled
+
+
+def _json_line(message: str, level: str, logger: str, **more: str) -> str:
+    stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    entry = {"time": stamp, "level": level, "logger": logger, "message": message, **more}
+    return json.dumps(entry, ensure_ascii=False)
+
+
 def emit(line: str, stream: IO[str] | None = None) -> None:
-    """Write one line to ``stream`` (default stdout) and flush it."""
+    """Write one line to ``stream`` (default stdout) and flush it (in JSON mode, a line that
+    is not JSON yet as the ``message`` of one)."""
+    if _json and not line.startswith("{"):
+        line = _json_line(line, "INFO", "paybot")
     with _lock:
         print(line, file=stream or sys.stdout, flush=True)
 
 
 def say(message: str) -> None:
     """Print a status line: ``paybot: <message>`` on stdout."""
-    emit(f"paybot: {message}")
+    emit(_json_line(message, "INFO", "paybot") if _json else f"paybot: {message}")
 
 
 def fail(message: str) -> None:
     """Print an error line: ``paybot: <message>`` on stderr."""
-    emit(f"paybot: {message}", sys.stderr)
+    emit(_json_line(message, "ERROR", "paybot") if _json else f"paybot: {message}", sys.stderr)
 
 
 def forward_output(pipe: IO[bytes], prefix: str) -> threading.Thread:
@@ -86,5 +106,17 @@ def _forward_line(raw: bytes, prefix: str, strip_colours: bool, last_progress: f
         if "100%|" not in line and now - last_progress < PROGRESS_EVERY_S:
             return last_progress
         last_progress = now
-    emit(f"[{prefix}] {redact(line)}")
+    emit(_child_json(redact(line), prefix) if _json else f"[{prefix}] {redact(line)}")
     return last_progress
+
+
+def _child_json(line: str, service: str) -> str:
+    """A child's (redacted) line as one JSON object naming the ``service``."""
+    try:
+        entry = json.loads(line) if line.startswith("{") else None
+    except ValueError:
+        entry = None
+    if not isinstance(entry, dict):
+        return _json_line(line, "INFO", service, service=service)
+    entry["service"] = service
+    return json.dumps(entry, ensure_ascii=False)

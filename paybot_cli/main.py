@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from paybot import redaction
+from paybot import log_format, redaction
 from paybot.settings import Settings, SettingsError, load_settings
 
 Handler = Callable[[Settings, argparse.Namespace], int]
@@ -132,14 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def configure_logging(settings: Settings) -> None:
-    """Log to stderr at ``PAYBOT_LOG_LEVEL`` (unknown names fall back to INFO), every record
-    redacted, the configured secrets among what is masked."""
+    """Log to stderr at ``PAYBOT_LOG_LEVEL`` (unknown names fall back to INFO) in
+    ``PAYBOT_LOG_FORMAT`` (text or JSON lines), every record redacted, the configured secrets
+    among what is masked."""
     for secret in (settings.rasa_token, settings.action_secret, settings.twilio_auth_token,
                    settings.console_secret, settings.crm_token, settings.crm_webhook_secret,
-                   settings.sftp_password):
+                   settings.sftp_password, settings.metrics_token):
         if secret is not None:
             redaction.register_secret(secret.get_secret_value())
     redaction.install(settings.log_level, LOG_FORMAT)
+    log_format.install(settings.log_format)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
 

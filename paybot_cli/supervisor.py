@@ -1,8 +1,10 @@
 """The supervisor behind ``paybot up``: start services, wait until healthy, stop cleanly.
 
 Children run in their own process groups, so a Ctrl-C in the terminal reaches only this
-process; SIGINT, SIGTERM and SIGHUP all stop every child (SIGTERM to its group, SIGKILL
-after a grace period) and end with exit code 0. A service that exits on its own, or does
+process; SIGINT, SIGTERM and SIGHUP all stop every child (its stop signal to its group,
+SIGKILL after a grace period) and end with exit code 0. SIGTERM first drains the services
+that drain (the bridge: live calls end, new ones are refused) within their limit, while the
+others keep serving them; a second signal stops at once. A service that exits on its own, or does
 not become healthy in time, stops the others and ends with exit code 1.
 """
 
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from paybot_cli.children import Child, child_env, spawn, stop_all
+from paybot_cli.children import STOP_GRACE_S, Child, child_env, drain, spawn, stop_all
 from paybot_cli.console import emit, fail, say
 from paybot_cli.health import http_ok
 
@@ -39,6 +41,9 @@ class Service:
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     host: str = "127.0.0.1"  # the address it binds
+    stop_signal: signal.Signals = signal.SIGTERM  # what stops it at once
+    # On SIGTERM it drains first (the bridge: live calls finish), for at most this long.
+    drain_timeout_s: float | None = None
 
     @property
     def health_url(self) -> str:
@@ -55,6 +60,7 @@ class Supervisor:
         self.startup_timeout_s = startup_timeout_s
         self.children: list[Child] = []
         self._stop = threading.Event()
+        self._now = threading.Event()
         self._signal: int | None = None
 
     def run(self) -> int:
@@ -67,9 +73,8 @@ class Supervisor:
         try:
             for service in self.services:
                 env = child_env(service.env)
-                self.children.append(
-                    spawn(service.name, service.prefix, service.argv, env, self.cwd)
-                )
+                self.children.append(spawn(service.name, service.prefix, service.argv, env,
+                                           self.cwd, service.stop_signal))
             code = self._wait_until_healthy()
             if code is None:
                 self._announce()
@@ -81,6 +86,8 @@ class Supervisor:
                 signal.signal(signum, handler)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if self._stop.is_set():  # a second signal: no more waiting for a drain
+            self._now.set()
         self._signal = signum
         self._stop.set()
 
@@ -129,9 +136,23 @@ class Supervisor:
             say(f"{service.name + ':':<15} {service.url}")
         emit("paybot is up; Ctrl-C to stop")
 
+    def _drain(self) -> None:
+        """SIGTERM: let each service that drains (the bridge) finish its live work, within
+        its limit (plus the stop grace), before anything is stopped; a second signal cuts
+        it short."""
+        for service, child in zip(self.services, self.children, strict=False):
+            if service.drain_timeout_s is None or child.exit_code is not None:
+                continue
+            say(f"draining {child.name} (up to {service.drain_timeout_s:.0f} s; "
+                "signal again to stop now)")
+            if drain(child, service.drain_timeout_s + STOP_GRACE_S, self._now):
+                say(f"{child.name} drained")
+
     def _stop_children(self) -> None:
         if self._signal is not None:
             say(f"{signal.Signals(self._signal).name} received; stopping")
+        if self._signal == signal.SIGTERM:
+            self._drain()
         names = ", ".join(c.name for c in self.children if c.exit_code is None)
         if names:
             say(f"stopping {names}")

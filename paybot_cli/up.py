@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import logging
 import secrets
+import signal
 import sys
 
 from paybot import redaction
 from paybot.payments.profile import ProfileError, load_profile
 from paybot.settings import Settings, SettingsError
-from paybot_cli import database
+from paybot_cli import console, database
 from paybot_cli.console import fail
 from paybot_cli.health import port_in_use
 from paybot_cli.project import Project, find_project
@@ -68,6 +69,7 @@ def plan(
          "PAYBOT_ACTION_SECRET": secret,
          "PAYBOT_RASA_TOKEN": settings.rasa_token.get_secret_value(),
          "LOG_LEVEL": level,
+         **_log_and_metrics_env(settings),
          "PAYBOT_TRACKER_MAX_CONVERSATIONS": str(settings.tracker_max_conversations),
          "SANIC_KEEP_ALIVE_TIMEOUT": str(SERVER_KEEP_ALIVE_S),
          **endpoints.env},
@@ -81,7 +83,8 @@ def plan(
         [python, "-m", "actions.server", "--actions", "actions",
          "--port", str(settings.action_port), *_SDK_LEVEL.get(level, [])],
         {"SANIC_HOST": settings.action_host, "PAYBOT_ACTION_SECRET": secret,
-         "SANIC_KEEP_ALIVE_TIMEOUT": str(SERVER_KEEP_ALIVE_S)},
+         "SANIC_KEEP_ALIVE_TIMEOUT": str(SERVER_KEEP_ALIVE_S),
+         **_log_and_metrics_env(settings)},
         host=settings.action_host,
     )
     bridge = Service(
@@ -89,8 +92,20 @@ def plan(
         settings.bridge_url, "/healthz",
         [python, "-m", "paybot_cli", "bridge"],
         host=settings.host,
+        # SIGTERM drains it (voice_bridge.drain); SIGINT stops it at once.
+        stop_signal=signal.SIGINT,
+        drain_timeout_s=settings.drain_timeout_s,
     )
     return [rasa, actions, bridge]
+
+
+def _log_and_metrics_env(settings: Settings) -> dict[str, str]:
+    """The log format and the metrics token for Rasa and the action server, which read
+    them from their environment (a ``.env`` file is read by ``paybot`` only)."""
+    env = {"PAYBOT_LOG_FORMAT": settings.log_format}
+    if settings.metrics_token is not None and settings.metrics_token.get_secret_value():
+        env["PAYBOT_METRICS_TOKEN"] = settings.metrics_token.get_secret_value()
+    return env
 
 
 def preflight(settings: Settings, project: Project, services: list[Service]) -> str | None:
@@ -134,6 +149,7 @@ def up(settings: Settings, startup_timeout_s: float = STARTUP_TIMEOUT_S) -> int:
         0 after a clean stop on SIGINT/SIGTERM/SIGHUP; 1 when a check fails, a service
         exits early or does not become healthy in time.
     """
+    console.use_json(settings.log_format == "json")
     project = find_project()
     secret = action_secret(settings)
     services = plan(settings, project, secret=secret)

@@ -1,6 +1,7 @@
 """Rasa's server as ``paybot up`` runs it: ``python -m rasa_plugins.rasa_server run ...`` is
 ``python -m rasa run ...`` with the action server's answers checked faster, the API token read
-from ``PAYBOT_RASA_TOKEN`` (so it is never on a command line) and log records redacted.
+from ``PAYBOT_RASA_TOKEN`` (so it is never on a command line), log records redacted (one JSON
+object a line with ``PAYBOT_LOG_FORMAT=json``) and ``GET /metrics`` on Rasa's own port.
 
 Rasa 3.6 checks every action server response against its response schema with
 ``jsonschema.validate``, which first checks the *schema* against JSON Schema's metaschema, on
@@ -16,7 +17,7 @@ import os
 import sys
 from typing import Any
 
-from paybot import redaction
+from paybot import log_format, metrics, redaction
 
 TOKEN_ENV = "PAYBOT_RASA_TOKEN"  # noqa: S105 - a variable name
 
@@ -50,6 +51,31 @@ def install() -> None:
     RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
 
 
+def serve_metrics() -> None:
+    """Give the Sanic app Rasa builds ``GET /metrics`` (:func:`paybot.metrics.attach_to_sanic`;
+    guarded by ``PAYBOT_METRICS_TOKEN`` when set) and conversation ids on its log lines
+    (:mod:`paybot.log_format`: the API's path, a message's sender). Idempotent."""
+    import rasa.core.run as rasa_run
+    from rasa.core.agent import Agent
+
+    Agent.handle_message = log_format.with_conversation(  # type: ignore[method-assign]
+        Agent.handle_message, lambda _self, message, *_a, **_k: message.sender_id
+    )
+
+    configure_app = rasa_run.configure_app
+    if getattr(configure_app, "with_metrics", False):
+        return
+
+    def with_metrics(*args: Any, **kwargs: Any) -> Any:
+        app = configure_app(*args, **kwargs)
+        metrics.attach_to_sanic(app, os.environ.get(metrics.TOKEN_ENV) or None)
+        log_format.attach_to_sanic(app)
+        return app
+
+    with_metrics.with_metrics = True  # type: ignore[attr-defined]
+    rasa_run.configure_app = with_metrics  # type: ignore[assignment]
+
+
 def token_from_env(argv: list[str]) -> list[str]:
     """``argv`` with ``--auth-token`` from ``PAYBOT_RASA_TOKEN`` for ``run`` (the process's
     own argument list changes; the command line the system shows does not)."""
@@ -62,7 +88,9 @@ def token_from_env(argv: list[str]) -> list[str]:
 def main() -> None:
     """Rasa's command line, with :func:`install` applied first."""
     redaction.install()
+    log_format.install_from_env()
     install()
+    serve_metrics()
     sys.argv = token_from_env(sys.argv)
     from rasa.__main__ import main as rasa_main
 

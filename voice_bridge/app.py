@@ -1,11 +1,13 @@
 """The bridge's aiohttp application factory and its runner.
 
-Routes: ``GET /healthz``, the Twilio webhooks (:mod:`voice_bridge.twilio.webhooks`, and
+Routes: ``GET /healthz``, ``GET /metrics`` (:mod:`voice_bridge.metrics_route`), the Twilio
+webhooks (:mod:`voice_bridge.twilio.webhooks`, and
 ``<Pay>``'s in :mod:`voice_bridge.twilio.pay_webhooks`), the hosted page of secure pay links
 (``/pay/{token}``, :mod:`voice_bridge.pay_page.routes`) and the ``/twilio/stream`` Media
 Streams websocket (:mod:`voice_bridge.twilio.stream`). Long-lived resources (the outgoing HTTP
 client, the speech models and thread pool, background jobs) are opened and closed by
-``cleanup_ctx`` so that startup and graceful shutdown handle them.
+``cleanup_ctx`` so that startup and graceful shutdown handle them. SIGTERM drains the bridge
+(:mod:`voice_bridge.drain`).
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from aiohttp import ClientSession, ClientTimeout, web
 
 from paybot.settings import Settings
 from voice_bridge.database import database
+from voice_bridge.drain import DRAIN, add_drain, serve_until_stopped
 from voice_bridge.jobs.receipt_sender import receipt_sender
 from voice_bridge.jobs.recheck import recheck_job
 from voice_bridge.jobs.reconciliation import crm_webhook_job, reconcile_job
 from voice_bridge.jobs.scheduler import scheduler_job
 from voice_bridge.keys import HTTP_CLIENT, SETTINGS
+from voice_bridge.metrics_route import add_metrics_route
 from voice_bridge.pay_page.routes import add_pay_page_routes
 from voice_bridge.runtime import voice_runtime
 from voice_bridge.twilio.pay_webhooks import add_pay_routes
@@ -31,13 +35,13 @@ from voice_bridge.twilio.webhooks import add_twilio_routes
 
 log = logging.getLogger(__name__)
 HTTP_TIMEOUT_S = 10.0
-SHUTDOWN_TIMEOUT_S = 5.0  # under the supervisor's 10 s grace before SIGKILL
 
 
 def create_app(settings: Settings) -> web.Application:
     """Build the bridge application for ``settings`` (no I/O until it starts)."""
     app = web.Application()
     app[SETTINGS] = settings
+    add_drain(app, settings)
     app.cleanup_ctx.append(http_client)
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(voice_runtime)
@@ -47,6 +51,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(reconcile_job)
     app.cleanup_ctx.append(crm_webhook_job)
     app.router.add_get("/healthz", healthz)
+    add_metrics_route(app)
     add_twilio_routes(app)
     add_pay_routes(app)
     add_pay_page_routes(app)
@@ -62,26 +67,22 @@ async def http_client(app: web.Application) -> AsyncIterator[None]:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """Liveness: 200 ``{"status": "ok"}`` while the bridge serves requests."""
+    """Liveness: 200 ``{"status": "ok"}`` while the bridge takes calls; 503
+    ``{"status": "draining"}`` once SIGTERM began the drain."""
+    if request.app[DRAIN].draining:
+        return web.json_response({"status": "draining"}, status=503)
     return web.json_response({"status": "ok"})
 
 
 def serve(settings: Settings) -> None:
-    """Serve on ``settings.host:settings.bridge_port`` until SIGINT/SIGTERM, then shut down
-    gracefully (open requests get ``SHUTDOWN_TIMEOUT_S`` to finish).
+    """Serve on ``settings.host:settings.bridge_port`` until SIGINT, or SIGTERM and the drain
+    (:mod:`voice_bridge.drain`), then shut down gracefully.
 
     Raises:
         OSError: The address cannot be bound (e.g. the port is in use).
     """
     _use_uvloop()
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.bridge_port,
-        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
-        handle_signals=True,
-        print=_log_banner,
-    )
+    asyncio.run(serve_until_stopped(create_app(settings), settings.host, settings.bridge_port))
 
 
 def _use_uvloop() -> None:
@@ -93,9 +94,3 @@ def _use_uvloop() -> None:
         log.info("uvloop is not installed: running on asyncio's own event loop")
         return
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-
-
-def _log_banner(message: str) -> None:
-    """Log aiohttp's "Running on ..." banner instead of printing it."""
-    first = message.strip().splitlines()[0] if message.strip() else message
-    log.info("voice bridge %s", first.strip("= ").lower())

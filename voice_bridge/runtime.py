@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from sqlalchemy.engine import Engine
 
+from paybot import metrics
 from paybot.payments.factory import make_ledger
 from paybot.payments.ledger import Ledger
 from paybot.settings import Settings
@@ -61,7 +62,8 @@ class VoiceRuntime:
 
     async def run_asr(self, fn: Callable[..., T], *args: Any) -> T:
         """Run recognition work in the ASR pool: small, frequent, latency-critical jobs."""
-        return await asyncio.get_running_loop().run_in_executor(self.asr_pool, fn, *args)
+        job = _timed_wait("asr", fn)
+        return await asyncio.get_running_loop().run_in_executor(self.asr_pool, job, *args)
 
     async def run_tts(
         self,
@@ -77,7 +79,20 @@ class VoiceRuntime:
         low-priority pool, on CPU the callers' replies leave idle."""
         when = time.monotonic() if deadline is None else deadline
         pool = self.ahead_pool if ahead else self.tts_pool
-        return await asyncio.wrap_future(pool.submit(when, fn, *args))
+        job = _timed_wait("tts_ahead" if ahead else "tts", fn)
+        return await asyncio.wrap_future(pool.submit(when, job, *args))
+
+
+def _timed_wait(pool: str, fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn`` reporting how long it waited for a thread of ``pool`` (from now until it starts)
+    to :data:`paybot.metrics.SPEECH_QUEUE_WAIT`."""
+    queued = time.perf_counter()
+
+    def job(*args: Any) -> T:
+        metrics.SPEECH_QUEUE_WAIT.labels(pool=pool).observe(time.perf_counter() - queued)
+        return fn(*args)
+
+    return job
 
 
 def _load_models(settings: Settings) -> tuple[AsrEngine, PiperTts]:

@@ -35,7 +35,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from paybot import audit
+from paybot import audit, metrics
 from paybot.accounts.methods import is_on_file
 from paybot.db import queries
 from paybot.db.engine import session_scope, write_scope
@@ -245,7 +245,7 @@ class Ledger:
         settled = []
         for payment_id, key, updated_at in found:
             try:
-                result = self.gateway.find_charge(key)
+                result = metrics.timed(self.gateway.name, "find", self.gateway.find_charge, key)
             except GatewayError:
                 log.warning("reconcile: gateway unavailable for payment %s", payment_id)
                 continue
@@ -369,13 +369,13 @@ class Ledger:
             if attempt or not claimed:
                 self._count_attempt(payment_id)
             try:
-                return charge()
+                return metrics.timed(self.gateway.name, "charge", charge)
             except GatewayTimeout:
                 log.warning("payment %s: gateway timeout (attempt %d)", payment_id, attempt + 1)
                 if attempt < self.retries:
                     self._sleep(self.backoff_s * (2**attempt))
         try:
-            return self.gateway.find_charge(key)
+            return metrics.timed(self.gateway.name, "find", self.gateway.find_charge, key)
         except GatewayError:
             return None
 

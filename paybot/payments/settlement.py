@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from paybot import audit
+from paybot import audit, metrics
 from paybot.db.engine import session_scope
 from paybot.db.models import Account, LedgerEntry, Payment, PaymentStatus
 from paybot.db.types import utcnow
@@ -150,7 +150,9 @@ class Settlement:
                 decline_code=result.decline_code,
                 replayed=result.replayed,
             )
-        log.info("payment %s %s", payment_id, "succeeded" if approved else "declined")
+        status = PaymentStatus.SUCCEEDED if approved else PaymentStatus.DECLINED
+        metrics.PAYMENTS.labels(status=status.value).inc()
+        log.info("payment %s %s", payment_id, status.value, extra={"payment_id": payment_id})
         return True
 
     def _book(self, session: Session, payment: Payment) -> None:
@@ -210,7 +212,9 @@ class Settlement:
                     conversation_id=payment.conversation_id,
                     code=code,
                 )
-        log.info("payment %s failed (%s)", payment_id, code)
+        if changed:
+            metrics.PAYMENTS.labels(status=PaymentStatus.FAILED.value).inc()
+        log.info("payment %s failed (%s)", payment_id, code, extra={"payment_id": payment_id})
         return self.outcome(payment_id), changed
 
     def mark_unknown(self, payment_id: int) -> PaymentOutcome:
@@ -235,5 +239,8 @@ class Settlement:
                     payment_id=payment_id,
                     conversation_id=payment.conversation_id,
                 )
-        log.warning("payment %s: outcome unknown, left for reconciliation", payment_id)
+        if moved.rowcount == 1:
+            metrics.PAYMENTS.labels(status=PaymentStatus.UNKNOWN.value).inc()
+        log.warning("payment %s: outcome unknown, left for reconciliation", payment_id,
+                    extra={"payment_id": payment_id})
         return self.outcome(payment_id), moved.rowcount == 1

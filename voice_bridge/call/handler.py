@@ -33,6 +33,7 @@ from voice_bridge.call.keypad import KeypadEntry
 from voice_bridge.call.listener import Listener
 from voice_bridge.call.playback import Player
 from voice_bridge.call.rasa_client import BotReply, RasaUnavailable
+from voice_bridge.call.reply_timing import reply_timed
 from voice_bridge.call.twilio_pay import HANDED_OVER, first_input, hand_to_twilio_pay
 from voice_bridge.call.vad import TurnEventType
 from voice_bridge.jobs.call_records import record_end
@@ -296,18 +297,7 @@ class CallHandler:
             stats = await self.player.say(
                 reply.texts, interruptible=reply.interruptible, prepare=reply.prepare
             )
-            if stats.first_audio_ms is not None:
-                # To the first frame sent, not to the end of the reply.
-                since = item.at if isinstance(item, SystemInput) else item.ended_at
-                response_ms = (speaking_at - since) * 1000.0 + stats.first_audio_ms
-                log.info(
-                    "call %s: reply %d first audio %.0f ms after %s (tts %.0f ms)",
-                    self.call_sid,
-                    stats.reply,
-                    response_ms,
-                    item.intent if isinstance(item, SystemInput) else "end of turn",
-                    stats.first_audio_ms,
-                )
+            reply_timed(self.call_sid, item, speaking_at, stats)
         if isinstance(item, SystemInput) and item.intent == "capture_result":
             await self.player.played()
             self.keypad.reset(*((listen.mode, listen.max_digits) if listen else ()))

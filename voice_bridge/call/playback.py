@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from paybot import metrics
 from voice_bridge.tts.warmup import warm_up
 from voice_bridge.twilio.codec import TWILIO_RATE, ULAW_FRAME_BYTES
 from voice_bridge.twilio.messages import Clear, OutboundMark, OutboundMedia
@@ -32,6 +33,7 @@ from voice_bridge.twilio.messages import Clear, OutboundMark, OutboundMedia
 log = logging.getLogger(__name__)
 
 Send = Callable[[str], Awaitable[None]]
+FRAME_MS = 20.0  # one Media Streams frame
 LOOKAHEAD = 2  # sentences synthesised ahead of the one being sent
 LEAD_SAFETY = 1.5  # queued audio must cover this many times the next sentence's synthesis
 SPEECH_S_PER_CHAR = 0.06  # about how long the voice takes to say one character of text
@@ -190,6 +192,7 @@ class Player:
         self._idle.clear()
         plan = [sentence for text in texts for sentence in self._tts.plan(text)]
         ahead: deque[asyncio.Future[bytes]] = deque()
+        clock = PlayoutClock()
         try:
             # Each piece is due when the ones before it have been said (roughly): the pool
             # serves the caller waiting for a first piece before other calls' look-ahead.
@@ -215,6 +218,7 @@ class Player:
                     if lead_ms < needed_ms:
                         continue
                 for number, piece in enumerate(held, start=index + 2 - len(held)):
+                    clock.sent(len(piece) * 1000.0 / TWILIO_RATE)
                     for at in range(0, len(piece), MEDIA_CHUNK_BYTES):
                         chunk = piece[at : at + MEDIA_CHUNK_BYTES]
                         await self._send(OutboundMedia(self.stream_sid, chunk).to_json())
@@ -247,6 +251,29 @@ class Player:
     async def _mark(self, name: str) -> None:
         self._pending.append(name)
         await self._send(OutboundMark(self.stream_sid, name).to_json())
+
+
+class PlayoutClock:
+    """When the audio sent so far runs out at the caller's end (Twilio plays it in real
+    time); audio sent after that point leaves a gap: its missed 20 ms slots are late frames
+    (:data:`paybot.metrics.LATE_FRAMES`), the bridge's view of what a caller hears as a
+    stutter."""
+
+    def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
+        self._now = now
+        self._runs_out: float | None = None
+        self.late_frames = 0
+
+    def sent(self, audio_ms: float) -> None:
+        """``audio_ms`` of audio goes out now."""
+        now = self._now()
+        if self._runs_out is not None and now > self._runs_out:
+            late = int(round((now - self._runs_out) * 1000.0, 3) // FRAME_MS)
+            if late:
+                self.late_frames += late
+                metrics.LATE_FRAMES.inc(late)
+        start = now if self._runs_out is None else max(now, self._runs_out)
+        self._runs_out = start + audio_ms / 1000.0
 
 
 def _audio(tts: Any, sentence: str) -> bytes:

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import ClientError, ClientSession, ClientTimeout
 
+from paybot import metrics
 from paybot.dialog.payloads import (
     Hangup,
     Instruction,
@@ -100,14 +101,16 @@ class RasaClient:
             heard=heard,
         )
         body = {"sender": sender, "message": text, "metadata": vouched}
-        data = await self._post("/webhooks/rest/webhook", body, sender)
+        with metrics.RASA_ROUND_TRIP.labels(kind="message").time():
+            data = await self._post("/webhooks/rest/webhook", body, sender)
         return parse_reply(data if isinstance(data, list) else [])
 
     async def trigger(self, sender: str, intent: str, entities: dict[str, str]) -> BotReply:
         """Send a system event (session start, silence, capture result) as an intent."""
         path = f"/conversations/{sender}/trigger_intent"
         body = {"name": intent, "entities": entities}
-        data = await self._post(path, body, sender, params={"token": self.token})
+        with metrics.RASA_ROUND_TRIP.labels(kind="trigger").time():
+            data = await self._post(path, body, sender, params={"token": self.token})
         messages = data.get("messages", []) if isinstance(data, dict) else []
         return parse_reply(messages)
 

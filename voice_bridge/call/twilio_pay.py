@@ -88,11 +88,16 @@ async def hand_to_twilio_pay(
     return None
 
 
+def resumes(start: Start) -> bool:
+    """Whether the stream brings a call back from ``<Pay>`` (not a new call)."""
+    return start.custom_parameters.get("resume") == RESUME
+
+
 def first_input(start: Start, caller: str) -> SystemInput:
     """What a stream's conversation starts with: ``session_begin`` for a new call, the
     capture's result for a call back from ``<Pay>`` (same conversation, nothing repeated)."""
     parameters = start.custom_parameters
-    if parameters.get("resume") != RESUME:
+    if not resumes(start):
         return SystemInput("session_begin", {"channel": "voice", "caller": caller})
     status = parameters.get("capture_status", "")
     return SystemInput(

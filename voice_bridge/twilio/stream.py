@@ -8,6 +8,8 @@ any audio is processed a socket must, in this order:
   over that the upgrade is refused (503);
 * send ``start`` within ``PAYBOT_WS_START_TIMEOUT_S`` (else close 1008 "no start");
 * carry a valid token for its CallSid (else close 1008 "invalid token");
+* while the bridge drains (SIGTERM, :mod:`voice_bridge.drain`), belong to a call answered
+  before the drain began or coming back from ``<Pay>`` (else close 1013 "draining");
 * be the first stream of that call: the token is consumed in the database, so a second
   socket with it, on this bridge or another sharing the database, gets 1008 "token already
   used".
@@ -27,7 +29,10 @@ from dataclasses import dataclass
 from aiohttp import WSCloseCode, WSMsgType, web
 from sqlalchemy.exc import SQLAlchemyError
 
+from paybot.log_format import log_ids
 from voice_bridge.call.handler import CallHandler
+from voice_bridge.call.twilio_pay import HANDED_OVER, resumes
+from voice_bridge.drain import DRAIN
 from voice_bridge.jobs.call_records import consume_stream_token
 from voice_bridge.keys import DB_ENGINE, SETTINGS
 from voice_bridge.runtime import RUNTIME
@@ -73,7 +78,14 @@ async def handle_stream(request: web.Request) -> web.StreamResponse:
     ws, admitted = await admit_stream(request)
     if admitted is None:
         return ws
-    await CallHandler(request.app[RUNTIME], ws, admitted.start, admitted.caller).run()
+    handler = CallHandler(request.app[RUNTIME], ws, admitted.start, admitted.caller)
+    drain = request.app[DRAIN]
+    # Every log line of the call carries its ids (tasks it starts inherit them).
+    ids = log_ids(call_sid=handler.call_sid, conversation_id=handler.sender)
+    with drain.call(handler.call_sid), ids:
+        await handler.run()
+    if handler.ended_reason == HANDED_OVER:  # Twilio brings it back with a new stream
+        drain.away(handler.call_sid)
     if not ws.closed:
         await ws.close()
     return ws
@@ -120,6 +132,12 @@ async def admit_stream(request: web.Request) -> tuple[web.WebSocketResponse, Adm
     except InvalidCallToken as exc:
         log.warning("stream for call %s refused: %s", start.call_sid, exc)
         await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"invalid token")
+        return ws, None
+    drain = request.app.get(DRAIN)
+    issued_at = claims.expires_at - settings.call_token_ttl_s
+    if drain is not None and not drain.admits(issued_at=issued_at, resuming=resumes(start)):
+        log.warning("stream for call %s refused: the bridge is draining", start.call_sid)
+        await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"draining")
         return ws, None
     try:
         fresh = await asyncio.to_thread(

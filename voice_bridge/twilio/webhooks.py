@@ -1,9 +1,11 @@
 """Twilio's webhooks: answering calls, following their status, and texting with the bot.
 
-* ``POST /twilio/voice``: a call comes in. Answered with ``<Connect><Stream>`` to
-  ``/twilio/stream`` carrying a per-call token (:mod:`voice_bridge.twilio.stream_tokens`) and the
-  caller's number as ``<Parameter>``s; the call gets its row in ``calls``. Once per call: a
-  repeat of the webhook for the same CallSid (a replay) gets 409 and no token.
+* ``POST /twilio/voice``: a call comes in. While the bridge drains (SIGTERM,
+  :mod:`voice_bridge.drain`) it hears an apology and ``<Hangup/>``; otherwise it is answered
+  with ``<Connect><Stream>`` to ``/twilio/stream`` carrying a per-call token
+  (:mod:`voice_bridge.twilio.stream_tokens`) and the caller's number as ``<Parameter>``s;
+  the call gets its row in ``calls``. Once per call: a repeat of the webhook for the same
+  CallSid (a replay) gets 409 and no token.
 * ``POST /twilio/status``: Twilio's call status callbacks (ringing, in-progress, completed
   with its duration, busy, ...), recorded forward-only (:mod:`voice_bridge.jobs.call_records`).
 * ``POST /twilio/sms``: a text. STOP, START and HELP are answered first, and an opted-out
@@ -35,6 +37,7 @@ from paybot.dialog.vouch import vouch, vouch_key
 from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, remove_card_numbers
 from paybot.phone import InvalidPhoneNumber, to_e164
 from paybot.sms.segments import fit, segments
+from voice_bridge.drain import DRAIN
 from voice_bridge.jobs.call_records import (
     UnknownCallStatus,
     mark_answered,
@@ -61,6 +64,8 @@ SMS_UNAVAILABLE = "Sorry, we can't answer right now. Please try again in a few m
 # "anonymous"): ANONYMOUS, RESTRICTED, BLOCKED, UNAVAILABLE, UNKNOWN spelled on a keypad.
 WITHHELD = {"+266696687", "+7378742833", "+2562533", "+86282452253", "+8656696"}
 TWIML = "text/xml"
+DRAINING_SAY = "Sorry, we can't take your call right now. Please call back in a few minutes."
+ENDED_RANK = CallStatus.COMPLETED.rank  # every ending status ranks the same
 
 
 class BotUnavailable(RuntimeError):
@@ -80,6 +85,10 @@ async def voice_webhook(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     form = await verified_form(request, settings)
     call_sid = required_field(form, "CallSid")
+    drain = request.app.get(DRAIN)
+    if drain is not None and drain.draining:
+        log.info("call %s turned away: the bridge is draining", call_sid)
+        return twiml_response(draining_twiml())
     caller = caller_e164(form.get("From", ""))
     engine = request.app[DB_ENGINE]
     try:
@@ -118,6 +127,8 @@ async def status_webhook(request: web.Request) -> web.Response:
         status = parse_status(required_field(form, "CallStatus"))
     except UnknownCallStatus as exc:
         raise web.HTTPBadRequest(text=f"{exc}\n") from None
+    if status.rank == ENDED_RANK and (drain := request.app.get(DRAIN)) is not None:
+        drain.ended(call_sid)  # a call that was at <Pay> is not coming back
     try:
         await asyncio.to_thread(
             record_call_status,
@@ -215,6 +226,14 @@ def stream_twiml(stream_url: str, *, token: str, caller: str, **more: str) -> st
     for name, value in {"token": token, "caller": caller, **more}.items():
         stream.parameter(name=name, value=value)
     response.append(connect)
+    return str(response)
+
+
+def draining_twiml() -> str:
+    """What a call hears while the bridge drains: an apology, then the line is closed."""
+    response = VoiceResponse()
+    response.say(DRAINING_SAY)
+    response.hangup()
     return str(response)
 
 

@@ -28,6 +28,7 @@ from paybot.db.queries.outbox import (
     claim_message,
     due_message_ids,
     message_by_provider_id,
+    outbox_backlog,
     receipt_message,
 )
 from paybot.db.queries.payments import (
@@ -58,6 +59,7 @@ __all__ = [
     "unclaimed_payment_ids",
     "used_token_payment_ids",
     "payments_awaiting_gateway",
+    "outbox_backlog",
     "receipt_message",
     "scheduled_payments",
     "set_consent",

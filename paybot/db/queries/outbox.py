@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import or_, update
+from sqlalchemy import func, or_, update
 from sqlmodel import Session, select
 
 from paybot.db.models import OutboundMessage
@@ -57,3 +57,18 @@ def claim_message(*, session: Session, message_id: int, now: datetime) -> Outbou
 
 def _due(now: datetime):
     return or_(OutboundMessage.next_attempt_at.is_(None), OutboundMessage.next_attempt_at <= now)
+
+
+BACKLOG_STATUSES = ("queued", "sending", "unknown")  # not yet sent, nor given up on
+
+
+def outbox_backlog(*, session: Session) -> dict[str, int]:
+    """How many messages wait in each of :data:`BACKLOG_STATUSES` (0 for none)."""
+    query = (
+        select(OutboundMessage.status, func.count())
+        .where(OutboundMessage.status.in_(BACKLOG_STATUSES))  # type: ignore[attr-defined]
+        .group_by(OutboundMessage.status)
+    )
+    counts = dict.fromkeys(BACKLOG_STATUSES, 0)
+    counts.update({status: count for status, count in session.exec(query).all()})
+    return counts
