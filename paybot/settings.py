@@ -176,6 +176,15 @@ class Settings(BaseSettings):
     sms_keyword_replies: bool = Field(True, env="PAYBOT_SMS_KEYWORD_REPLIES")
     sms_quiet_hours: str = Field("21:00-08:00", env="PAYBOT_SMS_QUIET_HOURS")
     sms_time_zone: str = Field("America/New_York", env="PAYBOT_SMS_TIME_ZONE")
+    # Payment reminders (docs/text.md, "Reminders"): how often the bridge runs them (0: off;
+    # `paybot reminders run` from cron does the same), how many days before the due date,
+    # by text or by call (from PAYBOT_REMINDER_CALL_FROM, else PAYBOT_SMS_FROM), at most so
+    # many per second.
+    reminder_interval_s: float = Field(0.0, env="PAYBOT_REMINDER_INTERVAL_S", ge=0)
+    reminder_offsets_days: str = Field("7,3,1", env="PAYBOT_REMINDER_OFFSETS_DAYS")
+    reminder_channel: Literal["sms", "voice"] = Field("sms", env="PAYBOT_REMINDER_CHANNEL")
+    reminder_rate_per_s: float = Field(1.0, env="PAYBOT_REMINDER_RATE_PER_S", gt=0, le=1000)
+    reminder_call_from: str | None = Field(None, env="PAYBOT_REMINDER_CALL_FROM")
 
     # Rasa stores -----------------------------------------------------------------------
     # Where Rasa keeps conversations (tracker store) and its per-conversation locks (lock
@@ -217,6 +226,10 @@ class Settings(BaseSettings):
 
         zone(value)
         return value.strip()
+
+    @validator("reminder_offsets_days")
+    def _offsets(cls, value: str) -> str:  # noqa: N805
+        return ",".join(str(days) for days in parse_offsets(value))
 
     @validator("currency")
     def _upper_currency(cls, value: str) -> str:  # noqa: N805 - pydantic validator
@@ -300,8 +313,28 @@ class Settings(BaseSettings):
         return DEV_TWILIO_AUTH_TOKEN
 
     @property
+    def reminder_offsets(self) -> tuple[int, ...]:
+        """``PAYBOT_REMINDER_OFFSETS_DAYS`` as days, largest first (7, 3, 1)."""
+        return parse_offsets(self.reminder_offsets_days)
+
+    @property
     def is_dev(self) -> bool:
         return self.env in ("dev", "test")
+
+
+def parse_offsets(spec: str) -> tuple[int, ...]:
+    """``"7,3,1"`` as (7, 3, 1): distinct whole days from 0 to 365, largest first.
+
+    Raises:
+        ValueError: Not a comma-separated list of such days.
+    """
+    try:
+        days = {int(part) for part in spec.split(",") if part.strip()}
+    except ValueError:
+        raise ValueError("must be whole days separated by commas, e.g. 7,3,1") from None
+    if not days or not all(0 <= d <= 365 for d in days):
+        raise ValueError("must name at least one day, each from 0 to 365")
+    return tuple(sorted(days, reverse=True))
 
 
 def is_loopback(host: str) -> bool:

@@ -19,6 +19,7 @@ from paybot.settings import Settings
 from voice_bridge.database import database
 from voice_bridge.jobs.receipt_sender import receipt_sender
 from voice_bridge.jobs.recheck import recheck_job
+from voice_bridge.jobs.reminders import reminder_job
 from voice_bridge.jobs.scheduler import scheduler_job
 from voice_bridge.keys import HTTP_CLIENT, SETTINGS
 from voice_bridge.runtime import voice_runtime
@@ -41,6 +42,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(receipt_sender)
     app.cleanup_ctx.append(scheduler_job)
     app.cleanup_ctx.append(recheck_job)
+    app.cleanup_ctx.append(reminder_job)
     app.router.add_get("/healthz", healthz)
     add_twilio_routes(app)
     add_pay_routes(app)
