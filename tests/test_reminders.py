@@ -246,3 +246,34 @@ def test_a_refused_call_is_not_placed_again(db_engine, config, fake_twilio):
     with Session(db_engine) as session:
         reminder = session.exec(select(Reminder)).one()
     assert (reminder.status, reminder.last_error) == ("failed", "http 400 code 20500")
+
+
+# CRM mode ----------------------------------------------------------------------------------
+async def test_crm_mode_reminds_the_mirrored_accounts_the_crm_still_says_are_due(
+    db_engine, config, rest, fake_twilio  # noqa: F811
+):
+    from paybot.accounts.crm import HttpDirectory
+    from paybot.accounts.mirror import MirroredDirectory
+    from tests.fake_crm import TOKEN, FakeCrm, crm_account
+
+    due = (TODAY + timedelta(days=3)).isoformat()
+    with FakeCrm() as crm:
+        for n, phone in ((1, "+15555558001"), (2, "+15555558002"), (3, "+15555558003")):
+            crm.accounts[f"70080090{n}"] = crm_account(f"70080090{n}", phone=phone, due_date=due)
+        directory = MirroredDirectory(HttpDirectory(crm.url, TOKEN, 3.0), db_engine)
+        run = ReminderRun(db_engine, config, directory=directory)
+        assert await run.run(TODAY) == RunResult()  # nothing mirrored yet: no reminders
+        for n in (1, 2):
+            await directory.find_by_account_number(f"70080090{n}")  # a conversation
+        crm.accounts["700800901"]["balance"] = "99.00"  # the CRM moved on since
+        crm.accounts["700800902"]["balance"] = "0.00"  # paid at the biller's
+        assert await run.run(TODAY) == RunResult(queued=1, unconfirmed=1)
+        assert send_due(db_engine, rest, max_attempts=3, backoff_s=0).sent == 1
+        [message] = fake_twilio.messages()
+        assert message.form["To"] == "+15555558001" and "$99.00" in message.form["Body"]
+        await directory.find_by_account_number("700800903")
+        crm.down = True
+        assert await run.run(TODAY) == RunResult(unconfirmed=1)  # no balance it cannot confirm
+        crm.down = False
+        assert await run.run(TODAY) == RunResult(queued=1)
+        await directory.close()
