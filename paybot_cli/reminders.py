@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-from datetime import date
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from paybot.settings import Settings
 from paybot_cli.console import fail, say
+from paybot_cli.database import BadDate, database_failed, day_option
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +32,8 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
     from voice_bridge.twilio.rest import TwilioNotConfigured
 
     try:
-        today = date.fromisoformat(args.date) if args.date else None
-    except ValueError:
-        fail(f"--date: not a date in YYYY-MM-DD form: {args.date!r}")
+        today = day_option(args.date)
+    except BadDate:
         return 2
     engine = make_engine(settings.db_url)
 
@@ -48,9 +47,7 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
         fail(f"reminder calls: {exc}")
         return 1
     except SQLAlchemyError as exc:
-        log.error("reminders: database error (%s)", type(exc).__name__)
-        fail(f"database error ({type(exc).__name__}); run 'paybot db upgrade' if the schema is old")
-        return 1
+        return database_failed("reminders", exc)
     finally:
         engine.dispose()
     say(f"reminders for {day.isoformat()}: {result.summary()}")

@@ -29,29 +29,36 @@ from paybot.reminders.due import DueReminder
 def claim_text(engine: Engine, reminder: DueReminder, body: str) -> int | None:
     """Claim ``reminder`` and queue its text; the reminder's id, or None when another runner
     claimed it first."""
-    try:
-        with session_scope(engine) as session:
-            message = OutboundMessage(to=reminder.to, kind="reminder", body=body)
-            session.add(message)
-            session.flush()
-            row = _row(reminder, channel="sms", status="queued", message_id=message.id)
-            session.add(row)
-            session.flush()
-            _audit(session, row, "reminder.queued")
-            return row.id
-    except IntegrityError:
-        return None
+    return _claim(engine, reminder, body=body)
 
 
 def claim_call(engine: Engine, reminder: DueReminder) -> int | None:
     """Claim ``reminder`` as a call about to be placed (``calling``); its id, or None when
     another runner claimed it first."""
+    return _claim(engine, reminder, body=None)
+
+
+def _claim(engine: Engine, reminder: DueReminder, *, body: str | None) -> int | None:
+    """Insert the reminder's row (and with a ``body``, its outbox row) in one transaction."""
+    values: dict[str, object] = {"channel": "voice", "status": "calling", "attempts": 1}
     try:
         with session_scope(engine) as session:
-            row = _row(reminder, channel="voice", status="calling", attempts=1)
+            if body is not None:
+                message = OutboundMessage(to=reminder.to, kind="reminder", body=body)
+                session.add(message)
+                session.flush()
+                values = {"channel": "sms", "status": "queued", "message_id": message.id}
+            row = Reminder(
+                account_id=reminder.account_id, offset_days=reminder.offset_days,
+                due_date=reminder.due_date, to=reminder.to, amount=reminder.amount,
+                currency=reminder.currency, **values,
+            )  # fmt: skip
             session.add(row)
             session.flush()
-            _audit(session, row, "reminder.calling")
+            audit.record(
+                session, f"reminder.{row.status}", account_id=row.account_id,
+                reminder_id=row.id, offset_days=row.offset_days, channel=row.channel,
+            )  # fmt: skip
             return row.id
     except IntegrityError:
         return None
@@ -79,16 +86,3 @@ def finish_call(engine: Engine, reminder_id: int, *, status: str, **values: obje
             .where(Reminder.id == reminder_id, Reminder.status == "calling")
             .values(status=status, **values)
         )
-
-
-def _row(reminder: DueReminder, **values: object) -> Reminder:
-    return Reminder(
-        account_id=reminder.account_id, offset_days=reminder.offset_days,
-        due_date=reminder.due_date, to=reminder.to, amount=reminder.amount,
-        currency=reminder.currency, **values,
-    )  # fmt: skip
-
-
-def _audit(session, row: Reminder, kind: str) -> None:
-    audit.record(session, kind, account_id=row.account_id, reminder_id=row.id,
-                 offset_days=row.offset_days, channel=row.channel)  # fmt: skip

@@ -33,9 +33,7 @@ def reply_kind(body: str, opt_out_type: str | None = None) -> str:
     return "pay" if _PAY.match(body) else "other"
 
 
-def note_reply(
-    engine: Engine, phone: str, kind: str, now: datetime | None = None
-) -> int | None:
+def note_reply(engine: Engine, phone: str, kind: str, now: datetime | None = None) -> int | None:
     """Note a reply of ``kind`` from ``phone`` on its latest unanswered reminder; that
     reminder's id, or None when the number has none (blocking)."""
     now = now or utcnow()
