@@ -44,7 +44,7 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
     try:
         day, result = asyncio.run(run())
     except TwilioNotConfigured as exc:
-        fail(f"reminder calls: {exc}")
+        fail(f"reminders not run: {exc}")
         return 1
     except SQLAlchemyError as exc:
         return database_failed("reminders", exc)

@@ -277,3 +277,23 @@ async def test_crm_mode_reminds_the_mirrored_accounts_the_crm_still_says_are_due
         crm.down = False
         assert await run.run(TODAY) == RunResult(queued=1)
         await directory.close()
+
+
+# The command -------------------------------------------------------------------------------
+def test_the_command_makes_the_reminders_once(sqlite_engine, settings, monkeypatch, capsys):
+    from paybot_cli.main import main
+
+    add_account(sqlite_engine, "1003", 3)
+    monkeypatch.setenv("DATABASE_URL", str(sqlite_engine.url))
+    monkeypatch.setenv("PAYBOT_REMINDER_RATE_PER_S", "100")
+    monkeypatch.delenv("TWILIO_ACCOUNT_SID", raising=False)
+    command = ["reminders", "run", "--date", TODAY.isoformat()]
+    assert main(command) == 0
+    assert "reminders for 2026-12-07: 1 queued" in capsys.readouterr().out
+    assert main(command) == 0
+    assert "nothing due" in capsys.readouterr().out
+    assert main(["reminders", "run", "--date", "tomorrow"]) == 2
+    monkeypatch.setenv("PAYBOT_REMINDER_CHANNEL", "voice")
+    assert main(command) == 1
+    assert "not run: reminder calls need PAYBOT_REMINDER_CALL_FROM" in capsys.readouterr().err
+    assert [m.kind for m in rows(sqlite_engine, OutboundMessage)] == ["reminder"]
