@@ -83,10 +83,7 @@ async def voice_webhook(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     form = await verified_form(request, settings)
     call_sid = required_field(form, "CallSid")
-    caller, called = caller_e164(form.get("From", "")), caller_e164(form.get("To", ""))
-    direction = form.get("Direction") or None
-    if (direction or "").startswith("outbound"):  # a call we placed (a reminder): the
-        caller, called = called, caller  # customer is the one called, and talks to the bot
+    caller, called, direction = parties(form)
     engine = request.app[DB_ENGINE]
     try:
         await asyncio.to_thread(
@@ -251,6 +248,18 @@ def caller_e164(raw: str) -> str:
     except InvalidPhoneNumber:
         return ""
     return "" if number in WITHHELD else number
+
+
+def parties(form: dict[str, str]) -> tuple[str, str, str | None]:
+    """The customer's number, ours and the direction of a call's voice webhook. On a call we
+    placed (``Direction`` outbound-api: a reminder) the customer is the one called (``To``).
+    (Status callbacks record From and To as Twilio sends them; for a reminder call the voice
+    webhook comes first, and a call's details are only ever filled in, never overwritten.)"""
+    caller, called = caller_e164(form.get("From", "")), caller_e164(form.get("To", ""))
+    direction = form.get("Direction") or None
+    if (direction or "").startswith("outbound"):
+        caller, called = called, caller
+    return caller, called, direction
 
 
 def required_field(form: dict[str, str], name: str) -> str:
