@@ -8,8 +8,9 @@ Open loop: message i leaves at start + i / rate whatever the earlier ones are do
 server meets the traffic it would meet, not a politely waiting client. Each message comes from
 a number of its own (a new conversation: Rasa's lock store serialises one sender's turns) and
 asks for the balance, which the bot answers by asking who is writing. The round trip is from
-the request's send time to the bridge's whole TwiML answer. An error is a non-200 answer or the
-bridge's apology (Rasa slower than the bridge's 12 s limit); a timeout is no answer within
+the request's send time to the bridge's whole TwiML answer, over every answer and over the
+bot's own answers (not the bridge's apology, sent when Rasa is slower than the bridge's 12 s
+limit). An error is a non-200 answer or a broken connection; a timeout is no answer within
 ``--timeout`` (Twilio gives a webhook 15 s). The stack's SQLite database and its in-memory
 tracker store are the defaults of ``paybot up``.
 """
@@ -47,7 +48,9 @@ async def one(session, url: str, token: str, n: int, at: float, timeout_s: float
         async with session.post(url, data=params, headers=headers,
                                 timeout=aiohttp.ClientTimeout(total=timeout_s)) as answer:
             body = await answer.text()
-            outcome = "ok" if answer.status == 200 and SMS_UNAVAILABLE not in body else "error"
+            outcome = "error" if answer.status != 200 else "ok"
+            if outcome == "ok" and SMS_UNAVAILABLE in body:
+                outcome = "apology"
     except asyncio.TimeoutError:
         outcome = "timeout"
     except aiohttp.ClientError:
@@ -63,17 +66,20 @@ async def level(url: str, token: str, rate: float, seconds: float, timeout_s: fl
         results = await asyncio.gather(*(
             one(session, url, token, base + i, start + i / rate, timeout_s) for i in range(count)
         ))  # fmt: skip
-    ok = sorted(latency for latency, outcome in results if outcome == "ok")
-    errors = sum(outcome == "error" for _, outcome in results)
-    timeouts = sum(outcome == "timeout" for _, outcome in results)
-    if ok:
-        q = statistics.quantiles(ok, n=20, method="inclusive") if len(ok) > 1 else [ok[0]] * 19
-        figures = f"p50 {statistics.median(ok) * 1000:.0f} ms, p95 {q[18] * 1000:.0f} ms, " \
-                  f"max {ok[-1] * 1000:.0f} ms"
-    else:
-        figures = "no answers"
-    print(f"  {rate:>5.0f}/s offered, {count} messages: {figures}; "
-          f"errors {errors}, timeouts {timeouts}", flush=True)
+    answered = sorted(latency for latency, outcome in results if outcome in ("ok", "apology"))
+    bot = sorted(latency for latency, outcome in results if outcome == "ok")
+    counts = {kind: sum(o == kind for _, o in results) for kind in ("apology", "error", "timeout")}
+    print(f"  {rate:>5.0f}/s offered, {count} messages: every answer {percentiles(answered)}; "
+          f"the bot's answers ({len(bot)}) {percentiles(bot)}; apologies {counts['apology']}, "
+          f"errors {counts['error']}, timeouts {counts['timeout']}", flush=True)
+
+
+def percentiles(latencies: list[float]) -> str:
+    if not latencies:
+        return "none"
+    p95 = statistics.quantiles(latencies, n=20, method="inclusive")[18] if len(latencies) > 1 \
+        else latencies[0]
+    return f"p50 {statistics.median(latencies) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms"
 
 
 def main() -> int:
