@@ -231,6 +231,14 @@ class Settings(BaseSettings):
     def _offsets(cls, value: str) -> str:  # noqa: N805
         return ",".join(str(days) for days in parse_offsets(value))
 
+    @validator("reminder_call_from")
+    def _caller_id(cls, value: str | None) -> str | None:  # noqa: N805
+        from paybot.phone import is_e164
+
+        if value is not None and value.strip() and not is_e164(value.strip()):
+            raise ValueError("must be a phone number in E.164 form, e.g. +15555550000")
+        return value.strip() if value and value.strip() else None
+
     @validator("currency")
     def _upper_currency(cls, value: str) -> str:  # noqa: N805 - pydantic validator
         return value.upper()

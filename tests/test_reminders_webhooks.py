@@ -127,3 +127,43 @@ async def test_an_answered_reminder_call_streams_the_conversation_with_the_custo
     assert (call.call_sid, call.caller, call.called, call.direction) == (
         created.sid, CUSTOMER, BUSINESS, "outbound-api")  # fmt: skip
     assert rows(bridge.engine, OutboundMessage) == []
+
+
+# The bridge's job ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [({}, "not run by the bridge (PAYBOT_REMINDER_INTERVAL_S=0)"),
+     ({"reminder_interval_s": 0.05, "reminder_channel": "voice"},
+      "not run (reminder calls need PAYBOT_REMINDER_CALL_FROM)")],
+)  # fmt: skip
+async def test_the_job_says_why_it_makes_no_reminders(settings, sqlite_engine, caplog, overrides,
+                                                       expected):  # fmt: skip
+    import asyncio
+    import logging
+
+    from aiohttp import web
+
+    from voice_bridge.jobs.reminders import reminder_job
+    from voice_bridge.keys import DB_ENGINE, SETTINGS
+
+    caplog.set_level(logging.INFO)
+    app = web.Application()
+    app[SETTINGS] = load_settings(env="test", data_dir=settings.data_dir, **overrides)
+    app[DB_ENGINE] = sqlite_engine
+    add_account(sqlite_engine, "1003", 3)
+    job = reminder_job(app)
+    await job.__anext__()
+    await asyncio.sleep(0.2)
+    with pytest.raises(StopAsyncIteration):
+        await job.__anext__()
+    assert expected in caplog.text
+    assert rows(sqlite_engine, Reminder) == []
+
+
+def test_the_reminder_caller_id_must_be_a_number(settings):
+    from paybot.settings import SettingsError
+
+    assert load_settings(env="test", reminder_call_from=" +15555550999 ").reminder_call_from == (
+        "+15555550999")  # fmt: skip
+    with pytest.raises(SettingsError, match="reminder_call_from"):
+        load_settings(env="test", reminder_call_from="our main line")
