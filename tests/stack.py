@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -302,6 +303,16 @@ def _reply(messages: list[dict[str, Any]]) -> Reply:
     texts = [m["text"] for m in messages if m.get("text")]
     custom = [m["custom"] for m in messages if isinstance(m.get("custom"), dict)]
     return Reply(texts, custom)
+
+
+def serve(stack: Stack) -> Iterator[Stack]:
+    """A module fixture's body: start ``stack``, yield it, stop it; it must stop cleanly."""
+    stack.start()
+    yield stack
+    code = stack.stop()
+    assert stack.engine is not None
+    stack.engine.dispose()
+    assert code == 0, stack.log_tail()
 
 
 def wait_until(predicate, timeout_s: float = 10.0, interval_s: float = 0.1) -> bool:

@@ -16,7 +16,7 @@ import requests
 from paybot.db.models import Payment, PaymentStatus, Reminder
 from tests.fake_twilio import FakeTwilio
 from tests.helpers import rows
-from tests.stack import REPO, Stack, wait_until
+from tests.stack import REPO, Stack, serve, wait_until
 from twilio_sim.webhook import new_sid
 from voice_bridge.twilio.signature import sign
 
@@ -41,11 +41,7 @@ def stack(tmp_path_factory, twilio) -> Iterator[Stack]:
         PAYBOT_SMS_TIME_ZONE="Etc/UTC",  # the day the demo data counts from
         PAYBOT_BUSINESS_NAME="Acme Water",
     )  # fmt: skip
-    stack.start()
-    yield stack
-    code = stack.stop()
-    stack.engine.dispose()
-    assert code == 0, stack.log_tail()
+    yield from serve(stack)
 
 
 def text(stack: Stack, twilio: FakeTwilio, body: str) -> str:

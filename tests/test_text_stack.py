@@ -27,7 +27,7 @@ from tests import cardscan
 from tests.fake_crm import FakeCrm, crm_account
 from tests.fake_twilio import FakeTwilio
 from tests.helpers import account, rows
-from tests.stack import RASA_TOKEN, Stack, wait_until
+from tests.stack import RASA_TOKEN, Stack, serve, wait_until
 from twilio_sim.webhook import new_sid
 from voice_bridge.twilio.signature import sign
 
@@ -56,11 +56,7 @@ def stack(tmp_path_factory, fakes) -> Iterator[Stack]:
         PAYBOT_SMS_SEND_INTERVAL_S="0.3", PAYBOT_SMS_QUIET_HOURS="",  # any hour of the run
         PAYBOT_BUSINESS_NAME="Acme Water", PAYBOT_SUPPORT_CONTACT="call 1-800-555-0199",
     )  # fmt: skip
-    stack.start()
-    yield stack
-    code = stack.stop()
-    stack.engine.dispose()
-    assert code == 0, stack.log_tail()
+    yield from serve(stack)
 
 
 @pytest.fixture
