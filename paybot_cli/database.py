@@ -1,9 +1,12 @@
-"""``paybot db upgrade`` and ``paybot seed``: schema migrations and the demo data."""
+"""``paybot db upgrade`` and ``paybot seed``: schema migrations and the demo data; and what
+the cron commands (``payments run-due``, ``reminders run``) share: their ``--date`` and their
+answer to a database error."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+from datetime import date
 
 from sqlalchemy.engine import Engine
 
@@ -12,6 +15,30 @@ from paybot.settings import Settings
 from paybot_cli.console import fail, say
 
 log = logging.getLogger(__name__)
+
+
+class BadDate(ValueError):
+    """``--date`` is not a day (already reported)."""
+
+
+def day_option(value: str | None) -> date | None:
+    """``--date`` as a day, None when not given.
+
+    Raises:
+        BadDate: Not YYYY-MM-DD (reported on stderr; exit 2).
+    """
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        fail(f"--date: not a date in YYYY-MM-DD form: {value!r}")
+        raise BadDate(value) from None
+
+
+def database_failed(what: str, exc: Exception) -> int:
+    """Report a database error of a command (by type only); the exit code, 1."""
+    log.error("%s: database error (%s)", what, type(exc).__name__)
+    fail(f"database error ({type(exc).__name__}); run 'paybot db upgrade' if the schema is old")
+    return 1
 
 
 def upgrade(settings: Settings) -> Engine:

@@ -85,6 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="where to save it (default: its name, here)")
     pull.set_defaults(handler="paybot_cli.reconcile:sftp_pull_command")
 
+    reminders = commands.add_parser("reminders", help="payment reminders")
+    reminder_commands = reminders.add_subparsers(dest="reminders_command", metavar="ACTION",
+                                                 required=True)
+    run_reminders = reminder_commands.add_parser("run", help="text (or call) the accounts due "
+                                                 "in PAYBOT_REMINDER_OFFSETS_DAYS days (cron)")
+    run_reminders.add_argument("--date", metavar="YYYY-MM-DD",
+                               help="count the days from this day (default today)")
+    run_reminders.set_defaults(handler="paybot_cli.reminders:run_command")
+
     commands.add_parser("bridge", help="run the voice bridge in the foreground"
                         ).set_defaults(handler="paybot_cli.bridge:command")
 

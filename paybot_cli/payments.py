@@ -15,7 +15,8 @@ from datetime import date
 from sqlalchemy.exc import SQLAlchemyError
 
 from paybot.settings import Settings
-from paybot_cli.console import fail, say
+from paybot_cli.console import say
+from paybot_cli.database import BadDate, database_failed, day_option
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +33,14 @@ def run_due_command(settings: Settings, args: argparse.Namespace) -> int:
     from paybot.payments.scheduling import Scheduler
 
     try:
-        today = date.fromisoformat(args.date) if args.date else date.today()
-    except ValueError:
-        fail(f"--date: not a date in YYYY-MM-DD form: {args.date!r}")
+        today = day_option(args.date) or date.today()
+    except BadDate:
         return 2
     engine = make_engine(settings.db_url)
     try:
         outcomes = Scheduler(make_ledger(settings, engine)).run_due(today)
     except SQLAlchemyError as exc:
-        log.error("scheduled payments: database error (%s)", type(exc).__name__)
-        fail(f"database error ({type(exc).__name__}); run 'paybot db upgrade' if the schema is old")
-        return 1
+        return database_failed("scheduled payments", exc)
     finally:
         engine.dispose()
     counts = Counter(o.status for o in outcomes)

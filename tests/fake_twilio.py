@@ -10,6 +10,10 @@ auth with the account SID and auth token, JSON resources back, Twilio-shaped JSO
   status callbacks, :meth:`FakeTwilio.finish_pay` the signed action callback with a
   ``Result``, and follows the TwiML the bridge answers by opening a new Media Stream for the
   caller (``CallerSession.reconnect``), as Twilio does.
+* ``POST .../Calls.json`` (``To``, ``From``, ``Url``, ``StatusCallback``): a new outbound
+  call, ``CA…``, "queued" (201). :meth:`FakeTwilio.answer` then plays the callee picking up:
+  the signed request to ``Url`` Twilio sends (``Direction`` outbound-api, ``CallStatus``
+  in-progress), returning the TwiML the bridge answered.
 * ``POST .../Messages.json`` (``To``, ``From``, ``Body``): a new message, ``SM…``, "queued".
   With a ``StatusCallback`` URL, the fake then reports the message's progress there as Twilio
   does: signed form POSTs of ``MessageStatus`` "sent", then "delivered" (or "undelivered" with
@@ -65,7 +69,7 @@ class FakeRequest:
     path: str
     form: dict[str, str]
     authorized: bool
-    kind: str  # "call", "message" or "other"
+    kind: str  # "call" (an update), "new_call", "message" or "other"
     sid: str | None = None  # the CallSid in the path, or the MessageSid created
 
 
@@ -164,6 +168,23 @@ class FakeTwilio:
     def calls(self, call_sid: str | None = None) -> list[FakeRequest]:
         """Authorized call updates (for ``call_sid`` only, if given)."""
         return self._select("call", call_sid)
+
+    def created_calls(self) -> list[FakeRequest]:
+        """Authorized outbound call creations, including the ones told to fail."""
+        return self._select("new_call", None)
+
+    async def answer(self, created: FakeRequest) -> PayAnswer:
+        """The callee of a created call picks up: Twilio's signed request to its ``Url``."""
+        url = created.form["Url"]
+        form = {"AccountSid": self.account_sid, "CallSid": created.sid or "", "ApiVersion":
+                "2010-04-01", "From": created.form["From"], "To": created.form["To"],
+                "Direction": "outbound-api", "CallStatus": "in-progress"}  # fmt: skip
+        signature = RequestValidator(self.auth_token).compute_signature(url, form)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url, data=form, headers={"X-Twilio-Signature": signature}) as response,
+        ):
+            return PayAnswer(response.status, await response.text())
 
     def messages(self) -> list[FakeRequest]:
         """Authorized message creations, including the ones told to fail."""
@@ -268,6 +289,7 @@ class FakeTwilio:
 
     async def _startup(self) -> None:
         app = web.Application()
+        app.router.add_post(API + "/Calls.json", self._create_call)
         app.router.add_post(API + "/Calls/{call_sid}.json", self._call)
         app.router.add_post(API + "/Messages.json", self._message)
         self._runner = web.AppRunner(app, access_log=None)
@@ -296,6 +318,22 @@ class FakeTwilio:
             with self._lock:
                 self.pays.append(pay)
         return web.json_response(self._call_resource(call_sid, status))
+
+    async def _create_call(self, request: web.Request) -> web.Response:
+        sid = "CA" + secrets.token_hex(16)
+        form, rejected = await self._admit(request, "new_call", sid)
+        if rejected is not None:
+            return rejected
+        if not form.get("To"):
+            return _error(400, 21201, "No 'To' number is specified")
+        if not form.get("From"):
+            return _error(400, 21213, "No 'From' number is specified")
+        if not (form.get("Url") or form.get("Twiml") or form.get("ApplicationSid")):
+            return _error(400, 21205, "Url parameter is required.")
+        resource = self._call_resource(sid, "queued") | {
+            "direction": "outbound-api", "to": form["To"], "from": form["From"],
+        }  # fmt: skip
+        return web.json_response(resource, status=201)
 
     async def _message(self, request: web.Request) -> web.Response:
         sid = "SM" + secrets.token_hex(16)

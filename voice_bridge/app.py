@@ -24,6 +24,7 @@ from voice_bridge.drain import DRAIN, add_drain, serve_until_stopped
 from voice_bridge.jobs.receipt_sender import receipt_sender
 from voice_bridge.jobs.recheck import recheck_job
 from voice_bridge.jobs.reconciliation import crm_webhook_job, reconcile_job
+from voice_bridge.jobs.reminders import reminder_job
 from voice_bridge.jobs.scheduler import scheduler_job
 from voice_bridge.keys import HTTP_CLIENT, SETTINGS
 from voice_bridge.metrics_route import add_metrics_route
@@ -50,6 +51,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(recheck_job)
     app.cleanup_ctx.append(reconcile_job)
     app.cleanup_ctx.append(crm_webhook_job)
+    app.cleanup_ctx.append(reminder_job)
     app.router.add_get("/healthz", healthz)
     add_metrics_route(app)
     add_twilio_routes(app)

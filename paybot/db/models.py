@@ -370,3 +370,36 @@ class PayLink(SQLModel, table=True):
     expires_at: datetime = _timestamp()
     used_at: datetime | None = _timestamp(nullable=True, default=False)
     payment_id: int | None = Field(default=None, foreign_key="payments.id")
+
+
+class Reminder(SQLModel, table=True):
+    """A payment reminder: one per account, offset (days before the due date) and due date,
+    claimed by inserting this row (the unique key) so that no two runners both send it
+    (paybot.reminders). A text goes through the outbox (``message_id``); a call is placed
+    through Twilio (``call_sid``). A reply from the number is noted, never its text."""
+
+    __tablename__ = "reminders"
+    __table_args__ = (
+        UniqueConstraint("account_id", "offset_days", "due_date", name="uq_reminder_once"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="accounts.id", index=True)
+    offset_days: int
+    due_date: date
+    channel: str = Field(max_length=8)  # "sms" or "voice"
+    to: str = Field(max_length=16, index=True)  # E.164
+    amount: Decimal = _money()
+    currency: str = Field(default="USD", max_length=3)
+    # sms: "queued" (the outbox row says the rest); voice: "calling", "called", "retry",
+    # "failed" or "unknown" (no answer after the request went out: not placed again).
+    status: str = Field(max_length=16, index=True)
+    message_id: int | None = Field(default=None, foreign_key="outbound_messages.id")
+    call_sid: str | None = Field(default=None, max_length=64)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _timestamp()
+    # The first text from the number after the reminder: when, and what kind of answer it
+    # was ("pay", "stop", "start", "help" or "other"); the text itself is never stored.
+    replied_at: datetime | None = _timestamp(nullable=True, default=False)
+    reply: str | None = Field(default=None, max_length=16)

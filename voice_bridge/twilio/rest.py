@@ -45,7 +45,7 @@ class TwilioRestError(RuntimeError):
     """A Twilio REST call failed.
 
     Attributes:
-        operation: "transfer", "pay", "hangup" or "send_sms".
+        operation: "transfer", "pay", "hangup", "send_sms" or "call".
         status: The HTTP status, or None when no answer came back.
         code: Twilio's error code (e.g. 21220 "call not in progress"), when it gave one.
         retryable: Trying again is safe and may work: Twilio was not reached, or answered
@@ -223,6 +223,23 @@ class TwilioRest:
         )
         log.info("sms %s accepted by twilio", message.sid)
         return str(message.sid)
+
+    def create_call(
+        self, to: str, *, from_: str, url: str, status_callback: str | None = None
+    ) -> str:
+        """Call ``to`` (E.164) from ``from_``; when it is answered Twilio asks ``url`` (the
+        voice webhook) what to do, as for a call coming in. Returns the CallSid.
+
+        Raises:
+            TwilioRestError: Twilio refused or did not answer; see ``retryable``.
+        """
+        calls = self._client.calls
+        extra = {"status_callback": status_callback} if status_callback else {}
+        call = self._run(
+            "call", "new call", lambda: calls.create(to=to, from_=from_, url=url, **extra)
+        )
+        log.info("call %s created", call.sid)
+        return str(call.sid)
 
     # Async wrappers, for the event loop --------------------------------------------------
     async def transfer_async(

@@ -5,10 +5,12 @@
   with ``<Connect><Stream>`` to ``/twilio/stream`` carrying a per-call token
   (:mod:`voice_bridge.twilio.stream_tokens`) and the caller's number as ``<Parameter>``s;
   the call gets its row in ``calls``. Once per call: a repeat of the webhook for the same
-  CallSid (a replay) gets 409 and no token.
+  CallSid (a replay) gets 409 and no token. A call we placed (``Direction`` outbound-api:
+  a reminder) is the same conversation, with the number called as the caller.
 * ``POST /twilio/status``: Twilio's call status callbacks (ringing, in-progress, completed
   with its duration, busy, ...), recorded forward-only (:mod:`voice_bridge.jobs.call_records`).
-* ``POST /twilio/sms``: a text. STOP, START and HELP are answered first, and an opted-out
+* ``POST /twilio/sms``: a text. A reply to a reminder is noted on it
+  (:mod:`paybot.reminders.replies`). STOP, START and HELP are answered first, and an opted-out
   number gets no answer (:mod:`voice_bridge.twilio.sms_keywords`). Any other body goes to
   Rasa's REST channel as the conversation
   ``sms:<E.164>``, the sender's number vouched for (:mod:`paybot.dialog.vouch`); the bot's
@@ -36,6 +38,7 @@ from paybot.db.models import CallStatus
 from paybot.dialog.vouch import vouch, vouch_key
 from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, remove_card_numbers
 from paybot.phone import InvalidPhoneNumber, to_e164
+from paybot.reminders.replies import note_reply, reply_kind
 from paybot.sms.segments import fit, segments
 from voice_bridge.drain import DRAIN
 from voice_bridge.jobs.call_records import (
@@ -89,7 +92,7 @@ async def voice_webhook(request: web.Request) -> web.Response:
     if drain is not None and drain.draining:
         log.info("call %s turned away: the bridge is draining", call_sid)
         return twiml_response(draining_twiml())
-    caller = caller_e164(form.get("From", ""))
+    caller, called, direction = parties(form)
     engine = request.app[DB_ENGINE]
     try:
         await asyncio.to_thread(
@@ -97,8 +100,8 @@ async def voice_webhook(request: web.Request) -> web.Response:
             engine,
             call_sid=call_sid,
             caller=caller or None,
-            called=caller_e164(form.get("To", "")) or None,
-            direction=(form.get("Direction") or None),
+            called=called or None,
+            direction=direction,
             status=_status_or(form.get("CallStatus"), CallStatus.RINGING),
         )
         first = await asyncio.to_thread(mark_answered, engine, call_sid=call_sid)
@@ -154,6 +157,7 @@ async def sms_webhook(request: web.Request) -> web.Response:
     if not sender:
         raise web.HTTPBadRequest(text="From is not a phone number\n")
     body = form.get("Body", "").strip()
+    await note_reminder_reply(request.app, sender, body, form.get("OptOutType"), message_sid)
     try:
         reply = await keyword_reply(
             request.app, sender=sender, body=body, opt_out_type=form.get("OptOutType"),
@@ -181,6 +185,21 @@ async def sms_webhook(request: web.Request) -> web.Response:
         len(messages), sum(segments(m).segments for m in messages),
     )  # fmt: skip
     return twiml_response(sms_twiml(*messages))
+
+
+async def note_reminder_reply(
+    app: web.Application, sender: str, body: str, opt_out_type: str | None, message_sid: str
+) -> None:
+    """Note on the sender's latest reminder that they answered, and how (never the words);
+    a database failure here is logged and does not stop the conversation."""
+    kind = reply_kind(body, opt_out_type)
+    try:
+        reminder_id = await asyncio.to_thread(note_reply, app[DB_ENGINE], sender, kind)
+    except SQLAlchemyError as exc:
+        log.warning("sms %s: reply to a reminder not noted (%s)", message_sid, type(exc).__name__)
+        return
+    if reminder_id is not None:
+        log.info("sms %s: a reply (%s) to reminder %s", message_sid, kind, reminder_id)
 
 
 async def ask_bot(app: web.Application, *, sender: str, text: str) -> list[str]:
@@ -253,6 +272,18 @@ def caller_e164(raw: str) -> str:
     except InvalidPhoneNumber:
         return ""
     return "" if number in WITHHELD else number
+
+
+def parties(form: dict[str, str]) -> tuple[str, str, str | None]:
+    """The customer's number, ours and the direction of a call's voice webhook. On a call we
+    placed (``Direction`` outbound-api: a reminder) the customer is the one called (``To``).
+    (Status callbacks record From and To as Twilio sends them; for a reminder call the voice
+    webhook comes first, and a call's details are only ever filled in, never overwritten.)"""
+    caller, called = caller_e164(form.get("From", "")), caller_e164(form.get("To", ""))
+    direction = form.get("Direction") or None
+    if (direction or "").startswith("outbound"):
+        caller, called = called, caller
+    return caller, called, direction
 
 
 def required_field(form: dict[str, str], name: str) -> str:

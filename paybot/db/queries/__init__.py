@@ -11,8 +11,8 @@ on SQLite and PostgreSQL alike. All of them block; call them from async code in 
 
 One module per table group: :mod:`~paybot.db.queries.accounts` (accounts and their stored
 methods), :mod:`~paybot.db.queries.payments`, :mod:`~paybot.db.queries.outbox` (the text
-message outbox), :mod:`~paybot.db.queries.consent` (opt-outs), :mod:`~paybot.db.queries.calls`
-and :mod:`~paybot.db.queries.verification`.
+message outbox), :mod:`~paybot.db.queries.consent` (opt-outs), :mod:`~paybot.db.queries.calls`,
+:mod:`~paybot.db.queries.reminders` and :mod:`~paybot.db.queries.verification`.
 """
 
 from paybot.db.queries.accounts import (
@@ -39,10 +39,24 @@ from paybot.db.queries.payments import (
     unclaimed_payment_ids,
     used_token_payment_ids,
 )
+from paybot.db.queries.reminders import (
+    accounts_due_on,
+    calls_to_retry,
+    claim_call_retry,
+    mark_replied,
+    reminder_keys,
+    unreplied_reminder,
+)
 from paybot.db.queries.verification import count_verification_failures
 
 __all__ = [
     "account_by_number",
+    "accounts_due_on",
+    "calls_to_retry",
+    "claim_call_retry",
+    "mark_replied",
+    "reminder_keys",
+    "unreplied_reminder",
     "account_by_typed_number",
     "accounts_by_phone",
     "call_by_sid",
