@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Numeric
+from sqlalchemy import BigInteger, Column, DateTime, Numeric
 from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field
 
 _CENTS = Decimal("0.01")
 
@@ -71,3 +73,15 @@ class UTCDateTime(TypeDecorator):
 def utcnow() -> datetime:
     """Now, in UTC, timezone-aware."""
     return datetime.now(timezone.utc)
+
+
+def money_field(nullable: bool = False) -> Any:
+    """A ``Decimal`` money column (:class:`Money`)."""
+    return Field(sa_column=Column(Money(), nullable=nullable))
+
+
+def timestamp_field(nullable: bool = False, default: bool = True) -> Any:
+    """A UTC timestamp column (:class:`UTCDateTime`), by default set to now on insert."""
+    if default:
+        return Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=nullable))
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable))
