@@ -144,6 +144,20 @@ class Settings(BaseSettings):
     sftp_password: SecretStr | None = Field(None, env="PAYBOT_SFTP_PASSWORD")
     sftp_key_file: Path | None = Field(None, env="PAYBOT_SFTP_KEY_FILE")
 
+    # Contact-centre API (docs/contact-centre.md) -----------------------------------------
+    # The clients allowed on /api: "name:<sha256 hex of its bearer token>[:<webhook secret>]",
+    # comma-separated (empty: the API refuses everyone). The webhook secret signs the
+    # completion webhooks to the client's callback URLs.
+    api_clients: SecretStr = Field(SecretStr(""), env="PAYBOT_API_CLIENTS")
+    api_session_ttl_s: int = Field(900, env="PAYBOT_API_SESSION_TTL_S", ge=30, le=86400)
+    # How long a matched call may take to finish its payment before the session fails.
+    api_call_ttl_s: int = Field(3600, env="PAYBOT_API_CALL_TTL_S", ge=60, le=86400)
+    # How often the bridge settles sessions (results, expiry) and posts their webhooks.
+    api_interval_s: float = Field(2.0, env="PAYBOT_API_INTERVAL_S", gt=0)
+    api_webhook_timeout_s: float = Field(10.0, env="PAYBOT_API_WEBHOOK_TIMEOUT_S", gt=0)
+    api_webhook_max_attempts: int = Field(10, env="PAYBOT_API_WEBHOOK_MAX_ATTEMPTS", ge=1)
+    api_webhook_backoff_s: float = Field(30.0, env="PAYBOT_API_WEBHOOK_BACKOFF_S", ge=0)
+
     # Voice and SMS (Twilio) -------------------------------------------------------------
     # The REST API base; tests point it at a local fake of Twilio's wire protocol.
     twilio_api_url: str = Field("https://api.twilio.com", env="PAYBOT_TWILIO_API_URL")
@@ -270,6 +284,13 @@ class Settings(BaseSettings):
             if values.get("sftp_known_hosts") is None:
                 raise ValueError("PAYBOT_SFTP_URL needs PAYBOT_SFTP_KNOWN_HOSTS")
         return values
+
+    @validator("api_clients")
+    def _api_clients(cls, value: SecretStr) -> SecretStr:  # noqa: N805
+        from paybot.contact_centre.clients import parse_clients
+
+        parse_clients(value.get_secret_value())
+        return value
 
     @validator("currency")
     def _upper_currency(cls, value: str) -> str:  # noqa: N805 - pydantic validator

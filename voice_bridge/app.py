@@ -1,8 +1,9 @@
 """The bridge's aiohttp application factory and its runner.
 
 Routes: ``GET /healthz``, the Twilio webhooks (:mod:`voice_bridge.twilio.webhooks`, and
-``<Pay>``'s in :mod:`voice_bridge.twilio.pay_webhooks`) and the ``/twilio/stream`` Media
-Streams websocket (:mod:`voice_bridge.twilio.stream`). Long-lived resources (the outgoing HTTP
+``<Pay>``'s in :mod:`voice_bridge.twilio.pay_webhooks`), the ``/twilio/stream`` Media
+Streams websocket (:mod:`voice_bridge.twilio.stream`) and the contact-centre API under
+``/api`` (:mod:`voice_bridge.api.routes`). Long-lived resources (the outgoing HTTP
 client, the speech models and thread pool, background jobs) are opened and closed by
 ``cleanup_ctx`` so that startup and graceful shutdown handle them.
 """
@@ -16,7 +17,9 @@ from collections.abc import AsyncIterator
 from aiohttp import ClientSession, ClientTimeout, web
 
 from paybot.settings import Settings
+from voice_bridge.api.routes import add_api_routes
 from voice_bridge.database import database
+from voice_bridge.jobs.payment_sessions import payment_sessions_job
 from voice_bridge.jobs.receipt_sender import receipt_sender
 from voice_bridge.jobs.recheck import recheck_job
 from voice_bridge.jobs.reconciliation import crm_webhook_job, reconcile_job
@@ -44,10 +47,12 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(recheck_job)
     app.cleanup_ctx.append(reconcile_job)
     app.cleanup_ctx.append(crm_webhook_job)
+    app.cleanup_ctx.append(payment_sessions_job)
     app.router.add_get("/healthz", healthz)
     add_twilio_routes(app)
     add_pay_routes(app)
     add_stream_route(app)
+    add_api_routes(app)
     return app
 
 
