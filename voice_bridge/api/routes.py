@@ -40,6 +40,9 @@ API_CLIENTS = web.AppKey("api_clients", dict)
 MAX_BODY_BYTES = 16 * 1024
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
 _SESSION_ID = re.compile(r"^ps_[0-9a-f]{32}$")
+# The ledger's refusals that are about the account rather than the amount.
+ACCOUNT_REFUSALS = {"account_not_active", "currency_mismatch", "nothing_owed",
+                    "payment_in_progress"}
 
 
 def add_api_routes(app: web.Application) -> None:
@@ -145,7 +148,8 @@ async def create_session(request: web.Request) -> web.Response:
         raise ApiError(422, "idempotency_key_reused", "this key was used with another request",
                        field="Idempotency-Key") from None
     except PaymentRefused as refused:
-        raise ApiError(422, refused.code, str(refused), field="amount") from None
+        field = "account_number" if refused.code in ACCOUNT_REFUSALS else "amount"
+        raise ApiError(422, refused.code, str(refused), field=field) from None
     except SQLAlchemyError:
         log.exception("api: could not store a session for %s", client.name)
         raise ApiError(503, "unavailable", "could not store the session") from None
