@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import requests
 from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from paybot.db.models import Payment, PaymentSession, PaymentStatus, SessionDelivery
 from paybot.db.types import utcnow

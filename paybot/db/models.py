@@ -365,7 +365,7 @@ class PaymentSession(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("client", "idempotency_key"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    public_id: str = Field(sa_column=Column(String(32), unique=True, nullable=False))
+    public_id: str = Field(sa_column=Column(String(40), unique=True, nullable=False))  # ps_<32 hex>
     client: str = Field(max_length=64, index=True)  # the API client that made it
     idempotency_key: str | None = Field(default=None, max_length=128)
     request_hash: str | None = Field(default=None, max_length=64)  # sha256 of the request

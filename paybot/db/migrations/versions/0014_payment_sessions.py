@@ -21,7 +21,7 @@ def upgrade() -> None:
     op.create_table(
         "payment_sessions",
         sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column("public_id", sa.String(32), nullable=False),
+        sa.Column("public_id", sa.String(40), nullable=False),
         sa.Column("client", sa.String(64), nullable=False),
         sa.Column("idempotency_key", sa.String(128), nullable=True),
         sa.Column("request_hash", sa.String(64), nullable=True),
