@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 from jsonschema import Draft202012Validator, RefResolver
 from sqlalchemy import update
+from sqlmodel import Session
 
 from paybot.contact_centre import sessions
 from paybot.contact_centre.clients import authenticate, parse_clients, token_hash
@@ -186,7 +187,7 @@ def _payment(engine, view: sessions.SessionView, call_sid: str, status: str) -> 
             fee=Decimal("0.00"), total=view.amount, status=status, channel="voice",
             conversation_id=f"call:{call_sid}", gateway="sandbox", method_brand="visa",
             method_last4="4242", idempotency_key=uuid.uuid4().hex,
-            confirmation_number="12345678" if status == "succeeded" else None,
+            confirmation_number=uuid.uuid4().hex[:8] if status == "succeeded" else None,
         )  # fmt: skip
         session.add(payment)
         session.flush()
@@ -207,14 +208,19 @@ def test_settling_follows_the_calls_payments(seeded):
     pending_id = _payment(seeded, pending, "CA1", "pending")
     _payment(seeded, declined, "CA2", "declined")
     _payment(seeded, paid, "CA3", "declined")
-    _payment(seeded, paid, "CA3", "succeeded")  # declined, then paid with another card
+    paid_id = _payment(seeded, paid, "CA3", "succeeded")  # declined, then another card
+    other = _payment(seeded, declined, "CA2", "succeeded")  # another amount: not the session's
+    with session_scope(seeded) as session:
+        session.get(Payment, other).amount = Decimal("7.00")
     for sid in ("CA1", "CA2", "CA3"):
         _end_call(seeded, sid)
     assert sessions.settle(seeded, call_ttl_s=600) == 2
     assert _status(seeded, pending) == "matched"  # its payment is still open
     result = sessions.get(seeded, "ivr1", paid.id)
+    with Session(seeded) as session:
+        confirmation = session.get(Payment, paid_id).confirmation_number
     assert (result.status, result.confirmation_number, result.method_last4) == (
-        "succeeded", "12345678", "4242")
+        "succeeded", confirmation, "4242")
     failed = sessions.get(seeded, "ivr1", declined.id)
     assert (failed.status, failed.failure_reason) == ("failed", "payment_declined")
     with session_scope(seeded) as session:

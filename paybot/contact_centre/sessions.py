@@ -277,8 +277,9 @@ def settle(engine: Engine, *, call_ttl_s: float, on_call_reasons: Iterable[str] 
     """Finish the sessions whose outcome is known now; how many finished.
 
     * ``created`` past its expiry: ``expired``;
-    * tied to a call with a succeeded payment for the session's account made since the
-      match: ``succeeded`` with it;
+    * tied to a call with a succeeded payment of the session's amount for its account made
+      since the match: ``succeeded`` with it (a payment of another amount, should the caller
+      start over and choose one, is not the session's);
     * tied to a call that ended (Twilio's status, or the bridge's ending reason other than
       ``on_call_reasons``, e.g. a hand-over to ``<Pay>``) with no payment still open, or
       matched longer than ``call_ttl_s`` ago: ``failed`` with the reason.
@@ -311,6 +312,7 @@ def _call_outcome(
         payments = session.execute(
             select(Payment).where(Payment.conversation_id == conversation,
                                   Payment.account_id == row.account_id,
+                                  Payment.amount == row.amount,
                                   Payment.created_at >= row.matched_at)  # type: ignore[operator]
             .order_by(Payment.id)
         ).scalars().all()
