@@ -12,6 +12,7 @@ payment form.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import date
 from typing import Any
@@ -23,6 +24,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import customer
 from actions.responses import say
 from actions.services import services
+from actions.wording import money
+from paybot.contact_centre import sessions
 from paybot.dialog.metadata import CHANNELS, sanitize_metadata
 from paybot.parsing import parse_date
 
@@ -105,6 +108,10 @@ async def begin(
             if record is not None:
                 events += customer.payable_check(await services(), dispatcher, tracker, record)
         return events
+    if entities:  # the call's first turn: was it transferred with a payment session?
+        session_events = await _payment_session(dispatcher, tracker)
+        if session_events is not None:
+            return events + session_events
     if not caller:
         return events
     if tracker.get_slot("billing_zip") == "caller_id" and tracker.get_slot("account_candidates"):
@@ -120,6 +127,33 @@ async def begin(
         events.append(SlotSet("billing_zip", None))
     log.info("conversation %s: %d accounts on the caller's number", tracker.sender_id, len(active))
     return events
+
+
+async def _payment_session(
+    dispatcher: CollectingDispatcher, tracker: Tracker
+) -> list[EventType] | None:
+    """For a call a contact centre transferred with a payment session (docs/contact-centre.md):
+    the account it vouched for identified and the session's amount fixed, so the form goes
+    straight to the payment method. None for any other conversation."""
+    kind, _, call_sid = tracker.sender_id.partition(":")
+    if kind != "call" or not call_sid:
+        return None
+    svc = await services()
+    found = await asyncio.to_thread(sessions.for_call, svc.engine, call_sid)
+    if found is None:
+        return None
+    record = await svc.directory.find_by_account_number(found.account_number)
+    if record is None:
+        return None
+    log.info("conversation %s: payment session %s", tracker.sender_id, found.public_id)
+    events: list[EventType] = list(await customer.identify(svc, record, "contact_centre"))
+    refused = customer.payable_check(svc, dispatcher, tracker, record)
+    if refused:
+        return events + refused
+    first = record.name.split()[0] if record.name else ""
+    say(dispatcher, tracker, "contact_centre_payment", first_name=first,
+        amount=money(found.amount, record.currency))
+    return [*events, SlotSet("ready_to_pay", True), SlotSet("payment_amount", str(found.amount))]
 
 
 class ActionStartConversation(Action):

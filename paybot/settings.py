@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseSettings, Field, SecretStr, ValidationError, root_validator, validator
 
+from paybot.contact_centre.settings import ContactCentreSettings
 from paybot.reconciliation.settings import ReconciliationSettings
 from paybot.reminders.settings import ReminderSettings
 from paybot.secrets import PLACEHOLDERS as _PLACEHOLDERS
@@ -47,12 +48,13 @@ class SettingsError(RuntimeError):
     """The configuration is unusable; the message says which variables to fix."""
 
 
-class Settings(ReconciliationSettings, ReminderSettings, BaseSettings):
+class Settings(ReconciliationSettings, ReminderSettings, ContactCentreSettings, BaseSettings):
     """Everything configurable about paybot. Each field names its environment variable.
 
     A feature with many settings of its own keeps them in a part of this class in its package
     (:class:`~paybot.reconciliation.settings.ReconciliationSettings`,
-    :class:`~paybot.reminders.settings.ReminderSettings`); they are fields of this
+    :class:`~paybot.reminders.settings.ReminderSettings`,
+    :class:`~paybot.contact_centre.settings.ContactCentreSettings`); they are fields of this
     one object all the same."""
 
     env: Literal["dev", "test", "prod"] = Field("dev", env="PAYBOT_ENV")

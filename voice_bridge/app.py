@@ -3,8 +3,9 @@
 Routes: ``GET /healthz``, ``GET /metrics`` (:mod:`voice_bridge.metrics_route`), the Twilio
 webhooks (:mod:`voice_bridge.twilio.webhooks`, and
 ``<Pay>``'s in :mod:`voice_bridge.twilio.pay_webhooks`), the hosted page of secure pay links
-(``/pay/{token}``, :mod:`voice_bridge.pay_page.routes`) and the ``/twilio/stream`` Media
-Streams websocket (:mod:`voice_bridge.twilio.stream`). Long-lived resources (the outgoing HTTP
+(``/pay/{token}``, :mod:`voice_bridge.pay_page.routes`), the ``/twilio/stream`` Media
+Streams websocket (:mod:`voice_bridge.twilio.stream`) and the contact-centre API under
+``/api`` (:mod:`voice_bridge.api.routes`). Long-lived resources (the outgoing HTTP
 client, the speech models and thread pool, background jobs) are opened and closed by
 ``cleanup_ctx`` so that startup and graceful shutdown handle them. SIGTERM drains the bridge
 (:mod:`voice_bridge.drain`).
@@ -19,8 +20,10 @@ from collections.abc import AsyncIterator
 from aiohttp import ClientSession, ClientTimeout, web
 
 from paybot.settings import Settings
+from voice_bridge.api.routes import add_api_routes
 from voice_bridge.database import database
 from voice_bridge.drain import DRAIN, add_drain, serve_until_stopped
+from voice_bridge.jobs.payment_sessions import payment_sessions_job
 from voice_bridge.jobs.receipt_sender import receipt_sender
 from voice_bridge.jobs.recheck import recheck_job
 from voice_bridge.jobs.reconciliation import crm_webhook_job, reconcile_job
@@ -52,12 +55,14 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(reconcile_job)
     app.cleanup_ctx.append(crm_webhook_job)
     app.cleanup_ctx.append(reminder_job)
+    app.cleanup_ctx.append(payment_sessions_job)
     app.router.add_get("/healthz", healthz)
     add_metrics_route(app)
     add_twilio_routes(app)
     add_pay_routes(app)
     add_pay_page_routes(app)
     add_stream_route(app)
+    add_api_routes(app)
     return app
 
 

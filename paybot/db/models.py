@@ -12,7 +12,7 @@ import enum
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, Column, String, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, Integer, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from paybot.db.outreach import (  # noqa: F401 - the outreach tables, re-exported
@@ -276,3 +276,67 @@ class Call(SQLModel, table=True):
     # and that token opened the call's stream (once: a second socket with it is refused).
     answered_at: datetime | None = _timestamp(nullable=True, default=False)
     stream_started_at: datetime | None = _timestamp(nullable=True, default=False)
+class PaymentSessionStatus(str, enum.Enum):
+    """A contact-centre payment session's life (paybot.contact_centre.sessions)."""
+
+    CREATED = "created"  # waiting for the caller's call
+    MATCHED = "matched"  # a call was tied to it
+    IN_PROGRESS = "in_progress"  # the bot took the caller to the payment
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    EXPIRED = "expired"  # no call came in time
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        return self.value in ("succeeded", "failed", "expired", "cancelled")
+
+
+class PaymentSession(SQLModel, table=True):
+    """A payment a contact centre's IVR set up for a caller before transferring the call:
+    the account it vouched for, the amount, and how the call ended. No card data."""
+
+    __tablename__ = "payment_sessions"
+    __table_args__ = (UniqueConstraint("client", "idempotency_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    public_id: str = Field(sa_column=Column(String(40), unique=True, nullable=False))  # ps_<32 hex>
+    client: str = Field(max_length=64, index=True)  # the API client that made it
+    idempotency_key: str | None = Field(default=None, max_length=128)
+    request_hash: str | None = Field(default=None, max_length=64)  # sha256 of the request
+    account_id: int = Field(foreign_key="accounts.id")
+    amount: Decimal = _money()
+    currency: str = Field(default="USD", max_length=3)
+    reference: str = Field(max_length=64)
+    caller: str | None = Field(default=None, max_length=16, index=True)  # E.164
+    code: str | None = Field(default=None, max_length=8, index=True)  # keyed/SIP session code
+    callback_url: str | None = Field(default=None, max_length=2048)
+    status: str = Field(default=PaymentSessionStatus.CREATED.value, max_length=16, index=True)
+    call_sid: str | None = Field(sa_column=Column(String(64), unique=True, nullable=True))
+    payment_id: int | None = Field(default=None, foreign_key="payments.id")
+    failure_reason: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _timestamp()
+    expires_at: datetime = _timestamp()
+    matched_at: datetime | None = _timestamp(nullable=True, default=False)
+    completed_at: datetime | None = _timestamp(nullable=True, default=False)
+
+
+class SessionDelivery(SQLModel, table=True):
+    """A finished payment session's completion webhook, posted to the client's callback URL
+    once (the same outbox columns as :class:`CrmDelivery`; paybot.reconciliation.deliveries)."""
+
+    __tablename__ = "session_deliveries"
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("payment_sessions.id"), unique=True, nullable=False)
+    )
+    idempotency_key: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    status: str = Field(default="queued", max_length=16, index=True)
+    attempts: int = 0
+    claim_token: str | None = Field(default=None, max_length=32)
+    claimed_at: datetime | None = _timestamp(nullable=True, default=False)
+    next_attempt_at: datetime | None = _timestamp(nullable=True, default=False)
+    delivered_at: datetime | None = _timestamp(nullable=True, default=False)
+    last_error: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _timestamp()

@@ -9,7 +9,10 @@ posted until the CRM accepts it, and by one worker at a time.
 * :func:`finish` records the outcome only while the row still carries that claim token.
 
 A worker that dies mid-post leaves its row ``sending``; after the lease another posts it again
-under the same idempotency key, which the receiver dedupes. Blocking: call from a thread.
+under the same idempotency key, which the receiver dedupes. :func:`take` and :func:`release`
+work on any outbox table with these columns: the contact-centre sessions' completion webhooks
+(``session_deliveries``, :mod:`paybot.contact_centre.webhook`) use them too. Blocking: call
+from a thread.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from paybot.db.engine import session_scope
-from paybot.db.models import Account, CrmDelivery, Payment, PaymentStatus
+from paybot.db.models import Account, CrmDelivery, Payment, PaymentStatus, SessionDelivery
 from paybot.db.types import utcnow
 from paybot.reconciliation.columns import PaidRow
 from paybot.reconciliation.report import paid_row
@@ -65,35 +68,67 @@ def enqueue(engine: Engine, since: datetime) -> int:
     return added
 
 
-def _claimable(now: datetime, lease_s: float):  # noqa: ANN202 - a SQL expression
-    due = or_(CrmDelivery.next_attempt_at.is_(None), CrmDelivery.next_attempt_at <= now)  # type: ignore[union-attr,operator]
-    stale = CrmDelivery.claimed_at < now - timedelta(seconds=lease_s)  # type: ignore[operator]
-    return or_(and_(CrmDelivery.status == QUEUED, due), and_(CrmDelivery.status == SENDING, stale))
+Outbox = type[CrmDelivery] | type[SessionDelivery]  # a table with the outbox columns
+
+
+def _claimable(model: Outbox, now: datetime, lease_s: float):  # noqa: ANN202 - a SQL expression
+    due = or_(model.next_attempt_at.is_(None), model.next_attempt_at <= now)  # type: ignore[union-attr,operator]
+    stale = model.claimed_at < now - timedelta(seconds=lease_s)  # type: ignore[operator]
+    return or_(and_(model.status == QUEUED, due), and_(model.status == SENDING, stale))
+
+
+def due_rows(engine: Engine, model: Outbox, lease_s: float, limit: int = 50) -> list[int]:
+    """The rows of outbox ``model`` that may be claimed now, oldest first."""
+    with Session(engine) as session:
+        return list(session.execute(
+            select(model.id).where(_claimable(model, utcnow(), lease_s))
+            .order_by(model.id).limit(limit)
+        ).scalars().all())
+
+
+def take(session: Session, model: Outbox, row_id: int, lease_s: float) -> str | None:
+    """Claim row ``row_id`` of outbox ``model`` for one attempt (in ``session``'s transaction):
+    its new claim token, or None if another worker has it or it is done."""
+    token = uuid.uuid4().hex
+    now = utcnow()
+    taken = session.execute(
+        update(model)
+        .where(model.id == row_id)
+        .where(_claimable(model, now, lease_s))
+        .values(status=SENDING, claim_token=token, claimed_at=now, attempts=model.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return token if taken.rowcount == 1 else None
+
+
+def release(engine: Engine, model: Outbox, row_id: int, claim_token: str, status: str, *,
+            error: str | None = None, next_attempt_at: datetime | None = None) -> bool:
+    """Record an attempt's outcome on row ``row_id`` of outbox ``model`` (``delivered``,
+    ``queued`` again, or ``failed``); False if the claim was lost meanwhile (a lease that ran
+    out)."""
+    now = utcnow()
+    with session_scope(engine) as session:
+        done = session.execute(
+            update(model)
+            .where(model.id == row_id)
+            .where(model.claim_token == claim_token)
+            .values(status=status, last_error=error, next_attempt_at=next_attempt_at,
+                    claim_token=None, delivered_at=now if status == DELIVERED else None)
+            .execution_options(synchronize_session=False)
+        )
+        return done.rowcount == 1
 
 
 def due_ids(engine: Engine, lease_s: float, limit: int = 50) -> list[int]:
-    """Deliveries that may be claimed now, oldest first."""
-    with Session(engine) as session:
-        return list(session.execute(
-            select(CrmDelivery.id).where(_claimable(utcnow(), lease_s))
-            .order_by(CrmDelivery.id).limit(limit)
-        ).scalars().all())
+    """CRM deliveries that may be claimed now, oldest first."""
+    return due_rows(engine, CrmDelivery, lease_s, limit)
 
 
 def claim(engine: Engine, delivery_id: int, lease_s: float) -> Claimed | None:
     """Take ``delivery_id`` for one attempt; None if another worker has it or it is done."""
-    token = uuid.uuid4().hex
-    now = utcnow()
     with session_scope(engine) as session:
-        taken = session.execute(
-            update(CrmDelivery)
-            .where(CrmDelivery.id == delivery_id)
-            .where(_claimable(now, lease_s))
-            .values(status=SENDING, claim_token=token, claimed_at=now,
-                    attempts=CrmDelivery.attempts + 1)
-            .execution_options(synchronize_session=False)
-        )
-        if taken.rowcount != 1:
+        token = take(session, CrmDelivery, delivery_id, lease_s)
+        if token is None:
             return None
         delivery, payment, number = session.execute(
             select(CrmDelivery, Payment, Account.account_number)
@@ -107,19 +142,9 @@ def claim(engine: Engine, delivery_id: int, lease_s: float) -> Claimed | None:
 
 def finish(engine: Engine, claimed: Claimed, status: str, *, error: str | None = None,
            next_attempt_at: datetime | None = None) -> bool:
-    """Record an attempt's outcome (``delivered``, ``queued`` again, or ``failed``); False if
-    the claim was lost meanwhile (a lease that ran out)."""
-    now = utcnow()
-    with session_scope(engine) as session:
-        done = session.execute(
-            update(CrmDelivery)
-            .where(CrmDelivery.id == claimed.delivery_id)
-            .where(CrmDelivery.claim_token == claimed.claim_token)
-            .values(status=status, last_error=error, next_attempt_at=next_attempt_at,
-                    claim_token=None, delivered_at=now if status == DELIVERED else None)
-            .execution_options(synchronize_session=False)
-        )
-        return done.rowcount == 1
+    """Record a CRM delivery's attempt (:func:`release`)."""
+    return release(engine, CrmDelivery, claimed.delivery_id, claimed.claim_token, status,
+                   error=error, next_attempt_at=next_attempt_at)
 
 
 def delivery_states(engine: Engine) -> dict[int, tuple[str, int]]:

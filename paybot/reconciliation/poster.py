@@ -88,13 +88,11 @@ class CrmPoster:
         return outcomes
 
     async def _attempt(self, claimed: Claimed) -> str:
-        error = await self._post(claimed)
-        if error is None:
-            status, next_at = deliveries.DELIVERED, None
-        elif error.startswith("refused") or claimed.attempts >= self.config.max_attempts:
-            status, next_at = deliveries.FAILED, None
-        else:
-            status, next_at = deliveries.QUEUED, self._next_attempt(claimed.attempts)
+        body = PaymentCompleted.of(claimed.row, claimed.idempotency_key).body()
+        error = await post_signed(self.http, self.config.url, self.config.secret, body,
+                                  claimed.idempotency_key, self.config.timeout_s)
+        status, next_at = outcome(error, claimed.attempts, self.config.max_attempts,
+                                  self.config.backoff_s)
         await asyncio.to_thread(
             deliveries.finish, self.engine, claimed, status, error=error, next_attempt_at=next_at
         )
@@ -102,27 +100,35 @@ class CrmPoster:
                  claimed.row.payment_id, claimed.attempts, error or "delivered")
         return status
 
-    async def _post(self, claimed: Claimed) -> str | None:
-        """POST the payment; None when accepted, else why not ("http 500", "refused http 400")."""
-        body = PaymentCompleted.of(claimed.row, claimed.idempotency_key).body()
-        headers = signed_headers(self.config.secret, body, claimed.idempotency_key)
-        timeout = aiohttp.ClientTimeout(total=self.config.timeout_s)
-        try:
-            async with self.http.post(
-                self.config.url, data=body, headers=headers, timeout=timeout
-            ) as response:
-                await response.read()
-                status = response.status
-        except asyncio.TimeoutError:
-            return "timeout"
-        except aiohttp.ClientError as exc:
-            return f"connection {type(exc).__name__}"[:64]
-        if 200 <= status < 300:
-            return None
-        if status >= 500 or status in RETRIED_STATUSES:
-            return f"http {status}"
-        return f"refused http {status}"
 
-    def _next_attempt(self, attempts: int) -> datetime:
-        delay = min(MAX_BACKOFF_S, self.config.backoff_s * 2 ** max(0, attempts - 1))
-        return utcnow() + timedelta(seconds=delay)
+async def post_signed(http: aiohttp.ClientSession, url: str, secret: str, body: bytes,
+                      idempotency_key: str, timeout_s: float) -> str | None:
+    """POST ``body`` signed with ``secret`` (:mod:`paybot.reconciliation.signing`); None when
+    accepted, else why not ("http 500", "timeout", "refused http 400")."""
+    headers = signed_headers(secret, body, idempotency_key)
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    try:
+        async with http.post(url, data=body, headers=headers, timeout=timeout) as response:
+            await response.read()
+            status = response.status
+    except asyncio.TimeoutError:
+        return "timeout"
+    except aiohttp.ClientError as exc:
+        return f"connection {type(exc).__name__}"[:64]
+    if 200 <= status < 300:
+        return None
+    if status >= 500 or status in RETRIED_STATUSES:
+        return f"http {status}"
+    return f"refused http {status}"
+
+
+def outcome(error: str | None, attempts: int, max_attempts: int, backoff_s: float
+            ) -> tuple[str, datetime | None]:
+    """A delivery's status after attempt number ``attempts`` failed with ``error`` (None:
+    accepted), and when to try again: ``backoff_s * 2**(attempts-1)``, at most an hour."""
+    if error is None:
+        return deliveries.DELIVERED, None
+    if error.startswith("refused") or attempts >= max_attempts:
+        return deliveries.FAILED, None
+    delay = min(MAX_BACKOFF_S, backoff_s * 2 ** max(0, attempts - 1))
+    return deliveries.QUEUED, utcnow() + timedelta(seconds=delay)

@@ -20,6 +20,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from paybot.reconciliation.columns import PaidRow, money, utc_iso
 
@@ -71,7 +72,12 @@ class PaymentCompleted:
         )
 
     def body(self) -> bytes:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode("utf-8")
+        return canonical_body(self)
+
+
+def canonical_body(event: Any) -> bytes:
+    """A dataclass event as compact JSON with sorted keys: the exact bytes that are signed."""
+    return json.dumps(asdict(event), sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:

@@ -7,6 +7,8 @@
   the call gets its row in ``calls``. Once per call: a repeat of the webhook for the same
   CallSid (a replay) gets 409 and no token. A call we placed (``Direction`` outbound-api:
   a reminder) is the same conversation, with the number called as the caller.
+  A call an IVR transferred is tied to its contact-centre payment session
+  (:func:`_match_session`).
 * ``POST /twilio/status``: Twilio's call status callbacks (ringing, in-progress, completed
   with its duration, busy, ...), recorded forward-only (:mod:`voice_bridge.jobs.call_records`).
 * ``POST /twilio/sms``: a text. A reply to a reminder is noted on it
@@ -30,10 +32,12 @@ import logging
 from typing import Any
 
 from aiohttp import ClientError, ClientTimeout, web
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
+from paybot.contact_centre.sessions import match_call
 from paybot.db.models import CallStatus
 from paybot.dialog.vouch import vouch, vouch_key
 from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, remove_card_numbers
@@ -69,6 +73,10 @@ WITHHELD = {"+266696687", "+7378742833", "+2562533", "+86282452253", "+8656696"}
 TWIML = "text/xml"
 DRAINING_SAY = "Sorry, we can't take your call right now. Please call back in a few minutes."
 ENDED_RANK = CallStatus.COMPLETED.rank  # every ending status ranks the same
+# How a transfer names its contact-centre payment session: Twilio passes a SIP INVITE's
+# X- headers as SipHeader_<name>; a <Dial>ed Twilio number can carry it as a custom field.
+SESSION_SIP_HEADER = "SipHeader_X-Paybot-Session"
+SESSION_PARAMETER = "PaybotSession"
 
 
 class BotUnavailable(RuntimeError):
@@ -111,6 +119,7 @@ async def voice_webhook(request: web.Request) -> web.Response:
     if not first:
         log.warning("call %s: voice webhook repeated; no second stream token", call_sid)
         raise web.HTTPConflict(text="this call was already answered\n")
+    await _match_session(engine, call_sid, caller, form)
     token = issue_call_token(
         call_token_secret(settings),
         call_sid=call_sid,
@@ -120,6 +129,24 @@ async def voice_webhook(request: web.Request) -> web.Response:
     log.info("call %s answered with a media stream", call_sid)
     stream_url = public_url(request, settings, path=STREAM_PATH, websocket=True)
     return twiml_response(stream_twiml(stream_url, token=token, caller=caller))
+
+
+async def _match_session(engine: Engine, call_sid: str, caller: str, form: dict[str, str]) -> None:
+    """Tie the call to a contact-centre payment session (docs/contact-centre.md): the one whose
+    code the transfer carries (SIP header ``X-Paybot-Session``, or a ``PaybotSession``
+    parameter), else the caller's newest open one. A failure leaves the call unmatched (the
+    caller is served as any other), never unanswered."""
+    code = (form.get(SESSION_SIP_HEADER) or form.get(SESSION_PARAMETER) or "").strip()
+    code = code if code.isdigit() and len(code) <= 8 else ""
+    try:
+        matched = await asyncio.to_thread(
+            match_call, engine, call_sid=call_sid, caller=caller or None, code=code or None
+        )
+    except SQLAlchemyError:
+        log.exception("call %s: could not look for a payment session", call_sid)
+        return
+    if matched is not None:
+        log.info("call %s: tied to payment session %s", call_sid, matched)
 
 
 async def status_webhook(request: web.Request) -> web.Response:

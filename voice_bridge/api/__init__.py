@@ -1,0 +1,1 @@
+"""The contact-centre JSON API under ``/api`` (docs/contact-centre.md)."""
