@@ -91,8 +91,9 @@ def write_scope(engine: Engine) -> Iterator[Session]:
         yield session
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` with Alembic (safe to run on every start)."""
+def migrate(engine: Engine, revision: str = "heads") -> None:
+    """Bring the schema to ``revision`` with Alembic (safe to run on every start). The default,
+    every head, also takes migrations of branches merged side by side before they are chained."""
     from alembic import command
     from alembic.config import Config
 
