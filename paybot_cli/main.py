@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="where to save it (default: its name, here)")
     pull.set_defaults(handler="paybot_cli.reconcile:sftp_pull_command")
 
+    from paybot_cli.console_users import add_arguments as add_console_arguments
+
+    add_console_arguments(commands)
+
     commands.add_parser("bridge", help="run the voice bridge in the foreground"
                         ).set_defaults(handler="paybot_cli.bridge:command")
 

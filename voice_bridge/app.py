@@ -2,7 +2,8 @@
 
 Routes: ``GET /healthz``, the Twilio webhooks (:mod:`voice_bridge.twilio.webhooks`, and
 ``<Pay>``'s in :mod:`voice_bridge.twilio.pay_webhooks`) and the ``/twilio/stream`` Media
-Streams websocket (:mod:`voice_bridge.twilio.stream`). Long-lived resources (the outgoing HTTP
+Streams websocket (:mod:`voice_bridge.twilio.stream`); the agent console at ``/console``
+(:mod:`voice_bridge.console`). Long-lived resources (the outgoing HTTP
 client, the speech models and thread pool, background jobs) are opened and closed by
 ``cleanup_ctx`` so that startup and graceful shutdown handle them.
 """
@@ -16,12 +17,14 @@ from collections.abc import AsyncIterator
 from aiohttp import ClientSession, ClientTimeout, web
 
 from paybot.settings import Settings
+from voice_bridge.console.pages import add_console
 from voice_bridge.database import database
 from voice_bridge.jobs.receipt_sender import receipt_sender
 from voice_bridge.jobs.recheck import recheck_job
 from voice_bridge.jobs.reconciliation import crm_webhook_job, reconcile_job
 from voice_bridge.jobs.scheduler import scheduler_job
-from voice_bridge.keys import HTTP_CLIENT, SETTINGS
+from voice_bridge.keys import HTTP_CLIENT, LIVE_CALLS, SETTINGS
+from voice_bridge.live_calls import LiveCalls
 from voice_bridge.runtime import voice_runtime
 from voice_bridge.twilio.pay_webhooks import add_pay_routes
 from voice_bridge.twilio.stream import add_stream_route
@@ -36,6 +39,7 @@ def create_app(settings: Settings) -> web.Application:
     """Build the bridge application for ``settings`` (no I/O until it starts)."""
     app = web.Application()
     app[SETTINGS] = settings
+    app[LIVE_CALLS] = LiveCalls()
     app.cleanup_ctx.append(http_client)
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(voice_runtime)
@@ -48,6 +52,7 @@ def create_app(settings: Settings) -> web.Application:
     add_twilio_routes(app)
     add_pay_routes(app)
     add_stream_route(app)
+    add_console(app)
     return app
 
 
