@@ -34,18 +34,22 @@ LOGIN_URL = "/console/login"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-@web.middleware
-async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every console answer, errors included, carries the security headers."""
-    https = is_https(request)
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        add_security_headers(exc, https)
-        raise
-    if not response.prepared:
-        add_security_headers(response, https)
-    return response
+def with_security_headers(handler: Handler) -> Handler:
+    """``handler`` whose every answer, errors included, carries the security headers."""
+
+    @functools.wraps(handler)
+    async def headed(request: web.Request) -> web.StreamResponse:
+        https = is_https(request)
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            add_security_headers(exc, https)
+            raise
+        if not response.prepared:
+            add_security_headers(response, https)
+        return response
+
+    return headed
 
 
 def requires(role: ConsoleRole) -> Callable[[Handler], Handler]:

@@ -23,18 +23,21 @@ from voice_bridge.console.guard import (
     LOGIN_COOKIE,
     LOGIN_URL,
     SESSION_COOKIE,
+    Handler,
     client_address,
     current_session,
+    is_https,
     login_token_matches,
     new_login_token,
     requires,
-    security_headers,
     session_token,
     set_cookie,
+    with_security_headers,
 )
-from voice_bridge.console.render import page, static_file
+from voice_bridge.console.render import add_security_headers, page, static_file
 from voice_bridge.keys import DB_ENGINE, LIVE_CALLS, SETTINGS
 
+PREFIX = "/console"
 HOME = "/console/calls"
 KEEPALIVE_S = 15.0
 LOGIN_TOKEN_MAX_AGE_S = 600
@@ -43,22 +46,32 @@ SIGN_IN_LOCKED = "Too many failed sign-ins. Try again later."
 
 
 def add_console(app: web.Application) -> None:
-    """Mount the console at ``/console`` (its state is read from ``app`` when it runs)."""
-    console = web.Application(middlewares=[security_headers])
-    console.router.add_get("", home)
-    console.router.add_get("/", home)
-    console.router.add_get("/login", login_form)
-    console.router.add_post("/login", login)
-    console.router.add_post("/logout", logout)
-    console.router.add_get("/calls", calls)
-    console.router.add_get("/calls/events", call_events)
-    console.router.add_get("/payments", payments)
-    console.router.add_get("/payments/{payment_id:\\d+}", payment)
-    console.router.add_post("/payments/{payment_id:\\d+}/refund", refund)
-    console.router.add_get("/reports", reports)
-    console.router.add_get("/settings", merchant_settings)
-    console.router.add_get("/static/{name}", static_file)
-    app.add_subapp("/console", console)
+    """Add the console's routes under ``/console`` to ``app``, each wrapped in the security
+    headers (not a sub-application: the pinned aiohttp cannot match a prefixed sub-app's
+    requests with today's yarl)."""
+    routes: list[tuple[str, str, Handler]] = [
+        ("GET", "", home),
+        ("GET", "/", home),
+        ("GET", "/login", login_form),
+        ("POST", "/login", login),
+        ("POST", "/logout", logout),
+        ("GET", "/calls", calls),
+        ("GET", "/calls/events", call_events),
+        ("GET", "/payments", payments),
+        ("GET", "/payments/{payment_id:\\d+}", payment),
+        ("POST", "/payments/{payment_id:\\d+}/refund", refund),
+        ("GET", "/reports", reports),
+        ("GET", "/settings", merchant_settings),
+        ("GET", "/static/{name}", static_file),
+        ("*", "/{anything:.*}", not_found),
+    ]
+    for method, path, handler in routes:
+        app.router.add_route(method, PREFIX + path, with_security_headers(handler))
+
+
+async def not_found(request: web.Request) -> web.StreamResponse:
+    return page("error.html", status=404, title="Not found", message="There is no such page.",
+                me=None)
 
 
 async def home(request: web.Request) -> web.StreamResponse:
@@ -133,6 +146,7 @@ async def call_events(request: web.Request) -> web.StreamResponse:
         "Content-Type": "text/event-stream", "Cache-Control": "no-store",
         "X-Accel-Buffering": "no",
     })
+    add_security_headers(response, is_https(request))
     await response.prepare(request)
     version = -1
     while True:
