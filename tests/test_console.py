@@ -30,7 +30,7 @@ from paybot.db.types import utcnow
 from paybot.settings import load_settings
 from tests.console_server import PASSWORD, ConsoleServer
 from tests.helpers import account, rows, stored_method
-from voice_bridge.console.guard import ACTIVE
+from tests.stack import REPO
 from voice_bridge.secure_capture.steps import CaptureProgress
 
 LOCKOUT = 3
@@ -369,7 +369,6 @@ def test_live_calls_are_pushed_with_their_step_and_never_digits(console):
         assert third[0]["capture"]["last4"] == "4242"
         console.on_loop(lambda live: live.end("CA" + "1" * 32))
         assert _next_event(lines) == []
-    assert ACTIVE  # the guard stores the session under this request key
 
 
 def _next_event(lines) -> list[dict]:
@@ -387,3 +386,34 @@ def test_refused_sign_ins_are_stored(console, db_engine):
     sign_in(browser(console), "agent", "nope nope nope")
     [failure] = rows(db_engine, ConsoleLoginFailure)
     assert failure.name == "agent" and failure.client == "10.0.0.1"
+
+
+# --- The command line --------------------------------------------------------------------------
+def test_paybot_console_adds_users_with_the_password_from_stdin(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYBOT_")}
+    env.update(PAYBOT_DATA_DIR=str(tmp_path / "var"), PYTHONPATH=str(REPO), PAYBOT_ENV="test")
+    env.pop("DATABASE_URL", None)
+
+    def paybot(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "paybot_cli", "console", *args], input=stdin,
+                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+
+    added = paybot("add-user", "Carol", "--role", "supervisor", stdin=PASSWORD + "\n")
+    assert added.returncode == 0 and "added supervisor carol" in added.stdout
+    assert paybot("add-user", "carol", "--role", "agent", stdin=PASSWORD + "\n").returncode == 1
+    weak = paybot("add-user", "dave", "--role", "agent", stdin="short\n")
+    assert weak.returncode == 1 and "12 characters" in weak.stderr
+    assert paybot("add-user", "erin", "--role", "agent").returncode == 1  # no password at all
+    assert paybot("disable", "carol").returncode == 0
+    listed = paybot("users")
+    assert listed.stdout.split("\n")[0] == "carol\tsupervisor (disabled)"
+    assert PASSWORD not in added.stdout + added.stderr + listed.stdout + listed.stderr
+    with pytest.raises(SystemExit):  # there is no way to pass it on the command line
+        from paybot_cli.main import build_parser
+
+        build_parser().parse_args(["console", "add-user", "x", "--role", "agent", "--password",
+                                   "y"])
