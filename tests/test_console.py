@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -417,3 +418,27 @@ def test_paybot_console_adds_users_with_the_password_from_stdin(tmp_path):
 
         build_parser().parse_args(["console", "add-user", "x", "--role", "agent", "--password",
                                    "y"])
+
+
+def test_the_event_stream_ends_with_the_session_and_does_not_keep_it_alive(
+    console, db_engine, monkeypatch
+):
+    from voice_bridge.console import pages
+
+    monkeypatch.setattr(pages, "KEEPALIVE_S", 0.2)
+    agent = signed_in(console, "agent")
+    with agent.get(console.url + "/console/calls/events", stream=True, timeout=10) as events:
+        lines = events.iter_lines(decode_unicode=True)
+        assert _next_event(lines) == []
+        idle_since(db_engine, timedelta(minutes=5))
+        time.sleep(1.0)  # several session checks
+        [row] = rows(db_engine, ConsoleSession)
+        assert utcnow() - row.last_seen_at > timedelta(minutes=4)  # not touched by the stream
+        idle_since(db_engine, timedelta(hours=1))
+        assert "event: signed-out" in list(lines)
+
+
+def idle_since(engine, ago: timedelta) -> None:
+    with Session(engine) as session:
+        session.execute(update(ConsoleSession).values(last_seen_at=utcnow() - ago))
+        session.commit()

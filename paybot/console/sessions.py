@@ -77,10 +77,12 @@ def start_session(engine: Engine, user_id: int, client: str | None) -> tuple[str
 
 
 def load_session(
-    engine: Engine, token: str, lifetimes: Lifetimes, now: datetime | None = None
+    engine: Engine, token: str, lifetimes: Lifetimes, now: datetime | None = None,
+    *, touch: bool = True,
 ) -> ActiveSession | None:
-    """The live session of ``token`` (its idle clock restarted), or None: unknown, ended,
-    expired (then it is ended now) or its user disabled."""
+    """The live session of ``token``, or None: unknown, ended, expired (then it is ended now)
+    or its user disabled. ``touch``: a request by the user, restarting the idle clock (an open
+    event stream checks without touching, so a screen left open still goes idle)."""
     at = now or utcnow()
     with session_scope(engine) as session:
         row = session.exec(
@@ -98,7 +100,7 @@ def load_session(
         if expired or user.disabled_at is not None:
             console_session.ended_at = at
             return None
-        if at - console_session.last_seen_at >= TOUCH_EVERY:
+        if touch and at - console_session.last_seen_at >= TOUCH_EVERY:
             console_session.last_seen_at = at
         assert console_session.id is not None and user.id is not None
         return ActiveSession(

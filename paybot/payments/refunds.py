@@ -92,12 +92,24 @@ def refund_payment(
         raise RefundRefused("no_reason", "a refund needs a reason")
     if not 8 <= len(idempotency_key) <= 64:
         raise RefundRefused("bad_key", "the refund form is stale: open it again")
+    with Session(engine) as session:
+        paid = session.get(Payment, payment_id)
+        if paid is None:
+            raise RefundRefused("no_payment", "there is no such payment")
+        name = paid.gateway
+    try:
+        gateway = gateway_for(name) if name in REFUNDABLE_GATEWAYS else None
+    except Exception as exc:  # e.g. Stripe is no longer configured
+        log.warning("refund of payment %s: no %s gateway (%s)", payment_id, name,
+                    type(exc).__name__)
+        gateway = None
+    if gateway is None:
+        raise RefundRefused("not_refundable", f"the {name} gateway takes no refunds here")
     refund, payment = _open(engine, payment_id, amount, reason[:500], actor, idempotency_key)
     if refund.status != RefundStatus.PENDING.value:
         return _result(refund)
     assert refund.id is not None and payment.gateway_transaction_id is not None
     try:
-        gateway = gateway_for(payment.gateway)
         answer = gateway.refund(
             payment.gateway_transaction_id, refund.amount, idempotency_key=idempotency_key
         )

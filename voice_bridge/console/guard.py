@@ -86,16 +86,16 @@ def forbidden(message: str, active: ActiveSession | None = None) -> web.Response
     return page("error.html", status=403, title="Not allowed", message=message, me=active)
 
 
-async def current_session(request: web.Request) -> ActiveSession | None:
-    """The live session of the request's cookie, if any."""
+async def current_session(request: web.Request, touch: bool = True) -> ActiveSession | None:
+    """The live session of the request's cookie, if any (``touch``: restart its idle clock)."""
     settings = request.config_dict[SETTINGS]
     cookie = request.cookies.get(SESSION_COOKIE)
     token = unsign(cookie, settings.console_secret.get_secret_value()) if cookie else None
     if token is None:
         return None
-    return await asyncio.to_thread(
-        load_session, request.config_dict[DB_ENGINE], token, lifetimes(settings)
-    )
+    return await asyncio.to_thread(functools.partial(
+        load_session, request.config_dict[DB_ENGINE], token, lifetimes(settings), touch=touch
+    ))
 
 
 def session_token(request: web.Request) -> str | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import time
 from datetime import date, timedelta
 
 from aiohttp import web
@@ -140,7 +141,8 @@ async def calls(request: web.Request) -> web.StreamResponse:
 @requires(ConsoleRole.AGENT)
 async def call_events(request: web.Request) -> web.StreamResponse:
     """Server-Sent Events: the list of live calls, sent again whenever it changes; the
-    stream ends when the session does (the page then goes to sign in again)."""
+    stream ends when the session does (checked every ``KEEPALIVE_S`` without restarting its
+    idle clock; the page then goes to sign in again)."""
     live = request.config_dict[LIVE_CALLS]
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-store",
@@ -148,16 +150,18 @@ async def call_events(request: web.Request) -> web.StreamResponse:
     })
     add_security_headers(response, is_https(request))
     await response.prepare(request)
-    version = -1
+    version, checked = -1, time.monotonic()
     while True:
+        if time.monotonic() - checked >= KEEPALIVE_S:
+            checked = time.monotonic()
+            if await current_session(request, touch=False) is None:
+                await response.write(b"event: signed-out\ndata: {}\n\n")
+                break
         if version != live.version:
             version = live.version
             data = json.dumps([c.as_json() for c in live.snapshot()])
             await response.write(f"event: calls\ndata: {data}\n\n".encode())
         else:
-            if await current_session(request) is None:
-                await response.write(b"event: signed-out\ndata: {}\n\n")
-                break
             await response.write(b": keep-alive\n\n")
         changed = await live.wait_change(version, KEEPALIVE_S)
         if changed != version:
