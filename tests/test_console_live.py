@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 import pytest
 
 from paybot.console.users import add_user
+from paybot.db.models import Payment, PaymentStatus
 from tests.console_browser import chromium, shot, sign_in
 from tests.console_server import PASSWORD
+from tests.helpers import rows
 from tests.test_voice_calls import (
     JAMES,
     ROBERT,
@@ -142,7 +144,10 @@ def test_the_agent_sees_a_capture_as_brand_and_last_four_only(stack, fake_twilio
     assert capture_steps[0] == "secure capture: card_number", seen.steps
     assert "secure capture: confirm" in capture_steps, seen.steps
     assert any("mastercard ending 4444" in c for c in seen.captures), seen.captures
-    assert any(s == "secure capture submitted" for s in seen.steps), seen.steps
+    last = max(i for i, s in enumerate(seen.steps) if s.startswith("secure capture"))
+    assert seen.steps[last + 1:], seen.steps  # the conversation went on after the capture
+    [payment] = rows(stack.engine, Payment)
+    assert payment.status == PaymentStatus.SUCCEEDED and payment.method_last4 == "4444"
     for html in seen.pages:  # the card number is never on the agent's screen
         assert TEST_CARD not in html and TEST_CARD[-8:] not in html
     for text in seen.steps + seen.captures:  # nor the expiry or the security code
