@@ -442,3 +442,41 @@ def idle_since(engine, ago: timedelta) -> None:
     with Session(engine) as session:
         session.execute(update(ConsoleSession).values(last_seen_at=utcnow() - ago))
         session.commit()
+
+
+def test_concurrent_refunds_never_give_back_more_than_was_paid(ledger, db_engine):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from paybot.gateway.sandbox import SandboxGateway
+    from paybot.payments.refunds import RefundRefused, refund_payment
+    from tests.helpers import second_engine
+
+    outcome = pay_james(ledger, "100.00")  # $102.00
+    other = second_engine(db_engine)
+    rng = random.Random(11)
+    amounts = [Decimal(f"{rng.randint(5, 40)}.{rng.randint(0, 99):02d}") for _ in range(12)]
+
+    def one(i: int) -> Decimal:
+        engine = db_engine if i % 2 else other
+        try:
+            result = refund_payment(
+                engine, lambda _name: SandboxGateway(engine), payment_id=outcome.payment_id,
+                amount=amounts[i], reason=f"race {i}", actor="test",
+                idempotency_key=f"race-{i:04d}",
+            )
+        except RefundRefused as exc:
+            assert exc.code == "too_much"
+            return Decimal("0")
+        assert result.status == "succeeded"
+        return result.amount
+
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            given = sum(pool.map(one, range(len(amounts))))
+    finally:
+        other.dispose()
+    refunds = [r for r in rows(db_engine, Refund) if r.status == "succeeded"]
+    assert given == sum(r.amount for r in refunds) <= Decimal("102.00")
+    charges = [c for c in rows(db_engine, SandboxCharge) if c.status == "refund"]
+    assert sum(c.amount for c in charges) == given
+    assert given > Decimal("102.00") - max(amounts)  # refused only when it would not fit
