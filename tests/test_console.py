@@ -423,9 +423,9 @@ def test_paybot_console_adds_users_with_the_password_from_stdin(tmp_path):
 def test_the_event_stream_ends_with_the_session_and_does_not_keep_it_alive(
     console, db_engine, monkeypatch
 ):
-    from voice_bridge.console import pages
+    from voice_bridge.console import live_events
 
-    monkeypatch.setattr(pages, "KEEPALIVE_S", 0.2)
+    monkeypatch.setattr(live_events, "KEEPALIVE_S", 0.2)
     agent = signed_in(console, "agent")
     with agent.get(console.url + "/console/calls/events", stream=True, timeout=10) as events:
         lines = events.iter_lines(decode_unicode=True)

@@ -1,49 +1,33 @@
-"""The console's pages: sign-in and sign-out, live calls (with their event stream), payment
-search and detail, refunds (admins), the reports placeholder (supervisors) and the merchant
-settings (admins, read only). Each route names the least role it needs."""
+"""The console's routes and pages: live calls, payment search and detail, refunds (admins),
+the reports placeholder (supervisors) and the merchant settings (admins, read only). Each
+route names the least role it needs; signing in and out is in :mod:`.signing`, the live
+calls' event stream in :mod:`.live_events`."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
-import time
-from datetime import date, timedelta
+from datetime import date
 
 from aiohttp import web
 
 from paybot.console.merchant import merchant_view
 from paybot.console.search import PaymentQuery, payment_detail, search_payments
-from paybot.console.sessions import end_session, sign, start_session
-from paybot.console.signin import Lockout, Verdict, sign_in
 from paybot.db.models import ConsoleRole
 from paybot.gateway.factory import make_gateway
 from paybot.payments.refunds import RefundRefused, parse_amount, refund_payment
 from voice_bridge.console.guard import (
     ACTIVE,
-    LOGIN_COOKIE,
-    LOGIN_URL,
-    SESSION_COOKIE,
     Handler,
-    client_address,
-    current_session,
-    is_https,
-    login_token_matches,
-    new_login_token,
     requires,
-    session_token,
-    set_cookie,
     with_security_headers,
 )
-from voice_bridge.console.render import add_security_headers, page, static_file
+from voice_bridge.console.live_events import call_events
+from voice_bridge.console.render import page, static_file
+from voice_bridge.console.signing import HOME, login, login_form, logout
 from voice_bridge.keys import DB_ENGINE, LIVE_CALLS, SETTINGS
 
 PREFIX = "/console"
-HOME = "/console/calls"
-KEEPALIVE_S = 15.0
-LOGIN_TOKEN_MAX_AGE_S = 600
-SIGN_IN_REFUSED = "Wrong name or password."
-SIGN_IN_LOCKED = "Too many failed sign-ins. Try again later."
 
 
 def add_console(app: web.Application) -> None:
@@ -79,94 +63,11 @@ async def home(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(HOME)
 
 
-# Signing in and out -------------------------------------------------------------------------
-async def login_form(request: web.Request) -> web.StreamResponse:
-    if await current_session(request) is not None:
-        raise web.HTTPSeeOther(HOME)
-    return _login_page(request, None, 200)
-
-
-def _login_page(request: web.Request, message: str | None, status: int) -> web.Response:
-    token = new_login_token()
-    response = page("login.html", status=status, title="Sign in", message=message,
-                    login_token=token, me=None)
-    set_cookie(request, response, LOGIN_COOKIE, token, max_age=LOGIN_TOKEN_MAX_AGE_S)
-    return response
-
-
-async def login(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
-    sent = form.get("csrf")
-    if not login_token_matches(request, sent if isinstance(sent, str) else None):
-        return _login_page(request, "The sign-in form was stale: try again.", 403)
-    name, password = str(form.get("name", "")), str(form.get("password", ""))
-    settings = request.config_dict[SETTINGS]
-    engine = request.config_dict[DB_ENGINE]
-    lockout = Lockout(settings.console_lockout_failures,
-                      timedelta(minutes=settings.console_lockout_minutes))
-    client = client_address(request)
-    result = await asyncio.to_thread(sign_in, engine, name, password, client, lockout)
-    if result.verdict is Verdict.LOCKED:
-        return _login_page(request, SIGN_IN_LOCKED, 429)
-    if result.verdict is Verdict.REFUSED or result.user is None or result.user.id is None:
-        return _login_page(request, SIGN_IN_REFUSED, 401)
-    old = session_token(request)
-    if old is not None:
-        await asyncio.to_thread(end_session, engine, old)
-    token, _csrf = await asyncio.to_thread(start_session, engine, result.user.id, client)
-    response = web.HTTPSeeOther(HOME)
-    signed = sign(token, settings.console_secret.get_secret_value())
-    set_cookie(request, response, SESSION_COOKIE, signed)
-    response.del_cookie(LOGIN_COOKIE, path="/console")
-    raise response
-
-
-@requires(ConsoleRole.AGENT)
-async def logout(request: web.Request) -> web.StreamResponse:
-    token = session_token(request)
-    if token is not None:
-        await asyncio.to_thread(end_session, request.config_dict[DB_ENGINE], token)
-    response = web.HTTPSeeOther(LOGIN_URL)
-    response.del_cookie(SESSION_COOKIE, path="/console")
-    raise response
-
-
 # Live calls ---------------------------------------------------------------------------------
 @requires(ConsoleRole.AGENT)
 async def calls(request: web.Request) -> web.StreamResponse:
     live = request.config_dict[LIVE_CALLS]
     return page("calls.html", title="Live calls", me=request[ACTIVE], calls=live.snapshot())
-
-
-@requires(ConsoleRole.AGENT)
-async def call_events(request: web.Request) -> web.StreamResponse:
-    """Server-Sent Events: the list of live calls, sent again whenever it changes; the
-    stream ends when the session does (checked every ``KEEPALIVE_S`` without restarting its
-    idle clock; the page then goes to sign in again)."""
-    live = request.config_dict[LIVE_CALLS]
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/event-stream", "Cache-Control": "no-store",
-        "X-Accel-Buffering": "no",
-    })
-    add_security_headers(response, is_https(request))
-    await response.prepare(request)
-    version, checked = -1, time.monotonic()
-    while True:
-        if time.monotonic() - checked >= KEEPALIVE_S:
-            checked = time.monotonic()
-            if await current_session(request, touch=False) is None:
-                await response.write(b"event: signed-out\ndata: {}\n\n")
-                break
-        if version != live.version:
-            version = live.version
-            data = json.dumps([c.as_json() for c in live.snapshot()])
-            await response.write(f"event: calls\ndata: {data}\n\n".encode())
-        else:
-            await response.write(b": keep-alive\n\n")
-        changed = await live.wait_change(version, KEEPALIVE_S)
-        if changed != version:
-            await asyncio.sleep(0.05)  # a burst of keys is sent as one update
-    return response
 
 
 # Payments -----------------------------------------------------------------------------------
