@@ -85,6 +85,13 @@ class Settings(ReconciliationSettings, ReminderSettings, ContactCentreSettings, 
     twilio_account_sid: str | None = Field(None, env="TWILIO_ACCOUNT_SID")
     twilio_auth_token: SecretStr | None = Field(None, env="TWILIO_AUTH_TOKEN")
     console_secret: SecretStr = Field(SecretStr(DEV_CONSOLE_SECRET), env="PAYBOT_CONSOLE_SECRET")
+    # The agent console (/console, voice_bridge/console): a session ends after this long
+    # without a request, and this long after sign-in whatever happens; this many refused
+    # sign-ins for one name or from one address within the window lock it out for the window.
+    console_idle_minutes: int = Field(30, env="PAYBOT_CONSOLE_IDLE_MINUTES", ge=1, le=1440)
+    console_session_hours: int = Field(12, env="PAYBOT_CONSOLE_SESSION_HOURS", ge=1, le=168)
+    console_lockout_failures: int = Field(5, env="PAYBOT_CONSOLE_LOCKOUT_FAILURES", ge=1, le=100)
+    console_lockout_minutes: int = Field(15, env="PAYBOT_CONSOLE_LOCKOUT_MINUTES", ge=1, le=1440)
 
     # Storage.
     database_url: str | None = Field(None, env="DATABASE_URL")

@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
                                help="count the days from this day (default today)")
     run_reminders.set_defaults(handler="paybot_cli.reminders:run_command")
 
+    from paybot_cli.console_users import add_arguments as add_console_arguments
+
+    add_console_arguments(commands)
+
     commands.add_parser("bridge", help="run the voice bridge in the foreground"
                         ).set_defaults(handler="paybot_cli.bridge:command")
 

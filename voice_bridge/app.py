@@ -5,7 +5,8 @@ webhooks (:mod:`voice_bridge.twilio.webhooks`, and
 ``<Pay>``'s in :mod:`voice_bridge.twilio.pay_webhooks`), the hosted page of secure pay links
 (``/pay/{token}``, :mod:`voice_bridge.pay_page.routes`), the ``/twilio/stream`` Media
 Streams websocket (:mod:`voice_bridge.twilio.stream`) and the contact-centre API under
-``/api`` (:mod:`voice_bridge.api.routes`). Long-lived resources (the outgoing HTTP
+``/api`` (:mod:`voice_bridge.api.routes`), and the agent console at ``/console``
+(:mod:`voice_bridge.console`). Long-lived resources (the outgoing HTTP
 client, the speech models and thread pool, background jobs) are opened and closed by
 ``cleanup_ctx`` so that startup and graceful shutdown handle them. SIGTERM drains the bridge
 (:mod:`voice_bridge.drain`).
@@ -21,6 +22,7 @@ from aiohttp import ClientSession, ClientTimeout, web
 
 from paybot.settings import Settings
 from voice_bridge.api.routes import add_api_routes
+from voice_bridge.console.pages import add_console
 from voice_bridge.database import database
 from voice_bridge.drain import DRAIN, add_drain, serve_until_stopped
 from voice_bridge.jobs.payment_sessions import payment_sessions_job
@@ -29,7 +31,8 @@ from voice_bridge.jobs.recheck import recheck_job
 from voice_bridge.jobs.reconciliation import crm_webhook_job, reconcile_job
 from voice_bridge.jobs.reminders import reminder_job
 from voice_bridge.jobs.scheduler import scheduler_job
-from voice_bridge.keys import HTTP_CLIENT, SETTINGS
+from voice_bridge.keys import HTTP_CLIENT, LIVE_CALLS, SETTINGS
+from voice_bridge.live_calls import LiveCalls
 from voice_bridge.metrics_route import add_metrics_route
 from voice_bridge.pay_page.routes import add_pay_page_routes
 from voice_bridge.runtime import voice_runtime
@@ -46,6 +49,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application()
     app[SETTINGS] = settings
     add_drain(app, settings)
+    app[LIVE_CALLS] = LiveCalls()
     app.cleanup_ctx.append(http_client)
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(voice_runtime)
@@ -63,6 +67,7 @@ def create_app(settings: Settings) -> web.Application:
     add_pay_page_routes(app)
     add_stream_route(app)
     add_api_routes(app)
+    add_console(app)
     return app
 
 

@@ -29,7 +29,8 @@ from paybot.settings import Settings
 from voice_bridge.asr import AsrEngine, make_asr_engine
 from voice_bridge.call.rasa_client import RasaClient
 from voice_bridge.jobs.background import running
-from voice_bridge.keys import DB_ENGINE, HTTP_CLIENT, SETTINGS
+from voice_bridge.keys import DB_ENGINE, HTTP_CLIENT, LIVE_CALLS, SETTINGS
+from voice_bridge.live_calls import LiveCalls
 from voice_bridge.secure_capture.wording import load_wording
 from voice_bridge.tts import PiperTts
 from voice_bridge.tts.prompt_store import PromptStore
@@ -59,6 +60,7 @@ class VoiceRuntime:
     engine: Engine
     ledger: Ledger
     twilio: Any  # voice_bridge.twilio.rest.TwilioRest, or None when Twilio is not configured
+    live: LiveCalls  # the calls in progress and their steps (the agent console shows them)
 
     async def run_asr(self, fn: Callable[..., T], *args: Any) -> T:
         """Run recognition work in the ASR pool: small, frequent, latency-critical jobs."""
@@ -125,6 +127,7 @@ async def voice_runtime(app: web.Application) -> AsyncIterator[None]:
         engine=engine,
         ledger=make_ledger(settings, engine),
         twilio=_twilio_client(settings),
+        live=app[LIVE_CALLS],
     )
     load_wording()  # the capture's words (bot/capture.yml), read before the first call
     app[RUNTIME] = runtime

@@ -3,7 +3,8 @@
 No table has a column for a card number, security code or bank account number: payment
 methods are gateway tokens plus brand, last four and expiry. The tables of what paybot sends
 out (texts, opt-outs, pay links, reminders, deliveries to the CRM) are in
-:mod:`paybot.db.outreach`; this module re-exports them.
+:mod:`paybot.db.outreach`, the agent console's users and sessions in :mod:`paybot.db.console`;
+this module re-exports them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ from decimal import Decimal
 from sqlalchemy import JSON, Column, ForeignKey, Integer, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from paybot.db.console import (  # noqa: F401 - the console's tables, re-exported
+    ConsoleLoginFailure,
+    ConsoleRole,
+    ConsoleSession,
+    ConsoleUser,
+)
 from paybot.db.outreach import (  # noqa: F401 - the outreach tables, re-exported
     CrmDelivery,
     OutboundMessage,
@@ -340,3 +347,29 @@ class SessionDelivery(SQLModel, table=True):
     delivered_at: datetime | None = _timestamp(nullable=True, default=False)
     last_error: str | None = Field(default=None, max_length=64)
     created_at: datetime = _timestamp()
+
+
+class RefundStatus(str, enum.Enum):
+    PENDING = "pending"  # row written, gateway not yet answered
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Refund(SQLModel, table=True):
+    """Money given back on a succeeded payment (paybot.payments.refunds), written with its
+    idempotency key before the gateway call; who asked for it and why."""
+
+    __tablename__ = "refunds"
+
+    id: int | None = Field(default=None, primary_key=True)
+    payment_id: int = Field(foreign_key="payments.id", index=True)
+    amount: Decimal = _money()
+    currency: str = Field(default="USD", max_length=3)
+    reason: str = Field(max_length=500)
+    actor: str = Field(max_length=64)
+    idempotency_key: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    status: str = Field(default=RefundStatus.PENDING.value, max_length=16)
+    gateway_transaction_id: str | None = Field(default=None, max_length=128)
+    error_code: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _timestamp()
+    completed_at: datetime | None = _timestamp(nullable=True, default=False)

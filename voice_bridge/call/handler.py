@@ -103,6 +103,7 @@ class CallHandler:
         """Serve the call until the stream stops, the socket closes or the bot ends it."""
         log.info("call %s: stream %s started", self.call_sid, self.stream_sid)
         started = self._clock()
+        self.runtime.live.begin(self.call_sid, self.caller)
         worker = asyncio.create_task(self._converse(), name=f"converse-{self.call_sid}")
         ticker = asyncio.create_task(self._tick(), name=f"tick-{self.call_sid}")
         self._inputs.put_nowait(self._first)
@@ -112,6 +113,7 @@ class CallHandler:
             pass
         finally:
             await self._cleanup(worker, ticker)
+            self.runtime.live.end(self.call_sid)
             await self._record_end()
             log.info(
                 "call %s: ended (%s) after %.1fs, %d turns",
@@ -190,6 +192,7 @@ class CallHandler:
             if self.player.speaking:
                 await self.player.interrupt()
             self.capture.key(digit, now)
+            self._show_capture()
             return
         if self._keys_blocked:
             return
@@ -224,6 +227,7 @@ class CallHandler:
                 if self._stale(item):
                     continue
                 self.listener.set_waiting(False)  # busy with it: not the caller's silence
+                self._show("bot thinking")
                 reply = await self._ask(item)
                 if reply is not None:
                     await self._carry_out(reply, item)
@@ -285,6 +289,7 @@ class CallHandler:
 
     async def _carry_out(self, reply: BotReply, item: Input) -> None:
         listen = reply.listen
+        self._show(f"listening: {listen.mode}" if listen is not None else "bot speaking")
         self.listener.expect(listen)
         if listen is not None:
             self.keypad.reset(listen.mode, listen.max_digits)
@@ -325,14 +330,30 @@ class CallHandler:
             return
         self.listener.pause()
         self.keypad.reset()
+        self._show("secure capture")
         try:
-            say_one = lambda text: self.player.say([text])  # noqa: E731
+            say_one = lambda text: self._say_in_capture(text)  # noqa: E731
             status = await self.capture.run(instruction, say_one, self._clock)
+            self._show(f"secure capture {status}")
         finally:
             self.keypad.reset()
             self._keys_blocked = True
             self.listener.resume()
         self._inputs.put_nowait(SystemInput("capture_result", {"capture_status": status}))
+
+    async def _say_in_capture(self, text: str) -> object:
+        self._show_capture()  # a prompt: the capture moved on (a field, a confirmation)
+        return await self.player.say([text])
+
+    # What the agent console sees ---------------------------------------------------------
+    def _show(self, step: str) -> None:
+        self.runtime.live.step(self.call_sid, step, turns=self._turns)
+
+    def _show_capture(self) -> None:
+        progress = self.capture.progress
+        if progress is not None:
+            step = f"secure capture: {progress.field or progress.state}"
+            self.runtime.live.step(self.call_sid, step, turns=self._turns, capture=progress)
 
     # Ending the call --------------------------------------------------------------------
     async def _heard_out(self) -> None:
@@ -343,6 +364,7 @@ class CallHandler:
             log.warning("call %s: no mark echo within %.0fs", self.call_sid, PLAYED_TIMEOUT_S)
 
     async def _transfer(self, transfer: Transfer) -> None:
+        self._show("transferring")
         await self._heard_out()
         await transfer_call(self.runtime, self.call_sid, transfer)
         self.ended_reason = f"transferred: {transfer.reason}"

@@ -25,6 +25,7 @@ from paybot.payments.settlement import PaymentOutcome
 from voice_bridge.secure_capture.charge import charge, charge_tokenized
 from voice_bridge.secure_capture.fields import Prompt
 from voice_bridge.secure_capture.session import Action, CaptureSession, Done, Submit
+from voice_bridge.secure_capture.steps import CaptureProgress
 from voice_bridge.secure_capture.wording import CaptureWording
 
 if TYPE_CHECKING:
@@ -66,6 +67,11 @@ class CaptureDoor:
     def takes_keys(self) -> bool:
         """Keys belong to the capture (announced or running), not to the conversation."""
         return self._session is not None or self._early is not None
+
+    @property
+    def progress(self) -> CaptureProgress | None:
+        """What the agent console may see of the running capture (no digits), if any."""
+        return self._session.progress if self._session is not None else None
 
     def expect(self) -> None:
         """The bot announced a capture: from now on keys belong to it."""

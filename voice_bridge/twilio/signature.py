@@ -41,9 +41,9 @@ def public_url(
         # Proxies that pass Host through only add X-Forwarded-Proto; without a configured
         # public URL, the Host they passed is the public one.
         hops = settings.trusted_proxies
-        scheme = _forwarded(request.headers.getall("X-Forwarded-Proto", []), hops) or scheme
+        scheme = forwarded(request.headers.getall("X-Forwarded-Proto", []), hops) or scheme
         fallback = host if settings.public_url else request.host
-        host = _forwarded(request.headers.getall("X-Forwarded-Host", []), hops) or fallback
+        host = forwarded(request.headers.getall("X-Forwarded-Host", []), hops) or fallback
     if websocket:
         scheme = _WS_SCHEMES.get(scheme, scheme)
     prefix = base.path.rstrip("/")
@@ -120,7 +120,7 @@ def _reject(request: web.Request, reason: str) -> None:
     raise web.HTTPForbidden(text=f"forbidden: {reason}\n")
 
 
-def _forwarded(headers: list[str], hops: int) -> str:
+def forwarded(headers: list[str], hops: int) -> str:
     """The entry our outermost proxy added to a forwarding header: the ``hops``-th from the
     right (each proxy appends what it saw; anything further left came from the client and
     may be forged). "" when there are fewer entries than proxies."""
