@@ -75,6 +75,12 @@ class LiveCalls:
             self._calls[call_sid] = moved
             self._bump()
 
+    def capture_step(self, call_sid: str, progress: CaptureProgress | None, turns: int) -> None:
+        """The call's secure capture moved on (``None``: not in one, nothing to show)."""
+        if progress is not None:
+            step = f"secure capture: {progress.field or progress.state}"
+            self.step(call_sid, step, turns=turns, capture=progress)
+
     def end(self, call_sid: str) -> None:
         if self._calls.pop(call_sid, None) is not None:
             self._bump()

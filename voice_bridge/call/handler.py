@@ -115,13 +115,9 @@ class CallHandler:
             await self._cleanup(worker, ticker)
             self.runtime.live.end(self.call_sid)
             await self._record_end()
-            log.info(
-                "call %s: ended (%s) after %.1fs, %d turns",
-                self.call_sid,
-                self.ended_reason or "stream closed",
-                self._clock() - started,
-                self._turns,
-            )
+            log.info("call %s: ended (%s) after %.1fs, %d turns", self.call_sid,
+                     self.ended_reason or "stream closed", self._clock() - started,
+                     self._turns)  # fmt: skip
 
     async def _read(self, worker: asyncio.Task[None]) -> None:
         read_timeout_s = self.runtime.settings.ws_read_timeout_s
@@ -266,14 +262,9 @@ class CallHandler:
                     log.info("call %s: barge-in", self.call_sid)
                 text = transcript.text
                 heard = Heard("speech", transcript.confidence)
-                log.info(
-                    "call %s: turn %d heard (%s, %.0f ms audio, finalize %.0f ms)",
-                    self.call_sid,
-                    self._turns + 1,
-                    transcript.expected.value,
-                    transcript.audio_ms,
-                    transcript.finalize_ms,
-                )
+                log.info("call %s: turn %d heard (%s, %.0f ms audio, finalize %.0f ms)",
+                         self.call_sid, self._turns + 1, transcript.expected.value,
+                         transcript.audio_ms, transcript.finalize_ms)  # fmt: skip
             else:
                 text, heard = item.text, Heard("keypad")
                 log.info("call %s: turn %d keyed", self.call_sid, self._turns + 1)
@@ -341,8 +332,8 @@ class CallHandler:
             self.listener.resume()
         self._inputs.put_nowait(SystemInput("capture_result", {"capture_status": status}))
 
-    async def _say_in_capture(self, text: str) -> object:
-        self._show_capture()  # a prompt: the capture moved on (a field, a confirmation)
+    async def _say_in_capture(self, text: str) -> object:  # a prompt: the capture moved on
+        self._show_capture()
         return await self.player.say([text])
 
     # What the agent console sees ---------------------------------------------------------
@@ -350,10 +341,7 @@ class CallHandler:
         self.runtime.live.step(self.call_sid, step, turns=self._turns)
 
     def _show_capture(self) -> None:
-        progress = self.capture.progress
-        if progress is not None:
-            step = f"secure capture: {progress.field or progress.state}"
-            self.runtime.live.step(self.call_sid, step, turns=self._turns, capture=progress)
+        self.runtime.live.capture_step(self.call_sid, self.capture.progress, self._turns)
 
     # Ending the call --------------------------------------------------------------------
     async def _heard_out(self) -> None:
