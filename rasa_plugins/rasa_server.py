@@ -1,7 +1,8 @@
 """Rasa's server as ``paybot up`` runs it: ``python -m rasa_plugins.rasa_server run ...`` is
 ``python -m rasa run ...`` with the action server's answers checked faster, the API token read
 from ``PAYBOT_RASA_TOKEN`` (so it is never on a command line), log records redacted (one JSON
-object a line with ``PAYBOT_LOG_FORMAT=json``) and ``GET /metrics`` on Rasa's own port.
+object a line with ``PAYBOT_LOG_FORMAT=json``), what customers said kept out of Rasa's own
+structured log lines (:func:`hide_payloads`) and ``GET /metrics`` on Rasa's own port.
 
 Rasa 3.6 checks every action server response against its response schema with
 ``jsonschema.validate``, which first checks the *schema* against JSON Schema's metaschema, on
@@ -76,6 +77,37 @@ def serve_metrics() -> None:
     rasa_run.configure_app = with_metrics  # type: ignore[assignment]
 
 
+# The fields of Rasa's structured log events that carry what a customer said or the bot's
+# state (Rasa's own list, the keys its optional anonymisation pipeline would rewrite).
+PAYLOAD_FIELDS = frozenset({
+    "text", "response_text", "user_text", "slot_values", "parse_data_text",
+    "parse_data_entities", "prediction_events", "tracker_latest_message", "prefilled_slots",
+    "message", "response", "slot_candidates", "rasa_event", "rasa_events", "tracker_states",
+    "current_states", "old_states", "successes", "current_entity", "next_entity", "states",
+    "entity", "token_text", "user_message", "json_message",
+})  # fmt: skip
+HIDDEN = "[not logged]"
+
+
+def _hide_payload_fields(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """A structlog processor: every payload field's value replaced by :data:`HIDDEN`."""
+    for key in PAYLOAD_FIELDS & event.keys():
+        event[key] = HIDDEN
+    return event
+
+
+def hide_payloads() -> None:
+    """Keep what customers said out of Rasa's structured logs. Rasa logs the message text
+    itself in some events (``rest.message.received.timeout`` at ERROR, when a turn outlasts
+    the REST channel's wait); its first log processor is an anonymiser hook, which
+    :func:`rasa.utils.log_utils.configure_structlog` looks up when Rasa starts. Ours hides
+    the fields instead, without the anonymisation pipeline (whose presence would also make
+    Rasa read every tracker again after each message)."""
+    from rasa.utils import log_utils
+
+    log_utils._anonymizer = _hide_payload_fields  # noqa: SLF001 - Rasa has no public hook
+
+
 def token_from_env(argv: list[str]) -> list[str]:
     """``argv`` with ``--auth-token`` from ``PAYBOT_RASA_TOKEN`` for ``run`` (the process's
     own argument list changes; the command line the system shows does not)."""
@@ -90,6 +122,7 @@ def main() -> None:
     redaction.install()
     log_format.install_from_env()
     install()
+    hide_payloads()
     serve_metrics()
     sys.argv = token_from_env(sys.argv)
     from rasa.__main__ import main as rasa_main

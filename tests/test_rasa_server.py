@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import jsonschema
 import pytest
 from rasa.core.actions.action import RemoteAction
@@ -58,3 +60,26 @@ def test_paybot_up_runs_rasa_through_the_launcher():
 
     rasa = plan(load_settings(env="test"), Project(Path(__file__).resolve().parents[1]))[0]
     assert rasa.argv[1:4] == ["-m", "rasa_plugins.rasa_server", "run"]
+
+
+def test_what_customers_said_stays_out_of_rasas_structured_logs(caplog):
+    import structlog
+    from rasa.utils import log_utils
+
+    from rasa_plugins.rasa_server import HIDDEN, hide_payloads
+
+    original = log_utils._anonymizer
+    try:
+        hide_payloads()
+        log_utils.configure_structlog(logging.INFO)
+        structlog.get_logger().error(
+            "rest.message.received.timeout", text="my card is 4111 1111 1111 1111",
+            sender_id="sms:+15555550100",
+        )  # fmt: skip
+        logged = caplog.text
+        assert "rest.message.received.timeout" in logged and HIDDEN in logged
+        assert "4111" not in logged and "my card" not in logged
+        assert "sms:+15555550100" in logged  # ids stay
+    finally:
+        log_utils._anonymizer = original
+        structlog.reset_defaults()
