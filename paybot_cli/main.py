@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="start Rasa, the action server and the bridge")
     up.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
                     help="how long to wait for every service to be healthy (default 300)")
+    up.add_argument("--workers", type=int, choices=range(1, 33), metavar="N",
+                    help="N processes of Rasa, the action server and the bridge, on "
+                         "consecutive ports (default: PAYBOT_*_WORKERS, else 1)")
     up.set_defaults(handler="paybot_cli.up:command")
 
     train = commands.add_parser("train", help="train the Rasa model from bot/ and nlu_data/")
@@ -84,6 +87,32 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_argument("local", nargs="?", type=Path, metavar="LOCAL",
                       help="where to save it (default: its name, here)")
     pull.set_defaults(handler="paybot_cli.reconcile:sftp_pull_command")
+
+    lb = commands.add_parser("haproxy-config", help="write an HAProxy configuration for the "
+                             "bridges (and Rasa's chat channel) that `paybot up` starts")
+    lb.add_argument("--workers", type=int, choices=range(1, 33), metavar="N",
+                    help="as `paybot up --workers N` (default: PAYBOT_*_WORKERS)")
+    lb.add_argument("--bind", default="127.0.0.1", metavar="ADDR",
+                    help="the address HAProxy listens on (default 127.0.0.1)")
+    lb.add_argument("--port", type=int, default=8000, metavar="PORT",
+                    help="the bridges' frontend, what Twilio reaches (default 8000)")
+    lb.add_argument("--chat-port", type=int, metavar="PORT",
+                    help="also a frontend for Rasa's REST channel (chat clients)")
+    lb.add_argument("--stats-port", type=int, metavar="PORT",
+                    help="also HAProxy's stats page on 127.0.0.1:PORT/stats")
+    lb.add_argument("--output", type=Path, metavar="FILE", help="write here (default stdout)")
+    lb.set_defaults(handler="paybot_cli.load_balancer:command")
+
+    trackers = commands.add_parser("trackers", help="Rasa's conversations in the PostgreSQL "
+                                   "tracker store (PAYBOT_TRACKER_STORE_URL)")
+    tracker_commands = trackers.add_subparsers(dest="trackers_command", metavar="ACTION",
+                                               required=True)
+    prune = tracker_commands.add_parser("prune", help="delete the conversations idle for "
+                                        "longer than DAYS (run it daily)")
+    prune.add_argument("--older-than", type=float, required=True, metavar="DAYS",
+                       help="delete conversations whose last event is older than this")
+    prune.add_argument("--dry-run", action="store_true", help="count them, delete nothing")
+    prune.set_defaults(handler="paybot_cli.trackers:prune_command")
 
     commands.add_parser("bridge", help="run the voice bridge in the foreground"
                         ).set_defaults(handler="paybot_cli.bridge:command")

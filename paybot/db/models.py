@@ -11,7 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Column, Date, ForeignKey, Integer, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from paybot.db.types import Money, UTCDateTime, utcnow
@@ -339,3 +339,16 @@ class CrmDelivery(SQLModel, table=True):
     delivered_at: datetime | None = _timestamp(nullable=True, default=False)
     last_error: str | None = Field(default=None, max_length=64)  # "http 500", "timeout"...
     created_at: datetime = _timestamp()
+
+
+class ReconciliationRun(SQLModel, table=True):
+    """A day's reconciliation file as the bridges' daily job published it
+    (paybot.reconciliation.runs): the day is the key, so of several bridges one claims the day
+    and writes and uploads its file; the others find the row and skip it."""
+
+    __tablename__ = "reconciliation_runs"
+
+    day: date = Field(sa_column=Column(Date, primary_key=True))
+    status: str = Field(default="running", max_length=16)  # running, done, failed
+    claimed_at: datetime = _timestamp()
+    finished_at: datetime | None = _timestamp(nullable=True, default=False)
