@@ -40,6 +40,13 @@ def upgrade_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def prepare_command(settings: Settings, args: argparse.Namespace) -> int:
+    """``paybot db prepare``: :func:`prepare`, for deployments that run ``paybot serve``."""
+    prepare(settings)
+    say("database prepared")
+    return 0
+
+
 def seed_command(settings: Settings, args: argparse.Namespace) -> int:
     """``paybot seed``: migrate and load the demo accounts (refused outside dev/test)."""
     from paybot.gateway.factory import make_gateway

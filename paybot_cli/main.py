@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     db_commands.add_parser("upgrade", help="migrate the database to the latest schema"
                            ).set_defaults(handler="paybot_cli.database:upgrade_command")
+    db_commands.add_parser("prepare", help="what `paybot up` does first: migrate, seed (dev), "
+                           "settle payments left open; run it before `paybot serve`"
+                           ).set_defaults(handler="paybot_cli.database:prepare_command")
 
     commands.add_parser("seed", help="load the demo data (dev only)"
                         ).set_defaults(handler="paybot_cli.database:seed_command")
@@ -113,6 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="delete conversations whose last event is older than this")
     prune.add_argument("--dry-run", action="store_true", help="count them, delete nothing")
     prune.set_defaults(handler="paybot_cli.trackers:prune_command")
+
+    serve = commands.add_parser("serve", help="run one service in the foreground, as `paybot "
+                                "up` would (for systemd or a container)")
+    serve.add_argument("service", choices=("rasa", "actions", "bridge"))
+    serve.add_argument("--worker", type=int, default=1, metavar="I",
+                       help="which worker (from 1): its port is the base port + I - 1")
+    serve.set_defaults(handler="paybot_cli.serve:command")
 
     commands.add_parser("bridge", help="run the voice bridge in the foreground"
                         ).set_defaults(handler="paybot_cli.bridge:command")
