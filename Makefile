@@ -12,7 +12,7 @@ PAYBOT      := $(VENV)/bin/paybot
 INSTALLED   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help run test lint train clean model espeak
+.PHONY: help run test lint train clean model espeak haproxy
 
 help: ## list the targets
 	@echo "usage: make TARGET"
@@ -23,7 +23,7 @@ run: model ## start Rasa, the action server and the voice bridge (Ctrl-C stops a
 
 # Two workers, each test module on one of them (the voice modules wait on real-time audio most
 # of the time); PYTEST_ARGS='-n 0' runs them in this process.
-test: model espeak ## run the tests; pass pytest options with PYTEST_ARGS='-x -k ledger'
+test: model espeak haproxy ## run the tests; pass pytest options with PYTEST_ARGS='-x -k ledger'
 	$(PYTHON) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 lint: $(INSTALLED) ## check the code (ruff, the import contracts) and the bot's training data
@@ -40,21 +40,29 @@ clean: ## delete the trained model, Rasa's cache and Python caches (keeps .venv 
 		.pytest_cache .ruff_cache .import_linter_cache build
 	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
 
-# The simulated caller's voice (`paybot call`, the voice tests): Debian's espeak-ng. Installed
-# with apt-get when missing and we may (root, or passwordless sudo); otherwise say how.
-espeak:
-	@command -v espeak-ng >/dev/null 2>&1 || { \
+# Debian packages the tests need: installed with apt-get when missing and we may (root, or
+# passwordless sudo); otherwise say how. $(1) the command, $(2) the package, $(3) what for.
+define apt-install
+@command -v $(1) >/dev/null 2>&1 || [ -x /usr/sbin/$(1) ] || { \
 		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-			echo "installing espeak-ng (the simulated caller's voice)"; \
+			echo "installing $(2) ($(3))"; \
 			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-				espeak-ng >/dev/null; } || echo "make: could not install espeak-ng" >&2; \
+				$(2) >/dev/null; } || echo "make: could not install $(2)" >&2; \
 		elif command -v apt-get >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
 			sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install \
-				-y -qq espeak-ng >/dev/null || echo "make: could not install espeak-ng" >&2; \
+				-y -qq $(2) >/dev/null || echo "make: could not install $(2)" >&2; \
 		else \
-			echo "make: espeak-ng is missing; the voice tests need it" \
-				"(sudo apt-get install espeak-ng)" >&2; \
+			echo "make: $(2) is missing; $(3) needs it (sudo apt-get install $(2))" >&2; \
 		fi; }
+endef
+
+# The simulated caller's voice (`paybot call`, the voice tests): Debian's espeak-ng.
+espeak:
+	$(call apt-install,espeak-ng,espeak-ng,the simulated caller's voice)
+
+# The load balancer in front of several bridges (tests/test_workers.py, tests/test_deploy.py).
+haproxy:
+	$(call apt-install,haproxy,haproxy,the several-workers test)
 
 # Train only when the files under bot/ or nlu_data/ changed since the last model.
 model: $(INSTALLED)
