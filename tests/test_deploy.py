@@ -44,19 +44,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def cli_env(tmp_path, monkeypatch) -> dict[str, str]:
-    """``main()`` in-process from the repo root, no PAYBOT_* from outside, spaced-out ports."""
-    for key in list(os.environ):
-        if key.startswith("PAYBOT_") or key == "DATABASE_URL":
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(REPO)
-    env = {"PAYBOT_ENV": "test", "PAYBOT_DATA_DIR": str(tmp_path / "var"),
-           "PAYBOT_RASA_PORT": "15005", "PAYBOT_ACTION_PORT": "15055",
-           "PAYBOT_BRIDGE_PORT": "18080"}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return env
+@pytest.fixture(autouse=True)
+def spaced_ports(request, monkeypatch):
+    """Base ports far enough apart for several workers of each service."""
+    if "cli_env" in request.fixturenames:
+        request.getfixturevalue("cli_env")
+        for name, port in (("RASA", 15005), ("ACTION", 15055), ("BRIDGE", 18080)):
+            monkeypatch.setenv(f"PAYBOT_{name}_PORT", str(port))
 
 
 def stores() -> dict[str, str]:
