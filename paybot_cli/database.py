@@ -33,6 +33,15 @@ def prepare(settings: Settings) -> None:
         say(f"settled {report.reconciled} payments left open by an earlier run")
 
 
+def prepare_tracker_store(settings: Settings) -> None:
+    """With more than one Rasa worker and a PostgreSQL tracker store: create Rasa's table
+    before they start (:func:`paybot_cli.trackers.create_events_table`)."""
+    if settings.rasa_workers > 1 and settings.tracker_store_url is not None:
+        from paybot_cli.trackers import create_events_table
+
+        create_events_table(settings.tracker_store_url.get_secret_value())
+
+
 def upgrade_command(settings: Settings, args: argparse.Namespace) -> int:
     """``paybot db upgrade``."""
     upgrade(settings).dispose()
@@ -43,6 +52,10 @@ def upgrade_command(settings: Settings, args: argparse.Namespace) -> int:
 def prepare_command(settings: Settings, args: argparse.Namespace) -> int:
     """``paybot db prepare``: :func:`prepare`, for deployments that run ``paybot serve``."""
     prepare(settings)
+    if settings.tracker_store_url is not None:
+        from paybot_cli.trackers import create_events_table
+
+        create_events_table(settings.tracker_store_url.get_secret_value())
     say("database prepared")
     return 0
 

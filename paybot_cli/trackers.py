@@ -47,6 +47,19 @@ def tracker_engine(url: str) -> Engine:
     )
 
 
+def create_events_table(url: str) -> None:
+    """Create Rasa's ``events`` table (and its index) in the tracker store at ``url``, by Rasa's
+    own table definition, unless it exists. Before several Rasa processes start: each creates
+    it when missing, and PostgreSQL can fail one of two that create it at the same moment."""
+    from rasa.core.tracker_store import SQLTrackerStore
+
+    engine = tracker_engine(url)
+    try:
+        SQLTrackerStore.Base.metadata.create_all(engine)
+    finally:
+        engine.dispose()
+
+
 def prune(engine: Engine, older_than_s: float, *, now: float | None = None,
           dry_run: bool = False) -> Pruned:
     """Delete (or, with ``dry_run``, count) the conversations idle for ``older_than_s``."""

@@ -184,6 +184,7 @@ def up(
         return 1
     services = plan_workers(settings, project, endpoints, secret)
     database.prepare(settings)
+    database.prepare_tracker_store(settings)
     return Supervisor(services, project.root, startup_timeout_s).run()
 
 

@@ -26,7 +26,7 @@ from paybot.settings import load_settings
 from paybot_cli.load_balancer import Frontends, for_settings
 from paybot_cli.main import main
 from paybot_cli.project import find_project
-from paybot_cli.trackers import prune, tracker_engine
+from paybot_cli.trackers import create_events_table, prune, tracker_engine
 from paybot_cli.up import plan_workers
 from tests.conftest import fresh_schema, require_pg
 
@@ -303,12 +303,10 @@ def test_prune_deletes_conversations_idle_past_the_age_and_keeps_the_rest(reques
     now = 1_800_000_000.0
     day = 86400.0
     with fresh_schema(url, "paybot_trackers") as schema:
+        create_events_table(f"{url}?schema={schema}")  # Rasa's own table, before any Rasa
+        create_events_table(f"{url}?schema={schema}")  # and again: it exists, nothing to do
         engine = tracker_engine(f"{url}?schema={schema}")
-        with engine.begin() as conn:  # Rasa's SQLTrackerStore table, as it creates it
-            conn.execute(text(
-                "CREATE TABLE events (id SERIAL PRIMARY KEY, sender_id VARCHAR(255) NOT NULL, "
-                "type_name VARCHAR(255) NOT NULL, timestamp FLOAT, intent_name VARCHAR(255), "
-                "action_name VARCHAR(255), data TEXT)"))
+        with engine.begin() as conn:
             last: dict[str, float] = {}
             for n in range(120):
                 sender = f"sms:+1555{n:07d}"
