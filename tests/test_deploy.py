@@ -191,6 +191,7 @@ def test_the_generated_haproxy_config_is_valid_and_lists_every_worker(tmp_path, 
                        ("rasa2", "127.0.0.1:15006"), ("rasa3", "127.0.0.1:15007")]
     assert "option httpchk GET /healthz" in config and "bind 127.0.0.1:18000" in config
     assert "timeout tunnel" in config  # websockets outlive the HTTP timeouts
+    assert "deny deny_status 404 unless { path_beg /webhooks/rest/ }" in config
     # A broken file fails the same check: the check can fail.
     out.write_text(config.replace("balance leastconn", "balance nonsense"))
     assert haproxy_check(out).returncode != 0

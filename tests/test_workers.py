@@ -43,7 +43,7 @@ from tests import capture_calls as cc
 from tests import cardscan
 from tests.conftest import fresh_schema, require_pg, schema_url
 from tests.rasa_stores import redis_reachable, shared_stores
-from tests.stack import OUTPUT_LOG, Conversation, Stack, wait_until
+from tests.stack import OUTPUT_LOG, RASA_TOKEN, Conversation, Stack, wait_until
 from tests.test_voice_calls import fake_twilio, voice_stack_env  # noqa: F401 - a fixture
 from twilio_sim import CallerSession
 from twilio_sim.voice import EspeakVoice
@@ -289,6 +289,11 @@ def test_calls_and_chats_across_two_of_everything_pay_once_each(workers, fake_tw
     bodies = Counter(r.form.get("Body") for r in fake_twilio.messages()
                      if "paybot test receipt" in (r.form.get("Body") or ""))
     assert len(bodies) == RECEIPTS and set(bodies.values()) == {1}, bodies
+
+    # The chat frontend publishes Rasa's REST channel, not its token-protected API.
+    refused = requests.get(f"{workers.chat}/conversations/{outcomes[-1].sender}/tracker",
+                           params={"token": RASA_TOKEN}, timeout=10)
+    assert refused.status_code == 404
 
     # Both bridges and both Rasa servers took their share.
     counters = workers.counters()
