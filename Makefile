@@ -12,7 +12,7 @@ PAYBOT      := $(VENV)/bin/paybot
 INSTALLED   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help run test lint train clean model espeak chromium
+.PHONY: help run test lint train clean model espeak chromium haproxy
 
 help: ## list the targets
 	@echo "usage: make TARGET"
@@ -23,7 +23,7 @@ run: model ## start Rasa, the action server and the voice bridge (Ctrl-C stops a
 
 # Two workers, each test module on one of them (the voice modules wait on real-time audio most
 # of the time); PYTEST_ARGS='-n 0' runs them in this process.
-test: model espeak chromium ## run the tests; pass pytest options with PYTEST_ARGS='-x -k ledger'
+test: model espeak chromium haproxy ## run the tests; pass pytest options with PYTEST_ARGS='-x -k ledger'
 	$(PYTHON) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 lint: $(INSTALLED) ## check the code (ruff, the import contracts) and the bot's training data
@@ -40,10 +40,10 @@ clean: ## delete the trained model, Rasa's cache and Python caches (keeps .venv 
 		.pytest_cache .ruff_cache .import_linter_cache build
 	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
 
-# $(call apt_package,COMMAND,PACKAGE,WHAT IT IS FOR): install Debian's PACKAGE with apt-get when
-# COMMAND is missing and we may (root, or passwordless sudo); otherwise say how.
-define apt_package
-	@command -v $(1) >/dev/null 2>&1 || { \
+# Debian packages the tests need: installed with apt-get when missing and we may (root, or
+# passwordless sudo); otherwise say how. $(1) the command, $(2) the package, $(3) what for.
+define apt-install
+@command -v $(1) >/dev/null 2>&1 || [ -x /usr/sbin/$(1) ] || { \
 		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 			echo "installing $(2) ($(3))"; \
 			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
@@ -58,12 +58,16 @@ endef
 
 # The simulated caller's voice (`paybot call`, the voice tests): Debian's espeak-ng.
 espeak:
-	$(call apt_package,espeak-ng,espeak-ng,the simulated caller's voice)
+	$(call apt-install,espeak-ng,espeak-ng,the simulated caller's voice)
 
-# The browser of the pay-link test (tests/test_pay_link_page.py): Debian's Chromium, driven by
-# the playwright package (never `playwright install`: it would download its own browser).
+# The load balancer in front of several bridges (tests/test_workers.py, tests/test_deploy.py).
+haproxy:
+	$(call apt-install,haproxy,haproxy,the several-workers test)
+
+# The browser of the browser tests (pay links, the console): Debian's Chromium, driven by the
+# playwright package (never `playwright install`: it would download its own browser).
 chromium:
-	$(call apt_package,chromium,chromium,the pay-link browser test)
+	$(call apt-install,chromium,chromium,the browser tests)
 
 # Train only when the files under bot/ or nlu_data/ changed since the last model.
 model: $(INSTALLED)

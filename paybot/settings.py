@@ -223,6 +223,13 @@ class Settings(ReconciliationSettings, ReminderSettings, ContactCentreSettings, 
     )
     lock_store_url: SecretStr | None = Field(None, env="PAYBOT_LOCK_STORE_URL")
 
+    # Workers (README, "Running several workers"): how many processes of each service
+    # `paybot up` starts, on consecutive ports from PAYBOT_RASA_PORT / PAYBOT_ACTION_PORT /
+    # PAYBOT_BRIDGE_PORT. More than one Rasa needs the shared tracker and lock stores above.
+    rasa_workers: int = Field(1, env="PAYBOT_RASA_WORKERS", ge=1, le=32)
+    action_workers: int = Field(1, env="PAYBOT_ACTION_WORKERS", ge=1, le=32)
+    bridge_workers: int = Field(1, env="PAYBOT_BRIDGE_WORKERS", ge=1, le=32)
+
     @validator("tracker_store_url", "lock_store_url")
     def _store_url(cls, value: SecretStr | None, field: Any) -> SecretStr | None:  # noqa: N805
         if value is None or not value.get_secret_value().strip():

@@ -60,10 +60,28 @@ def prepare(settings: Settings) -> None:
         say(f"settled {report.reconciled} payments left open by an earlier run")
 
 
+def prepare_tracker_store(settings: Settings, *, always: bool = False) -> None:
+    """With a PostgreSQL tracker store and more than one Rasa worker (or ``always``): create
+    Rasa's table before they start (:func:`paybot_cli.trackers.create_events_table`; it loads
+    Rasa's code, which a lone Rasa does not need from us)."""
+    if (always or settings.rasa_workers > 1) and settings.tracker_store_url is not None:
+        from paybot_cli.trackers import create_events_table
+
+        create_events_table(settings.tracker_store_url.get_secret_value())
+
+
 def upgrade_command(settings: Settings, args: argparse.Namespace) -> int:
     """``paybot db upgrade``."""
     upgrade(settings).dispose()
     say("database schema is up to date")
+    return 0
+
+
+def prepare_command(settings: Settings, args: argparse.Namespace) -> int:
+    """``paybot db prepare``: :func:`prepare`, for deployments that run ``paybot serve``."""
+    prepare(settings)
+    prepare_tracker_store(settings, always=True)  # replicas of one Rasa service start at once
+    say("database prepared")
     return 0
 
 

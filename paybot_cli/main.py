@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="start Rasa, the action server and the bridge")
     up.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
                     help="how long to wait for every service to be healthy (default 300)")
+    up.add_argument("--workers", type=int, choices=range(1, 33), metavar="N",
+                    help="N processes of Rasa, the action server and the bridge, on "
+                         "consecutive ports (default: PAYBOT_*_WORKERS, else 1)")
     up.set_defaults(handler="paybot_cli.up:command")
 
     train = commands.add_parser("train", help="train the Rasa model from bot/ and nlu_data/")
@@ -44,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     db_commands.add_parser("upgrade", help="migrate the database to the latest schema"
                            ).set_defaults(handler="paybot_cli.database:upgrade_command")
+    db_commands.add_parser("prepare", help="what `paybot up` does first: migrate, seed (dev), "
+                           "settle payments left open; run it before `paybot serve`"
+                           ).set_defaults(handler="paybot_cli.database:prepare_command")
 
     commands.add_parser("seed", help="load the demo data (dev only)"
                         ).set_defaults(handler="paybot_cli.database:seed_command")
@@ -97,6 +103,39 @@ def build_parser() -> argparse.ArgumentParser:
     from paybot_cli.console_users import add_arguments as add_console_arguments
 
     add_console_arguments(commands)
+
+    lb = commands.add_parser("haproxy-config", help="write an HAProxy configuration for the "
+                             "bridges (and Rasa's chat channel) that `paybot up` starts")
+    lb.add_argument("--workers", type=int, choices=range(1, 33), metavar="N",
+                    help="as `paybot up --workers N` (default: PAYBOT_*_WORKERS)")
+    lb.add_argument("--bind", default="127.0.0.1", metavar="ADDR",
+                    help="the address HAProxy listens on (default 127.0.0.1)")
+    lb.add_argument("--port", type=int, default=8000, metavar="PORT",
+                    help="the bridges' frontend, what Twilio reaches (default 8000)")
+    lb.add_argument("--chat-port", type=int, metavar="PORT",
+                    help="also a frontend for Rasa's REST channel (chat clients)")
+    lb.add_argument("--stats-port", type=int, metavar="PORT",
+                    help="also HAProxy's stats page on 127.0.0.1:PORT/stats")
+    lb.add_argument("--output", type=Path, metavar="FILE", help="write here (default stdout)")
+    lb.set_defaults(handler="paybot_cli.load_balancer:command")
+
+    trackers = commands.add_parser("trackers", help="Rasa's conversations in the PostgreSQL "
+                                   "tracker store (PAYBOT_TRACKER_STORE_URL)")
+    tracker_commands = trackers.add_subparsers(dest="trackers_command", metavar="ACTION",
+                                               required=True)
+    prune = tracker_commands.add_parser("prune", help="delete the conversations idle for "
+                                        "longer than DAYS (run it daily)")
+    prune.add_argument("--older-than", type=float, required=True, metavar="DAYS",
+                       help="delete conversations whose last event is older than this")
+    prune.add_argument("--dry-run", action="store_true", help="count them, delete nothing")
+    prune.set_defaults(handler="paybot_cli.trackers:prune_command")
+
+    serve = commands.add_parser("serve", help="run one service in the foreground, as `paybot "
+                                "up` would (for systemd or a container)")
+    serve.add_argument("service", choices=("rasa", "actions", "bridge"))
+    serve.add_argument("--worker", type=int, default=1, metavar="I",
+                       help="which worker (from 1): its port is the base port + I - 1")
+    serve.set_defaults(handler="paybot_cli.serve:command")
 
     commands.add_parser("bridge", help="run the voice bridge in the foreground"
                         ).set_defaults(handler="paybot_cli.bridge:command")

@@ -7,6 +7,7 @@ before anything starts; :mod:`paybot_cli.supervisor` runs it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import secrets
 import signal
@@ -22,6 +23,7 @@ from paybot_cli.project import Project, find_project
 from paybot_cli.rasa_endpoints import RasaEndpoints, rasa_endpoints
 from paybot_cli.supervisor import Service, Supervisor
 from paybot_cli.train import model_path
+from paybot_cli.workers import Layout, with_workers, worker_name, workers_problem
 
 log = logging.getLogger(__name__)
 STARTUP_TIMEOUT_S = 300.0
@@ -108,10 +110,42 @@ def _log_and_metrics_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def plan_workers(
+    settings: Settings,
+    project: Project,
+    endpoints: RasaEndpoints | None = None,
+    secret: str | None = None,
+) -> list[Service]:
+    """:func:`plan` for every worker of every service (:mod:`paybot_cli.workers`): each on its
+    own port, each bridge given its Rasa and each Rasa its action server."""
+    layout = Layout.of(settings)
+    if layout.single:
+        return plan(settings, project, endpoints, secret)
+    secret = secret or action_secret(settings)
+    services: list[Service] = []
+    for count, which, worker_settings in (
+        (layout.rasa, 0, layout.rasa_settings),
+        (layout.actions, 1, layout.action_settings),
+        (layout.bridges, 2, layout.bridge_settings),
+    ):
+        for i in range(count):
+            own = worker_settings(settings, i)
+            service = plan(own, project, endpoints, secret)[which]
+            name, prefix = worker_name(service.name, service.prefix, i, count)
+            env = dict(service.env)
+            if which == 2:  # `paybot bridge` reads its port and its Rasa's from the environment
+                env.update(PAYBOT_BRIDGE_PORT=str(own.bridge_port),
+                           PAYBOT_RASA_PORT=str(own.rasa_port))
+            services.append(dataclasses.replace(service, name=name, prefix=prefix, env=env))
+    return services
+
+
 def preflight(settings: Settings, project: Project, services: list[Service]) -> str | None:
     """The first reason the stack cannot start, or None when it can."""
     if missing := project.missing():
         return f"no {missing[0]} in {project.root}; run paybot from the project root"
+    if problem := workers_problem(settings):
+        return problem
     try:
         profile = load_profile(settings)
     except ProfileError as exc:
@@ -123,7 +157,7 @@ def preflight(settings: Settings, project: Project, services: list[Service]) -> 
     for service in services:
         if other := seen.get(service.port):
             return (f"{other.port_env} and {service.port_env} are both {service.port}; "
-                    "give each service its own port")
+                    f"give each service its own port{'s' if len(services) > 3 else ''}")
         seen[service.port] = service
         if port_in_use(service.host, service.port):
             return (f"port {service.port} ({service.name}) is already in use; "
@@ -142,7 +176,9 @@ def preflight(settings: Settings, project: Project, services: list[Service]) -> 
     return None
 
 
-def up(settings: Settings, startup_timeout_s: float = STARTUP_TIMEOUT_S) -> int:
+def up(
+    settings: Settings, startup_timeout_s: float = STARTUP_TIMEOUT_S, workers: int | None = None
+) -> int:
     """Check, migrate (and seed in dev), then supervise the stack until stopped.
 
     Returns:
@@ -151,8 +187,9 @@ def up(settings: Settings, startup_timeout_s: float = STARTUP_TIMEOUT_S) -> int:
     """
     console.use_json(settings.log_format == "json")
     project = find_project()
+    settings = with_workers(settings, workers)
     secret = action_secret(settings)
-    services = plan(settings, project, secret=secret)
+    services = plan_workers(settings, project, secret=secret)
     if problem := preflight(settings, project, services):
         fail(problem)
         return 1
@@ -161,11 +198,12 @@ def up(settings: Settings, startup_timeout_s: float = STARTUP_TIMEOUT_S) -> int:
     except SettingsError as exc:
         fail(str(exc))
         return 1
-    services = plan(settings, project, endpoints, secret)
+    services = plan_workers(settings, project, endpoints, secret)
     database.prepare(settings)
+    database.prepare_tracker_store(settings)
     return Supervisor(services, project.root, startup_timeout_s).run()
 
 
 def command(settings: Settings, args: argparse.Namespace) -> int:
-    """``paybot up [--timeout SECONDS]``."""
-    return up(settings, args.timeout)
+    """``paybot up [--timeout SECONDS] [--workers N]``."""
+    return up(settings, args.timeout, getattr(args, "workers", None))

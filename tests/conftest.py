@@ -281,3 +281,30 @@ def localstripe():
     server = LocalStripe()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def cli_env(tmp_path, monkeypatch) -> dict[str, str]:
+    """Run ``main()`` in-process from the repo root with free ports and a private data dir."""
+    for key in list(os.environ):
+        if key.startswith("PAYBOT_") or key == "DATABASE_URL":
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    env = {
+        "PAYBOT_ENV": "test",
+        "PAYBOT_DATA_DIR": str(tmp_path / "var"),
+        "PAYBOT_RASA_PORT": str(_free_port()),
+        "PAYBOT_ACTION_PORT": str(_free_port()),
+        "PAYBOT_BRIDGE_PORT": str(_free_port()),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -65,25 +65,6 @@ def post_json(url: str, payload: dict, timeout: float = 60.0) -> object:
 
 
 @pytest.fixture
-def cli_env(tmp_path, monkeypatch) -> dict[str, str]:
-    """Run ``main()`` in-process from the repo root with free ports and a private data dir."""
-    for key in list(os.environ):
-        if key.startswith("PAYBOT_") or key == "DATABASE_URL":
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(REPO)
-    env = {
-        "PAYBOT_ENV": "test",
-        "PAYBOT_DATA_DIR": str(tmp_path / "var"),
-        "PAYBOT_RASA_PORT": str(free_port()),
-        "PAYBOT_ACTION_PORT": str(free_port()),
-        "PAYBOT_BRIDGE_PORT": str(free_port()),
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return env
-
-
-@pytest.fixture
 def no_children(monkeypatch) -> None:
     """Fail the test if anything tries to start a child process."""
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-ROOTS = ("actions", "bench", "bot", "docs", "examples", "nlu_data", "paybot", "paybot_cli",
-         "rasa_plugins", "tests", "twilio_sim", "voice_bridge", ".ci")
+ROOTS = ("actions", "bench", "bot", "deploy", "docs", "examples", "nlu_data", "paybot",
+         "paybot_cli", "rasa_plugins", "tests", "twilio_sim", "voice_bridge", ".ci")
 TOKEN = re.compile(r"`([^`\s]+)`")
 
 

@@ -6,23 +6,19 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
 import time
-import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from sqlalchemy import text
 
-from paybot.db.engine import make_engine
 from paybot.settings import SettingsError, load_settings
 from paybot_cli.project import find_project
 from paybot_cli.rasa_endpoints import rasa_endpoints
 from paybot_cli.up import plan
-from tests import cardscan
 from tests.conftest import PG_URL_ENV
+from tests.rasa_stores import redis_reachable, shared_stores
 from tests.stack import Conversation, Stack
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,71 +113,45 @@ def test_a_bad_lock_store_prefix_is_refused(settings):
 
 
 # --- the real stack on PostgreSQL and Redis --------------------------------------------------
-def _redis_reachable(url: str) -> bool:
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname, parts.port or 6379), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.mark.services
 @pytest.mark.postgres
 def test_stack_keeps_conversations_in_postgresql_and_locks_in_redis(tmp_path):
-    import redis
     from rasa.core.lock import Ticket, TicketLock
 
     pg_url = os.environ.get(PG_URL_ENV)
     if not pg_url:
         pytest.skip(f"PostgreSQL not configured: set {PG_URL_ENV}")
-    if not _redis_reachable(REDIS_URL):
+    if not redis_reachable(REDIS_URL):
         pytest.skip(f"no Redis at {REDIS_URL} (set PAYBOT_TEST_REDIS_URL)")
-    suffix = uuid.uuid4().hex[:8]
-    schema, prefix = f"paybot_rasa_{suffix}", f"paybottest{suffix}"
-    admin = make_engine(pg_url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    red = redis.Redis.from_url(REDIS_URL)
-    stack = Stack.configure(
-        tmp_path / "stack",
-        PAYBOT_TRACKER_STORE_URL=f"{pg_url}?schema={schema}",
-        PAYBOT_LOCK_STORE_URL=f"{REDIS_URL}?key_prefix={prefix}",
-    )
-    try:
-        stack.start()
-        chat = Conversation(stack, "sms", "+15555550100")  # a number the bridge vouches for
-        assert "ZIP" in chat.say("hi").text  # caller ID is a hint: one more factor first
-        assert "Hello James" in chat.say("94107").text
+    with shared_stores(pg_url, REDIS_URL) as stores:
+        schema, prefix, admin, red = stores.schema, stores.prefix, stores.admin, stores.redis
+        stack = Stack.configure(tmp_path / "stack", **stores.env())
+        try:
+            stack.start()
+            chat = Conversation(stack, "sms", "+15555550100")  # a number the bridge vouches for
+            assert "ZIP" in chat.say("hi").text  # caller ID is a hint: one more factor first
+            assert "James" in chat.say("94107").text  # the greeting, worded for a text
 
-        # Another Rasa process holds this conversation's lock (a ticket in Redis): this one
-        # waits for it to expire before it answers.
-        held = TicketLock(chat.sender, [Ticket(0, time.time() + 3.0)])
-        red.set(f"{prefix}:lock:{chat.sender}", held.dumps())
-        started = time.monotonic()
-        balance = chat.say("what's my balance")
-        assert time.monotonic() - started >= 2.0, "Rasa did not wait for the lock in Redis"
-        assert "$321.72" in balance.text
-        assert red.get(f"{prefix}:lock:{chat.sender}") is None  # released after the turn
+            # Another Rasa process holds this conversation's lock (a ticket in Redis): this
+            # one waits for it to expire before it answers.
+            held = TicketLock(chat.sender, [Ticket(0, time.time() + 3.0)])
+            red.set(f"{prefix}:lock:{chat.sender}", held.dumps())
+            started = time.monotonic()
+            balance = chat.say("what's my balance")
+            assert time.monotonic() - started >= 2.0, "Rasa did not wait for the lock in Redis"
+            assert "$321.72" in balance.text
+            assert red.get(f"{prefix}:lock:{chat.sender}") is None  # released after the turn
 
-        with admin.connect() as conn:
-            query = f'SELECT type_name, data FROM "{schema}".events WHERE sender_id = :s'  # noqa: S608 - our schema
-            events = conn.execute(text(query + " ORDER BY id"), {"s": chat.sender}).all()
-        kinds = [kind for kind, _ in events]
-        assert "session_started" in kinds and kinds.count("user") == 3
-        said = [json.loads(data).get("text") for kind, data in events if kind == "user"]
-        assert said == ["hi", "94107", "what's my balance"]
-        assert chat.tracker()["sender_id"] == chat.sender
-    finally:
-        code = stack.stop()
-        rasa_tables = make_engine(pg_url, search_path=schema)  # Rasa's tracker store
-        cardscan.check_engine(rasa_tables, f"rasa tracker store schema {schema}")
-        rasa_tables.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-        for key in red.scan_iter(f"{prefix}:*"):
-            red.delete(key)
+            with admin.connect() as conn:
+                query = f'SELECT type_name, data FROM "{schema}".events WHERE sender_id = :s'  # noqa: S608 - our schema
+                events = conn.execute(text(query + " ORDER BY id"), {"s": chat.sender}).all()
+            kinds = [kind for kind, _ in events]
+            assert "session_started" in kinds and kinds.count("user") == 3
+            said = [json.loads(data).get("text") for kind, data in events if kind == "user"]
+            assert said == ["hi", "94107", "what's my balance"]
+            assert chat.tracker()["sender_id"] == chat.sender
+        finally:
+            code = stack.stop()
     assert code == 0, stack.log_tail()
 
 

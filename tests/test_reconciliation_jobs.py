@@ -82,3 +82,68 @@ def test_the_bridge_runs_both_jobs(settings):
 
     jobs = list(create_app(settings).cleanup_ctx)
     assert reconcile_job in jobs and crm_webhook_job in jobs
+
+
+async def test_of_two_bridges_one_writes_and_uploads_the_day_once(db_engine, settings, tmp_path,
+                                                                 caplog):
+    """Two bridges on two machines (each its own data dir) over one database: one claims
+    yesterday, writes its file and uploads it; the other skips it, then and at its restart."""
+    import asyncssh
+
+    from tests.sftp_server import PASSWORD, SftpServer
+
+    day = yesterday()
+    seed_payments(db_engine, random.Random(15), day, 12)
+    root = tmp_path / "sftp-root"
+    (root / "drop").mkdir(parents=True)
+    server = await SftpServer(root, client_key=asyncssh.generate_private_key("ssh-ed25519")).start()
+    known = server.known_hosts(tmp_path / "known_hosts")
+    bridges = [
+        load_settings(env="test", data_dir=tmp_path / f"machine{i}", reconcile_time="00:00",
+                      sftp_url=server.url(), sftp_known_hosts=known, sftp_password=PASSWORD)
+        for i in range(2)
+    ]
+    caplog.set_level("INFO")
+    try:
+        def settled() -> bool:
+            return bool(runs(db_engine)) and runs(db_engine)[0].status != "running"
+
+        await asyncio.gather(*(run_bridge_jobs(s, db_engine, settled) for s in bridges))
+        await run_bridge_jobs(bridges[1], db_engine, lambda: False, timeout_s=0.5)  # restart
+    finally:
+        await server.stop()
+    [run] = runs(db_engine)
+    assert (run.day, run.status) == (day, "done")
+    written = [s for s in bridges if (s.reconcile_path / file_name(day)).exists()]
+    assert len(written) == 1
+    assert (root / "drop" / file_name(day)).read_bytes() == (
+        written[0].reconcile_path / file_name(day)
+    ).read_bytes()
+    uploads = [r for r in caplog.records if r.getMessage() == f"reconciliation {day}: uploaded"]
+    assert len(uploads) == 1
+    skipped = [r for r in caplog.records if "published by another bridge" in r.getMessage()]
+    assert len(skipped) == 2
+
+
+def test_a_failed_or_abandoned_day_can_be_claimed_again(db_engine):
+    from paybot.reconciliation.runs import LEASE, claim_day, finish_day
+
+    day = yesterday()
+    now = utcnow()
+    assert claim_day(db_engine, day, now)
+    assert not claim_day(db_engine, day, now)  # running
+    assert not claim_day(db_engine, day, now + LEASE / 2)
+    assert claim_day(db_engine, day, now + LEASE * 2)  # its bridge died mid-way
+    finish_day(db_engine, day, ok=False)
+    assert claim_day(db_engine, day, now + LEASE * 2)  # failed: tried again
+    finish_day(db_engine, day, ok=True)
+    assert not claim_day(db_engine, day, now + LEASE * 10)  # done for good
+
+
+def runs(engine) -> list:
+    from sqlmodel import Session, select
+
+    from paybot.db.models import ReconciliationRun
+
+    with Session(engine) as session:
+        return list(session.exec(select(ReconciliationRun)).all())

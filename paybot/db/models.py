@@ -13,7 +13,7 @@ import enum
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, Column, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Column, Date, ForeignKey, Integer, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from paybot.db.console import (  # noqa: F401 - the console's tables, re-exported
@@ -373,3 +373,16 @@ class Refund(SQLModel, table=True):
     error_code: str | None = Field(default=None, max_length=64)
     created_at: datetime = _timestamp()
     completed_at: datetime | None = _timestamp(nullable=True, default=False)
+
+
+class ReconciliationRun(SQLModel, table=True):
+    """A day's reconciliation file as the bridges' daily job published it
+    (paybot.reconciliation.runs): the day is the key, so of several bridges one claims the day
+    and writes and uploads its file; the others find the row and skip it."""
+
+    __tablename__ = "reconciliation_runs"
+
+    day: date = Field(sa_column=Column(Date, primary_key=True))
+    status: str = Field(default="running", max_length=16)  # running, done, failed
+    claimed_at: datetime = _timestamp()
+    finished_at: datetime | None = _timestamp(nullable=True, default=False)

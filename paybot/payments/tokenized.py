@@ -206,30 +206,35 @@ class TokenizedPayments:
 
     def _keep(self, method: PaymentMethod) -> None:
         with session_scope(self.engine) as session:
-            session.execute(
-                update(PaymentMethod)
-                .where(PaymentMethod.id == method.id, PaymentMethod.saved_at.is_(None))  # type: ignore
-                .values(saved_at=utcnow(), is_default=True)
-            )
+            if not _claim_method(session, method.id, saved_at=utcnow(), is_default=True):
+                return  # kept or deleted meanwhile by the call or another worker's sweep
             audit.record(
                 session, "payment_method.saved", account_id=method.account_id, brand=method.brand
             )
         log.info("payment method %s kept for its account", method.id)
 
     def _delete(self, method: PaymentMethod) -> None:
+        """Delete the token at the gateway once: the row is claimed first (``deleted_at``
+        set while neither kept nor deleted), so the live call and every worker's sweep never
+        both delete it; a gateway error gives the claim back for the next sweep."""
+        claimed_at = utcnow()
+        with session_scope(self.engine) as session:
+            if not _claim_method(session, method.id, deleted_at=claimed_at):
+                return
         try:
             self.ledger.gateway.delete_token(method.token)
         except UnknownToken:
             pass  # already gone at the gateway
         except GatewayError as exc:
+            with session_scope(self.engine) as session:
+                session.execute(
+                    update(PaymentMethod)
+                    .where(PaymentMethod.id == method.id, PaymentMethod.deleted_at == claimed_at)  # type: ignore
+                    .values(deleted_at=None)
+                )
             log.warning("token of method %s not deleted yet (%s)", method.id, exc.code)
             return
         with session_scope(self.engine) as session:
-            session.execute(
-                update(PaymentMethod)
-                .where(PaymentMethod.id == method.id, PaymentMethod.deleted_at.is_(None))  # type: ignore
-                .values(deleted_at=utcnow())
-            )
             audit.record(
                 session, "payment_method.deleted", account_id=method.account_id, brand=method.brand
             )
@@ -254,6 +259,20 @@ class TokenizedPayments:
         for payment_id in leftovers:
             self.dispose(payment_id)
         return failed
+
+
+def _claim_method(session: Session, method_id: int | None, **values: object) -> bool:
+    """Set ``values`` on the method while it is neither kept nor deleted; whether this did."""
+    claimed = session.execute(
+        update(PaymentMethod)
+        .where(
+            PaymentMethod.id == method_id,
+            PaymentMethod.saved_at.is_(None),  # type: ignore[union-attr]
+            PaymentMethod.deleted_at.is_(None),  # type: ignore[union-attr]
+        )
+        .values(**values)
+    )
+    return claimed.rowcount == 1
 
 
 def _on_file_already(session: Session, method: PaymentMethod) -> bool:

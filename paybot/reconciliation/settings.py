@@ -48,14 +48,16 @@ class ReconciliationSettings(BaseSettings):
 
     @root_validator(skip_on_failure=True)
     def _reconciliation_needs(cls, values: dict) -> dict:  # noqa: N805
-        from paybot.reconciliation.sftp import parse_sftp_url
-
         secret = values.get("crm_webhook_secret")
         value = secret.get_secret_value().strip() if secret is not None else ""
         placeholder = not value or (values.get("env") == "prod" and value.lower() in PLACEHOLDERS)
         if values.get("crm_webhook_url") and placeholder:
             raise ValueError("PAYBOT_CRM_WEBHOOK_URL needs a real PAYBOT_CRM_WEBHOOK_SECRET")
         if values.get("sftp_url"):
+            # Imported only when used: it loads asyncssh, whose crypto libraries look
+            # themselves up with ldconfig (a child process) on import.
+            from paybot.reconciliation.sftp import parse_sftp_url
+
             parse_sftp_url(values["sftp_url"])
             if values.get("sftp_known_hosts") is None:
                 raise ValueError("PAYBOT_SFTP_URL needs PAYBOT_SFTP_KNOWN_HOSTS")

@@ -1,9 +1,9 @@
 """The bridge's reconciliation jobs (docs/reconciliation.md).
 
 * The daily file: at ``PAYBOT_RECONCILE_TIME`` (UTC, ``HH:MM``; empty: off) yesterday's file is
-  written and, with ``PAYBOT_SFTP_URL``, uploaded. A bridge started after that time with no file
-  for yesterday writes it at once. Several bridges may do it: each rewrite of a day is atomic
-  and gives the same bytes.
+  written and, with ``PAYBOT_SFTP_URL``, uploaded. A bridge started after that time when no
+  bridge has published yesterday's file publishes it at once. Of several bridges, one claims
+  each day (:mod:`paybot.reconciliation.runs`) and publishes it; the others skip it.
 * The CRM webhook: every ``PAYBOT_CRM_WEBHOOK_INTERVAL_S`` the completed payments are posted
   to ``PAYBOT_CRM_WEBHOOK_URL`` (unset: off), each claimed by one worker
   (:mod:`paybot.reconciliation.poster`).
@@ -21,9 +21,10 @@ from datetime import date, time
 from aiohttp import web
 
 from paybot.db.types import utcnow
-from paybot.reconciliation.daily import file_name, next_run, parse_time_of_day, yesterday
+from paybot.reconciliation.daily import next_run, parse_time_of_day, yesterday
 from paybot.reconciliation.poster import CrmPoster, WebhookConfig
 from paybot.reconciliation.publish import publish_day
+from paybot.reconciliation.runs import claim_day, finish_day
 from voice_bridge.jobs.background import every, running
 from voice_bridge.keys import DB_ENGINE, HTTP_CLIENT, SETTINGS
 
@@ -42,11 +43,9 @@ async def reconcile_job(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _daily(app: web.Application, at: time) -> None:
-    settings = app[SETTINGS]
     now = utcnow()
-    day = yesterday(now)
-    if now.time() >= at and not (settings.reconcile_path / file_name(day)).exists():
-        await _publish(app, day)
+    if now.time() >= at:
+        await _publish(app, yesterday(now))
     log.info("reconciliation file: daily at %s UTC", at.strftime("%H:%M"))
     while True:
         run_at = next_run(utcnow(), at)
@@ -56,10 +55,26 @@ async def _daily(app: web.Application, at: time) -> None:
 
 
 async def _publish(app: web.Application, day: date) -> None:
+    """Publish ``day`` if this bridge claims it (another bridge may have, or may be at it)."""
+    engine = app[DB_ENGINE]
     try:
-        await publish_day(app[SETTINGS], app[DB_ENGINE], day)
+        if not await asyncio.to_thread(claim_day, engine, day):
+            log.info("reconciliation %s: published by another bridge", day)
+            return
+    except Exception as exc:
+        log.warning("reconciliation %s: could not claim the day (%s)", day, type(exc).__name__)
+        return
+    ok = False
+    try:
+        await publish_day(app[SETTINGS], engine, day)
+        ok = True
     except Exception as exc:
         log.warning("reconciliation %s: failed (%s)", day, type(exc).__name__)
+    finally:
+        try:
+            await asyncio.to_thread(finish_day, engine, day, ok=ok)
+        except Exception as exc:
+            log.warning("reconciliation %s: outcome not recorded (%s)", day, type(exc).__name__)
 
 
 async def crm_webhook_job(app: web.Application) -> AsyncIterator[None]:

@@ -1,0 +1,131 @@
+"""``paybot haproxy-config``: an HAProxy configuration for the workers ``paybot up`` starts.
+
+Two frontends:
+
+* the bridges (the public one: Twilio's webhooks and Media Streams websockets), ``leastconn``
+  over every bridge, each checked on ``GET /healthz``. No cookie or hash is needed: a call's
+  state lives only in the handler of its websocket, and a websocket is one TCP connection that
+  HAProxy keeps on the server it chose (``timeout tunnel`` lets it last the whole call). Every
+  webhook (the voice webhook that issues the stream token, status callbacks, ``<Pay>``'s,
+  texts) works on any bridge: tokens, call records and payments are rows in the shared
+  database (docs/architecture.md, "Scale").
+* Rasa's REST channel, for chat clients (only ``/webhooks/rest/``: Rasa's token-protected API
+  stays unreachable from there), round-robin over every Rasa, checked on ``GET /``.
+
+And, when asked, a stats page (``/stats``, ``/stats;csv``) on loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from paybot.settings import Settings
+from paybot_cli.workers import Layout, with_workers
+
+HEADER = "# Written by `paybot haproxy-config`; regenerate it when the worker counts change.\n"
+# A call's Media Stream lasts as long as the call; Twilio sends a frame every 20 ms.
+TUNNEL_TIMEOUT = "4h"
+
+
+@dataclass(frozen=True)
+class Frontends:
+    """Where HAProxy listens: the bridges' port, Rasa's (chat) and the stats page (None: off)."""
+
+    bind: str
+    bridge_port: int
+    chat_port: int | None = None
+    stats_port: int | None = None
+
+
+def haproxy_config(
+    frontends: Frontends, bridges: list[str], rasa: list[str], *, server_options: str = ""
+) -> str:
+    """The configuration text for ``bridges`` and ``rasa`` (``host:port`` each)."""
+    lines = [
+        HEADER,
+        "global",
+        "    maxconn 4096",
+        "",
+        "defaults",
+        "    mode http",
+        "    option forwardfor",
+        "    timeout connect 5s",
+        "    timeout http-request 10s",
+        "    timeout client 60s",
+        "    timeout server 60s",
+        f"    timeout tunnel {TUNNEL_TIMEOUT}",
+        "",
+        "frontend bridges",
+        f"    bind {frontends.bind}:{frontends.bridge_port}",
+        "    http-request set-header X-Forwarded-Proto https if { ssl_fc }",
+        "    http-request set-header X-Forwarded-Proto http if !{ ssl_fc }",
+        "    http-request set-header X-Forwarded-Host %[req.hdr(host)]",
+        "    default_backend bridges",
+        "",
+        "backend bridges",
+        "    balance leastconn",
+        "    option httpchk GET /healthz",
+        "    http-check expect status 200",
+        f"    default-server check inter 2s fall 2 rise 2{server_options}",
+        *(f"    server bridge{i + 1} {address}" for i, address in enumerate(bridges)),
+    ]
+    if frontends.chat_port is not None:
+        lines += [
+            "",
+            "frontend chat",
+            f"    bind {frontends.bind}:{frontends.chat_port}",
+            "    http-request deny deny_status 404 unless { path_beg /webhooks/rest/ }",
+            "    default_backend rasa",
+            "",
+            "backend rasa",
+            "    balance roundrobin",
+            "    option httpchk GET /",
+            "    http-check expect status 200",
+            f"    default-server check inter 2s fall 2 rise 2{server_options}",
+            *(f"    server rasa{i + 1} {address}" for i, address in enumerate(rasa)),
+        ]
+    if frontends.stats_port is not None:
+        lines += [
+            "",
+            "listen stats",
+            f"    bind 127.0.0.1:{frontends.stats_port}",
+            "    stats enable",
+            "    stats uri /stats",
+            "    stats refresh 10s",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def for_settings(settings: Settings, frontends: Frontends) -> str:
+    """The configuration for the workers of ``settings`` on this machine."""
+    layout = Layout.of(settings)
+    bridge_host = _reach(settings.host)
+    rasa_host = _reach(settings.rasa_host)
+    return haproxy_config(
+        frontends,
+        [f"{bridge_host}:{port}" for port in layout.bridge_ports],
+        [f"{rasa_host}:{port}" for port in layout.rasa_ports],
+    )
+
+
+def command(settings: Settings, args: argparse.Namespace) -> int:
+    """``paybot haproxy-config [--workers N] [--port P] [--chat-port P] [--stats-port P]
+    [--bind ADDR] [--output FILE]``."""
+    settings = with_workers(settings, args.workers)
+    text = for_settings(
+        settings, Frontends(args.bind, args.port, args.chat_port, args.stats_port)
+    )
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+    return 0
+
+
+def _reach(host: str) -> str:
+    """The address HAProxy dials for a service bound to ``host`` (wildcards: loopback)."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)  # noqa: S104
+    return f"[{host}]" if ":" in host else host
