@@ -38,7 +38,8 @@ from sqlmodel import Session
 from paybot import audit
 from paybot.accounts.methods import is_on_file
 from paybot.db import queries
-from paybot.db.engine import session_scope, write_scope
+from paybot.db.engine import session_scope
+from paybot.db.group_commit import GroupCommit
 from paybot.db.models import Account, Payment, PaymentMethod, PaymentStatus
 from paybot.db.types import utcnow
 from paybot.gateway.base import ChargeResult, Gateway, GatewayError, GatewayTimeout
@@ -98,7 +99,9 @@ class Ledger:
         self.retries = retries
         self.backoff_s = backoff_s
         self._sleep = sleep
-        self.settlement = Settlement(engine, fee_account=self.fees.account)
+        # Opening and settling payments share transactions across threads (group commit).
+        self.writes = GroupCommit(engine, name="ledger")
+        self.settlement = Settlement(engine, fee_account=self.fees.account, writes=self.writes)
         self.tokens = TokenizedPayments(self)
 
     # Quotes ---------------------------------------------------------------------------
@@ -124,14 +127,19 @@ class Ledger:
     ) -> PaymentOutcome:
         """Charge a stored, tokenised payment method of the account."""
         request = self.new_request(account_id, amount, channel, conversation_id, idempotency_key)
-        with Session(self.engine) as session:
+
+        def stored_method(session: Session) -> tuple[str, str | None]:
             method = session.get(PaymentMethod, payment_method_id)
             if method is None or not is_on_file(method, account_id):
                 raise PaymentRefused("unknown_method", "That payment method is not on file.")
-            token, kind = method.token, method.kind
-        payment, done = self.open_payment(request, kind, token, payment_method_id)
+            return method.kind, method.token
+
+        payment, done, claimed, token = self._open(
+            request, stored_method, payment_method_id, claim=True
+        )
         if done:
             return payment
+        assert token is not None
         return self.run_charge(
             payment.payment_id,
             request.idempotency_key,
@@ -142,6 +150,7 @@ class Ledger:
                 idempotency_key=request.idempotency_key,
                 description=f"paybot payment {payment.payment_id}",
             ),
+            claimed=claimed,
         )
 
     def pay_with_new_method(
@@ -167,7 +176,9 @@ class Ledger:
         if save or isinstance(method, BankAccount):
             opened = self.tokens.tokenize(request, method, save=save)
             return self.tokens.charge(opened.payment_id)
-        payment, done = self.open_payment(request, "card", "one-step", None)
+        payment, done, claimed, _ = self._open(
+            request, lambda _session: ("card", "one-step"), None, claim=True
+        )
         if done:
             return payment
         return self.run_charge(
@@ -180,6 +191,7 @@ class Ledger:
                 idempotency_key=request.idempotency_key,
                 description=f"paybot payment {payment.payment_id}",
             ),
+            claimed=claimed,
         )
 
     def charge_open_payment(
@@ -283,57 +295,86 @@ class Ledger:
         self, request: PaymentRequest, kind: str, reference: str | None, method_id: int | None
     ) -> tuple[PaymentOutcome, bool]:
         """Commit the payment row before any gateway call. Returns (payment, already_done)."""
+        payment, done, _, _ = self._open(
+            request, lambda _session: (kind, reference), method_id, claim=False
+        )
+        return payment, done
+
+    def _open(
+        self,
+        request: PaymentRequest,
+        describe: Callable[[Session], tuple[str, str | None]],
+        method_id: int | None,
+        *,
+        claim: bool,
+    ) -> tuple[PaymentOutcome, bool, bool, str | None]:
+        """Commit the payment row (in a shared transaction: :mod:`paybot.db.group_commit`)
+        before any gateway call. ``describe`` gives its method kind and gateway reference,
+        read in the same transaction. With ``claim`` a new row is written with its first
+        gateway attempt already counted (``attempts`` 1), saving the separate count: the
+        caller charges it next. Returns (payment, already_done, claimed, reference)."""
         try:
-            return self._insert_payment(request, kind, reference, method_id)
+            opened = self.writes.run(
+                lambda session: self._open_in(session, request, describe, method_id, claim)
+            )
         except IntegrityError:  # the same key, opened concurrently by another worker
             with Session(self.engine) as session:
                 existing = queries.payment_by_key(
                     session=session, idempotency_key=request.idempotency_key
                 )
                 assert existing is not None  # the insert failed on its unique key
-                return self._existing(existing, request)
+                kind, reference = describe(session)
+                return (*self._existing(existing, request), False, reference)
+        payment, done, new, reference = opened
+        if new:
+            log.info("payment %s opened (channel=%s)", payment.payment_id, request.channel)
+        return payment, done, new and claim, reference
 
-    def _insert_payment(
-        self, request: PaymentRequest, kind: str, reference: str | None, method_id: int | None
-    ) -> tuple[PaymentOutcome, bool]:
-        with write_scope(self.engine) as session:
-            account = lock_account(session, request.account_id)
-            existing = queries.payment_by_key(
-                session=session, idempotency_key=request.idempotency_key
-            )
-            if existing is not None:
-                return self._existing(existing, request)
-            held = held_amount(session, account.id)
-            self.rules.check(account, request.amount, held=held)
-            fee = self.fees.fee_for(request.amount)
-            payment = Payment(
-                account_id=account.id,
-                payment_method_id=method_id,
-                amount=request.amount,
-                fee=fee,
-                total=request.amount + fee,
-                currency=account.currency,
-                channel=request.channel,
-                conversation_id=request.conversation_id,
-                method_kind=kind,
-                gateway=request.gateway or self.gateway.name,
-                gateway_reference=reference,
-                idempotency_key=request.idempotency_key,
-            )
-            session.add(payment)
-            session.flush()
-            audit.record(
-                session,
-                "payment.created",
-                account_id=account.id,
-                payment_id=payment.id,
-                conversation_id=request.conversation_id,
-                channel=request.channel,
-                amount=payment.amount,
-                fee=fee,
-            )
-        log.info("payment %s opened (channel=%s)", payment.id, request.channel)
-        return PaymentOutcome.of(payment), False
+    def _open_in(
+        self,
+        session: Session,
+        request: PaymentRequest,
+        describe: Callable[[Session], tuple[str, str | None]],
+        method_id: int | None,
+        claim: bool,
+    ) -> tuple[PaymentOutcome, bool, bool, str | None]:
+        """The job that opens the payment: (payment, already_done, new, reference)."""
+        kind, reference = describe(session)
+        account = lock_account(session, request.account_id)
+        existing = queries.payment_by_key(session=session, idempotency_key=request.idempotency_key)
+        if existing is not None:
+            return (*self._existing(existing, request), False, reference)
+        held = held_amount(session, account.id)
+        self.rules.check(account, request.amount, held=held)
+        fee = self.fees.fee_for(request.amount)
+        payment = Payment(
+            account_id=account.id,
+            payment_method_id=method_id,
+            amount=request.amount,
+            fee=fee,
+            total=request.amount + fee,
+            currency=account.currency,
+            channel=request.channel,
+            conversation_id=request.conversation_id,
+            method_kind=kind,
+            gateway=request.gateway or self.gateway.name,
+            gateway_reference=reference,
+            idempotency_key=request.idempotency_key,
+            attempts=1 if claim else 0,
+        )
+        session.add(payment)
+        session.flush()
+        audit.record(
+            session,
+            "payment.created",
+            account_id=account.id,
+            payment_id=payment.id,
+            conversation_id=request.conversation_id,
+            channel=request.channel,
+            amount=payment.amount,
+            fee=fee,
+        )
+        return PaymentOutcome.of(payment), False, True, reference
 
     def _existing(self, payment: Payment, request: PaymentRequest) -> tuple[PaymentOutcome, bool]:
         if payment.account_id != request.account_id or payment.amount != request.amount:

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import func, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from paybot import audit
 from paybot.db.engine import session_scope
+from paybot.db.group_commit import GroupCommit
 from paybot.db.models import Account, LedgerEntry, Payment, PaymentStatus
 from paybot.db.types import utcnow
 from paybot.gateway.base import ChargeResult
@@ -49,7 +50,8 @@ class PaymentOutcome:
         return self.status == PaymentStatus.SUCCEEDED.value
 
     @classmethod
-    def of(cls, p: Payment) -> PaymentOutcome:
+    def of(cls, p: Payment | Row) -> PaymentOutcome:
+        """From the ORM row, or a Core row of all of ``payments``' columns."""
         assert p.id is not None
         return cls(
             payment_id=p.id,
@@ -69,9 +71,13 @@ class PaymentOutcome:
 class Settlement:
     """Moves open payments to their final state and books successful ones."""
 
-    def __init__(self, engine: Engine, *, fee_account: str) -> None:
+    def __init__(
+        self, engine: Engine, *, fee_account: str, writes: GroupCommit | None = None
+    ) -> None:
         self.engine = engine
         self.fee_account = fee_account
+        self.writes = writes or GroupCommit(engine, name="settlement")
+        self._returning = bool(engine.dialect.full_returning)  # UPDATE ... RETURNING
 
     def outcome(self, payment_id: int) -> PaymentOutcome:
         """The payment as the database has it now."""
@@ -105,81 +111,109 @@ class Settlement:
     def settle_open(
         self, payment_id: int, result: ChargeResult, *, actor: str = "system"
     ) -> tuple[PaymentOutcome, bool]:
-        """Settle the payment if it is still open: its outcome, and whether this call did."""
-        changed = False
+        """Settle the payment if it is still open: its outcome, and whether this call did.
+
+        The settlement (status, ledger lines, balance, audit event) is one transaction, shared
+        with other payments' (group commit); the outcome is returned once it is committed."""
         for _ in range(5):  # a confirmation number collision is retried with a new number
             try:
-                changed = self._settle_once(payment_id, result, actor)
+                settled = self.writes.run(
+                    lambda session: self._settle_in(session, payment_id, result, actor)
+                )
                 break
             except IntegrityError:
                 log.warning("payment %s: confirmation number collision, retrying", payment_id)
-        return self.outcome(payment_id), changed
+        else:
+            settled = None
+        if settled is None:
+            return self.outcome(payment_id), False
+        log.info("payment %s %s", payment_id, settled.status)
+        return settled, True
 
-    def _settle_once(self, payment_id: int, result: ChargeResult, actor: str) -> bool:
+    def _settle_in(
+        self, session: Session, payment_id: int, result: ChargeResult, actor: str
+    ) -> PaymentOutcome | None:
+        """The settling job: the settled payment, or None if it was no longer open."""
         approved = result.approved
-        with session_scope(self.engine) as session:
-            changed = self._transition(
-                session,
-                payment_id,
-                status=(PaymentStatus.SUCCEEDED if approved else PaymentStatus.DECLINED).value,
-                gateway_transaction_id=result.transaction_id,
-                decline_code=result.decline_code,
-                method_brand=result.brand,
-                method_last4=result.last4,
-                # A scheduled payment keeps the number it was given when it was scheduled.
-                confirmation_number=(
-                    func.coalesce(Payment.confirmation_number, new_confirmation_number())
-                    if approved
-                    else Payment.confirmation_number
-                ),
-                completed_at=utcnow(),
-            )
-            if not changed:
-                return False
-            payment = session.get(Payment, payment_id)
-            assert payment is not None
-            if approved:
-                self._book(session, payment)
-            audit.record(
-                session,
-                "payment.succeeded" if approved else "payment.declined",
-                account_id=payment.account_id,
-                payment_id=payment_id,
-                conversation_id=payment.conversation_id,
-                actor=actor,
-                decline_code=result.decline_code,
-                replayed=result.replayed,
-            )
-        log.info("payment %s %s", payment_id, "succeeded" if approved else "declined")
-        return True
-
-    def _book(self, session: Session, payment: Payment) -> None:
-        """Ledger lines for a successful payment, and the account's new balance."""
-        account = session.get(Account, payment.account_id)
-        assert account is not None and payment.id is not None
-        session.add(
-            LedgerEntry(
-                payment_id=payment.id,
-                kind="principal",
-                ledger_account=account.account_number,
-                amount=payment.amount,
-                currency=payment.currency,
-            )
+        payment = self._transition_row(
+            session,
+            payment_id,
+            status=(PaymentStatus.SUCCEEDED if approved else PaymentStatus.DECLINED).value,
+            gateway_transaction_id=result.transaction_id,
+            decline_code=result.decline_code,
+            method_brand=result.brand,
+            method_last4=result.last4,
+            # A scheduled payment keeps the number it was given when it was scheduled.
+            confirmation_number=(
+                func.coalesce(Payment.confirmation_number, new_confirmation_number())
+                if approved
+                else Payment.confirmation_number
+            ),
+            completed_at=utcnow(),
         )
+        if payment is None:
+            return None
+        if approved:
+            self._book(session, payment)
+        audit.record(
+            session,
+            "payment.succeeded" if approved else "payment.declined",
+            account_id=payment.account_id,
+            payment_id=payment_id,
+            conversation_id=payment.conversation_id,
+            actor=actor,
+            decline_code=result.decline_code,
+            replayed=result.replayed,
+        )
+        return PaymentOutcome.of(payment)
+
+    def _transition_row(self, session: Session, payment_id: int, **values) -> Row | None:
+        """:meth:`_transition`, giving the updated row (all columns), or None."""
+        table = Payment.__table__
+        stmt = (
+            update(table)
+            .where(table.c.id == payment_id)
+            .where(table.c.status.in_(OPEN))
+            .values(updated_at=utcnow(), **values)
+        )
+        if self._returning:
+            return session.execute(stmt.returning(*table.c)).first()
+        if session.execute(stmt).rowcount != 1:
+            return None
+        return session.execute(select(table).where(table.c.id == payment_id)).first()
+
+    def _book(self, session: Session, payment: Row) -> None:
+        """Ledger lines for a successful payment, and the account's new balance."""
+        accounts = Account.__table__
+        stmt = (
+            update(accounts)
+            .where(accounts.c.id == payment.account_id)
+            .values(balance=accounts.c.balance - payment.amount, updated_at=utcnow())
+        )
+        if self._returning:
+            number = session.execute(stmt.returning(accounts.c.account_number)).scalar_one()
+        else:
+            session.execute(stmt)
+            number = session.execute(
+                select(accounts.c.account_number).where(accounts.c.id == payment.account_id)
+            ).scalar_one()
+        lines = [("principal", number, payment.amount)]
         if payment.fee > 0:
-            session.add(
-                LedgerEntry(
-                    payment_id=payment.id,
-                    kind="fee",
-                    ledger_account=self.fee_account,
-                    amount=payment.fee,
-                    currency=payment.currency,
-                )
-            )
+            lines.append(("fee", self.fee_account, payment.fee))
+        now = utcnow()
         session.execute(
-            update(Account)
-            .where(Account.id == account.id)
-            .values(balance=Account.balance - payment.amount, updated_at=utcnow())
+            insert(LedgerEntry.__table__),
+            [
+                {
+                    "payment_id": payment.id,
+                    "kind": kind,
+                    "ledger_account": ledger_account,
+                    "amount": amount,
+                    "currency": payment.currency,
+                    "created_at": now,
+                }
+                for kind, ledger_account, amount in lines
+            ],
         )
 
     def fail(self, payment_id: int, code: str, kind: str) -> PaymentOutcome:
