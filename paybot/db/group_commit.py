@@ -2,8 +2,11 @@
 many.
 
 A caller hands :meth:`GroupCommit.run` a *job*, a function of a session that does its reads
-and writes and returns a plain value (never an ORM object: the session's objects are expired
-between jobs). One batcher thread takes every job queued by then (up to ``max_batch``), runs
+and writes and returns a plain value (not an ORM object). The jobs of a batch share one
+session: an object one job loaded is, for the next, already loaded (a job that must see a row
+as an earlier job of the batch changed it reads it with ``populate_existing``).
+
+One batcher thread takes every job queued by then (up to ``max_batch``), runs
 them one after the other in one :func:`~paybot.db.engine.write_scope` transaction, commits, and
 only then hands each caller its result. So:
 
@@ -19,6 +22,10 @@ only then hands each caller its result. So:
   rolled back).
 - A crash loses only uncommitted batches, whose callers were never answered.
 
+Rows a job only inserts and no later job of the batch needs to read (audit events, ledger
+lines) can be handed to :func:`defer_insert`: they are inserted just before the commit, one
+multi-row statement per table for the whole batch, in the order they were deferred.
+
 A job submitted from the batcher thread itself (a job that calls code that groups its own
 writes) runs at once as part of the job that submitted it, in the same transaction, instead
 of waiting for itself.
@@ -29,10 +36,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from sqlalchemy import Table, insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -42,6 +51,17 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Job = Callable[[Session], Any]
 IDLE_EXIT_S = 1.0  # the batcher thread ends after this long without work (restarted lazily)
+_DEFERRED = "group_commit.deferred"  # session.info key: {table: [rows]}, in deferral order
+
+
+def defer_insert(session: Session, table: Table, row: dict[str, Any]) -> None:
+    """Insert ``row`` into ``table`` with the rest of the batch, just before its commit
+    (only inside a :class:`GroupCommit` job; the row must carry every value it needs, as
+    model defaults are not applied)."""
+    deferred = session.info.get(_DEFERRED)
+    if deferred is None:
+        raise RuntimeError("defer_insert outside a group commit job")
+    deferred.setdefault(table, []).append(row)
 
 
 class GroupCommit:
@@ -58,6 +78,7 @@ class GroupCommit:
         self._thread: threading.Thread | None = None
         self._session: Session | None = None  # the batcher's open transaction
         self.batches = 0  # committed shared transactions (for tests and the benchmark)
+        self.batched_jobs = 0  # the jobs those committed
         self.replays = 0  # batches rolled back and run again job by job
 
     @property
@@ -98,11 +119,9 @@ class GroupCommit:
     def _run_batch(self, batch: list[tuple[Job, Future]]) -> None:
         if len(batch) > 1:
             try:
-                with write_scope(self.engine) as session:
-                    self._session = session
+                with self._transaction() as session:
                     results = []
                     for job, _ in batch:
-                        session.expire_all()
                         results.append(job(session))
                         session.flush()
             except BaseException:  # noqa: BLE001 - every job is run again, alone
@@ -111,6 +130,7 @@ class GroupCommit:
                 self.replays += 1
             else:
                 self.batches += 1
+                self.batched_jobs += len(batch)
                 for (_, future), value in zip(batch, results, strict=True):
                     future.set_result(value)
                 return
@@ -121,6 +141,18 @@ class GroupCommit:
                 future.set_exception(exc)
 
     def _alone(self, job: Callable[[Session], T]) -> T:
-        with write_scope(self.engine) as session:
-            self._session = session
+        with self._transaction() as session:
             return job(session)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        with write_scope(self.engine) as session:
+            session.info[_DEFERRED] = {}
+            self._session = session
+            try:
+                yield session
+                session.flush()
+                for table, rows in session.info[_DEFERRED].items():
+                    session.execute(insert(table), rows)
+            finally:
+                self._session = None

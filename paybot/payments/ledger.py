@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -39,13 +39,13 @@ from paybot import audit
 from paybot.accounts.methods import is_on_file
 from paybot.db import queries
 from paybot.db.engine import session_scope
-from paybot.db.group_commit import GroupCommit
-from paybot.db.models import Account, Payment, PaymentMethod, PaymentStatus
+from paybot.db.group_commit import GroupCommit, defer_insert
+from paybot.db.models import Account, AuditEvent, Payment, PaymentMethod, PaymentStatus
 from paybot.db.types import utcnow
 from paybot.gateway.base import ChargeResult, Gateway, GatewayError, GatewayTimeout
 from paybot.gateway.card_data import BankAccount, CardData
 from paybot.payments.fees import FeePolicy, Quote
-from paybot.payments.payable import held_amount, lock_account
+from paybot.payments.payable import held_amount, lock_for_payment
 from paybot.payments.rules import AmountRules, PaymentRefused
 from paybot.payments.settlement import OPEN, PaymentOutcome, Settlement
 from paybot.payments.tokenized import TokenizedPayments
@@ -340,41 +340,62 @@ class Ledger:
     ) -> tuple[PaymentOutcome, bool, bool, str | None]:
         """The job that opens the payment: (payment, already_done, new, reference)."""
         kind, reference = describe(session)
-        account = lock_account(session, request.account_id)
-        existing = queries.payment_by_key(session=session, idempotency_key=request.idempotency_key)
-        if existing is not None:
+        account, held, existing_id = lock_for_payment(
+            session, request.account_id, request.idempotency_key
+        )
+        if existing_id is not None:
+            existing = session.get(Payment, existing_id, populate_existing=True)
+            assert existing is not None
             return (*self._existing(existing, request), False, reference)
-        held = held_amount(session, account.id)
         self.rules.check(account, request.amount, held=held)
         fee = self.fees.fee_for(request.amount)
-        payment = Payment(
-            account_id=account.id,
-            payment_method_id=method_id,
+        now = utcnow()
+        row = {
+            "account_id": account.id,
+            "payment_method_id": method_id,
+            "amount": request.amount,
+            "fee": fee,
+            "total": request.amount + fee,
+            "currency": account.currency,
+            "status": PaymentStatus.PENDING.value,
+            "channel": request.channel,
+            "conversation_id": request.conversation_id,
+            "method_kind": kind,
+            "gateway": request.gateway or self.gateway.name,
+            "gateway_reference": reference,
+            "idempotency_key": request.idempotency_key,
+            "attempts": 1 if claim else 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        inserted = session.execute(insert(Payment.__table__).values(**row))
+        payment_id = inserted.inserted_primary_key[0]
+        defer_insert(
+            session,
+            AuditEvent.__table__,
+            audit.row(
+                "payment.created",
+                account_id=account.id,
+                payment_id=payment_id,
+                conversation_id=request.conversation_id,
+                channel=request.channel,
+                amount=request.amount,
+                fee=fee,
+            ),
+        )
+        opened = PaymentOutcome(
+            payment_id=payment_id,
+            status=PaymentStatus.PENDING.value,
             amount=request.amount,
             fee=fee,
             total=request.amount + fee,
             currency=account.currency,
-            channel=request.channel,
-            conversation_id=request.conversation_id,
-            method_kind=kind,
-            gateway=request.gateway or self.gateway.name,
-            gateway_reference=reference,
-            idempotency_key=request.idempotency_key,
-            attempts=1 if claim else 0,
+            confirmation_number=None,
+            brand=None,
+            last4=None,
+            decline_code=None,
         )
-        session.add(payment)
-        session.flush()
-        audit.record(
-            session,
-            "payment.created",
-            account_id=account.id,
-            payment_id=payment.id,
-            conversation_id=request.conversation_id,
-            channel=request.channel,
-            amount=payment.amount,
-            fee=fee,
-        )
-        return PaymentOutcome.of(payment), False, True, reference
+        return opened, False, True, reference
 
     def _existing(self, payment: Payment, request: PaymentRequest) -> tuple[PaymentOutcome, bool]:
         if payment.account_id != request.account_id or payment.amount != request.amount:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from sqlalchemy import func, type_coerce
 from sqlmodel import Session, select
 
 from paybot.db.models import Account, Payment
+from paybot.db.types import Money
 from paybot.payments.rules import PaymentRefused
 from paybot.payments.settlement import OPEN
 
@@ -36,3 +38,28 @@ def held_amount(session: Session, account_id: int, *, exclude: int | None = None
     if exclude is not None:
         query = query.where(Payment.id != exclude)
     return sum(session.exec(query).all(), Decimal("0.00"))
+
+
+def lock_for_payment(
+    session: Session, account_id: int, idempotency_key: str
+) -> tuple[Account, Decimal, int | None]:
+    """:func:`lock_account`, :func:`held_amount` and the id of the payment already opened
+    with ``idempotency_key`` (or None), in one statement (one round trip on the hot path)."""
+    held = (
+        select(func.coalesce(func.sum(Payment.amount), 0))
+        .where(Payment.account_id == Account.id, Payment.status.in_(OPEN))  # type: ignore
+        .scalar_subquery()
+    )
+    existing = (
+        select(Payment.id).where(Payment.idempotency_key == idempotency_key).scalar_subquery()
+    )
+    found = session.execute(
+        select(Account, type_coerce(held, Money()), existing)
+        .where(Account.id == account_id)
+        .with_for_update(of=Account)
+        .execution_options(populate_existing=True)
+    ).first()
+    if found is None:
+        raise PaymentRefused("unknown_account", "That account was not found.")
+    account, amount, payment_id = found
+    return account, amount, payment_id

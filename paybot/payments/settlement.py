@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from paybot import audit
 from paybot.db.engine import session_scope
-from paybot.db.group_commit import GroupCommit
-from paybot.db.models import Account, LedgerEntry, Payment, PaymentStatus
+from paybot.db.group_commit import GroupCommit, defer_insert
+from paybot.db.models import Account, AuditEvent, LedgerEntry, Payment, PaymentStatus
 from paybot.db.types import utcnow
 from paybot.gateway.base import ChargeResult
 from paybot.payments.confirmation import new_confirmation_number
@@ -155,15 +155,18 @@ class Settlement:
             return None
         if approved:
             self._book(session, payment)
-        audit.record(
+        defer_insert(
             session,
-            "payment.succeeded" if approved else "payment.declined",
-            account_id=payment.account_id,
-            payment_id=payment_id,
-            conversation_id=payment.conversation_id,
-            actor=actor,
-            decline_code=result.decline_code,
-            replayed=result.replayed,
+            AuditEvent.__table__,
+            audit.row(
+                "payment.succeeded" if approved else "payment.declined",
+                account_id=payment.account_id,
+                payment_id=payment_id,
+                conversation_id=payment.conversation_id,
+                actor=actor,
+                decline_code=result.decline_code,
+                replayed=result.replayed,
+            ),
         )
         return PaymentOutcome.of(payment)
 
@@ -201,20 +204,16 @@ class Settlement:
         if payment.fee > 0:
             lines.append(("fee", self.fee_account, payment.fee))
         now = utcnow()
-        session.execute(
-            insert(LedgerEntry.__table__),
-            [
-                {
-                    "payment_id": payment.id,
-                    "kind": kind,
-                    "ledger_account": ledger_account,
-                    "amount": amount,
-                    "currency": payment.currency,
-                    "created_at": now,
-                }
-                for kind, ledger_account, amount in lines
-            ],
-        )
+        for kind, ledger_account, amount in lines:
+            row = {
+                "payment_id": payment.id,
+                "kind": kind,
+                "ledger_account": ledger_account,
+                "amount": amount,
+                "currency": payment.currency,
+                "created_at": now,
+            }
+            defer_insert(session, LedgerEntry.__table__, row)
 
     def fail(self, payment_id: int, code: str, kind: str) -> PaymentOutcome:
         return self.fail_open(payment_id, code, kind)[0]
