@@ -93,23 +93,24 @@ class ChargeLog:
         build: Callable[[Session], SandboxCharge],
         also: Callable[[Session], None] | None = None,
     ) -> ChargeResult:
-        """Replay the result stored under ``key``, else insert the row ``build`` makes (and run
-        ``also``), all in one transaction: one commit for a new charge.
+        """Insert the row ``build`` makes (and run ``also``) in one transaction, or replay the
+        result already stored under ``key``.
 
-        A concurrent request with the same key that committed first makes the insert fail on
-        the unique key; the transaction is rolled back and that request's result replayed.
+        Optimistic: a new key (the usual case) costs the build's reads, the insert and one
+        commit. If the insert fails on the unique key (a repeated request, or a concurrent one
+        that committed first), or the build or ``also`` refuses (a token used up or deleted, a
+        refund already taken, by that earlier request), the transaction is rolled back and
+        the stored result replayed; a different request under the key raises a conflict, and
+        with nothing stored the refusal stands.
         """
         try:
             with session_scope(self._engine) as session:
-                replayed = _replay(session, key, fingerprint)
-                if replayed is not None:
-                    return replayed
                 row = build(session)
                 session.add(row)
                 session.flush()
                 if also is not None:
                     also(session)
-        except IntegrityError:
+        except Exception:
             replayed = self.replay(key, fingerprint)
             if replayed is None:
                 raise

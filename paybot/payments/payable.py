@@ -22,7 +22,10 @@ def lock_account(session: Session, account_id: int) -> Account:
     """The account, its row locked until the transaction ends (``FOR UPDATE`` on PostgreSQL;
     SQLite ignores it and relies on the write lock of ``write_scope``)."""
     account = session.exec(
-        select(Account).where(Account.id == account_id).with_for_update()
+        select(Account)
+        .where(Account.id == account_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).first()
     if account is None:
         raise PaymentRefused("unknown_account", "That account was not found.")
@@ -43,23 +46,21 @@ def held_amount(session: Session, account_id: int, *, exclude: int | None = None
 def lock_for_payment(
     session: Session, account_id: int, idempotency_key: str
 ) -> tuple[Account, Decimal, int | None]:
-    """:func:`lock_account`, :func:`held_amount` and the id of the payment already opened
-    with ``idempotency_key`` (or None), in one statement (one round trip on the hot path)."""
+    """:func:`lock_account`, then :func:`held_amount` with the id of the payment already
+    opened with ``idempotency_key`` (or None) in one more statement.
+
+    Two statements, not one: on PostgreSQL a statement reads as of its start, so a sum taken in
+    the statement that waited for the lock would miss the payment that the lock's previous
+    holder just committed.
+    """
+    account = lock_account(session, account_id)
     held = (
         select(func.coalesce(func.sum(Payment.amount), 0))
-        .where(Payment.account_id == Account.id, Payment.status.in_(OPEN))  # type: ignore
+        .where(Payment.account_id == account_id, Payment.status.in_(OPEN))  # type: ignore
         .scalar_subquery()
     )
     existing = (
         select(Payment.id).where(Payment.idempotency_key == idempotency_key).scalar_subquery()
     )
-    found = session.execute(
-        select(Account, type_coerce(held, Money()), existing)
-        .where(Account.id == account_id)
-        .with_for_update(of=Account)
-        .execution_options(populate_existing=True)
-    ).first()
-    if found is None:
-        raise PaymentRefused("unknown_account", "That account was not found.")
-    account, amount, payment_id = found
+    amount, payment_id = session.execute(select(type_coerce(held, Money()), existing)).one()
     return account, amount, payment_id

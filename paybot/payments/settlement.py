@@ -135,26 +135,31 @@ class Settlement:
     ) -> PaymentOutcome | None:
         """The settling job: the settled payment, or None if it was no longer open."""
         approved = result.approved
-        payment = self._transition_row(
-            session,
-            payment_id,
-            status=(PaymentStatus.SUCCEEDED if approved else PaymentStatus.DECLINED).value,
-            gateway_transaction_id=result.transaction_id,
-            decline_code=result.decline_code,
-            method_brand=result.brand,
-            method_last4=result.last4,
+        values = {
+            "status": (PaymentStatus.SUCCEEDED if approved else PaymentStatus.DECLINED).value,
+            "gateway_transaction_id": result.transaction_id,
+            "decline_code": result.decline_code,
+            "method_brand": result.brand,
+            "method_last4": result.last4,
             # A scheduled payment keeps the number it was given when it was scheduled.
-            confirmation_number=(
+            "confirmation_number": (
                 func.coalesce(Payment.confirmation_number, new_confirmation_number())
                 if approved
                 else Payment.confirmation_number
             ),
-            completed_at=utcnow(),
-        )
-        if payment is None:
-            return None
-        if approved:
-            self._book(session, payment)
+            "completed_at": utcnow(),
+        }
+        if approved and self._returning:
+            payment = self._settle_and_debit(session, payment_id, values)
+            if payment is None:
+                return None
+            self._book(session, payment, payment.ledger_account)
+        else:
+            payment = self._transition_row(session, payment_id, **values)
+            if payment is None:
+                return None
+            if approved:
+                self._book(session, payment, self._debit(session, payment))
         defer_insert(
             session,
             AuditEvent.__table__,
@@ -185,21 +190,45 @@ class Settlement:
             return None
         return session.execute(select(table).where(table.c.id == payment_id)).first()
 
-    def _book(self, session: Session, payment: Row) -> None:
-        """Ledger lines for a successful payment, and the account's new balance."""
+    def _settle_and_debit(self, session: Session, payment_id: int, values: dict) -> Row | None:
+        """PostgreSQL: the payment's transition and its account's debit in one statement (two
+        data-modifying CTEs); the updated payment row with ``ledger_account``, the account
+        number, or None if the payment was no longer open (then nothing is debited)."""
+        payments, accounts = Payment.__table__, Account.__table__
+        now = utcnow()
+        settled = (
+            update(payments)
+            .where(payments.c.id == payment_id)
+            .where(payments.c.status.in_(OPEN))
+            .values(updated_at=now, **values)
+            .returning(*payments.c)
+            .cte("settled")
+        )
+        debited = (
+            update(accounts)
+            .where(accounts.c.id == settled.c.account_id)
+            .values(balance=accounts.c.balance - settled.c.amount, updated_at=now)
+            .returning(accounts.c.account_number)
+            .cte("debited")
+        )
+        number = select(debited.c.account_number).scalar_subquery().label("ledger_account")
+        return session.execute(select(settled, number)).first()
+
+    @staticmethod
+    def _debit(session: Session, payment: Row) -> str:
+        """Take the payment off its account's balance; the account number."""
         accounts = Account.__table__
-        stmt = (
+        session.execute(
             update(accounts)
             .where(accounts.c.id == payment.account_id)
             .values(balance=accounts.c.balance - payment.amount, updated_at=utcnow())
         )
-        if self._returning:
-            number = session.execute(stmt.returning(accounts.c.account_number)).scalar_one()
-        else:
-            session.execute(stmt)
-            number = session.execute(
-                select(accounts.c.account_number).where(accounts.c.id == payment.account_id)
-            ).scalar_one()
+        return session.execute(
+            select(accounts.c.account_number).where(accounts.c.id == payment.account_id)
+        ).scalar_one()
+
+    def _book(self, session: Session, payment: Row, number: str) -> None:
+        """The ledger lines of a successful payment (inserted with the batch)."""
         lines = [("principal", number, payment.amount)]
         if payment.fee > 0:
             lines.append(("fee", self.fee_account, payment.fee))
