@@ -2,9 +2,9 @@
 
 A batch commits its jobs together; a job that fails fails alone (its batch is rolled back and
 its jobs run again one by one); callers see their result only after the commit. Then the
-ledger end to end: many threads paying one account at once, with retried keys, declines and
-refusals, from seeded random schedules; every payment settled exactly once, its row committed
-before the gateway heard of it.
+ledger end to end: many threads of two processes paying one account at once, with retried
+keys, declines and refusals, from seeded random schedules; every payment settled exactly
+once, its row committed before the gateway heard of it, never more paid than was owed.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from paybot.gateway.card_data import CardData
 from paybot.gateway.sandbox import SandboxGateway
 from paybot.payments.ledger import Ledger
 from paybot.payments.rules import PaymentRefused
-from tests.helpers import account, rows, stored_method
+from tests.helpers import account, rows, second_engine, stored_method
 
 FUTURE = date.today().year + 2
 
@@ -198,6 +198,10 @@ def test_concurrent_payments_of_one_account_settle_exactly_once(ledger, db_engin
     rng = random.Random(seed)
     gateway = WatchingGateway(db_engine)
     paying = Ledger(db_engine, gateway, rules=ledger.rules, fees=ledger.fees, backoff_s=0)
+    # A second process (its own engine, its own batcher) pays the same account at once.
+    engine2 = second_engine(db_engine)
+    gateway2 = WatchingGateway(engine2)
+    other = Ledger(engine2, gateway2, rules=ledger.rules, fees=ledger.fees, backoff_s=0)
     james = account(db_engine, "100200300")
     good = stored_method(db_engine, james.id)
     declining = _stored_card(db_engine, gateway, james.id, "4000000000000002")
@@ -212,10 +216,10 @@ def test_concurrent_payments_of_one_account_settle_exactly_once(ledger, db_engin
     refused: set[str] = set()
     lock = threading.Lock()
 
-    def worker(chunk) -> None:
+    def worker(by: Ledger, chunk) -> None:
         for key, amount, method_id in chunk:
             try:
-                outcome = paying.pay_with_stored_method(
+                outcome = by.pay_with_stored_method(
                     account_id=james.id, payment_method_id=method_id, amount=amount,
                     channel="api", idempotency_key=key,
                 )
@@ -227,13 +231,17 @@ def test_concurrent_payments_of_one_account_settle_exactly_once(ledger, db_engin
             with lock:
                 seen.setdefault(key, []).append(outcome)
 
-    threads = [threading.Thread(target=worker, args=(plan[k::8],)) for k in range(8)]
+    threads = [
+        threading.Thread(target=worker, args=((paying, other)[k % 2], plan[k::8]))
+        for k in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:
         t.join(120)
+    engine2.dispose()
 
-    assert gateway.violations == []
+    assert gateway.violations == gateway2.violations == []
     payments = {p.idempotency_key: p for p in rows(db_engine, Payment)}
     assert set(payments) == set(seen)  # a refused request left no row (unless a retry won)
     charges = Counter(c.idempotency_key for c in rows(db_engine, SandboxCharge))
