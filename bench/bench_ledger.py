@@ -142,16 +142,18 @@ def main() -> int:
     parser.add_argument("-n", type=int, default=500, help="payments per run (default 500)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--pg", default=os.environ.get("PAYBOT_TEST_DATABASE_URL"))
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     args = parser.parse_args()
 
     print(f"{args.n} payments per run; load average {os.getloadavg()[0]:.1f} at start")
     _header()
-    with tempfile.TemporaryDirectory() as tmp:
-        engine = make_engine(f"sqlite:///{Path(tmp) / 'bench.db'}")
-        ledger, account_id, method_id = _prepare(engine)
-        for threads in args.threads:
-            _report("sqlite", threads, _run(ledger, account_id, method_id, args.n, threads))
-        engine.dispose()
+    if not args.no_sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            engine = make_engine(f"sqlite:///{Path(tmp) / 'bench.db'}")
+            ledger, account_id, method_id = _prepare(engine)
+            for threads in args.threads:
+                _report("sqlite", threads, _run(ledger, account_id, method_id, args.n, threads))
+            engine.dispose()
 
     if not args.pg:
         print("postgresql skipped: pass --pg URL or set PAYBOT_TEST_DATABASE_URL", file=sys.stderr)

@@ -42,7 +42,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import Table, insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from paybot.db.engine import write_scope
@@ -77,6 +77,8 @@ class GroupCommit:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._session: Session | None = None  # the batcher's open transaction
+        # The batcher's connection, kept while it runs (no pool check-out and ping per batch).
+        self._connection: Connection | None = None
         self.batches = 0  # committed shared transactions (for tests and the benchmark)
         self.batched_jobs = 0  # the jobs those committed
         self.replays = 0  # batches rolled back and run again job by job
@@ -111,6 +113,7 @@ class GroupCommit:
                     self._cond.wait(IDLE_EXIT_S)
                 if not self._queue:
                     self._thread = None
+                    self._drop_connection()
                     return
                 size = min(self.max_batch, len(self._queue))
                 batch = [self._queue.popleft() for _ in range(size)]
@@ -146,13 +149,23 @@ class GroupCommit:
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
-        with write_scope(self.engine) as session:
-            session.info[_DEFERRED] = {}
-            self._session = session
-            try:
+        if self._connection is None:
+            self._connection = self.engine.connect()
+        try:
+            with write_scope(self.engine, connection=self._connection) as session:
+                session.info[_DEFERRED] = {}
+                self._session = session
                 yield session
                 session.flush()
                 for table, rows in session.info[_DEFERRED].items():
                     session.execute(insert(table), rows)
-            finally:
-                self._session = None
+        except BaseException:
+            self._drop_connection()  # whatever went wrong, the next batch starts afresh
+            raise
+        finally:
+            self._session = None
+
+    def _drop_connection(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None

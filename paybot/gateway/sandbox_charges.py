@@ -14,7 +14,6 @@ from decimal import Decimal
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from paybot.db.engine import session_scope

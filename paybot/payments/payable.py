@@ -17,6 +17,8 @@ from paybot.db.types import Money
 from paybot.payments.rules import PaymentRefused
 from paybot.payments.settlement import OPEN
 
+_LOCKED = "payable.locked_accounts"  # session.info: (transaction, ids of the accounts it locked)
+
 
 def lock_account(session: Session, account_id: int) -> Account:
     """The account, its row locked until the transaction ends (``FOR UPDATE`` on PostgreSQL;
@@ -46,14 +48,15 @@ def held_amount(session: Session, account_id: int, *, exclude: int | None = None
 def lock_for_payment(
     session: Session, account_id: int, idempotency_key: str
 ) -> tuple[Account, Decimal, int | None]:
-    """:func:`lock_account`, then :func:`held_amount` with the id of the payment already
-    opened with ``idempotency_key`` (or None) in one more statement.
+    """:func:`lock_account`, :func:`held_amount` and the id of the payment already opened with
+    ``idempotency_key`` (or None).
 
-    Two statements, not one: on PostgreSQL a statement reads as of its start, so a sum taken in
-    the statement that waited for the lock would miss the payment that the lock's previous
-    holder just committed.
+    The first time in a transaction on PostgreSQL, two statements: the lock, then the rest. A
+    statement reads as of its start, so a sum taken by the statement that waited for the lock
+    would miss the payment the lock's previous holder just committed. Once the transaction
+    holds the lock (another payment of the account in the same group commit batch), or on
+    SQLite (whose write lock is taken before any read), one statement reads it all.
     """
-    account = lock_account(session, account_id)
     held = (
         select(func.coalesce(func.sum(Payment.amount), 0))
         .where(Payment.account_id == account_id, Payment.status.in_(OPEN))  # type: ignore
@@ -62,5 +65,29 @@ def lock_for_payment(
     existing = (
         select(Payment.id).where(Payment.idempotency_key == idempotency_key).scalar_subquery()
     )
-    amount, payment_id = session.execute(select(type_coerce(held, Money()), existing)).one()
+    if session.get_bind().dialect.name != "sqlite" and not _holds_lock(session, account_id):
+        account = lock_account(session, account_id)
+        amount, payment_id = session.execute(select(type_coerce(held, Money()), existing)).one()
+        return account, amount, payment_id
+    found = session.execute(
+        select(Account, type_coerce(held, Money()), existing)
+        .where(Account.id == account_id)
+        .with_for_update(of=Account)
+        .execution_options(populate_existing=True)
+    ).first()
+    if found is None:
+        raise PaymentRefused("unknown_account", "That account was not found.")
+    account, amount, payment_id = found
     return account, amount, payment_id
+
+
+def _holds_lock(session: Session, account_id: int) -> bool:
+    """Whether this transaction already locked the account here (and note that it will)."""
+    transaction = session.get_transaction()
+    held = session.info.get(_LOCKED)
+    if held is None or held[0] is not transaction:
+        held = session.info[_LOCKED] = (transaction, set())
+    if account_id in held[1]:
+        return True
+    held[1].add(account_id)
+    return False
