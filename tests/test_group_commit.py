@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from paybot.db.group_commit import GroupCommit
+from paybot.db.group_commit import GroupCommit, defer_insert
 from paybot.db.models import (
     AuditEvent,
     LedgerEntry,
@@ -29,6 +29,7 @@ from paybot.db.models import (
     SandboxCharge,
     SandboxToken,
 )
+from paybot.db.types import utcnow
 from paybot.gateway.card_data import CardData
 from paybot.gateway.sandbox import SandboxGateway
 from paybot.payments.ledger import Ledger
@@ -121,6 +122,26 @@ def test_a_job_that_groups_its_own_writes_does_not_wait_for_itself(db_engine):
 
     assert writes.run(outer) == "tok_inner"
     assert stored_ids(db_engine) == Counter({"tok_inner": 1})
+
+
+def test_deferred_rows_are_inserted_with_the_batch_and_only_inside_one(db_engine):
+    writes = GroupCommit(db_engine)
+    table = SandboxToken.__table__
+
+    def job(token_id: str):
+        def deferring(session: Session) -> str:
+            row = {"id": token_id, "kind": "card", "brand": "visa", "last4": "4242",
+                   "outcome": "success", "reusable": True, "created_at": utcnow()}
+            defer_insert(session, table, row)
+            return token_id
+
+        return deferring
+
+    results = run_batch_behind(writes, [job(f"tok_d{i}") for i in range(4)])
+    assert sorted(results) == [f"tok_d{i}" for i in range(4)]
+    assert stored_ids(db_engine) == Counter({f"tok_d{i}": 1 for i in range(4)})
+    with Session(db_engine) as session, pytest.raises(RuntimeError):
+        defer_insert(session, table, {"id": "tok_never"})
 
 
 @pytest.mark.parametrize("seed", range(4))
