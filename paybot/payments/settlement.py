@@ -11,17 +11,19 @@ import logging
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 
-from sqlalchemy import func, select, update
+from sqlalchemy import String, bindparam, func, select, update
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import Select
 from sqlmodel import Session
 
 from paybot import audit
 from paybot.db.engine import session_scope
 from paybot.db.group_commit import GroupCommit, defer_insert
 from paybot.db.models import Account, AuditEvent, LedgerEntry, Payment, PaymentStatus
-from paybot.db.types import utcnow
+from paybot.db.types import UTCDateTime, utcnow
 from paybot.gateway.base import ChargeResult
 from paybot.payments.confirmation import new_confirmation_number
 
@@ -135,6 +137,13 @@ class Settlement:
     ) -> PaymentOutcome | None:
         """The settling job: the settled payment, or None if it was no longer open."""
         approved = result.approved
+        number = new_confirmation_number()
+        if approved and self._returning:
+            payment = self._settle_and_debit(session, payment_id, result, number)
+            if payment is None:
+                return None
+            self._book(session, payment, payment.ledger_account)
+            return self._audited(session, payment, result, actor)
         values = {
             "status": (PaymentStatus.SUCCEEDED if approved else PaymentStatus.DECLINED).value,
             "gateway_transaction_id": result.transaction_id,
@@ -143,30 +152,31 @@ class Settlement:
             "method_last4": result.last4,
             # A scheduled payment keeps the number it was given when it was scheduled.
             "confirmation_number": (
-                func.coalesce(Payment.confirmation_number, new_confirmation_number())
+                func.coalesce(Payment.confirmation_number, number)
                 if approved
                 else Payment.confirmation_number
             ),
             "completed_at": utcnow(),
         }
-        if approved and self._returning:
-            payment = self._settle_and_debit(session, payment_id, values)
-            if payment is None:
-                return None
-            self._book(session, payment, payment.ledger_account)
-        else:
-            payment = self._transition_row(session, payment_id, **values)
-            if payment is None:
-                return None
-            if approved:
-                self._book(session, payment, self._debit(session, payment))
+        payment = self._transition_row(session, payment_id, **values)
+        if payment is None:
+            return None
+        if approved:
+            self._book(session, payment, self._debit(session, payment))
+        return self._audited(session, payment, result, actor)
+
+    @staticmethod
+    def _audited(
+        session: Session, payment: Row, result: ChargeResult, actor: str
+    ) -> PaymentOutcome:
+        """The outcome's audit event (inserted with the batch); the settled payment."""
         defer_insert(
             session,
             AuditEvent.__table__,
             audit.row(
-                "payment.succeeded" if approved else "payment.declined",
+                "payment.succeeded" if result.approved else "payment.declined",
                 account_id=payment.account_id,
-                payment_id=payment_id,
+                payment_id=payment.id,
                 conversation_id=payment.conversation_id,
                 actor=actor,
                 decline_code=result.decline_code,
@@ -190,29 +200,23 @@ class Settlement:
             return None
         return session.execute(select(table).where(table.c.id == payment_id)).first()
 
-    def _settle_and_debit(self, session: Session, payment_id: int, values: dict) -> Row | None:
-        """PostgreSQL: the payment's transition and its account's debit in one statement (two
-        data-modifying CTEs); the updated payment row with ``ledger_account``, the account
-        number, or None if the payment was no longer open (then nothing is debited)."""
-        payments, accounts = Payment.__table__, Account.__table__
-        now = utcnow()
-        settled = (
-            update(payments)
-            .where(payments.c.id == payment_id)
-            .where(payments.c.status.in_(OPEN))
-            .values(updated_at=now, **values)
-            .returning(*payments.c)
-            .cte("settled")
-        )
-        debited = (
-            update(accounts)
-            .where(accounts.c.id == settled.c.account_id)
-            .values(balance=accounts.c.balance - settled.c.amount, updated_at=now)
-            .returning(accounts.c.account_number)
-            .cte("debited")
-        )
-        number = select(debited.c.account_number).scalar_subquery().label("ledger_account")
-        return session.execute(select(settled, number)).first()
+    @staticmethod
+    def _settle_and_debit(
+        session: Session, payment_id: int, result: ChargeResult, number: str
+    ) -> Row | None:
+        """PostgreSQL: a successful payment's transition and its account's debit in one
+        statement (two data-modifying CTEs); the updated payment row with ``ledger_account``,
+        the account number, or None if the payment was no longer open (nothing debited)."""
+        params = {
+            "settle_id": payment_id,
+            "settle_now": utcnow(),
+            "new_gateway_transaction_id": result.transaction_id,
+            "new_decline_code": result.decline_code,
+            "new_method_brand": result.brand,
+            "new_method_last4": result.last4,
+            "new_confirmation": number,
+        }
+        return session.execute(_settle_and_debit_statement(), params).first()
 
     @staticmethod
     def _debit(session: Session, payment: Row) -> str:
@@ -299,3 +303,40 @@ class Settlement:
                 )
         log.warning("payment %s: outcome unknown, left for reconciliation", payment_id)
         return self.outcome(payment_id), moved.rowcount == 1
+
+
+@lru_cache(maxsize=1)
+def _settle_and_debit_statement() -> Select:
+    """The statement of :meth:`Settlement._settle_and_debit`, built once (its parameters
+    bound per call), so neither its construction nor its cache key is paid per payment."""
+    payments, accounts = Payment.__table__, Account.__table__
+    now = bindparam("settle_now", type_=UTCDateTime())
+    settled = (
+        update(payments)
+        .where(payments.c.id == bindparam("settle_id"))
+        .where(payments.c.status.in_(OPEN))
+        .values(
+            updated_at=now,
+            completed_at=now,
+            status=PaymentStatus.SUCCEEDED.value,
+            gateway_transaction_id=bindparam("new_gateway_transaction_id", type_=String()),
+            decline_code=bindparam("new_decline_code", type_=String()),
+            method_brand=bindparam("new_method_brand", type_=String()),
+            method_last4=bindparam("new_method_last4", type_=String()),
+            # A scheduled payment keeps the number it was given when it was scheduled.
+            confirmation_number=func.coalesce(
+                payments.c.confirmation_number, bindparam("new_confirmation", type_=String())
+            ),
+        )
+        .returning(*payments.c)
+        .cte("settled")
+    )
+    debited = (
+        update(accounts)
+        .where(accounts.c.id == settled.c.account_id)
+        .values(balance=accounts.c.balance - settled.c.amount, updated_at=now)
+        .returning(accounts.c.account_number)
+        .cte("debited")
+    )
+    number = select(debited.c.account_number).scalar_subquery().label("ledger_account")
+    return select(settled, number)
