@@ -53,6 +53,7 @@ from paybot.payments.tokenized import TokenizedPayments
 log = logging.getLogger(__name__)
 _NINE_DIGITS = re.compile(r"\d{9}")
 KEY_LENGTH = Payment.__table__.c.idempotency_key.type.length  # type: ignore[attr-defined]
+_INSERT_PAYMENT = insert(Payment.__table__)
 
 
 def new_idempotency_key() -> str:
@@ -368,7 +369,7 @@ class Ledger:
             "created_at": now,
             "updated_at": now,
         }
-        inserted = session.execute(insert(Payment.__table__).values(**row))
+        inserted = session.execute(_INSERT_PAYMENT, row)  # built once; row bound per call
         payment_id = inserted.inserted_primary_key[0]
         defer_insert(
             session,

@@ -8,8 +8,10 @@ balance until it settles. Read it inside :func:`paybot.db.engine.write_scope` af
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import lru_cache
 
-from sqlalchemy import func, type_coerce
+from sqlalchemy import bindparam, func, type_coerce
+from sqlalchemy.sql import Select
 from sqlmodel import Session, select
 
 from paybot.db.models import Account, Payment
@@ -55,30 +57,51 @@ def lock_for_payment(
     statement reads as of its start, so a sum taken by the statement that waited for the lock
     would miss the payment the lock's previous holder just committed. Once the transaction
     holds the lock (another payment of the account in the same group commit batch), or on
-    SQLite (whose write lock is taken before any read), one statement reads it all.
+    SQLite (whose write lock is taken before any read), one statement reads it all. The
+    statements are built once (:func:`_statements`); only their parameters change.
     """
-    held = (
-        select(func.coalesce(func.sum(Payment.amount), 0))
-        .where(Payment.account_id == account_id, Payment.status.in_(OPEN))  # type: ignore
-        .scalar_subquery()
-    )
-    existing = (
-        select(Payment.id).where(Payment.idempotency_key == idempotency_key).scalar_subquery()
-    )
+    lock, held_and_key, all_at_once = _statements()
+    params = {"account_id": account_id, "key": idempotency_key}
     if session.get_bind().dialect.name != "sqlite" and not _holds_lock(session, account_id):
-        account = lock_account(session, account_id)
-        amount, payment_id = session.execute(select(type_coerce(held, Money()), existing)).one()
+        account = session.execute(lock, params).scalars().first()
+        if account is None:
+            raise PaymentRefused("unknown_account", "That account was not found.")
+        amount, payment_id = session.execute(held_and_key, params).one()
         return account, amount, payment_id
-    found = session.execute(
-        select(Account, type_coerce(held, Money()), existing)
-        .where(Account.id == account_id)
-        .with_for_update(of=Account)
-        .execution_options(populate_existing=True)
-    ).first()
+    found = session.execute(all_at_once, params).first()
     if found is None:
         raise PaymentRefused("unknown_account", "That account was not found.")
     account, amount, payment_id = found
     return account, amount, payment_id
+
+
+@lru_cache(maxsize=1)
+def _statements() -> tuple[Select, Select, Select]:
+    """(lock the account, held amount and key's payment id, all three in one) with the
+    parameters ``account_id`` and ``key``."""
+    account_id = bindparam("account_id")
+    held = type_coerce(
+        select(func.coalesce(func.sum(Payment.amount), 0))
+        .where(Payment.account_id == account_id, Payment.status.in_(OPEN))  # type: ignore
+        .scalar_subquery(),
+        Money(),
+    )
+    existing = (
+        select(Payment.id).where(Payment.idempotency_key == bindparam("key")).scalar_subquery()
+    )
+    lock = (
+        select(Account)
+        .where(Account.id == account_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    all_at_once = (
+        select(Account, held, existing)
+        .where(Account.id == account_id)
+        .with_for_update(of=Account)
+        .execution_options(populate_existing=True)
+    )
+    return lock, select(held, existing), all_at_once
 
 
 def _holds_lock(session: Session, account_id: int) -> bool:
