@@ -128,19 +128,15 @@ class Ledger:
     ) -> PaymentOutcome:
         """Charge a stored, tokenised payment method of the account."""
         request = self.new_request(account_id, amount, channel, conversation_id, idempotency_key)
-
-        def stored_method(session: Session) -> tuple[str, str | None]:
+        # Read here, not in the shared open transaction: that one is the serial part.
+        with Session(self.engine) as session:
             method = session.get(PaymentMethod, payment_method_id)
             if method is None or not is_on_file(method, account_id):
                 raise PaymentRefused("unknown_method", "That payment method is not on file.")
-            return method.kind, method.token
-
-        payment, done, claimed, token = self._open(
-            request, stored_method, payment_method_id, claim=True
-        )
+            token, kind = method.token, method.kind
+        payment, done, claimed = self._open(request, kind, token, payment_method_id, claim=True)
         if done:
             return payment
-        assert token is not None
         return self.run_charge(
             payment.payment_id,
             request.idempotency_key,
@@ -177,9 +173,7 @@ class Ledger:
         if save or isinstance(method, BankAccount):
             opened = self.tokens.tokenize(request, method, save=save)
             return self.tokens.charge(opened.payment_id)
-        payment, done, claimed, _ = self._open(
-            request, lambda _session: ("card", "one-step"), None, claim=True
-        )
+        payment, done, claimed = self._open(request, "card", "one-step", None, claim=True)
         if done:
             return payment
         return self.run_charge(
@@ -296,27 +290,25 @@ class Ledger:
         self, request: PaymentRequest, kind: str, reference: str | None, method_id: int | None
     ) -> tuple[PaymentOutcome, bool]:
         """Commit the payment row before any gateway call. Returns (payment, already_done)."""
-        payment, done, _, _ = self._open(
-            request, lambda _session: (kind, reference), method_id, claim=False
-        )
+        payment, done, _ = self._open(request, kind, reference, method_id, claim=False)
         return payment, done
 
     def _open(
         self,
         request: PaymentRequest,
-        describe: Callable[[Session], tuple[str, str | None]],
+        kind: str,
+        reference: str | None,
         method_id: int | None,
         *,
         claim: bool,
-    ) -> tuple[PaymentOutcome, bool, bool, str | None]:
+    ) -> tuple[PaymentOutcome, bool, bool]:
         """Commit the payment row (in a shared transaction: :mod:`paybot.db.group_commit`)
-        before any gateway call. ``describe`` gives its method kind and gateway reference,
-        read in the same transaction. With ``claim`` a new row is written with its first
-        gateway attempt already counted (``attempts`` 1), saving the separate count: the
-        caller charges it next. Returns (payment, already_done, claimed, reference)."""
+        before any gateway call. With ``claim`` a new row is written with its first gateway
+        attempt already counted (``attempts`` 1), saving the separate count: the caller
+        charges it next. Returns (payment, already_done, claimed)."""
         try:
             opened = self.writes.run(
-                lambda session: self._open_in(session, request, describe, method_id, claim)
+                lambda session: self._open_in(session, request, kind, reference, method_id, claim)
             )
         except IntegrityError:  # the same key, opened concurrently by another worker
             with Session(self.engine) as session:
@@ -324,30 +316,29 @@ class Ledger:
                     session=session, idempotency_key=request.idempotency_key
                 )
                 assert existing is not None  # the insert failed on its unique key
-                kind, reference = describe(session)
-                return (*self._existing(existing, request), False, reference)
-        payment, done, new, reference = opened
+                return (*self._existing(existing, request), False)
+        payment, done, new = opened
         if new:
             log.info("payment %s opened (channel=%s)", payment.payment_id, request.channel)
-        return payment, done, new and claim, reference
+        return payment, done, new and claim
 
     def _open_in(
         self,
         session: Session,
         request: PaymentRequest,
-        describe: Callable[[Session], tuple[str, str | None]],
+        kind: str,
+        reference: str | None,
         method_id: int | None,
         claim: bool,
-    ) -> tuple[PaymentOutcome, bool, bool, str | None]:
-        """The job that opens the payment: (payment, already_done, new, reference)."""
-        kind, reference = describe(session)
+    ) -> tuple[PaymentOutcome, bool, bool]:
+        """The job that opens the payment: (payment, already_done, new)."""
         account, held, existing_id = lock_for_payment(
             session, request.account_id, request.idempotency_key
         )
         if existing_id is not None:
             existing = session.get(Payment, existing_id, populate_existing=True)
             assert existing is not None
-            return (*self._existing(existing, request), False, reference)
+            return (*self._existing(existing, request), False)
         self.rules.check(account, request.amount, held=held)
         fee = self.fees.fee_for(request.amount)
         now = utcnow()
@@ -396,7 +387,7 @@ class Ledger:
             last4=None,
             decline_code=None,
         )
-        return opened, False, True, reference
+        return opened, False, True
 
     def _existing(self, payment: Payment, request: PaymentRequest) -> tuple[PaymentOutcome, bool]:
         if payment.account_id != request.account_id or payment.amount != request.amount:
