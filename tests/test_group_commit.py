@@ -17,7 +17,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, select
 
 from paybot.db.group_commit import GroupCommit, defer_insert
@@ -142,6 +142,51 @@ def test_deferred_rows_are_inserted_with_the_batch_and_only_inside_one(db_engine
     assert stored_ids(db_engine) == Counter({f"tok_d{i}": 1 for i in range(4)})
     with Session(db_engine) as session, pytest.raises(RuntimeError):
         defer_insert(session, table, {"id": "tok_never"})
+
+
+def test_a_job_chosen_as_deadlock_victim_runs_again(db_engine):
+    """The job locks token A then B while another transaction locks B then A: PostgreSQL
+    aborts one of the two. Whichever it is, the job's caller gets its result, written once."""
+    if db_engine.dialect.name == "sqlite":
+        pytest.skip("SQLite has one writer: no deadlock between two transactions")
+    from sqlalchemy import text
+
+    writes = GroupCommit(db_engine)
+    with Session(db_engine) as session:
+        for token_id in ("tok_lock_a", "tok_lock_b"):
+            session.add(SandboxToken(id=token_id, kind="card", brand="visa", last4="4242",
+                                     outcome="success"))
+        session.commit()
+    lock = "SELECT id FROM sandbox_tokens WHERE id = :id FOR UPDATE"
+    job_has_a, other_has_b = threading.Event(), threading.Event()
+    runs: list[int] = []
+
+    def job(session: Session) -> str:
+        runs.append(1)
+        session.execute(text(lock), {"id": "tok_lock_a"})
+        job_has_a.set()
+        other_has_b.wait(10)
+        session.execute(text(lock), {"id": "tok_lock_b"})
+        return token_job("tok_after_deadlock")(session)
+
+    rival_aborted: list[bool] = []
+
+    def other() -> None:
+        try:
+            with db_engine.begin() as conn:
+                conn.execute(text(lock), {"id": "tok_lock_b"})
+                other_has_b.set()
+                job_has_a.wait(10)
+                conn.execute(text(lock), {"id": "tok_lock_a"})
+        except DBAPIError as exc:  # this one may be the victim instead
+            rival_aborted.append(exc.orig.pgcode == "40P01")
+
+    rival = threading.Thread(target=other)
+    rival.start()
+    assert writes.run(job) == "tok_after_deadlock"
+    rival.join(20)
+    assert stored_ids(db_engine)["tok_after_deadlock"] == 1
+    assert (len(runs), rival_aborted) in ((2, []), (1, [True]))  # exactly one victim
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -21,6 +21,8 @@ only then hands each caller its result. So:
   Jobs therefore must have no effects outside the session (they may run twice, the first run
   rolled back).
 - A crash loses only uncommitted batches, whose callers were never answered.
+- A job run alone that PostgreSQL picks as a deadlock victim is run again (up to
+  ``RETRIES`` times).
 
 Rows a job only inserts and no later job of the batch needs to read (audit events, ledger
 lines) can be handed to :func:`defer_insert`: they are inserted just before the commit, one
@@ -43,6 +45,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Table, insert
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from paybot.db.engine import write_scope
@@ -51,6 +54,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Job = Callable[[Session], Any]
 IDLE_EXIT_S = 1.0  # the batcher thread ends after this long without work (restarted lazily)
+# A job run alone whose transaction PostgreSQL aborted to break a deadlock (or a serialization
+# failure) is run again: batches lock rows in their jobs' order, so two processes' batches can
+# wait on each other (two processes settling one payment at once).
+RETRIES = 3
+_RETRYABLE = {"40P01", "40001"}  # deadlock_detected, serialization_failure
 _DEFERRED = "group_commit.deferred"  # session.info key: {table: [rows]}, in deferral order
 
 
@@ -144,8 +152,16 @@ class GroupCommit:
                 future.set_exception(exc)
 
     def _alone(self, job: Callable[[Session], T]) -> T:
-        with self._transaction() as session:
-            return job(session)
+        for attempt in range(1, RETRIES + 1):
+            try:
+                with self._transaction() as session:
+                    return job(session)
+            except DBAPIError as exc:
+                if attempt == RETRIES or getattr(exc.orig, "pgcode", None) not in _RETRYABLE:
+                    raise
+                log.warning("%s: a job's transaction was chosen as a deadlock victim (attempt "
+                            "%d); running it again", self.name, attempt)
+        raise AssertionError("unreachable")
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
