@@ -11,6 +11,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from sqlalchemy import bindparam, func, type_coerce
+from sqlalchemy.engine import Row
 from sqlalchemy.sql import Select
 from sqlmodel import Session, select
 
@@ -49,9 +50,10 @@ def held_amount(session: Session, account_id: int, *, exclude: int | None = None
 
 def lock_for_payment(
     session: Session, account_id: int, idempotency_key: str
-) -> tuple[Account, Decimal, int | None]:
-    """:func:`lock_account`, :func:`held_amount` and the id of the payment already opened with
-    ``idempotency_key`` (or None).
+) -> tuple[Row, Decimal, int | None]:
+    """:func:`lock_account` (the account as a row: id, status, currency, balance),
+    :func:`held_amount` and the id of the payment already opened with ``idempotency_key`` (or
+    None).
 
     The first time in a transaction on PostgreSQL, two statements: the lock, then the rest. A
     statement reads as of its start, so a sum taken by the statement that waited for the lock
@@ -63,7 +65,7 @@ def lock_for_payment(
     lock, held_and_key, all_at_once = _statements()
     params = {"account_id": account_id, "key": idempotency_key}
     if session.get_bind().dialect.name != "sqlite" and not _holds_lock(session, account_id):
-        account = session.execute(lock, params).scalars().first()
+        account = session.execute(lock, params).first()
         if account is None:
             raise PaymentRefused("unknown_account", "That account was not found.")
         amount, payment_id = session.execute(held_and_key, params).one()
@@ -71,14 +73,14 @@ def lock_for_payment(
     found = session.execute(all_at_once, params).first()
     if found is None:
         raise PaymentRefused("unknown_account", "That account was not found.")
-    account, amount, payment_id = found
-    return account, amount, payment_id
+    return found, found.held, found.existing
 
 
 @lru_cache(maxsize=1)
 def _statements() -> tuple[Select, Select, Select]:
     """(lock the account, held amount and key's payment id, all three in one) with the
-    parameters ``account_id`` and ``key``."""
+    parameters ``account_id`` and ``key``. The account comes back as a row of the columns the
+    amount rules read (id, status, currency, balance), not an ORM object."""
     account_id = bindparam("account_id")
     held = type_coerce(
         select(func.coalesce(func.sum(Payment.amount), 0))
@@ -89,17 +91,13 @@ def _statements() -> tuple[Select, Select, Select]:
     existing = (
         select(Payment.id).where(Payment.idempotency_key == bindparam("key")).scalar_subquery()
     )
-    lock = (
-        select(Account)
-        .where(Account.id == account_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    accounts = Account.__table__
+    columns = (accounts.c.id, accounts.c.status, accounts.c.currency, accounts.c.balance)
+    lock = select(*columns).where(accounts.c.id == account_id).with_for_update()
     all_at_once = (
-        select(Account, held, existing)
-        .where(Account.id == account_id)
-        .with_for_update(of=Account)
-        .execution_options(populate_existing=True)
+        select(*columns, held.label("held"), existing.label("existing"))
+        .where(accounts.c.id == account_id)
+        .with_for_update(of=accounts)
     )
     return lock, select(held, existing), all_at_once
 
