@@ -1,11 +1,15 @@
 """Charge N payments through the ledger and the embedded sandbox; print throughput and latency.
 
-    .venv/bin/python bench/bench_ledger.py [-n 500] [--threads 4] [--pg URL]
+    .venv/bin/python bench/bench_ledger.py [-n 500] [--threads 1 8] [--pg URL]
 
 Runs on a fresh SQLite file and, when a PostgreSQL URL is given (or
 PAYBOT_TEST_DATABASE_URL is set), on a private schema there. Each payment is the full path:
 payment row committed, gateway charge with idempotency key, settlement with confirmation
-number, ledger lines, balance update and audit events.
+number, ledger lines, balance update and audit events; all payments are of one account (the
+worst case: they all take its row lock). Prints, per database and thread count, payments/s,
+p50 and p95 beside the figures before group commit (docs/benchmarks.md), the statements and
+commits per payment, the mean group-commit batch (jobs per shared commit) and this process's
+CPU time per payment (PostgreSQL's own is not in it).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from paybot.db.engine import make_engine, migrate, session_scope
 from paybot.db.models import Account, PaymentMethod
@@ -65,6 +69,15 @@ def _prepare(engine) -> tuple[Ledger, int, int]:
     return ledger, ids[0], ids[1]
 
 
+# Before group commit (docs/benchmarks.md): payments/s, p50 ms, p95 ms by (database, threads).
+BEFORE = {
+    ("sqlite", 1): (26.3, 36.5, 51.2),
+    ("sqlite", 4): (26.7, 102.0, 358.7),
+    ("postgresql", 1): (30.0, 31.5, 44.8),
+    ("postgresql", 4): (32.2, 120.5, 172.2),
+}
+
+
 def _run(ledger: Ledger, account_id: int, method_id: int, n: int, threads: int) -> dict:
     def one(i: int) -> float:
         start = time.perf_counter()
@@ -77,34 +90,72 @@ def _run(ledger: Ledger, account_id: int, method_id: int, n: int, threads: int) 
         assert outcome.succeeded, outcome
         return time.perf_counter() - start
 
-    began = time.perf_counter()
+    counts = {"statements": 0, "commits": 0}
+
+    def count(kind: str):
+        return lambda *_a, **_k: counts.__setitem__(kind, counts[kind] + 1)
+
+    on_statement, on_commit = count("statements"), count("commits")
+    event.listen(ledger.engine, "before_cursor_execute", on_statement)
+    event.listen(ledger.engine, "commit", on_commit)
+    batches, jobs = ledger.writes.batches, ledger.writes.batched_jobs
+    began, cpu = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(max_workers=threads) as pool:
         latencies = sorted(pool.map(one, range(n)))
-    elapsed = time.perf_counter() - began
+    elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
+    event.remove(ledger.engine, "before_cursor_execute", on_statement)
+    event.remove(ledger.engine, "commit", on_commit)
     q = statistics.quantiles(latencies, n=100)
-    return {"n": n, "rate": n / elapsed, "p50": q[49] * 1000, "p95": q[94] * 1000}
+    batches, jobs = ledger.writes.batches - batches, ledger.writes.batched_jobs - jobs
+    return {
+        "n": n,
+        "rate": n / elapsed,
+        "p50": q[49] * 1000,
+        "p95": q[94] * 1000,
+        "statements": counts["statements"] / n,
+        "commits": counts["commits"] / n,
+        "batch": jobs / batches if batches else 1.0,
+        "cpu": cpu / n * 1000,
+    }
+
+
+def _header() -> None:
+    print(
+        f"{'database':<10} {'threads':>7} {'payments/s':>10} {'p50 ms':>7} {'p95 ms':>7}   "
+        f"{'before: /s':>10} {'p50':>6} {'p95':>6}   {'stmts/pay':>9} {'commits/pay':>11} "
+        f"{'batch':>5} {'cpu ms/pay':>10}"
+    )
 
 
 def _report(name: str, threads: int, r: dict) -> None:
+    before = BEFORE.get((name, threads))
+    was = f"{'-':>10} {'-':>6} {'-':>6}"
+    if before:
+        was = f"{before[0]:10.1f} {before[1]:6.1f} {before[2]:6.1f}"
     print(
-        f"{name:<10} threads={threads:<2} payments={r['n']:<5} "
-        f"{r['rate']:8.1f} payments/s   p50 {r['p50']:6.1f} ms   p95 {r['p95']:6.1f} ms"
+        f"{name:<10} {threads:>7} {r['rate']:10.1f} {r['p50']:7.1f} {r['p95']:7.1f}   {was}   "
+        f"{r['statements']:9.1f} {r['commits']:11.2f} {r['batch']:5.1f} {r['cpu']:10.2f}",
+        flush=True,
     )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=500, help="payments per run (default 500)")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--pg", default=os.environ.get("PAYBOT_TEST_DATABASE_URL"))
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        engine = make_engine(f"sqlite:///{Path(tmp) / 'bench.db'}")
-        ledger, account_id, method_id = _prepare(engine)
-        for threads in args.threads:
-            _report("sqlite", threads, _run(ledger, account_id, method_id, args.n, threads))
-        engine.dispose()
+    print(f"{args.n} payments per run; load average {os.getloadavg()[0]:.1f} at start")
+    _header()
+    if not args.no_sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            engine = make_engine(f"sqlite:///{Path(tmp) / 'bench.db'}")
+            ledger, account_id, method_id = _prepare(engine)
+            for threads in args.threads:
+                _report("sqlite", threads, _run(ledger, account_id, method_id, args.n, threads))
+            engine.dispose()
 
     if not args.pg:
         print("postgresql skipped: pass --pg URL or set PAYBOT_TEST_DATABASE_URL", file=sys.stderr)

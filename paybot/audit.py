@@ -8,6 +8,7 @@ from typing import Any
 from sqlmodel import Session
 
 from paybot.db.models import AuditEvent
+from paybot.db.types import utcnow
 from paybot.redaction import redact
 
 
@@ -26,16 +27,32 @@ def record(
     ``detail`` values must be scalars; strings are passed through the redaction filter and
     Decimals are stored as strings so nothing is lost to floats.
     """
-    event = AuditEvent(
-        kind=kind,
-        account_id=account_id,
-        payment_id=payment_id,
-        conversation_id=conversation_id,
-        actor=actor,
-        detail={key: _clean(value) for key, value in detail.items()},
-    )
+    event = AuditEvent(**row(kind, account_id=account_id, payment_id=payment_id,
+                             conversation_id=conversation_id, actor=actor, **detail))
     session.add(event)
     return event
+
+
+def row(
+    kind: str,
+    *,
+    account_id: int | None = None,
+    payment_id: int | None = None,
+    conversation_id: str | None = None,
+    actor: str = "system",
+    **detail: Any,
+) -> dict[str, Any]:
+    """The ``audit_events`` row :func:`record` adds, every column set (for a bulk insert:
+    :func:`paybot.db.group_commit.defer_insert`)."""
+    return {
+        "at": utcnow(),
+        "kind": kind,
+        "account_id": account_id,
+        "payment_id": payment_id,
+        "conversation_id": conversation_id,
+        "actor": actor,
+        "detail": {key: _clean(value) for key, value in detail.items()},
+    }
 
 
 def _clean(value: Any) -> Any:

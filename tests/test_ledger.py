@@ -555,8 +555,10 @@ async def test_bridge_job_settles_unknown_payments_while_running(
     runner = web.AppRunner(app)
     await runner.setup()
     try:
-        for _ in range(400):
-            if (await asyncio.to_thread(ledger.outcome, payment.payment_id)).succeeded:
+        for _ in range(400):  # settled, and the job's run that settled it has reported
+            if "unknown payments: 1 settled" in caplog.text and (
+                await asyncio.to_thread(ledger.outcome, payment.payment_id)
+            ).succeeded:
                 break
             await asyncio.sleep(0.05)
     finally:

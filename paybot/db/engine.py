@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.pool import QueuePool
 from sqlmodel import Session, create_engine
@@ -66,9 +66,10 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session that commits on success and rolls back on error."""
-    with Session(engine, expire_on_commit=False) as session:
+def session_scope(engine: Engine, *, connection: Connection | None = None) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error (on ``connection``, one of
+    ``engine``'s that the caller keeps, if given; else on one from the pool)."""
+    with Session(connection or engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
@@ -78,14 +79,14 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 
 
 @contextmanager
-def write_scope(engine: Engine) -> Iterator[Session]:
+def write_scope(engine: Engine, *, connection: Connection | None = None) -> Iterator[Session]:
     """A :func:`session_scope` for a read-then-write that must not interleave with another.
 
     On SQLite it holds the database's write lock from its first statement (``BEGIN
     IMMEDIATE``): writers queue instead of each reading a snapshot and then writing past the
     other. On PostgreSQL lock the rows read with ``SELECT ... FOR UPDATE``.
     """
-    with session_scope(engine) as session:
+    with session_scope(engine, connection=connection) as session:
         if engine.dialect.name == "sqlite":
             session.connection().exec_driver_sql("BEGIN IMMEDIATE")
         yield session

@@ -25,7 +25,9 @@ from functools import partial
 from typing import TypeVar
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
+from paybot.db.models import SandboxCharge
 from paybot.gateway.base import ChargeResult, Gateway, TokenInfo
 from paybot.gateway.card_data import BankAccount, CardData
 from paybot.gateway.cards import normalize_expiry, validate_bank_account, validate_card
@@ -187,25 +189,32 @@ class SandboxGateway(Gateway):
     ) -> ChargeResult:
         amount, currency = check_money(amount, currency)
         fingerprint = request_fingerprint("charge_token", token, amount, currency)
-        replayed = self._charges.replay(check_key(key), fingerprint)
-        if replayed is not None:
-            return replayed
-        vaulted = self._vault.load(token)
-        code = token_decline_code(vaulted, currency, self._today())
-        row = charge_row(
-            key,
-            fingerprint,
-            token_id=vaulted.id,
-            amount=amount,
-            currency=currency,
-            status=DECLINED if code else SUCCEEDED,
-            decline_code=code,
-            brand=vaulted.brand,
-            last4=vaulted.last4,
-            description=cut_description(description),
-        )
-        also = None if vaulted.reusable else (lambda s: self._vault.use_up(s, vaulted.id))
-        return self._charges.persist(row, also)
+        single_use: list[str] = []
+
+        def build(session: Session) -> SandboxCharge:
+            vaulted = self._vault.load_in(session, token)
+            code = token_decline_code(vaulted, currency, self._today())
+            if not vaulted.reusable:
+                single_use.append(vaulted.id)
+            return charge_row(
+                key,
+                fingerprint,
+                token_id=vaulted.id,
+                amount=amount,
+                currency=currency,
+                status=DECLINED if code else SUCCEEDED,
+                decline_code=code,
+                brand=vaulted.brand,
+                last4=vaulted.last4,
+                description=cut_description(description),
+            )
+
+        def use_up(session: Session) -> None:
+            for token_id in single_use:
+                self._vault.use_up(session, token_id)
+
+        # The replay check, the token and the new charge: one transaction.
+        return self._charges.record(check_key(key), fingerprint, build, use_up)
 
     def charge_card(
         self,
@@ -235,9 +244,6 @@ class SandboxGateway(Gateway):
         fingerprint = request_fingerprint(
             "charge_card", brand, card.last4, expiry.month, expiry.year, amount, currency
         )
-        replayed = self._charges.replay(check_key(key), fingerprint)
-        if replayed is not None:
-            return replayed
         code = decline_code(card_outcome(card))
         row = charge_row(
             key,
@@ -250,7 +256,7 @@ class SandboxGateway(Gateway):
             last4=card.last4,
             description=cut_description(description),
         )
-        return self._charges.persist(row)
+        return self._charges.record(check_key(key), fingerprint, lambda _session: row)
 
     def find_charge(self, idempotency_key: str) -> ChargeResult | None:
         """The charge (approved or declined) stored under ``idempotency_key``, else None.
@@ -284,14 +290,18 @@ class SandboxGateway(Gateway):
         if amount is not None:
             amount, _ = check_money(amount, charge.currency)
         fingerprint = request_fingerprint("refund", charge.id, "full" if amount is None else amount)
-        replayed = self._charges.replay(check_key(key), fingerprint)
-        if replayed is not None:
-            return replayed
-        left = charge.amount - charge.refunded
-        if charge.status != SUCCEEDED or left <= 0:
-            raise InvalidRequest("only a succeeded, not fully refunded charge can be refunded")
-        amount = left if amount is None else amount
-        if amount > left:
-            raise InvalidRequest("refund exceeds the amount left to refund")
-        row = refund_row(charge, key, fingerprint, amount)
-        return self._charges.persist(row, lambda s: self._charges.take_from(s, charge.id, amount))
+        taken: list[Decimal] = []
+
+        def build(_session: Session) -> SandboxCharge:
+            left = charge.amount - charge.refunded
+            if charge.status != SUCCEEDED or left <= 0:
+                raise InvalidRequest("only a succeeded, not fully refunded charge can be refunded")
+            taken.append(left if amount is None else amount)
+            if taken[0] > left:
+                raise InvalidRequest("refund exceeds the amount left to refund")
+            return refund_row(charge, key, fingerprint, taken[0])
+
+        def take(session: Session) -> None:
+            self._charges.take_from(session, charge.id, taken[0])
+
+        return self._charges.record(check_key(key), fingerprint, build, take)

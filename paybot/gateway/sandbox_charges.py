@@ -14,7 +14,6 @@ from decimal import Decimal
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from paybot.db.engine import session_scope
@@ -79,35 +78,39 @@ class ChargeLog:
     def stored(self, key: str) -> SandboxCharge | None:
         """The charge or refund stored under idempotency key ``key``, if any."""
         with session_scope(self._engine) as session:
-            query = select(SandboxCharge).where(_CHARGES.c.idempotency_key == key)
-            return session.exec(query).first()
+            return _stored(session, key)
 
     def replay(self, key: str, fingerprint: str) -> ChargeResult | None:
         """The stored result for ``key``, or None; a different request raises a conflict."""
-        row = self.stored(key)
-        if row is None:
-            return None
-        if row.request_fingerprint != fingerprint:
-            raise IdempotencyConflict("idempotency key already used for a different request")
-        log.info("sandbox replay %s for a repeated idempotency key", row.id)
-        return result(row, replayed=True)
+        with session_scope(self._engine) as session:
+            return _replay(session, key, fingerprint)
 
-    def persist(
-        self, row: SandboxCharge, also: Callable[[Session], None] | None = None
+    def record(
+        self,
+        key: str,
+        fingerprint: str,
+        build: Callable[[Session], SandboxCharge],
+        also: Callable[[Session], None] | None = None,
     ) -> ChargeResult:
-        """Insert ``row`` (and run ``also`` in the same transaction), or replay on a race.
+        """Insert the row ``build`` makes (and run ``also``) in one transaction, or replay the
+        result already stored under ``key``.
 
-        A concurrent request with the same key that committed first makes the insert fail on
-        the unique key; the transaction is rolled back and that request's result replayed.
+        Optimistic: a new key (the usual case) costs the build's reads, the insert and one
+        commit. If the insert fails on the unique key (a repeated request, or a concurrent one
+        that committed first), or the build or ``also`` refuses (a token used up or deleted, a
+        refund already taken, by that earlier request), the transaction is rolled back and
+        the stored result replayed; a different request under the key raises a conflict, and
+        with nothing stored the refusal stands.
         """
         try:
             with session_scope(self._engine) as session:
+                row = build(session)
                 session.add(row)
                 session.flush()
                 if also is not None:
                     also(session)
-        except IntegrityError:
-            replayed = self.replay(row.idempotency_key, row.request_fingerprint)
+        except Exception:
+            replayed = self.replay(key, fingerprint)
             if replayed is None:
                 raise
             return replayed
@@ -141,3 +144,18 @@ class ChargeLog:
         )
         if session.execute(stmt).rowcount != 1:
             raise InvalidRequest("refund exceeds the amount left to refund")
+
+
+def _stored(session: Session, key: str) -> SandboxCharge | None:
+    query = select(SandboxCharge).where(_CHARGES.c.idempotency_key == key)
+    return session.exec(query).first()
+
+
+def _replay(session: Session, key: str, fingerprint: str) -> ChargeResult | None:
+    row = _stored(session, key)
+    if row is None:
+        return None
+    if row.request_fingerprint != fingerprint:
+        raise IdempotencyConflict("idempotency key already used for a different request")
+    log.info("sandbox replay %s for a repeated idempotency key", row.id)
+    return result(row, replayed=True)

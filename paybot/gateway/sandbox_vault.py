@@ -71,7 +71,12 @@ class TokenVault:
             UnknownToken: it never existed or was deleted.
         """
         with session_scope(self._engine) as session:
-            row = session.get(SandboxToken, token) if isinstance(token, str) else None
+            return self.load_in(session, token)
+
+    @staticmethod
+    def load_in(session: Session, token: str) -> SandboxToken:
+        """:meth:`load` in the caller's transaction."""
+        row = session.get(SandboxToken, token) if isinstance(token, str) else None
         if row is None or row.deleted_at is not None:
             raise UnknownToken("no such payment token (or it was deleted)")
         return row

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -38,13 +38,14 @@ from sqlmodel import Session
 from paybot import audit, metrics
 from paybot.accounts.methods import is_on_file
 from paybot.db import queries
-from paybot.db.engine import session_scope, write_scope
-from paybot.db.models import Account, Payment, PaymentMethod, PaymentStatus
+from paybot.db.engine import session_scope
+from paybot.db.group_commit import GroupCommit, defer_insert
+from paybot.db.models import Account, AuditEvent, Payment, PaymentMethod, PaymentStatus
 from paybot.db.types import utcnow
 from paybot.gateway.base import ChargeResult, Gateway, GatewayError, GatewayTimeout
 from paybot.gateway.card_data import BankAccount, CardData
 from paybot.payments.fees import FeePolicy, Quote
-from paybot.payments.payable import held_amount, lock_account
+from paybot.payments.payable import held_amount, lock_for_payment
 from paybot.payments.rules import AmountRules, PaymentRefused
 from paybot.payments.settlement import OPEN, PaymentOutcome, Settlement
 from paybot.payments.tokenized import TokenizedPayments
@@ -52,6 +53,7 @@ from paybot.payments.tokenized import TokenizedPayments
 log = logging.getLogger(__name__)
 _NINE_DIGITS = re.compile(r"\d{9}")
 KEY_LENGTH = Payment.__table__.c.idempotency_key.type.length  # type: ignore[attr-defined]
+_INSERT_PAYMENT = insert(Payment.__table__)
 
 
 def new_idempotency_key() -> str:
@@ -98,7 +100,9 @@ class Ledger:
         self.retries = retries
         self.backoff_s = backoff_s
         self._sleep = sleep
-        self.settlement = Settlement(engine, fee_account=self.fees.account)
+        # Opening and settling payments share transactions across threads (group commit).
+        self.writes = GroupCommit(engine, name="ledger")
+        self.settlement = Settlement(engine, fee_account=self.fees.account, writes=self.writes)
         self.tokens = TokenizedPayments(self)
 
     # Quotes ---------------------------------------------------------------------------
@@ -124,12 +128,13 @@ class Ledger:
     ) -> PaymentOutcome:
         """Charge a stored, tokenised payment method of the account."""
         request = self.new_request(account_id, amount, channel, conversation_id, idempotency_key)
+        # Read here, not in the shared open transaction: that one is the serial part.
         with Session(self.engine) as session:
             method = session.get(PaymentMethod, payment_method_id)
             if method is None or not is_on_file(method, account_id):
                 raise PaymentRefused("unknown_method", "That payment method is not on file.")
             token, kind = method.token, method.kind
-        payment, done = self.open_payment(request, kind, token, payment_method_id)
+        payment, done, claimed = self._open(request, kind, token, payment_method_id, claim=True)
         if done:
             return payment
         return self.run_charge(
@@ -142,6 +147,7 @@ class Ledger:
                 idempotency_key=request.idempotency_key,
                 description=f"paybot payment {payment.payment_id}",
             ),
+            claimed=claimed,
         )
 
     def pay_with_new_method(
@@ -167,7 +173,7 @@ class Ledger:
         if save or isinstance(method, BankAccount):
             opened = self.tokens.tokenize(request, method, save=save)
             return self.tokens.charge(opened.payment_id)
-        payment, done = self.open_payment(request, "card", "one-step", None)
+        payment, done, claimed = self._open(request, "card", "one-step", None, claim=True)
         if done:
             return payment
         return self.run_charge(
@@ -180,6 +186,7 @@ class Ledger:
                 idempotency_key=request.idempotency_key,
                 description=f"paybot payment {payment.payment_id}",
             ),
+            claimed=claimed,
         )
 
     def charge_open_payment(
@@ -283,57 +290,104 @@ class Ledger:
         self, request: PaymentRequest, kind: str, reference: str | None, method_id: int | None
     ) -> tuple[PaymentOutcome, bool]:
         """Commit the payment row before any gateway call. Returns (payment, already_done)."""
+        payment, done, _ = self._open(request, kind, reference, method_id, claim=False)
+        return payment, done
+
+    def _open(
+        self,
+        request: PaymentRequest,
+        kind: str,
+        reference: str | None,
+        method_id: int | None,
+        *,
+        claim: bool,
+    ) -> tuple[PaymentOutcome, bool, bool]:
+        """Commit the payment row (in a shared transaction: :mod:`paybot.db.group_commit`)
+        before any gateway call. With ``claim`` a new row is written with its first gateway
+        attempt already counted (``attempts`` 1), saving the separate count: the caller
+        charges it next. Returns (payment, already_done, claimed)."""
         try:
-            return self._insert_payment(request, kind, reference, method_id)
+            opened = self.writes.run(
+                lambda session: self._open_in(session, request, kind, reference, method_id, claim)
+            )
         except IntegrityError:  # the same key, opened concurrently by another worker
             with Session(self.engine) as session:
                 existing = queries.payment_by_key(
                     session=session, idempotency_key=request.idempotency_key
                 )
                 assert existing is not None  # the insert failed on its unique key
-                return self._existing(existing, request)
+                return (*self._existing(existing, request), False)
+        payment, done, new = opened
+        if new:
+            log.info("payment %s opened (channel=%s)", payment.payment_id, request.channel)
+        return payment, done, new and claim
 
-    def _insert_payment(
-        self, request: PaymentRequest, kind: str, reference: str | None, method_id: int | None
-    ) -> tuple[PaymentOutcome, bool]:
-        with write_scope(self.engine) as session:
-            account = lock_account(session, request.account_id)
-            existing = queries.payment_by_key(
-                session=session, idempotency_key=request.idempotency_key
-            )
-            if existing is not None:
-                return self._existing(existing, request)
-            held = held_amount(session, account.id)
-            self.rules.check(account, request.amount, held=held)
-            fee = self.fees.fee_for(request.amount)
-            payment = Payment(
-                account_id=account.id,
-                payment_method_id=method_id,
-                amount=request.amount,
-                fee=fee,
-                total=request.amount + fee,
-                currency=account.currency,
-                channel=request.channel,
-                conversation_id=request.conversation_id,
-                method_kind=kind,
-                gateway=request.gateway or self.gateway.name,
-                gateway_reference=reference,
-                idempotency_key=request.idempotency_key,
-            )
-            session.add(payment)
-            session.flush()
-            audit.record(
-                session,
+    def _open_in(
+        self,
+        session: Session,
+        request: PaymentRequest,
+        kind: str,
+        reference: str | None,
+        method_id: int | None,
+        claim: bool,
+    ) -> tuple[PaymentOutcome, bool, bool]:
+        """The job that opens the payment: (payment, already_done, new)."""
+        account, held, existing_id = lock_for_payment(
+            session, request.account_id, request.idempotency_key
+        )
+        if existing_id is not None:
+            existing = session.get(Payment, existing_id, populate_existing=True)
+            assert existing is not None
+            return (*self._existing(existing, request), False)
+        self.rules.check(account, request.amount, held=held)
+        fee = self.fees.fee_for(request.amount)
+        now = utcnow()
+        row = {
+            "account_id": account.id,
+            "payment_method_id": method_id,
+            "amount": request.amount,
+            "fee": fee,
+            "total": request.amount + fee,
+            "currency": account.currency,
+            "status": PaymentStatus.PENDING.value,
+            "channel": request.channel,
+            "conversation_id": request.conversation_id,
+            "method_kind": kind,
+            "gateway": request.gateway or self.gateway.name,
+            "gateway_reference": reference,
+            "idempotency_key": request.idempotency_key,
+            "attempts": 1 if claim else 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        inserted = session.execute(_INSERT_PAYMENT, row)  # built once; row bound per call
+        payment_id = inserted.inserted_primary_key[0]
+        defer_insert(
+            session,
+            AuditEvent.__table__,
+            audit.row(
                 "payment.created",
                 account_id=account.id,
-                payment_id=payment.id,
+                payment_id=payment_id,
                 conversation_id=request.conversation_id,
                 channel=request.channel,
-                amount=payment.amount,
+                amount=request.amount,
                 fee=fee,
-            )
-        log.info("payment %s opened (channel=%s)", payment.id, request.channel)
-        return PaymentOutcome.of(payment), False
+            ),
+        )
+        opened = PaymentOutcome(
+            payment_id=payment_id,
+            status=PaymentStatus.PENDING.value,
+            amount=request.amount,
+            fee=fee,
+            total=request.amount + fee,
+            currency=account.currency,
+            confirmation_number=None,
+            brand=None,
+            last4=None,
+            decline_code=None,
+        )
+        return opened, False, True
 
     def _existing(self, payment: Payment, request: PaymentRequest) -> tuple[PaymentOutcome, bool]:
         if payment.account_id != request.account_id or payment.amount != request.amount:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from sqlalchemy.engine import Row
+
 from paybot.db.models import Account, AccountStatus
 from paybot.money import format_amount, quantum
 
@@ -57,7 +59,7 @@ class AmountRules:
             raise PaymentRefused("amount_not_exact", "The amount must be in whole cents.")
         return amount.quantize(cents)
 
-    def check(self, account: Account, amount: Decimal, *, held: Decimal = ZERO) -> None:
+    def check(self, account: Account | Row, amount: Decimal, *, held: Decimal = ZERO) -> None:
         """Raise :class:`PaymentRefused` unless ``account`` may pay ``amount`` now, while
         payments of ``held`` in all are still open (they count against the balance)."""
         self.exact(amount)

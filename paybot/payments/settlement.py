@@ -11,16 +11,19 @@ import logging
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 
-from sqlalchemy import func, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import String, bindparam, func, select, update
+from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import Select
 from sqlmodel import Session
 
 from paybot import audit, metrics
 from paybot.db.engine import session_scope
-from paybot.db.models import Account, LedgerEntry, Payment, PaymentStatus
-from paybot.db.types import utcnow
+from paybot.db.group_commit import GroupCommit, defer_insert
+from paybot.db.models import Account, AuditEvent, LedgerEntry, Payment, PaymentStatus
+from paybot.db.types import UTCDateTime, utcnow
 from paybot.gateway.base import ChargeResult
 from paybot.payments.confirmation import new_confirmation_number
 
@@ -49,7 +52,8 @@ class PaymentOutcome:
         return self.status == PaymentStatus.SUCCEEDED.value
 
     @classmethod
-    def of(cls, p: Payment) -> PaymentOutcome:
+    def of(cls, p: Payment | Row) -> PaymentOutcome:
+        """From the ORM row, or a Core row of all of ``payments``' columns."""
         assert p.id is not None
         return cls(
             payment_id=p.id,
@@ -69,9 +73,13 @@ class PaymentOutcome:
 class Settlement:
     """Moves open payments to their final state and books successful ones."""
 
-    def __init__(self, engine: Engine, *, fee_account: str) -> None:
+    def __init__(
+        self, engine: Engine, *, fee_account: str, writes: GroupCommit | None = None
+    ) -> None:
         self.engine = engine
         self.fee_account = fee_account
+        self.writes = writes or GroupCommit(engine, name="settlement")
+        self._returning = bool(engine.dialect.full_returning)  # UPDATE ... RETURNING
 
     def outcome(self, payment_id: int) -> PaymentOutcome:
         """The payment as the database has it now."""
@@ -105,84 +113,141 @@ class Settlement:
     def settle_open(
         self, payment_id: int, result: ChargeResult, *, actor: str = "system"
     ) -> tuple[PaymentOutcome, bool]:
-        """Settle the payment if it is still open: its outcome, and whether this call did."""
-        changed = False
+        """Settle the payment if it is still open: its outcome, and whether this call did.
+
+        The settlement (status, ledger lines, balance, audit event) is one transaction, shared
+        with other payments' (group commit); the outcome is returned once it is committed."""
         for _ in range(5):  # a confirmation number collision is retried with a new number
             try:
-                changed = self._settle_once(payment_id, result, actor)
+                settled = self.writes.run(
+                    lambda session: self._settle_in(session, payment_id, result, actor)
+                )
                 break
             except IntegrityError:
                 log.warning("payment %s: confirmation number collision, retrying", payment_id)
-        return self.outcome(payment_id), changed
+        else:
+            settled = None
+        if settled is None:
+            return self.outcome(payment_id), False
+        metrics.PAYMENTS.labels(status=settled.status).inc()
+        log.info("payment %s %s", payment_id, settled.status, extra={"payment_id": payment_id})
+        return settled, True
 
-    def _settle_once(self, payment_id: int, result: ChargeResult, actor: str) -> bool:
+    def _settle_in(
+        self, session: Session, payment_id: int, result: ChargeResult, actor: str
+    ) -> PaymentOutcome | None:
+        """The settling job: the settled payment, or None if it was no longer open."""
         approved = result.approved
-        with session_scope(self.engine) as session:
-            changed = self._transition(
-                session,
-                payment_id,
-                status=(PaymentStatus.SUCCEEDED if approved else PaymentStatus.DECLINED).value,
-                gateway_transaction_id=result.transaction_id,
-                decline_code=result.decline_code,
-                method_brand=result.brand,
-                method_last4=result.last4,
-                # A scheduled payment keeps the number it was given when it was scheduled.
-                confirmation_number=(
-                    func.coalesce(Payment.confirmation_number, new_confirmation_number())
-                    if approved
-                    else Payment.confirmation_number
-                ),
-                completed_at=utcnow(),
-            )
-            if not changed:
-                return False
-            payment = session.get(Payment, payment_id)
-            assert payment is not None
-            if approved:
-                self._book(session, payment)
-            audit.record(
-                session,
-                "payment.succeeded" if approved else "payment.declined",
+        number = new_confirmation_number()
+        if approved and self._returning:
+            payment = self._settle_and_debit(session, payment_id, result, number)
+            if payment is None:
+                return None
+            self._book(session, payment, payment.ledger_account)
+            return self._audited(session, payment, result, actor)
+        values = {
+            "status": (PaymentStatus.SUCCEEDED if approved else PaymentStatus.DECLINED).value,
+            "gateway_transaction_id": result.transaction_id,
+            "decline_code": result.decline_code,
+            "method_brand": result.brand,
+            "method_last4": result.last4,
+            # A scheduled payment keeps the number it was given when it was scheduled.
+            "confirmation_number": (
+                func.coalesce(Payment.confirmation_number, number)
+                if approved
+                else Payment.confirmation_number
+            ),
+            "completed_at": utcnow(),
+        }
+        payment = self._transition_row(session, payment_id, **values)
+        if payment is None:
+            return None
+        if approved:
+            self._book(session, payment, self._debit(session, payment))
+        return self._audited(session, payment, result, actor)
+
+    @staticmethod
+    def _audited(
+        session: Session, payment: Row, result: ChargeResult, actor: str
+    ) -> PaymentOutcome:
+        """The outcome's audit event (inserted with the batch); the settled payment."""
+        defer_insert(
+            session,
+            AuditEvent.__table__,
+            audit.row(
+                "payment.succeeded" if result.approved else "payment.declined",
                 account_id=payment.account_id,
-                payment_id=payment_id,
+                payment_id=payment.id,
                 conversation_id=payment.conversation_id,
                 actor=actor,
                 decline_code=result.decline_code,
                 replayed=result.replayed,
-            )
-        status = PaymentStatus.SUCCEEDED if approved else PaymentStatus.DECLINED
-        metrics.PAYMENTS.labels(status=status.value).inc()
-        log.info("payment %s %s", payment_id, status.value, extra={"payment_id": payment_id})
-        return True
+            ),
+        )
+        return PaymentOutcome.of(payment)
 
-    def _book(self, session: Session, payment: Payment) -> None:
-        """Ledger lines for a successful payment, and the account's new balance."""
-        account = session.get(Account, payment.account_id)
-        assert account is not None and payment.id is not None
-        session.add(
-            LedgerEntry(
-                payment_id=payment.id,
-                kind="principal",
-                ledger_account=account.account_number,
-                amount=payment.amount,
-                currency=payment.currency,
-            )
+    def _transition_row(self, session: Session, payment_id: int, **values) -> Row | None:
+        """:meth:`_transition`, giving the updated row (all columns), or None."""
+        table = Payment.__table__
+        stmt = (
+            update(table)
+            .where(table.c.id == payment_id)
+            .where(table.c.status.in_(OPEN))
+            .values(updated_at=utcnow(), **values)
         )
-        if payment.fee > 0:
-            session.add(
-                LedgerEntry(
-                    payment_id=payment.id,
-                    kind="fee",
-                    ledger_account=self.fee_account,
-                    amount=payment.fee,
-                    currency=payment.currency,
-                )
-            )
+        if self._returning:
+            return session.execute(stmt.returning(*table.c)).first()
+        if session.execute(stmt).rowcount != 1:
+            return None
+        return session.execute(select(table).where(table.c.id == payment_id)).first()
+
+    @staticmethod
+    def _settle_and_debit(
+        session: Session, payment_id: int, result: ChargeResult, number: str
+    ) -> Row | None:
+        """PostgreSQL: a successful payment's transition and its account's debit in one
+        statement (two data-modifying CTEs); the updated payment row with ``ledger_account``,
+        the account number, or None if the payment was no longer open (nothing debited)."""
+        params = {
+            "settle_id": payment_id,
+            "settle_now": utcnow(),
+            "new_gateway_transaction_id": result.transaction_id,
+            "new_decline_code": result.decline_code,
+            "new_method_brand": result.brand,
+            "new_method_last4": result.last4,
+            "new_confirmation": number,
+        }
+        return session.execute(_settle_and_debit_statement(), params).first()
+
+    @staticmethod
+    def _debit(session: Session, payment: Row) -> str:
+        """Take the payment off its account's balance; the account number."""
+        accounts = Account.__table__
         session.execute(
-            update(Account)
-            .where(Account.id == account.id)
-            .values(balance=Account.balance - payment.amount, updated_at=utcnow())
+            update(accounts)
+            .where(accounts.c.id == payment.account_id)
+            .values(balance=accounts.c.balance - payment.amount, updated_at=utcnow())
         )
+        return session.execute(
+            select(accounts.c.account_number).where(accounts.c.id == payment.account_id)
+        ).scalar_one()
+
+    def _book(self, session: Session, payment: Row, number: str) -> None:
+        """The ledger lines of a successful payment (inserted with the batch)."""
+        lines = [("principal", number, payment.amount)]
+        if payment.fee > 0:
+            lines.append(("fee", self.fee_account, payment.fee))
+        now = utcnow()
+        for kind, ledger_account, amount in lines:
+            row = {
+                "payment_id": payment.id,
+                "kind": kind,
+                "ledger_account": ledger_account,
+                "amount": amount,
+                "currency": payment.currency,
+                "created_at": now,
+            }
+            defer_insert(session, LedgerEntry.__table__, row)
 
     def fail(self, payment_id: int, code: str, kind: str) -> PaymentOutcome:
         return self.fail_open(payment_id, code, kind)[0]
@@ -244,3 +309,40 @@ class Settlement:
         log.warning("payment %s: outcome unknown, left for reconciliation", payment_id,
                     extra={"payment_id": payment_id})
         return self.outcome(payment_id), moved.rowcount == 1
+
+
+@lru_cache(maxsize=1)
+def _settle_and_debit_statement() -> Select:
+    """The statement of :meth:`Settlement._settle_and_debit`, built once (its parameters
+    bound per call), so neither its construction nor its cache key is paid per payment."""
+    payments, accounts = Payment.__table__, Account.__table__
+    now = bindparam("settle_now", type_=UTCDateTime())
+    settled = (
+        update(payments)
+        .where(payments.c.id == bindparam("settle_id"))
+        .where(payments.c.status.in_(OPEN))
+        .values(
+            updated_at=now,
+            completed_at=now,
+            status=PaymentStatus.SUCCEEDED.value,
+            gateway_transaction_id=bindparam("new_gateway_transaction_id", type_=String()),
+            decline_code=bindparam("new_decline_code", type_=String()),
+            method_brand=bindparam("new_method_brand", type_=String()),
+            method_last4=bindparam("new_method_last4", type_=String()),
+            # A scheduled payment keeps the number it was given when it was scheduled.
+            confirmation_number=func.coalesce(
+                payments.c.confirmation_number, bindparam("new_confirmation", type_=String())
+            ),
+        )
+        .returning(*payments.c)
+        .cte("settled")
+    )
+    debited = (
+        update(accounts)
+        .where(accounts.c.id == settled.c.account_id)
+        .values(balance=accounts.c.balance - settled.c.amount, updated_at=now)
+        .returning(accounts.c.account_number)
+        .cte("debited")
+    )
+    number = select(debited.c.account_number).scalar_subquery().label("ledger_account")
+    return select(settled, number)

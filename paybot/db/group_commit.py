@@ -1,0 +1,187 @@
+"""Group commit: the write transactions of many threads committed together, one commit for
+many.
+
+A caller hands :meth:`GroupCommit.run` a *job*, a function of a session that does its reads
+and writes and returns a plain value (not an ORM object). The jobs of a batch share one
+session: an object one job loaded is, for the next, already loaded (a job that must see a row
+as an earlier job of the batch changed it reads it with ``populate_existing``).
+
+One batcher thread takes every job queued by then (up to ``max_batch``), runs
+them one after the other in one :func:`~paybot.db.engine.write_scope` transaction, commits, and
+only then hands each caller its result. So:
+
+- A caller sees its result only once its writes are committed (durably, as far as the
+  database's commit is): what it does next (call the gateway, tell the payer) happens after.
+- A job sees the writes of the jobs before it in its batch (one transaction): a read-then-write
+  such as "lock the account, sum its open payments, insert one more" stays correct when
+  several of one account's payments share a batch.
+- If any job of a batch raises (a refusal, a unique-key collision, a deadlock), the whole
+  batch is rolled back and every job of it is run again alone, in its own transaction, in the
+  same order: a failure fails only its own job, and the others commit as if never batched.
+  Jobs therefore must have no effects outside the session (they may run twice, the first run
+  rolled back).
+- A crash loses only uncommitted batches, whose callers were never answered.
+- A job run alone that PostgreSQL picks as a deadlock victim is run again (up to
+  ``RETRIES`` times).
+
+Rows a job only inserts and no later job of the batch needs to read (audit events, ledger
+lines) can be handed to :func:`defer_insert`: they are inserted just before the commit, one
+multi-row statement per table for the whole batch, in the order they were deferred.
+
+A job submitted from the batcher thread itself (a job that calls code that groups its own
+writes) runs at once as part of the job that submitted it, in the same transaction, instead
+of waiting for itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import Table, insert
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session
+
+from paybot.db.engine import write_scope
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Job = Callable[[Session], Any]
+IDLE_EXIT_S = 1.0  # the batcher thread ends after this long without work (restarted lazily)
+# A job run alone whose transaction PostgreSQL aborted to break a deadlock (or a serialization
+# failure) is run again: batches lock rows in their jobs' order, so two processes' batches can
+# wait on each other (two processes settling one payment at once).
+RETRIES = 3
+_RETRYABLE = {"40P01", "40001"}  # deadlock_detected, serialization_failure
+_DEFERRED = "group_commit.deferred"  # session.info key: {table: [rows]}, in deferral order
+
+
+def defer_insert(session: Session, table: Table, row: dict[str, Any]) -> None:
+    """Insert ``row`` into ``table`` with the rest of the batch, just before its commit
+    (only inside a :class:`GroupCommit` job; the row must carry every value it needs, as
+    model defaults are not applied)."""
+    deferred = session.info.get(_DEFERRED)
+    if deferred is None:
+        raise RuntimeError("defer_insert outside a group commit job")
+    deferred.setdefault(table, []).append(row)
+
+
+class GroupCommit:
+    """Runs write jobs from many threads in shared transactions (see the module notes)."""
+
+    def __init__(self, engine: Engine, *, max_batch: int = 64, name: str = "writes") -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self.engine = engine
+        self.max_batch = max_batch
+        self.name = name
+        self._queue: deque[tuple[Job, Future]] = deque()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._session: Session | None = None  # the batcher's open transaction
+        # The batcher's connection, kept while it runs (no pool check-out and ping per batch).
+        self._connection: Connection | None = None
+        self.batches = 0  # committed shared transactions (for tests and the benchmark)
+        self.batched_jobs = 0  # the jobs those committed
+        self.replays = 0  # batches rolled back and run again job by job
+
+    @property
+    def pending(self) -> int:
+        """Jobs queued and not yet taken into a batch."""
+        with self._cond:
+            return len(self._queue)
+
+    def run(self, job: Callable[[Session], T]) -> T:
+        """Run ``job`` in a shared transaction; its result once that transaction committed
+        (or its exception, from a run of its own)."""
+        if threading.current_thread() is self._thread:
+            assert self._session is not None
+            return job(self._session)
+        future: Future = Future()
+        with self._cond:
+            self._queue.append((job, future))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name=f"group-commit-{self.name}", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+        return future.result()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                if not self._queue:
+                    self._cond.wait(IDLE_EXIT_S)
+                if not self._queue:
+                    self._thread = None
+                    self._drop_connection()
+                    return
+                size = min(self.max_batch, len(self._queue))
+                batch = [self._queue.popleft() for _ in range(size)]
+            self._run_batch(batch)
+
+    def _run_batch(self, batch: list[tuple[Job, Future]]) -> None:
+        if len(batch) > 1:
+            try:
+                with self._transaction() as session:
+                    results = []
+                    for job, _ in batch:
+                        results.append(job(session))
+                        session.flush()
+            except BaseException:  # noqa: BLE001 - every job is run again, alone
+                log.info("%s: a batch of %d rolled back; running its jobs one by one",
+                         self.name, len(batch))
+                self.replays += 1
+            else:
+                self.batches += 1
+                self.batched_jobs += len(batch)
+                for (_, future), value in zip(batch, results, strict=True):
+                    future.set_result(value)
+                return
+        for job, future in batch:
+            try:
+                future.set_result(self._alone(job))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                future.set_exception(exc)
+
+    def _alone(self, job: Callable[[Session], T]) -> T:
+        for attempt in range(1, RETRIES + 1):
+            try:
+                with self._transaction() as session:
+                    return job(session)
+            except DBAPIError as exc:
+                if attempt == RETRIES or getattr(exc.orig, "pgcode", None) not in _RETRYABLE:
+                    raise
+                log.warning("%s: a job's transaction was chosen as a deadlock victim (attempt "
+                            "%d); running it again", self.name, attempt)
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        if self._connection is None:
+            self._connection = self.engine.connect()
+        try:
+            with write_scope(self.engine, connection=self._connection) as session:
+                session.info[_DEFERRED] = {}
+                self._session = session
+                yield session
+                session.flush()
+                for table, rows in session.info[_DEFERRED].items():
+                    session.execute(insert(table), rows)
+        except BaseException:
+            self._drop_connection()  # whatever went wrong, the next batch starts afresh
+            raise
+        finally:
+            self._session = None
+
+    def _drop_connection(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
