@@ -22,11 +22,9 @@ All methods block (database and gateway I/O): call them from async code with
 from __future__ import annotations
 
 import logging
-import re
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -35,7 +33,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from paybot import audit, metrics
+from paybot import metrics
 from paybot.accounts.methods import is_on_file
 from paybot.db import queries
 from paybot.db.engine import session_scope
@@ -45,38 +43,21 @@ from paybot.db.types import utcnow
 from paybot.gateway.base import ChargeResult, Gateway, GatewayError, GatewayTimeout
 from paybot.gateway.card_data import BankAccount, CardData
 from paybot.payments.fees import FeePolicy, Quote
+from paybot.payments.new_payment import (  # noqa: F401 - new_idempotency_key re-exported
+    KEY_LENGTH,
+    PaymentRequest,
+    created_event,
+    new_idempotency_key,
+    opened,
+    payment_row,
+)
 from paybot.payments.payable import held_amount, lock_for_payment
 from paybot.payments.rules import AmountRules, PaymentRefused
 from paybot.payments.settlement import OPEN, PaymentOutcome, Settlement
 from paybot.payments.tokenized import TokenizedPayments
 
 log = logging.getLogger(__name__)
-_NINE_DIGITS = re.compile(r"\d{9}")
-KEY_LENGTH = Payment.__table__.c.idempotency_key.type.length  # type: ignore[attr-defined]
 _INSERT_PAYMENT = insert(Payment.__table__)
-
-
-def new_idempotency_key() -> str:
-    """A fresh payment key: 32 hex digits, whatever the channel or conversation id (those
-    are stored beside it), so it fits its column on every database. No run of nine decimal
-    digits: the log redaction masks those (``paybot/redaction.py``), and the key is the
-    capture's id in the logs (about one random hex key in eight has such a run)."""
-    while True:
-        key = uuid.uuid4().hex
-        if not _NINE_DIGITS.search(key):
-            return key
-
-
-@dataclass(frozen=True)
-class PaymentRequest:
-    """The parts of a payment request that make up its identity."""
-
-    account_id: int
-    amount: Decimal
-    channel: str
-    conversation_id: str | None
-    idempotency_key: str
-    gateway: str | None = None  # another processor's name (Twilio <Pay>), not our gateway's
 
 
 class Ledger:
@@ -341,53 +322,12 @@ class Ledger:
             return (*self._existing(existing, request), False)
         self.rules.check(account, request.amount, held=held)
         fee = self.fees.fee_for(request.amount)
-        now = utcnow()
-        row = {
-            "account_id": account.id,
-            "payment_method_id": method_id,
-            "amount": request.amount,
-            "fee": fee,
-            "total": request.amount + fee,
-            "currency": account.currency,
-            "status": PaymentStatus.PENDING.value,
-            "channel": request.channel,
-            "conversation_id": request.conversation_id,
-            "method_kind": kind,
-            "gateway": request.gateway or self.gateway.name,
-            "gateway_reference": reference,
-            "idempotency_key": request.idempotency_key,
-            "attempts": 1 if claim else 0,
-            "created_at": now,
-            "updated_at": now,
-        }
+        gateway = request.gateway or self.gateway.name
+        row = payment_row(request, account, fee, kind, reference, method_id, gateway, claim)
         inserted = session.execute(_INSERT_PAYMENT, row)  # built once; row bound per call
         payment_id = inserted.inserted_primary_key[0]
-        defer_insert(
-            session,
-            AuditEvent.__table__,
-            audit.row(
-                "payment.created",
-                account_id=account.id,
-                payment_id=payment_id,
-                conversation_id=request.conversation_id,
-                channel=request.channel,
-                amount=request.amount,
-                fee=fee,
-            ),
-        )
-        opened = PaymentOutcome(
-            payment_id=payment_id,
-            status=PaymentStatus.PENDING.value,
-            amount=request.amount,
-            fee=fee,
-            total=request.amount + fee,
-            currency=account.currency,
-            confirmation_number=None,
-            brand=None,
-            last4=None,
-            decline_code=None,
-        )
-        return opened, False, True
+        defer_insert(session, AuditEvent.__table__, created_event(request, payment_id, fee))
+        return opened(request, payment_id, fee, account.currency), False, True
 
     def _existing(self, payment: Payment, request: PaymentRequest) -> tuple[PaymentOutcome, bool]:
         if payment.account_id != request.account_id or payment.amount != request.amount:
