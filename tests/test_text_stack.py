@@ -225,7 +225,7 @@ def test_a_known_customer_pays_with_the_stored_card_by_text(stack, fakes, walk):
         return " ".join(messages_of(answer))
 
     assert "ZIP code on your account" in say("hi")
-    assert "Reply YES to pay it now" in say("94107")
+    assert "ready to make your payment of $321.72 now? Reply YES or NO" in say("94107")
     options = say("no")
     assert "Reply FULL to pay $321.72" in options and "MIN" in options
     assert "Pay with your Visa ending 4242? Reply YES" in say(choice)
