@@ -308,7 +308,8 @@ def _listening_pid(port: int) -> int | None:
 
 
 def _is_action_server(cmdline: str) -> bool:
-    return any(name in cmdline for name in ("action_server", "rasa_sdk", "run actions"))
+    names = ("action_server", "actions.server", "rasa_sdk", "run actions")
+    return any(name in cmdline for name in names)
 
 
 def find_services(up_pid: int | None, bridge_port: int, rasa_port: int,

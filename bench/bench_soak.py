@@ -1,0 +1,236 @@
+"""A soak: simulated phone calls, ``--level`` at a time, back to back for ``--minutes``.
+
+    .venv/bin/python bench/bench_soak.py [--level 20] [--minutes 10] [--seed 1]
+
+Starts the real stack (``paybot up`` on free ports, a private data dir, a local fake of
+Twilio's REST API, no scheduler) and keeps ``--level`` calls going: each of ``--level`` callers
+places a call the way ``bench/bench_voice.py`` does (signed webhook, Media Stream, real-time
+20 ms μ-law frames of espeak-ng speech, the ZIP keyed or spoken, "yes" to pay with the stored
+Visa, "no" to the receipt and to anything else), checks that it paid exactly once, and dials
+again with the next account, until the time is up (calls under way then finish).
+
+Printed: calls placed, paid and failed (with the reason of each failure), caller turns and
+late frames (the caller's playback ran dry mid-reply), the caller-heard reply latency p50/p95
+per minute, the no-input prompts heard, and the services' resident memory (the bridge, Rasa
+and the action server, each with its children) sampled every 10 s: the first sample after
+the warm-up minute, the last, the peak and the growth between them. Then the targets (zero
+errors, zero late frames, memory growth under 10 %) and whether they were met. The figures
+are only as good as the machine was quiet: the load average is printed at the start and end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from bench_voice import (  # noqa: E402
+    NO_INPUT,
+    SCRIPT,
+    ZIP_WAYS,
+    ZIP_WORDS,
+    CallOutcome,
+    add_accounts,
+    check_call,
+    find_services,
+    pct,
+    place_call,
+)
+
+from paybot.db.engine import make_engine  # noqa: E402
+from paybot.settings import Settings, load_settings  # noqa: E402
+from twilio_sim import EspeakVoice  # noqa: E402
+
+MEMORY_EVERY_S = 10.0
+WARM_UP_S = 60.0  # memory grows while caches fill; growth is measured from here
+TARGET_GROWTH = 0.10
+CALL_S_GUESS = 25.0  # accounts are added for calls this long (more are added when they run out)
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_bytes(pids: list[int]) -> int:
+    """Resident memory of ``pids`` (from /proc/<pid>/statm; a process gone since counts 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                total += int(f.read().split()[1]) * PAGE
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+@dataclass
+class Soak:
+    """What the callers and the memory sampler found."""
+
+    started: float = field(default_factory=time.monotonic)
+    outcomes: list[CallOutcome] = field(default_factory=list)
+    ended_at: list[float] = field(default_factory=list)  # seconds from start, per outcome
+    memory: list[tuple[float, dict[str, int]]] = field(default_factory=list)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+class AccountPool:
+    """Fresh accounts to call from (a paid account owes nothing, so each call takes a new one)."""
+
+    def __init__(self, db_url: str, first: int) -> None:
+        self.db_url = db_url
+        self.phones = add_accounts(db_url, first)
+        self.lock = asyncio.Lock()
+
+    async def take(self) -> str:
+        async with self.lock:
+            if not self.phones:
+                self.phones = await asyncio.to_thread(add_accounts, self.db_url, 50)
+            return self.phones.pop()
+
+
+async def caller(index: int, soak: Soak, deadline: float, settings: Settings, url: str,
+                 pool: AccountPool, voice: EspeakVoice, rng: random.Random,
+                 rasa: tuple[str, str], engine) -> None:
+    slot = asyncio.Semaphore(1)
+    first = True
+    while soak.elapsed() < deadline:
+        phone = await pool.take()
+        delay = rng.uniform(0, 2.0) if first else 0.0
+        first = False
+        outcome = await place_call(settings, url, phone, voice, delay, slot,
+                                   rng.choice(ZIP_WAYS), rasa)
+        await asyncio.to_thread(check_call, outcome, rasa[0], rasa[1], engine)
+        soak.outcomes.append(outcome)
+        soak.ended_at.append(soak.elapsed())
+
+
+async def sample_memory(soak: Soak, services: dict[str, list[int]], stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        soak.memory.append((soak.elapsed(), {name: rss_bytes(pids)
+                                             for name, pids in services.items()}))
+        # asyncio's TimeoutError is not the builtin before Python 3.11
+        with contextlib.suppress(asyncio.TimeoutError):  # noqa: UP041
+            await asyncio.wait_for(stop.wait(), MEMORY_EVERY_S)
+
+
+async def run(args: argparse.Namespace, settings: Settings, url: str, rasa: tuple[str, str],
+              db_url: str, services: dict[str, list[int]]) -> Soak:
+    voice = EspeakVoice()
+    await asyncio.gather(*(voice.synthesize(line)
+                           for line in {*SCRIPT, *ZIP_WORDS, " ".join(ZIP_WORDS)}))
+    count = int(args.level * args.minutes * 60 / CALL_S_GUESS) + args.level
+    print(f"adding {count} accounts...", file=sys.stderr)
+    pool = AccountPool(db_url, count)
+    engine = make_engine(db_url)
+    rng = random.Random(args.seed)
+    soak, stop = Soak(), asyncio.Event()
+    sampler = asyncio.create_task(sample_memory(soak, services, stop))
+    deadline = args.minutes * 60.0
+    print(f"{args.level} callers for {args.minutes} minutes...", file=sys.stderr)
+    await asyncio.gather(*(caller(i, soak, deadline, settings, url, pool, voice,
+                                  random.Random(rng.random()), rasa, engine)
+                           for i in range(args.level)))
+    stop.set()
+    await sampler
+    engine.dispose()
+    return soak
+
+
+def mib(value: int) -> str:
+    return f"{value / 2**20:,.0f} MiB"
+
+
+def report(soak: Soak, level: int, minutes: float) -> bool:
+    outcomes = soak.outcomes
+    failed = [o for o in outcomes if o.failed]
+    late = sum(o.result.late_frames for o in outcomes if o.result)
+    turns = sum(len(o.result.caller_turns) for o in outcomes if o.result)
+    no_input = sum(NO_INPUT in text for o in outcomes for text in o.said)
+    print(f"{len(outcomes)} calls at {level} at a time over {soak.elapsed() / 60:.1f} min: "
+          f"{len(outcomes) - len(failed)} paid, {len(failed)} failed; {turns} caller turns, "
+          f"{late} late frames, {no_input} no-input prompts heard")
+    for o in failed:
+        print(f"  FAILED {o.call_sid} {o.phone}: {o.error}")
+    print("caller-heard reply latency (last speech or key to the bot's first audio), per minute:")
+    for minute in range(int(minutes + 1)):
+        lat = [ms for o, end in zip(outcomes, soak.ended_at, strict=True)
+               if minute * 60 <= end < (minute + 1) * 60 and o.result
+               for ms in o.result.latencies_ms]
+        if lat:
+            print(f"  minute {minute + 1:>2}: {len(lat):4d} turns  p50 {pct(lat, 50):6.0f} ms  "
+                  f"p95 {pct(lat, 95):6.0f} ms")
+    warm = [(t, m) for t, m in soak.memory if t >= WARM_UP_S] or soak.memory
+    growth_ok = True
+    if warm:
+        (_, first), (_, last) = warm[0], warm[-1]
+        print("resident memory (after the warm-up minute -> at the end, peak, growth):")
+        for name in sorted(first):
+            peak = max(m[name] for _, m in warm)
+            growth = (last[name] - first[name]) / first[name] if first[name] else 0.0
+            growth_ok &= growth < TARGET_GROWTH
+            print(f"  {name:8s} {mib(first[name]):>10} -> {mib(last[name]):>10}  "
+                  f"peak {mib(peak):>10}  growth {growth:+.1%}")
+        total_first, total_last = sum(first.values()), sum(last.values())
+        total = (total_last - total_first) / total_first if total_first else 0.0
+        growth_ok &= total < TARGET_GROWTH
+        print(f"  {'all':8s} {mib(total_first):>10} -> {mib(total_last):>10}  growth {total:+.1%}")
+    met = not failed and late == 0 and growth_ok and bool(outcomes)
+    print(f"target: {level} calls for {minutes:g} min with zero errors, zero late frames, memory "
+          f"growth under {TARGET_GROWTH:.0%}: {'met' if met else 'MISSED'}")
+    return met
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--level", type=int, default=20, help="calls at once")
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--stack-log", help="write the started stack's output to this file")
+    args = parser.parse_args()
+    import uvloop  # Twilio's side of 20 calls shares the machine: keep it cheap
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    print(f"{time.strftime('%Y-%m-%d %H:%M')}  {os.cpu_count()} CPUs  load average "
+          + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    from urllib.parse import urlsplit
+
+    from tests.fake_twilio import FakeTwilio
+    from tests.stack import RASA_TOKEN, Stack
+
+    with tempfile.TemporaryDirectory() as tmp, FakeTwilio() as fake:
+        stack = Stack.configure(Path(tmp), **fake.env(), PAYBOT_SCHEDULER_INTERVAL_S="0")
+        print("starting the stack (paybot up)...", file=sys.stderr)
+        stack.start()
+        try:
+            stack.reset_data()
+            settings = load_settings(**fake.settings_overrides(),
+                                     bridge_port=int(stack.env["PAYBOT_BRIDGE_PORT"]))
+            assert stack.process is not None
+            services = find_services(stack.process.pid, urlsplit(settings.bridge_url).port or 80,
+                                     urlsplit(stack.rasa_url).port or 80, None)
+            soak = asyncio.run(run(args, settings, settings.bridge_url,
+                                   (stack.rasa_url, RASA_TOKEN),
+                                   f"sqlite:///{Path(tmp) / 'paybot.db'}", services))
+        finally:
+            stack.stop()
+            if args.stack_log:
+                Path(args.stack_log).write_text(stack.all_output())
+    met = report(soak, args.level, args.minutes)
+    print(f"{time.strftime('%Y-%m-%d %H:%M')}  load average "
+          + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
