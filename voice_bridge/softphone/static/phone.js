@@ -25,6 +25,7 @@
   const callButton = byId("call");
   const hangupButton = byId("hangup");
   const muteButton = byId("mute");
+  const startMuted = byId("start-muted");
   const statusLine = byId("status");
   const errorLine = byId("error");
   const meter = byId("level");
@@ -33,8 +34,9 @@
 
   const stats = {
     state: "idle", callSid: "", mediaReceived: 0, samplesReceived: 0, marksReceived: 0,
-    marksEchoed: 0, clears: 0, framesSent: 0, voicedFramesSent: 0, keysSent: 0, muted: false,
-    level: 0, closeCode: null, closeReason: "",
+    marksEchoed: 0, repliesHeard: 0, clears: 0, framesSent: 0, voicedFramesSent: 0, keysSent: 0,
+    muted: false, level: 0, lastMediaAt: 0, closeCode: null, closeReason: "",
+    queuedSeconds: () => (call ? Math.max(0, call.playAt - call.audio.context.currentTime) : 0),
   };
   window.softphone = stats;
   let call = null;
@@ -100,6 +102,7 @@
     callerInput.disabled = on;
     hangupButton.disabled = !on;
     muteButton.disabled = !on;
+    startMuted.disabled = on;
     for (const key of keys) key.disabled = !on;
   }
 
@@ -114,6 +117,7 @@
     }
     showError("");
     events.replaceChildren();
+    stats.muted = startMuted.checked;  // from the first frame on
     callButton.disabled = true;
     setState("dialing", "Calling…");
     let audio;
@@ -197,6 +201,7 @@
     inCall(true);
     setState("connected", "Connected");
     note("Connected");
+    setMuted(stats.muted);
   }
 
   // Microphone -> media frames --------------------------------------------------------------
@@ -254,6 +259,7 @@
     source.addEventListener("ended", () => call && call.sources.delete(source));
     stats.mediaReceived += 1;
     stats.samplesReceived += bytes.length;
+    stats.lastMediaAt = performance.now();
     if (stats.state !== "speaking") setState("speaking", "The bot is speaking");
   }
 
@@ -288,6 +294,7 @@
 
   function echo(name) {
     stats.marksEchoed += 1;
+    if (name.endsWith(".end")) stats.repliesHeard += 1;  // the bridge's last mark of a reply
     send({ event: "mark", sequenceNumber: next(), streamSid: call.streamSid, mark: { name: name } });
   }
 
@@ -316,11 +323,11 @@
     }
   }
 
-  function toggleMute() {
-    stats.muted = !stats.muted;
-    muteButton.setAttribute("aria-pressed", String(stats.muted));
-    muteButton.textContent = stats.muted ? "Unmute" : "Mute";
-    note(stats.muted ? "Microphone muted" : "Microphone on");
+  function setMuted(muted) {
+    stats.muted = muted;
+    muteButton.setAttribute("aria-pressed", String(muted));
+    muteButton.textContent = muted ? "Unmute" : "Mute";
+    note(muted ? "Microphone muted" : "Microphone on");
   }
 
   function hangUp() {
@@ -367,7 +374,7 @@
 
   form.addEventListener("submit", placeCall);
   hangupButton.addEventListener("click", hangUp);
-  muteButton.addEventListener("click", toggleMute);
+  muteButton.addEventListener("click", () => setMuted(!stats.muted));
   for (const key of keys) key.addEventListener("click", () => press(key.dataset.digit));
   document.addEventListener("keydown", (event) => {
     if (call && event.target !== callerInput && event.key in TONES) press(event.key);
