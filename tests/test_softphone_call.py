@@ -24,8 +24,8 @@ from paybot.db.models import Call, Payment, PaymentStatus
 from tests.caller_voice import caller_voice
 from tests.console_browser import ARTIFACTS, chromium
 from tests.helpers import rows
-from tests.stack import RASA_TOKEN, wait_until
-from tests.test_voice_calls import ROBERT, SECURITY_CODE, TEST_CARD, FakeTwilio, voice_stack
+from tests.stack import RASA_TOKEN, Stack, wait_until
+from tests.test_voice_calls import ROBERT, SECURITY_CODE, TEST_CARD, FakeTwilio, voice_stack_env
 from voice_bridge.twilio.codec import TWILIO_RATE, resample, silence_pcm16, ulaw_to_pcm16, write_wav
 
 pytestmark = pytest.mark.services
@@ -36,6 +36,7 @@ LEADING_S, TRAILING_S = 2.5, 2.0  # silence around the word: one loop of the fil
 VOICED = 0.02  # the page's level (RMS, full scale 1) of a frame with speech in it
 QUIET = 0.004  # ... of a silent one
 WAIT_MS = 60_000
+STARTUP_S = 1200.0  # Rasa loads its model in a minute alone, in many beside other stacks
 
 if shutil.which("espeak-ng") is None:
     pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)", allow_module_level=True)
@@ -49,7 +50,16 @@ def fake_twilio():
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, fake_twilio):
-    yield from voice_stack(tmp_path_factory, fake_twilio)
+    """The voice tests' stack, given time to start on a busy machine."""
+    stack = Stack.configure(tmp_path_factory.mktemp("voice"), **voice_stack_env(fake_twilio))
+    stack.start(timeout_s=STARTUP_S)
+    try:
+        yield stack
+    finally:
+        code = stack.stop()
+        if stack.engine is not None:
+            stack.engine.dispose()
+    assert code == 0, stack.log_tail()
 
 
 @pytest.fixture(scope="module")
