@@ -164,6 +164,9 @@ class Settings(ReconciliationSettings, ReminderSettings, ContactCentreSettings, 
     # right (what the outermost one saw); entries further left came from the client.
     trusted_proxies: int = Field(1, env="PAYBOT_TRUSTED_PROXIES", ge=1, le=10)
     call_token_ttl_s: int = Field(120, env="PAYBOT_CALL_TOKEN_TTL_S", ge=5, le=3600)
+    # The browser softphone at /phone (docs/softphone.md): unset, on in dev and test and off
+    # in prod; true or false to say so outright.
+    softphone: bool | None = Field(None, env="PAYBOT_SOFTPHONE")
     # Media Streams websockets: a ping every heartbeat (0: off; no pong closes the socket),
     # closed after the read timeout without a frame (Twilio sends one every 20 ms, silence
     # included), a deadline for `start` after connecting, and a cap on sockets waiting for it.
@@ -350,6 +353,11 @@ class Settings(ReconciliationSettings, ReminderSettings, ContactCentreSettings, 
     @property
     def is_dev(self) -> bool:
         return self.env in ("dev", "test")
+
+    @property
+    def softphone_enabled(self) -> bool:
+        """Whether the bridge serves the browser softphone (``PAYBOT_SOFTPHONE``, else dev)."""
+        return self.is_dev if self.softphone is None else self.softphone
 
 
 def is_loopback(host: str) -> bool:

@@ -18,8 +18,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 
 @contextmanager
-def chromium() -> Iterator[Any]:
-    """A headless browser (skips the test when Debian's chromium is not installed)."""
+def chromium(*extra_args: str) -> Iterator[Any]:
+    """A headless browser (skips the test when Debian's chromium is not installed), started
+    with ``extra_args`` besides the usual ones."""
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
@@ -27,7 +28,7 @@ def chromium() -> Iterator[Any]:
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            executable_path=str(CHROMIUM), headless=True, args=[*CHROMIUM_ARGS, *extra_args]
         )
         try:
             yield browser

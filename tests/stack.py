@@ -94,8 +94,9 @@ class Stack:
         return cls(data_dir=data_dir, env=env)
 
     def start(self, timeout_s: float = 420) -> None:
-        """Run ``paybot up``; or, with PAYBOT_E2E_RASA_URL and PAYBOT_E2E_DB set, use a stack
-        that is already running (handy while editing the conversation)."""
+        """Run ``paybot up`` (every service healthy within ``timeout_s``); or, with
+        PAYBOT_E2E_RASA_URL and PAYBOT_E2E_DB set, use a stack that is already running (handy
+        while editing the conversation)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)  # the output log goes there
         external_db = os.environ.get("PAYBOT_E2E_DB")
         if os.environ.get("PAYBOT_E2E_RASA_URL") and external_db:
@@ -103,7 +104,7 @@ class Stack:
             self.engine = make_engine(f"sqlite:///{external_db}")
             return
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "paybot_cli", "up"],
+            [sys.executable, "-m", "paybot_cli", "up", "--timeout", str(timeout_s)],
             cwd=REPO,
             env=self.env,
             stdout=subprocess.PIPE,

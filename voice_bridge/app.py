@@ -5,8 +5,9 @@ webhooks (:mod:`voice_bridge.twilio.webhooks`, and
 ``<Pay>``'s in :mod:`voice_bridge.twilio.pay_webhooks`), the hosted page of secure pay links
 (``/pay/{token}``, :mod:`voice_bridge.pay_page.routes`), the ``/twilio/stream`` Media
 Streams websocket (:mod:`voice_bridge.twilio.stream`) and the contact-centre API under
-``/api`` (:mod:`voice_bridge.api.routes`), and the agent console at ``/console``
-(:mod:`voice_bridge.console`). Long-lived resources (the outgoing HTTP
+``/api`` (:mod:`voice_bridge.api.routes`), the agent console at ``/console``
+(:mod:`voice_bridge.console`), and the browser softphone at ``/phone`` when enabled
+(:mod:`voice_bridge.softphone`). Long-lived resources (the outgoing HTTP
 client, the speech models and thread pool, background jobs) are opened and closed by
 ``cleanup_ctx`` so that startup and graceful shutdown handle them. SIGTERM drains the bridge
 (:mod:`voice_bridge.drain`).
@@ -36,6 +37,7 @@ from voice_bridge.live_calls import LiveCalls
 from voice_bridge.metrics_route import add_metrics_route
 from voice_bridge.pay_page.routes import add_pay_page_routes
 from voice_bridge.runtime import voice_runtime
+from voice_bridge.softphone.routes import add_softphone
 from voice_bridge.twilio.pay_webhooks import add_pay_routes
 from voice_bridge.twilio.stream import add_stream_route
 from voice_bridge.twilio.webhooks import add_twilio_routes
@@ -68,6 +70,7 @@ def create_app(settings: Settings) -> web.Application:
     add_stream_route(app)
     add_api_routes(app)
     add_console(app)
+    add_softphone(app)
     return app
 
 

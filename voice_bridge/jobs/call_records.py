@@ -229,3 +229,22 @@ def _set_ending(
                 )
                 .values(ended_reason=status.value)
             )
+
+
+async def softphone_call_ended(engine: Engine, call_sid: str) -> None:
+    """A browser softphone call's socket closed: record it completed, with its duration, as
+    Twilio's status callback would for a phone call (none comes for these). A failure is
+    logged, not raised."""
+
+    def complete() -> None:
+        call = get_call(engine, call_sid)
+        started = call.started_at if call is not None else None
+        duration = int((utcnow() - started).total_seconds()) if started is not None else None
+        record_call_status(
+            engine, call_sid=call_sid, status=CallStatus.COMPLETED, duration_s=duration
+        )
+
+    try:
+        await asyncio.to_thread(complete)
+    except Exception as exc:
+        log.warning("call %s: end not recorded (%s)", call_sid, type(exc).__name__)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from sqlalchemy.exc import SQLAlchemyError
@@ -33,7 +33,7 @@ from paybot.log_format import log_ids
 from voice_bridge.call.handler import CallHandler
 from voice_bridge.call.twilio_pay import HANDED_OVER, resumes
 from voice_bridge.drain import DRAIN
-from voice_bridge.jobs.call_records import consume_stream_token
+from voice_bridge.jobs.call_records import consume_stream_token, softphone_call_ended
 from voice_bridge.keys import DB_ENGINE, SETTINGS
 from voice_bridge.runtime import RUNTIME
 from voice_bridge.twilio.messages import Connected, ProtocolError, Start, parse_message
@@ -59,10 +59,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @dataclass(frozen=True)
 class Admitted:
-    """A socket that passed every check, with its ``start`` and the token's caller."""
+    """A socket that passed every check, with its ``start``, the token's caller and whether
+    the browser softphone placed the call."""
 
     start: Start
     caller: str
+    softphone: bool = False
 
 
 def add_stream_route(app: web.Application, handler: Handler | None = None) -> None:
@@ -78,7 +80,10 @@ async def handle_stream(request: web.Request) -> web.StreamResponse:
     ws, admitted = await admit_stream(request)
     if admitted is None:
         return ws
-    handler = CallHandler(request.app[RUNTIME], ws, admitted.start, admitted.caller)
+    runtime = request.app[RUNTIME]
+    if admitted.softphone:  # no Twilio call behind it: hang-ups and transfers close the socket
+        runtime = replace(runtime, twilio=None)
+    handler = CallHandler(runtime, ws, admitted.start, admitted.caller)
     drain = request.app[DRAIN]
     # Every log line of the call carries its ids (tasks it starts inherit them).
     ids = log_ids(call_sid=handler.call_sid, conversation_id=handler.sender)
@@ -88,6 +93,8 @@ async def handle_stream(request: web.Request) -> web.StreamResponse:
         drain.away(handler.call_sid)
     if not ws.closed:
         await ws.close()
+    if admitted.softphone:  # no status callback will say so
+        await softphone_call_ended(request.app[DB_ENGINE], handler.call_sid)
     return ws
 
 
@@ -151,7 +158,7 @@ async def admit_stream(request: web.Request) -> tuple[web.WebSocketResponse, Adm
         log.warning("stream for call %s refused: token already used", start.call_sid)
         await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"token already used")
         return ws, None
-    return ws, Admitted(start, claims.caller)
+    return ws, Admitted(start, claims.caller, claims.softphone)
 
 
 async def _wait_for_start(ws: web.WebSocketResponse, read_timeout_s: float) -> Start | None:

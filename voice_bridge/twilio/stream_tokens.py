@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from paybot.settings import Settings
 
 _KEY_LABEL = b"paybot call token v1"
+SOFTPHONE = "softphone"  # the ``via`` claim of a softphone call's token
 
 
 class InvalidCallToken(Exception):
@@ -36,11 +37,13 @@ class InvalidCallToken(Exception):
 
 @dataclass(frozen=True)
 class CallClaims:
-    """What a verified token says: the call, the caller (E.164 or "") and its expiry."""
+    """What a verified token says: the call, the caller (E.164 or "") and its expiry, and
+    whether the browser softphone (``/phone``) placed the call rather than Twilio."""
 
     call_sid: str
     caller: str
     expires_at: float  # Unix time, seconds
+    softphone: bool = False
 
 
 def call_token_secret(settings: Settings, label: bytes = _KEY_LABEL) -> str:
@@ -52,13 +55,23 @@ def call_token_secret(settings: Settings, label: bytes = _KEY_LABEL) -> str:
 
 
 def issue_call_token(
-    secret: str, *, call_sid: str, caller: str, ttl_s: int, now: float | None = None
+    secret: str,
+    *,
+    call_sid: str,
+    caller: str,
+    ttl_s: int,
+    now: float | None = None,
+    softphone: bool = False,
 ) -> str:
-    """A token for ``call_sid`` that ``verify_call_token`` accepts for ``ttl_s`` seconds."""
+    """A token for ``call_sid`` that ``verify_call_token`` accepts for ``ttl_s`` seconds
+    (``softphone``: for a call the browser softphone places, :mod:`voice_bridge.softphone`)."""
     if not call_sid:
         raise ValueError("call_sid is required")
     issued = time.time() if now is None else now
-    return sign_claims(secret, {"sid": call_sid, "from": caller, "exp": math.ceil(issued + ttl_s)})
+    claims: dict[str, object] = {"sid": call_sid, "from": caller, "exp": math.ceil(issued + ttl_s)}
+    if softphone:
+        claims["via"] = SOFTPHONE
+    return sign_claims(secret, claims)
 
 
 def verify_call_token(
@@ -74,7 +87,12 @@ def verify_call_token(
     caller = data.get("from")
     if not isinstance(caller, str):
         raise InvalidCallToken("malformed")
-    return CallClaims(call_sid=data["sid"], caller=caller, expires_at=float(data["exp"]))
+    return CallClaims(
+        call_sid=data["sid"],
+        caller=caller,
+        expires_at=float(data["exp"]),
+        softphone=data.get("via") == SOFTPHONE,
+    )
 
 
 def sign_claims(secret: str, claims: dict[str, object]) -> str:

@@ -1,0 +1,1 @@
+"""The browser softphone at ``/phone`` (:mod:`.routes`; docs/softphone.md)."""
