@@ -68,7 +68,10 @@ def expected(seeded: Seeded, rng: ReportRange) -> dict[str, object]:
     payments = [p for p in seeded.payments if _within(rng, p.created_at)]
     taken = [p for p in payments if p.status in PAID]
     rate = (Decimal(100 * len(contained)) / len(calls)).quantize(Decimal("0.1")) if calls else None
-    by_day: dict[date, list] = defaultdict(lambda: [0, 0, 0, 0, Decimal("0.00")])
+    currencies = sorted({p.currency for p in taken})
+    by_day: dict[date, list] = defaultdict(
+        lambda: [0, 0, 0, 0] + [Decimal("0.00")] * len(currencies)
+    )
     for c in calls:
         row = by_day[c.started_at.date()]
         row[0] += 1
@@ -76,7 +79,7 @@ def expected(seeded: Seeded, rng: ReportRange) -> dict[str, object]:
         row[2] += _transferred(c)
     for p in taken:
         by_day[p.created_at.date()][3] += 1
-        by_day[p.created_at.date()][4] += p.amount
+        by_day[p.created_at.date()][4 + currencies.index(p.currency)] += p.amount
     sums: dict[str, dict] = {
         "payments": defaultdict(lambda: [0, Decimal(0)]),
         "declines": defaultdict(lambda: [0, Decimal(0)]),
@@ -104,8 +107,10 @@ def expected(seeded: Seeded, rng: ReportRange) -> dict[str, object]:
             len(dropped),
             round(sum(seconds) / len(seconds)) if seconds else None,
             len(taken),
-            sum((p.amount for p in taken), Decimal("0.00")),
+            *(sum(p.amount for p in taken if p.currency == c) for c in currencies),
         ],
+        "daily_columns": ["Day", "Calls", "Contained", "Transferred", "Payments taken"]
+        + [f"Amount taken ({c})" for c in currencies],
         "daily": {d: tuple(by_day[d]) for d in rng.days},
         "payments": {k: tuple(v) for k, v in sums["payments"].items()},
         "declines": {k: tuple(v) for k, v in sums["declines"].items()},
@@ -142,6 +147,7 @@ def test_every_report_matches_an_independent_count(ledger, db_engine, seed):
         ]
         assert tables["summary"].column("Value") == want["summary"], rng
         daily = tables["daily"]
+        assert list(daily.columns) == want["daily_columns"]
         assert [row[0] for row in daily.rows] == rng.days
         assert {row[0]: tuple(row[1:]) for row in daily.rows} == want["daily"], rng
         assert _keyed(tables["payments"], 3) == want["payments"], rng

@@ -19,7 +19,38 @@ from paybot.console.reports import Cell, Table
 
 CACHED = 64
 CHARTED = ("daily", "payments", "dropoff", "declines", "transfers", "sessions", "live")
-PALETTE = ("#1f5fbf", "#2e9e6b", "#d08a1c", "#a8201a", "#7a4fb5", "#5b6475", "#3aa6b9")
+PALETTE = (
+    "#1f5fbf",
+    "#2e9e6b",
+    "#d08a1c",
+    "#a8201a",
+    "#7a4fb5",
+    "#5b6475",
+    "#3aa6b9",
+    "#c2577a",
+    "#8c6d1f",
+    "#4c7a2a",
+    "#9aa3b5",
+    "#1d2433",
+)
+# An outcome keeps its colour on every chart: green went through, red was refused...
+OUTCOMES = {
+    "succeeded": "#2e9e6b",
+    "declined": "#a8201a",
+    "failed": "#d08a1c",
+    "pending": "#9aa3b5",
+    "unknown": "#5b6475",
+    "refunded": "#7a4fb5",
+    "scheduled": "#1f5fbf",
+    "skipped": "#3aa6b9",
+    "cancelled": "#c2577a",
+    "expired": "#8c6d1f",
+    "matched": "#3aa6b9",
+    "in_progress": "#1f5fbf",
+    "created": "#9aa3b5",
+}
+# With text left as text, the SVG names matplotlib's font; the browser falls back from it.
+FONT = ("'DejaVu Sans'", "'DejaVu Sans', system-ui, sans-serif")
 INK, MUTED, GRID = "#1d2433", "#5b6475", "#d7dbe3"
 # The column a bar chart counts, by report.
 COUNTED = {
@@ -51,12 +82,12 @@ def _drawn(
             figure = _figure(table)
             out = io.StringIO()
             figure.savefig(out, format="svg", metadata={"Date": None})
-    return out.getvalue()
+    return out.getvalue().replace(*FONT)
 
 
 _STYLE: dict[str, Any] = {
     "svg.fonttype": "none",  # text stays text: searchable, and small
-    "font.family": "sans-serif",
+    "font.family": "DejaVu Sans",  # shipped with matplotlib
     "font.size": 10,
     "axes.edgecolor": GRID,
     "axes.labelcolor": MUTED,
@@ -74,8 +105,7 @@ def _figure(table: Table) -> Any:
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(7.2, 3.2), layout="constrained")
-    axes = figure.subplots()
-    axes.set_title(table.title, loc="left")
+    axes = figure.subplots()  # no title: the page's heading and the image's alt text say it
     if not table.rows:
         axes.set_axis_off()
         axes.text(
@@ -127,21 +157,22 @@ def _daily(axes: Any, table: Table) -> None:
             axes.plot(days, [int(c or 0) for c in table.column(heading)], label=heading)
         axes.figure.autofmt_xdate()
     axes.yaxis.get_major_locator().set_params(integer=True)
-    axes.legend(frameon=False, loc="upper left", ncol=3)
+    axes.legend(frameon=False, loc="lower left", bbox_to_anchor=(0, 1), ncol=3)
 
 
 def _stacked(axes: Any, groups: list[str], parts: dict[str, dict[str, int]], what: str) -> None:
     """One horizontal bar per group, split into its parts (a colour per part)."""
     places = list(range(len(groups)))[::-1]
     left = [0] * len(groups)
-    for part, by_group in sorted(parts.items()):
+    for n, (part, by_group) in enumerate(sorted(parts.items())):
         values = [by_group.get(group, 0) for group in groups]
-        axes.barh(places, values, left=left, label=part)
+        colour = OUTCOMES.get(part, PALETTE[n % len(PALETTE)])
+        axes.barh(places, values, left=left, label=part, color=colour)
         left = [a + b for a, b in zip(left, values, strict=True)]
     axes.set_yticks(places, [_short(group) for group in groups])
     axes.set_xlabel(what)
     axes.xaxis.get_major_locator().set_params(integer=True)
-    axes.legend(frameon=False, loc="lower right", fontsize=9)
+    axes.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=9)
 
 
 def _payments(axes: Any, table: Table) -> None:

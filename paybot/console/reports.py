@@ -148,11 +148,12 @@ def summary(session: Session, rng: ReportRange) -> Table:
             func.sum(AuditEvent.detail["handle_s"].as_integer()),
         ).where(_ended(rng))
     ).one()
-    taken, amount = session.execute(
-        select(func.count(Payment.id), func.sum(Payment.amount)).where(
-            rng.covers(Payment.created_at), Payment.status.in_(PAID)
-        )
-    ).one()
+    taken = session.execute(
+        select(Payment.currency, func.count(Payment.id), func.sum(Payment.amount))
+        .where(rng.covers(Payment.created_at), Payment.status.in_(PAID))
+        .group_by(Payment.currency)
+        .order_by(Payment.currency)
+    ).all()
     calls = calls or 0
     rate = Decimal(100 * (contained or 0)) / calls if calls else None
     rows: list[tuple[Cell, ...]] = [
@@ -163,9 +164,9 @@ def summary(session: Session, rng: ReportRange) -> Table:
         ("Transferred to an agent", transferred or 0),
         ("Dropped (neither paid nor transferred)", dropped or 0),
         ("Average handle time (s)", round(handle_s / handled) if handled else None),
-        ("Payments taken (all channels)", taken or 0),
-        ("Amount taken (all channels)", amount if amount is not None else Decimal("0.00")),
+        ("Payments taken (all channels)", sum(n for _, n, _ in taken)),
     ]
+    rows += [(f"Amount taken ({currency})", amount) for currency, _, amount in taken]
     return Table("summary", "Summary", ("Measure", "Value"), rows)
 
 
@@ -181,29 +182,31 @@ def daily(session: Session, rng: ReportRange) -> Table:
         )
     }
     pay_day = _day(session, Payment.created_at)
-    payments = {
-        d: (n, a)
-        for d, n, a in session.execute(
-            select(pay_day, func.count(Payment.id), func.sum(Payment.amount))
-            .where(rng.covers(Payment.created_at), Payment.status.in_(PAID))
-            .group_by(pay_day)
-        )
-    }
+    taken: dict[str, int] = {}
+    amounts: dict[tuple[str, str], Decimal] = {}
+    for d, currency, n, amount in session.execute(
+        select(pay_day, Payment.currency, func.count(Payment.id), func.sum(Payment.amount))
+        .where(rng.covers(Payment.created_at), Payment.status.in_(PAID))
+        .group_by(pay_day, Payment.currency)
+    ):
+        taken[d] = taken.get(d, 0) + n
+        amounts[(d, currency)] = amount
+    currencies = sorted({currency for _, currency in amounts})
     rows: list[tuple[Cell, ...]] = []
     for each in rng.days:
         n, contained, transferred = calls.get(each.isoformat(), (0, 0, 0))
-        taken, amount = payments.get(each.isoformat(), (0, None))
+        money = [amounts.get((each.isoformat(), c), Decimal("0.00")) for c in currencies]
         rows.append(
-            (
-                each,
-                n,
-                contained or 0,
-                transferred or 0,
-                taken,
-                amount if amount is not None else Decimal("0.00"),
-            )
+            (each, n, contained or 0, transferred or 0, taken.get(each.isoformat(), 0), *money)
         )
-    columns = ("Day", "Calls", "Contained", "Transferred", "Payments taken", "Amount taken")
+    columns = (
+        "Day",
+        "Calls",
+        "Contained",
+        "Transferred",
+        "Payments taken",
+        *(f"Amount taken ({c})" for c in currencies),
+    )
     return Table("daily", "Day by day", columns, rows)
 
 

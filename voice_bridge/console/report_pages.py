@@ -122,7 +122,9 @@ def _presets(today: date) -> list[tuple[str, str]]:
 
 def _shown(table: Table) -> dict[str, object]:
     """``table`` for the template: its cells as text ("—" for none)."""
+    empty = "No calls on this bridge now." if table.name == "live" else "Nothing in this range."
     return {
+        "empty": empty,
         "name": table.name,
         "title": table.title,
         "columns": table.columns,
