@@ -238,6 +238,14 @@ def test_a_chart_is_svg_with_its_labels_and_no_script():
         "dropoff", "Drop-off", ("Step", "Calls dropped"), [(f"s{n}", n) for n in range(40)]
     )
     drawn = chart_svg(many)
+    days = ReportRange(FIRST, FIRST + timedelta(days=39)).days  # over a month: lines, not bars
+    month = Table(
+        "daily",
+        "Day by day",
+        ("Day", "Calls", "Contained", "Transferred"),
+        [(d, n, n // 2, n // 3) for n, d in enumerate(days)],
+    )
+    assert "Contained" in chart_svg(month) and "<path" in chart_svg(month)
     assert ">other<" in drawn and ">s39<" in drawn and ">s0<" not in drawn
 
 

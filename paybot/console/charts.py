@@ -155,7 +155,11 @@ def _daily(axes: Any, table: Table) -> None:
     else:
         for heading in series:
             axes.plot(days, [int(c or 0) for c in table.column(heading)], label=heading)
-        axes.figure.autofmt_xdate()
+        from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+        locator = AutoDateLocator()
+        axes.xaxis.set_major_locator(locator)
+        axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     axes.yaxis.get_major_locator().set_params(integer=True)
     axes.legend(frameon=False, loc="lower left", bbox_to_anchor=(0, 1), ncol=3)
 
