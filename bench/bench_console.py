@@ -222,6 +222,23 @@ def wait_for_calls(probe: Probe, calls: int, timeout_s: float) -> None:
     print(f"(fewer than {calls} calls were live after {timeout_s:.0f} s: measuring anyway)")
 
 
+def start(stack, up_timeout_s: float) -> None:
+    """``stack.start()``, with ``paybot up --timeout`` (on a loaded machine Rasa can take more
+    than the default 300 s to load its model)."""
+    import subprocess
+    from unittest import mock
+
+    popen = subprocess.Popen
+
+    def up_with_timeout(args, *rest, **kwargs):
+        if list(args)[-1:] == ["up"]:
+            args = [*args, "--timeout", str(up_timeout_s)]
+        return popen(args, *rest, **kwargs)
+
+    with mock.patch.object(subprocess, "Popen", up_with_timeout):
+        stack.start(timeout_s=up_timeout_s + 120)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=20, help="simulated calls at once")
@@ -230,6 +247,12 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=30, help="days the seeded data covers")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--stack-log", help="write the started stack's output to this file")
+    parser.add_argument(
+        "--up-timeout",
+        type=float,
+        default=300.0,
+        help="seconds the stack may take to come up (paybot up --timeout)",
+    )
     args = parser.parse_args()
     random.seed(args.seed)
     print(
@@ -249,7 +272,7 @@ def main() -> int:
             PAYBOT_API_CLIENTS=f"bench:{digest}",
         )
         print("starting the stack (paybot up)...", file=sys.stderr)
-        stack.start()
+        start(stack, args.up_timeout)
         try:
             stack.reset_data()
             assert stack.engine is not None
