@@ -47,6 +47,7 @@ sys.path.insert(0, str(REPO / "bench"))
 import bench_voice  # noqa: E402
 import requests  # noqa: E402
 
+from paybot.console.reports import ReportRange, all_reports  # noqa: E402
 from paybot.console.users import add_user  # noqa: E402
 from paybot.db.types import utcnow  # noqa: E402
 from paybot.settings import Settings, load_settings  # noqa: E402
@@ -307,6 +308,19 @@ def main() -> int:
                 elapsed = time.monotonic() - started
                 lines.stop()
             report(probe, lines, args.calls, elapsed)
+            today = ReportRange(utcnow().date(), utcnow().date())
+            summary = dict(all_reports(stack.engine, today)[0].rows)
+            print(
+                "today's report, the bench's calls included: "
+                + "; ".join(
+                    f"{k} {summary[k]}"
+                    for k in (
+                        "Calls",
+                        "Contained (paid without an agent)",
+                        "Average handle time (s)",
+                    )
+                )
+            )
         finally:
             stack.stop()
             if args.stack_log:

@@ -232,6 +232,10 @@ def _session(
     reason = rnd.choice(["declined", "caller_hung_up", "expired"]) if status == "failed" else None
     created = moment(rnd, first, days)
     amount = Decimal(rnd.randint(100, 90000)) / 100
+    # As the sessions move: a call took it (matched and after), it ended (final ones).
+    called = status not in ("created", "expired", "cancelled")
+    matched = created + timedelta(seconds=rnd.randint(5, 300)) if called else None
+    final = PaymentSessionStatus(status).final
     session.add(
         PaymentSession(
             public_id="ps_" + uuid.uuid4().hex,
@@ -241,8 +245,11 @@ def _session(
             reference="r",
             status=status,
             failure_reason=reason,
+            call_sid="CA" + uuid.uuid4().hex if called else None,
             created_at=created,
             expires_at=created + timedelta(minutes=15),
+            matched_at=matched,
+            completed_at=(matched or created) + timedelta(seconds=90) if final else None,
         )
     )
     return SeededSession(status, reason, amount, created)
