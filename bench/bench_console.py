@@ -46,9 +46,10 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import bench_voice  # noqa: E402
 import requests  # noqa: E402
+from sqlmodel import Session, select  # noqa: E402
 
-from paybot.console.reports import ReportRange, all_reports  # noqa: E402
 from paybot.console.users import add_user  # noqa: E402
+from paybot.db.models import AuditEvent  # noqa: E402
 from paybot.db.types import utcnow  # noqa: E402
 from paybot.settings import Settings, load_settings  # noqa: E402
 from twilio_sim import EspeakVoice  # noqa: E402
@@ -223,6 +224,12 @@ def wait_for_calls(probe: Probe, calls: int, timeout_s: float) -> None:
     print(f"(fewer than {calls} calls were live after {timeout_s:.0f} s: measuring anyway)")
 
 
+def ended(engine) -> list[AuditEvent]:
+    """The ``call.ended`` audit events (the reports' drop-off and handle time)."""
+    with Session(engine) as session:
+        return list(session.exec(select(AuditEvent).where(AuditEvent.kind == "call.ended")))
+
+
 def start(stack, up_timeout_s: float) -> None:
     """``stack.start()``, with ``paybot up --timeout`` (on a loaded machine Rasa can take more
     than the default 300 s to load its model)."""
@@ -297,6 +304,7 @@ def main() -> int:
             probe = Probe(stack.bridge_url, args.days)
             probe.sign_in("supervisor")
             lines = Lines(settings, stack.bridge_url, phones, args.calls)
+            seeded_endings = {e.id for e in ended(stack.engine)}
             print(f"{args.calls} calls at once, then {args.requests} rounds...", file=sys.stderr)
             lines.start()
             wait_for_calls(probe, args.calls, 120)
@@ -308,17 +316,12 @@ def main() -> int:
                 elapsed = time.monotonic() - started
                 lines.stop()
             report(probe, lines, args.calls, elapsed)
-            today = ReportRange(utcnow().date(), utcnow().date())
-            summary = dict(all_reports(stack.engine, today)[0].rows)
+            endings = [e for e in ended(stack.engine) if e.id not in seeded_endings]
             print(
-                "today's report, the bench's calls included: "
-                + "; ".join(
-                    f"{k} {summary[k]}"
-                    for k in (
-                        "Calls",
-                        "Contained (paid without an agent)",
-                        "Average handle time (s)",
-                    )
+                f"call.ended events of the bench's calls: {len(endings)}; "
+                + ", ".join(
+                    f"{e.detail['reason']} at {e.detail['step']!r} after {e.detail['handle_s']} s"
+                    for e in endings[:4]
                 )
             )
         finally:
