@@ -16,12 +16,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
+from sqlmodel import Session, select
 
+from paybot.console.reports import ReportRange, report
 from paybot.console.users import add_user
-from paybot.db.models import Payment, PaymentStatus
+from paybot.db.models import AuditEvent, Payment, PaymentStatus
+from paybot.db.types import utcnow
 from tests.console_browser import chromium, shot, sign_in
 from tests.console_server import PASSWORD
 from tests.helpers import rows
+from tests.stack import wait_until
 from tests.test_voice_calls import (
     JAMES,
     ROBERT,
@@ -54,6 +58,7 @@ class Watched:
     steps: list[str] = field(default_factory=list)
     captures: list[str] = field(default_factory=list)
     pages: list[str] = field(default_factory=list)
+    call_sid: str = ""
 
 
 def watch(stack, fake_twilio, caller: str, script: Callable[[object], Awaitable[None]],
@@ -77,7 +82,7 @@ def watch(stack, fake_twilio, caller: str, script: Callable[[object], Awaitable[
         finally:
             finished.set()
 
-    seen = Watched()
+    seen = Watched(call_sid=phone.call_sid)
     with chromium() as browser:
         page = browser.new_page()
         sign_in(page, stack.bridge_url, "agent", PASSWORD)
@@ -120,6 +125,24 @@ def test_an_agent_sees_a_live_call_and_its_step_move_on(stack, fake_twilio):
     assert "listening: digits" in listening, seen.steps
     assert len(set(seen.steps)) >= 3 and listening[-1] == "listening: yes_no", seen.steps
     assert not any("94107" in html for html in seen.pages)
+    # The step the caller left at is kept for the reports' drop-off (paybot/console/reports.py).
+    assert wait_until(lambda: _ending(stack, seen.call_sid) is not None, 20)
+    ending = _ending(stack, seen.call_sid)
+    assert ending.detail["step"] == "listening: yes_no", ending.detail
+    assert ending.detail["reason"] == "caller hung up" and ending.detail["turns"] == 1
+    assert ending.detail["handle_s"] >= 3
+    today = utcnow().date()
+    assert report(stack.engine, ReportRange(today, today), "dropoff").rows == [
+        ("listening: yes_no", 1, 1)
+    ]
+
+
+def _ending(stack, call_sid: str) -> AuditEvent | None:
+    found = select(AuditEvent).where(
+        AuditEvent.kind == "call.ended", AuditEvent.conversation_id == f"call:{call_sid}"
+    )
+    with Session(stack.engine) as session:
+        return session.exec(found).first()
 
 
 def test_the_agent_sees_a_capture_as_brand_and_last_four_only(stack, fake_twilio):

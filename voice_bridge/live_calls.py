@@ -81,9 +81,12 @@ class LiveCalls:
             step = f"secure capture: {progress.field or progress.state}"
             self.step(call_sid, step, turns=turns, capture=progress)
 
-    def end(self, call_sid: str) -> None:
-        if self._calls.pop(call_sid, None) is not None:
+    def end(self, call_sid: str) -> LiveCall | None:
+        """The call is over: the last of it (its step when it ended), if it was here."""
+        last = self._calls.pop(call_sid, None)
+        if last is not None:
             self._bump()
+        return last
 
     def snapshot(self) -> list[LiveCall]:
         """The live calls, oldest first."""

@@ -36,7 +36,7 @@ from voice_bridge.call.rasa_client import BotReply, RasaUnavailable
 from voice_bridge.call.reply_timing import reply_timed
 from voice_bridge.call.twilio_pay import HANDED_OVER, first_input, hand_to_twilio_pay
 from voice_bridge.call.vad import TurnEventType
-from voice_bridge.jobs.call_records import record_end
+from voice_bridge.jobs.call_records import CallEnd, record_end
 from voice_bridge.runtime import VoiceRuntime
 from voice_bridge.secure_capture.door import CaptureDoor
 from voice_bridge.twilio.codec import ulaw_to_pcm16
@@ -113,8 +113,8 @@ class CallHandler:
             pass
         finally:
             await self._cleanup(worker, ticker)
-            self.runtime.live.end(self.call_sid)
-            await self._record_end()
+            last = self.runtime.live.end(self.call_sid)
+            await self._record_end(last.step if last else "answered", self._clock() - started)
             log.info("call %s: ended (%s) after %.1fs, %d turns", self.call_sid,
                      self.ended_reason or "stream closed", self._clock() - started,
                      self._turns)  # fmt: skip
@@ -385,10 +385,10 @@ class CallHandler:
             if isinstance(item, SpeechInput):
                 item.turn.cancel()
 
-    async def _record_end(self) -> None:
+    async def _record_end(self, step: str, handle_s: float) -> None:
         if self.ended_reason != HANDED_OVER:  # else the call goes on: its stream back records
-            reason = self.ended_reason or "stream closed"
-            await record_end(self.runtime.engine, call_sid=self.call_sid, reason=reason)
+            end = CallEnd(self.ended_reason or "stream closed", step, self._turns, handle_s)
+            await record_end(self.runtime.engine, call_sid=self.call_sid, end=end)
 
     async def _send(self, text: str) -> None:
         if self.ws.closed:

@@ -1,7 +1,7 @@
 """The console's routes and pages: live calls, payment search and detail, refunds (admins),
-the reports placeholder (supervisors) and the merchant settings (admins, read only). Each
-route names the least role it needs; signing in and out is in :mod:`.signing`, the live
-calls' event stream in :mod:`.live_events`."""
+the reports (supervisors: :mod:`.report_pages`) and the merchant settings (admins, read
+only). Each route names the least role it needs; signing in and out is in :mod:`.signing`,
+the live calls' event stream in :mod:`.live_events`."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from voice_bridge.console.guard import (
 )
 from voice_bridge.console.live_events import call_events
 from voice_bridge.console.render import page, static_file
+from voice_bridge.console.report_pages import report_chart, report_csv, reports
 from voice_bridge.console.signing import HOME, login, login_form, logout
 from voice_bridge.keys import DB_ENGINE, LIVE_CALLS, SETTINGS
 
@@ -46,6 +47,8 @@ def add_console(app: web.Application) -> None:
         ("GET", "/payments/{payment_id:\\d+}", payment),
         ("POST", "/payments/{payment_id:\\d+}/refund", refund),
         ("GET", "/reports", reports),
+        ("GET", "/reports/{name:[a-z]+}.csv", report_csv),
+        ("GET", "/reports/{name:[a-z]+}.svg", report_chart),
         ("GET", "/settings", merchant_settings),
         ("GET", "/static/{name}", static_file),
         ("*", "/{anything:.*}", not_found),
@@ -131,12 +134,7 @@ async def _payment_again(request: web.Request, message: str, status: int) -> web
     return await handler(request, message=message, status=status)
 
 
-# Supervisors and admins ---------------------------------------------------------------------
-@requires(ConsoleRole.SUPERVISOR)
-async def reports(request: web.Request) -> web.StreamResponse:
-    return page("reports.html", title="Reports", me=request[ACTIVE])
-
-
+# Admins -------------------------------------------------------------------------------------
 @requires(ConsoleRole.ADMIN)
 async def merchant_settings(request: web.Request) -> web.StreamResponse:
     profile, settings = await asyncio.to_thread(merchant_view, request.config_dict[SETTINGS])

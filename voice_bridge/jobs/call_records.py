@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import update
@@ -20,6 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from paybot import audit
 from paybot.db import queries
 from paybot.db.engine import session_scope
 from paybot.db.models import Call, CallStatus
@@ -95,26 +97,50 @@ def record_call_status(
     return found
 
 
-def record_call_ended_reason(engine: Engine, *, call_sid: str, reason: str) -> bool:
+@dataclass(frozen=True)
+class CallEnd:
+    """How a call's stream ended, as the bridge saw it: why ("transferred: <reason>", "caller
+    hung up", "bot hung up", ...), the step it was at (the live calls' label: "listening:
+    digits", "secure capture: card_number"...), the caller's turns and the seconds it lasted."""
+
+    reason: str
+    step: str | None = None
+    turns: int | None = None
+    handle_s: float | None = None
+
+
+def record_call_ended_reason(
+    engine: Engine, *, call_sid: str, reason: str, end: CallEnd | None = None
+) -> bool:
     """Say why the call ended ("transfer", "hangup", "caller_hangup", ...), once.
 
     The bridge knows this, Twilio does not; the first reason given sticks. Returns whether
-    this call wrote it.
+    this call wrote it; then a ``call.ended`` audit event (conversation ``call:<CallSid>``)
+    keeps ``end``'s step, turns and seconds for the console's reports, in the same commit.
     """
+    end = end or CallEnd(reason)
     with session_scope(engine) as session:
         result = session.execute(
             update(Call)
             .where(Call.call_sid == call_sid, Call.ended_reason.is_(None))
             .values(ended_reason=reason[:64], updated_at=utcnow())
         )
-        return result.rowcount == 1
+        if result.rowcount != 1:
+            return False
+        handle_s = None if end.handle_s is None else max(0, round(end.handle_s))
+        audit.record(session, "call.ended", conversation_id=f"call:{call_sid}",
+                     reason=reason[:64], step=(end.step or "")[:64] or None, turns=end.turns,
+                     handle_s=handle_s)  # fmt: skip
+        return True
 
 
-async def record_end(engine: Engine, *, call_sid: str, reason: str) -> None:
+async def record_end(engine: Engine, *, call_sid: str, end: CallEnd) -> None:
     """:func:`record_call_ended_reason` from the event loop; a failure is logged, not raised
     (the call is over either way)."""
     try:
-        await asyncio.to_thread(record_call_ended_reason, engine, call_sid=call_sid, reason=reason)
+        await asyncio.to_thread(
+            record_call_ended_reason, engine, call_sid=call_sid, reason=end.reason, end=end
+        )
     except Exception as exc:
         log.warning("call %s: end not recorded (%s)", call_sid, type(exc).__name__)
 
