@@ -1,0 +1,146 @@
+"""What makes a dialog turn cheaper in the Rasa process changes no outcome.
+
+* The action-response check's quick path (``rasa_plugins.rasa_server``) agrees with the full
+  JSON Schema check on seeded random responses, valid and invalid.
+* Event classes remembered by name (``rasa_plugins.event_types``) are Rasa's own.
+* TED and memoization skipped when the rules decide (``rasa_plugins.policy_shortcut``): with
+  the trained model, the next action, the policy and the confidence Rasa picks for seeded
+  random points of the test stories are the same with and without the short cut.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from pathlib import Path
+
+import jsonschema
+import pytest
+from rasa.core.actions.action import RemoteAction
+
+from rasa_plugins import event_types, policy_shortcut, rasa_server
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = REPO / "models" / "paybot.tar.gz"
+SEED = 17
+EVENT_NAMES = ["slot", "followup", "action", "user", "bot", "active_loop", "reset_slots",
+               "restart", "session_started", "entities", "form", "nonsense", 3, None]  # fmt: skip
+VALUES = ["5.00", 3, 2.5, None, True, [], {}, {"text": "x"}, [1], "x" * 3]
+
+
+def _event(rng: random.Random) -> object:
+    event: dict = {"event": rng.choice(EVENT_NAMES)}
+    for key in rng.sample(["name", "value", "timestamp", "metadata", "entities", "text",
+                           "policy", "confidence", "parse_data"], rng.randint(0, 4)):  # fmt: skip
+        event[key] = rng.choice(VALUES)
+    if rng.random() < 0.1:
+        event.pop("event")
+    return event if rng.random() > 0.03 else rng.choice(VALUES)
+
+
+def _response(rng: random.Random) -> object:
+    response: dict = {}
+    if rng.random() < 0.9:
+        response["events"] = [_event(rng) for _ in range(rng.randint(0, 6))]
+    if rng.random() < 0.7:
+        response["responses"] = [rng.choice([{"text": "Hi."}, {}, "text"])
+                                 for _ in range(rng.randint(0, 3))]  # fmt: skip
+    return response if rng.random() > 0.02 else rng.choice(VALUES)
+
+
+def test_the_quick_check_agrees_with_the_full_check_on_random_responses(monkeypatch):
+    monkeypatch.setattr(
+        RemoteAction, "_validate_action_result", RemoteAction._validate_action_result
+    )  # restored afterwards
+    rasa_server.install()
+    action = RemoteAction("action_x", None)
+    schema = RemoteAction.action_response_format_spec()
+    full = jsonschema.validators.validator_for(schema)(schema)  # what jsonschema.validate does
+    rng = random.Random(SEED)
+    outcomes = {True: 0, False: 0}
+    for _ in range(400):
+        response = _response(rng)
+        error = jsonschema.exceptions.best_match(full.iter_errors(response))
+        outcomes[error is None] += 1
+        if error is None:
+            assert action._validate_action_result(copy.deepcopy(response)) is True, response
+        else:
+            with pytest.raises(jsonschema.ValidationError) as raised:
+                action._validate_action_result(response)
+            assert raised.value.message.startswith(error.message), response
+    assert min(outcomes.values()) > 40, outcomes  # both kinds were tried, many times
+
+
+def test_event_classes_remembered_by_name_are_rasas_own(monkeypatch):
+    from rasa.shared.core.events import Event, SlotSet
+    from rasa.shared.utils.common import all_subclasses
+
+    monkeypatch.setattr(Event, "resolve_by_type", Event.__dict__["resolve_by_type"])
+    event_types.install()
+    event_types.install()  # twice is once
+    names = {cls.type_name for cls in all_subclasses(Event)}
+    for _ in range(2):  # the first time looks up, the second remembers
+        for name in sorted(names):
+            first = next(c for c in all_subclasses(Event) if c.type_name == name)
+            assert Event.resolve_by_type(name) is first
+    assert Event.resolve_by_type("topic") is None
+    assert Event.resolve_by_type("no such event", SlotSet) is SlotSet
+    with pytest.raises(ValueError, match="Unknown event name"):
+        Event.resolve_by_type("no such event")
+
+
+def _predictions(agent, trackers) -> list[tuple[str, str, float]]:
+    picked = []
+    for tracker in trackers:
+        prediction = agent.processor._predict_next_with_tracker(tracker)
+        action = agent.domain.action_names_or_texts[prediction.max_confidence_index]
+        picked.append((action, prediction.policy_name, round(prediction.max_confidence, 6)))
+    return picked
+
+
+def _story_points(agent, count: int) -> list:
+    """Seeded random points of the test stories: each a tracker just before an action."""
+    from rasa.core.test import _create_data_generator
+    from rasa.shared.core.events import ActionExecuted
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    generator = _create_data_generator(str(REPO / "tests/rasa/test_stories.yml"), agent,
+                                       use_conversation_test_files=True)  # fmt: skip
+    points = []
+    for story in generator.generate_story_trackers():
+        events = list(story.events)
+        for i, event in enumerate(events):
+            if isinstance(event, ActionExecuted) and i > 0:
+                points.append(DialogueStateTracker.from_events(
+                    story.sender_id, events[:i], agent.domain.slots))  # fmt: skip
+    rng = random.Random(SEED)
+    return rng.sample(points, min(count, len(points)))
+
+
+@pytest.mark.skipif(not MODEL.is_file(), reason="no trained model: run make test")
+def test_rules_deciding_leave_every_prediction_as_it_was(monkeypatch):
+    from rasa.core.agent import Agent
+    from rasa.engine.runner.dask import DaskGraphRunner
+
+    monkeypatch.setattr(
+        DaskGraphRunner, "_build_dask_graph", DaskGraphRunner._build_dask_graph
+    )  # restored afterwards
+    agent = Agent.load(str(MODEL))
+    trackers = _story_points(agent, 150)
+    assert len(trackers) >= 100
+    before = _predictions(agent, trackers)
+    decided = {True: 0, False: 0}
+    rules_decide = policy_shortcut._rules_decide
+
+    def counted(rule, tracker):
+        decision = rules_decide(rule, tracker)
+        decided[decision] += 1
+        return decision
+
+    monkeypatch.setattr(policy_shortcut, "_rules_decide", counted)
+    policy_shortcut.install()
+    policy_shortcut.install()  # twice is once
+    assert _predictions(agent, trackers) == before
+    # asked once for TED and once for memoization per prediction (the test stories follow the
+    # rules throughout, so here the rules decide nearly always)
+    assert decided[True] > decided[False], decided
