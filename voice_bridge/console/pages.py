@@ -16,6 +16,7 @@ from paybot.console.search import PaymentQuery, payment_detail, search_payments
 from paybot.db.models import ConsoleRole
 from paybot.gateway.factory import make_gateway
 from paybot.payments.refunds import RefundRefused, parse_amount, refund_payment
+from voice_bridge.console.agent_pay import agent_pay_routes
 from voice_bridge.console.guard import (
     ACTIVE,
     Handler,
@@ -47,6 +48,7 @@ def add_console(app: web.Application) -> None:
         ("POST", "/payments/{payment_id:\\d+}/refund", refund),
         ("GET", "/reports", reports),
         ("GET", "/settings", merchant_settings),
+        *agent_pay_routes(),  # agent-assisted payment on a live call
         ("GET", "/static/{name}", static_file),
         ("*", "/{anything:.*}", not_found),
     ]
