@@ -8,7 +8,7 @@ the steps (the amount, then each card field) as ``waiting``, ``entering``, ``don
 ``failed``, and at the end the result with brand, last four and the confirmation number.
 Never a digit of the card.
 
-A call can take one only when an agent is on it: the stream's ``<Parameter>``\\ s name the
+A call can take one only when an agent is on it: the stream parameters name the
 conference (``conference_sid``) and the agent's leg in it (``agent_call_sid``), which is held
 through Twilio's REST API while the caller keys (:class:`AgentLeg`).
 """
