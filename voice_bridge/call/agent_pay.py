@@ -53,6 +53,7 @@ async def pay_for_agent(handler: CallHandler, request: PayRequest,
     live = runtime.live
     view = PayView(request).moved(status=HOLDING)
     live.payment_moved(sid, view)
+    live.step(sid, "agent payment: holding the agent")
     leg = live.agent_leg(sid)
     log.info("call %s: agent payment %s requested", sid, request.request_id)
     if leg is None or not await _hold(runtime, leg, True):
@@ -90,6 +91,7 @@ async def pay_for_agent(handler: CallHandler, request: PayRequest,
         handler.keypad.reset()
         handler.listener.resume()
     await _hold(runtime, leg, False)
+    live.step(sid, "with the agent")  # the conversation waits for the caller again
     await _finish(handler, live_view(handler, view), ending, reason, payment)
 
 
