@@ -235,3 +235,16 @@ async def test_a_refusing_crm_is_not_retried(db_engine):
     with Session(db_engine) as session:
         [row] = session.exec(select(AgentActivity)).all()
     assert (row.status, row.attempts, row.last_error) == ("failed", 1, "refused http 401")
+
+
+def test_the_form_checks_the_account_and_the_ledger_rules_before_the_caller_is_asked(
+    settings, ledger
+):
+    from voice_bridge.console.agent_pay import _check_account
+
+    engine = ledger.engine
+    _check_account(settings, engine, "100200300", Decimal("49.99"))  # James owes $321.72
+    with pytest.raises(PayRefused, match="no account"):
+        _check_account(settings, engine, "999999999", Decimal("10.00"))
+    with pytest.raises(PayRefused, match="cannot pay this"):
+        _check_account(settings, engine, "100200300", Decimal("5000.00"))

@@ -13,14 +13,19 @@ import unicodedata
 from decimal import Decimal, InvalidOperation
 
 from aiohttp import web
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from paybot.db import queries
-from paybot.db.models import AccountStatus, ConsoleRole
+from paybot.db.models import ConsoleRole
+from paybot.payments.factory import amount_rules
+from paybot.payments.payable import held_amount
+from paybot.payments.rules import PaymentRefused
+from paybot.settings import Settings
 from voice_bridge.agent_payments import ITEM_MAX, PayRefused, PayRequest
 from voice_bridge.console.guard import ACTIVE, Handler, requires
 from voice_bridge.console.render import page
-from voice_bridge.keys import DB_ENGINE, LIVE_CALLS
+from voice_bridge.keys import DB_ENGINE, LIVE_CALLS, SETTINGS
 
 MAX_AMOUNT = Decimal("100000.00")
 CENT = Decimal("0.01")
@@ -47,7 +52,8 @@ async def send_to_pay(request: web.Request) -> web.StreamResponse:
     try:
         amount = parse_amount(values["amount"])
         item = clean_item(values["item"])
-        await asyncio.to_thread(_check_account, request.config_dict[DB_ENGINE], values["account"])
+        await asyncio.to_thread(_check_account, request.config_dict[SETTINGS],
+                                request.config_dict[DB_ENGINE], values["account"], amount)
         pay = PayRequest(agent=request[ACTIVE].name, account_number=values["account"],
                          item=item, amount=amount)
         request.config_dict[LIVE_CALLS].request_payment(call_sid, pay)
@@ -92,10 +98,14 @@ def clean_item(text: str) -> str:
     return item
 
 
-def _check_account(engine, number: str) -> None:  # noqa: ANN001 - Engine
+def _check_account(settings: Settings, engine: Engine, number: str, amount: Decimal) -> None:
+    """The account exists and may pay ``amount`` now (the ledger's rules, checked again when
+    the card is charged): told to the agent before the caller is asked anything."""
     with Session(engine) as session:
         account = queries.account_by_number(session=session, account_number=number)
-    if account is None:
-        raise PayRefused("There is no account with that number.")
-    if account.status != AccountStatus.ACTIVE.value:
-        raise PayRefused("That account cannot take payments.")
+        if account is None or account.id is None:
+            raise PayRefused("There is no account with that number.")
+        try:
+            amount_rules(settings).check(account, amount, held=held_amount(session, account.id))
+        except PaymentRefused as exc:
+            raise PayRefused(f"That account cannot pay this: {exc}") from None
