@@ -29,6 +29,7 @@ from voice_bridge.secure_capture.steps import Done, Submit
 
 VISA, EXPIRY, CVC, ZIP = "4242424242424242", "1230", "739", "94107"
 KEYED = {"card_number": VISA + "#", "expiry": EXPIRY, "cvc": CVC, "zip": ZIP}
+pytest_plugins = ["tests.fake_twilio"]  # the fake_twilio fixture
 SECRET = "whsec-test-0123456789"  # noqa: S105 - the tests' webhook secret
 CONF, AGENT_CALL = "CF" + "a" * 32, "CA" + "b" * 32
 
@@ -248,3 +249,24 @@ def test_the_form_checks_the_account_and_the_ledger_rules_before_the_caller_is_a
         _check_account(settings, engine, "999999999", Decimal("10.00"))
     with pytest.raises(PayRefused, match="cannot pay this"):
         _check_account(settings, engine, "100200300", Decimal("5000.00"))
+
+
+def test_the_rest_client_holds_and_releases_a_participant(fake_twilio):
+    from voice_bridge.twilio.rest import TwilioRest, TwilioRestError
+
+    rest = TwilioRest(account_sid=fake_twilio.account_sid, auth_token=fake_twilio.auth_token,
+                      api_url=fake_twilio.url)
+    with pytest.raises(TwilioRestError) as missing:  # no such conference
+        rest.hold_participant(CONF, AGENT_CALL, True)
+    assert missing.value.status == 404 and not missing.value.retryable
+    fake_twilio.conferences[CONF] = {AGENT_CALL}
+    rest.hold_participant(CONF, AGENT_CALL, True)
+    assert fake_twilio.participant(CONF, AGENT_CALL) == {"hold": True, "muted": True}
+    fake_twilio.fail_next()
+    with pytest.raises(TwilioRestError) as failed:
+        rest.hold_participant(CONF, AGENT_CALL, False)
+    assert failed.value.retryable
+    rest.hold_participant(CONF, AGENT_CALL, False)
+    assert fake_twilio.participant(CONF, AGENT_CALL) == {"hold": False, "muted": False}
+    [update] = fake_twilio.participant_updates()[-1:]
+    assert update.path.endswith(f"/Conferences/{CONF}/Participants/{AGENT_CALL}.json")

@@ -38,7 +38,10 @@ from voice_bridge.agent_payments import (
 from voice_bridge.twilio.rest import TwilioRestError
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from voice_bridge.call.handler import CallHandler
+    from voice_bridge.runtime import VoiceRuntime
 
 log = logging.getLogger(__name__)
 HOLD_TRIES = 3
@@ -101,7 +104,7 @@ def live_view(handler: CallHandler, view: PayView) -> PayView:
     return call.payment if call is not None and call.payment is not None else view
 
 
-async def _hold(runtime, leg: AgentLeg, held: bool) -> bool:  # noqa: ANN001 - VoiceRuntime
+async def _hold(runtime: VoiceRuntime, leg: AgentLeg, held: bool) -> bool:
     """Hold or release the agent's leg, a few tries; False if Twilio would not."""
     if runtime.twilio is None:
         log.warning("agent leg %s: twilio REST not configured", leg.call_sid)
@@ -118,7 +121,7 @@ async def _hold(runtime, leg: AgentLeg, held: bool) -> bool:  # noqa: ANN001 - V
     return False
 
 
-def _payment(engine, request_id: str) -> Payment | None:  # noqa: ANN001 - Engine
+def _payment(engine: Engine, request_id: str) -> Payment | None:
     with Session(engine) as session:
         return session.execute(
             select(Payment).where(Payment.idempotency_key == request_id)

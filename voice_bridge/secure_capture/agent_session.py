@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING, Literal
 
 from paybot.payments.profile import PaymentProfile, Timeouts
 from voice_bridge.secure_capture.fields import Prompt
@@ -31,6 +32,9 @@ from voice_bridge.secure_capture.session import (
 )
 from voice_bridge.secure_capture.steps import CaptureProgress
 from voice_bridge.secure_capture.wording import DEFAULT_ACCEPTED, CaptureWording
+
+if TYPE_CHECKING:
+    from paybot.dialog.payloads import SecureCapture
 
 AMOUNT = "amount"
 NO_INPUT_S = 60.0
@@ -49,7 +53,8 @@ class AgentPaySession(CaptureSession):
     """:class:`CaptureSession` with the amount first, every field confirmed, and a step left
     silent ending it. The instruction's ``amount`` is what the caller confirms."""
 
-    def __init__(self, instruction, *, profile: PaymentProfile | None = None) -> None:  # noqa: ANN001
+    def __init__(self, instruction: SecureCapture, *, profile: PaymentProfile | None = None
+                 ) -> None:
         base = profile or PaymentProfile()
         timeouts = Timeouts(inter_digit_s=base.timeouts.inter_digit_s, field_start_s=NO_INPUT_S)
         super().__init__(instruction, profile=base.copy(
@@ -107,7 +112,8 @@ class AgentPaySession(CaptureSession):
             return self._end("cancelled", reason, say=False)
         return super().cancel(reason)
 
-    def _end(self, status, reason: str, *, say: bool = True) -> list[Action]:  # noqa: ANN001
+    def _end(self, status: Literal["cancelled", "failed"], reason: str, *, say: bool = True
+             ) -> list[Action]:
         self._stopped_at = self._current_step()
         return super()._end(status, reason, say=say)
 
