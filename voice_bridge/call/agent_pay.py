@@ -70,7 +70,6 @@ async def pay_for_agent(handler: CallHandler, request: PayRequest,
     )
     handler.listener.pause()
     handler.keypad.reset()
-    status = FAILED
     try:
         if handler.player.speaking:
             await handler.player.interrupt(force=True)
@@ -93,7 +92,8 @@ async def pay_for_agent(handler: CallHandler, request: PayRequest,
     finally:
         handler.keypad.reset()
         handler.listener.resume()
-    await _hold(runtime, leg, False)
+    if not await _hold(runtime, leg, False):
+        log.warning("call %s: the agent's leg %s could not be taken off hold", sid, leg.call_sid)
     live.step(sid, "with the agent")  # the conversation waits for the caller again
     await _finish(handler, live_view(handler, view), ending, reason, payment)
 
