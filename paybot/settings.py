@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseSettings, Field, SecretStr, ValidationError, root_validator, validator
 
+from paybot.console.settings import ConsoleActivitySettings
 from paybot.contact_centre.settings import ContactCentreSettings
 from paybot.reconciliation.settings import ReconciliationSettings
 from paybot.reminders.settings import ReminderSettings
@@ -48,7 +49,10 @@ class SettingsError(RuntimeError):
     """The configuration is unusable; the message says which variables to fix."""
 
 
-class Settings(ReconciliationSettings, ReminderSettings, ContactCentreSettings, BaseSettings):
+class Settings(
+    ConsoleActivitySettings, ReconciliationSettings, ReminderSettings, ContactCentreSettings,
+    BaseSettings,
+):
     """Everything configurable about paybot. Each field names its environment variable.
 
     A feature with many settings of its own keeps them in a part of this class in its package

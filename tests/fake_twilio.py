@@ -14,6 +14,10 @@ auth with the account SID and auth token, JSON resources back, Twilio-shaped JSO
   call, ``CA…``, "queued" (201). :meth:`FakeTwilio.answer` then plays the callee picking up:
   the signed request to ``Url`` Twilio sends (``Direction`` outbound-api, ``CallStatus``
   in-progress), returning the TwiML the bridge answered.
+* ``POST .../Conferences/{ConferenceSid}/Participants/{CallSid}.json`` (``Hold``,
+  ``Muted``): a participant update; the participant resource back, its ``hold`` and ``muted``
+  as last set (:meth:`FakeTwilio.participant`), 404 (code 20404) for a conference not in
+  :attr:`FakeTwilio.conferences` (the test adds it: ``conferences[conf] = {agent_call}``).
 * ``POST .../Messages.json`` (``To``, ``From``, ``Body``): a new message, ``SM…``, "queued".
   With a ``StatusCallback`` URL, the fake then reports the message's progress there as Twilio
   does: signed form POSTs of ``MessageStatus`` "sent", then "delivered" (or "undelivered" with
@@ -69,7 +73,7 @@ class FakeRequest:
     path: str
     form: dict[str, str]
     authorized: bool
-    kind: str  # "call" (an update), "new_call", "message" or "other"
+    kind: str  # "call" (an update), "new_call", "message", "participant" or "other"
     sid: str | None = None  # the CallSid in the path, or the MessageSid created
 
 
@@ -112,6 +116,8 @@ class FakeTwilio:
     unsubscribed: set[str] = field(default_factory=set)  # refused with error 21610, as after STOP
     callbacks: list[tuple[str, str, int]] = field(default_factory=list)  # sid, status, answer
     callback_delay_s: float = 0.2
+    conferences: dict[str, set[str]] = field(default_factory=dict)  # ConfSid: its CallSids
+    participants: dict[tuple[str, str], dict[str, bool]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
@@ -164,10 +170,22 @@ class FakeTwilio:
             self.callbacks.clear()
             self.undeliverable.clear()
             self.unsubscribed.clear()
+            self.conferences.clear()
+            self.participants.clear()
 
     def calls(self, call_sid: str | None = None) -> list[FakeRequest]:
         """Authorized call updates (for ``call_sid`` only, if given)."""
         return self._select("call", call_sid)
+
+    def participant(self, conference_sid: str, call_sid: str) -> dict[str, bool]:
+        """A participant's ``hold`` and ``muted`` as last set (both False if never set)."""
+        with self._lock:
+            return dict(self.participants.get((conference_sid, call_sid),
+                                              {"hold": False, "muted": False}))
+
+    def participant_updates(self) -> list[FakeRequest]:
+        """Authorized conference participant updates, in order."""
+        return self._select("participant", None)
 
     def created_calls(self) -> list[FakeRequest]:
         """Authorized outbound call creations, including the ones told to fail."""
@@ -292,6 +310,8 @@ class FakeTwilio:
         app.router.add_post(API + "/Calls.json", self._create_call)
         app.router.add_post(API + "/Calls/{call_sid}.json", self._call)
         app.router.add_post(API + "/Messages.json", self._message)
+        app.router.add_post(API + "/Conferences/{conf}/Participants/{call_sid}.json",
+                            self._participant)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -318,6 +338,25 @@ class FakeTwilio:
             with self._lock:
                 self.pays.append(pay)
         return web.json_response(self._call_resource(call_sid, status))
+
+    async def _participant(self, request: web.Request) -> web.Response:
+        conference, call_sid = request.match_info["conf"], request.match_info["call_sid"]
+        form, rejected = await self._admit(request, "participant", call_sid)
+        if rejected is not None:
+            return rejected
+        with self._lock:
+            if call_sid not in self.conferences.get(conference, set()):
+                return _error(404, 20404, "The requested resource was not found")
+            state = self.participants.setdefault((conference, call_sid),
+                                                 {"hold": False, "muted": False})
+            for name in ("Hold", "Muted"):
+                if name in form:
+                    state[name.lower()] = form[name].lower() == "true"
+            resource = {"account_sid": self.account_sid, "call_sid": call_sid,
+                        "conference_sid": conference, "hold": state["hold"],
+                        "muted": state["muted"], "status": "connected",
+                        "date_updated": _rfc2822(), "uri": request.path}  # fmt: skip
+        return web.json_response(resource)
 
     async def _create_call(self, request: web.Request) -> web.Response:
         sid = "CA" + secrets.token_hex(16)

@@ -86,6 +86,8 @@ class CallerSession:
         wait_timeout_s: Default timeout of :meth:`wait_bot` and :meth:`barge_in`.
         settle_s: :meth:`wait_bot` also waits until the bot has been quiet this long.
         key_gap_ms: Default pause between keys in :meth:`press`.
+        stream_parameters: ``<Parameter>`` values added to the stream's ``start`` (as TwiML that
+            puts the call in a conference with an agent would: ``conference_sid``, ...).
     """
 
     def __init__(
@@ -103,6 +105,7 @@ class CallerSession:
         wait_timeout_s: float = 20.0,
         settle_s: float = 0.3,
         key_gap_ms: int = 150,
+        stream_parameters: dict[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.url = (url or settings.bridge_url).rstrip("/")
@@ -113,6 +116,7 @@ class CallerSession:
         self.voice: Voice = voice or EspeakVoice()
         self.wait_timeout_s, self.settle_s, self.key_gap_ms = wait_timeout_s, settle_s, key_gap_ms
         self.target: StreamTarget | None = None
+        self.stream_parameters = dict(stream_parameters or {})
         self.log = CallLog(on_event, self._on_bot_turn)
         self.recorder = StereoRecorder() if record else None
         self._transcriber = transcriber
@@ -152,7 +156,7 @@ class CallerSession:
         self._line = TwilioLine(ws, stream_sid=self.stream_sid, call_sid=self.call_sid,
                                 account_sid=self.account_sid, log=self.log, now=self.now,
                                 recorder=self.recorder)
-        await self._line.open(self.target.parameters)
+        await self._line.open({**self.target.parameters, **self.stream_parameters})
 
     async def reconnect(self, twiml: str) -> None:
         """Follow TwiML that streams the call again (``<Connect><Stream>``, as ``<Pay>``'s

@@ -26,6 +26,7 @@ from voice_bridge.api.routes import add_api_routes
 from voice_bridge.console.pages import add_console
 from voice_bridge.database import database
 from voice_bridge.drain import DRAIN, add_drain, serve_until_stopped
+from voice_bridge.jobs.agent_activity import agent_activity_job
 from voice_bridge.jobs.payment_sessions import payment_sessions_job
 from voice_bridge.jobs.receipt_sender import receipt_sender
 from voice_bridge.jobs.recheck import recheck_job
@@ -62,6 +63,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(crm_webhook_job)
     app.cleanup_ctx.append(reminder_job)
     app.cleanup_ctx.append(payment_sessions_job)
+    app.cleanup_ctx.append(agent_activity_job)
     app.router.add_get("/healthz", healthz)
     add_metrics_route(app)
     add_twilio_routes(app)

@@ -3,8 +3,8 @@
 No table has a column for a card number, security code or bank account number: payment
 methods are gateway tokens plus brand, last four and expiry. The tables of what paybot sends
 out (texts, opt-outs, pay links, reminders, deliveries to the CRM) are in
-:mod:`paybot.db.outreach`, the agent console's users and sessions in :mod:`paybot.db.console`;
-this module re-exports them.
+:mod:`paybot.db.outreach`, the agent console's users and sessions in :mod:`paybot.db.console`,
+its activity records in :mod:`paybot.db.agent_activity`; this module re-exports them.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from decimal import Decimal
 from sqlalchemy import JSON, Column, Date, ForeignKey, Integer, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from paybot.db.agent_activity import AgentActivity  # noqa: F401 - re-exported
 from paybot.db.console import (  # noqa: F401 - the console's tables, re-exported
     ConsoleLoginFailure,
     ConsoleRole,

@@ -20,12 +20,19 @@ def make_ledger(settings: Settings, engine: Engine) -> Ledger:
     return Ledger(
         engine,
         make_gateway(settings, engine, payment_choice(settings).gateway),
-        rules=AmountRules(
-            minimum=profile.minimum_amount,
-            allow_overpayment=settings.allow_overpayment,
-            currency=profile.currency,
-            maximum=profile.maximum_amount,
-        ),
+        rules=amount_rules(settings),
         fees=FeePolicy(flat=profile.convenience_fee, account=settings.fee_account),
         retries=settings.gateway_retries,
+    )
+
+
+def amount_rules(settings: Settings) -> AmountRules:
+    """The ledger's amount rules: the payment profile's range and currency (blocking: the
+    profile is read on first use)."""
+    profile = load_profile(settings)
+    return AmountRules(
+        minimum=profile.minimum_amount,
+        allow_overpayment=settings.allow_overpayment,
+        currency=profile.currency,
+        maximum=profile.maximum_amount,
     )

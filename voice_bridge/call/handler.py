@@ -4,10 +4,10 @@ The websocket reader (:meth:`CallHandler.run`) does only quick work per frame: Î
 end-of-turn detection, barge-in, DTMF routing and mark echoes. Everything slow happens in the
 conversation worker (:meth:`CallHandler._converse`), which takes one input at a time (a
 recognised turn, keyed digits, a system event), asks Rasa, speaks the reply and carries out
-the bot's instructions: what to listen for, secure capture, transfer, hang-up. Speech
-recognition and synthesis run in the runtime's thread pool. During a secure capture every key
-goes through the door of :mod:`voice_bridge.secure_capture`, which answers with what to say
-and a status: no card or bank digit ever reaches this module.
+the bot's instructions (what to listen for, secure capture, transfer, hang-up) and an agent's
+requests (:mod:`voice_bridge.call.agent_pay`). Speech recognition and synthesis run in thread
+pools. In a secure capture every key goes through the door of :mod:`voice_bridge.secure_capture`,
+which answers with what to say and a status: no card or bank digit ever reaches this module.
 
 Nothing here is shared with another call; a failure ends this call only. Logs carry the
 CallSid, counts and timings: never what was said, synthesised or keyed.
@@ -26,6 +26,8 @@ from paybot.dialog.payloads import SecureCapture, Transfer
 from paybot.dialog.vouch import Heard
 from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, remove_card_numbers
 from paybot.payments.capture_choice import capture_choice
+from voice_bridge.agent_payments import AgentLeg, PayRequest
+from voice_bridge.call.agent_pay import pay_for_agent
 from voice_bridge.call.barge_in import SUSTAINED_MS, interrupts, is_backchannel
 from voice_bridge.call.control import hang_up_call, transfer_call
 from voice_bridge.call.inputs import CallEnded, Input, SpeechInput, SystemInput, TextInput
@@ -64,14 +66,9 @@ CONNECTING = "Let me connect you with someone who can help."
 
 
 class CallHandler:
-    """Runs one call from ``start`` to ``stop``.
-
-    Args:
-        runtime: The process-wide models, pools and clients.
-        ws: The prepared websocket.
-        start: Twilio's ``start`` message.
-        caller: The caller's E.164 number from the verified stream token ("" if withheld).
-    """
+    """Runs one call from ``start`` to ``stop``: ``runtime`` holds the process-wide models,
+    pools and clients, ``ws`` is the prepared websocket, ``start`` Twilio's ``start`` message
+    and ``caller`` the caller's E.164 number from the verified stream token ("" if withheld)."""
 
     def __init__(
         self, runtime: VoiceRuntime, ws: web.WebSocketResponse, start: Start, caller: str
@@ -83,6 +80,7 @@ class CallHandler:
         self.sender = f"call:{start.call_sid}"
         self.caller = caller
         self._first = first_input(start, caller)  # session_begin, or back from <Pay>
+        self._agent = AgentLeg.of(start.custom_parameters)  # an agent on the call, if any
         self.metadata = {"channel": "voice", "from": caller} if caller else {"channel": "voice"}
         self.player = Player(
             self.call_sid, self.stream_sid, self._send, runtime.tts, runtime.run_tts
@@ -93,7 +91,7 @@ class CallHandler:
         # After a capture, keys are dropped until the bot has said what happens next.
         self._keys_blocked = False
         self.ended_reason = ""
-        self._inputs: asyncio.Queue[Input] = asyncio.Queue()
+        self._inputs: asyncio.Queue[Input | PayRequest] = asyncio.Queue()
         self._turns = 0
         self._barge_started: float | None = None
         self._clock = time.monotonic
@@ -103,14 +101,14 @@ class CallHandler:
         """Serve the call until the stream stops, the socket closes or the bot ends it."""
         log.info("call %s: stream %s started", self.call_sid, self.stream_sid)
         started = self._clock()
-        self.runtime.live.begin(self.call_sid, self.caller)
+        self.runtime.live.begin(self.call_sid, self.caller, agent=self._agent,
+                                inbox=self._inputs.put_nowait)  # an agent's requests
         worker = asyncio.create_task(self._converse(), name=f"converse-{self.call_sid}")
         ticker = asyncio.create_task(self._tick(), name=f"tick-{self.call_sid}")
         self._inputs.put_nowait(self._first)
         try:
-            await self._read(worker)
-        except CallEnded:
-            pass
+            with contextlib.suppress(CallEnded):
+                await self._read(worker)
         finally:
             await self._cleanup(worker, ticker)
             last = self.runtime.live.end(self.call_sid)
@@ -220,6 +218,9 @@ class CallHandler:
         try:
             while True:
                 item = await self._inputs.get()
+                if isinstance(item, PayRequest):  # from the console: the door takes the keys
+                    await pay_for_agent(self, item, self._say_in_capture, self._clock)
+                    continue
                 if self._stale(item):
                     continue
                 self.listener.set_waiting(False)  # busy with it: not the caller's silence
@@ -260,8 +261,7 @@ class CallHandler:
                 if item.over_bot and self.player.speaking:
                     await self.player.interrupt()
                     log.info("call %s: barge-in", self.call_sid)
-                text = transcript.text
-                heard = Heard("speech", transcript.confidence)
+                text, heard = transcript.text, Heard("speech", transcript.confidence)
                 log.info("call %s: turn %d heard (%s, %.0f ms audio, finalize %.0f ms)",
                          self.call_sid, self._turns + 1, transcript.expected.value,
                          transcript.audio_ms, transcript.finalize_ms)  # fmt: skip

@@ -16,6 +16,7 @@ from paybot.console.search import PaymentQuery, payment_detail, search_payments
 from paybot.db.models import ConsoleRole
 from paybot.gateway.factory import make_gateway
 from paybot.payments.refunds import RefundRefused, parse_amount, refund_payment
+from voice_bridge.console.agent_pay import agent_pay_routes
 from voice_bridge.console.guard import (
     ACTIVE,
     Handler,
@@ -50,6 +51,7 @@ def add_console(app: web.Application) -> None:
         ("GET", "/reports/{name:[a-z]+}.csv", report_csv),
         ("GET", "/reports/{name:[a-z]+}.svg", report_chart),
         ("GET", "/settings", merchant_settings),
+        *agent_pay_routes(),  # agent-assisted payment on a live call
         ("GET", "/static/{name}", static_file),
         ("*", "/{anything:.*}", not_found),
     ]

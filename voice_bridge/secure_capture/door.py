@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from paybot.dialog.payloads import SecureCapture
 from paybot.gateway.card_data import BankAccount, CardData
 from paybot.payments.profile import load_profile
 from paybot.payments.settlement import PaymentOutcome
+from voice_bridge.secure_capture.agent_session import AgentPaySession, AgentPayWording
 from voice_bridge.secure_capture.charge import charge, charge_tokenized
 from voice_bridge.secure_capture.fields import Prompt
 from voice_bridge.secure_capture.session import Action, CaptureSession, Done, Submit
@@ -57,6 +59,8 @@ class CaptureDoor:
         self._actions: asyncio.Queue[list[Action]] = asyncio.Queue()
         self._payment: asyncio.Future[Payment] | None = None
         self._wording = CaptureWording()
+        self.last_done: Done | None = None  # how the last capture ended
+        self.last_progress: CaptureProgress | None = None  # and where it was then
 
     @property
     def active(self) -> bool:
@@ -103,16 +107,25 @@ class CaptureDoor:
         if self._session is not None:
             self._session.prompt_played(now)
 
-    async def run(self, instruction: SecureCapture, say: Say, clock: Callable[[], float]) -> str:
+    async def run(
+        self, instruction: SecureCapture, say: Say, clock: Callable[[], float], *,
+        item: str | None = None,
+    ) -> str:
         """Collect the details by keypad, pay, and return the status (``failed`` if it ends
-        with an error)."""
+        with an error). ``item``: an agent asked for this payment of the instruction's amount
+        for ``item`` (:mod:`.agent_session`): the caller confirms the amount first."""
         while not self._actions.empty():  # nothing left from an earlier capture
             self._actions.get_nowait()
         early, self._early = self._early or [], None
         # Read once at start-up (the runtime's ledger and warm-up): no file I/O here.
         profile = load_profile(self._runtime.settings)
-        session = self._session = CaptureSession(instruction, profile=profile)
-        self._wording = CaptureWording(instruction.allowed_brands)
+        if item is None:
+            session = self._session = CaptureSession(instruction, profile=profile)
+            self._wording = CaptureWording(instruction.allowed_brands)
+        else:
+            session = self._session = AgentPaySession(instruction, profile=profile)
+            self._wording = AgentPayWording(Decimal(instruction.amount), instruction.currency,
+                                            item, instruction.allowed_brands)
         try:
             now = clock()
             actions: list[Action] = session.start(now)
@@ -122,9 +135,11 @@ class CaptureDoor:
             while True:
                 done = await self._step(session, actions, say)
                 if done is not None:
+                    self.last_done = done
                     return done.status
                 actions = await self._actions.get()
         finally:
+            self.last_progress = session.progress
             self._session = None
 
     async def _step(self, session: CaptureSession, actions: list[Action], say: Say) -> Done | None:

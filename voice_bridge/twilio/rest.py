@@ -45,7 +45,7 @@ class TwilioRestError(RuntimeError):
     """A Twilio REST call failed.
 
     Attributes:
-        operation: "transfer", "pay", "hangup", "send_sms" or "call".
+        operation: "transfer", "pay", "hangup", "send_sms", "call", "hold" or "unhold".
         status: The HTTP status, or None when no answer came back.
         code: Twilio's error code (e.g. 21220 "call not in progress"), when it gave one.
         retryable: Trying again is safe and may work: Twilio was not reached, or answered
@@ -201,6 +201,16 @@ class TwilioRest:
         calls = self._client.calls
         self._run("hangup", call_sid, lambda: calls(call_sid).update(status="completed"))
         log.info("hung up call %s", call_sid)
+
+    def hold_participant(self, conference_sid: str, call_sid: str, held: bool) -> None:
+        """Hold (and mute) ``call_sid``'s leg in ``conference_sid``, or take it off hold: a
+        held participant neither hears the conference nor is heard (Conference Participants,
+        ``Hold`` and ``Muted``)."""
+        participant = self._client.conferences(conference_sid).participants(call_sid)
+        self._run("hold" if held else "unhold", call_sid,
+                  lambda: participant.update(hold=held, muted=held))
+        log.info("conference %s: participant %s %s", conference_sid, call_sid,
+                 "held" if held else "back")
 
     # Messages ----------------------------------------------------------------------------
     def send_sms(self, to: str, body: str) -> str:

@@ -36,6 +36,7 @@
     const calls = JSON.parse(event.data);
     body.replaceChildren(...calls.map(row));
     none.hidden = calls.length > 0;
+    document.dispatchEvent(new CustomEvent("paybot:calls", { detail: calls }));  // agent_pay.js
   });
   events.addEventListener("signed-out", function () {
     events.close();
