@@ -10,6 +10,8 @@ used one. ``bot/endpoints.yml`` selects it::
       type: rasa_plugins.tracker_store.BoundedTrackerStore
       max_conversations: ${PAYBOT_TRACKER_MAX_CONVERSATIONS}
 
+Each conversation keeps only its latest session (:func:`latest_session`).
+
 Optional keys: ``max_conversations`` (default 10000; ``paybot up`` sets the variable from the
 setting) and ``idle_expiry_s`` (default: the session expiry; one day when sessions never
 expire). Several Rasa processes need a shared
@@ -27,7 +29,9 @@ from typing import Any
 
 from rasa.core.brokers.broker import EventBroker
 from rasa.core.tracker_store import InMemoryTrackerStore
+from rasa.shared.core.constants import ACTION_SESSION_START_NAME
 from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, SessionStarted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
 log = logging.getLogger(__name__)
@@ -78,8 +82,10 @@ class BoundedTrackerStore(InMemoryTrackerStore):
         return float(minutes) * 60.0 if minutes and minutes > 0 else NEVER_EXPIRING_IDLE_S
 
     async def save(self, tracker: DialogueStateTracker) -> None:
-        """Save the conversation as the most recently used, then make room."""
-        await super().save(tracker)
+        """Save the conversation's latest session (:func:`latest_session`) as the most
+        recently used, then make room."""
+        await self.stream_events(tracker)
+        self.store[tracker.sender_id] = self.serialise_tracker(latest_session(tracker))
         self._touch(tracker.sender_id)
         self._evict()
 
@@ -121,3 +127,35 @@ class BoundedTrackerStore(InMemoryTrackerStore):
                 over,
                 len(self.store),
             )
+
+
+def latest_session(tracker: DialogueStateTracker) -> DialogueStateTracker:
+    """``tracker`` without the sessions before its latest ``session_started``.
+
+    The bot starts a new session in the middle of a text conversation (goodbye, a transfer:
+    ``actions.anytime.end_of_session``) without Rasa's ``action_session_start``, so Rasa's
+    own split by session never drops the earlier ones: a number that texts every day would
+    carry every earlier conversation, read and written in full at each message (and sent to
+    the action server). Nothing before the latest ``session_started`` counts any more (the
+    dialog, the slots and the per-session counts start afresh there); only the last message
+    before it is kept, for Rasa's session expiry, which is timed from the latest message.
+    """
+    events = list(tracker.events)
+    cut = next(
+        (i for i in range(len(events) - 1, -1, -1) if isinstance(events[i], SessionStarted)), 0
+    )
+    if cut == 0:
+        return tracker
+    before = events[cut - 1]
+    if isinstance(before, ActionExecuted) and before.action_name == ACTION_SESSION_START_NAME:
+        kept = events[cut - 1 :]  # Rasa's own session start: what its split would keep
+    else:
+        last = next((e for e in reversed(events[:cut]) if isinstance(e, UserUttered)), None)
+        kept = ([last] if last is not None else []) + events[cut:]
+    return DialogueStateTracker.from_events(
+        tracker.sender_id,
+        kept,
+        tracker.slots.values(),
+        max_event_history=tracker._max_event_history,
+        sender_source=tracker.sender_source,
+    )

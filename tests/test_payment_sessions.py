@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import threading
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -163,6 +164,35 @@ async def test_racing_calls_take_a_session_once(seeded):
         sessions.match_call, seeded, call_sid=f"CA{n}", caller=None, code=view.code)
         for n in range(8)))
     assert [w for w in won if w] == [view.id]
+
+
+def test_two_open_sessions_never_share_a_code(seeded, monkeypatch):
+    """Two sessions created at the same moment draw the same code and both find it free (the
+    race, forced here): the open-code index refuses the second, which draws another. An
+    expired session's code is free again once the sweep marked it expired."""
+    drawn = iter(["111111", "111111", "222222", "111111"])
+    monkeypatch.setattr(sessions, "_new_code", lambda: next(drawn))
+    monkeypatch.setattr(sessions, "_code_open", lambda *_: False)
+    first, second = _new(seeded, caller=None), _new(seeded, caller=None)
+    assert (first.code, second.code) == ("111111", "222222")
+    assert sessions.match_call(seeded, call_sid="CA7", caller=None, code="111111") == first.id
+    third = _new(seeded, caller=None)  # the first is no longer open: its code is free
+    assert third.code == "111111"
+
+
+async def test_sessions_created_at_once_get_distinct_codes(seeded, monkeypatch):
+    """Seeded: sessions created from several threads at once, their codes drawn from a pool
+    of six, all get codes of their own."""
+    rng, guard = random.Random(4), threading.Lock()
+
+    def draw() -> str:
+        with guard:
+            return f"{rng.randrange(6):06d}"
+
+    monkeypatch.setattr(sessions, "_new_code", draw)
+    made = await asyncio.gather(*(asyncio.to_thread(_new, seeded, caller=None)
+                                  for _ in range(3)))
+    assert len({view.code for view in made}) == 3
 
 
 async def test_the_voice_webhook_ties_a_transfer_by_its_sip_session_code(bridge):  # noqa: F811

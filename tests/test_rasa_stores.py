@@ -242,6 +242,60 @@ async def test_bot_tracker_store_forgets_conversations_idle_past_the_session_exp
     assert tracker is not None and tracker.latest_message.text == "hi"
 
 
+async def test_bot_tracker_store_keeps_only_the_latest_session(monkeypatch, settings):
+    """Seeded conversations that start new sessions mid-way (the bot's goodbye on a text
+    channel) and Rasa's own way: what the store gives back holds at most one session, yet the
+    dialog sees the same events, slots and latest message time as with every session kept."""
+    from rasa.shared.core.events import (
+        ActionExecuted,
+        BotUttered,
+        SessionStarted,
+        SlotSet,
+        UserUttered,
+    )
+    from rasa.shared.core.trackers import get_trackers_for_conversation_sessions
+
+    _endpoint_variables(monkeypatch, settings)
+    store = _bot_tracker_store()
+    seed = int(os.environ.get("PAYBOT_TEST_SEED", random.randrange(1 << 30)))
+    rng = random.Random(seed)
+    slots = [s for s in ("stage", "channel", "caller_number") if s in store.domain.slots]
+    for case in range(40):
+        sender = f"sms:+1555{case:07d}"
+        tracker = await store.get_or_create_tracker(sender)
+        for turn in range(rng.randrange(1, 60)):
+            tracker.update(UserUttered(f"words {turn}", {"name": "greet", "confidence": 1.0},
+                                       timestamp=1_000 + turn))
+            if slots and rng.random() < 0.5:
+                tracker.update(SlotSet(rng.choice(slots), f"v{turn}"))
+            tracker.update(BotUttered(f"reply {turn}"))
+            roll = rng.random()
+            if roll < 0.15:  # the bot's end of session
+                tracker.update(SessionStarted())
+            elif roll < 0.2:  # Rasa's own
+                tracker.update(ActionExecuted("action_session_start"))
+                tracker.update(SessionStarted())
+            tracker.update(ActionExecuted("action_listen"))
+            if rng.random() < 0.3:
+                await store.save(tracker)
+                tracker = await store.retrieve(sender)
+        await store.save(tracker)
+        back = await store.retrieve(sender)
+
+        def dicts(events):
+            return [e.as_dict() for e in events]
+
+        where = f"case {case} (seed {seed})"
+        assert dicts(back.applied_events()) == dicts(tracker.applied_events()), where
+        assert back.current_slot_values() == tracker.current_slot_values(), where
+        # The latest message (Rasa times the session expiry from it) as Rasa's own split
+        # by session would leave it.
+        stock = get_trackers_for_conversation_sessions(tracker)[-1]
+        latest, kept = (t.get_last_event_for(UserUttered) for t in (stock, back))
+        assert (kept and kept.timestamp) == (latest and latest.timestamp), where
+        assert sum(isinstance(e, SessionStarted) for e in back.events) <= 1, where
+
+
 def test_unbounded_settings_are_refused():
     from rasa.shared.core.domain import Domain
 

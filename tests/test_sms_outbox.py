@@ -4,6 +4,7 @@ recipient's quiet hours (receipts do not), and Twilio's signed status callbacks
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import Session
 
+from paybot.db.engine import session_scope
 from paybot.db.models import OutboundMessage
 from paybot.settings import SettingsError, load_settings
 from paybot.sms.consent import may_text, opt_in, opt_out
@@ -21,6 +23,7 @@ from tests.helpers import rows
 from tests.test_receipt_sender import SMS_FROM, rest  # noqa: F401 - the fixture
 from tests.test_twilio_webhooks import PUBLIC, Bridge, make_bridge
 from voice_bridge.jobs.receipt_sender import send_due
+from voice_bridge.twilio import sms_status
 from voice_bridge.twilio.signature import SIGNATURE_HEADER, sign
 
 pytest_plugins = ["tests.fake_twilio"]
@@ -197,6 +200,28 @@ async def test_unknown_forged_and_odd_callbacks_are_refused(bridge):
     del params["MessageSid"], params["SmsSid"]
     assert (await bridge.post("/twilio/sms-status", params)).status == 400
     assert row(bridge.engine, message_id).delivery_status is None
+
+
+async def test_a_callback_that_beats_the_stored_message_sid_is_kept(bridge, monkeypatch):
+    """Twilio may call back before the sender stored the MessageSid its send returned: while
+    a claimed message has no MessageSid yet, the callback waits for it instead of a 404."""
+    monkeypatch.setattr(sms_status, "EARLY_WAIT_S", 30.0)  # a loaded machine is slow
+    sid = "SM" + "9" * 32
+    message_id = queue(bridge.engine, NYC)
+    with session_scope(bridge.engine) as session:  # claimed by a sender, its send under way
+        session.get(OutboundMessage, message_id).status = "sending"
+    early = asyncio.create_task(report(bridge, sid, "sent"))
+    await asyncio.sleep(0.6)
+    assert not early.done()
+    with session_scope(bridge.engine) as session:  # the send returned: the SID is stored
+        message = session.get(OutboundMessage, message_id)
+        message.status, message.provider_id = "sent", sid
+    assert await early == 204
+    assert row(bridge.engine, message_id).delivery_status == "sent"
+    # Nothing in flight: an unknown SID is refused at once.
+    started = asyncio.get_running_loop().time()
+    assert await report(bridge, "SM" + "8" * 32, "sent") == 404
+    assert asyncio.get_running_loop().time() - started < 15
 
 
 async def test_generated_callback_orders_end_at_the_first_ending(bridge):

@@ -170,7 +170,9 @@ def create(
         IdempotencyConflict: The key was used with another request meanwhile.
     """
     now = utcnow()
-    for _ in range(10):  # a code that happens to be in use by an open session: another one
+    # A code in use by an open session (seen first, or as the open-code index's refusal when
+    # another session took it at the same moment): draw another.
+    for _ in range(10):
         code = None if new.caller else _new_code()
         row = PaymentSession(
             public_id="ps_" + uuid.uuid4().hex, client=client, account_id=account_id,
@@ -185,12 +187,12 @@ def create(
                     continue
                 session.add(row)
         except IntegrityError:
-            if idempotency_key is None:
-                raise
-            replayed = replay(engine, client, idempotency_key, new)
-            if replayed is None:
-                raise
-            return replayed
+            replayed = replay(engine, client, idempotency_key, new) if idempotency_key else None
+            if replayed is not None:
+                return replayed
+            if code is not None:
+                continue  # a session created at the same moment took the code: draw another
+            raise
         view = get(engine, client, row.public_id)
         assert view is not None
         return view

@@ -13,6 +13,7 @@ import enum
 from datetime import date, datetime
 from decimal import Decimal
 
+import sqlalchemy as sa
 from sqlalchemy import JSON, Column, Date, ForeignKey, Integer, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -305,7 +306,16 @@ class PaymentSession(SQLModel, table=True):
     the account it vouched for, the amount, and how the call ended. No card data."""
 
     __tablename__ = "payment_sessions"
-    __table_args__ = (UniqueConstraint("client", "idempotency_key"),)
+    __table_args__ = (
+        UniqueConstraint("client", "idempotency_key"),
+        # One open session per code: two IVRs creating sessions at once cannot both get the
+        # code a transferred caller keys (the loser draws another).
+        sa.Index(
+            "uq_payment_sessions_open_code", "code", unique=True,
+            sqlite_where=sa.text("status = 'created'"),
+            postgresql_where=sa.text("status = 'created'"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     public_id: str = Field(sa_column=Column(String(40), unique=True, nullable=False))  # ps_<32 hex>

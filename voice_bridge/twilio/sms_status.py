@@ -6,6 +6,10 @@ status in ``delivery_status`` (and a final one, delivered, undelivered or failed
 too), the error code in ``error_code``. Callbacks can arrive late, twice or out of order, so a
 message only moves forward (queued, sending, sent, then one ending; the first ending sticks).
 
+Twilio can call back before the sender stored the MessageSid its send returned: while a send
+is in flight (a claimed message without its MessageSid), an unknown MessageSid is looked up
+again for up to ``EARLY_WAIT_S`` before it is refused.
+
 Refused: a forged or missing signature (403), a MessageSid that is not one of ours (404), a
 malformed one or a status Twilio does not document (400). Logs carry the MessageSid, never
 the number or the text.
@@ -38,6 +42,8 @@ RANK = {
     "delivered": 3, "undelivered": 3, "failed": 3, "canceled": 3, "read": 4,
 }  # fmt: skip
 FINAL = {"delivered", "undelivered", "failed", "canceled"}
+EARLY_WAIT_S = 5.0  # how long a callback may wait for its send to store the MessageSid
+_LOOK_AGAIN_S = 0.1
 _SID = re.compile(r"[A-Za-z0-9]{2,64}")  # SM… or MM… and 32 hex digits, as Twilio makes them
 
 
@@ -78,6 +84,34 @@ def record_delivery(
     return bool(moved)
 
 
+def _unknown_for_now(engine: Engine) -> bool:
+    with Session(engine) as session:
+        return queries.send_in_flight(session=session)
+
+
+async def record_when_known(
+    engine: Engine, *, message_sid: str, status: str, error_code: int | None
+) -> bool:
+    """:func:`record_delivery`, looking the MessageSid up again while a send is in flight
+    (for up to :data:`EARLY_WAIT_S`).
+
+    Raises:
+        UnknownMessage: Still no outbound message has this MessageSid.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + EARLY_WAIT_S
+    while True:
+        try:
+            return await asyncio.to_thread(
+                record_delivery, engine, message_sid=message_sid, status=status,
+                error_code=error_code,
+            )  # fmt: skip
+        except UnknownMessage:
+            if loop.time() >= deadline or not await asyncio.to_thread(_unknown_for_now, engine):
+                raise
+        await asyncio.sleep(_LOOK_AGAIN_S)
+
+
 async def sms_status_webhook(request: web.Request) -> web.Response:
     """Record one status callback (idempotent; a message never moves backwards)."""
     form = await verified_form(request, request.app[SETTINGS])
@@ -93,8 +127,7 @@ async def sms_status_webhook(request: web.Request) -> web.Response:
     if code and not (code.isascii() and code.isdigit() and len(code) <= 9):
         raise web.HTTPBadRequest(text="ErrorCode is not a number\n")
     try:
-        moved = await asyncio.to_thread(
-            record_delivery,
+        moved = await record_when_known(
             request.app[DB_ENGINE],
             message_sid=message_sid,
             status=status,

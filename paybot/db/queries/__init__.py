@@ -30,6 +30,7 @@ from paybot.db.queries.outbox import (
     message_by_provider_id,
     outbox_backlog,
     receipt_message,
+    send_in_flight,
 )
 from paybot.db.queries.payments import (
     due_scheduled_payment_ids,
@@ -69,6 +70,7 @@ __all__ = [
     "due_scheduled_payment_ids",
     "is_opted_out",
     "message_by_provider_id",
+    "send_in_flight",
     "payment_by_key",
     "unclaimed_payment_ids",
     "used_token_payment_ids",

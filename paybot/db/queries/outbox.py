@@ -28,6 +28,15 @@ def message_by_provider_id(*, session: Session, provider_id: str) -> OutboundMes
     return session.exec(query).first()
 
 
+def send_in_flight(*, session: Session) -> bool:
+    """True while a sender holds a claimed message whose MessageSid is not stored yet."""
+    query = select(OutboundMessage.id).where(
+        OutboundMessage.status == "sending",
+        OutboundMessage.provider_id.is_(None),  # type: ignore[union-attr]
+    )
+    return session.exec(query.limit(1)).first() is not None
+
+
 def due_message_ids(*, session: Session, now: datetime, limit: int) -> list[int]:
     """Up to ``limit`` ids of queued messages due at ``now``, oldest first."""
     query = (
