@@ -180,6 +180,9 @@ def replay(dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
     """Say again what the bot said last (text and instructions); not a fourth time in a
     row: then what the caller can do instead."""
     said = last_bot_turn(tracker)
+    if not said:  # nothing said yet in this conversation
+        say(dispatcher, tracker, "how_can_i_help")
+        return
     if asks_again(tracker, last_question([e.get("text") or "" for e in said]) or ""):
         say(dispatcher, tracker, "fallback_options")
         return

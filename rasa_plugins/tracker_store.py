@@ -137,8 +137,9 @@ def latest_session(tracker: DialogueStateTracker) -> DialogueStateTracker:
     own split by session never drops the earlier ones: a number that texts every day would
     carry every earlier conversation, read and written in full at each message (and sent to
     the action server). Nothing before the latest ``session_started`` counts any more (the
-    dialog, the slots and the per-session counts start afresh there); only the last message
-    before it is kept, for Rasa's session expiry, which is timed from the latest message.
+    dialog, the slots and the per-session counts start afresh there); only the last turn
+    before it is kept: its message (Rasa times the session expiry from the latest one) and the
+    bot's reply (a caller may ask to hear it again).
     """
     events = list(tracker.events)
     cut = next(
@@ -149,9 +150,9 @@ def latest_session(tracker: DialogueStateTracker) -> DialogueStateTracker:
     before = events[cut - 1]
     if isinstance(before, ActionExecuted) and before.action_name == ACTION_SESSION_START_NAME:
         kept = events[cut - 1 :]  # Rasa's own session start: what its split would keep
-    else:
-        last = next((e for e in reversed(events[:cut]) if isinstance(e, UserUttered)), None)
-        kept = ([last] if last is not None else []) + events[cut:]
+    else:  # the bot's: from the message that ended the session (its reply can be repeated)
+        last = next((i for i in range(cut - 1, -1, -1) if isinstance(events[i], UserUttered)), cut)
+        kept = events[last:]
     return DialogueStateTracker.from_events(
         tracker.sender_id,
         kept,
