@@ -28,7 +28,7 @@ from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
-from sqlalchemy import insert, update
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -37,8 +37,8 @@ from paybot import metrics
 from paybot.accounts.methods import is_on_file
 from paybot.db import queries
 from paybot.db.engine import session_scope
-from paybot.db.group_commit import GroupCommit, defer_insert
-from paybot.db.models import Account, AuditEvent, Payment, PaymentMethod, PaymentStatus
+from paybot.db.group_commit import GroupCommit
+from paybot.db.models import Account, Payment, PaymentMethod, PaymentStatus
 from paybot.db.types import utcnow
 from paybot.gateway.base import ChargeResult, Gateway, GatewayError, GatewayTimeout
 from paybot.gateway.card_data import BankAccount, CardData
@@ -46,18 +46,15 @@ from paybot.payments.fees import FeePolicy, Quote
 from paybot.payments.new_payment import (  # noqa: F401 - new_idempotency_key re-exported
     KEY_LENGTH,
     PaymentRequest,
-    created_event,
     new_idempotency_key,
-    opened,
-    payment_row,
 )
-from paybot.payments.payable import held_amount, lock_for_payment
+from paybot.payments.opening import Opening, OpenRequest, existing_outcome
+from paybot.payments.payable import held_amount
 from paybot.payments.rules import AmountRules, PaymentRefused
 from paybot.payments.settlement import OPEN, PaymentOutcome, Settlement
 from paybot.payments.tokenized import TokenizedPayments
 
 log = logging.getLogger(__name__)
-_INSERT_PAYMENT = insert(Payment.__table__)
 
 
 class Ledger:
@@ -83,6 +80,7 @@ class Ledger:
         self._sleep = sleep
         # Opening and settling payments share transactions across threads (group commit).
         self.writes = GroupCommit(engine, name="ledger")
+        self.opening = Opening(self.rules, self.fees, lambda: self.gateway.name)
         self.settlement = Settlement(engine, fee_account=self.fees.account, writes=self.writes)
         self.tokens = TokenizedPayments(self)
 
@@ -187,8 +185,15 @@ class Ledger:
         )
 
     def open_delegated(
-        self, *, account_id: int, amount: Decimal, kind: str, processor: str, reference: str,
-        conversation_id: str, idempotency_key: str,
+        self,
+        *,
+        account_id: int,
+        amount: Decimal,
+        kind: str,
+        processor: str,
+        reference: str,
+        conversation_id: str,
+        idempotency_key: str,
     ) -> tuple[PaymentOutcome, bool]:
         """Commit a payment that ``processor`` (Twilio ``<Pay>``) captures and charges: same
         lock, rules and key as any; (payment, already_settled). See payments.delegated."""
@@ -287,10 +292,9 @@ class Ledger:
         before any gateway call. With ``claim`` a new row is written with its first gateway
         attempt already counted (``attempts`` 1), saving the separate count: the caller
         charges it next. Returns (payment, already_done, claimed)."""
+        item = OpenRequest(request, kind, reference, method_id, claim)
         try:
-            opened = self.writes.run(
-                lambda session: self._open_in(session, request, kind, reference, method_id, claim)
-            )
+            payment, done, new = self.writes.run_set(self.opening.open_all, item)
         except IntegrityError:  # the same key, opened concurrently by another worker
             with Session(self.engine) as session:
                 existing = queries.payment_by_key(
@@ -298,44 +302,15 @@ class Ledger:
                 )
                 assert existing is not None  # the insert failed on its unique key
                 return (*self._existing(existing, request), False)
-        payment, done, new = opened
         if new:
             log.info("payment %s opened (channel=%s)", payment.payment_id, request.channel)
         return payment, done, new and claim
 
-    def _open_in(
-        self,
-        session: Session,
-        request: PaymentRequest,
-        kind: str,
-        reference: str | None,
-        method_id: int | None,
-        claim: bool,
-    ) -> tuple[PaymentOutcome, bool, bool]:
-        """The job that opens the payment: (payment, already_done, new)."""
-        account, held, existing_id = lock_for_payment(
-            session, request.account_id, request.idempotency_key
-        )
-        if existing_id is not None:
-            existing = session.get(Payment, existing_id, populate_existing=True)
-            assert existing is not None
-            return (*self._existing(existing, request), False)
-        self.rules.check(account, request.amount, held=held)
-        fee = self.fees.fee_for(request.amount)
-        gateway = request.gateway or self.gateway.name
-        row = payment_row(request, account, fee, kind, reference, method_id, gateway, claim)
-        inserted = session.execute(_INSERT_PAYMENT, row)  # built once; row bound per call
-        payment_id = inserted.inserted_primary_key[0]
-        defer_insert(session, AuditEvent.__table__, created_event(request, payment_id, fee))
-        return opened(request, payment_id, fee, account.currency), False, True
-
     def _existing(self, payment: Payment, request: PaymentRequest) -> tuple[PaymentOutcome, bool]:
-        if payment.account_id != request.account_id or payment.amount != request.amount:
-            raise PaymentRefused(
-                "idempotency_conflict", "That key was already used for another payment."
-            )
         # A repeated confirmation: report the settled outcome, or finish the open one.
-        return PaymentOutcome.of(payment), payment.status not in OPEN
+        return existing_outcome(
+            payment.account_id, payment.amount, request, PaymentOutcome.of(payment)
+        )
 
     def run_charge(
         self,
