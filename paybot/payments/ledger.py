@@ -28,7 +28,7 @@ from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -55,6 +55,12 @@ from paybot.payments.settlement import OPEN, PaymentOutcome, Settlement
 from paybot.payments.tokenized import TokenizedPayments
 
 log = logging.getLogger(__name__)
+_METHODS = PaymentMethod.__table__
+# What a stored-method payment reads of the method (a Core row: no ORM object per payment).
+_METHOD = select(
+    _METHODS.c.account_id, _METHODS.c.deleted_at, _METHODS.c.saved_at, _METHODS.c.token,
+    _METHODS.c.kind,
+).where(_METHODS.c.id == bindparam("id"))  # fmt: skip
 
 
 class Ledger:
@@ -109,7 +115,7 @@ class Ledger:
         request = self.new_request(account_id, amount, channel, conversation_id, idempotency_key)
         # Read here, not in the shared open transaction: that one is the serial part.
         with Session(self.engine) as session:
-            method = session.get(PaymentMethod, payment_method_id)
+            method = session.execute(_METHOD, {"id": payment_method_id}).first()
             if method is None or not is_on_file(method, account_id):
                 raise PaymentRefused("unknown_method", "That payment method is not on file.")
             token, kind = method.token, method.kind
