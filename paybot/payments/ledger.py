@@ -113,15 +113,15 @@ class Ledger:
     ) -> PaymentOutcome:
         """Charge a stored, tokenised payment method of the account."""
         request = self.new_request(account_id, amount, channel, conversation_id, idempotency_key)
-        # Read here, not in the shared open transaction: that one is the serial part.
-        with Session(self.engine) as session:
-            method = session.execute(_METHOD, {"id": payment_method_id}).first()
-            if method is None or not is_on_file(method, account_id):
-                raise PaymentRefused("unknown_method", "That payment method is not on file.")
-            token, kind = method.token, method.kind
-        payment, done, claimed = self._open(request, kind, token, payment_method_id, claim=True)
+        # The method is read (on file? its kind and token) with the account, in the shared
+        # open transaction: one statement for all of a batch's payments.
+        payment, done, claimed, token = self._open(
+            request, None, None, payment_method_id, claim=True, stored=True
+        )
         if done:
             return payment
+        if token is None:  # opened by another worker under the same key at the same time
+            token = self._stored_token(account_id, payment_method_id)
         return self.run_charge(
             payment.payment_id,
             request.idempotency_key,
@@ -158,7 +158,7 @@ class Ledger:
         if save or isinstance(method, BankAccount):
             opened = self.tokens.tokenize(request, method, save=save)
             return self.tokens.charge(opened.payment_id)
-        payment, done, claimed = self._open(request, "card", "one-step", None, claim=True)
+        payment, done, claimed, _ = self._open(request, "card", "one-step", None, claim=True)
         if done:
             return payment
         return self.run_charge(
@@ -173,6 +173,13 @@ class Ledger:
             ),
             claimed=claimed,
         )
+
+    def _stored_token(self, account_id: int, payment_method_id: int) -> str:
+        with Session(self.engine) as session:
+            method = session.execute(_METHOD, {"id": payment_method_id}).first()
+        if method is None or not is_on_file(method, account_id):
+            raise PaymentRefused("unknown_method", "That payment method is not on file.")
+        return method.token
 
     def charge_open_payment(
         self, payment_id: int, key: str, token: str, total: Decimal, currency: str
@@ -282,35 +289,38 @@ class Ledger:
         self, request: PaymentRequest, kind: str, reference: str | None, method_id: int | None
     ) -> tuple[PaymentOutcome, bool]:
         """Commit the payment row before any gateway call. Returns (payment, already_done)."""
-        payment, done, _ = self._open(request, kind, reference, method_id, claim=False)
+        payment, done, _, _ = self._open(request, kind, reference, method_id, claim=False)
         return payment, done
 
     def _open(
         self,
         request: PaymentRequest,
-        kind: str,
+        kind: str | None,
         reference: str | None,
         method_id: int | None,
         *,
         claim: bool,
-    ) -> tuple[PaymentOutcome, bool, bool]:
+        stored: bool = False,
+    ) -> tuple[PaymentOutcome, bool, bool, str | None]:
         """Commit the payment row (in a shared transaction: :mod:`paybot.db.group_commit`)
         before any gateway call. With ``claim`` a new row is written with its first gateway
         attempt already counted (``attempts`` 1), saving the separate count: the caller
-        charges it next. Returns (payment, already_done, claimed)."""
-        item = OpenRequest(request, kind, reference, method_id, claim)
+        charges it next. With ``stored``, the kind and reference are the stored method's
+        (refused unless on file). Returns (payment, already_done, claimed, reference), the
+        reference None if another worker opened the key at the same time."""
+        item = OpenRequest(request, kind, reference, method_id, claim, stored)
         try:
-            payment, done, new = self.writes.run_set(self.opening.open_all, item)
+            payment, done, new, reference = self.writes.run_set(self.opening.open_all, item)
         except IntegrityError:  # the same key, opened concurrently by another worker
             with Session(self.engine) as session:
                 existing = queries.payment_by_key(
                     session=session, idempotency_key=request.idempotency_key
                 )
                 assert existing is not None  # the insert failed on its unique key
-                return (*self._existing(existing, request), False)
+                return (*self._existing(existing, request), False, None)
         if new:
             log.info("payment %s opened (channel=%s)", payment.payment_id, request.channel)
-        return payment, done, new and claim
+        return payment, done, new and claim, reference
 
     def _existing(self, payment: Payment, request: PaymentRequest) -> tuple[PaymentOutcome, bool]:
         # A repeated confirmation: report the settled outcome, or finish the open one.
