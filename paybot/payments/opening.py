@@ -69,7 +69,9 @@ class Opening:
         self.rules, self.fees, self._gateway = rules, fees, gateway
 
     def open_all(self, session: Session, items: list[OpenRequest]) -> list[Opened | Exception]:
-        """Open ``items`` in one go: per item (payment, already_done, new), or its refusal."""
+        """Open ``items`` in one go: per item (payment, already_done, new, reference), or its
+        refusal."""
+        items = list(items)  # each with its stored method's kind and token, once read
         accounts, existing, methods = _read(
             session,
             {i.request.account_id for i in items},
