@@ -9,7 +9,11 @@ number, ledger lines, balance update and audit events; all payments are of one a
 worst case: they all take its row lock). Prints, per database and thread count, payments/s,
 p50 and p95 beside the figures before group commit (docs/benchmarks.md), the statements and
 commits per payment, the mean group-commit batch (jobs per shared commit) and this process's
-CPU time per payment (PostgreSQL's own is not in it).
+CPU time per payment. Figures that do not depend on the machine's load, for comparing code on a
+busy machine: the round trips of the group-commit batcher per payment (its statements, BEGINs
+and commits: the serial part), the connection check-outs per payment (on PostgreSQL each is a
+pre-ping) and, on PostgreSQL, the CPU time of the server backends serving this process per
+payment (read from /proc of their pids; 0 where /proc is not readable).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -78,6 +83,29 @@ BEFORE = {
 }
 
 
+BACKENDS: set[int] = set()  # PostgreSQL backend pids of the benchmark's connections
+
+
+def _note_backend(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SELECT pg_backend_pid()")
+    BACKENDS.add(cursor.fetchone()[0])
+    cursor.close()
+    dbapi_connection.rollback()
+
+
+def _backend_cpu_s() -> float:
+    """CPU seconds (user + system) the benchmark's PostgreSQL backends have used."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0
+    for pid in BACKENDS:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / tick
+
+
 def _run(ledger: Ledger, account_id: int, method_id: int, n: int, threads: int) -> dict:
     def one(i: int) -> float:
         start = time.perf_counter()
@@ -90,21 +118,37 @@ def _run(ledger: Ledger, account_id: int, method_id: int, n: int, threads: int) 
         assert outcome.succeeded, outcome
         return time.perf_counter() - start
 
-    counts = {"statements": 0, "commits": 0}
+    counts = {"statements": 0, "commits": 0, "checkouts": 0, "batcher": 0}
+    batcher = ledger.writes.name
 
     def count(kind: str):
-        return lambda *_a, **_k: counts.__setitem__(kind, counts[kind] + 1)
+        def counted(*_a, **_k) -> None:
+            counts[kind] += 1
+            if kind != "checkouts" and threading.current_thread().name.endswith(batcher):
+                counts["batcher"] += 1  # a statement, BEGIN or commit of the batcher
 
-    on_statement, on_commit = count("statements"), count("commits")
-    event.listen(ledger.engine, "before_cursor_execute", on_statement)
-    event.listen(ledger.engine, "commit", on_commit)
+        return counted
+
+    listeners = [
+        (ledger.engine, "before_cursor_execute", count("statements")),
+        (ledger.engine, "commit", count("commits")),
+        (ledger.engine, "begin", count("begins")),
+        (ledger.engine.pool, "checkout", count("checkouts")),
+    ]
+    counts["begins"] = 0
+    sqlite = ledger.engine.dialect.name == "sqlite"
+    for target, name, listener in listeners:
+        if not (sqlite and name == "begin"):  # SQLite's BEGIN IMMEDIATE is a statement
+            event.listen(target, name, listener)
     batches, jobs = ledger.writes.batches, ledger.writes.batched_jobs
-    began, cpu = time.perf_counter(), time.process_time()
+    began, cpu, server = time.perf_counter(), time.process_time(), _backend_cpu_s()
     with ThreadPoolExecutor(max_workers=threads) as pool:
         latencies = sorted(pool.map(one, range(n)))
     elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
-    event.remove(ledger.engine, "before_cursor_execute", on_statement)
-    event.remove(ledger.engine, "commit", on_commit)
+    server = _backend_cpu_s() - server
+    for target, name, listener in listeners:
+        if event.contains(target, name, listener):
+            event.remove(target, name, listener)
     q = statistics.quantiles(latencies, n=100)
     batches, jobs = ledger.writes.batches - batches, ledger.writes.batched_jobs - jobs
     return {
@@ -116,6 +160,9 @@ def _run(ledger: Ledger, account_id: int, method_id: int, n: int, threads: int) 
         "commits": counts["commits"] / n,
         "batch": jobs / batches if batches else 1.0,
         "cpu": cpu / n * 1000,
+        "batcher": counts["batcher"] / n,
+        "checkouts": counts["checkouts"] / n,
+        "server": server / n * 1000,
     }
 
 
@@ -123,7 +170,8 @@ def _header() -> None:
     print(
         f"{'database':<10} {'threads':>7} {'payments/s':>10} {'p50 ms':>7} {'p95 ms':>7}   "
         f"{'before: /s':>10} {'p50':>6} {'p95':>6}   {'stmts/pay':>9} {'commits/pay':>11} "
-        f"{'batch':>5} {'cpu ms/pay':>10}"
+        f"{'batch':>5} {'cpu ms/pay':>10}   {'batcher rt/pay':>14} {'checkouts/pay':>13} "
+        f"{'pg cpu ms/pay':>13}"
     )
 
 
@@ -134,7 +182,8 @@ def _report(name: str, threads: int, r: dict) -> None:
         was = f"{before[0]:10.1f} {before[1]:6.1f} {before[2]:6.1f}"
     print(
         f"{name:<10} {threads:>7} {r['rate']:10.1f} {r['p50']:7.1f} {r['p95']:7.1f}   {was}   "
-        f"{r['statements']:9.1f} {r['commits']:11.2f} {r['batch']:5.1f} {r['cpu']:10.2f}",
+        f"{r['statements']:9.1f} {r['commits']:11.2f} {r['batch']:5.1f} {r['cpu']:10.2f}   "
+        f"{r['batcher']:14.2f} {r['checkouts']:13.2f} {r['server']:13.2f}",
         flush=True,
     )
 
@@ -166,6 +215,7 @@ def main() -> int:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:
         engine = make_engine(args.pg, search_path=schema)
+        event.listen(engine, "connect", _note_backend)
         ledger, account_id, method_id = _prepare(engine)
         for threads in args.threads:
             _report("postgresql", threads, _run(ledger, account_id, method_id, args.n, threads))

@@ -28,6 +28,16 @@ Rows a job only inserts and no later job of the batch needs to read (audit event
 lines) can be handed to :func:`defer_insert`: they are inserted just before the commit, one
 multi-row statement per table for the whole batch, in the order they were deferred.
 
+A *set job* (:meth:`GroupCommit.run_set`) is one item of work that is done for many items
+at once: every item of a batch handed to the same set function runs in one call of it, with
+the items in queue order, where the first of them stood in the batch (so one lock, one read
+and one multi-row write can serve them all). The items of a batch are concurrent requests
+whose callers have not been answered, so running them as if one after the other in that order
+is as good as any. The function returns one result per item; an item's result that is an
+exception is raised to that item's caller alone, and the batch goes on (the function must have
+written nothing for that item); an exception the function raises fails the batch as any job's
+does, and its items are run again one by one (each a set of one).
+
 A job submitted from the batcher thread itself (a job that calls code that groups its own
 writes) runs at once as part of the job that submitted it, in the same transaction, instead
 of waiting for itself.
@@ -53,6 +63,7 @@ from paybot.db.engine import write_scope
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Job = Callable[[Session], Any]
+SetWork = Callable[[Session, list[Any]], list[Any]]  # items -> one result (or exception) each
 IDLE_EXIT_S = 1.0  # the batcher thread ends after this long without work (restarted lazily)
 # A job run alone whose transaction PostgreSQL aborted to break a deadlock (or a serialization
 # failure) is run again: batches lock rows in their jobs' order, so two processes' batches can
@@ -70,6 +81,22 @@ def defer_insert(session: Session, table: Table, row: dict[str, Any]) -> None:
     if deferred is None:
         raise RuntimeError("defer_insert outside a group commit job")
     deferred.setdefault(table, []).append(row)
+
+
+class _SetItem:
+    """An item queued for a set function (:meth:`GroupCommit.run_set`)."""
+
+    __slots__ = ("work", "item")
+
+    def __init__(self, work: SetWork, item: Any) -> None:
+        self.work, self.item = work, item
+
+    def __call__(self, session: Session) -> Any:
+        """The item as a set of one (run alone, or submitted from the batcher itself)."""
+        value = self.work(session, [self.item])[0]
+        if isinstance(value, BaseException):
+            raise value
+        return value
 
 
 class GroupCommit:
@@ -114,6 +141,11 @@ class GroupCommit:
             self._cond.notify()
         return future.result()
 
+    def run_set(self, work: SetWork, item: Any) -> Any:
+        """Run ``item`` with the other items of its batch handed to the same ``work`` (one call
+        for them all: see the module notes); its result once the transaction committed."""
+        return self.run(_SetItem(work, item))
+
     def _loop(self) -> None:
         while True:
             with self._cond:
@@ -131,19 +163,22 @@ class GroupCommit:
         if len(batch) > 1:
             try:
                 with self._transaction() as session:
-                    results = []
-                    for job, _ in batch:
-                        results.append(job(session))
-                        session.flush()
+                    results = _run_jobs(session, [job for job, _ in batch])
             except BaseException:  # noqa: BLE001 - every job is run again, alone
-                log.info("%s: a batch of %d rolled back; running its jobs one by one",
-                         self.name, len(batch))
+                log.info(
+                    "%s: a batch of %d rolled back; running its jobs one by one",
+                    self.name,
+                    len(batch),
+                )
                 self.replays += 1
             else:
                 self.batches += 1
                 self.batched_jobs += len(batch)
-                for (_, future), value in zip(batch, results, strict=True):
-                    future.set_result(value)
+                for (job, future), value in zip(batch, results, strict=True):
+                    if isinstance(job, _SetItem) and isinstance(value, BaseException):
+                        future.set_exception(value)  # that item's alone: the rest committed
+                    else:
+                        future.set_result(value)
                 return
         for job, future in batch:
             try:
@@ -159,8 +194,12 @@ class GroupCommit:
             except DBAPIError as exc:
                 if attempt == RETRIES or getattr(exc.orig, "pgcode", None) not in _RETRYABLE:
                     raise
-                log.warning("%s: a job's transaction was chosen as a deadlock victim (attempt "
-                            "%d); running it again", self.name, attempt)
+                log.warning(
+                    "%s: a job's transaction was chosen as a deadlock victim (attempt "
+                    "%d); running it again",
+                    self.name,
+                    attempt,
+                )
         raise AssertionError("unreachable")
 
     @contextmanager
@@ -185,3 +224,26 @@ class GroupCommit:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+def _run_jobs(session: Session, jobs: list[Job]) -> list[Any]:
+    """Run a batch's jobs in order, each set function once for all its items (where the first
+    of them stands); their results, in the jobs' order."""
+    results: list[Any] = [None] * len(jobs)
+    done: set[int] = set()
+    for i, job in enumerate(jobs):
+        if i in done:
+            continue
+        if isinstance(job, _SetItem):
+            members = [
+                k for k in range(i, len(jobs))
+                if isinstance(jobs[k], _SetItem) and jobs[k].work == job.work
+            ]  # fmt: skip
+            values = job.work(session, [jobs[k].item for k in members])
+            for k, value in zip(members, values, strict=True):
+                results[k] = value
+            done.update(members)
+        else:
+            results[i] = job(session)
+        session.flush()
+    return results

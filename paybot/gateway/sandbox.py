@@ -27,7 +27,6 @@ from typing import TypeVar
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from paybot.db.models import SandboxCharge
 from paybot.gateway.base import ChargeResult, Gateway, TokenInfo
 from paybot.gateway.card_data import BankAccount, CardData
 from paybot.gateway.cards import normalize_expiry, validate_bank_account, validate_card
@@ -35,6 +34,7 @@ from paybot.gateway.sandbox_charges import (
     DECLINED,
     SUCCEEDED,
     ChargeLog,
+    NewCharge,
     charge_row,
     refund_row,
     result,
@@ -191,7 +191,7 @@ class SandboxGateway(Gateway):
         fingerprint = request_fingerprint("charge_token", token, amount, currency)
         single_use: list[str] = []
 
-        def build(session: Session) -> SandboxCharge:
+        def build(session: Session) -> NewCharge:
             vaulted = self._vault.load_in(session, token)
             code = token_decline_code(vaulted, currency, self._today())
             if not vaulted.reusable:
@@ -292,7 +292,7 @@ class SandboxGateway(Gateway):
         fingerprint = request_fingerprint("refund", charge.id, "full" if amount is None else amount)
         taken: list[Decimal] = []
 
-        def build(_session: Session) -> SandboxCharge:
+        def build(_session: Session) -> NewCharge:
             left = charge.amount - charge.refunded
             if charge.status != SUCCEEDED or left <= 0:
                 raise InvalidRequest("only a succeeded, not fully refunded charge can be refunded")

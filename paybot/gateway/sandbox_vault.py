@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import update
-from sqlalchemy.engine import Engine
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.engine import Engine, Row
 from sqlmodel import Session
 
 from paybot.db.engine import session_scope
@@ -21,6 +21,7 @@ from paybot.gateway.sandbox_requests import new_id
 
 log = logging.getLogger(__name__)
 _TOKENS = SandboxToken.__table__
+_LOAD = select(_TOKENS).where(_TOKENS.c.id == bindparam("token"))
 
 
 class TokenVault:
@@ -64,7 +65,7 @@ class TokenVault:
             reusable=row.reusable,
         )
 
-    def load(self, token: str) -> SandboxToken:
+    def load(self, token: str) -> Row:
         """The live token ``token``.
 
         Raises:
@@ -74,9 +75,10 @@ class TokenVault:
             return self.load_in(session, token)
 
     @staticmethod
-    def load_in(session: Session, token: str) -> SandboxToken:
-        """:meth:`load` in the caller's transaction."""
-        row = session.get(SandboxToken, token) if isinstance(token, str) else None
+    def load_in(session: Session, token: str) -> Row:
+        """:meth:`load` in the caller's transaction (a Core row of all of the token's
+        columns: no ORM object is made for a charge)."""
+        row = session.execute(_LOAD, {"token": token}).first() if isinstance(token, str) else None
         if row is None or row.deleted_at is not None:
             raise UnknownToken("no such payment token (or it was deleted)")
         return row

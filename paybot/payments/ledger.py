@@ -28,7 +28,7 @@ from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -37,8 +37,8 @@ from paybot import metrics
 from paybot.accounts.methods import is_on_file
 from paybot.db import queries
 from paybot.db.engine import session_scope
-from paybot.db.group_commit import GroupCommit, defer_insert
-from paybot.db.models import Account, AuditEvent, Payment, PaymentMethod, PaymentStatus
+from paybot.db.group_commit import GroupCommit
+from paybot.db.models import Account, Payment, PaymentMethod, PaymentStatus
 from paybot.db.types import utcnow
 from paybot.gateway.base import ChargeResult, Gateway, GatewayError, GatewayTimeout
 from paybot.gateway.card_data import BankAccount, CardData
@@ -46,18 +46,21 @@ from paybot.payments.fees import FeePolicy, Quote
 from paybot.payments.new_payment import (  # noqa: F401 - new_idempotency_key re-exported
     KEY_LENGTH,
     PaymentRequest,
-    created_event,
     new_idempotency_key,
-    opened,
-    payment_row,
 )
-from paybot.payments.payable import held_amount, lock_for_payment
+from paybot.payments.opening import Opening, OpenRequest, existing_outcome
+from paybot.payments.payable import held_amount
 from paybot.payments.rules import AmountRules, PaymentRefused
 from paybot.payments.settlement import OPEN, PaymentOutcome, Settlement
 from paybot.payments.tokenized import TokenizedPayments
 
 log = logging.getLogger(__name__)
-_INSERT_PAYMENT = insert(Payment.__table__)
+_METHODS = PaymentMethod.__table__
+# What a stored-method payment reads of the method (a Core row: no ORM object per payment).
+_METHOD = select(
+    _METHODS.c.account_id, _METHODS.c.deleted_at, _METHODS.c.saved_at, _METHODS.c.token,
+    _METHODS.c.kind,
+).where(_METHODS.c.id == bindparam("id"))  # fmt: skip
 
 
 class Ledger:
@@ -83,6 +86,7 @@ class Ledger:
         self._sleep = sleep
         # Opening and settling payments share transactions across threads (group commit).
         self.writes = GroupCommit(engine, name="ledger")
+        self.opening = Opening(self.rules, self.fees, lambda: self.gateway.name)
         self.settlement = Settlement(engine, fee_account=self.fees.account, writes=self.writes)
         self.tokens = TokenizedPayments(self)
 
@@ -109,15 +113,15 @@ class Ledger:
     ) -> PaymentOutcome:
         """Charge a stored, tokenised payment method of the account."""
         request = self.new_request(account_id, amount, channel, conversation_id, idempotency_key)
-        # Read here, not in the shared open transaction: that one is the serial part.
-        with Session(self.engine) as session:
-            method = session.get(PaymentMethod, payment_method_id)
-            if method is None or not is_on_file(method, account_id):
-                raise PaymentRefused("unknown_method", "That payment method is not on file.")
-            token, kind = method.token, method.kind
-        payment, done, claimed = self._open(request, kind, token, payment_method_id, claim=True)
+        # The method is read (on file? its kind and token) with the account, in the shared
+        # open transaction: one statement for all of a batch's payments.
+        payment, done, claimed, token = self._open(
+            request, None, None, payment_method_id, claim=True, stored=True
+        )
         if done:
             return payment
+        if token is None:  # opened by another worker under the same key at the same time
+            token = self._stored_token(account_id, payment_method_id)
         return self.run_charge(
             payment.payment_id,
             request.idempotency_key,
@@ -154,7 +158,7 @@ class Ledger:
         if save or isinstance(method, BankAccount):
             opened = self.tokens.tokenize(request, method, save=save)
             return self.tokens.charge(opened.payment_id)
-        payment, done, claimed = self._open(request, "card", "one-step", None, claim=True)
+        payment, done, claimed, _ = self._open(request, "card", "one-step", None, claim=True)
         if done:
             return payment
         return self.run_charge(
@@ -169,6 +173,13 @@ class Ledger:
             ),
             claimed=claimed,
         )
+
+    def _stored_token(self, account_id: int, payment_method_id: int) -> str:
+        with Session(self.engine) as session:
+            method = session.execute(_METHOD, {"id": payment_method_id}).first()
+        if method is None or not is_on_file(method, account_id):
+            raise PaymentRefused("unknown_method", "That payment method is not on file.")
+        return method.token
 
     def charge_open_payment(
         self, payment_id: int, key: str, token: str, total: Decimal, currency: str
@@ -187,8 +198,15 @@ class Ledger:
         )
 
     def open_delegated(
-        self, *, account_id: int, amount: Decimal, kind: str, processor: str, reference: str,
-        conversation_id: str, idempotency_key: str,
+        self,
+        *,
+        account_id: int,
+        amount: Decimal,
+        kind: str,
+        processor: str,
+        reference: str,
+        conversation_id: str,
+        idempotency_key: str,
     ) -> tuple[PaymentOutcome, bool]:
         """Commit a payment that ``processor`` (Twilio ``<Pay>``) captures and charges: same
         lock, rules and key as any; (payment, already_settled). See payments.delegated."""
@@ -271,71 +289,44 @@ class Ledger:
         self, request: PaymentRequest, kind: str, reference: str | None, method_id: int | None
     ) -> tuple[PaymentOutcome, bool]:
         """Commit the payment row before any gateway call. Returns (payment, already_done)."""
-        payment, done, _ = self._open(request, kind, reference, method_id, claim=False)
+        payment, done, _, _ = self._open(request, kind, reference, method_id, claim=False)
         return payment, done
 
     def _open(
         self,
         request: PaymentRequest,
-        kind: str,
+        kind: str | None,
         reference: str | None,
         method_id: int | None,
         *,
         claim: bool,
-    ) -> tuple[PaymentOutcome, bool, bool]:
+        stored: bool = False,
+    ) -> tuple[PaymentOutcome, bool, bool, str | None]:
         """Commit the payment row (in a shared transaction: :mod:`paybot.db.group_commit`)
         before any gateway call. With ``claim`` a new row is written with its first gateway
         attempt already counted (``attempts`` 1), saving the separate count: the caller
-        charges it next. Returns (payment, already_done, claimed)."""
+        charges it next. With ``stored``, the kind and reference are the stored method's
+        (refused unless on file). Returns (payment, already_done, claimed, reference), the
+        reference None if another worker opened the key at the same time."""
+        item = OpenRequest(request, kind, reference, method_id, claim, stored)
         try:
-            opened = self.writes.run(
-                lambda session: self._open_in(session, request, kind, reference, method_id, claim)
-            )
+            payment, done, new, reference = self.writes.run_set(self.opening.open_all, item)
         except IntegrityError:  # the same key, opened concurrently by another worker
             with Session(self.engine) as session:
                 existing = queries.payment_by_key(
                     session=session, idempotency_key=request.idempotency_key
                 )
                 assert existing is not None  # the insert failed on its unique key
-                return (*self._existing(existing, request), False)
-        payment, done, new = opened
+                return (*self._existing(existing, request), False, None)
         if new:
             log.info("payment %s opened (channel=%s)", payment.payment_id, request.channel)
-        return payment, done, new and claim
-
-    def _open_in(
-        self,
-        session: Session,
-        request: PaymentRequest,
-        kind: str,
-        reference: str | None,
-        method_id: int | None,
-        claim: bool,
-    ) -> tuple[PaymentOutcome, bool, bool]:
-        """The job that opens the payment: (payment, already_done, new)."""
-        account, held, existing_id = lock_for_payment(
-            session, request.account_id, request.idempotency_key
-        )
-        if existing_id is not None:
-            existing = session.get(Payment, existing_id, populate_existing=True)
-            assert existing is not None
-            return (*self._existing(existing, request), False)
-        self.rules.check(account, request.amount, held=held)
-        fee = self.fees.fee_for(request.amount)
-        gateway = request.gateway or self.gateway.name
-        row = payment_row(request, account, fee, kind, reference, method_id, gateway, claim)
-        inserted = session.execute(_INSERT_PAYMENT, row)  # built once; row bound per call
-        payment_id = inserted.inserted_primary_key[0]
-        defer_insert(session, AuditEvent.__table__, created_event(request, payment_id, fee))
-        return opened(request, payment_id, fee, account.currency), False, True
+        return payment, done, new and claim, reference
 
     def _existing(self, payment: Payment, request: PaymentRequest) -> tuple[PaymentOutcome, bool]:
-        if payment.account_id != request.account_id or payment.amount != request.amount:
-            raise PaymentRefused(
-                "idempotency_conflict", "That key was already used for another payment."
-            )
         # A repeated confirmation: report the settled outcome, or finish the open one.
-        return PaymentOutcome.of(payment), payment.status not in OPEN
+        return existing_outcome(
+            payment.account_id, payment.amount, request, PaymentOutcome.of(payment)
+        )
 
     def run_charge(
         self,

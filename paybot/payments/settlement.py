@@ -11,20 +11,19 @@ import logging
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from functools import lru_cache
 
-from sqlalchemy import String, bindparam, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql import Select
 from sqlmodel import Session
 
 from paybot import audit, metrics
 from paybot.db.engine import session_scope
 from paybot.db.group_commit import GroupCommit, defer_insert
 from paybot.db.models import Account, AuditEvent, LedgerEntry, Payment, PaymentStatus
-from paybot.db.types import UTCDateTime, utcnow
+from paybot.db.types import utcnow
 from paybot.gateway.base import ChargeResult
+from paybot.payments.batch_settlement import settle_rows
 from paybot.payments.confirmation import new_confirmation_number
 
 log = logging.getLogger(__name__)
@@ -80,6 +79,7 @@ class Settlement:
         self.fee_account = fee_account
         self.writes = writes or GroupCommit(engine, name="settlement")
         self._returning = bool(engine.dialect.full_returning)  # UPDATE ... RETURNING
+        self._at_once = engine.dialect.name == "postgresql"  # batch_settlement's statement
 
     def outcome(self, payment_id: int) -> PaymentOutcome:
         """The payment as the database has it now."""
@@ -119,9 +119,7 @@ class Settlement:
         with other payments' (group commit); the outcome is returned once it is committed."""
         for _ in range(5):  # a confirmation number collision is retried with a new number
             try:
-                settled = self.writes.run(
-                    lambda session: self._settle_in(session, payment_id, result, actor)
-                )
+                settled = self.writes.run_set(self._settle_all, (payment_id, result, actor))
                 break
             except IntegrityError:
                 log.warning("payment %s: confirmation number collision, retrying", payment_id)
@@ -133,18 +131,36 @@ class Settlement:
         log.info("payment %s %s", payment_id, settled.status, extra={"payment_id": payment_id})
         return settled, True
 
+    def _settle_all(
+        self, session: Session, items: list[tuple[int, ChargeResult, str]]
+    ) -> list[PaymentOutcome | None]:
+        """The settling job, for all of a batch's settlements at once: per item the settled
+        payment, or None if it was no longer open (one statement on PostgreSQL:
+        :mod:`paybot.payments.batch_settlement`; one after the other elsewhere)."""
+        if not self._at_once:
+            return [self._settle_in(session, *item) for item in items]
+        first: dict[int, ChargeResult] = {}  # a payment settled twice in a batch: the first
+        for payment_id, result, _ in items:
+            first.setdefault(payment_id, result)
+        settled = settle_rows(session, list(first.items()))
+        outcomes: list[PaymentOutcome | None] = []
+        for payment_id, result, actor in items:
+            payment = settled.pop(payment_id, None)  # the second time: no longer open
+            if payment is None:
+                outcomes.append(None)
+                continue
+            if result.approved:
+                self._book(session, payment, payment.ledger_account)
+            outcomes.append(self._audited(session, payment, result, actor))
+        return outcomes
+
     def _settle_in(
         self, session: Session, payment_id: int, result: ChargeResult, actor: str
     ) -> PaymentOutcome | None:
-        """The settling job: the settled payment, or None if it was no longer open."""
+        """One settlement (without ``UPDATE ... RETURNING``): the settled payment, or None if
+        it was no longer open."""
         approved = result.approved
         number = new_confirmation_number()
-        if approved and self._returning:
-            payment = self._settle_and_debit(session, payment_id, result, number)
-            if payment is None:
-                return None
-            self._book(session, payment, payment.ledger_account)
-            return self._audited(session, payment, result, actor)
         values = {
             "status": (PaymentStatus.SUCCEEDED if approved else PaymentStatus.DECLINED).value,
             "gateway_transaction_id": result.transaction_id,
@@ -200,24 +216,6 @@ class Settlement:
         if session.execute(stmt).rowcount != 1:
             return None
         return session.execute(select(table).where(table.c.id == payment_id)).first()
-
-    @staticmethod
-    def _settle_and_debit(
-        session: Session, payment_id: int, result: ChargeResult, number: str
-    ) -> Row | None:
-        """PostgreSQL: a successful payment's transition and its account's debit in one
-        statement (two data-modifying CTEs); the updated payment row with ``ledger_account``,
-        the account number, or None if the payment was no longer open (nothing debited)."""
-        params = {
-            "settle_id": payment_id,
-            "settle_now": utcnow(),
-            "new_gateway_transaction_id": result.transaction_id,
-            "new_decline_code": result.decline_code,
-            "new_method_brand": result.brand,
-            "new_method_last4": result.last4,
-            "new_confirmation": number,
-        }
-        return session.execute(_settle_and_debit_statement(), params).first()
 
     @staticmethod
     def _debit(session: Session, payment: Row) -> str:
@@ -306,43 +304,9 @@ class Settlement:
                 )
         if moved.rowcount == 1:
             metrics.PAYMENTS.labels(status=PaymentStatus.UNKNOWN.value).inc()
-        log.warning("payment %s: outcome unknown, left for reconciliation", payment_id,
-                    extra={"payment_id": payment_id})
-        return self.outcome(payment_id), moved.rowcount == 1
-
-
-@lru_cache(maxsize=1)
-def _settle_and_debit_statement() -> Select:
-    """The statement of :meth:`Settlement._settle_and_debit`, built once (its parameters
-    bound per call), so neither its construction nor its cache key is paid per payment."""
-    payments, accounts = Payment.__table__, Account.__table__
-    now = bindparam("settle_now", type_=UTCDateTime())
-    settled = (
-        update(payments)
-        .where(payments.c.id == bindparam("settle_id"))
-        .where(payments.c.status.in_(OPEN))
-        .values(
-            updated_at=now,
-            completed_at=now,
-            status=PaymentStatus.SUCCEEDED.value,
-            gateway_transaction_id=bindparam("new_gateway_transaction_id", type_=String()),
-            decline_code=bindparam("new_decline_code", type_=String()),
-            method_brand=bindparam("new_method_brand", type_=String()),
-            method_last4=bindparam("new_method_last4", type_=String()),
-            # A scheduled payment keeps the number it was given when it was scheduled.
-            confirmation_number=func.coalesce(
-                payments.c.confirmation_number, bindparam("new_confirmation", type_=String())
-            ),
+        log.warning(
+            "payment %s: outcome unknown, left for reconciliation",
+            payment_id,
+            extra={"payment_id": payment_id},
         )
-        .returning(*payments.c)
-        .cte("settled")
-    )
-    debited = (
-        update(accounts)
-        .where(accounts.c.id == settled.c.account_id)
-        .values(balance=accounts.c.balance - settled.c.amount, updated_at=now)
-        .returning(accounts.c.account_number)
-        .cte("debited")
-    )
-    number = select(debited.c.account_number).scalar_subquery().label("ledger_account")
-    return select(settled, number)
+        return self.outcome(payment_id), moved.rowcount == 1
