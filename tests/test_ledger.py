@@ -362,7 +362,10 @@ def test_concurrent_payments_never_pay_more_than_owed(ledger, db_engine, monkeyp
     assert all(o.succeeded for o in outcomes), context
     assert len(outcomes) + len(refused) == len(amounts), context
     assert outcomes and paid <= owed, context
-    assert set(refused) <= {"payment_in_progress", "amount_out_of_range"}, context
+    # A payment opened after the others settled (a slow machine stretches the charges' 0.3 s
+    # window) finds nothing owed: refused too, never paid.
+    allowed = {"payment_in_progress", "amount_out_of_range", "nothing_owed"}
+    assert set(refused) <= allowed, context
     assert account(db_engine, "100200300").balance == owed - paid >= 0, context
     assert len(rows(db_engine, SandboxCharge)) == len(outcomes), context
 
