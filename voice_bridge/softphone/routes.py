@@ -42,6 +42,7 @@ from paybot.db.models import CallStatus
 from paybot.phone import InvalidPhoneNumber, to_e164
 from paybot.seed import DEMO_ACCOUNTS
 from paybot.settings import Settings
+from voice_bridge.console.render import SECURITY_HEADERS as CONSOLE_HEADERS
 from voice_bridge.drain import DRAIN
 from voice_bridge.jobs.call_records import mark_answered, record_call_started
 from voice_bridge.keys import DB_ENGINE, SETTINGS
@@ -62,17 +63,9 @@ PAGE_TTL_S = 3600  # a page left open this long must be reloaded to call
 DIRECTION = "softphone"  # the calls row's direction
 _PAGE_LABEL = b"paybot softphone page v1"
 _PAGE_SID = "softphone-page"
-# The console's policy, with the microphone allowed to this origin (and only to it).
-CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
+# The console's headers, with the microphone allowed to this origin (and only to it).
 SECURITY_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cross-Origin-Opener-Policy": "same-origin",
+    **CONSOLE_HEADERS,
     "Permissions-Policy": "camera=(), microphone=(self), geolocation=()",
     "Cache-Control": "no-store",
 }
