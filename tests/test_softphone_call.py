@@ -190,7 +190,10 @@ def test_a_new_card_payment_from_the_browser_softphone(stack, microphone):
     assert payment.confirmation_number in spoken.replace(" ", "").replace(",", "")
     # The bot's audio reached the page and played: its marks came back.
     assert seen["mediaReceived"] >= 10 and seen["samplesReceived"] > 30 * TWILIO_RATE, seen
-    assert seen["marksEchoed"] == seen["marksReceived"] >= heard, seen
+    # Every mark is echoed once its audio played; the last reply's mark may still be queued
+    # when the caller hangs up (Twilio echoes none after the hang-up either).
+    assert seen["marksReceived"] >= heard and seen["marksEchoed"] >= heard, seen
+    assert 0 <= seen["marksReceived"] - seen["marksEchoed"] <= 1, seen
     # The microphone's word reached the bridge, which heard it as speech.
     assert seen["voicedFramesSent"] > 10 and seen["keysSent"] >= 30, seen
     turns = [e for e in events if e["event"] == "user"]
