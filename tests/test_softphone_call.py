@@ -37,6 +37,7 @@ LEADING_S, TRAILING_S = 2.5, 2.0  # silence around the word: one loop of the fil
 VOICED = 0.02  # the page's level (RMS, full scale 1) of a frame with speech in it
 QUIET = 0.004  # ... of a silent one
 WAIT_MS = 60_000
+SAY_AT_MOST = 3  # the bot asks a question at most three times
 STARTUP_S = 1200.0  # Rasa loads its model in a minute alone, in many beside other stacks
 
 if shutil.which("espeak-ng") is None:
@@ -163,10 +164,15 @@ def test_a_new_card_payment_from_the_browser_softphone(stack, microphone):
         press(page, "1")  # yes
         heard = wait_bot(page, heard)  # your Mastercard ending 4444, or a new card?
         shot(page, "listening")
-        speak_once(page)  # "card": a new one
-        heard = wait_bot(page, heard)  # to confirm ... shall I go ahead?
-        said = bot_said(stack, call_sid)
-        assert "go ahead" in said[-1], said
+        # "card": a new one. The run's voice is drawn at random and the recogniser may miss a
+        # word; the bot then asks again and the caller says it again, as a caller would.
+        for _attempt in range(SAY_AT_MOST):
+            speak_once(page)
+            heard = wait_bot(page, heard)  # to confirm ... shall I go ahead?
+            said = bot_said(stack, call_sid)
+            if "go ahead" in said[-1]:
+                break
+        assert "go ahead" in said[-1] and "new card" in said[-1], said
         press(page, "1")
         heard = wait_bot(page, heard)  # key in your card number
         for keys in (TEST_CARD + "#", "1230", SECURITY_CODE, "60601", "1"):
