@@ -1,14 +1,16 @@
-"""Seeded random calls, call endings, payments and contact-centre sessions for the reports'
-tests (tests/test_reports.py, tests/test_reports_browser.py), written as the services write
-them: ``calls`` rows, ``call.ended`` audit events (conversation ``call:<CallSid>``), payments
-of every channel and outcome, payment sessions. What was written is returned as plain
-records, so a test can count the reports' figures again in Python, independently."""
+"""Seeded random calls, call endings, payments, contact-centre sessions and agent-assisted
+payments for the reports' tests (tests/test_reports.py, tests/test_reports_browser.py), written
+as the services write them: ``calls`` rows, ``call.ended`` audit events (conversation
+``call:<CallSid>``), payments of every channel and outcome, payment sessions, and
+``agent_activities`` rows on some calls (each with its voice payment if a card was charged).
+What was written is returned as plain records, so a test can count the reports' figures
+again in Python, independently."""
 
 from __future__ import annotations
 
 import random
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 
@@ -17,6 +19,7 @@ from sqlmodel import Session, select
 from paybot import audit
 from paybot.db.models import (
     Account,
+    AgentActivity,
     AuditEvent,
     Call,
     Payment,
@@ -26,6 +29,8 @@ from paybot.db.models import (
 )
 
 CHANNELS = ("voice", "sms", "chat", "console", "api")
+AGENTS = ("agent", "sam.lee", "jo@centre", "pat-2")
+AGENT_RESULTS = ("succeeded", "declined", "failed", "cancelled")
 DECLINES = ("insufficient_funds", "card_declined", "expired_card", None)
 # Reasons and steps as the bridge writes them, and a few a spreadsheet would take for formulas.
 TRANSFER_REASONS = ("caller_asked", "bot_unavailable", "identity_failed", "=HYPERLINK(1)")
@@ -55,6 +60,7 @@ class SeededCall:
     ended_at: datetime | None  # its call.ended event, if the stream ended
     step: str | None
     handle_s: int | None
+    by_agent: bool = False  # an agent asked for a payment on it (agent_activities)
 
 
 @dataclass(frozen=True)
@@ -76,11 +82,22 @@ class SeededSession:
     created_at: datetime
 
 
+@dataclass(frozen=True)
+class SeededActivity:
+    agent: str
+    call_sid: str
+    result: str
+    amount: Decimal
+    currency: str
+    requested_at: datetime
+
+
 @dataclass
 class Seeded:
     calls: list[SeededCall]
     payments: list[SeededPayment]
     sessions: list[SeededSession]
+    activities: list[SeededActivity] = field(default_factory=list)
 
 
 def moment(rnd: random.Random, first: date, days: int) -> datetime:
@@ -152,6 +169,11 @@ def _call(
                 started + timedelta(seconds=rnd.randint(20, 200)),
                 seeded,
             )
+    by_agent = answered and rnd.random() < 0.2
+    if by_agent:  # an agent on the call asked for a payment, once or twice
+        for _ in range(rnd.randint(1, 2)):
+            requested = started + timedelta(seconds=rnd.randint(20, 300))
+            paid = _activity(session, rnd, account_id, sid, requested, seeded) or paid
     if not answered:
         reason = rnd.choice([None, "busy", "no-answer"])
     elif rnd.random() < 0.25:
@@ -187,7 +209,43 @@ def _call(
         event.at = ended_at
         session.add(event)
         handle_s = stored
-    return SeededCall(sid, started, answered, reason, paid, ended_at, step, handle_s)
+    return SeededCall(sid, started, answered, reason, paid, ended_at, step, handle_s, by_agent)
+
+
+def _activity(
+    session: Session,
+    rnd: random.Random,
+    account_id: int,
+    call_sid: str,
+    requested: datetime,
+    seeded: Seeded,
+) -> bool:
+    """An agent-assisted payment on ``call_sid`` (a succeeded or declined one with its payment,
+    of the call's conversation, as the capture makes it); True if it succeeded."""
+    result = rnd.choice(AGENT_RESULTS)
+    amount = Decimal(rnd.randint(100, 50000)) / 100
+    currency = "USD" if rnd.random() < 0.9 else "CAD"
+    if result in ("succeeded", "declined"):
+        _payment(session, rnd, account_id, "voice", result, f"call:{call_sid}", requested, seeded)
+        amount, currency = seeded.payments[-1].amount, seeded.payments[-1].currency
+    agent = rnd.choice(AGENTS)
+    completed = requested + timedelta(seconds=rnd.randint(30, 240))
+    session.add(
+        AgentActivity(
+            request_id=uuid.uuid4().hex,
+            agent=agent,
+            call_sid=call_sid,
+            account_number="100200300",
+            item="INV-1",
+            amount=amount,
+            currency=currency,
+            result=result,
+            requested_at=requested,
+            completed_at=completed,
+        )
+    )
+    seeded.activities.append(SeededActivity(agent, call_sid, result, amount, currency, requested))
+    return result == "succeeded"
 
 
 def _payment(

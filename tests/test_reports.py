@@ -1,7 +1,7 @@
-"""The console's reports: every report's figures over seeded random calls, endings, payments
-and sessions, counted again here in plain Python; the date range's rules; the CSV files
-(parsed back, formula cells defused); the charts; and who may open them, over real HTTP.
-tests/test_reports_browser.py opens them in Chromium."""
+"""The console's reports: every report's figures over seeded random calls, endings, payments,
+sessions and agent-assisted payments, counted again here in plain Python; the date range's
+rules; the CSV files (parsed back, formula cells defused); the charts; and who may open them,
+over real HTTP. tests/test_reports_browser.py opens them in Chromium."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ import csv
 import io
 import random
 import re
+import uuid
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 import requests
+from sqlmodel import Session, select
 
 from paybot.console.charts import chart_svg
 from paybot.console.report_csv import safe_cell, to_csv
@@ -27,15 +29,26 @@ from paybot.console.reports import (
     live_steps,
     report,
 )
+from paybot.db.models import Account, Payment
 from paybot.db.types import utcnow
 from paybot.settings import load_settings
 from tests.console_server import PASSWORD, ConsoleServer
-from tests.report_data import Seeded, seed_reports
+from tests.report_data import AGENT_RESULTS, Seeded, seed_reports
 
 FIRST = date(2026, 11, 1)
 DAYS = 10
 PAID = ("succeeded", "refunded")
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+AGENT_COLUMNS = (
+    "Agent",
+    "Currency",
+    "Requests",
+    "Succeeded",
+    "Declined",
+    "Failed",
+    "Cancelled",
+    "Amount taken",
+)
 
 
 def _within(rng: ReportRange, moment: datetime) -> bool:
@@ -61,7 +74,7 @@ def _random_ranges(rnd: random.Random) -> list[ReportRange]:
 def expected(seeded: Seeded, rng: ReportRange) -> dict[str, object]:
     """Every report's figures, counted from what was written (not from the database)."""
     calls = [c for c in seeded.calls if _within(rng, c.started_at)]
-    contained = [c for c in calls if c.paid and not _transferred(c)]
+    contained = [c for c in calls if c.paid and not _transferred(c) and not c.by_agent]
     ended = [c for c in seeded.calls if c.ended_at is not None and _within(rng, c.ended_at)]
     dropped = [c for c in ended if not c.paid and not _transferred(c)]
     seconds = [c.handle_s for c in ended if c.handle_s is not None]
@@ -93,6 +106,13 @@ def expected(seeded: Seeded, rng: ReportRange) -> dict[str, object]:
             if counted:
                 sums[name][key][0] += 1
                 sums[name][key][1] += p.amount
+    agents: dict[tuple, list] = defaultdict(lambda: [0, 0, 0, 0, 0, Decimal("0.00")])
+    for a in seeded.activities:
+        if _within(rng, a.requested_at):
+            row = agents[(a.agent, a.currency)]
+            row[0] += 1
+            row[1 + AGENT_RESULTS.index(a.result)] += 1
+            row[5] += a.amount if a.result == "succeeded" else 0
     for s in seeded.sessions:
         if _within(rng, s.created_at):
             sums["sessions"][(s.status, s.failure_reason or "", "USD")][0] += 1
@@ -115,6 +135,7 @@ def expected(seeded: Seeded, rng: ReportRange) -> dict[str, object]:
         "payments": {k: tuple(v) for k, v in sums["payments"].items()},
         "declines": {k: tuple(v) for k, v in sums["declines"].items()},
         "sessions": {k: tuple(v) for k, v in sums["sessions"].items()},
+        "agents": {k: tuple(v) for k, v in sorted(agents.items())},
         "transfers": Counter(
             c.ended_reason.removeprefix("transferred: ") for c in calls if _transferred(c)
         ),
@@ -144,6 +165,7 @@ def test_every_report_matches_an_independent_count(ledger, db_engine, seed):
             "declines",
             "transfers",
             "sessions",
+            "agents",
         ]
         assert tables["summary"].column("Value") == want["summary"], rng
         daily = tables["daily"]
@@ -153,6 +175,10 @@ def test_every_report_matches_an_independent_count(ledger, db_engine, seed):
         assert _keyed(tables["payments"], 3) == want["payments"], rng
         assert _keyed(tables["declines"], 2) == want["declines"], rng
         assert _keyed(tables["sessions"], 3) == want["sessions"], rng
+        assert tables["agents"].columns == AGENT_COLUMNS
+        assert _keyed(tables["agents"], 2) == want["agents"], rng
+        assert [row[:2] for row in tables["agents"].rows] == list(want["agents"])  # sorted
+        assert all(isinstance(row[-1], Decimal) for row in tables["agents"].rows)
         assert dict(tables["transfers"].rows) == dict(want["transfers"]), rng
         assert _keyed(tables["dropoff"], 1) == want["dropoff"], rng
         for name in ("dropoff", "transfers", "declines"):  # the biggest first
@@ -187,6 +213,90 @@ def test_a_call_ending_is_stored_once_with_its_step_for_the_reports(ledger, db_e
     summary = dict(tables["summary"].rows)
     assert summary["Calls"] == 1 and summary["Average handle time (s)"] == 42
     assert summary["Dropped (neither paid nor transferred)"] == 1
+
+
+def _voice_payment(engine, call_sid: str, amount: str, status: str, currency: str = "USD") -> None:
+    with Session(engine) as session:
+        account_id = session.exec(select(Account.id)).first()
+        session.add(
+            Payment(
+                account_id=account_id,
+                amount=Decimal(amount),
+                fee=Decimal("0.00"),
+                total=Decimal(amount),
+                currency=currency,
+                status=status,
+                channel="voice",
+                conversation_id=f"call:{call_sid}",
+                gateway="sandbox",
+                idempotency_key=uuid.uuid4().hex,
+            )
+        )
+        session.commit()
+
+
+def test_an_agent_assisted_payment_counts_for_its_agent_and_not_as_contained(ledger, db_engine):
+    """Four calls today: the bot took a payment alone on one; an agent took one on another (paid,
+    but not contained) and cancelled one on a third; another agent's caller was declined on the
+    fourth, in CAD. Yesterday has nothing."""
+    from paybot.console.activity import Activity, record_activity
+    from voice_bridge.agent_payments import ENDINGS
+    from voice_bridge.jobs.call_records import record_call_ended_reason, record_call_started
+
+    assert set(AGENT_RESULTS) == set(ENDINGS)  # a column for every ending the bridge writes
+    bot, helped, cancelled, declined = (f"CA{n}" + "0" * 31 for n in "1234")
+    for sid in (bot, helped, cancelled, declined):
+        record_call_started(
+            db_engine, call_sid=sid, caller="+1415555010", called="+1415555019", direction="inbound"
+        )
+        record_call_ended_reason(db_engine, call_sid=sid, reason="caller hung up")
+    _voice_payment(db_engine, bot, "20.00", "succeeded")
+    _voice_payment(db_engine, helped, "49.99", "succeeded")
+    _voice_payment(db_engine, declined, "15.00", "declined", "CAD")
+    for n, (agent, sid, amount, currency, result) in enumerate(
+        (
+            ("agent", helped, "49.99", "USD", "succeeded"),
+            ("agent", cancelled, "10.00", "USD", "cancelled"),
+            ("sam.lee", declined, "15.00", "CAD", "declined"),
+        )
+    ):
+        activity = Activity(
+            request_id=f"req-{n}",
+            agent=agent,
+            call_sid=sid,
+            account_number="100200300",
+            item="INV-2026-118",
+            amount=Decimal(amount),
+            currency=currency,
+            result=result,
+        )
+        assert record_activity(db_engine, activity)
+    today = utcnow().date()
+    tables = {t.name: t for t in all_reports(db_engine, ReportRange(today, today))}
+    summary = dict(tables["summary"].rows)
+    assert summary["Calls"] == 4 and summary["Contained (paid without an agent)"] == 1
+    assert summary["Containment rate (%)"] == Decimal("25.0")
+    assert summary["Dropped (neither paid nor transferred)"] == 2  # as before: not paid
+    assert tables["daily"].rows[0][:3] == (today, 4, 1)
+    agents = tables["agents"]
+    assert agents.rows == [
+        ("agent", "USD", 2, 1, 0, 0, 1, Decimal("49.99")),
+        ("sam.lee", "CAD", 1, 0, 1, 0, 0, Decimal("0.00")),
+    ]
+    assert list(csv.reader(io.StringIO(to_csv(agents), newline=""))) == [
+        list(AGENT_COLUMNS),
+        ["agent", "USD", "2", "1", "0", "0", "1", "49.99"],
+        ["sam.lee", "CAD", "1", "0", "1", "0", "0", "0.00"],
+    ]
+    svg = chart_svg(agents)
+    assert ">agent<" in svg and ">sam.lee<" in svg and ">succeeded<" in svg
+    assert ">failed<" not in svg  # no agent payment failed: no part for it
+    yesterday = today - timedelta(days=1)
+    empty = {t.name: t for t in all_reports(db_engine, ReportRange(yesterday, yesterday))}
+    assert empty["agents"].rows == [] and empty["agents"].columns == AGENT_COLUMNS
+    assert dict(empty["summary"].rows)["Contained (paid without an agent)"] == 0
+    assert to_csv(empty["agents"]) == ",".join(AGENT_COLUMNS) + "\r\n"
+    assert "Nothing in this range" in chart_svg(empty["agents"])
 
 
 def test_the_range_is_checked_and_defaults_to_today():
@@ -309,7 +419,7 @@ def test_the_reports_page_csv_and_charts_over_http(console, db_engine):
     assert 'http-equiv="refresh"' not in page.text  # a past range does not refresh
     calls = sum(_within(rng, c.started_at) for c in seeded.calls)
     assert re.search(rf"<dt>Calls</dt><dd>{calls}</dd>", page.text)
-    for name in ("daily", "payments", "dropoff", "declines", "transfers", "sessions"):
+    for name in ("daily", "payments", "dropoff", "declines", "transfers", "sessions", "agents"):
         assert f'src="/console/reports/{name}.svg?from={rng.start}&amp;to={rng.end}"' in page.text
         chart = http.get(f"{console.url}/console/reports/{name}.svg?{query}", timeout=60)
         assert chart.headers["Content-Type"].startswith("image/svg+xml")
@@ -327,6 +437,16 @@ def test_the_reports_page_csv_and_charts_over_http(console, db_engine):
         ("'" + r if r.startswith("=") else r): n for r, n in want.items()
     }
     assert "'=HYPERLINK(1)" in answer.text
+    answer = http.get(f"{console.url}/console/reports/agents.csv?{query}", timeout=30)
+    assert answer.headers["Content-Disposition"] == (
+        f'attachment; filename="paybot-agents-{rng.start}-to-{rng.end}.csv"'
+    )
+    parsed = list(csv.reader(io.StringIO(answer.text, newline="")))
+    assert parsed[0] == list(AGENT_COLUMNS)
+    assert {(a, c): (*map(int, ns), Decimal(amount)) for a, c, *ns, amount in parsed[1:]} == (
+        expected(seeded, rng)["agents"]
+    )
+    assert '<table id="agents">' in page.text
     today = utcnow().date()
     live = http.get(f"{console.url}/console/reports", timeout=30)
     assert f'value="{today}"' in live.text and 'http-equiv="refresh" content="60"' in live.text

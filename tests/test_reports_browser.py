@@ -19,7 +19,7 @@ from tests.console_browser import chromium, shot, sign_in
 from tests.console_server import PASSWORD, ConsoleServer
 from tests.report_data import seed_reports
 
-TABLES = ("daily", "payments", "dropoff", "declines", "transfers", "sessions")
+TABLES = ("daily", "payments", "dropoff", "declines", "transfers", "sessions", "agents")
 
 
 @pytest.fixture

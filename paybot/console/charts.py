@@ -15,10 +15,10 @@ import threading
 from datetime import date
 from typing import Any
 
-from paybot.console.reports import Cell, Table
+from paybot.console.reports import AGENT_RESULTS, Cell, Table
 
 CACHED = 64
-CHARTED = ("daily", "payments", "dropoff", "declines", "transfers", "sessions", "live")
+CHARTED = ("daily", "payments", "dropoff", "declines", "transfers", "sessions", "agents", "live")
 PALETTE = (
     "#1f5fbf",
     "#2e9e6b",
@@ -118,7 +118,8 @@ def _figure(table: Table) -> Any:
             transform=axes.transAxes,
         )
         return figure
-    draw = {"daily": _daily, "payments": _payments, "sessions": _sessions}.get(table.name)
+    draws = {"daily": _daily, "payments": _payments, "sessions": _sessions, "agents": _agents}
+    draw = draws.get(table.name)
     if draw is not None:
         draw(axes, table)
     else:  # the first column the label, summed over the rest (a reason's currencies)
@@ -185,6 +186,20 @@ def _payments(axes: Any, table: Table) -> None:
 
 def _sessions(axes: Any, table: Table) -> None:
     _stacked(axes, *_split(table, "Status", "Failure reason", "Sessions"), "Sessions")
+
+
+def _agents(axes: Any, table: Table) -> None:
+    """A bar per agent (over its currencies), split by how the payments ended."""
+    groups = list(dict.fromkeys(str(agent) for agent in table.column("Agent")))
+    parts: dict[str, dict[str, int]] = {}
+    for ending in AGENT_RESULTS:
+        counts = table.column(ending.capitalize())
+        by_agent: dict[str, int] = {}
+        for agent, n in zip(table.column("Agent"), counts, strict=True):
+            by_agent[str(agent)] = by_agent.get(str(agent), 0) + int(n or 0)
+        if any(by_agent.values()):
+            parts[ending] = by_agent
+    _stacked(axes, groups, parts, "Payments asked for")
 
 
 def _split(table: Table, group: str, part: str, count: str) -> tuple[list[str], dict]:

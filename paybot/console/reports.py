@@ -2,13 +2,15 @@
 
 Calls are the ``calls`` rows (by start); a call is *paid* when a payment of its conversation
 (``call:<CallSid>``) succeeded (or succeeded and was refunded later), *transferred* when the
-bridge handed it to a person (``ended_reason`` "transferred: <reason>"), *contained* when paid
-and not transferred. How a call's stream ended (the step it was at, the caller's turns, the
-seconds it lasted) is the bridge's ``call.ended`` audit event: drop-off is the calls that
-ended neither paid nor transferred, by that step; the average handle time is over those
-events' seconds. Payments, declines and contact-centre sessions are counted by their
-``created_at``. Each report is a :class:`Table` (the page shows it, with a chart, and sends
-it as CSV). Blocking: run in a thread.
+bridge handed it to a person (``ended_reason`` "transferred: <reason>"), *contained* when paid,
+not transferred and no agent asked for a payment on it (an ``agent_activities`` row of its
+CallSid: an agent was on the call, so the bot did not take it alone). How a call's stream
+ended (the step it was at, the caller's turns, the seconds it lasted) is the bridge's
+``call.ended`` audit event: drop-off is the calls that ended neither paid nor transferred, by
+that step; the average handle time is over those events' seconds. Payments, declines and
+contact-centre sessions are counted by their ``created_at``, agent-assisted payments by when
+the agent asked (``requested_at``), each ending as stored. Each report is a :class:`Table`
+(the page shows it, with a chart, and sends it as CSV). Blocking: run in a thread.
 """
 
 from __future__ import annotations
@@ -24,10 +26,20 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
-from paybot.db.models import AuditEvent, Call, Payment, PaymentSession, PaymentStatus
+from paybot.db.models import (
+    AgentActivity,
+    AuditEvent,
+    Call,
+    Payment,
+    PaymentSession,
+    PaymentStatus,
+)
 
 PAID = (PaymentStatus.SUCCEEDED.value, PaymentStatus.REFUNDED.value)
 TRANSFERRED = "transferred: "
+# How an agent-assisted payment ends (``agent_activities.result``; the bridge's
+# voice_bridge.agent_payments.ENDINGS): one column each in the agents' report.
+AGENT_RESULTS = ("succeeded", "declined", "failed", "cancelled")
 MAX_DAYS = 366
 Cell = str | int | Decimal | date | None
 
@@ -103,6 +115,12 @@ def _call_conversation() -> Any:
     return literal("call:", String) + Call.call_sid
 
 
+def _contained() -> ColumnElement:
+    """A call paid with no transfer and no agent-assisted payment (the bot took it alone)."""
+    by_agent = exists().where(AgentActivity.call_sid == Call.call_sid)
+    return and_(_paid(_call_conversation()), not_(_transferred(Call.ended_reason)), not_(by_agent))
+
+
 def _transferred(reason: Any) -> ColumnElement:
     return func.coalesce(reason, "").like(TRANSFERRED + "%")
 
@@ -132,12 +150,12 @@ def _dropped() -> ColumnElement:
 
 # The reports ---------------------------------------------------------------------------------
 def summary(session: Session, rng: ReportRange) -> Table:
-    paid, moved = _paid(_call_conversation()), _transferred(Call.ended_reason)
+    moved = _transferred(Call.ended_reason)
     calls, answered, contained, transferred = session.execute(
         select(
             func.count(Call.id),
             _count_if(Call.answered_at.is_not(None)),
-            _count_if(and_(paid, not_(moved))),
+            _count_if(_contained()),
             _count_if(moved),
         ).where(rng.covers(Call.started_at))
     ).one()
@@ -172,11 +190,11 @@ def summary(session: Session, rng: ReportRange) -> Table:
 
 def daily(session: Session, rng: ReportRange) -> Table:
     day = _day(session, Call.started_at)
-    paid, moved = _paid(_call_conversation()), _transferred(Call.ended_reason)
+    moved = _transferred(Call.ended_reason)
     calls = {
         d: (n, c, t)
         for d, n, c, t in session.execute(
-            select(day, func.count(Call.id), _count_if(and_(paid, not_(moved))), _count_if(moved))
+            select(day, func.count(Call.id), _count_if(_contained()), _count_if(moved))
             .where(rng.covers(Call.started_at))
             .group_by(day)
         )
@@ -288,6 +306,33 @@ def sessions(session: Session, rng: ReportRange) -> Table:
     )
 
 
+def agents(session: Session, rng: ReportRange) -> Table:
+    """Agent-assisted payments per agent and currency: how many were asked for, how each ended,
+    and the amount the succeeded ones took."""
+    result, amount = AgentActivity.result, AgentActivity.amount
+    found = session.execute(
+        select(
+            AgentActivity.agent,
+            AgentActivity.currency,
+            func.count(AgentActivity.id),
+            *(_count_if(result == ending) for ending in AGENT_RESULTS),
+            func.sum(case((result == AGENT_RESULTS[0], amount), else_=Decimal("0.00"))),
+        )
+        .where(rng.covers(AgentActivity.requested_at))
+        .group_by(AgentActivity.agent, AgentActivity.currency)
+        .order_by(AgentActivity.agent, AgentActivity.currency)
+    ).all()
+    columns = (
+        "Agent",
+        "Currency",
+        "Requests",
+        *(ending.capitalize() for ending in AGENT_RESULTS),
+        "Amount taken",
+    )
+    rows = [(a, c, n, *(k or 0 for k in ks), taken) for a, c, n, *ks, taken in found]
+    return Table("agents", "Agent-assisted payments", columns, rows)
+
+
 REPORTS: dict[str, Callable[[Session, ReportRange], Table]] = {
     "summary": summary,
     "daily": daily,
@@ -296,6 +341,7 @@ REPORTS: dict[str, Callable[[Session, ReportRange], Table]] = {
     "declines": declines,
     "transfers": transfers,
     "sessions": sessions,
+    "agents": agents,
 }
 
 
