@@ -7,7 +7,9 @@ once, then fills and sends it), and watches the steps tick while the caller hear
 and keys a card, each field confirmed; the agent's leg is held through the fake Twilio's
 Conference Participants API meanwhile and released after. The agent sees the success as a
 notification, brand and last four only, and the activity record reaches the fake CRM once,
-signed. Screenshots go to artifacts/.
+signed. Then a supervisor, in a browser of their own, finds the payment in today's reports:
+the agent's row of the agent-assisted payments and the payments by channel. Screenshots go to
+artifacts/.
 """
 
 from __future__ import annotations
@@ -71,18 +73,26 @@ def fake_twilio():
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, fake_twilio, crm):
     yield from voice_stack(
-        tmp_path_factory, fake_twilio, PAYBOT_AGENT_ACTIVITY_URL=crm.receiver.url,
-        PAYBOT_AGENT_ACTIVITY_SECRET=SECRET, PAYBOT_AGENT_ACTIVITY_INTERVAL_S="0.5",
+        tmp_path_factory,
+        fake_twilio,
+        PAYBOT_AGENT_ACTIVITY_URL=crm.receiver.url,
+        PAYBOT_AGENT_ACTIVITY_SECRET=SECRET,
+        PAYBOT_AGENT_ACTIVITY_INTERVAL_S="0.5",
         PAYBOT_CRM_WEBHOOK_BACKOFF_S="0",
     )
 
 
 def conference_call(stack, fake: FakeTwilio, caller: str) -> CallerSession:
-    settings = load_settings(**fake.settings_overrides(),
-                             bridge_port=int(stack.env["PAYBOT_BRIDGE_PORT"]))
-    return CallerSession(settings=settings, from_=caller, voice=caller_voice(),
-                         wait_timeout_s=45.0,
-                         stream_parameters={"conference_sid": CONF, "agent_call_sid": AGENT_CALL})
+    settings = load_settings(
+        **fake.settings_overrides(), bridge_port=int(stack.env["PAYBOT_BRIDGE_PORT"])
+    )
+    return CallerSession(
+        settings=settings,
+        from_=caller,
+        voice=caller_voice(),
+        wait_timeout_s=45.0,
+        stream_parameters={"conference_sid": CONF, "agent_call_sid": AGENT_CALL},
+    )
 
 
 def test_an_agent_takes_a_payment_on_a_live_call(stack, fake_twilio, crm):
@@ -192,8 +202,9 @@ def test_an_agent_takes_a_payment_on_a_live_call(stack, fake_twilio, crm):
     # The agent was held (and muted) while the caller keyed, and is back now.
     assert held == [{"hold": True, "muted": True}]
     assert fake_twilio.participant(CONF, AGENT_CALL) == {"hold": False, "muted": False}
-    updates = [(u.form["Hold"].lower(), u.form["Muted"].lower())
-               for u in fake_twilio.participant_updates()]  # the library sends "True"
+    updates = [
+        (u.form["Hold"].lower(), u.form["Muted"].lower()) for u in fake_twilio.participant_updates()
+    ]  # the library sends "True"
     assert updates == [("true", "true"), ("false", "false")], updates
     # The steps ticked: the amount done first, then each field entering and then done.
     states = {name: [dict(s).get(name) for s in seen] for name in dict(seen[-1])}
@@ -214,11 +225,52 @@ def test_an_agent_takes_a_payment_on_a_live_call(stack, fake_twilio, crm):
     [activity] = rows(stack.engine, AgentActivity)
     assert key == activity.request_id and crm.receiver.attempts[key] == 2
     assert (body["agent"], body["item"], body["amount"], body["status"]) == (
-        "agent", ITEM, AMOUNT, "succeeded")
+        "agent",
+        ITEM,
+        AMOUNT,
+        "succeeded",
+    )
     assert body["transaction_id"] == payment.gateway_transaction_id and body["transaction_id"]
     assert body["method_last4"] == "4444" and body["confirmation_number"] == (
-        payment.confirmation_number)
+        payment.confirmation_number
+    )
     deadline = time.monotonic() + 10
     while rows(stack.engine, AgentActivity)[0].status != "delivered":
         assert time.monotonic() < deadline
         time.sleep(0.2)
+    supervisor_sees_it_in_the_reports(stack)
+
+
+def table_rows(page, table: str) -> list[list[str]]:  # noqa: ANN001 - a playwright page
+    """The cells of ``table#<table>``'s body, as the page shows them."""
+    return [
+        [cell.inner_text().strip() for cell in row.locator("td").all()]
+        for row in page.locator(f"table#{table} tbody tr").all()
+    ]
+
+
+def supervisor_sees_it_in_the_reports(stack) -> None:  # noqa: ANN001 - the voice stack
+    add_user(stack.engine, "supervisor", "supervisor", PASSWORD)
+    with chromium() as browser:
+        page = browser.new_context().new_page()  # a session of its own, not the agent's
+        sign_in(page, stack.bridge_url, "supervisor", PASSWORD)
+        page.get_by_role("link", name="Reports").click()
+        assert page.url.endswith("/console/reports")  # today, by default
+        page.wait_for_load_state("networkidle")
+        assert table_rows(page, "agents") == [["agent", "USD", "1", "1", "0", "0", "0", AMOUNT]]
+        assert table_rows(page, "payments") == [["voice", "succeeded", "USD", "1", AMOUNT]]
+        tiles = dict(
+            zip(
+                page.locator("#summary dt").all_inner_texts(),
+                page.locator("#summary dd").all_inner_texts(),
+                strict=True,
+            )
+        )
+        assert tiles["Contained (paid without an agent)"] == "0", tiles  # the agent took it
+        assert tiles["Payments taken (all channels)"] == "1", tiles
+        drawn = page.evaluate(
+            "Array.from(document.querySelectorAll('#report-agents img.chart'))"
+            ".map(i => i.complete && i.naturalWidth > 0)"
+        )
+        assert drawn == [True], drawn
+        shot(page, "agent-pay-report")
