@@ -266,7 +266,8 @@ def supervisor_sees_it_in_the_reports(stack) -> None:  # noqa: ANN001 - the voic
                 strict=True,
             )
         )
-        assert tiles["Contained (paid without an agent)"] == "0", tiles  # the agent took it
+        # The call is counted, paid, but not contained: the agent took its payment.
+        assert tiles["Calls"] == "1" and tiles["Contained (paid without an agent)"] == "0", tiles
         assert tiles["Payments taken (all channels)"] == "1", tiles
         drawn = page.evaluate(
             "Array.from(document.querySelectorAll('#report-agents img.chart'))"
