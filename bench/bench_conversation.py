@@ -1,7 +1,7 @@
 """Message round-trip through Rasa and the action server, and time to train from scratch.
 
     .venv/bin/python bench/bench_conversation.py [--rounds 5] [--concurrency 1 20] [--no-train]
-                                                 [--cpu]
+                                                 [--cpu] [--workers 1 2]
 
 Starts the real stack (``paybot up`` on free ports, private data dir), then runs text
 conversations over the REST channel, each a known caller (SMS, the number vouched for as the
@@ -9,6 +9,13 @@ bridge does) saying hello, confirming the billing ZIP, declining, asking the bal
 over and cancelling (no payment, so runs are repeatable).
 Prints p50/p95 per message at each concurrency, then trains the model from scratch into a
 temporary directory (no cache) and prints how long it took.
+
+``--workers 1 2 3`` runs the whole measurement once per worker count. One worker is the stack
+``make run`` starts (SQLite, Rasa's conversations in memory); N > 1 is ``paybot up`` with N of
+each service on PostgreSQL (``--pg``, a fresh schema), Rasa's tracker store in PostgreSQL and
+its lock store in Redis (``--redis``), and the conversations sent through HAProxy (the
+configuration ``paybot haproxy-config`` writes), every turn to the next Rasa in turn. The
+figures before issue 17's work are printed beside them.
 
 With ``--cpu`` it also prints the CPU time (user + system, from ``/proc/<pid>/stat``) each
 service spent per message at each concurrency, and the training's CPU seconds: figures that
@@ -18,25 +25,46 @@ hold on a busy machine, where wall-clock ones do not.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import random
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.balancer import HAPROXY, start_haproxy, worker_ports  # noqa: E402
+from tests.conftest import fresh_schema, schema_url  # noqa: E402
+from tests.rasa_stores import shared_stores  # noqa: E402
 from tests.stack import Conversation, Stack  # noqa: E402
+
+# Twenty chat customers at once through ``make run``'s stack before issue 17's work (the
+# issue's figures, same script, one worker per service): concurrency -> (p50 s, p95 s, msg/s).
+BEFORE = {1: (0.082, None, None), 20: (1.3, 2.5, 13.5)}
 
 SCRIPT = ("hi", "94107", "no", "what's my balance", "start over", "cancel", "no")
 
 
-def one_conversation(stack: Stack) -> list[float]:
-    chat = Conversation(stack, "sms", "+15555550100")
+@dataclass
+class Front:
+    """What a :class:`Conversation` needs of a stack, with Rasa reached through HAProxy."""
+
+    stack: Stack
+    rasa_url: str
+
+    def track(self, sender: str) -> str:
+        return self.stack.track(sender)
+
+
+def one_conversation(stack: Stack | Front) -> list[float]:
+    chat = Conversation(stack, "sms", "+15555550100")  # type: ignore[arg-type]
     timings = []
     for line in SCRIPT:
         start = time.perf_counter()
@@ -83,24 +111,40 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(stack: Stack, concurrency: int, rounds: int, cpu: dict[str, int] | None = None) -> None:
+def _shown(value: float | None, scale: float) -> str:
+    return "-" if value is None else f"{value * scale:.{0 if scale > 1 else 1}f}"
+
+
+def run(
+    front: Stack | Front,
+    label: str,
+    concurrency: int,
+    rounds: int,
+    cpu: dict[str, int] | None = None,
+) -> None:
     before = {name: cpu_seconds(pid) for name, pid in (cpu or {}).items()}
     began = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        results = list(pool.map(lambda _: one_conversation(stack), range(concurrency * rounds)))
+        results = list(pool.map(lambda _: one_conversation(front), range(concurrency * rounds)))
     elapsed = time.perf_counter() - began
     latencies = sorted(t for r in results for t in r)
     q = statistics.quantiles(latencies, n=100)
+    then = ""
+    if concurrency in BEFORE:
+        p50, p95, rate = (
+            _shown(v, scale) for v, scale in zip(BEFORE[concurrency], (1000, 1000, 1), strict=True)
+        )
+        then = f"   (before: p50 {p50} ms, p95 {p95} ms, {rate} messages/s)"
     print(
-        f"concurrent={concurrency:<3} messages={len(latencies):<5} "
+        f"{label:<10} concurrent={concurrency:<3} messages={len(latencies):<5} "
         f"p50 {q[49] * 1000:7.1f} ms   p95 {q[94] * 1000:7.1f} ms   "
-        f"{len(latencies) / elapsed:6.1f} messages/s"
+        f"{len(latencies) / elapsed:6.1f} messages/s{then}"
     )
     if cpu:
         spent = {name: cpu_seconds(pid) - before[name] for name, pid in cpu.items()}
         per = "   ".join(f"{n} {s * 1000 / len(latencies):6.1f}" for n, s in spent.items())
         total = sum(spent.values()) * 1000 / len(latencies)
-        print(f"concurrent={concurrency:<3} CPU ms/message: {per}   all {total:6.1f}")
+        print(f"{label:<10} concurrent={concurrency:<3} CPU ms/message: {per}   all {total:6.1f}")
 
 
 def train_from_scratch() -> tuple[float, float]:
@@ -110,15 +154,57 @@ def train_from_scratch() -> tuple[float, float]:
         env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "RASA_CACHE_DIRECTORY": out}
         start, cpu = time.perf_counter(), os.times()
         subprocess.run(
-            [sys.executable, "-m", "rasa", "train", "--domain", "bot/domain.yml",
-             "--config", "bot/config.yml", "--data", "bot/data", "nlu_data",
-             "--out", out, "--fixed-model-name", "bench"],
-            cwd=REPO, env=env, check=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "rasa",
+                "train",
+                "--domain",
+                "bot/domain.yml",
+                "--config",
+                "bot/config.yml",
+                "--data",
+                "bot/data",
+                "nlu_data",
+                "--out",
+                out,
+                "--fixed-model-name",
+                "bench",
+            ],
+            cwd=REPO,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         after = os.times()
         used = after.children_user - cpu.children_user + after.children_system - cpu.children_system
         return time.perf_counter() - start, used
+
+
+def start(
+    scope: contextlib.ExitStack, tmp: Path, workers: int, args: argparse.Namespace
+) -> Stack | Front:
+    """``paybot up`` with ``workers`` of each service (stopped when ``scope`` closes): the
+    stack itself for one, HAProxy's chat frontend before it for more."""
+    print(f"starting the stack (paybot up, {workers} of each service)...", file=sys.stderr)
+    if workers == 1:
+        stack = Stack.configure(tmp)
+        stack.start()
+        scope.callback(stack.stop)
+        return stack
+    stores = scope.enter_context(shared_stores(args.pg, args.redis))
+    schema = scope.enter_context(fresh_schema(args.pg, "paybot_bench"))
+    worker_env, ports = worker_ports(workers, random.Random())
+    stack = Stack.configure(
+        tmp, **stores.env(), **worker_env, DATABASE_URL=schema_url(args.pg, schema)
+    )
+    stack.start(timeout_s=900)
+    scope.callback(stack.stop)
+    haproxy = start_haproxy(stack, tmp, ports, workers)
+    scope.callback(haproxy.wait, 10)
+    scope.callback(haproxy.terminate)
+    return Front(stack, f"http://127.0.0.1:{ports['chat']}")
 
 
 def main() -> int:
@@ -127,21 +213,41 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 20])
     parser.add_argument("--no-train", action="store_true", help="skip the training timing")
     parser.add_argument("--cpu", action="store_true", help="print CPU ms per message too")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="processes of each service, one run per count (default 1)",
+    )
+    parser.add_argument(
+        "--pg",
+        default=os.environ.get(
+            "PAYBOT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+        ),
+        help="PostgreSQL for more than one worker",
+    )
+    parser.add_argument(
+        "--redis",
+        default="redis://127.0.0.1:6379/12",
+        help="Redis (Rasa's lock store) for more than one worker",
+    )
     args = parser.parse_args()
+    if max(args.workers) > 1 and HAPROXY is None:
+        parser.error("more than one worker needs haproxy (apt-get install haproxy)")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        stack = Stack.configure(Path(tmp))
-        print("starting the stack (paybot up)...", file=sys.stderr)
-        stack.start()
-        try:
+    for workers in args.workers:
+        with contextlib.ExitStack() as scope:
+            tmp = Path(scope.enter_context(tempfile.TemporaryDirectory()))
+            front = start(scope, tmp, workers, args)
+            stack = front.stack if isinstance(front, Front) else front
             stack.reset_data()
-            one_conversation(stack)  # warm-up
+            one_conversation(front)  # warm-up
             assert stack.process is not None
             cpu = service_pids(stack.process.pid) if args.cpu else None
+            label = f"workers={workers}"
             for concurrency in args.concurrency:
-                run(stack, concurrency, args.rounds, cpu)
-        finally:
-            stack.stop()
+                run(front, label, concurrency, args.rounds, cpu)
     if not args.no_train:
         wall, cpu_s = train_from_scratch()
         print(f"training from scratch: {wall:.0f} s" + (f", {cpu_s:.0f} CPU s" if args.cpu else ""))

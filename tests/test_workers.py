@@ -23,15 +23,10 @@ import io
 import os
 import random
 import re
-import shutil
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 import requests
@@ -41,6 +36,7 @@ from paybot.db.models import Account, OutboundMessage, Payment, SandboxCharge
 from paybot.settings import load_settings
 from tests import capture_calls as cc
 from tests import cardscan
+from tests.balancer import HAPROXY, start_haproxy, worker_ports
 from tests.conftest import fresh_schema, require_pg, schema_url
 from tests.rasa_stores import redis_reachable, shared_stores
 from tests.stack import OUTPUT_LOG, RASA_TOKEN, Conversation, Stack, wait_until
@@ -50,32 +46,10 @@ from twilio_sim.voice import EspeakVoice
 
 pytestmark = [pytest.mark.services, pytest.mark.postgres]
 
-REPO = Path(__file__).resolve().parents[1]
 REDIS_URL = os.environ.get("PAYBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
-HAPROXY = shutil.which("haproxy") or next(
-    (p for p in ("/usr/sbin/haproxy",) if Path(p).exists()), None)
 WORKERS = 2
 CALLS, CHATS, RECEIPTS = 4, 10, 12
 CODE = cardscan.keyed_code("739")
-
-
-def free_ports(count: int, rng: random.Random) -> int:
-    """The first of ``count`` consecutive ports nothing listens on (or binds) right now."""
-    for _ in range(200):
-        base = rng.randrange(20000, 60000 - count)
-        try:
-            socks = []
-            for port in range(base, base + count):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError("no free run of ports")
 
 
 @dataclass
@@ -104,34 +78,6 @@ class Workers:
                 for row in csv.DictReader(io.StringIO(body))}
 
 
-def start_haproxy(stack: Stack, data_dir: Path, ports: dict[str, int]) -> subprocess.Popen:
-    """HAProxy with what ``paybot haproxy-config`` writes for this stack's workers, once it
-    sees every bridge and Rasa up."""
-    config = data_dir / "haproxy.cfg"
-    written = subprocess.run(
-        [sys.executable, "-m", "paybot_cli", "haproxy-config", "--port", str(ports["bridges"]),
-         "--chat-port", str(ports["chat"]), "--stats-port", str(ports["stats"]),
-         "--output", str(config)],
-        cwd=REPO, env=stack.env, capture_output=True, text=True, timeout=120,
-    )
-    assert written.returncode == 0, written.stderr
-    assert HAPROXY is not None
-    process = subprocess.Popen([HAPROXY, "-db", "-f", str(config)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-
-    def up() -> bool:
-        try:
-            body = requests.get(f"http://127.0.0.1:{ports['stats']}/stats;csv", timeout=2).text
-        except requests.RequestException:
-            return False
-        return len(re.findall(r"^(bridges|rasa),(bridge|rasa)\d,.*?,UP,", body, re.M)) == 4
-
-    if not wait_until(up, timeout_s=30, interval_s=0.5):
-        process.terminate()
-        raise AssertionError("HAProxy did not see every worker up")
-    return process
-
-
 @pytest.fixture(scope="module")
 def workers(request, tmp_path_factory, fake_twilio):  # noqa: F811
     pg_url = require_pg(request.node.nodeid)
@@ -143,21 +89,14 @@ def workers(request, tmp_path_factory, fake_twilio):  # noqa: F811
     data_dir = tmp_path_factory.mktemp("workers")
     with shared_stores(pg_url, REDIS_URL) as stores, \
             fresh_schema(pg_url, "paybot_workers") as schema:
-        base = free_ports(3 * WORKERS + 3, rng)  # the workers', then HAProxy's
-        ports = {"bridges": base + 3 * WORKERS, "chat": base + 3 * WORKERS + 1,
-                 "stats": base + 3 * WORKERS + 2}
+        worker_env, ports = worker_ports(WORKERS, rng)
         balancer = f"http://127.0.0.1:{ports['bridges']}"
         stack = Stack.configure(
             data_dir,
             **voice_stack_env(fake_twilio),
             **stores.env(),
             DATABASE_URL=schema_url(pg_url, schema),
-            PAYBOT_RASA_PORT=str(base),
-            PAYBOT_ACTION_PORT=str(base + WORKERS),
-            PAYBOT_BRIDGE_PORT=str(base + 2 * WORKERS),
-            PAYBOT_RASA_WORKERS=str(WORKERS),
-            PAYBOT_ACTION_WORKERS=str(WORKERS),
-            PAYBOT_BRIDGE_WORKERS=str(WORKERS),
+            **worker_env,
             PAYBOT_PUBLIC_URL=balancer,  # what Twilio signs and streams to
             PAYBOT_SPEECH_THREADS="2",
             PAYBOT_ASR_DECODERS="3",
@@ -165,7 +104,7 @@ def workers(request, tmp_path_factory, fake_twilio):  # noqa: F811
         haproxy = None
         try:
             stack.start(timeout_s=900)
-            haproxy = start_haproxy(stack, data_dir, ports)
+            haproxy = start_haproxy(stack, data_dir, ports, WORKERS)
             yield Workers(stack, balancer, f"http://127.0.0.1:{ports['chat']}",
                           f"http://127.0.0.1:{ports['stats']}/stats")
         finally:
