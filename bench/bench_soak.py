@@ -147,6 +147,9 @@ async def run(args: argparse.Namespace, settings: Settings, url: str, rasa: tupl
     return soak
 
 
+SHOW_TRANSCRIPTS = 3  # failed calls whose every bot sentence is printed
+
+
 def mib(value: int) -> str:
     return f"{value / 2**20:,.0f} MiB"
 
@@ -162,6 +165,8 @@ def report(soak: Soak, level: int, minutes: float) -> bool:
           f"{late} late frames, {no_input} no-input prompts heard")
     for o in failed:
         print(f"  FAILED {o.call_sid} {o.phone}: {o.error}")
+    for o in failed[:SHOW_TRANSCRIPTS]:
+        print(f"  what the bot said on {o.call_sid}: {o.said!r}")
     print("caller-heard reply latency (last speech or key to the bot's first audio), per minute:")
     for minute in range(int(minutes + 1)):
         lat = [ms for o, end in zip(outcomes, soak.ended_at, strict=True)
@@ -185,6 +190,13 @@ def report(soak: Soak, level: int, minutes: float) -> bool:
         total = (total_last - total_first) / total_first if total_first else 0.0
         growth_ok &= total < TARGET_GROWTH
         print(f"  {'all':8s} {mib(total_first):>10} -> {mib(total_last):>10}  growth {total:+.1%}")
+        first_of_minute: dict[int, dict[str, int]] = {}
+        for t, m in soak.memory:
+            first_of_minute.setdefault(int(t // 60), m)
+        print("  per minute (its first sample):")
+        for n, m in sorted(first_of_minute.items()):
+            print(f"    minute {n + 1:>2}: "
+                  + "  ".join(f"{name} {mib(m[name]):>10}" for name in sorted(m)))
     met = not failed and late == 0 and growth_ok and bool(outcomes)
     print(f"target: {level} calls for {minutes:g} min with zero errors, zero late frames, memory "
           f"growth under {TARGET_GROWTH:.0%}: {'met' if met else 'MISSED'}")

@@ -80,6 +80,7 @@ ZIP_KEYS = "94107#"  # the billing ZIP of every bench account (James Smith's), k
 ZIP_WORDS = ("nine four one", "zero seven")  # ... or spoken, in one breath or with a pause
 ZIP_PAUSE_MS = 600  # a caller who stops mid ZIP for this long must not be cut off
 ZIP_WAYS = ("keys", "spoken", "paused")
+READ_BACK = "Is that right?"  # the bot reading a spoken ZIP back (bot/responses.yml read_back)
 ZIP_ATTEMPTS = 3  # spoken ZIPs the engine misheard are said again, then keyed
 NO_INPUT = "didn't hear anything"
 SCRIPT = ("yes", "yes", "yes", "no", "no")
@@ -162,7 +163,9 @@ def last_bot_text(rasa_url: str, token: str, call_sid: str) -> str:
 async def answer_zip(call: CallerSession, voice: EspeakVoice, how: str, rasa: tuple[str, str]
                      ) -> None:
     """Give the billing ZIP: keyed (``how="keys"``), spoken in one breath (``"spoken"``) or
-    with a pause mid-way (``"paused"``); a misheard spoken ZIP is said again, then keyed."""
+    with a pause mid-way (``"paused"``); a misheard spoken ZIP is said again, then keyed. When
+    the bot reads a spoken ZIP back ("I heard 9 4 1 0 7. Is that right?") the caller says
+    yes if it is theirs, no (and says it again) if not."""
     if how == "keys":
         await call.press(ZIP_KEYS)
         await call.wait_bot()
@@ -175,6 +178,13 @@ async def answer_zip(call: CallerSession, voice: EspeakVoice, how: str, rasa: tu
         await call.speak(audio, " ".join(ZIP_WORDS))
         await call.wait_bot()
         said = await asyncio.to_thread(last_bot_text, *rasa, call.call_sid)
+        if READ_BACK in said:
+            right = " ".join(ZIP_KEYS.rstrip("#")) in said
+            await call.say("yes" if right else "no")
+            await call.wait_bot()
+            if right:
+                return
+            continue
         if "ZIP" not in said or NO_INPUT in said:
             return
     await call.press(ZIP_KEYS)
