@@ -167,14 +167,16 @@ def report(soak: Soak, level: int, minutes: float) -> bool:
         print(f"  FAILED {o.call_sid} {o.phone}: {o.error}")
     for o in failed[:SHOW_TRANSCRIPTS]:
         print(f"  what the bot said on {o.call_sid}: {o.said!r}")
-    print("caller-heard reply latency (last speech or key to the bot's first audio), per minute:")
+    print("caller-heard reply latency (last speech or key to the bot's first audio) and late "
+          "frames, by the minute each call ended:")
     for minute in range(int(minutes + 1)):
-        lat = [ms for o, end in zip(outcomes, soak.ended_at, strict=True)
-               if minute * 60 <= end < (minute + 1) * 60 and o.result
-               for ms in o.result.latencies_ms]
+        ended = [o for o, end in zip(outcomes, soak.ended_at, strict=True)
+                 if minute * 60 <= end < (minute + 1) * 60 and o.result]
+        lat = [ms for o in ended for ms in o.result.latencies_ms]
         if lat:
             print(f"  minute {minute + 1:>2}: {len(lat):4d} turns  p50 {pct(lat, 50):6.0f} ms  "
-                  f"p95 {pct(lat, 95):6.0f} ms")
+                  f"p95 {pct(lat, 95):6.0f} ms  late frames "
+                  f"{sum(o.result.late_frames for o in ended)}")
     warm = [(t, m) for t, m in soak.memory if t >= WARM_UP_S] or soak.memory
     growth_ok = True
     if warm:
