@@ -34,13 +34,12 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.balancer import HAPROXY, start_haproxy, worker_ports  # noqa: E402
+from tests.balancer import HAPROXY, Through, start_haproxy, worker_ports  # noqa: E402
 from tests.conftest import fresh_schema, schema_url  # noqa: E402
 from tests.rasa_stores import shared_stores  # noqa: E402
 from tests.stack import Conversation, Stack  # noqa: E402
@@ -52,18 +51,7 @@ BEFORE = {1: (0.082, None, None), 20: (1.3, 2.5, 13.5)}
 SCRIPT = ("hi", "94107", "no", "what's my balance", "start over", "cancel", "no")
 
 
-@dataclass
-class Front:
-    """What a :class:`Conversation` needs of a stack, with Rasa reached through HAProxy."""
-
-    stack: Stack
-    rasa_url: str
-
-    def track(self, sender: str) -> str:
-        return self.stack.track(sender)
-
-
-def one_conversation(stack: Stack | Front) -> list[float]:
+def one_conversation(stack: Stack | Through) -> list[float]:
     chat = Conversation(stack, "sms", "+15555550100")  # type: ignore[arg-type]
     timings = []
     for line in SCRIPT:
@@ -116,7 +104,7 @@ def _shown(value: float | None, scale: float) -> str:
 
 
 def run(
-    front: Stack | Front,
+    front: Stack | Through,
     label: str,
     concurrency: int,
     rounds: int,
@@ -184,7 +172,7 @@ def train_from_scratch() -> tuple[float, float]:
 
 def start(
     scope: contextlib.ExitStack, tmp: Path, workers: int, args: argparse.Namespace
-) -> Stack | Front:
+) -> Stack | Through:
     """``paybot up`` with ``workers`` of each service (stopped when ``scope`` closes): the
     stack itself for one, HAProxy's chat frontend before it for more."""
     print(f"starting the stack (paybot up, {workers} of each service)...", file=sys.stderr)
@@ -204,7 +192,7 @@ def start(
     haproxy = start_haproxy(stack, tmp, ports, workers)
     scope.callback(haproxy.wait, 10)
     scope.callback(haproxy.terminate)
-    return Front(stack, f"http://127.0.0.1:{ports['chat']}")
+    return Through(stack, f"http://127.0.0.1:{ports['chat']}")
 
 
 def main() -> int:
@@ -240,7 +228,7 @@ def main() -> int:
         with contextlib.ExitStack() as scope:
             tmp = Path(scope.enter_context(tempfile.TemporaryDirectory()))
             front = start(scope, tmp, workers, args)
-            stack = front.stack if isinstance(front, Front) else front
+            stack = front.stack if isinstance(front, Through) else front
             stack.reset_data()
             one_conversation(front)  # warm-up
             assert stack.process is not None

@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -22,6 +23,18 @@ from tests.stack import Stack, wait_until
 REPO = Path(__file__).resolve().parents[1]
 HAPROXY = shutil.which("haproxy") or next(
     (p for p in ("/usr/sbin/haproxy",) if Path(p).exists()), None)  # fmt: skip
+
+
+@dataclass
+class Through:
+    """What a :class:`~tests.stack.Conversation` needs of a stack, with Rasa reached through
+    HAProxy's chat frontend at ``rasa_url``."""
+
+    stack: Stack
+    rasa_url: str
+
+    def track(self, sender: str) -> str:
+        return self.stack.track(sender)
 
 
 def free_ports(count: int, rng: random.Random) -> int:

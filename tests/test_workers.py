@@ -36,7 +36,7 @@ from paybot.db.models import Account, OutboundMessage, Payment, SandboxCharge
 from paybot.settings import load_settings
 from tests import capture_calls as cc
 from tests import cardscan
-from tests.balancer import HAPROXY, start_haproxy, worker_ports
+from tests.balancer import HAPROXY, Through, start_haproxy, worker_ports
 from tests.conftest import fresh_schema, require_pg, schema_url
 from tests.rasa_stores import redis_reachable, shared_stores
 from tests.stack import OUTPUT_LOG, RASA_TOKEN, Conversation, Stack, wait_until
@@ -50,17 +50,6 @@ REDIS_URL = os.environ.get("PAYBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 WORKERS = 2
 CALLS, CHATS, RECEIPTS = 4, 10, 12
 CODE = cardscan.keyed_code("739")
-
-
-@dataclass
-class Through:
-    """What a :class:`Conversation` needs of a stack, with Rasa reached through HAProxy."""
-
-    stack: Stack
-    rasa_url: str
-
-    def track(self, sender: str) -> str:
-        return self.stack.track(sender)
 
 
 @dataclass
