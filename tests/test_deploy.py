@@ -94,12 +94,21 @@ def test_every_worker_gets_its_own_port_and_its_partner(rasa, actions, bridges, 
             f"http://127.0.0.1:{s.port}/webhook" for s in by_kind["actions"]}
 
 
-def test_one_worker_plans_the_stack_as_before(tmp_path):
+def test_one_worker_plans_the_stack_as_before(tmp_path, monkeypatch):
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     settings = load_settings(env="test", data_dir=tmp_path)
     services = plan_workers(settings, find_project(REPO))
     assert [(s.name, s.prefix, s.port) for s in services] == [
         ("Rasa", "rasa", 5005), ("action server", "actions", 5055), ("bridge", "bridge", 8080)]
-    assert services[2].env == {}
+    # No worker's ports or settings; glibc's malloc arenas capped (the soak's memory growth).
+    assert services[2].env == {"MALLOC_ARENA_MAX": "2"}
+
+
+def test_the_bridge_keeps_a_malloc_arena_setting_of_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    settings = load_settings(env="test", data_dir=tmp_path)
+    [bridge] = [s for s in plan_workers(settings, find_project(REPO)) if s.prefix == "bridge"]
+    assert bridge.env["MALLOC_ARENA_MAX"] == "4"
 
 
 def test_up_refuses_several_rasa_workers_without_the_shared_stores(cli_env, capsys, monkeypatch):
