@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from voice_bridge.asr.base import AsrEngine, Recognizer
 from voice_bridge.asr.grammars import ExpectedInput
+from voice_bridge.asr.pauses import widen_pauses
 from voice_bridge.asr.pocketsphinx_engine import PocketSphinxEngine, PocketSphinxOptions
 from voice_bridge.asr.whisper_engine import WhisperEngine, WhisperOptions
 from voice_bridge.asr.whisper_turn import SpeculativeDecode
@@ -66,6 +67,8 @@ class HybridOptions:
         recheck: The engine that decodes again a turn ``whisper`` heard with a confidence
             below ``recheck_below`` (``None``: never).
         pocketsphinx: The streaming engine's settings.
+        widen_pauses_ms: Pauses between words shorter than this are lengthened to it before
+            Whisper decodes (0: off; :mod:`voice_bridge.asr.pauses`).
     """
 
     whisper_turns: tuple[ExpectedInput, ...] = (ExpectedInput.DIGITS,)
@@ -74,6 +77,7 @@ class HybridOptions:
     recheck: WhisperOptions | None = field(default_factory=_recheck)
     recheck_below: float = 0.8
     pocketsphinx: PocketSphinxOptions = field(default_factory=PocketSphinxOptions)
+    widen_pauses_ms: int = 250
 
 
 class HybridEngine(AsrEngine):
@@ -84,11 +88,14 @@ class HybridEngine(AsrEngine):
         self.stream = PocketSphinxEngine(self.options.pocketsphinx, preload=decoders)
         self.whisper = WhisperEngine(self.options.whisper)
         self.recheck = WhisperEngine(self.options.recheck) if self.options.recheck else None
-        self.digits = _Rechecked(self.whisper, self.recheck, self.options.recheck_below)
+        self.digits = _Rechecked(
+            self.whisper, self.recheck, self.options.recheck_below, self.options.widen_pauses_ms
+        )
         turns = "+".join(e.value for e in self.options.whisper_turns)
         spec = self.options.speculate_after_ms
         again = f"+{self.recheck.name}<{self.options.recheck_below:g}" if self.recheck else ""
-        self.name = f"hybrid-ps+{self.whisper.name}{again}[{turns},spec{spec}]"
+        widen = f",widen{self.options.widen_pauses_ms}" if self.options.widen_pauses_ms else ""
+        self.name = f"hybrid-ps+{self.whisper.name}{again}[{turns},spec{spec}{widen}]"
 
     def recognizer(self, expected: ExpectedInput | str = ExpectedInput.FREE) -> Recognizer:
         expected = ExpectedInput.parse(expected)
@@ -111,8 +118,11 @@ class _Rechecked:
     Has what :class:`SpeculativeDecode` needs of an engine (``submit``, ``idle``, ``_np``).
     """
 
-    def __init__(self, first: WhisperEngine, second: WhisperEngine | None, below: float):
+    def __init__(
+        self, first: WhisperEngine, second: WhisperEngine | None, below: float, widen_ms: int
+    ) -> None:
         self._first, self._second, self._below = first, second, below
+        self._widen_ms = widen_ms
         self._np = first._np
         self._workers = first.options.workers
         self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="whisper-digits")
@@ -136,6 +146,8 @@ class _Rechecked:
             self._in_flight -= 1
 
     def _decode(self, pcm16_8k: bytes, expected: ExpectedInput) -> tuple[str, float]:
+        if self._widen_ms:
+            pcm16_8k = widen_pauses(self._np, pcm16_8k, self._widen_ms)
         text, confidence = self._first.decode(pcm16_8k, expected)
         if self._second is None or confidence >= self._below:
             return text, confidence
