@@ -25,7 +25,7 @@ class AgentActivity(SQLModel, table=True):
     # The console's request id: the payment's idempotency key and the webhook's.
     request_id: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
     agent: str = Field(max_length=64)
-    call_sid: str = Field(max_length=64)
+    call_sid: str = Field(max_length=64, index=True)  # the reports look calls up by it
     account_number: str = Field(max_length=32)
     item: str = Field(max_length=64)  # the product or invoice reference the agent typed
     amount: Decimal = _money()
@@ -37,7 +37,7 @@ class AgentActivity(SQLModel, table=True):
     confirmation_number: str | None = Field(default=None, max_length=16)
     method_brand: str | None = Field(default=None, max_length=32)
     method_last4: str | None = Field(default=None, max_length=4)
-    requested_at: datetime = _timestamp()
+    requested_at: datetime = _timestamp(index=True)  # the reports' date range
     completed_at: datetime = _timestamp()
     # The delivery: queued, sending (claimed by a worker), delivered, failed.
     status: str = Field(default="queued", max_length=16, index=True)

@@ -80,8 +80,9 @@ def money_field(nullable: bool = False) -> Any:
     return Field(sa_column=Column(Money(), nullable=nullable))
 
 
-def timestamp_field(nullable: bool = False, default: bool = True) -> Any:
+def timestamp_field(nullable: bool = False, default: bool = True, index: bool = False) -> Any:
     """A UTC timestamp column (:class:`UTCDateTime`), by default set to now on insert."""
+    column = Column(UTCDateTime(), nullable=nullable, index=index)
     if default:
-        return Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=nullable))
-    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable))
+        return Field(default_factory=utcnow, sa_column=column)
+    return Field(default=None, sa_column=column)
