@@ -106,10 +106,12 @@ def test_an_agent_takes_a_payment_on_a_live_call(stack, fake_twilio, crm):
 
     async def caller() -> None:
         async with phone:
-            await phone.wait_bot()  # welcome; the billing ZIP code, please
-            # The agent fills the form (the bot may prompt meanwhile); then the capture asks
-            # the amount: you're paying $49.99 for ...; press 1 (keys are the capture's now).
+            # The caller talks to the agent, who fills the form: the bot on the call says
+            # nothing (no welcome, no prompt) and takes neither the words nor the keys.
+            await phone.say("I would like the upgrade please")
+            await phone.press("5")
             await asyncio.to_thread(asking.wait, 120)
+            # Then the capture asks the amount: you're paying $49.99 for ...; press 1.
             await asyncio.sleep(0.5)
             held.append(fake_twilio.participant(CONF, AGENT_CALL))
             await phone.press("1")
@@ -170,6 +172,7 @@ def test_an_agent_takes_a_payment_on_a_live_call(stack, fake_twilio, crm):
         assert page.get_by_label("Item").input_value() == ITEM
         page.get_by_label("Amount").fill(AMOUNT)
         shot(page, "agent-pay-form")
+        sending = phone.now()  # the caller's clock
         page.get_by_role("button", name="Send to pay").click()
         assert "/console/calls" in page.url
         box = page.locator(f'#agent-payments section[data-call-sid="{phone.call_sid}"]')
@@ -198,6 +201,10 @@ def test_an_agent_takes_a_payment_on_a_live_call(stack, fake_twilio, crm):
         calling.join(60)
         assert not errors, errors
     assert "succeeded" in text and "mastercard ending 4444" in text, text
+    # Until the agent sent the request the bot was silent (it spoke first to ask the amount).
+    first = phone.log.bot_turns[0]
+    assert first.first_media_at > sending, "the bot spoke before the agent asked"
+    assert [t.kind for t in phone.log.caller_turns][:2] == ["speech", "keys"]
     assert "back with you" in text
     # The agent was held (and muted) while the caller keyed, and is back now.
     assert held == [{"hold": True, "muted": True}]

@@ -1,7 +1,8 @@
 """PAYBOT_ASR_ENGINE=hybrid: PocketSphinx streams every turn, Whisper hears the digits.
 
-Not the default yet: 4-7% digit errors on held-out speakers (PocketSphinx alone 28%), not the
-≤ 5% asked, and a Whisper decode after many digits answers (the docs/benchmarks.md).
+Not the default: 4-9% digit errors on held-out speakers (PocketSphinx alone 28%), not the
+≤ 5% asked, and a spoken digits answer waits for Whisper when callers answer together (10 at
+once on 2 cores: p95 1.8 s against PocketSphinx's 0.4 s; docs/benchmarks.md).
 
 PocketSphinx (grammars, domain LM) decodes every turn as it comes, so partial results, the end of
 turn once an answer is complete, barge-in and the yes/no and amount grammars work as they always

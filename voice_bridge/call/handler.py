@@ -5,9 +5,10 @@ end-of-turn detection, barge-in, DTMF routing and mark echoes. Everything slow h
 conversation worker (:meth:`CallHandler._converse`), which takes one input at a time (a
 recognised turn, keyed digits, a system event), asks Rasa, speaks the reply and carries out
 the bot's instructions (what to listen for, secure capture, transfer, hang-up) and an agent's
-requests (:mod:`voice_bridge.call.agent_pay`). Speech recognition and synthesis run in thread
-pools. In a secure capture every key goes through the door of :mod:`voice_bridge.secure_capture`,
-which answers with what to say and a status: no card or bank digit ever reaches this module.
+requests (:mod:`voice_bridge.call.agent_pay`): with an agent on the call the bot hears and says
+nothing until the agent asks for a payment. Speech recognition and synthesis run in thread pools.
+In a secure capture every key goes through the door of :mod:`voice_bridge.secure_capture`, which
+answers with what to say and a status: no card or bank digit ever reaches this module.
 
 Nothing here is shared with another call; a failure ends this call only. Logs carry the
 CallSid, counts and timings: never what was said, synthesised or keyed.
@@ -88,8 +89,7 @@ class CallHandler:
         self.listener = Listener(runtime.asr, runtime.run_asr)
         self.keypad = KeypadEntry()
         self.capture = CaptureDoor(runtime, self.call_sid, self.sender)
-        # After a capture, keys are dropped until the bot has said what happens next.
-        self._keys_blocked = False
+        self._keys_blocked = False  # after a capture, until the bot says what happens next
         self.ended_reason = ""
         self._inputs: asyncio.Queue[Input | PayRequest] = asyncio.Queue()
         self._turns = 0
@@ -105,7 +105,10 @@ class CallHandler:
                                 inbox=self._inputs.put_nowait)  # an agent's requests
         worker = asyncio.create_task(self._converse(), name=f"converse-{self.call_sid}")
         ticker = asyncio.create_task(self._tick(), name=f"tick-{self.call_sid}")
-        self._inputs.put_nowait(self._first)
+        if self._agent is None:
+            self._inputs.put_nowait(self._first)
+        else:  # the caller talks to the agent: the bot waits until the agent asks for a payment
+            self._show("with the agent")
         try:
             with contextlib.suppress(CallEnded):
                 await self._read(worker)
@@ -144,8 +147,8 @@ class CallHandler:
         self.ended_reason = self.ended_reason or "read timeout"
 
     async def _on_media(self, media: Media) -> None:
-        if media.track not in ("inbound", "inbound_track"):
-            return
+        if self._agent is not None or media.track not in ("inbound", "inbound_track"):
+            return  # with an agent on the call, the caller is not talking to the bot
         event = self.listener.feed(ulaw_to_pcm16(media.payload), bot_speaking=self.player.speaking)
         if event is None:
             await self._confirm_barge_in()
@@ -188,7 +191,7 @@ class CallHandler:
             self.capture.key(digit, now)
             self._show_capture()
             return
-        if self._keys_blocked:
+        if self._keys_blocked or self._agent is not None:  # keys for the agent, not the bot
             return
         self.listener.heard_key()
         if self.player.speaking and not await self.player.interrupt():
@@ -208,10 +211,8 @@ class CallHandler:
             now = self._clock()
             if self.capture.active:
                 self.capture.tick(now)
-            else:
-                text = self.keypad.tick(now)
-                if text is not None:
-                    self._inputs.put_nowait(TextInput(text, now))
+            elif (text := self.keypad.tick(now)) is not None:
+                self._inputs.put_nowait(TextInput(text, now))
 
     # The conversation worker ------------------------------------------------------------
     async def _converse(self) -> None:
@@ -239,9 +240,8 @@ class CallHandler:
 
     def _stale(self, item: Input) -> bool:
         """A no-input event the caller has overtaken (speaking now, or an answer queued)."""
-        if not (isinstance(item, SystemInput) and item.intent == "silence"):
-            return False
-        if self.listener.in_turn or not self._inputs.empty():
+        silence = isinstance(item, SystemInput) and item.intent == "silence"
+        if silence and (self.listener.in_turn or not self._inputs.empty()):
             log.info("call %s: a no-input event overtaken by the caller dropped", self.call_sid)
             return True
         return False
@@ -380,8 +380,7 @@ class CallHandler:
             task.cancel()
         await asyncio.gather(worker, ticker, return_exceptions=True)
         await self.capture.settle()  # a payment the caller confirmed is still taken, once
-        while not self._inputs.empty():
-            item = self._inputs.get_nowait()
+        for item in [self._inputs.get_nowait() for _ in range(self._inputs.qsize())]:
             if isinstance(item, SpeechInput):
                 item.turn.cancel()
 
