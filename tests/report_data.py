@@ -44,6 +44,7 @@ STEPS = (
     "listening: amount",
     "secure capture: card_number",
     "secure capture: confirm",
+    "with the agent",
     "@step",
     "+1 step",
     "-minus",

@@ -29,6 +29,7 @@ from paybot.console.reports import (
     live_steps,
     report,
 )
+from paybot.db.agent_activity import WITH_AGENT_STEP
 from paybot.db.models import Account, Payment
 from paybot.db.types import utcnow
 from paybot.settings import load_settings
@@ -76,7 +77,11 @@ def expected(seeded: Seeded, rng: ReportRange) -> dict[str, object]:
     calls = [c for c in seeded.calls if _within(rng, c.started_at)]
     contained = [c for c in calls if c.paid and not _transferred(c) and not c.by_agent]
     ended = [c for c in seeded.calls if c.ended_at is not None and _within(rng, c.ended_at)]
-    dropped = [c for c in ended if not c.paid and not _transferred(c)]
+    dropped = [
+        c
+        for c in ended
+        if not c.paid and not _transferred(c) and not c.by_agent and c.step != WITH_AGENT_STEP
+    ]
     seconds = [c.handle_s for c in ended if c.handle_s is not None]
     payments = [p for p in seeded.payments if _within(rng, p.created_at)]
     taken = [p for p in payments if p.status in PAID]
@@ -276,7 +281,9 @@ def test_an_agent_assisted_payment_counts_for_its_agent_and_not_as_contained(led
     summary = dict(tables["summary"].rows)
     assert summary["Calls"] == 4 and summary["Contained (paid without an agent)"] == 1
     assert summary["Containment rate (%)"] == Decimal("25.0")
-    assert summary["Dropped (neither paid nor transferred)"] == 2  # as before: not paid
+    # The two unpaid calls had an agent on them: the agent's calls, not the bot's drop-offs.
+    assert summary["Dropped (neither paid nor transferred)"] == 0
+    assert tables["dropoff"].rows == []
     assert tables["daily"].rows[0][:3] == (today, 4, 1)
     agents = tables["agents"]
     assert agents.rows == [

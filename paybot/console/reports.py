@@ -6,11 +6,12 @@ bridge handed it to a person (``ended_reason`` "transferred: <reason>"), *contai
 not transferred and no agent asked for a payment on it (an ``agent_activities`` row of its
 CallSid: an agent was on the call, so the bot did not take it alone). How a call's stream
 ended (the step it was at, the caller's turns, the seconds it lasted) is the bridge's
-``call.ended`` audit event: drop-off is the calls that ended neither paid nor transferred, by
-that step; the average handle time is over those events' seconds. Payments, declines and
-contact-centre sessions are counted by their ``created_at``, agent-assisted payments by when
-the agent asked (``requested_at``), each ending as stored. Each report is a :class:`Table`
-(the page shows it, with a chart, and sends it as CSV). Blocking: run in a thread.
+``call.ended`` audit event: drop-off is the calls that ended neither paid nor transferred, nor
+with an agent on them, by that step; the average handle time is over those events' seconds.
+Payments, declines and contact-centre sessions are counted by their ``created_at``,
+agent-assisted payments by when the agent asked (``requested_at``), each ending as stored.
+Each report is a :class:`Table` (the page shows it, with a chart, and sends it as CSV).
+Blocking: run in a thread.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
+from paybot.db.agent_activity import WITH_AGENT_STEP
 from paybot.db.models import (
     AgentActivity,
     AuditEvent,
@@ -141,10 +143,17 @@ def _ended(rng: ReportRange) -> ColumnElement:
 
 
 def _dropped() -> ColumnElement:
-    """A ``call.ended`` event of a call that was neither paid nor transferred."""
+    """A ``call.ended`` event of a call that was neither paid nor transferred, and had no agent
+    on it (it ended with the agent, or an agent asked for a payment on it)."""
+    step = func.coalesce(AuditEvent.detail["step"].as_string(), "")
+    by_agent = exists().where(
+        literal("call:", String) + AgentActivity.call_sid == AuditEvent.conversation_id
+    )
     return and_(
         not_(_transferred(AuditEvent.detail["reason"].as_string())),
         not_(_paid(AuditEvent.conversation_id)),
+        step != WITH_AGENT_STEP,
+        not_(by_agent),
     )
 
 

@@ -15,6 +15,10 @@ from sqlmodel import Field, SQLModel
 from paybot.db.types import money_field as _money
 from paybot.db.types import timestamp_field as _timestamp
 
+# The step of a call an agent is on (the live calls, the call's ``call.ended`` event): the bot
+# is silent on it except for the agent's payment requests, so it never counts as a drop-off.
+WITH_AGENT_STEP = "with the agent"
+
 
 class AgentActivity(SQLModel, table=True):
     """An agent-assisted payment as it ended, and its delivery to the CRM."""

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from paybot.console.activity import Activity, record_activity
+from paybot.db.agent_activity import WITH_AGENT_STEP
 from paybot.db.models import Payment, PaymentStatus
 from paybot.dialog.payloads import SecureCapture
 from paybot.payments.profile import load_profile
@@ -94,7 +95,7 @@ async def pay_for_agent(handler: CallHandler, request: PayRequest,
         handler.listener.resume()
     if not await _hold(runtime, leg, False):
         log.warning("call %s: the agent's leg %s could not be taken off hold", sid, leg.call_sid)
-    live.step(sid, "with the agent")  # the conversation waits for the caller again
+    live.step(sid, WITH_AGENT_STEP)  # the bot is silent again
     await _finish(handler, live_view(handler, view), ending, reason, payment)
 
 

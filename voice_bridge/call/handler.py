@@ -23,6 +23,7 @@ import time
 
 from aiohttp import WSMsgType, web
 
+from paybot.db.agent_activity import WITH_AGENT_STEP
 from paybot.dialog.payloads import SecureCapture, Transfer
 from paybot.dialog.vouch import Heard
 from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, remove_card_numbers
@@ -108,7 +109,7 @@ class CallHandler:
         if self._agent is None:
             self._inputs.put_nowait(self._first)
         else:  # the caller talks to the agent: the bot waits until the agent asks for a payment
-            self._show("with the agent")
+            self._show(WITH_AGENT_STEP)
         try:
             with contextlib.suppress(CallEnded):
                 await self._read(worker)
