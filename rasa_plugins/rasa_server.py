@@ -23,7 +23,7 @@ import sys
 from typing import Any
 
 from paybot import log_format, metrics, redaction
-from rasa_plugins import event_types, policy_shortcut
+from rasa_plugins import event_types, http_pool, policy_shortcut
 
 TOKEN_ENV = "PAYBOT_RASA_TOKEN"  # noqa: S105 - a variable name
 
@@ -105,6 +105,7 @@ def serve_metrics() -> None:
         app = configure_app(*args, **kwargs)
         metrics.attach_to_sanic(app, os.environ.get(metrics.TOKEN_ENV) or None)
         log_format.attach_to_sanic(app)
+        app.register_listener(http_pool.close_all, "after_server_stop")
         return app
 
     with_metrics.with_metrics = True  # type: ignore[attr-defined]
@@ -153,10 +154,15 @@ def token_from_env(argv: list[str]) -> list[str]:
 
 def main() -> None:
     """Rasa's command line, with :func:`install` applied first."""
+    # TensorFlow's oneDNN kernels cost more than they save on one short message: DIET's
+    # inference took about a fifth less CPU without them (docs/benchmarks.md). Read when
+    # TensorFlow loads, so before Rasa is imported; an explicit setting wins.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     redaction.install()
     log_format.install_from_env()
     install()
     event_types.install()
+    http_pool.install()
     policy_shortcut.install()
     hide_payloads()
     serve_metrics()

@@ -260,8 +260,17 @@ class Conversation:
     (:mod:`paybot.dialog.vouch`); chat messages carry ``from`` unsigned, as any chat client
     can, so Rasa's channel drops it."""
 
-    def __init__(self, stack: Stack, channel: str = "chat", phone: str | None = None) -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        channel: str = "chat",
+        phone: str | None = None,
+        http: requests.Session | None = None,
+    ) -> None:
+        """``http``: a session to keep the connection to Rasa open between messages, as the
+        bridge does (a new connection each message without one)."""
         self.stack = stack
+        self.http = http
         self.channel = channel
         self.phone = phone
         self.vouched = channel in ("sms", "voice")
@@ -277,7 +286,7 @@ class Conversation:
         if self.vouched:
             metadata = vouch(vouch_key(RASA_TOKEN), sender=self.sender, channel=self.channel,
                              caller=self.phone or "", heard=heard)
-        response = requests.post(
+        response = (self.http or requests).post(
             f"{self.stack.rasa_url}/webhooks/rest/webhook",
             json={"sender": self.sender, "message": message, "metadata": metadata},
             timeout=60,
