@@ -30,10 +30,10 @@ log = logging.getLogger(__name__)
 STARTUP_TIMEOUT_S = 300.0
 _SDK_LEVEL = {"DEBUG": ["--debug"], "WARNING": ["--quiet"], "ERROR": ["--quiet"]}
 # How long Rasa and the action server (Sanic, 5 s by default) keep an idle keep-alive
-# connection open. Their clients (the bridge's and Rasa's aiohttp sessions) reuse an idle
-# connection for up to 15 s; a server that closes first races the client's next request on
-# it ("Can not write request body"), and Rasa then drops the action's events and answers
-# nothing. The server must outlast the client.
+# connection open. Their clients reuse an idle connection for up to 15 s (the bridge's aiohttp
+# session) or 3 s (Rasa's, rasa_plugins/http_pool.py); a server that closes first races the
+# client's next request on it ("Can not write request body"), and Rasa then drops the action's
+# events and answers nothing. The server must outlast the client.
 SERVER_KEEP_ALIVE_S = 75
 # glibc's malloc arenas for the bridge (default: 8 per core). Its speech threads allocate and
 # free audio all the time; with fewer arenas that memory is reused instead of kept per thread
