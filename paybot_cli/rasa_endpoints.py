@@ -3,7 +3,8 @@
 With neither ``PAYBOT_TRACKER_STORE_URL`` nor ``PAYBOT_LOCK_STORE_URL`` set, Rasa gets
 ``bot/endpoints.yml`` as it is (and keeps conversations and locks in memory). With either set,
 ``paybot up`` writes ``<data dir>/rasa-endpoints.yml``: a copy of ``bot/endpoints.yml`` with a
-``tracker_store`` section (Rasa's SQL tracker store on PostgreSQL) and/or a ``lock_store``
+``tracker_store`` section (Rasa's SQL tracker store on PostgreSQL, with fewer round trips:
+``rasa_plugins/sql_tracker_store.py``) and/or a ``lock_store``
 section (Rasa's Redis lock store). Passwords are not in the file nor on a command line: the
 file names environment variables (``${PAYBOT_TRACKER_STORE_PASSWORD}``), which Rasa expands
 and which only the Rasa child process is given.
@@ -34,6 +35,7 @@ from paybot_cli.project import Project
 GENERATED_NAME = "rasa-endpoints.yml"
 TRACKER_PASSWORD_ENV = "PAYBOT_TRACKER_STORE_PASSWORD"  # noqa: S105 - a variable name
 LOCK_PASSWORD_ENV = "PAYBOT_LOCK_STORE_PASSWORD"  # noqa: S105 - a variable name
+SQL_TRACKER_STORE = "rasa_plugins.sql_tracker_store.FastSQLTrackerStore"
 SCHEMA_ENV = "POSTGRESQL_SCHEMA"  # Rasa's own variable for the tracker store's schema
 _HEADER = (
     "# Written by `paybot up` from bot/endpoints.yml and PAYBOT_TRACKER_STORE_URL /\n"
@@ -59,7 +61,8 @@ def tracker_store(url: str) -> tuple[dict[str, Any], dict[str, str]]:
     if schema := query.pop("schema", None):
         env[SCHEMA_ENV] = schema
     section: dict[str, Any] = {
-        "type": "SQL",
+        # Rasa's SQL store with one read and one insert a turn (same table and rows).
+        "type": SQL_TRACKER_STORE,
         "dialect": "postgresql" if parsed.drivername == "postgres" else parsed.drivername,
         "url": parsed.host or "localhost",
         "port": parsed.port or 5432,

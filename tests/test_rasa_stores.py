@@ -56,7 +56,7 @@ def test_stores_go_into_a_generated_endpoints_file_without_secrets(settings):
         "headers": {"X-Paybot-Action-Secret": "${PAYBOT_ACTION_SECRET}"},
     }
     assert config["tracker_store"] == {
-        "type": "SQL",
+        "type": "rasa_plugins.sql_tracker_store.FastSQLTrackerStore",
         "dialect": "postgresql",
         "url": "db.internal",
         "port": 6543,
