@@ -26,14 +26,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 from typing import Any
 
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
-log = logging.getLogger(__name__)
 # The number of a tracker's leading events that are stored, set when this store read or
 # saved that tracker object.
 STORED = "_paybot_stored_events"
