@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_conversation.py [--rounds 5] [--concurrency 1 20] [--no-train]
                                                  [--cpu] [--workers 1 2]
+                                                 [--turns-at-once 0 4]
 
 Starts the real stack (``paybot up`` on free ports, private data dir), then runs text
 conversations over the REST channel, each a known caller (SMS, the number vouched for as the
@@ -17,6 +18,10 @@ its lock store in Redis (``--redis``), and the conversations sent through HAProx
 configuration ``paybot haproxy-config`` writes), every turn to the next Rasa in turn. The
 figures before issue 17's work are printed beside them.
 
+``--turns-at-once 0 4 0 4`` runs it once per value of ``PAYBOT_RASA_TURNS_AT_ONCE`` (the turns
+each Rasa works on at once, the rest waiting in arrival order; 0 no limit), each on a stack of
+its own: taken alternately, the figures compare on a machine whose speed drifts.
+
 With ``--cpu`` it also prints the CPU time (user + system, from ``/proc/<pid>/stat``) each
 service spent per message at each concurrency, and the training's CPU seconds: figures that
 hold on a busy machine, where wall-clock ones do not.
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import os
 import random
 import statistics
@@ -129,7 +135,7 @@ def run(
         )
         then = f"   (before: p50 {p50} ms, p95 {p95} ms, {rate} messages/s)"
     print(
-        f"{label:<10} concurrent={concurrency:<3} messages={len(latencies):<5} "
+        f"{label:<17} concurrent={concurrency:<3} messages={len(latencies):<5} "
         f"p50 {q[49] * 1000:7.1f} ms   p95 {q[94] * 1000:7.1f} ms   "
         f"{len(latencies) / elapsed:6.1f} messages/s{then}"
     )
@@ -137,7 +143,7 @@ def run(
         spent = {name: cpu_seconds(pid) - before[name] for name, pid in cpu.items()}
         per = "   ".join(f"{n} {s * 1000 / len(latencies):6.1f}" for n, s in spent.items())
         total = sum(spent.values()) * 1000 / len(latencies)
-        print(f"{label:<10} concurrent={concurrency:<3} CPU ms/message: {per}   all {total:6.1f}")
+        print(f"{label:<17} concurrent={concurrency:<3} CPU ms/message: {per}   all {total:6.1f}")
 
 
 def train_from_scratch() -> tuple[float, float]:
@@ -176,13 +182,18 @@ def train_from_scratch() -> tuple[float, float]:
 
 
 def start(
-    scope: contextlib.ExitStack, tmp: Path, workers: int, args: argparse.Namespace
+    scope: contextlib.ExitStack,
+    tmp: Path,
+    workers: int,
+    args: argparse.Namespace,
+    turns_at_once: int | None = None,
 ) -> Stack | Through:
     """``paybot up`` with ``workers`` of each service (stopped when ``scope`` closes): the
     stack itself for one, HAProxy's chat frontend before it for more."""
     print(f"starting the stack (paybot up, {workers} of each service)...", file=sys.stderr)
+    gate = {} if turns_at_once is None else {"PAYBOT_RASA_TURNS_AT_ONCE": str(turns_at_once)}
     if workers == 1:
-        stack = Stack.configure(tmp)
+        stack = Stack.configure(tmp, **gate)
         stack.start()
         scope.callback(stack.stop)
         return stack
@@ -190,7 +201,7 @@ def start(
     schema = scope.enter_context(fresh_schema(args.pg, "paybot_bench"))
     worker_env, ports = worker_ports(workers, random.Random())
     stack = Stack.configure(
-        tmp, **stores.env(), **worker_env, DATABASE_URL=schema_url(args.pg, schema)
+        tmp, **stores.env(), **worker_env, **gate, DATABASE_URL=schema_url(args.pg, schema)
     )
     stack.start(timeout_s=900)
     scope.callback(stack.stop)
@@ -225,20 +236,29 @@ def main() -> int:
         default="redis://127.0.0.1:6379/12",
         help="Redis (Rasa's lock store) for more than one worker",
     )
+    parser.add_argument(
+        "--turns-at-once",
+        type=int,
+        nargs="+",
+        default=[None],
+        help="PAYBOT_RASA_TURNS_AT_ONCE, one run per value (default: the setting's default)",
+    )
     args = parser.parse_args()
     if max(args.workers) > 1 and HAPROXY is None:
         parser.error("more than one worker needs haproxy (apt-get install haproxy)")
 
-    for workers in args.workers:
+    for workers, turns_at_once in itertools.product(args.workers, args.turns_at_once):
         with contextlib.ExitStack() as scope:
             tmp = Path(scope.enter_context(tempfile.TemporaryDirectory()))
-            front = start(scope, tmp, workers, args)
+            front = start(scope, tmp, workers, args, turns_at_once)
             stack = front.stack if isinstance(front, Through) else front
             stack.reset_data()
             one_conversation(front)  # warm-up
             assert stack.process is not None
             cpu = service_pids(stack.process.pid) if args.cpu else None
             label = f"workers={workers}"
+            if turns_at_once is not None:
+                label += f" gate={turns_at_once}"
             for concurrency in args.concurrency:
                 run(front, label, concurrency, args.rounds, cpu)
     if not args.no_train:

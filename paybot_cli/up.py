@@ -78,6 +78,7 @@ def plan(
          "LOG_LEVEL": level,
          **_log_and_metrics_env(settings),
          "PAYBOT_TRACKER_MAX_CONVERSATIONS": str(settings.tracker_max_conversations),
+         "PAYBOT_RASA_TURNS_AT_ONCE": str(settings.rasa_turns_at_once),
          "SANIC_KEEP_ALIVE_TIMEOUT": str(SERVER_KEEP_ALIVE_S),
          **endpoints.env},
         host=settings.rasa_host,

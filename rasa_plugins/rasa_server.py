@@ -23,7 +23,7 @@ import sys
 from typing import Any
 
 from paybot import log_format, metrics, redaction
-from rasa_plugins import event_types, http_pool, policy_shortcut
+from rasa_plugins import event_types, http_pool, model_load, policy_shortcut, turn_gate
 
 TOKEN_ENV = "PAYBOT_RASA_TOKEN"  # noqa: S105 - a variable name
 
@@ -158,12 +158,18 @@ def main() -> None:
     # inference took about a fifth less CPU without them (docs/benchmarks.md). Read when
     # TensorFlow loads, so before Rasa is imported; an explicit setting wins.
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    try:
+        places = turn_gate.places_from_env()
+    except ValueError as exc:
+        sys.exit(f"rasa_server: {exc}")
     redaction.install()
     log_format.install_from_env()
     install()
     event_types.install()
     http_pool.install()
+    model_load.install()
     policy_shortcut.install()
+    turn_gate.install(places)
     hide_payloads()
     serve_metrics()
     sys.argv = token_from_env(sys.argv)
