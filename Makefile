@@ -21,10 +21,11 @@ help: ## list the targets
 run: model ## start Rasa, the action server and the voice bridge (Ctrl-C stops all three)
 	$(PAYBOT) up
 
-# Two workers, each test module on one of them (the voice modules wait on real-time audio most
-# of the time); PYTEST_ARGS='-n 0' runs them in this process.
+# Three workers on two cores, each test module on one of them: the voice modules wait on
+# real-time audio most of the time (the machine was two-thirds busy on average with three);
+# PYTEST_ARGS='-n 0' runs them in this process.
 test: model espeak chromium haproxy ## run the tests; pass pytest options with PYTEST_ARGS='-x -k ledger'
-	$(PYTHON) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -n 3 --dist loadfile $(PYTEST_ARGS)
 
 lint: $(INSTALLED) ## check the code (ruff, the import contracts) and the bot's training data
 	$(VENV)/bin/ruff check .

@@ -229,9 +229,10 @@ class Settings(
         10_000, env="PAYBOT_TRACKER_MAX_CONVERSATIONS", ge=1, le=10_000_000
     )
     lock_store_url: SecretStr | None = Field(None, env="PAYBOT_LOCK_STORE_URL")
-    # How many conversation turns each Rasa process works on at once; the others wait in
-    # arrival order (rasa_plugins/turn_gate.py). 0: no limit, every turn at once.
-    rasa_turns_at_once: int = Field(0, env="PAYBOT_RASA_TURNS_AT_ONCE", ge=0, le=1000)
+    # How many conversation turns each Rasa process works on at once, the oldest first; a turn
+    # waiting long on the action server (a payment gateway) lets another in meanwhile
+    # (rasa_plugins/turn_gate.py). 0: Rasa's own way, every turn at once.
+    rasa_turns_at_once: int = Field(3, env="PAYBOT_RASA_TURNS_AT_ONCE", ge=0, le=1000)
 
     # Workers (README, "Running several workers"): how many processes of each service
     # `paybot up` starts, on consecutive ports from PAYBOT_RASA_PORT / PAYBOT_ACTION_PORT /
