@@ -19,7 +19,7 @@ configuration ``paybot haproxy-config`` writes), every turn to the next Rasa in 
 figures before issue 17's work are printed beside them.
 
 ``--turns-at-once 0 4 0 4`` runs it once per value of ``PAYBOT_RASA_TURNS_AT_ONCE`` (the turns
-each Rasa works on at once, the rest waiting in arrival order; 0 no limit), each on a stack of
+each Rasa works on at once, the oldest first; 0 all at once), each on a stack of
 its own: taken alternately, the figures compare on a machine whose speed drifts.
 
 With ``--cpu`` it also prints the CPU time (user + system, from ``/proc/<pid>/stat``) each

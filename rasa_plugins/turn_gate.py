@@ -1,18 +1,20 @@
-"""Rasa's CPU taken by conversation turns one (or a few) at a time, the oldest turn first
+"""Conversation turns through Rasa a few at a time, the oldest turn first
 (``PAYBOT_RASA_TURNS_AT_ONCE``: how many at once; 0 for Rasa's own way, all at once).
 
 Rasa handles every turn on one event loop. A turn's CPU work (the NLU pipeline, the policies)
 runs in slices between its awaits (above all the action server's answers), and with many
-conversations at once the slices of all of them interleave: each turn takes about as long as
-all the work in flight, so the slowest replies take about twice the average.
+conversations at once the slices of all of them interleave, in Rasa and in the action server:
+each turn takes about as long as all the work in flight, so the slowest replies take about
+twice the average.
 
-The gate lets a turn work only while it holds one of a few places, and gives a freed place to
-the *oldest* turn waiting, counted from when it entered Rasa's message processor. A turn gives
-its place back whenever it waits on the network (each ``EndpointConfig.request``: the action
-server, an NLG server), so a slow payment gateway behind the action server holds up no one
-else, and takes it back when the answer comes, ahead of younger turns. The machine does the
-same work in the same time; the replies come in order, nearer the average
-(``bench/bench_conversation.py --turns-at-once``, docs/benchmarks.md).
+The gate lets a turn in only while it holds one of a few places, and gives a freed place to
+the *oldest* turn waiting, counted from when it entered Rasa's message processor. A turn keeps
+its place over the action server's usual quick answers; one whose request
+(``EndpointConfig.request``) takes longer than :data:`SLOW_S` (a payment gateway behind the
+action server) gives its place back until the answer comes, so it holds up no one else, and
+takes it back ahead of younger turns. The machine does the same work in about the same time;
+the replies come in nearer the average (``bench/bench_conversation.py --turns-at-once``,
+docs/benchmarks.md).
 
 The gate is inside Rasa's per-conversation lock (around ``MessageProcessor.handle_message`` and
 ``trigger_external_user_uttered``: the REST channel's messages and the bridge's system events),
@@ -106,8 +108,8 @@ def places_from_env(environ: dict[str, str] | None = None) -> int:
 
 
 def gated_turn(method: Callable[..., Awaitable[Any]], gate: TurnGate) -> Callable[..., Any]:
-    """``method`` (a whole turn) run holding a place of ``gate``, except while it waits on
-    the network (:func:`network_wait`)."""
+    """``method`` (a whole turn) run holding a place of ``gate``, except while it waits long
+    on the network (:func:`network_wait`)."""
 
     @functools.wraps(method)
     async def turn(*args: Any, **kwargs: Any) -> Any:
