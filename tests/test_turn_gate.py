@@ -95,25 +95,26 @@ async def test_one_place_finishes_turns_without_network_waits_in_arrival_order()
 
 
 async def test_a_quick_request_keeps_the_place():
-    crowd = Crowd(1, slow_s=0.05)
-    first = asyncio.create_task(crowd.turn("first", [(0, 0.002), (0, 0)]))
-    await asyncio.sleep(0.001)  # "first" waits 2 ms on the network, holding its place
+    crowd = Crowd(1, slow_s=1.0)
+    first = asyncio.create_task(crowd.turn("first", [(0, 0.2), (0, 0)]))
+    await asyncio.sleep(0.02)  # "first" waits 200 ms on the network, under the 1 s limit
     assert crowd.gate.inside == 1
-    second = asyncio.create_task(crowd.turn("second", [(0, 0)]))
+    second = asyncio.create_task(crowd.turn("second", [(0, 0)]))  # must wait for "first"
     await asyncio.gather(first, second)
     assert crowd.entered == ["first", "first", "second"]
 
 
 async def test_a_turn_back_from_the_network_goes_before_younger_turns():
-    crowd = Crowd(1, slow_s=0.002)
-    first = asyncio.create_task(crowd.turn("old", [(0, 0.02), (0, 0)]))
-    await asyncio.sleep(0.008)  # "old" has waited long on the network: it holds nothing
+    # Times in tenths of a second, so that a loaded machine's lateness does not reorder them.
+    crowd = Crowd(1, slow_s=0.02)
+    first = asyncio.create_task(crowd.turn("old", [(0, 0.2), (0, 0)]))
+    await asyncio.sleep(0.08)  # "old" has waited long on the network: it holds nothing
     assert crowd.gate.inside == 0
-    second = asyncio.create_task(crowd.turn("mid", [(0.04, 0)]))  # works 40 ms
-    await asyncio.sleep(0.005)
+    second = asyncio.create_task(crowd.turn("mid", [(0.4, 0)]))  # works 400 ms
+    await asyncio.sleep(0.05)
     third = asyncio.create_task(crowd.turn("new", [(0, 0)]))  # arrives while "mid" works
     await asyncio.gather(first, second, third)
-    # "old" came back (20 ms) while "mid" worked; when "mid" was done, "old" went before
+    # "old" came back (200 ms) while "mid" worked; when "mid" was done, "old" went before
     # "new", which had waited longer but came later
     assert crowd.entered == ["old", "mid", "old", "new"]
 
