@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_conversation.py [--rounds 5] [--concurrency 1 20] [--no-train]
                                                  [--cpu] [--workers 1 2]
-                                                 [--turns-at-once 0 4]
+                                                 [--turns-at-once 0 4] [--parse-cache 0 4096]
 
 Starts the real stack (``paybot up`` on free ports, private data dir), then runs text
 conversations over the REST channel, each a known caller (SMS, the number vouched for as the
@@ -122,6 +122,7 @@ def run(
     cpu: dict[str, int] | None = None,
 ) -> None:
     before = {name: cpu_seconds(pid) for name, pid in (cpu or {}).items()}
+    cached = parse_cache_counts(front)
     began = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         results = list(pool.map(lambda _: one_conversation(front), range(concurrency * rounds)))
@@ -139,11 +140,32 @@ def run(
         f"p50 {q[49] * 1000:7.1f} ms   p95 {q[94] * 1000:7.1f} ms   "
         f"{len(latencies) / elapsed:6.1f} messages/s{then}"
     )
+    outcomes = {k: v - cached.get(k, 0.0) for k, v in parse_cache_counts(front).items()}
+    parses = sum(outcomes.values())
+    if parses:
+        shown = "   ".join(f"{k} {v / parses:.0%}" for k, v in sorted(outcomes.items()))
+        print(f"{label:<17} concurrent={concurrency:<3} Rasa's parse cache: {shown}")
     if cpu:
         spent = {name: cpu_seconds(pid) - before[name] for name, pid in cpu.items()}
         per = "   ".join(f"{n} {s * 1000 / len(latencies):6.1f}" for n, s in spent.items())
         total = sum(spent.values()) * 1000 / len(latencies)
         print(f"{label:<17} concurrent={concurrency:<3} CPU ms/message: {per}   all {total:6.1f}")
+
+
+def parse_cache_counts(front: Stack | Through) -> dict[str, float]:
+    """Rasa's ``paybot_rasa_parse_cache_total`` by outcome, summed over its workers (one
+    scrape of each Rasa's ``/metrics``; empty if none answers)."""
+    stack = front.stack if isinstance(front, Through) else front
+    first = int(stack.env["PAYBOT_RASA_PORT"])
+    counts: dict[str, float] = {}
+    for port in range(first, first + int(stack.env.get("PAYBOT_RASA_WORKERS", "1"))):
+        with contextlib.suppress(requests.RequestException):
+            text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            for line in text.splitlines():
+                if line.startswith("paybot_rasa_parse_cache_total{"):
+                    outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
+                    counts[outcome] = counts.get(outcome, 0.0) + float(line.rsplit(" ", 1)[1])
+    return counts
 
 
 def train_from_scratch() -> tuple[float, float]:
@@ -187,11 +209,14 @@ def start(
     workers: int,
     args: argparse.Namespace,
     turns_at_once: int | None = None,
+    parse_cache: int | None = None,
 ) -> Stack | Through:
     """``paybot up`` with ``workers`` of each service (stopped when ``scope`` closes): the
     stack itself for one, HAProxy's chat frontend before it for more."""
     print(f"starting the stack (paybot up, {workers} of each service)...", file=sys.stderr)
     gate = {} if turns_at_once is None else {"PAYBOT_RASA_TURNS_AT_ONCE": str(turns_at_once)}
+    if parse_cache is not None:
+        gate["PAYBOT_RASA_PARSE_CACHE"] = str(parse_cache)
     if workers == 1:
         stack = Stack.configure(tmp, **gate)
         stack.start()
@@ -243,14 +268,22 @@ def main() -> int:
         default=[None],
         help="PAYBOT_RASA_TURNS_AT_ONCE, one run per value (default: the setting's default)",
     )
+    parser.add_argument(
+        "--parse-cache",
+        type=int,
+        nargs="+",
+        default=[None],
+        help="PAYBOT_RASA_PARSE_CACHE, one run per value (default: the setting's default)",
+    )
     args = parser.parse_args()
     if max(args.workers) > 1 and HAPROXY is None:
         parser.error("more than one worker needs haproxy (apt-get install haproxy)")
 
-    for workers, turns_at_once in itertools.product(args.workers, args.turns_at_once):
+    runs = itertools.product(args.workers, args.turns_at_once, args.parse_cache)
+    for workers, turns_at_once, parse_cache in runs:
         with contextlib.ExitStack() as scope:
             tmp = Path(scope.enter_context(tempfile.TemporaryDirectory()))
-            front = start(scope, tmp, workers, args, turns_at_once)
+            front = start(scope, tmp, workers, args, turns_at_once, parse_cache)
             stack = front.stack if isinstance(front, Through) else front
             stack.reset_data()
             one_conversation(front)  # warm-up
@@ -259,6 +292,8 @@ def main() -> int:
             label = f"workers={workers}"
             if turns_at_once is not None:
                 label += f" gate={turns_at_once}"
+            if parse_cache is not None:
+                label += f" cache={parse_cache}"
             for concurrency in args.concurrency:
                 run(front, label, concurrency, args.rounds, cpu)
     if not args.no_train:

@@ -9,7 +9,8 @@ The bridge times a caller's turn (end of turn to the first bot audio sent), its 
 trips, the speech pools' queue wait, reply frames sent too late to play on time, its active
 calls and the outbox backlog; whoever runs the ledger (the bridge for keypad and ``<Pay>``
 captures and reconciliation, the action server for chat and stored methods) counts payments
-by status and times the gateway. Rasa and the action server time their HTTP requests.
+by status and times the gateway. Rasa and the action server time their HTTP requests; Rasa
+counts what its parse cache did.
 """
 
 from __future__ import annotations
@@ -75,6 +76,13 @@ OUTBOX_BACKLOG = Gauge(
     "paybot_outbox_messages",
     "Text messages waiting in the outbox, by status (read from the database at scrape time)",
     ["status"],
+)
+PARSE_CACHE = Counter(
+    "paybot_rasa_parse_cache_total",
+    "Rasa's NLU parses by what its parse cache did: hit (remembered), miss (parsed, now "
+    "remembered), skipped (a text with digits or number words, too long, or the model's "
+    "pipeline reads the tracker)",
+    ["outcome"],
 )
 HTTP_REQUESTS = Histogram(
     "paybot_http_request_seconds",

@@ -79,6 +79,7 @@ def plan(
          **_log_and_metrics_env(settings),
          "PAYBOT_TRACKER_MAX_CONVERSATIONS": str(settings.tracker_max_conversations),
          "PAYBOT_RASA_TURNS_AT_ONCE": str(settings.rasa_turns_at_once),
+         "PAYBOT_RASA_PARSE_CACHE": str(settings.rasa_parse_cache),
          "SANIC_KEEP_ALIVE_TIMEOUT": str(SERVER_KEEP_ALIVE_S),
          **endpoints.env},
         host=settings.rasa_host,

@@ -23,7 +23,14 @@ import sys
 from typing import Any
 
 from paybot import log_format, metrics, redaction
-from rasa_plugins import event_types, http_pool, model_load, policy_shortcut, turn_gate
+from rasa_plugins import (
+    event_types,
+    http_pool,
+    model_load,
+    parse_cache,
+    policy_shortcut,
+    turn_gate,
+)
 
 TOKEN_ENV = "PAYBOT_RASA_TOKEN"  # noqa: S105 - a variable name
 
@@ -160,6 +167,7 @@ def main() -> None:
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     try:
         places = turn_gate.places_from_env()
+        remembered = parse_cache.size_from_env()
     except ValueError as exc:
         sys.exit(f"rasa_server: {exc}")
     redaction.install()
@@ -170,6 +178,7 @@ def main() -> None:
     model_load.install()
     policy_shortcut.install()
     turn_gate.install(places)
+    parse_cache.install(remembered)
     hide_payloads()
     serve_metrics()
     sys.argv = token_from_env(sys.argv)

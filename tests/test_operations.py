@@ -134,6 +134,12 @@ def test_a_payment_moves_the_counters_and_its_log_lines_carry_its_ids(stack):
         rasa_before, "paybot_http_request_seconds_count", **posts
     )
     assert answered >= 5  # the trigger and four messages
+    # Rasa's parse cache is on as paybot up starts it: the ZIP is parsed afresh (digits are
+    # never remembered), the second "yes" is remembered.
+    cache = "paybot_rasa_parse_cache_total"
+    moved = {o: value(rasa_after, cache, outcome=o) - value(rasa_before, cache, outcome=o)
+             for o in ("hit", "miss", "skipped")}  # fmt: skip
+    assert moved["skipped"] >= 1 and moved["hit"] >= 1, moved
     # No label holds an id: only kinds and statuses.
     for name, labels in after:
         for label, text in labels if name.startswith("paybot_") else ():
