@@ -88,6 +88,9 @@ def test_a_pipeline_that_reads_the_tracker_gets_no_cache(caplog):
     reading = processor({"nlu": {"messages": "e2e"}, "e2e": {"tracker": "__tracker__"}})
     assert isinstance(parse_cache.cache_for(plain, 8), parse_cache.ParseCache)
     assert parse_cache.cache_for(plain, 8) is parse_cache.cache_for(plain, 8)
+    again = processor({"nlu": {"messages": "__message__"}})  # a model loaded anew: its own
+    assert len(parse_cache.cache_for(again, 8)) == 0
+    assert parse_cache.cache_for(again, 8) is not parse_cache.cache_for(plain, 8)
     assert parse_cache.cache_for(reading, 8) is None
     assert "reads the tracker" in caplog.text
 
@@ -155,6 +158,3 @@ def test_remembered_parses_are_the_pipelines_own(monkeypatch):
     cache = parse_cache.cache_for(processor, 64)
     assert cache is not None and len(cache) == 64
     assert all(parse_cache.cacheable(text) for text, _ in cache._entries)
-
-    again = Agent.load(str(MODEL)).processor  # a model loaded anew starts with nothing
-    assert len(parse_cache.cache_for(again, 64)) == 0

@@ -28,6 +28,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from paybot.spoken.numbers import DIGIT_WORDS
 from voice_bridge.asr.base import AsrEngine, Recognizer
 from voice_bridge.asr.grammars import ExpectedInput
 from voice_bridge.asr.moonshine_model import model_dir, onnx_model, read_vocabulary
@@ -36,13 +37,12 @@ from voice_bridge.twilio.codec import resample
 
 SAMPLE_RATE = 16000
 START, END = 1, 2  # the tokenizer's <s> and </s>
-WORDS = ("zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+WORDS = tuple(DIGIT_WORDS)  # "oh", "zero" .. "nine"
 _SEPARATORS = " ,.-/"
 # No digits answer is longer (a ZIP+4 is 9, an account number 12 at most), and nobody says one
 # digit four times running: past either, the decoder is looping ("8, 8, 8, 8, 8, ...").
 MAX_DIGITS = 12
 _LOOP = re.compile(r"(\d)\1{3}")
-_DIGIT = {"oh": "0", **{word: str(i) for i, word in enumerate(WORDS[:1] + WORDS[2:])}}
 _PIECE_CHARACTERS = set("".join(WORDS) + "".join(WORDS).upper() + _SEPARATORS + "0123456789")
 
 
@@ -108,7 +108,7 @@ class DigitsOnly:
 def _said(chunks: list[str]) -> str:
     """The digits ``chunks`` (of a digits text) say, as numerals."""
     return "".join(
-        _DIGIT.get(chunk, chunk) for chunk in chunks if chunk in WORDS or chunk.isdigit()
+        DIGIT_WORDS.get(chunk, chunk) for chunk in chunks if chunk in WORDS or chunk.isdigit()
     )
 
 
