@@ -233,8 +233,9 @@ class Settings(
     # waiting long on the action server (a payment gateway) lets another in meanwhile
     # (rasa_plugins/turn_gate.py). 0: Rasa's own way, every turn at once.
     rasa_turns_at_once: int = Field(3, env="PAYBOT_RASA_TURNS_AT_ONCE", ge=0, le=1000)
-    # How many message texts (short, without digits) each Rasa process remembers the NLU's
-    # parse of, so "yes" is not run through DIET again (rasa_plugins/parse_cache.py). 0: none.
+    # How many message texts (short, no digits or number words) each Rasa process remembers
+    # the NLU's parse of, so "yes" is not run through DIET again (rasa_plugins/parse_cache.py).
+    # 0: none.
     rasa_parse_cache: int = Field(4096, env="PAYBOT_RASA_PARSE_CACHE", ge=0, le=1_000_000)
 
     # Workers (README, "Running several workers"): how many processes of each service
