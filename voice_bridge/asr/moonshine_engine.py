@@ -1,23 +1,24 @@
 """Moonshine base (English), a candidate measured in ``bench/bench_asr.py``: not an engine the
 bridge offers (``PAYBOT_ASR_ENGINE``), because on held-out speakers it hears digits worse than
-Whisper base (docs/speech.md).
+Whisper base, for no less CPU (docs/benchmarks.md, "Moonshine base").
 
-Moonshine's encoder takes the turn's audio as it is, with no 30 s window to fill, so it costs
-in proportion to the speech: about a quarter of Whisper base's CPU for a digits answer. Its
-model comes in the ``moonshine-cpp`` wheel (:mod:`voice_bridge.asr.moonshine_model`) and runs
-in ONNX Runtime, decoded greedily here.
+Moonshine's encoder takes the turn's audio as it is, with no 30 s window to fill, but its
+decoder runs a step a token and digits written as words take two or three tokens each: about
+0.8 CPU-s a digits answer. Its model comes in the ``moonshine-cpp`` wheel
+(:mod:`voice_bridge.asr.moonshine_model`) and runs in ONNX Runtime, decoded greedily here.
 
-Three things were needed before it heard FSDD digit strings, all chosen on the tuning speakers
-(george and jackson) only:
+What it needed before it heard FSDD digit strings, chosen on the tuning speakers (george and
+jackson), except where said:
 
 * **Noise.** On exact digital silence (the turn's pre-roll and end silence, and phone audio's
   quiet stretches after μ-law) it often ended the text at once: empty transcripts for half
   the strings. White noise of :attr:`MoonshineOptions.dither` (about -50 dBFS) added to the
   8 kHz audio, as a real line has, stopped that.
 * **Digits only** in a digits turn: each next token must keep the text a run of digit words or
-  numerals with separators (:class:`DigitsOnly`), so "two, little, one" cannot happen.
-* **A length cap**: at most :attr:`MoonshineOptions.tokens_per_second` tokens a second of audio,
-  which ends a repetition loop.
+  numerals with separators (:class:`DigitsOnly`), so "two, little, one" cannot happen; at most
+  :data:`MAX_DIGITS` digits and no digit four times running, which end a repetition loop (added
+  after loops were seen in tuning *and* held-out outputs).
+* **A length cap**: at most :attr:`MoonshineOptions.tokens_per_second` tokens a second of audio.
 """
 
 from __future__ import annotations
