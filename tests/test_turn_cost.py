@@ -5,7 +5,8 @@
 * Event classes remembered by name (``rasa_plugins.event_types``) are Rasa's own.
 * TED and memoization skipped when the rules decide (``rasa_plugins.policy_shortcut``): with
   the trained model, the next action, the policy and the confidence Rasa picks for seeded
-  random points of the test stories are the same with and without the short cut.
+  random points of the test stories, and for the same points with the predicted action or
+  a random one rejected, are the same with and without the short cut.
 """
 
 from __future__ import annotations
@@ -89,6 +90,24 @@ def test_event_classes_remembered_by_name_are_rasas_own(monkeypatch):
         Event.resolve_by_type("no such event")
 
 
+def _with_rejections(agent, trackers, rng: random.Random) -> list:
+    """Each tracker again with the action Rasa predicts for it rejected (what a form that will
+    not take the answer does), and with a random action of the domain rejected."""
+    from rasa.shared.core.events import ActionExecutionRejected
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    rejected = []
+    names = agent.domain.action_names_or_texts
+    for tracker, (predicted, _policy, _confidence) in zip(
+        trackers, _predictions(agent, trackers), strict=True
+    ):
+        for name in (predicted, rng.choice(names)):
+            events = [*tracker.events, ActionExecutionRejected(name)]
+            rejected.append(DialogueStateTracker.from_events(
+                tracker.sender_id, events, agent.domain.slots))  # fmt: skip
+    return rejected
+
+
 def _predictions(agent, trackers) -> list[tuple[str, str, float]]:
     picked = []
     for tracker in trackers:
@@ -128,13 +147,17 @@ def test_rules_deciding_leave_every_prediction_as_it_was(monkeypatch):
     agent = Agent.load(str(MODEL))
     trackers = _story_points(agent, 150)
     assert len(trackers) >= 100
+    rejected = _with_rejections(agent, trackers[:60], random.Random(SEED))
     before = _predictions(agent, trackers)
+    before_rejected = _predictions(agent, rejected)
     decided = {True: 0, False: 0}
+    decided_rejected = {True: 0, False: 0}
     rules_decide = policy_shortcut._rules_decide
 
-    def counted(rule, tracker):
-        decision = rules_decide(rule, tracker)
-        decided[decision] += 1
+    def counted(rule, tracker, domain):
+        decision = rules_decide(rule, tracker, domain)
+        counts = decided_rejected if policy_shortcut._rejected_action(tracker) else decided
+        counts[decision] += 1
         return decision
 
     monkeypatch.setattr(policy_shortcut, "_rules_decide", counted)
@@ -144,3 +167,7 @@ def test_rules_deciding_leave_every_prediction_as_it_was(monkeypatch):
     # asked once for TED and once for memoization per prediction (the test stories follow the
     # rules throughout, so here the rules decide nearly always)
     assert decided[True] > decided[False], decided
+    # after a rejection: the rules decide when their certain action is another one, and
+    # otherwise TED and memoization run; either way Rasa's pick is unchanged
+    assert _predictions(agent, rejected) == before_rejected
+    assert decided_rejected[True] > 0 and decided_rejected[False] > 0, decided_rejected
