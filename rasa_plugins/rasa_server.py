@@ -28,7 +28,9 @@ from rasa_plugins import (
     http_pool,
     model_load,
     parse_cache,
+    past_states,
     policy_shortcut,
+    slot_copy,
     turn_gate,
 )
 
@@ -177,6 +179,8 @@ def main() -> None:
     http_pool.install()
     model_load.install()
     policy_shortcut.install()
+    past_states.install()
+    slot_copy.install()
     turn_gate.install(places)
     parse_cache.install(remembered)
     hide_payloads()

@@ -7,6 +7,10 @@
   the trained model, the next action, the policy and the confidence Rasa picks for seeded
   random points of the test stories, and for the same points with the predicted action or
   a random one rejected, are the same with and without the short cut.
+* Slots copied the quick way (``rasa_plugins.slot_copy``) are what ``copy.copy`` makes.
+* Past states remembered on the tracker (``rasa_plugins.past_states``) are the ones Rasa
+  lists, for every set of options, after the caller edited an earlier answer and after the
+  tracker grew; and no prediction changes.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import jsonschema
 import pytest
 from rasa.core.actions.action import RemoteAction
 
-from rasa_plugins import event_types, policy_shortcut, rasa_server
+from rasa_plugins import event_types, past_states, policy_shortcut, rasa_server, slot_copy
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "models" / "paybot.tar.gz"
@@ -171,3 +175,116 @@ def test_rules_deciding_leave_every_prediction_as_it_was(monkeypatch):
     # otherwise TED and memoization run; either way Rasa's pick is unchanged
     assert _predictions(agent, rejected) == before_rejected
     assert decided_rejected[True] > 0 and decided_rejected[False] > 0, decided_rejected
+
+
+class _Kept:
+    """A slot-like class that copies itself its own way (``copy.copy`` must use it)."""
+
+    def __getstate__(self) -> dict:
+        return {"payload": ["copied"]}
+
+
+def test_quick_slot_copies_are_what_copy_copy_makes():
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.slots import Slot
+
+    domain = Domain.load(str(REPO / "bot" / "domain.yml"))
+    rng = random.Random(SEED)
+    values = [None, "x", 3.5, True, ["a", "b"], {"k": "v"}, "0300"]
+    slots = []
+    for slot in domain.slots:
+        for _ in range(3):
+            one = copy.copy(slot)  # Rasa's way: no __copy__ installed yet
+            one._value = rng.choice(values)  # noqa: SLF001 - any value, as Rasa stores it
+            one._has_been_set = rng.random() < 0.5  # noqa: SLF001
+            slots.append(one)
+    standard = [copy.copy(slot) for slot in slots]
+    assert "__copy__" not in vars(Slot)
+    slot_copy.install()
+    try:
+        slot_copy.install()  # twice is once
+        assert {type(slot) for slot in slots} <= {c for c in _subclasses(Slot)}
+        for slot, before in zip(slots, standard, strict=True):
+            quick = copy.copy(slot)
+            assert type(quick) is type(before) and vars(quick) == vars(before)
+            assert quick is not slot and vars(quick) is not vars(slot)
+            assert quick._value is slot._value  # noqa: SLF001 - shallow, as copy.copy is
+            quick.reset()
+            assert vars(slot) == vars(before)  # the original is untouched
+
+        class Kept(_Kept, Slot):
+            type_name = "kept"
+
+            def _as_feature(self) -> list:
+                return []
+
+            def _feature_dimensionality(self) -> int:
+                return 0
+
+        kept = Kept.__new__(Kept)
+        kept.payload = [1]
+        assert copy.copy(kept).payload == ["copied"]  # its own __getstate__, as copy.copy
+    finally:
+        del Slot.__copy__
+
+
+def _subclasses(cls: type) -> set[type]:
+    found = {cls}
+    for sub in cls.__subclasses__():
+        found |= _subclasses(sub)
+    return found
+
+
+@pytest.mark.skipif(not MODEL.is_file(), reason="no trained model: run make test")
+def test_remembered_past_states_are_rasas_own(monkeypatch):
+    from rasa.core.agent import Agent
+    from rasa.shared.core.events import ActionExecuted, SlotSet, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    listed = DialogueStateTracker.past_states
+    monkeypatch.setattr(DialogueStateTracker, "past_states", listed)  # restored afterwards
+    agent = Agent.load(str(MODEL))
+    domain = agent.domain
+    trackers = _story_points(agent, 80)
+    events = [list(tracker.events) for tracker in trackers]
+    before = _predictions(agent, trackers)
+    rule_policy = next(
+        node._component  # noqa: SLF001
+        for name, node in agent.processor.graph_runner._instantiated_nodes.items()  # noqa: SLF001
+        if "RulePolicy" in name
+    )
+    rule_only = rule_policy._get_rule_only_data()  # noqa: SLF001
+    options = [(False, False, None), (True, False, None), (False, True, rule_only),
+               (True, True, rule_only), (False, True, {})]  # fmt: skip
+    past_states.install()
+    past_states.install()  # twice is once
+    rng = random.Random(SEED)
+    for tracker in trackers:
+        for omit, ignore, rule_only_data in rng.sample(options, 3):
+            expected = listed(tracker, domain, omit, ignore, rule_only_data)
+            for _ in range(3):  # listed, then remembered twice
+                answer = tracker.past_states(domain, omit, ignore, rule_only_data)
+                assert answer == expected
+                for state in answer:  # the caller edits its copy, as Rasa's featurizer does
+                    for part in state.values():
+                        part.clear()
+                    state.clear()
+        greet = UserUttered("hi", {"name": "greet", "confidence": 1.0})
+        grown = rng.choice([greet, ActionExecuted("action_listen"), SlotSet("channel", "sms")])
+        tracker.update(grown)
+        assert tracker.past_states(domain) == listed(tracker, domain)
+    assert _predictions(agent, trackers) == _predictions_without_memo(agent, trackers, listed)
+    fresh = [DialogueStateTracker.from_events(tracker.sender_id, kept, domain.slots)
+             for tracker, kept in zip(trackers, events, strict=True)]  # fmt: skip
+    assert _predictions(agent, fresh) == before  # what the trackers were before they grew
+
+
+def _predictions_without_memo(agent, trackers, listed) -> list:
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    remembered = DialogueStateTracker.past_states
+    DialogueStateTracker.past_states = listed
+    try:
+        return _predictions(agent, trackers)
+    finally:
+        DialogueStateTracker.past_states = remembered
