@@ -30,6 +30,7 @@ from rasa_plugins import (
     parse_cache,
     past_states,
     policy_shortcut,
+    rule_lookup,
     slot_copy,
     turn_gate,
 )
@@ -180,6 +181,7 @@ def main() -> None:
     model_load.install()
     policy_shortcut.install()
     past_states.install()
+    rule_lookup.install()
     slot_copy.install()
     turn_gate.install(places)
     parse_cache.install(remembered)

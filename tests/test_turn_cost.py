@@ -11,6 +11,9 @@
 * Past states remembered on the tracker (``rasa_plugins.past_states``) are the ones Rasa
   lists, for every set of options, after the caller edited an earlier answer and after the
   tracker grew; and no prediction changes.
+* The rule policy's rules matched on states parsed once and grouped by their latest previous
+  action (``rasa_plugins.rule_lookup``) are the ones Rasa's own walk finds, on the test
+  stories' states and seeded random edits of them, and no prediction changes.
 """
 
 from __future__ import annotations
@@ -23,7 +26,14 @@ import jsonschema
 import pytest
 from rasa.core.actions.action import RemoteAction
 
-from rasa_plugins import event_types, past_states, policy_shortcut, rasa_server, slot_copy
+from rasa_plugins import (
+    event_types,
+    past_states,
+    policy_shortcut,
+    rasa_server,
+    rule_lookup,
+    slot_copy,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "models" / "paybot.tar.gz"
@@ -288,3 +298,95 @@ def _predictions_without_memo(agent, trackers, listed) -> list:
         return _predictions(agent, trackers)
     finally:
         DialogueStateTracker.past_states = remembered
+
+
+def _edited(states: list, rng: random.Random, intents: list, actions: list) -> list:
+    """``states`` with seeded random edits: intents and actions swapped, parts dropped or
+    marked "should not be set", the history cut short."""
+    from rasa.shared.core.constants import PREVIOUS_ACTION, SHOULD_NOT_BE_SET, USER
+
+    edited = [{kind: dict(sub) for kind, sub in state.items()} for state in states]
+    for state in edited:
+        roll = rng.random()
+        if roll < 0.15 and USER in state:
+            state[USER]["intent"] = rng.choice(intents)
+        elif roll < 0.3 and PREVIOUS_ACTION in state:
+            state[PREVIOUS_ACTION]["action_name"] = rng.choice(actions)
+        elif roll < 0.4 and state:
+            del state[rng.choice(sorted(state))]
+        elif roll < 0.5 and state:
+            sub = state[rng.choice(sorted(state))]
+            if sub:
+                sub[rng.choice(sorted(sub))] = SHOULD_NOT_BE_SET
+    return edited[rng.randrange(len(edited)) :] if edited and rng.random() < 0.3 else edited
+
+
+def _odd_rule(key: str, rng: random.Random) -> str:
+    """The rule ``key`` with its latest state's previous action edited at random."""
+    import json
+
+    from rasa.shared.core.constants import PREVIOUS_ACTION, SHOULD_NOT_BE_SET
+
+    states = json.loads(key)
+    if states:
+        latest = states[-1]
+        roll = rng.random()
+        if roll < 0.3:
+            latest[PREVIOUS_ACTION] = {"action_name": SHOULD_NOT_BE_SET}
+        elif roll < 0.5:
+            latest[PREVIOUS_ACTION] = {"action_text": "hello"}
+        elif roll < 0.6:
+            latest[PREVIOUS_ACTION] = {}
+        elif roll < 0.8:  # names no action, yet matches any that is named
+            latest[PREVIOUS_ACTION] = {"action_text": SHOULD_NOT_BE_SET}
+    return json.dumps(states)
+
+
+@pytest.mark.skipif(not MODEL.is_file(), reason="no trained model: run make test")
+def test_rules_matched_once_parsed_are_the_ones_rasa_finds(monkeypatch):
+    from rasa.core.agent import Agent
+    from rasa.core.policies.rule_policy import RulePolicy
+
+    monkeypatch.setattr(RulePolicy, "_get_possible_keys", RulePolicy._get_possible_keys)
+    agent = Agent.load(str(MODEL))
+    domain = agent.domain
+    trackers = _story_points(agent, 80)
+    before = _predictions(agent, trackers)
+    rule_policy = next(
+        node._component  # noqa: SLF001
+        for name, node in agent.processor.graph_runner._instantiated_nodes.items()  # noqa: SLF001
+        if "RulePolicy" in name
+    )
+    lookups = [rule_policy.lookup[name] for name in ("rules", "rules_for_loop_unhappy_path")]
+    rng = random.Random(SEED)
+    intents = [*domain.intents, "no_such_intent"]
+    actions = [*domain.action_names_or_texts, "no_such_action"]
+    rasas = RulePolicy._get_possible_keys
+    found = 0
+    for tracker in trackers:
+        for use_text in (False, True):
+            states = rule_policy._prediction_states(  # noqa: SLF001
+                tracker, domain, use_text, rule_only_data=rule_policy._get_rule_only_data()
+            )
+            for candidate in (states, _edited(states, rng, intents, actions), []):
+                for lookup in lookups:
+                    expected = rasas(rule_policy, lookup, candidate)
+                    assert rule_lookup.possible_keys(lookup, candidate) == expected
+                    found += 0 < len(expected) < len(lookup)
+    assert found > len(trackers)  # some rules applied and some did not, often
+    changed = dict(lookups[0])  # a lookup that changes is grouped again
+    for tracker in trackers[:20]:
+        states = rule_policy._prediction_states(tracker, domain)  # noqa: SLF001
+        expected = rasas(rule_policy, changed, states)
+        assert rule_lookup.possible_keys(changed, states) == expected
+        if expected:  # a rule that applies goes, another comes: as many keys as before
+            changed[rng.choice(sorted(lookups[1]))] = changed.pop(rng.choice(sorted(expected)))
+            assert rule_lookup.possible_keys(changed, states) == rasas(rule_policy, changed, states)
+    # rules unlike the model's (a previous action "should not be set", or none named)
+    odd = {_odd_rule(key, rng): action for key, action in lookups[0].items()}
+    for tracker in trackers:
+        states = rule_policy._prediction_states(tracker, domain)  # noqa: SLF001
+        assert rule_lookup.possible_keys(odd, states) == rasas(rule_policy, odd, states)
+    rule_lookup.install()
+    rule_lookup.install()  # twice is once
+    assert _predictions(agent, trackers) == before
