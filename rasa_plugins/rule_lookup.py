@@ -12,8 +12,10 @@ of twenty simultaneous conversations that was about a fifteenth of the Rasa proc
 ``_does_rule_match_state``, line for line) on each rule's states parsed once, tried first
 only on the rules whose latest state could match the conversation's (those naming its
 previous action, and those naming none), and stopping as soon as no rule left is long
-enough to be tested further. A subclass of ``RulePolicy`` that
-changes how a rule is parsed or matched keeps Rasa's own walk.
+enough to be tested further. The set of keys found is Rasa's; when several equally long rules
+apply, Rasa picks one by the set's order, which string hashing makes differ from one process
+to the next, and ours is no less arbitrary. A subclass of ``RulePolicy`` that changes how a
+rule is parsed or matched keeps Rasa's own walk.
 """
 
 from __future__ import annotations

@@ -104,6 +104,15 @@ def test_event_classes_remembered_by_name_are_rasas_own(monkeypatch):
         Event.resolve_by_type("no such event")
 
 
+@pytest.fixture(scope="module")
+def agent():
+    """The trained model, loaded once for the module (each test restores what it patches;
+    Rasa builds the prediction graph again at every run)."""
+    from rasa.core.agent import Agent
+
+    return Agent.load(str(MODEL))
+
+
 def _with_rejections(agent, trackers, rng: random.Random) -> list:
     """Each tracker again with the action Rasa predicts for it rejected (what a form that will
     not take the answer does), and with a random action of the domain rejected."""
@@ -151,14 +160,12 @@ def _story_points(agent, count: int) -> list:
 
 
 @pytest.mark.skipif(not MODEL.is_file(), reason="no trained model: run make test")
-def test_rules_deciding_leave_every_prediction_as_it_was(monkeypatch):
-    from rasa.core.agent import Agent
+def test_rules_deciding_leave_every_prediction_as_it_was(monkeypatch, agent):
     from rasa.engine.runner.dask import DaskGraphRunner
 
     monkeypatch.setattr(
         DaskGraphRunner, "_build_dask_graph", DaskGraphRunner._build_dask_graph
     )  # restored afterwards
-    agent = Agent.load(str(MODEL))
     trackers = _story_points(agent, 150)
     assert len(trackers) >= 100
     rejected = _with_rejections(agent, trackers[:60], random.Random(SEED))
@@ -246,14 +253,12 @@ def _subclasses(cls: type) -> set[type]:
 
 
 @pytest.mark.skipif(not MODEL.is_file(), reason="no trained model: run make test")
-def test_remembered_past_states_are_rasas_own(monkeypatch):
-    from rasa.core.agent import Agent
+def test_remembered_past_states_are_rasas_own(monkeypatch, agent):
     from rasa.shared.core.events import ActionExecuted, SlotSet, UserUttered
     from rasa.shared.core.trackers import DialogueStateTracker
 
     listed = DialogueStateTracker.past_states
     monkeypatch.setattr(DialogueStateTracker, "past_states", listed)  # restored afterwards
-    agent = Agent.load(str(MODEL))
     domain = agent.domain
     trackers = _story_points(agent, 80)
     events = [list(tracker.events) for tracker in trackers]
@@ -343,12 +348,10 @@ def _odd_rule(key: str, rng: random.Random) -> str:
 
 
 @pytest.mark.skipif(not MODEL.is_file(), reason="no trained model: run make test")
-def test_rules_matched_once_parsed_are_the_ones_rasa_finds(monkeypatch):
-    from rasa.core.agent import Agent
+def test_rules_matched_once_parsed_are_the_ones_rasa_finds(monkeypatch, agent):
     from rasa.core.policies.rule_policy import RulePolicy
 
     monkeypatch.setattr(RulePolicy, "_get_possible_keys", RulePolicy._get_possible_keys)
-    agent = Agent.load(str(MODEL))
     domain = agent.domain
     trackers = _story_points(agent, 80)
     before = _predictions(agent, trackers)
