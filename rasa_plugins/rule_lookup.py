@@ -94,11 +94,14 @@ class _Index:
 
 ACTION_NAME = "action_name"  # rasa.shared.nlu.constants.ACTION_NAME (checked at install)
 _indexes: dict[int, tuple[dict[str, Any], _Index]] = {}  # by id of a lookup kept alive here
+_MAX_INDEXES = 8  # a model has two lookups; a reloaded model's replace the old ones
 
 
 def _index(lookup: dict[str, Any], previous: str, unset: str) -> _Index:
     kept = _indexes.get(id(lookup))
     if kept is None or kept[0] is not lookup or kept[1].keys != lookup.keys():
+        if kept is None and len(_indexes) >= _MAX_INDEXES:
+            _indexes.clear()  # lookups of models no longer loaded are not kept alive
         kept = (lookup, _Index(lookup, previous, unset))  # new, or the lookup has changed
         _indexes[id(lookup)] = kept
     return kept[1]

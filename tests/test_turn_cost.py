@@ -131,6 +131,12 @@ def _with_rejections(agent, trackers, rng: random.Random) -> list:
     return rejected
 
 
+def _rule_policy(agent):
+    """The loaded model's rule policy."""
+    nodes = agent.processor.graph_runner._instantiated_nodes  # noqa: SLF001
+    return next(node._component for name, node in nodes.items() if "RulePolicy" in name)  # noqa: SLF001
+
+
 def _predictions(agent, trackers) -> list[tuple[str, str, float]]:
     picked = []
     for tracker in trackers:
@@ -220,7 +226,7 @@ def test_quick_slot_copies_are_what_copy_copy_makes():
     slot_copy.install()
     try:
         slot_copy.install()  # twice is once
-        assert {type(slot) for slot in slots} <= {c for c in _subclasses(Slot)}
+        assert len({type(slot) for slot in slots}) >= 3  # several kinds of slot, not one
         for slot, before in zip(slots, standard, strict=True):
             quick = copy.copy(slot)
             assert type(quick) is type(before) and vars(quick) == vars(before)
@@ -245,13 +251,6 @@ def test_quick_slot_copies_are_what_copy_copy_makes():
         del Slot.__copy__
 
 
-def _subclasses(cls: type) -> set[type]:
-    found = {cls}
-    for sub in cls.__subclasses__():
-        found |= _subclasses(sub)
-    return found
-
-
 @pytest.mark.skipif(not MODEL.is_file(), reason="no trained model: run make test")
 def test_remembered_past_states_are_rasas_own(monkeypatch, agent):
     from rasa.shared.core.events import ActionExecuted, SlotSet, UserUttered
@@ -263,11 +262,7 @@ def test_remembered_past_states_are_rasas_own(monkeypatch, agent):
     trackers = _story_points(agent, 80)
     events = [list(tracker.events) for tracker in trackers]
     before = _predictions(agent, trackers)
-    rule_policy = next(
-        node._component  # noqa: SLF001
-        for name, node in agent.processor.graph_runner._instantiated_nodes.items()  # noqa: SLF001
-        if "RulePolicy" in name
-    )
+    rule_policy = _rule_policy(agent)
     rule_only = rule_policy._get_rule_only_data()  # noqa: SLF001
     options = [(False, False, None), (True, False, None), (False, True, rule_only),
                (True, True, rule_only), (False, True, {})]  # fmt: skip
@@ -355,11 +350,7 @@ def test_rules_matched_once_parsed_are_the_ones_rasa_finds(monkeypatch, agent):
     domain = agent.domain
     trackers = _story_points(agent, 80)
     before = _predictions(agent, trackers)
-    rule_policy = next(
-        node._component  # noqa: SLF001
-        for name, node in agent.processor.graph_runner._instantiated_nodes.items()  # noqa: SLF001
-        if "RulePolicy" in name
-    )
+    rule_policy = _rule_policy(agent)
     lookups = [rule_policy.lookup[name] for name in ("rules", "rules_for_loop_unhappy_path")]
     rng = random.Random(SEED)
     intents = [*domain.intents, "no_such_intent"]
