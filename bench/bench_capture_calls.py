@@ -49,7 +49,7 @@ def one_call(stack: Stack, fake: FakeTwilio, phone_number: str, card: str, out: 
     async def run():
         async with dial(stack, fake, phone_number) as phone:
             try:
-                await cc.to_capture(phone)
+                await cc.to_capture(phone, stack)
                 await cc.steps(phone, card + "#", "1230", "739", cc.ZIP)
                 await phone.press("1")
                 out["last_key"] = datetime.now(timezone.utc)

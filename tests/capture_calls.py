@@ -74,25 +74,44 @@ def add_callers(stack: Stack, count: int, first: int = 1) -> list[str]:
     return phones
 
 
-async def to_capture(phone, method: str = "card", account_type: str = "checking") -> None:
+async def to_capture(phone, stack: Stack, method: str = "card",
+                     account_type: str = "checking") -> None:
     """From the call's start to the capture's first question, paying the whole balance with
-    a new card or bank account (``method``: ``card`` or ``bank``)."""
+    a new card or bank account (``method``: ``card`` or ``bank``).
+
+    Each spoken answer is checked against the bot's next question (Rasa's tracker of this
+    call); a "Sorry, please say ..." is answered again, as a caller would (speech from many
+    callers at once is now and then misheard), and any other reply fails with what was said.
+    """
     await phone.wait_bot()  # the billing ZIP code, please
     await phone.press(ZIP + "#")
     await phone.wait_bot()  # Hello Robert ... pay now?
-    await phone.say("yes")
-    await phone.wait_bot()  # your Mastercard ending 4444? or a new card ...
-    await phone.say("no")
-    await phone.wait_bot()  # card or bank account?
+    await answer(phone, stack, "yes", "Would you like to use your")
+    await answer(phone, stack, "no", "card or from a bank account")
     if method == "bank":
-        await phone.say("bank account")
-        await phone.wait_bot()  # checking or savings?
-        await phone.say(account_type)
+        await answer(phone, stack, "bank account", "checking or a savings")
+        await answer(phone, stack, account_type, "To confirm")
     else:
-        await phone.say("card")
-    await phone.wait_bot()  # to confirm ... shall I go ahead?
-    await phone.say("yes")
-    await phone.wait_bot()  # the intro; key in your card number (or routing number)
+        await answer(phone, stack, "card", "To confirm")
+    await answer(phone, stack, "yes", "securely")  # then: key in your card (routing) number
+
+
+async def answer(phone, stack: Stack, text: str, expect: str, tries: int = 3) -> None:
+    """Say ``text`` and wait until the bot has answered; say it again while the answer is a
+    "Sorry, ..." re-prompt (up to ``tries`` times). Fails unless the bot's last sentence then
+    contains ``expect``."""
+    heard: list[str] = []
+    for _ in range(tries):
+        await phone.say(text)
+        await phone.wait_bot()
+        heard = await asyncio.to_thread(said, stack, phone.call_sid)
+        last = heard[-1] if heard else ""
+        if expect in last:
+            return
+        if not last.startswith("Sorry"):
+            break
+    raise AssertionError(f"call {phone.call_sid}: after {text!r} the bot did not ask "
+                         f"{expect!r}; it said {heard}")
 
 
 async def steps(phone, *keys: str) -> None:

@@ -143,7 +143,7 @@ def place(stack: Stack, fake, call: Call) -> None:
         # stored-method question went unheard there; the voice modules cover the pool).
         async with dial(stack, fake, call.phone_number, EspeakVoice()) as phone:
             try:
-                await cc.to_capture(phone, call.method, call.account_type)
+                await cc.to_capture(phone, stack, call.method, call.account_type)
                 await call.script(phone, stack)
             finally:
                 call.call_sid = phone.call_sid
@@ -226,6 +226,7 @@ def collect(stack: Stack, call: Call) -> None:
 # --- the checks ----------------------------------------------------------------------------
 def charged_once(matrix: Matrix, name: str, brand: str) -> Payment:
     call, stack = matrix.call(name), matrix.stack(name)
+    assert len(call.payments) == 1, (call.payments, call.said, call.log)
     [payment] = call.payments
     assert payment.status == PaymentStatus.SUCCEEDED, (payment.status, payment.decline_code)
     assert payment.method_brand == brand

@@ -127,7 +127,7 @@ def place_call(workers: Workers, fake, phone_number: str, card: str) -> Outcome:
                                 voice=EspeakVoice(), wait_timeout_s=60.0)
         outcome.sender = f"call:{session.call_sid}"
         async with session as phone:
-            await cc.to_capture(phone)
+            await cc.to_capture(phone, workers.stack)
             await cc.steps(phone, card + "#", "1230", CODE, cc.ZIP)
             await phone.press("1")
             await cc.until_said(workers.stack, phone, "was successful", "didn't go through",
