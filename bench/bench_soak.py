@@ -10,7 +10,8 @@ Visa, "no" to the receipt and to anything else), checks that it paid exactly onc
 again with the next account, until the time is up (calls under way then finish).
 
 Printed: calls placed, paid and failed (with the reason of each failure), caller turns and
-late frames (the caller's playback ran dry mid-reply), the caller-heard reply latency p50/p95
+late frames (the caller's playback ran dry mid-reply; each late bot turn with its call, to look
+up in ``--stack-log``), the caller-heard reply latency p50/p95
 per minute, the no-input prompts heard, and the services' resident memory (the bridge, Rasa
 and the action server, each with its children) sampled every 10 s: the first sample after
 the warm-up minute, the last, the peak and the growth between them. Then the targets (zero
@@ -167,6 +168,12 @@ def report(soak: Soak, level: int, minutes: float) -> bool:
         print(f"  FAILED {o.call_sid} {o.phone}: {o.error}")
     for o in failed[:SHOW_TRANSCRIPTS]:
         print(f"  what the bot said on {o.call_sid}: {o.said!r}")
+    for o, end in zip(outcomes, soak.ended_at, strict=True):
+        for turn in (o.result.bot_turns if o.result else []):
+            if turn.late_frames:  # where the gaps were: look the call up in --stack-log
+                print(f"  late: {o.call_sid} (ended at {end / 60:.1f} min) bot turn "
+                      f"{turn.index}, reply {turn.reply}: {turn.late_frames} late frames; "
+                      f"{turn.received_bytes / 8:.0f} ms received, marks {turn.marks}")
     print("caller-heard reply latency (last speech or key to the bot's first audio) and late "
           "frames, by the minute each call ended:")
     for minute in range(int(minutes + 1)):

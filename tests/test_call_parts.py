@@ -19,7 +19,7 @@ from tests.helpers import edit_distance
 from voice_bridge.asr.pocketsphinx_engine import PocketSphinxEngine
 from voice_bridge.call.keypad import KeypadEntry
 from voice_bridge.call.listener import Listener
-from voice_bridge.call.playback import Player
+from voice_bridge.call.playback import SPEECH_S_PER_CHAR, Player
 from voice_bridge.call.rasa_client import parse_reply
 from voice_bridge.call.vad import TurnEventType
 from voice_bridge.secure_capture.fields import Prompt
@@ -184,6 +184,30 @@ async def test_player_sends_frames_then_marks_and_tracks_what_was_heard(tts, poo
     assert player.on_mark("1.2") is False and player.speaking  # in order: 1.1 played too
     assert player.on_mark("1.end") is True and not player.speaking
     await asyncio.wait_for(player.played(), 1)
+
+
+async def test_a_piece_ready_after_the_audio_before_it_played_is_counted_late(
+    tts, pool, caplog
+) -> None:
+    text = "Right. I have found your account for you. Done."
+    first, middle, last = tts.plan(text)
+    make = runner(pool)
+
+    async def slow_last(fn, *args, deadline=None, ahead=False):
+        audio = await make(fn, *args, deadline=deadline, ahead=ahead)
+        if args[-1] == last:  # the machine fell behind on the last piece
+            await asyncio.sleep(0.5 + (len(first) + len(middle)) * SPEECH_S_PER_CHAR * 1.5)
+        return audio
+
+    wire = Wire()
+    caplog.set_level("WARNING", logger="voice_bridge.call.playback")
+    stats = await Player("CA1", "MZ1", wire.send, tts, slow_last).say([text])
+    assert stats.late_frames > 0 and wire.marks() == ["1.1", "1.2", "1.3", "1.end"]
+    assert "reply 1 went out" in caplog.text and "piece 3 of 3" in caplog.text
+    # On time (every piece in the cache now): nothing counted, nothing logged.
+    caplog.clear()
+    assert (await Player("CA1", "MZ2", Wire().send, tts, make).say([text])).late_frames == 0
+    assert "went out" not in caplog.text
 
 
 async def test_barge_in_clears_and_ignores_old_marks(tts, pool) -> None:

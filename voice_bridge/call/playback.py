@@ -50,6 +50,7 @@ class PlaybackStats:
     sentences: int
     audio_ms: float
     interrupted: bool
+    late_frames: int = 0  # 20 ms slots the caller went without audio mid-reply (sent late)
 
 
 class Player:
@@ -193,6 +194,7 @@ class Player:
         plan = [sentence for text in texts for sentence in self._tts.plan(text)]
         ahead: deque[asyncio.Future[bytes]] = deque()
         clock = PlayoutClock()
+        late_at = 0  # the first piece that went out after the audio before it had played
         try:
             # Each piece is due when the ones before it have been said (roughly): the pool
             # serves the caller waiting for a first piece before other calls' look-ahead.
@@ -218,7 +220,10 @@ class Player:
                     if lead_ms < needed_ms:
                         continue
                 for number, piece in enumerate(held, start=index + 2 - len(held)):
+                    was_late = clock.late_frames
                     clock.sent(len(piece) * 1000.0 / TWILIO_RATE)
+                    if clock.late_frames > was_late and not late_at:
+                        late_at = number
                     for at in range(0, len(piece), MEDIA_CHUNK_BYTES):
                         chunk = piece[at : at + MEDIA_CHUNK_BYTES]
                         await self._send(OutboundMedia(self.stream_sid, chunk).to_json())
@@ -234,7 +239,11 @@ class Player:
             self._sending = False
             if not self.speaking:
                 self._idle.set()
-        stats = PlaybackStats(reply, first_audio_ms, len(plan), frames_sent * 20.0, False)
+        if clock.late_frames:  # the bridge's side of a stutter: the audio was not ready
+            log.warning("call %s: reply %d went out %d frames late (first at piece %d of %d)",
+                        self.call_id, reply, clock.late_frames, late_at, len(plan))
+        stats = PlaybackStats(reply, first_audio_ms, len(plan), frames_sent * 20.0, False,
+                              clock.late_frames)
         self.last_stats = stats
         return stats
 
