@@ -19,7 +19,7 @@ from tests.helpers import edit_distance
 from voice_bridge.asr.pocketsphinx_engine import PocketSphinxEngine
 from voice_bridge.call.keypad import KeypadEntry
 from voice_bridge.call.listener import Listener
-from voice_bridge.call.playback import SPEECH_S_PER_CHAR, Player
+from voice_bridge.call.playback import Player
 from voice_bridge.call.rasa_client import parse_reply
 from voice_bridge.call.vad import TurnEventType
 from voice_bridge.secure_capture.fields import Prompt
@@ -189,14 +189,15 @@ async def test_player_sends_frames_then_marks_and_tracks_what_was_heard(tts, poo
 async def test_a_piece_ready_after_the_audio_before_it_played_is_counted_late(
     tts, pool, caplog
 ) -> None:
-    text = "Right. I have found your account for you. Done."
+    text = "Right. I have found your account for you. All done now."
     first, middle, last = tts.plan(text)
+    before_ms = len(tts.audio(first) + tts.audio(middle)) / 8  # cached: sent at once
     make = runner(pool)
 
     async def slow_last(fn, *args, deadline=None, ahead=False):
         audio = await make(fn, *args, deadline=deadline, ahead=ahead)
         if args[-1] == last:  # the machine fell behind on the last piece
-            await asyncio.sleep(0.5 + (len(first) + len(middle)) * SPEECH_S_PER_CHAR * 1.5)
+            await asyncio.sleep(before_ms / 1000 + 0.5)
         return audio
 
     wire = Wire()
