@@ -384,3 +384,20 @@ def test_rules_matched_once_parsed_are_the_ones_rasa_finds(monkeypatch, agent):
     rule_lookup.install()
     rule_lookup.install()  # twice is once
     assert _predictions(agent, trackers) == before
+
+
+def test_rule_groupings_kept_are_bounded_and_follow_the_lookup():
+    """Each new lookup (a reloaded model's) gets its own grouping, at most a few are kept alive,
+    and a lookup seen again after it was dropped is grouped again, not answered from another's."""
+    import json
+
+    lookups = [{json.dumps([{"prev_action": {"action_name": f"action_{n}"}}]): "x"}
+               for n in range(3 * rule_lookup._MAX_INDEXES)]  # noqa: SLF001
+    for _ in range(2):
+        for n, lookup in enumerate(lookups):
+            mine = [{"prev_action": {"action_name": f"action_{n}"}}]
+            other = [{"prev_action": {"action_name": f"action_{n + 1}"}}]
+            assert rule_lookup.possible_keys(lookup, mine) == set(lookup)
+            assert rule_lookup.possible_keys(lookup, other) == set()
+            assert len(rule_lookup._indexes) <= rule_lookup._MAX_INDEXES  # noqa: SLF001
+    assert any(kept is lookups[-1] for kept, _index in rule_lookup._indexes.values())  # noqa: SLF001
