@@ -224,6 +224,24 @@ async def test_a_callback_that_beats_the_stored_message_sid_is_kept(bridge, monk
     assert asyncio.get_running_loop().time() - started < 15
 
 
+async def test_a_send_that_stores_its_sid_between_the_two_looks_is_found(bridge, monkeypatch):
+    """The callback looked the SID up (not there), then the send stored it and left the
+    in-flight state before the callback checked that: one more look finds it."""
+    sid = "SM" + "7" * 32
+    message_id = queue(bridge.engine, NYC)
+    in_flight = sms_status._unknown_for_now  # noqa: SLF001
+
+    def finished_meanwhile(engine) -> bool:
+        with session_scope(engine) as session:
+            message = session.get(OutboundMessage, message_id)
+            message.status, message.provider_id = "sent", sid
+        return in_flight(engine)  # False: nothing is in flight any more
+
+    monkeypatch.setattr(sms_status, "_unknown_for_now", finished_meanwhile)
+    assert await report(bridge, sid, "delivered") == 204
+    assert row(bridge.engine, message_id).delivery_status == "delivered"
+
+
 async def test_generated_callback_orders_end_at_the_first_ending(bridge):
     seed = int(os.environ.get("PAYBOT_TEST_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)

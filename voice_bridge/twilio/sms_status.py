@@ -100,6 +100,7 @@ async def record_when_known(
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + EARLY_WAIT_S
+    last_look = False
     while True:
         try:
             return await asyncio.to_thread(
@@ -107,8 +108,13 @@ async def record_when_known(
                 error_code=error_code,
             )  # fmt: skip
         except UnknownMessage:
-            if loop.time() >= deadline or not await asyncio.to_thread(_unknown_for_now, engine):
+            if last_look or loop.time() >= deadline:
                 raise
+            if not await asyncio.to_thread(_unknown_for_now, engine):
+                # The send in flight may have stored its SID between the look-up and this
+                # check (one commit does both): one more look before refusing.
+                last_look = True
+                continue
         await asyncio.sleep(_LOOK_AGAIN_S)
 
 
