@@ -13,12 +13,16 @@ import pytest
 from aiohttp import web
 from sqlmodel import Session
 
+from paybot.db import queries
+from paybot.db.engine import session_scope
 from paybot.db.models import OutboundMessage
+from paybot.db.queries.outbox import SENDING_LEASE, STOPPED_MID_SEND
 from paybot.db.types import utcnow
 from paybot.settings import load_settings
 from tests.helpers import rows
 from voice_bridge.jobs.receipt_sender import (
     Claimed,
+    PassResult,
     _after_failure,
     claim_due,
     receipt_sender,
@@ -125,6 +129,60 @@ def test_a_claim_is_won_once(db_engine):
     assert first == [Claimed(message_id, "+15555550000", "Receipt number 0.", 1)]
     assert claim_due(db_engine, now=utcnow()) == []
     assert by_id(db_engine)[message_id].status == "sending"
+
+
+def test_a_message_left_sending_by_a_stopped_sender_is_marked_unknown(
+    db_engine, rest, fake_twilio, caplog
+):
+    """A sender that died mid-send left its claims ``sending``: within the lease nothing
+    touches them (that sender may still be sending); after it the next pass marks them
+    ``unknown`` (they may have gone out), never sends them, and sends what is due as usual.
+    Rows claimed before claims were timed (no ``claimed_at``) are parked at once."""
+    left = queue(db_engine, 2)
+    claimed_at = utcnow()
+    assert len(claim_due(db_engine, now=claimed_at)) == 2  # the sender then died
+    (untimed,) = queue(db_engine, 1)
+    with session_scope(db_engine) as session:  # claimed by a sender from before claims were timed
+        session.get(OutboundMessage, untimed).status = "sending"
+    caplog.set_level(logging.INFO)
+
+    first = send(db_engine, rest, now=claimed_at + SENDING_LEASE - timedelta(seconds=1))
+    assert (first.unknown, first.sent) == (1, 0)
+    stored = by_id(db_engine)
+    assert [stored[i].status for i in left] == ["sending", "sending"]
+    assert (stored[untimed].status, stored[untimed].last_error) == ("unknown", STOPPED_MID_SEND)
+
+    (fresh,) = queue(db_engine, 1)
+    later = send(db_engine, rest, now=claimed_at + SENDING_LEASE + timedelta(seconds=1))
+    assert (later.unknown, later.sent) == (2, 1)
+    stored = by_id(db_engine)
+    for message_id in left:
+        row = stored[message_id]
+        assert (row.status, row.attempts, row.last_error) == ("unknown", 1, STOPPED_MID_SEND)
+        assert row.provider_id is None
+    assert stored[fresh].status == "sent"
+    assert [m.form["Body"] for m in fake_twilio.messages()] == [stored[fresh].body]
+    assert send(db_engine, rest, now=utcnow() + timedelta(days=1)) == PassResult()
+    assert len(fake_twilio.messages()) == 1
+    parked = [r.getMessage() for r in caplog.records if "stopped sender" in r.getMessage()]
+    assert len(parked) == 3 and all(str(i) in " ".join(parked) for i in [*left, untimed])
+    assert "Receipt number" not in caplog.text and "+1555555" not in caplog.text
+
+
+def test_a_stale_claim_that_finishes_meanwhile_is_left_alone(db_engine):
+    """Parking is conditional: a row that left ``sending`` after it was found stale (its slow
+    sender finished after all) keeps what that sender wrote."""
+    (message_id,) = queue(db_engine)
+    claim_due(db_engine, now=utcnow() - SENDING_LEASE - timedelta(minutes=1))
+    before = utcnow() - SENDING_LEASE
+    with Session(db_engine) as session:
+        assert queries.stale_sending_ids(session=session, before=before, limit=5) == [message_id]
+    with session_scope(db_engine) as session:
+        row = session.get(OutboundMessage, message_id)
+        row.status, row.provider_id = "sent", "SM" + "1" * 32
+    with session_scope(db_engine) as session:
+        assert not queries.park_stale_sending(session=session, message_id=message_id, before=before)
+    assert by_id(db_engine)[message_id].status == "sent"
 
 
 def test_two_senders_racing_send_each_message_once(db_engine, fake_twilio):

@@ -16,6 +16,8 @@ from sqlmodel import Session
 
 from paybot.db.engine import session_scope
 from paybot.db.models import OutboundMessage
+from paybot.db.queries.outbox import SENDING_LEASE
+from paybot.db.types import utcnow
 from paybot.settings import SettingsError, load_settings
 from paybot.sms.consent import may_text, opt_in, opt_out
 from paybot.sms.quiet_hours import QuietHours, parse_window, zones_for_number
@@ -209,7 +211,8 @@ async def test_a_callback_that_beats_the_stored_message_sid_is_kept(bridge, monk
     sid = "SM" + "9" * 32
     message_id = queue(bridge.engine, NYC)
     with session_scope(bridge.engine) as session:  # claimed by a sender, its send under way
-        session.get(OutboundMessage, message_id).status = "sending"
+        claimed = session.get(OutboundMessage, message_id)
+        claimed.status, claimed.claimed_at = "sending", utcnow()
     early = asyncio.create_task(report(bridge, sid, "sent"))
     await asyncio.sleep(0.6)
     assert not early.done()
@@ -222,6 +225,20 @@ async def test_a_callback_that_beats_the_stored_message_sid_is_kept(bridge, monk
     started = asyncio.get_running_loop().time()
     assert await report(bridge, "SM" + "8" * 32, "sent") == 404
     assert asyncio.get_running_loop().time() - started < 15
+
+
+async def test_a_message_left_sending_long_ago_is_not_waited_for(bridge, monkeypatch):
+    """A row a stopped sender left ``sending`` (its claim older than the lease, or from before
+    claims were timed) is not a send in flight: an unknown SID is refused at once."""
+    monkeypatch.setattr(sms_status, "EARLY_WAIT_S", 30.0)
+    old, untimed = queue(bridge.engine, NYC), queue(bridge.engine, NYC)
+    with session_scope(bridge.engine) as session:
+        left = session.get(OutboundMessage, old)
+        left.status, left.claimed_at = "sending", utcnow() - SENDING_LEASE - timedelta(seconds=1)
+        session.get(OutboundMessage, untimed).status = "sending"
+    started = asyncio.get_running_loop().time()
+    assert await report(bridge, "SM" + "6" * 32, "sent") == 404
+    assert asyncio.get_running_loop().time() - started < 10
 
 
 async def test_a_send_that_stores_its_sid_between_the_two_looks_is_found(bridge, monkeypatch):

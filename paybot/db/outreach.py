@@ -37,6 +37,9 @@ class OutboundMessage(SQLModel, table=True):
     # attempt failed ("http 500 code 20500", "no answer"): never the provider's message or body.
     next_attempt_at: datetime | None = _timestamp(nullable=True, default=False)
     last_error: str | None = Field(default=None, max_length=64)
+    # When a sender took it (``sending``): a row still ``sending`` long after that was left by a
+    # sender that stopped mid-send, and is marked ``unknown`` (it may have gone out).
+    claimed_at: datetime | None = _timestamp(nullable=True, default=False)
     # Twilio's status callbacks (voice_bridge.twilio.sms_status): the latest status it
     # reported (queued, sent, delivered, undelivered, failed...), its error code, and when.
     delivery_status: str | None = Field(default=None, max_length=16)

@@ -11,7 +11,10 @@ of them can win, so no message goes out twice. Outcomes:
 * refused (4xx, e.g. not a mobile number): ``failed`` at once;
 * no answer after the request went out: ``unknown``: it may have been sent, so it is not
   retried automatically (an operator can set it back to ``queued``). A bridge that dies
-  mid-send leaves its row ``sending`` for the same reason;
+  mid-send leaves its row ``sending`` for the same reason; once its claim is older than
+  :data:`paybot.db.queries.outbox.SENDING_LEASE` (a send is one request of at most ten
+  seconds) the next pass marks it ``unknown`` too ("sender stopped mid-send"), where an
+  operator sees it;
 * to a number that opted out (STOP, or Twilio's error 21610): ``opted_out``, never sent;
 * outreach during the recipient's quiet hours: ``queued`` again until they end, the attempt
   not counted (:mod:`paybot.sms.outreach` says which kinds wait).
@@ -39,6 +42,7 @@ from sqlmodel import Session
 from paybot.db import queries
 from paybot.db.engine import session_scope
 from paybot.db.models import OutboundMessage
+from paybot.db.queries.outbox import SENDING_LEASE
 from paybot.db.types import utcnow
 from paybot.sms.consent import opt_out
 from paybot.sms.outreach import verdict
@@ -93,6 +97,24 @@ def claim_due(engine: Engine, *, now: datetime, limit: int = BATCH) -> list[Clai
     return claimed
 
 
+def park_stale(engine: Engine, *, now: datetime, limit: int = BATCH) -> int:
+    """Mark ``unknown`` the messages left ``sending`` by a sender that stopped mid-send (claimed
+    more than :data:`~paybot.db.queries.outbox.SENDING_LEASE` before ``now``); how many."""
+    before = now - SENDING_LEASE
+    with session_scope(engine) as session:
+        ids = queries.stale_sending_ids(session=session, before=before, limit=limit)
+    parked = 0
+    for message_id in ids:
+        with session_scope(engine) as session:
+            if queries.park_stale_sending(session=session, message_id=message_id, before=before):
+                parked += 1
+                log.warning(
+                    "outbound message %s was left sending by a stopped sender: marked unknown "
+                    "(it may have gone out; not retried)", message_id,
+                )
+    return parked
+
+
 def send_due(
     engine: Engine,
     twilio: TwilioRest,
@@ -106,6 +128,7 @@ def send_due(
     to opted-out numbers are skipped, outreach in ``quiet`` hours waits."""
     result = PassResult()
     now = now or utcnow()
+    result.unknown += park_stale(engine, now=now)
     for message in claim_due(engine, now=now):
         held = _hold(engine, message, now, quiet)
         if held is not None:

@@ -86,7 +86,7 @@ def record_delivery(
 
 def _unknown_for_now(engine: Engine) -> bool:
     with Session(engine) as session:
-        return queries.send_in_flight(session=session)
+        return queries.send_in_flight(session=session, now=utcnow())
 
 
 async def record_when_known(

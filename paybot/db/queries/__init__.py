@@ -29,8 +29,10 @@ from paybot.db.queries.outbox import (
     due_message_ids,
     message_by_provider_id,
     outbox_backlog,
+    park_stale_sending,
     receipt_message,
     send_in_flight,
+    stale_sending_ids,
 )
 from paybot.db.queries.payments import (
     due_scheduled_payment_ids,
@@ -71,6 +73,8 @@ __all__ = [
     "is_opted_out",
     "message_by_provider_id",
     "send_in_flight",
+    "stale_sending_ids",
+    "park_stale_sending",
     "payment_by_key",
     "unclaimed_payment_ids",
     "used_token_payment_ids",

@@ -6,12 +6,17 @@ one is a conditional UPDATE (:func:`claim_message`) that only one sender can win
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, update
 from sqlmodel import Session, select
 
 from paybot.db.models import OutboundMessage
+
+# A send is one request of at most ten seconds: a claim older than this was left by a sender
+# that stopped mid-send (voice_bridge.jobs.receipt_sender marks such rows unknown).
+SENDING_LEASE = timedelta(minutes=2)
+STOPPED_MID_SEND = "sender stopped mid-send"  # last_error of a row parked by park_stale_sending
 
 
 def receipt_message(*, session: Session, payment_id: int) -> OutboundMessage | None:
@@ -28,13 +33,51 @@ def message_by_provider_id(*, session: Session, provider_id: str) -> OutboundMes
     return session.exec(query).first()
 
 
-def send_in_flight(*, session: Session) -> bool:
-    """True while a sender holds a claimed message whose MessageSid is not stored yet."""
+def send_in_flight(*, session: Session, now: datetime) -> bool:
+    """True while a sender holds a message it claimed within :data:`SENDING_LEASE` of ``now``
+    and whose MessageSid is not stored yet (rows left ``sending`` longer ago are not)."""
     query = select(OutboundMessage.id).where(
         OutboundMessage.status == "sending",
         OutboundMessage.provider_id.is_(None),  # type: ignore[union-attr]
+        OutboundMessage.claimed_at >= now - SENDING_LEASE,  # type: ignore[operator]
     )
     return session.exec(query.limit(1)).first() is not None
+
+
+def stale_sending_ids(*, session: Session, before: datetime, limit: int) -> list[int]:
+    """Up to ``limit`` ids of messages still ``sending`` that were claimed before ``before``
+    (or before claims were timed)."""
+    query = (
+        select(OutboundMessage.id)
+        .where(
+            OutboundMessage.status == "sending",
+            or_(
+                OutboundMessage.claimed_at.is_(None),  # type: ignore[union-attr]
+                OutboundMessage.claimed_at < before,  # type: ignore[operator]
+            ),
+        )
+        .order_by(OutboundMessage.id)
+        .limit(limit)
+    )
+    return list(session.exec(query).all())
+
+
+def park_stale_sending(*, session: Session, message_id: int, before: datetime) -> bool:
+    """Mark message ``message_id`` ``unknown`` if it is still ``sending`` under a claim older
+    than ``before``: its sender stopped mid-send, so it may have gone out and is not retried.
+    False when it moved on meanwhile. Commit to make it stick."""
+    return session.execute(
+        update(OutboundMessage)
+        .where(
+            OutboundMessage.id == message_id,
+            OutboundMessage.status == "sending",
+            or_(
+                OutboundMessage.claimed_at.is_(None),  # type: ignore[union-attr]
+                OutboundMessage.claimed_at < before,  # type: ignore[operator]
+            ),
+        )
+        .values(status="unknown", last_error=STOPPED_MID_SEND)
+    ).rowcount == 1
 
 
 def due_message_ids(*, session: Session, now: datetime, limit: int) -> list[int]:
@@ -59,7 +102,7 @@ def claim_message(*, session: Session, message_id: int, now: datetime) -> Outbou
             OutboundMessage.status == "queued",
             _due(now),
         )
-        .values(status="sending", attempts=OutboundMessage.attempts + 1)
+        .values(status="sending", attempts=OutboundMessage.attempts + 1, claimed_at=now)
     ).rowcount
     return session.get(OutboundMessage, message_id) if won == 1 else None
 
