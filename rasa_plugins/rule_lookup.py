@@ -24,23 +24,19 @@ import json
 from typing import Any
 
 _Rule = tuple[dict[str, dict[str, Any]], ...]  # a rule's states, the latest first
-_parsed: dict[str, _Rule] = {}  # by key: a model's rules (a few hundred), kept while it runs
 
 
 def _reversed_states(key: str) -> _Rule:
     """The rule ``key``'s states, latest first, list values as tuples (as Rasa compares them:
-    JSON made its tuples lists). Parsed once per key."""
-    rule = _parsed.get(key)
-    if rule is None:
-        rule = tuple(
-            {
-                kind: {k: tuple(v) if isinstance(v, list) else v for k, v in sub.items()}
-                for kind, sub in state.items()
-            }
-            for state in reversed(json.loads(key))
-        )
-        _parsed[key] = rule
-    return rule
+    JSON made its tuples lists). Parsed once per lookup grouped (:class:`_Index`), so what is
+    kept goes with the lookups kept."""
+    return tuple(
+        {
+            kind: {k: tuple(v) if isinstance(v, list) else v for k, v in sub.items()}
+            for kind, sub in state.items()
+        }
+        for state in reversed(json.loads(key))
+    )
 
 
 def _matches(rule_state: dict[str, dict[str, Any]], state: dict[str, Any], unset: str) -> bool:

@@ -401,3 +401,6 @@ def test_rule_groupings_kept_are_bounded_and_follow_the_lookup():
             assert rule_lookup.possible_keys(lookup, other) == set()
             assert len(rule_lookup._indexes) <= rule_lookup._MAX_INDEXES  # noqa: SLF001
     assert any(kept is lookups[-1] for kept, _index in rule_lookup._indexes.values())  # noqa: SLF001
+    # Nothing else outlives the lookups: the parsed rules are the groupings' own.
+    assert not [name for name, value in vars(rule_lookup).items()
+                if isinstance(value, dict) and name != "_indexes" and not name.startswith("__")]
