@@ -39,6 +39,12 @@ _WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 ACTIVE_CALLS = Gauge("paybot_active_calls", "Calls with a live media stream on this bridge")
 DRAINING = Gauge("paybot_draining", "1 while the bridge drains (SIGTERM): no new calls")
+CALLS_TURNED_AWAY = Counter(
+    "paybot_calls_turned_away_total",
+    "Calls answered with an apology and hung up: the bridge was draining or full "
+    "(PAYBOT_MAX_CALLS)",
+    ["reason"],
+)
 TURN_LATENCY = Histogram(
     "paybot_turn_latency_seconds",
     "From the caller's end of turn (speech or keys) to the first audio of the bot's reply",

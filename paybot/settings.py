@@ -70,6 +70,11 @@ class Settings(
     # in dev and test, off in prod); on SIGTERM the bridge waits this long for live calls.
     metrics_token: SecretStr | None = Field(None, env="PAYBOT_METRICS_TOKEN")
     drain_timeout_s: float = Field(120.0, env="PAYBOT_DRAIN_TIMEOUT_S", ge=0)
+    # The most calls one bridge carries at once (live streams, calls at <Pay>, calls answered
+    # whose stream has not started yet); one more hears that the lines are busy and is hung up
+    # rather than every caller hearing a bot that stutters. 0: no limit. Size it with
+    # bench/bench_soak.py on the machine (docs/benchmarks.md).
+    max_calls: int = Field(0, env="PAYBOT_MAX_CALLS", ge=0)
 
     # Network: where each service listens and the https base URL Twilio sees. Only the
     # bridge faces the world; Rasa and the action server stay on loopback unless told.

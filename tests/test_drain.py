@@ -7,6 +7,7 @@ websockets, with the real database; the supervisor's drain runs real child proce
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import threading
@@ -18,6 +19,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from paybot import metrics
 from paybot.settings import Settings
 from paybot_cli.children import drain, spawn
 from tests.test_stream_admission import admitted_tail, answer, configured, open_stream, refused
@@ -68,6 +70,14 @@ async def post_voice(client: TestClient, call_sid: str) -> tuple[int, str]:
     return response.status, await response.text()
 
 
+async def post_status(client: TestClient, call_sid: str, status: str) -> int:
+    settings = client.app[SETTINGS]
+    params = {"CallSid": call_sid, "CallStatus": status, "From": CALLER}
+    url = settings.public_base_url + "/twilio/status"
+    headers = {SIGNATURE_HEADER: sign(url, params, settings.twilio_signing_key)}
+    return (await client.post("/twilio/status", data=params, headers=headers)).status
+
+
 def token_at(settings: Settings, call_sid: str, when: float) -> str:
     return issue_call_token(call_token_secret(settings), call_sid=call_sid, caller=CALLER,
                             ttl_s=settings.call_token_ttl_s, now=when)
@@ -107,6 +117,93 @@ async def test_a_call_back_from_pay_is_admitted_during_the_drain(client, db_engi
     await ws.send_str(Start("MZ" + "9" * 32, FIRST, "AC" + "0" * 32, parameters).to_json())
     assert admitted(await ws.receive(timeout=5))
     await ws.close()
+
+
+def turned_away(reason: str) -> float:
+    return metrics.REGISTRY.get_sample_value(
+        "paybot_calls_turned_away_total", {"reason": reason}
+    ) or 0.0
+
+
+async def test_a_full_bridge_turns_new_calls_away_until_one_ends(settings, db_engine):
+    """With ``PAYBOT_MAX_CALLS`` calls carried (answered calls whose stream has not started
+    count, so a burst of webhooks cannot overshoot), one more hears the apology and is hung
+    up; once a call ends the next is answered again."""
+    async for client in bridge(configured(settings, max_calls=2), db_engine):
+        before = turned_away("full")
+        first = await answer(client, FIRST)
+        await answer(client, SECOND)  # answered; its stream has not started yet
+        status, twiml = await post_voice(client, LATE)
+        assert status == 200 and "<Hangup />" in twiml and "<Stream" not in twiml
+        assert "call back" in twiml
+        assert turned_away("full") == before + 1
+
+        ws, message = await open_stream(client, first, FIRST)
+        assert admitted(message)
+        await ws.close()
+        status, twiml = await post_voice(client, "CA" + "4" * 32)  # both still carried
+        assert "<Stream" not in twiml
+        assert await post_status(client, FIRST, "completed") == 204  # FIRST hung up
+        status, twiml = await post_voice(client, "CA" + "5" * 32)
+        assert status == 200 and "<Stream" in twiml
+        assert turned_away("full") == before + 2
+
+
+def test_an_answered_call_counts_until_its_stream_starts_it_ends_or_it_is_overdue():
+    drain = Drain(timeout_s=1.0)
+    assert not drain.full(0) and not drain.full(1)
+    drain.answered("CA-a", 60.0)
+    drain.answered("CA-b", 60.0)
+    drain.answered("CA-c", 0.05)
+    assert drain.calls == 3 and drain.full(3) and not drain.full(4) and not drain.full(0)
+    with drain.call("CA-a"):  # its stream started: one call, not two
+        assert drain.calls == 3
+    assert drain.calls == 2
+    drain.ended("CA-b")  # the caller hung up before the stream started
+    time.sleep(0.1)  # CA-c's stream never came: its token has expired
+    assert drain.calls == 0
+
+
+def test_calls_carried_by_random_walk():
+    """Seeded walks of answers, streams, ``<Pay>`` hand-offs and hang-ups against a set of the
+    calls carried: the count and ``full`` agree with it at every step."""
+    import random
+
+    rng = random.Random(47)
+    for _ in range(100):
+        drain = Drain(timeout_s=1.0)
+        carried: set[str] = set()
+        streams: list[tuple[str, contextlib.AbstractContextManager[None]]] = []
+        waiting: set[str] = set()  # answered, or at <Pay>: a stream may start
+        for _step in range(40):
+            sid = f"CA-{rng.randrange(6)}"
+            live = {other for other, _ in streams}
+            move = rng.choice(["answer", "stream", "hang_up", "pay", "ended"])
+            if move == "answer" and sid not in carried:  # the webhook: once per call
+                drain.answered(sid, 600.0)
+                carried.add(sid)
+                waiting.add(sid)
+            elif move == "stream" and waiting:
+                sid = rng.choice(sorted(waiting))
+                stream = drain.call(sid)
+                stream.__enter__()
+                streams.append((sid, stream))
+                waiting.discard(sid)
+            elif move in ("hang_up", "pay") and streams:
+                sid, stream = streams.pop(rng.randrange(len(streams)))
+                stream.__exit__(None, None, None)
+                if move == "pay":  # handed to <Pay>: the call comes back with a new stream
+                    drain.away(sid)
+                    waiting.add(sid)
+                else:
+                    carried.discard(sid)
+            elif move == "ended" and sid not in live:  # Twilio's status callback
+                drain.ended(sid)
+                carried.discard(sid)
+                waiting.discard(sid)
+            limit = rng.randrange(5)
+            assert drain.calls == len(carried)
+            assert drain.full(limit) is (limit > 0 and len(carried) >= limit)
 
 
 # --- the Drain's bookkeeping -------------------------------------------------------------------

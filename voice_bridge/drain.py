@@ -43,6 +43,7 @@ class Drain:
     began_at: float | None = None  # time.time() when the drain began
     _live: dict[str, int] = field(default_factory=dict)  # CallSid: its live streams
     _away: dict[str, float] = field(default_factory=dict)  # CallSid at <Pay>: since when
+    _answering: dict[str, float] = field(default_factory=dict)  # CallSid: stream due by when
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -51,12 +52,25 @@ class Drain:
 
     @property
     def calls(self) -> int:
-        """Calls this bridge carries: live streams and calls at ``<Pay>``."""
+        """Calls this bridge carries: live streams, calls at ``<Pay>`` and calls answered
+        whose stream has not started yet (until their stream token expires)."""
         now = time.monotonic()
         for call_sid, since in list(self._away.items()):
             if now - since > AWAY_MAX_S:
                 del self._away[call_sid]
-        return len(self._live.keys() | self._away.keys())
+        for call_sid, due in list(self._answering.items()):
+            if now > due:
+                del self._answering[call_sid]
+        return len(self._live.keys() | self._away.keys() | self._answering.keys())
+
+    def full(self, max_calls: int) -> bool:
+        """Whether a new call would be one more than ``max_calls`` (0: never full)."""
+        return bool(max_calls) and self.calls >= max_calls
+
+    def answered(self, call_sid: str, stream_within_s: float) -> None:
+        """``call_sid`` was answered here: its stream should start within ``stream_within_s``
+        (its token's lifetime); it counts as carried until then or until it starts."""
+        self._answering[call_sid] = time.monotonic() + stream_within_s
 
     def begin(self) -> None:
         """Refuse new calls from now on (idempotent)."""
@@ -78,6 +92,7 @@ class Drain:
     def call(self, call_sid: str) -> Iterator[None]:
         """While a stream of ``call_sid`` runs (it is back from ``<Pay>``, if it was there)."""
         self._away.pop(call_sid, None)
+        self._answering.pop(call_sid, None)
         self._live[call_sid] = self._live.get(call_sid, 0) + 1
         self._update()
         try:
@@ -95,7 +110,8 @@ class Drain:
 
     def ended(self, call_sid: str) -> None:
         """Twilio reports ``call_sid`` over (a status callback): not waited for any more."""
-        if self._away.pop(call_sid, None) is not None:
+        answering = self._answering.pop(call_sid, None)
+        if self._away.pop(call_sid, None) is not None or answering is not None:
             self._update()
 
     async def wait(self) -> bool:

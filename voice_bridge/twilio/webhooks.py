@@ -1,7 +1,8 @@
 """Twilio's webhooks: answering calls, following their status, and texting with the bot.
 
 * ``POST /twilio/voice``: a call comes in. While the bridge drains (SIGTERM,
-  :mod:`voice_bridge.drain`) it hears an apology and ``<Hangup/>``; otherwise it is answered
+  :mod:`voice_bridge.drain`), or carries ``PAYBOT_MAX_CALLS`` calls already, it hears an
+  apology and ``<Hangup/>``; otherwise it is answered
   with ``<Connect><Stream>`` to ``/twilio/stream`` carrying a per-call token
   (:mod:`voice_bridge.twilio.stream_tokens`) and the caller's number as ``<Parameter>``s;
   the call gets its row in ``calls``. Once per call: a repeat of the webhook for the same
@@ -37,6 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
+from paybot import metrics
 from paybot.contact_centre.sessions import match_call
 from paybot.db.models import CallStatus
 from paybot.dialog.vouch import vouch, vouch_key
@@ -99,7 +101,13 @@ async def voice_webhook(request: web.Request) -> web.Response:
     drain = request.app.get(DRAIN)
     if drain is not None and drain.draining:
         log.info("call %s turned away: the bridge is draining", call_sid)
-        return twiml_response(draining_twiml())
+        metrics.CALLS_TURNED_AWAY.labels(reason="draining").inc()
+        return twiml_response(turn_away_twiml())
+    if drain is not None and drain.full(settings.max_calls):
+        log.warning("call %s turned away: the bridge carries %d calls (PAYBOT_MAX_CALLS)",
+                    call_sid, drain.calls)
+        metrics.CALLS_TURNED_AWAY.labels(reason="full").inc()
+        return twiml_response(turn_away_twiml())
     caller, called, direction = parties(form)
     engine = request.app[DB_ENGINE]
     try:
@@ -126,6 +134,8 @@ async def voice_webhook(request: web.Request) -> web.Response:
         caller=caller,
         ttl_s=settings.call_token_ttl_s,
     )
+    if drain is not None:
+        drain.answered(call_sid, settings.call_token_ttl_s)
     log.info("call %s answered with a media stream", call_sid)
     stream_url = public_url(request, settings, path=STREAM_PATH, websocket=True)
     return twiml_response(stream_twiml(stream_url, token=token, caller=caller))
@@ -275,8 +285,9 @@ def stream_twiml(stream_url: str, *, token: str, caller: str, **more: str) -> st
     return str(response)
 
 
-def draining_twiml() -> str:
-    """What a call hears while the bridge drains: an apology, then the line is closed."""
+def turn_away_twiml() -> str:
+    """What a call hears while the bridge drains or is full: an apology, then the line is
+    closed."""
     response = VoiceResponse()
     response.say(DRAINING_SAY)
     response.hangup()
