@@ -52,20 +52,28 @@ class Drain:
 
     @property
     def calls(self) -> int:
-        """Calls this bridge carries: live streams, calls at ``<Pay>`` and calls answered
-        whose stream has not started yet (until their stream token expires)."""
+        """Calls the drain waits for: live streams and calls at ``<Pay>``."""
         now = time.monotonic()
         for call_sid, since in list(self._away.items()):
             if now - since > AWAY_MAX_S:
                 del self._away[call_sid]
+        return len(self._live.keys() | self._away.keys())
+
+    @property
+    def carried(self) -> int:
+        """Calls this bridge carries: :attr:`calls` and the calls answered whose stream has
+        not started yet (until their stream token expires). The drain does not wait for
+        those: a call that never streams would hold it up to the token's lifetime."""
+        now = time.monotonic()
         for call_sid, due in list(self._answering.items()):
             if now > due:
                 del self._answering[call_sid]
-        return len(self._live.keys() | self._away.keys() | self._answering.keys())
+        calls = self.calls  # prunes the calls at <Pay> given up on
+        return calls + len(self._answering.keys() - self._live.keys() - self._away.keys())
 
     def full(self, max_calls: int) -> bool:
         """Whether a new call would be one more than ``max_calls`` (0: never full)."""
-        return bool(max_calls) and self.calls >= max_calls
+        return bool(max_calls) and self.carried >= max_calls
 
     def answered(self, call_sid: str, stream_within_s: float) -> None:
         """``call_sid`` was answered here: its stream should start within ``stream_within_s``

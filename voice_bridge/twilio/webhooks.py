@@ -105,7 +105,7 @@ async def voice_webhook(request: web.Request) -> web.Response:
         return twiml_response(turn_away_twiml())
     if drain is not None and drain.full(settings.max_calls):
         log.warning("call %s turned away: the bridge carries %d calls (PAYBOT_MAX_CALLS)",
-                    call_sid, drain.calls)
+                    call_sid, drain.carried)
         metrics.CALLS_TURNED_AWAY.labels(reason="full").inc()
         return twiml_response(turn_away_twiml())
     caller, called, direction = parties(form)
