@@ -149,6 +149,25 @@ async def test_a_full_bridge_turns_new_calls_away_until_one_ends(settings, db_en
         assert turned_away("full") == before + 2
 
 
+async def test_webhooks_arriving_together_never_overshoot_the_limit(settings, db_engine):
+    """Twelve calls' webhooks at once, three places: exactly three are answered with a stream
+    (each holds its place before the database work that lets the others in), the rest hear
+    the apology; a repeated webhook (409) gives back no place it did not take."""
+    async for client in bridge(configured(settings, max_calls=3), db_engine):
+        sids = [f"CA{n:032d}" for n in range(100, 112)]
+        answers = await asyncio.gather(*(post_voice(client, sid) for sid in sids))
+        streamed = [sid for sid, (status, twiml) in zip(sids, answers, strict=True)
+                    if "<Stream" in twiml]
+        assert len(streamed) == 3 and all(status == 200 for status, _ in answers)
+        assert client.app[DRAIN].carried == 3
+        assert (await post_voice(client, streamed[0]))[0] == 200  # full: the apology
+        assert await post_status(client, sids[-1], "completed") == 204  # never answered
+        assert client.app[DRAIN].carried == 3
+        assert await post_status(client, streamed[1], "completed") == 204
+        status, _ = await post_voice(client, streamed[0])  # a place, but a repeat: 409
+        assert status == 409 and client.app[DRAIN].carried == 2
+
+
 def test_an_answered_call_counts_until_its_stream_starts_it_ends_or_it_is_overdue():
     drain = Drain(timeout_s=1.0)
     assert not drain.full(0) and not drain.full(1)

@@ -75,10 +75,17 @@ class Drain:
         """Whether a new call would be one more than ``max_calls`` (0: never full)."""
         return bool(max_calls) and self.carried >= max_calls
 
-    def answered(self, call_sid: str, stream_within_s: float) -> None:
-        """``call_sid`` was answered here: its stream should start within ``stream_within_s``
-        (its token's lifetime); it counts as carried until then or until it starts."""
+    def answered(self, call_sid: str, stream_within_s: float) -> bool:
+        """``call_sid`` is being answered here: its stream should start within
+        ``stream_within_s`` (its token's lifetime); it counts as carried until then or until
+        it starts. False when it was already waiting for its stream (nothing new held)."""
+        new = call_sid not in self._answering
         self._answering[call_sid] = time.monotonic() + stream_within_s
+        return new
+
+    def not_answered(self, call_sid: str) -> None:
+        """The answer of ``call_sid`` failed (or was a repeat): it holds no place any more."""
+        self._answering.pop(call_sid, None)
 
     def begin(self) -> None:
         """Refuse new calls from now on (idempotent)."""

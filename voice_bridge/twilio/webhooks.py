@@ -103,11 +103,27 @@ async def voice_webhook(request: web.Request) -> web.Response:
         log.info("call %s turned away: the bridge is draining", call_sid)
         metrics.CALLS_TURNED_AWAY.labels(reason="draining").inc()
         return twiml_response(turn_away_twiml())
-    if drain is not None and drain.full(settings.max_calls):
+    if drain is None:
+        return await _answer(request, form, call_sid)
+    if drain.full(settings.max_calls):
         log.warning("call %s turned away: the bridge carries %d calls (PAYBOT_MAX_CALLS)",
                     call_sid, drain.carried)
         metrics.CALLS_TURNED_AWAY.labels(reason="full").inc()
         return twiml_response(turn_away_twiml())
+    # The place is taken now, before the awaits below, so that webhooks arriving together
+    # cannot all pass the check; given back if the call is not answered after all.
+    held = drain.answered(call_sid, settings.call_token_ttl_s)
+    try:
+        return await _answer(request, form, call_sid)
+    except BaseException:
+        if held:
+            drain.not_answered(call_sid)
+        raise
+
+
+async def _answer(request: web.Request, form: dict[str, str], call_sid: str) -> web.Response:
+    """Record the call and answer it with a Media Stream and its single-use token."""
+    settings = request.app[SETTINGS]
     caller, called, direction = parties(form)
     engine = request.app[DB_ENGINE]
     try:
@@ -134,8 +150,6 @@ async def voice_webhook(request: web.Request) -> web.Response:
         caller=caller,
         ttl_s=settings.call_token_ttl_s,
     )
-    if drain is not None:
-        drain.answered(call_sid, settings.call_token_ttl_s)
     log.info("call %s answered with a media stream", call_sid)
     stream_url = public_url(request, settings, path=STREAM_PATH, websocket=True)
     return twiml_response(stream_twiml(stream_url, token=token, caller=caller))
