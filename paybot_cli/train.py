@@ -68,8 +68,8 @@ def is_up_to_date(project: Project, model_dir: Path) -> bool:
 
 
 def rasa_train_argv(project: Project, model_dir: Path, force: bool) -> list[str]:
-    """The ``rasa train`` command for this project."""
-    argv = [sys.executable, "-m", "rasa", "train"]
+    """The ``rasa train`` command for this project (through :mod:`rasa_plugins.train`)."""
+    argv = [sys.executable, "-m", "rasa_plugins.train", "train"]
     argv += ["--data", str(project.stories_dir), str(project.nlu_dir)]
     argv += ["--domain", str(project.domain), "--config", str(project.config)]
     argv += ["--out", str(model_dir), "--fixed-model-name", MODEL_NAME]

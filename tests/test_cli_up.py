@@ -196,7 +196,7 @@ def test_train_if_changed_runs_rasa_once_then_is_a_no_op(settings, rasa_project,
     assert _train(settings, rasa_project) == 0
     assert len(calls) == 1
     argv = calls[0]
-    assert argv[1:4] == ["-m", "rasa", "train"]
+    assert argv[1:4] == ["-m", "rasa_plugins.train", "train"]
     assert argv[argv.index("--data") + 1 : argv.index("--data") + 3] == ["bot/data", "nlu_data"]
     assert argv[argv.index("--fixed-model-name") + 1] == "paybot"
 
