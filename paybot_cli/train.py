@@ -121,7 +121,7 @@ def train(
         return 0
     trained_from = fingerprint(project.root, project.training_inputs)
     say(f"training the Rasa model from {project.bot_dir}/ and {project.nlu_dir}/ "
-        "(about a minute)...")
+        "(a few minutes)...")
     started = time.monotonic()
     code = run_rasa(rasa_train_argv(project, model_dir, force), project.root, model_dir)
     if code != 0 or not model_path(project.root / model_dir).is_file():
