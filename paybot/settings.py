@@ -4,8 +4,7 @@
 refuses to start without real secrets: a Twilio auth token, a console secret, a Rasa token, a
 pay-link signing secret, an explicit database URL, the public URL Twilio sees, and an action
 server secret when the action server listens beyond loopback. Nothing is read at import time:
-call :func:`load_settings` in an app factory or CLI entry point.
-"""
+call :func:`load_settings` in an app factory or CLI entry point."""
 
 from __future__ import annotations
 
@@ -66,14 +65,10 @@ class Settings(
     log_level: str = Field("INFO", env="PAYBOT_LOG_LEVEL")
     # Every service's log lines: text, or one JSON object a line (paybot/log_format.py).
     log_format: Literal["text", "json"] = Field("text", env="PAYBOT_LOG_FORMAT")
-    # Operations: a scrape of the bridge's /metrics must send this bearer token (unset: open
-    # in dev and test, off in prod); on SIGTERM the bridge waits this long for live calls.
+    # Operations: /metrics's bearer token (unset: open in dev/test, off in prod), SIGTERM's wait
+    # for live calls, the most calls a bridge carries (0: no limit; one more hears an apology).
     metrics_token: SecretStr | None = Field(None, env="PAYBOT_METRICS_TOKEN")
     drain_timeout_s: float = Field(120.0, env="PAYBOT_DRAIN_TIMEOUT_S", ge=0)
-    # The most calls one bridge carries at once (live streams, calls at <Pay>, calls answered
-    # whose stream has not started yet); one more hears that the lines are busy and is hung up
-    # rather than every caller hearing a bot that stutters. 0: no limit. Size it with
-    # bench/bench_soak.py on the machine (docs/benchmarks.md).
     max_calls: int = Field(0, env="PAYBOT_MAX_CALLS", ge=0)
 
     # Network: where each service listens and the https base URL Twilio sees. Only the
