@@ -12,9 +12,9 @@ of them can win, so no message goes out twice. Outcomes:
 * no answer after the request went out: ``unknown``: it may have been sent, so it is not
   retried automatically (an operator can set it back to ``queued``). A bridge that dies
   mid-send leaves its row ``sending`` for the same reason; once its claim is older than
-  :data:`paybot.db.queries.outbox.SENDING_LEASE` (a send is one request of at most ten
-  seconds) the next pass marks it ``unknown`` too ("sender stopped mid-send"), where an
-  operator sees it;
+  :data:`paybot.db.queries.outbox.SENDING_LEASE` (ten minutes: a pass of :data:`BATCH`
+  sends of at most ten seconds each fits three times over) the next pass marks it
+  ``unknown`` too ("sender stopped mid-send"), where an operator sees it;
 * to a number that opted out (STOP, or Twilio's error 21610): ``opted_out``, never sent;
 * outreach during the recipient's quiet hours: ``queued`` again until they end, the attempt
   not counted (:mod:`paybot.sms.outreach` says which kinds wait).

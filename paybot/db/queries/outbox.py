@@ -13,9 +13,11 @@ from sqlmodel import Session, select
 
 from paybot.db.models import OutboundMessage
 
-# A send is one request of at most ten seconds: a claim older than this was left by a sender
-# that stopped mid-send (voice_bridge.jobs.receipt_sender marks such rows unknown).
-SENDING_LEASE = timedelta(minutes=2)
+# A sender's pass claims up to 20 messages and sends them one request (at most ten seconds)
+# after another: a claim older than this was left by a sender that stopped mid-send
+# (voice_bridge.jobs.receipt_sender marks such rows unknown), not one still working through
+# a pass that Twilio slowed down.
+SENDING_LEASE = timedelta(minutes=10)
 STOPPED_MID_SEND = "sender stopped mid-send"  # last_error of a row parked by park_stale_sending
 
 
