@@ -67,17 +67,21 @@ def test_the_projects_sentences_pad_far_less():
         assert after < 0.6 * before, (batch_size, before, after)
 
 
-def test_the_generator_is_patched_for_sentences_only():
+def test_the_generator_is_patched_for_sentences_only(monkeypatch):
     """Through Rasa's own batch generator: DIET-shaped data (a token sequence per example)
     comes out in batches of one length; TED-shaped data (4-D dialogues) and unshuffled
     passes come out exactly as Rasa orders them; installing twice patches once."""
     pytest.importorskip("rasa")
     import scipy.sparse
-    from rasa.utils.tensorflow.data_generator import RasaBatchDataGenerator
+    from rasa.utils.tensorflow.data_generator import RasaBatchDataGenerator, RasaDataGenerator
     from rasa.utils.tensorflow.model_data import FeatureArray, RasaModelData
 
+    # Rasa's own method is put back after the test: the patch must not leak into other tests.
+    monkeypatch.setattr(RasaDataGenerator, "_shuffle_and_balance",
+                        RasaDataGenerator._shuffle_and_balance)
     train.install()
     train.install()
+    assert RasaBatchDataGenerator._shuffle_and_balance.bucketed
     rng = random.Random(5)
     lengths = [rng.randrange(1, 15) for _ in range(600)]
     sentences = FeatureArray(
