@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from paybot.dialog.payloads import Hangup, Listen, Prepare, SecureCapture, Transfer, to_dict
+from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED
 from tests.helpers import edit_distance
 from voice_bridge.asr.pocketsphinx_engine import PocketSphinxEngine
 from voice_bridge.call.keypad import KeypadEntry
@@ -97,6 +98,35 @@ def test_keypad_yes_no_and_operator() -> None:
     pad.reset("digits")
     assert pad.key("0", 0.0) is None and pad.key("#", 0.0) == "0"
     assert pad.key("#", 0.0) is None  # nothing keyed: nothing sent
+
+
+def test_a_card_number_keyed_outside_the_capture_never_becomes_a_turn() -> None:
+    """Seeded walk: entries of random lengths (Luhn-valid or not) in random modes; 13 digits or
+    more where the question does not ask for that many come out as the removed marker only."""
+    rng = random.Random(1213)
+    for _ in range(500):
+        pad = KeypadEntry()
+        mode = rng.choice(["free", "yes_no", "amount", "date", "digits"])
+        max_digits = rng.choice([None, 5, 9, 12, 20]) if mode == "digits" else None
+        pad.reset(mode, max_digits)
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 24)))
+        if mode == "yes_no":
+            digits = "9" + digits  # a first 1 or 2 answers at once
+        turns = [t for t in (pad.key(d, 0.0) for d in digits + "#") if t is not None]
+        for turn in turns:
+            keyed = sum(ch.isdigit() for ch in turn)
+            if keyed >= 13:
+                assert mode == "digits" and max_digits and keyed <= max_digits, (mode, turn)
+        if len(digits) >= 13 and not (mode == "digits" and max_digits):
+            assert turns == [CARD_NUMBER_REMOVED], (mode, max_digits, turns)
+    pad = KeypadEntry()
+    pad.reset("digits", max_digits=20)  # a long account number is what was asked
+    assert [t for t in (pad.key(d, 0.0) for d in "1234567890123456#") if t] == [
+        "1234567890123456"]
+    pad.reset("free")
+    for d in "4111111111111112":  # mistyped (Luhn fails), still card data: timed out
+        pad.key(d, 0.0)
+    assert pad.tick(5.0) == CARD_NUMBER_REMOVED
 
 
 # --- bot replies ------------------------------------------------------------------------------

@@ -72,6 +72,13 @@ def transfers(stack, call_sid: str) -> list[dict]:
     ]
 
 
+def assert_heard_in_full(phone) -> None:
+    """The caller keyed only once the bot was quiet, so nothing the bot said was cut off: not
+    a re-prompt by the one after it, nor the capture's last words by the bot's answer."""
+    cut = [(t.index, t.audio_s) for t in phone.log.bot_turns if t.interrupted]
+    assert cut == [], cut
+
+
 def test_amex_with_a_four_digit_code_no_zip_and_one_field_keyed_again(stack, fake_twilio):  # noqa: F811
     async def call():
         async with dial(stack, fake_twilio, ROBERT) as phone:
@@ -110,6 +117,7 @@ def test_amex_with_a_four_digit_code_no_zip_and_one_field_keyed_again(stack, fak
     assert any("was successful" in text for text in bot_said(stack, phone.call_sid))
     assert AMEX not in stack.all_output()
     assert_no_card_digits_anywhere(stack, phone.call_sid)
+    assert_heard_in_full(phone)
 
 
 def test_a_failed_capture_at_the_limit_transfers_with_a_reason(stack, fake_twilio):  # noqa: F811
@@ -132,6 +140,7 @@ def test_a_failed_capture_at_the_limit_transfers_with_a_reason(stack, fake_twili
     assert "transfer" in (call_row(stack, phone.call_sid).ended_reason or "")
     said = bot_said(stack, phone.call_sid)
     assert not any("card or bank account" in text.lower() for text in said[-3:]), said
+    assert_heard_in_full(phone)  # "that doesn't look right", "we couldn't take those details"
 
 
 def test_star_cancels_and_a_silent_field_times_out(stack, fake_twilio):  # noqa: F811

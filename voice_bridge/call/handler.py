@@ -77,16 +77,14 @@ class CallHandler:
     ) -> None:
         self.runtime = runtime
         self.ws = ws
-        self.call_sid = start.call_sid
-        self.stream_sid = start.stream_sid
+        self.call_sid, self.stream_sid = start.call_sid, start.stream_sid
         self.sender = f"call:{start.call_sid}"
         self.caller = caller
         self._first = first_input(start, caller)  # session_begin, or back from <Pay>
         self._agent = AgentLeg.of(start.custom_parameters)  # an agent on the call, if any
         self.metadata = {"channel": "voice", "from": caller} if caller else {"channel": "voice"}
-        self.player = Player(
-            self.call_sid, self.stream_sid, self._send, runtime.tts, runtime.run_tts
-        )
+        self.player = Player(self.call_sid, self.stream_sid, self._send, runtime.tts,
+                             runtime.run_tts)
         self.listener = Listener(runtime.asr, runtime.run_asr)
         self.keypad = KeypadEntry()
         self.capture = CaptureDoor(runtime, self.call_sid, self.sender)
@@ -270,7 +268,7 @@ class CallHandler:
                 text, heard = item.text, Heard("keypad")
                 log.info("call %s: turn %d keyed", self.call_sid, self._turns + 1)
             text, removed = remove_card_numbers(text)
-            if removed:  # the channel answers it; the digits stay here
+            if removed or text == CARD_NUMBER_REMOVED:  # the channel answers it; digits stay here
                 text = CARD_NUMBER_REMOVED
                 log.info("call %s: a card number was removed from the turn", self.call_sid)
             self._turns += 1
@@ -289,13 +287,16 @@ class CallHandler:
         if capture is not None:  # from now on keys belong to the capture
             self.keypad.reset()
             self.capture.expect()
+        after_capture = isinstance(item, SystemInput) and item.intent == "capture_result"
         if reply.texts:
+            if after_capture:  # the capture's last words ("one moment ...") are heard out first
+                await self._heard_out()
             speaking_at = self._clock()
             stats = await self.player.say(
                 reply.texts, interruptible=reply.interruptible, prepare=reply.prepare
             )
             reply_timed(self.call_sid, item, speaking_at, stats)
-        if isinstance(item, SystemInput) and item.intent == "capture_result":
+        if after_capture:
             await self.player.played()
             self.keypad.reset(*((listen.mode, listen.max_digits) if listen else ()))
             self._keys_blocked = False
@@ -324,8 +325,7 @@ class CallHandler:
         self.keypad.reset()
         self._show("secure capture")
         try:
-            say_one = lambda text: self._say_in_capture(text)  # noqa: E731
-            status = await self.capture.run(instruction, say_one, self._clock)
+            status = await self.capture.run(instruction, self._say_in_capture, self._clock)
             self._show(f"secure capture {status}")
         finally:
             self.keypad.reset()

@@ -10,12 +10,18 @@ no key; the result is sent to the bot as if it had been said:
 - anywhere but a digits question, a lone ``0`` asks for an operator.
 
 Card and bank digits never come through here: during a secure capture the keys go to
-:class:`voice_bridge.secure_capture.session.CaptureSession` instead.
+:class:`voice_bridge.secure_capture.session.CaptureSession` instead. A caller who keys a card
+number anyway (after a capture has ended, say, or before it is offered) keys 13 digits or more
+where no question asks for that many: such an entry is :data:`CARD_NUMBER_REMOVED`, Luhn-valid
+or not (a mistyped card number is still most of one). A digits question that takes that many
+(a long account number) gets them, and the bridge's card-number check then applies.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from paybot.parsing.card_numbers import CARD_NUMBER_REMOVED, MIN_DIGITS
 
 INTER_DIGIT_S = 3.0
 
@@ -78,6 +84,10 @@ class KeypadEntry:
         self._keys.clear()
         if not text.strip("."):
             return None
+        digits = sum(k.isdigit() for k in text)
+        asked = (self.max_digits or 0) if self.mode == "digits" else 0
+        if digits >= MIN_DIGITS and digits > asked:
+            return CARD_NUMBER_REMOVED
         if text == "0" and self.mode != "digits":
             return "operator"
         return text

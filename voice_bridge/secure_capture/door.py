@@ -8,6 +8,13 @@ announces a capture until it ends, the handler hands every key to a :class:`Capt
 state machine (:mod:`.session`), the digit buffers (:mod:`.fields`), the keyed card or bank
 account and the charge (:mod:`.charge`) stay behind it.
 
+A field's silence timeout counts from when the caller has heard its question, not from when
+the capture asked it: while a prompt is being synthesised and played the door holds the
+session's clock (a busy machine's slow synthesis must not eat into the caller's time), until
+the prompt's end mark is echoed (:meth:`~CaptureDoor.prompt_played`), a key is pressed, or
+:data:`PROMPT_HOLD_MAX_S` passes without an echo. The prompts of one step are said as one
+reply: a second ``say`` would clear the first before it was heard.
+
 Logs carry the CallSid and error class names: never digits.
 """
 
@@ -37,6 +44,9 @@ log = logging.getLogger(__name__)
 
 Say = Callable[[str], Awaitable[object]]
 Payment = tuple[PaymentOutcome | None, str | None]
+# The longest a prompt may take to synthesise and play before its silence timeout runs anyway
+# (its end mark never echoed): capture prompts are a few seconds of speech.
+PROMPT_HOLD_MAX_S = 30.0
 
 
 class CaptureDoor:
@@ -59,6 +69,7 @@ class CaptureDoor:
         self._actions: asyncio.Queue[list[Action]] = asyncio.Queue()
         self._payment: asyncio.Future[Payment] | None = None
         self._wording = CaptureWording()
+        self._held_since: float | None = None  # a prompt is being said: no silence timeout
         self.last_done: Done | None = None  # how the last capture ended
         self.last_progress: CaptureProgress | None = None  # and where it was then
 
@@ -91,19 +102,28 @@ class CaptureDoor:
     def key(self, digit: str, now: float) -> None:
         """One DTMF key for the capture."""
         if self._session is not None:
+            self._held_since = None  # keyed over the prompt: the caller is answering
             self._actions.put_nowait(self._session.key(digit, now))
         elif self._early is not None:
             self._early.append(digit)
 
     def tick(self, now: float) -> None:
-        """The clock: a field left silent times out."""
-        if self._session is not None:
-            actions = self._session.tick(now)
-            if actions:
-                self._actions.put_nowait(actions)
+        """The clock: a field left silent times out (not while its prompt is being said)."""
+        if self._session is None:
+            return
+        if self._held_since is not None:
+            if now - self._held_since < PROMPT_HOLD_MAX_S:
+                return
+            log.warning("call %s: no end mark for a capture prompt within %.0fs",
+                        self._call_sid, PROMPT_HOLD_MAX_S)
+            self.prompt_played(now)
+        actions = self._session.tick(now)
+        if actions:
+            self._actions.put_nowait(actions)
 
     def prompt_played(self, now: float) -> None:
         """The caller has heard the last prompt: its silence timeout starts now."""
+        self._held_since = None
         if self._session is not None:
             self._session.prompt_played(now)
 
@@ -133,7 +153,7 @@ class CaptureDoor:
                 actions = [a for key in early for a in session.key(key, now)]
                 early.clear()
             while True:
-                done = await self._step(session, actions, say)
+                done = await self._step(session, actions, say, clock)
                 if done is not None:
                     self.last_done = done
                     return done.status
@@ -142,22 +162,25 @@ class CaptureDoor:
             self.last_progress = session.progress
             self._session = None
 
-    async def _step(self, session: CaptureSession, actions: list[Action], say: Say) -> Done | None:
+    async def _step(
+        self, session: CaptureSession, actions: list[Action], say: Say, clock: Callable[[], float]
+    ) -> Done | None:
         submit = next((a for a in actions if isinstance(a, Submit)), None)
         if submit is not None:  # pay at once, while "one moment" plays; a hang-up won't stop it
             self._payment = asyncio.ensure_future(
                 self._pay(submit.method, session.instruction, submit.save)
             )
+        texts = [self._wording.text(a) for a in actions if isinstance(a, Prompt)]
+        if any(texts):  # one reply: the clock waits until the caller has heard it
+            self._held_since = clock()
+            await say(" ".join(text for text in texts if text))
         for action in actions:
-            if isinstance(action, Prompt):
-                text = self._wording.text(action)
-                if text:
-                    await say(text)
-            elif isinstance(action, Submit):
+            if isinstance(action, Submit):
                 assert self._payment is not None
                 outcome, error = await asyncio.shield(self._payment)
-                return await self._step(session, session.finished(outcome, error=error), say)
-            elif isinstance(action, Done):
+                return await self._step(session, session.finished(outcome, error=error), say,
+                                        clock)
+            if isinstance(action, Done):
                 return action
         return None
 
