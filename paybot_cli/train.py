@@ -1,8 +1,9 @@
 """``paybot train``: train the Rasa model from ``bot/`` and ``nlu_data/`` into the model dir.
 
 ``--if-changed`` skips training when the model exists and a fingerprint of every training
-file (paths and contents) plus the Rasa version matches the one saved after the last
-successful training, so ``make run`` starts at once when nothing changed.
+file and of ``rasa_plugins/train.py`` (paths and contents) plus the Rasa version matches the
+one saved after the last successful training, so ``make run`` starts at once when nothing
+changed.
 """
 
 from __future__ import annotations

@@ -175,6 +175,12 @@ def test_fingerprint_follows_contents_and_paths_only(rasa_project):
     assert _fingerprint(rasa_project) == renamed, "files rasa train does not read do not count"
     (rasa_project / "bot" / "domain.yml").write_text("intents: [greet, bye]\n")
     assert _fingerprint(rasa_project) != renamed
+    domain_changed = _fingerprint(rasa_project)
+    (rasa_project / "rasa_plugins").mkdir()
+    (rasa_project / "rasa_plugins" / "channel.py").write_text("# serving, not training\n")
+    assert _fingerprint(rasa_project) == domain_changed
+    (rasa_project / "rasa_plugins" / "train.py").write_text("# how DIET's batches are cut\n")
+    assert _fingerprint(rasa_project) != domain_changed, "the training code counts"
 
 
 def _train(settings: Settings, root: Path) -> int:
