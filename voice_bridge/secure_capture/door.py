@@ -137,6 +137,7 @@ class CaptureDoor:
         while not self._actions.empty():  # nothing left from an earlier capture
             self._actions.get_nowait()
         early, self._early = self._early or [], None
+        self._held_since = None  # an earlier capture's last words are not this one's
         # Read once at start-up (the runtime's ledger and warm-up): no file I/O here.
         profile = load_profile(self._runtime.settings)
         if item is None:
