@@ -81,6 +81,24 @@ def test_per_field_other_keys_and_silence_at_a_read_back_ask_again() -> None:
     assert names(caller.press("1")) == ["expiry"]
 
 
+def test_per_field_slips_are_counted_per_read_back() -> None:
+    """Two attempts per field: one slip at the card's read-back and one at the expiry's do not
+    fail the capture; a second slip at the same read-back does."""
+    two = build_profile({"confirm": "per_field", "max_attempts_per_field": 2})
+    caller = Caller(profile=two)
+    caller.press(VISA + "#")
+    assert names(caller.wait(15.0)) == ["timeout", "confirm_field"]
+    assert caller.session.progress.attempts == 1
+    assert names(caller.press("1" + EXPIRY)) == ["expiry", "confirm_field"]
+    assert caller.session.progress.attempts == 0  # the expiry's read-back: a count of its own
+    assert names(caller.press("7")) == ["invalid_confirm", "confirm_field"]
+    assert names(caller.press("1")) == ["cvc"]
+    caller.press("123")
+    assert names(caller.press("7")) == ["invalid_confirm", "confirm_field"]
+    assert names(caller.wait(15.0)) == ["failed", "done:failed"]
+    assert caller.buffers_wiped()
+
+
 def test_a_profile_without_zip_for_amex_skips_it_for_amex_only() -> None:
     amex = Caller(profile=NO_AMEX_ZIP)
     out = amex.press(AMEX + EXPIRY + "7391")

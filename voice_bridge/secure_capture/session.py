@@ -206,7 +206,7 @@ class CaptureSession:
             digits_entered=keyed,
             brand=self._brand,
             last4=self._last4,
-            attempts=self._failures[current] if current else 0,
+            attempts=self._failures.get(self._counted_as(current), 0) if current else 0,
         )
 
     def __repr__(self) -> str:
@@ -309,8 +309,8 @@ class CaptureSession:
             self._buffers[name].wipe()
         if name == CARD_NUMBER:
             self._brand = self._last4 = None
-        self._failures[name] += 1
-        failures = self._failures[name]
+        counted = self._counted_as(name)
+        failures = self._failures[counted] = self._failures.get(counted, 0) + 1
         log.info("capture %s: %s attempt %d failed (%s)", self.capture_id, name, failures, reason)
         if failures >= self.max_attempts:
             return self._end("failed", "too_many_attempts")
@@ -359,6 +359,13 @@ class CaptureSession:
             return readback(current, self._buffers[current], self._brand)
         attempt = self._failures[name] + self._reentries.get(name, 0) + 1
         return field_prompt(name, self.instruction.method, attempt, self._brand, self._last4)
+
+    def _counted_as(self, name: str) -> str:
+        """Which count a failure at ``name`` adds to: per field, and per read-back when each
+        field is read back (a slip at the card's read-back and one at the ZIP's are one each)."""
+        if name == CONFIRM and self._per_field:
+            return f"{CONFIRM}:{self._fields[self._index]}"
+        return name
 
     def _restart_clock(self, now: float) -> None:
         self._field_started = now
