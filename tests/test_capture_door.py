@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 
 from paybot.dialog.payloads import SecureCapture
@@ -70,10 +71,22 @@ async def started(line: Line) -> asyncio.Task[str]:
     return task
 
 
-def test_the_silence_timeout_waits_for_the_question_to_be_heard():
-    async def scenario():
+def on_a_line(body: Callable[[Line], Awaitable[None]]) -> None:
+    """Start a capture (its first question said), run ``body`` on the line, stop it."""
+
+    async def scenario() -> None:
         line = Line()
         task = await started(line)
+        try:
+            await body(line)
+        finally:
+            task.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_the_silence_timeout_waits_for_the_question_to_be_heard():
+    async def body(line: Line) -> None:
         await line.advance(START_S + 10)  # synthesis and playback on a busy machine
         assert len(line.replies) == 1, line.replies  # no "I didn't get the card number" yet
         line.heard()
@@ -81,47 +94,37 @@ def test_the_silence_timeout_waits_for_the_question_to_be_heard():
         assert len(line.replies) == 1
         await line.advance(1.5)
         assert len(line.replies) == 2 and "didn't get the card number" in line.replies[1]
-        task.cancel()
 
-    asyncio.run(scenario())
+    on_a_line(body)
 
 
 def test_the_prompts_of_one_step_are_one_reply():
-    async def scenario():
-        line = Line()
-        task = await started(line)
+    async def body(line: Line) -> None:
         line.heard()
         await line.press("4242424242424241#")  # Luhn fails: "doesn't look right", then ask again
         assert len(line.replies) == 2, line.replies
         assert "doesn't look right" in line.replies[1] and "card number" in line.replies[1]
-        task.cancel()
 
-    asyncio.run(scenario())
+    on_a_line(body)
 
 
 def test_a_key_over_the_prompt_lets_the_clock_run():
-    async def scenario():
-        line = Line()
-        task = await started(line)
+    async def body(line: Line) -> None:
         await line.press("4242")  # over the question: no end mark will come for it
         await line.advance(BETWEEN_S + 0.5)  # too short for a card number: a failed attempt
         assert len(line.replies) == 2 and "card number" in line.replies[1], line.replies
-        task.cancel()
 
-    asyncio.run(scenario())
+    on_a_line(body)
 
 
 def test_a_prompt_never_echoed_holds_the_clock_only_so_long():
-    async def scenario():
-        line = Line()
-        task = await started(line)
+    async def body(line: Line) -> None:
         await line.advance(PROMPT_HOLD_MAX_S - 1)
         assert len(line.replies) == 1
         await line.advance(1 + START_S + 0.5)  # the hold given up, then a field's time
         assert len(line.replies) == 2, line.replies
-        task.cancel()
 
-    asyncio.run(scenario())
+    on_a_line(body)
 
 
 def test_seeded_walks_never_time_out_a_caller_before_they_had_their_time():
