@@ -3,12 +3,13 @@
 Two frontends:
 
 * the bridges (the public one: Twilio's webhooks and Media Streams websockets), ``leastconn``
-  over every bridge, each checked on ``GET /healthz``. No cookie or hash is needed: a call's
-  state lives only in the handler of its websocket, and a websocket is one TCP connection that
-  HAProxy keeps on the server it chose (``timeout tunnel`` lets it last the whole call). Every
-  webhook (the voice webhook that issues the stream token, status callbacks, ``<Pay>``'s,
-  texts) works on any bridge: tokens, call records and payments are rows in the shared
-  database (docs/architecture.md, "Scale").
+  over every bridge, each checked on ``GET /healthz``. A call's state lives only in the handler
+  of its websocket, one TCP connection that HAProxy keeps on the server it chose (``timeout
+  tunnel`` lets it last the whole call), and every webhook works on any bridge (tokens, call
+  records and payments are rows in the shared database: docs/architecture.md, "Scale"). One
+  call still sticks to one bridge (:data:`STICK_BY_CALL`): its webhooks by the ``CallSid`` of
+  their form, its stream by the ``CallSid`` in its path, so the bridge that answered a call
+  carries its stream and hears its hang-up, and ``PAYBOT_MAX_CALLS`` counts what each carries.
 * Rasa's REST channel, for chat clients (only ``/webhooks/rest/``: Rasa's token-protected API
   stays unreachable from there), round-robin over every Rasa, checked on ``GET /``.
 
@@ -28,6 +29,16 @@ from paybot_cli.workers import Layout, with_workers
 HEADER = "# Written by `paybot haproxy-config`; regenerate it when the worker counts change.\n"
 # A call's Media Stream lasts as long as the call; Twilio sends a frame every 20 ms.
 TUNNEL_TIMEOUT = "4h"
+# One call, one bridge: the CallSid of a webhook's form (the voice webhook picks the bridge)
+# and of a stream's path (/twilio/stream/<CallSid>) map to the bridge chosen first; a bridge
+# that is down loses its calls' entries to another (redispatch).
+STICK_BY_CALL = (
+    "    option redispatch",
+    "    option http-buffer-request",
+    f"    stick-table type string len 64 size 200k expire {TUNNEL_TIMEOUT}",
+    "    stick on req.body_param(CallSid) if METH_POST",
+    "    stick on path,field(-1,/) if { path_reg /twilio/stream/[A-Za-z0-9]+$ }",
+)
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,7 @@ def haproxy_config(
         "",
         "backend bridges",
         "    balance leastconn",
+        *STICK_BY_CALL,
         "    option httpchk GET /healthz",
         "    http-check expect status 200",
         f"    default-server check inter 2s fall 2 rise 2{server_options}",

@@ -14,16 +14,19 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 from sqlalchemy import text
 
 from paybot.settings import load_settings
-from paybot_cli.load_balancer import Frontends, for_settings
+from paybot_cli.load_balancer import Frontends, for_settings, haproxy_config
 from paybot_cli.main import main
 from paybot_cli.project import find_project
 from paybot_cli.trackers import create_events_table, prune, tracker_engine
@@ -210,6 +213,77 @@ def test_the_generated_haproxy_config_is_valid_and_lists_every_worker(tmp_path, 
 def test_the_shipped_haproxy_config_is_valid():
     checked = haproxy_check(DEPLOY / "haproxy.cfg")
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+class _Named(BaseHTTPRequestHandler):
+    """A stand-in bridge: answers every request with its server's name."""
+
+    def _answer(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = self.server.name.encode()  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@needs_haproxy
+def test_one_call_sticks_to_the_bridge_that_answered_it(tmp_path):
+    """The generated configuration in a real HAProxy before three stand-in bridges: for each
+    of 40 random CallSids, the voice webhook reaches some bridge, and the call's status
+    callbacks, its <Pay> webhook and its stream (by the CallSid in its path) reach that one;
+    the calls spread over every bridge, and a text (no CallSid) is balanced as before."""
+    servers = []
+    for n in range(3):
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _Named)
+        server.name = f"bridge{n + 1}"  # type: ignore[attr-defined]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+    front = free_port()
+    config = tmp_path / "haproxy.cfg"
+    addresses = [f"127.0.0.1:{s.server_address[1]}" for s in servers]
+    config.write_text(haproxy_config(Frontends("127.0.0.1", front), addresses, []))
+    process = subprocess.Popen([HAPROXY, "-f", str(config)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{front}"
+    rng = random.Random(4242)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                requests.get(f"{url}/healthz", timeout=2).raise_for_status()
+                break
+            except requests.RequestException:
+                assert time.monotonic() < deadline and process.poll() is None, process.stderr
+                time.sleep(0.2)
+
+        def reach(path: str, form: dict[str, str] | None = None) -> str:
+            if form is None:
+                return requests.get(url + path, timeout=5).text
+            return requests.post(url + path, data=form, timeout=5).text
+
+        answered: dict[str, str] = {}
+        for _ in range(40):
+            sid = "CA" + "".join(rng.choice("0123456789abcdef") for _ in range(32))
+            answered[sid] = reach("/twilio/voice", {"CallSid": sid, "From": "+15551230000"})
+        for sid in rng.sample(sorted(answered), len(answered)):  # later, in another order
+            bridge = answered[sid]
+            assert reach(f"/twilio/stream/{sid}") == bridge, sid
+            assert reach("/twilio/status", {"CallStatus": "completed", "CallSid": sid}) == bridge
+            assert reach("/twilio/pay/action?t=x", {"CallSid": sid, "Result": "success"}) == bridge
+        assert set(answered.values()) == {"bridge1", "bridge2", "bridge3"}
+        texts = {reach("/twilio/sms", {"MessageSid": f"SM{n}", "Body": "hi"}) for n in range(12)}
+        assert len(texts) > 1, texts
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        for server in servers:
+            server.shutdown()
 
 
 def test_the_config_for_one_machine_follows_the_settings(tmp_path):

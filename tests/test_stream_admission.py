@@ -73,9 +73,11 @@ def start(token: str, call_sid: str = CALL) -> str:
     return Start(STREAM, call_sid, "AC" + "0" * 32, params).to_json()
 
 
-async def open_stream(client: TestClient, token: str, call_sid: str = CALL, **kw):
-    """Connect and send connected + start, as Twilio does; the socket and its first message."""
-    ws = await client.ws_connect("/twilio/stream", **kw)
+async def open_stream(client: TestClient, token: str, call_sid: str = CALL, path: str = "",
+                      **kw):
+    """Connect (to ``/twilio/stream`` and ``path``) and send connected + start, as Twilio
+    does; the socket and its first message."""
+    ws = await client.ws_connect("/twilio/stream" + path, **kw)
     await ws.send_str(Connected().to_json())
     await ws.send_str(start(token, call_sid))
     return ws, await ws.receive(timeout=5)
@@ -99,6 +101,20 @@ async def test_a_stream_token_opens_one_stream_only(client):
     await first.close()
     third, message = await open_stream(client, token)  # not after the first ended either
     assert refused(third, message, b"token already used")
+
+
+async def test_the_stream_url_of_the_twiml_admits_its_call_and_no_other(client):
+    """The TwiML's URL names the call (``/twilio/stream/<CallSid>``, for a balancer to stick
+    on); a socket whose URL names another call than its token and start is refused, and its
+    token stays unused."""
+    token = await answer(client)
+    other = "CA" + "5" * 32
+    ws, message = await open_stream(client, token, path=f"/{other}")
+    assert refused(ws, message, b"invalid token")
+    ws, message = await open_stream(client, token, path=f"/{CALL}")
+    assert message.type == WSMsgType.TEXT
+    assert json.loads(message.data) == {"admitted": CALL, "from": CALLER}
+    await ws.close()
 
 
 async def test_a_valid_token_for_a_call_never_answered_is_refused(client):

@@ -130,7 +130,7 @@ async def test_success_settles_the_payment_and_streams_the_caller_back(pay):
     )  # fmt: skip
     assert response.status == 200 and response.content_type == "text/xml"
     url, params = stream_parameters(await response.text())
-    assert url == "wss://bot.example.com/twilio/stream"
+    assert url == f"wss://bot.example.com/twilio/stream/{CALL}"
     assert params["resume"] == "capture_result" and params["capture_status"] == "submitted"
     assert params["caller"] == JAMES
     verify_call_token(call_token_secret(pay.settings), params["token"], call_sid=CALL)

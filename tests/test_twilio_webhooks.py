@@ -132,7 +132,7 @@ async def test_voice_answers_with_a_stream_and_a_token_for_this_call(bridge):
     assert response.status == 200
     assert response.content_type == "text/xml"
     url, params = stream_of(await response.text())
-    assert url == "wss://bot.example.com/twilio/stream"
+    assert url == f"wss://bot.example.com/twilio/stream/{CALL}"  # a balancer sticks on it
     assert params["caller"] == CALLER
     secret = call_token_secret(bridge.settings)
     claims = verify_call_token(secret, params["token"], call_sid=CALL)
@@ -190,7 +190,7 @@ async def test_proxy_headers_are_used_only_when_trusted(settings, db_engine):
         )
         assert response.status == 200
         url, _ = stream_of(await response.text())
-        assert url == "wss://paybot.example.org/twilio/stream"
+        assert url == f"wss://paybot.example.org/twilio/stream/{CALL}"
     async for bridge in make_bridge(settings, db_engine):
         response = await bridge.post(
             "/twilio/voice", voice_params(), signed_url=signed_url, headers=dict(forwarded)
@@ -231,7 +231,7 @@ async def test_a_forged_leftmost_forwarded_host_is_not_trusted(
         )
         assert genuine.status == 200
         url, _ = stream_of(await genuine.text())
-        assert url == f"wss://{public}/twilio/stream"
+        assert url == f"wss://{public}/twilio/stream/{CALL}"
 
 
 async def test_trusted_proxy_passing_host_through(settings, db_engine):
@@ -251,7 +251,7 @@ async def test_plain_http_public_url_streams_over_ws(settings, db_engine):
     async for bridge in make_bridge(settings, db_engine):  # public URL = the bridge's http URL
         response = await bridge.post("/twilio/voice", voice_params())
         url, _ = stream_of(await response.text())
-        assert url == f"ws://127.0.0.1:{settings.bridge_port}/twilio/stream"
+        assert url == f"ws://127.0.0.1:{settings.bridge_port}/twilio/stream/{CALL}"
 
 
 # The voice webhook ---------------------------------------------------------------------------

@@ -234,3 +234,9 @@ def test_calls_and_chats_across_two_of_everything_pay_once_each(workers, fake_tw
     streams = {prefix: len(re.findall(rf"^\[{prefix}\].*call .+: stream .+ started", out,
                                       re.M)) for prefix in ("bridge1", "bridge2")}
     assert sum(streams.values()) == CALLS, streams
+    # Each call's stream reached the bridge that answered its webhook (HAProxy's stick table).
+    answered = {sid: prefix for prefix, sid in re.findall(
+        r"^\[(bridge\d)\].*call (\S+) answered with a media stream", out, re.M)}
+    streamed = {sid: prefix for prefix, sid in re.findall(
+        r"^\[(bridge\d)\].*call (\S+): stream \S+ started", out, re.M)}
+    assert len(answered) == CALLS and streamed == answered, (answered, streamed)

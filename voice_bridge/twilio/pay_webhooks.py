@@ -37,8 +37,8 @@ from voice_bridge.twilio.stream_tokens import (
     issue_call_token,
 )
 from voice_bridge.twilio.webhooks import (
-    STREAM_PATH,
     required_field,
+    stream_path,
     stream_twiml,
     twiml_response,
 )
@@ -94,7 +94,7 @@ async def pay_action_webhook(request: web.Request) -> web.Response:
         caller=caller,
         ttl_s=settings.call_token_ttl_s,
     )
-    stream_url = public_url(request, settings, path=STREAM_PATH, websocket=True)
+    stream_url = public_url(request, settings, path=stream_path(claims.call_sid), websocket=True)
     twiml = stream_twiml(
         stream_url,
         token=token,

@@ -73,6 +73,7 @@ def add_stream_route(app: web.Application, handler: Handler | None = None) -> No
     that check admission without speech models)."""
     app[PENDING_STREAMS] = PendingStreams(app[SETTINGS].ws_max_pending)
     app.router.add_get(STREAM_PATH, handler or handle_stream)
+    app.router.add_get(STREAM_PATH + "/{call_sid}", handler or handle_stream)
 
 
 async def handle_stream(request: web.Request) -> web.StreamResponse:
@@ -138,6 +139,10 @@ async def admit_stream(request: web.Request) -> tuple[web.WebSocketResponse, Adm
         )
     except InvalidCallToken as exc:
         log.warning("stream for call %s refused: %s", start.call_sid, exc)
+        await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"invalid token")
+        return ws, None
+    if request.match_info.get("call_sid", start.call_sid) != start.call_sid:
+        log.warning("stream for call %s refused: its URL names another call", start.call_sid)
         await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"invalid token")
         return ws, None
     drain = request.app.get(DRAIN)

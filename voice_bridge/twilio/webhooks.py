@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 from aiohttp import ClientError, ClientTimeout, web
@@ -65,6 +66,7 @@ VOICE_PATH = "/twilio/voice"
 STATUS_PATH = "/twilio/status"
 SMS_PATH = "/twilio/sms"
 STREAM_PATH = "/twilio/stream"
+_CALL_SID = re.compile(r"[A-Za-z0-9]{1,64}")
 RASA_TIMEOUT_S = 12.0  # Twilio waits 15 s for a webhook's answer
 SMS_MAX_CHARS = 1600  # Twilio's limit for one message body
 SMS_HELP = 'Hi! Text us what you\'d like to do, for example "pay my bill" or "what\'s my balance".'
@@ -151,7 +153,7 @@ async def _answer(request: web.Request, form: dict[str, str], call_sid: str) -> 
         ttl_s=settings.call_token_ttl_s,
     )
     log.info("call %s answered with a media stream", call_sid)
-    stream_url = public_url(request, settings, path=STREAM_PATH, websocket=True)
+    stream_url = public_url(request, settings, path=stream_path(call_sid), websocket=True)
     return twiml_response(stream_twiml(stream_url, token=token, caller=caller))
 
 
@@ -284,6 +286,13 @@ async def ask_bot(app: web.Application, *, sender: str, text: str) -> list[str]:
         for m in messages
         if isinstance(m, dict) and isinstance(m.get("text"), str) and m["text"].strip()
     ]
+
+
+def stream_path(call_sid: str) -> str:
+    """Where a call's Media Stream connects: ``/twilio/stream/<CallSid>``, so that a load
+    balancer can keep the stream on the bridge that answered the call (the CallSid in the
+    path; Twilio's stream URLs take no query string). The token is what admits it."""
+    return f"{STREAM_PATH}/{call_sid}" if _CALL_SID.fullmatch(call_sid) else STREAM_PATH
 
 
 def stream_twiml(stream_url: str, *, token: str, caller: str, **more: str) -> str:
