@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-TRAINING_CODE = Path("rasa_plugins") / "train.py"  # how `paybot train` runs Rasa
+# How `paybot train` runs Rasa: DIET's batches and step, TED in a second process.
+TRAINING_CODE = (Path("rasa_plugins") / "train.py", Path("rasa_plugins") / "training_lanes.py")
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,9 @@ class Project:
     @property
     def training_inputs(self) -> tuple[Path, ...]:
         """Every file and directory ``rasa train`` reads, and the code that changes how it
-        trains (``rasa_plugins/train.py``: DIET's batches); not the endpoints, credentials or
+        trains (:data:`TRAINING_CODE`); not the endpoints, credentials or
         the actions' wording, which a trained model does not depend on."""
-        return (self.domain, self.config, self.stories_dir, self.nlu_dir, TRAINING_CODE)
+        return (self.domain, self.config, self.stories_dir, self.nlu_dir, *TRAINING_CODE)
 
     def missing(self) -> list[Path]:
         """The required files and directories that do not exist under ``root``."""

@@ -181,6 +181,9 @@ def test_fingerprint_follows_contents_and_paths_only(rasa_project):
     assert _fingerprint(rasa_project) == domain_changed
     (rasa_project / "rasa_plugins" / "train.py").write_text("# how DIET's batches are cut\n")
     assert _fingerprint(rasa_project) != domain_changed, "the training code counts"
+    batches_changed = _fingerprint(rasa_project)
+    (rasa_project / "rasa_plugins" / "training_lanes.py").write_text("# TED aside\n")
+    assert _fingerprint(rasa_project) != batches_changed, "so does where TED trains"
 
 
 def _train(settings: Settings, root: Path) -> int:
