@@ -34,7 +34,10 @@ _pool: concurrent.futures.ProcessPoolExecutor | None = None
 
 def cores() -> int:
     """The CPUs this process may run on."""
-    return len(os.sched_getaffinity(0))
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux (macOS has no affinity call)
+        return os.cpu_count() or 1
 
 
 def start_worker() -> None:
