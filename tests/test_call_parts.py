@@ -235,6 +235,14 @@ async def test_a_piece_ready_after_the_audio_before_it_played_is_counted_late(
     stats = await Player("CA1", "MZ1", wire.send, tts, slow_last).say([text])
     assert stats.late_frames > 0 and wire.marks() == ["1.1", "1.2", "1.3", "1.end"]
     assert "reply 1 went out" in caplog.text and "piece 3 of 3" in caplog.text
+    # Why, in counts and times: the piece's length, how long its audio took to come (it was
+    # late by the test's delay), the lead the reply started with; never the words.
+    why = re.search(r"piece 3 of 3: (\d+) characters, ready (\d+) ms after it was asked for, "
+                    r"estimated (\d+) ms; the reply started with (\d+) ms", caplog.text)
+    assert why, caplog.text
+    assert int(why[1]) == len(last) and int(why[2]) >= before_ms + 500 and int(why[3]) > 0
+    assert abs(int(why[4]) - len(tts.audio(first)) / 8) <= 1  # started on the first piece
+    assert not any(word in caplog.text for word in ("found", "account", "done"))
     # On time (every piece in the cache now): nothing counted, nothing logged.
     caplog.clear()
     assert (await Player("CA1", "MZ2", Wire().send, tts, make).say([text])).late_frames == 0

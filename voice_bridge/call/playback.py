@@ -195,6 +195,9 @@ class Player:
         ahead: deque[asyncio.Future[bytes]] = deque()
         clock = PlayoutClock()
         late_at = 0  # the first piece that went out after the audio before it had played
+        asked: dict[int, tuple[float, float]] = {}  # piece: when asked for, its estimate (ms)
+        ready: dict[int, float] = {}  # piece: when its audio was there
+        started_with = (0.0, 0.0)  # audio queued, and the next piece's estimate, at the start
         try:
             # Each piece is due when the ones before it have been said (roughly): the pool
             # serves the caller waiting for a first piece before other calls' look-ahead.
@@ -204,13 +207,19 @@ class Player:
                 at += len(piece) * SPEECH_S_PER_CHAR
             if prepare:  # needed once this reply is heard and answered
                 self._prepare(prepare, at)
+            def ask(index: int) -> None:
+                asked[index] = (time.monotonic(), self._tts.estimate_ms(plan[index]))
+                future = self._synthesize(plan[index], due[index])
+                future.add_done_callback(lambda _f: ready.setdefault(index, time.monotonic()))
+                ahead.append(future)
+
             for index in range(min(LOOKAHEAD, len(plan))):
-                ahead.append(self._synthesize(plan[index], due[index]))
+                ask(index)
             held: list[bytes] = []
             for index in range(len(plan)):
                 audio = await ahead.popleft()
                 if index + LOOKAHEAD < len(plan):
-                    ahead.append(self._synthesize(plan[index + LOOKAHEAD], due[index + LOOKAHEAD]))
+                    ask(index + LOOKAHEAD)
                 held.append(audio)
                 # Start once the audio queued covers the next sentence's synthesis, so the
                 # caller never hears a gap mid-reply (with a margin for a busy machine).
@@ -219,6 +228,7 @@ class Player:
                     needed_ms = self._tts.estimate_ms(plan[index + 1]) * LEAD_SAFETY
                     if lead_ms < needed_ms:
                         continue
+                    started_with = (lead_ms, needed_ms / LEAD_SAFETY)
                 for number, piece in enumerate(held, start=index + 2 - len(held)):
                     was_late = clock.late_frames
                     clock.sent(len(piece) * 1000.0 / TWILIO_RATE)
@@ -240,8 +250,16 @@ class Player:
             if not self.speaking:
                 self._idle.set()
         if clock.late_frames:  # the bridge's side of a stutter: the audio was not ready
-            log.warning("call %s: reply %d went out %d frames late (first at piece %d of %d)",
-                        self.call_id, reply, clock.late_frames, late_at, len(plan))
+            # Counts and times only (never the words): which piece, and why it was late.
+            when, estimate = asked.get(late_at - 1, (0.0, 0.0))
+            took = (ready.get(late_at - 1, when) - when) * 1000.0
+            log.warning(
+                "call %s: reply %d went out %d frames late (first at piece %d of %d: %d "
+                "characters, %s; the reply started with %.0f ms of audio for the next piece's "
+                "estimated %.0f ms of synthesis)", self.call_id, reply, clock.late_frames,
+                late_at, len(plan), len(plan[late_at - 1]) if late_at else 0,
+                f"ready {took:.0f} ms after it was asked for, estimated {estimate:.0f} ms"
+                if estimate else "from the cache", *started_with)
         stats = PlaybackStats(reply, first_audio_ms, len(plan), frames_sent * 20.0, False,
                               clock.late_frames)
         self.last_stats = stats
