@@ -198,6 +198,7 @@ class Player:
         asked: dict[int, tuple[float, float]] = {}  # piece: when asked for, its estimate (ms)
         ready: dict[int, float] = {}  # piece: when its audio was there
         started_with = (0.0, 0.0)  # audio queued, and the next piece's estimate, at the start
+        sent: dict[int, tuple[float, float, float]] = {}  # piece number: when, audio ms, send ms
         try:
             # Each piece is due when the ones before it have been said (roughly): the pool
             # serves the caller waiting for a first piece before other calls' look-ahead.
@@ -207,6 +208,7 @@ class Player:
                 at += len(piece) * SPEECH_S_PER_CHAR
             if prepare:  # needed once this reply is heard and answered
                 self._prepare(prepare, at)
+
             def ask(index: int) -> None:
                 asked[index] = (time.monotonic(), self._tts.estimate_ms(plan[index]))
                 future = self._synthesize(plan[index], due[index])
@@ -230,13 +232,15 @@ class Player:
                         continue
                     started_with = (lead_ms, needed_ms / LEAD_SAFETY)
                 for number, piece in enumerate(held, start=index + 2 - len(held)):
-                    was_late = clock.late_frames
+                    was_late, went = clock.late_frames, time.monotonic()
                     clock.sent(len(piece) * 1000.0 / TWILIO_RATE)
                     if clock.late_frames > was_late and not late_at:
                         late_at = number
                     for at in range(0, len(piece), MEDIA_CHUNK_BYTES):
                         chunk = piece[at : at + MEDIA_CHUNK_BYTES]
                         await self._send(OutboundMedia(self.stream_sid, chunk).to_json())
+                    sent[number] = (went, len(piece) * 1000.0 / TWILIO_RATE,
+                                    (time.monotonic() - went) * 1000.0)
                     if first_audio_ms is None and piece:
                         first_audio_ms = (time.perf_counter() - started) * 1000.0
                     frames_sent += len(piece) // ULAW_FRAME_BYTES
@@ -253,13 +257,16 @@ class Player:
             # Counts and times only (never the words): which piece, and why it was late.
             when, estimate = asked.get(late_at - 1, (0.0, 0.0))
             took = (ready.get(late_at - 1, when) - when) * 1000.0
+            before = sent.get(late_at - 1, (0.0, 0.0, 0.0))
             log.warning(
                 "call %s: reply %d went out %d frames late (first at piece %d of %d: %d "
                 "characters, %s; the reply started with %.0f ms of audio for the next piece's "
-                "estimated %.0f ms of synthesis)", self.call_id, reply, clock.late_frames,
-                late_at, len(plan), len(plan[late_at - 1]) if late_at else 0,
+                "estimated %.0f ms of synthesis; the piece went out %.0f ms after the one "
+                "before, whose %.0f ms of audio took %.0f ms to send)", self.call_id, reply,
+                clock.late_frames, late_at, len(plan), len(plan[late_at - 1]) if late_at else 0,
                 f"ready {took:.0f} ms after it was asked for, estimated {estimate:.0f} ms"
-                if estimate else "from the cache", *started_with)
+                if estimate else "from the cache", *started_with,
+                (sent.get(late_at, before)[0] - before[0]) * 1000.0, before[1], before[2])
         stats = PlaybackStats(reply, first_audio_ms, len(plan), frames_sent * 20.0, False,
                               clock.late_frames)
         self.last_stats = stats
