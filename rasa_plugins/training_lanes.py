@@ -9,8 +9,9 @@ inputs, to one worker process started as training begins (spawned: TensorFlow is
 to fork) as soon as those inputs are ready, and takes its result when a node needs it or the
 graph ends. The node's hooks (Rasa's training cache, its log lines) run here, in this
 thread, before the worker's call and when its result is taken, as they run around a node's
-own call; the model the worker trains is written to the same model storage on disk. The worker's model sets its random seeds when it
-is made, in a process of its own, so training stays repeatable.
+own call; the model the worker trains is written to the same model storage on disk. The
+worker's model sets its random seeds when it is made, in a process of its own, so training
+stays repeatable.
 
 With one core, or a graph without such a node (``rasa train nlu``, a cached policy), the
 graph runs as Rasa runs it.
