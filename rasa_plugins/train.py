@@ -13,10 +13,10 @@ size; only which sentences share a batch changes. Data without one sequence of t
 example (TED's dialogues) and unshuffled passes (prediction, evaluation) are left as Rasa
 makes them.
 
-:func:`install` also makes DIET's first training step cheaper to build. TensorFlow traces a
-``tf.function`` twice when its first call creates variables (once to create them, once
-without), and DIET's training step made every weight on its first call: about a fifth of
-DIET's time went on tracing (py-spy, 2026-12-06 and 2026-12-07). Before ``fit`` one batch now
+:func:`install_diet_step` makes DIET's first training step cheaper to build. TensorFlow
+traces a ``tf.function`` twice when its first call creates variables (once to create them,
+once without), and DIET's training step made every weight on its first call: about an eighth
+of DIET's time went on tracing (py-spy, 2026-12-07). Before ``fit`` one batch now
 runs eagerly (the layers build their weights) and the optimizer makes its slots, so the step
 is traced once. And in training the step no longer decodes the CRF's best tag sequence
 (Viterbi, a loop as costly to trace as the loss itself) only to report the entity F1 on the

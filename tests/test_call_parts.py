@@ -244,7 +244,7 @@ async def test_a_piece_ready_after_the_audio_before_it_played_is_counted_late(
     assert abs(int(why[4]) - len(tts.audio(first)) / 8) <= 1  # started on the first piece
     assert not any(word in caplog.text for word in ("found", "account", "done"))
     # the piece before went out at once (no send held it up); this one waited for its audio
-    sending = re.search(r"went out (\d+) ms after the one before, whose (\d+) ms of audio "
+    sending = re.search(r"went out (\d+) ms after the piece before, whose (\d+) ms of audio "
                         r"took (\d+) ms to send", caplog.text)
     assert sending, caplog.text
     assert int(sending[1]) >= before_ms + 400 and int(sending[3]) < 100

@@ -261,7 +261,7 @@ class Player:
             log.warning(
                 "call %s: reply %d went out %d frames late (first at piece %d of %d: %d "
                 "characters, %s; the reply started with %.0f ms of audio for the next piece's "
-                "estimated %.0f ms of synthesis; the piece went out %.0f ms after the one "
+                "estimated %.0f ms of synthesis; the piece went out %.0f ms after the piece "
                 "before, whose %.0f ms of audio took %.0f ms to send)", self.call_id, reply,
                 clock.late_frames, late_at, len(plan), len(plan[late_at - 1]) if late_at else 0,
                 f"ready {took:.0f} ms after it was asked for, estimated {estimate:.0f} ms"
