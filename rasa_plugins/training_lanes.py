@@ -26,8 +26,6 @@ import multiprocessing
 import os
 from typing import Any
 
-log = logging.getLogger(__name__)
-
 OFFLOADED = frozenset({("TEDPolicy", "train")})  # (component class, function) run aside
 
 _pool: concurrent.futures.ProcessPoolExecutor | None = None
