@@ -226,6 +226,15 @@ def test_decoders_are_built_up_front_and_a_busy_pool_grows_with_a_warning(caplog
     assert engine.decoders_created == 4
 
 
+def test_a_bridge_with_a_call_limit_builds_a_decoder_per_call_up_front() -> None:
+    from paybot.settings import Settings
+    from voice_bridge.runtime import decoders_up_front
+
+    assert decoders_up_front(Settings(asr_decoders=8, max_calls=0)) == 8  # no limit: the setting
+    assert decoders_up_front(Settings(asr_decoders=8, max_calls=20)) == 20  # never one mid-call
+    assert decoders_up_front(Settings(asr_decoders=12, max_calls=10)) == 12
+
+
 def test_factory_rejects_missing_vosk_dir(tmp_path: Path) -> None:
     with pytest.raises(AsrModelError, match="not found.*PAYBOT_VOSK_MODEL"):
         make_asr_engine(str(tmp_path / "nope"))

@@ -97,9 +97,16 @@ def _timed_wait(pool: str, fn: Callable[..., T]) -> Callable[..., T]:
     return job
 
 
+def decoders_up_front(settings: Settings) -> int:
+    """PocketSphinx decoders to build at start-up: ``PAYBOT_ASR_DECODERS``, or one per call
+    when ``PAYBOT_MAX_CALLS`` allows more calls than that (a call has one turn in progress at
+    a time). Building one mid-call holds the GIL for 0.1-0.4 s and stalls every call."""
+    return max(settings.asr_decoders, settings.max_calls)
+
+
 def _load_models(settings: Settings) -> tuple[AsrEngine, PiperTts]:
     asr = make_asr_engine(
-        settings.vosk_model, decoders=settings.asr_decoders, engine=settings.asr_engine
+        settings.vosk_model, decoders=decoders_up_front(settings), engine=settings.asr_engine
     )
     tts = PiperTts(settings.piper_voice)
     return asr, tts
