@@ -13,7 +13,11 @@ Two frontends:
 * Rasa's REST channel, for chat clients (only ``/webhooks/rest/``: Rasa's token-protected API
   stays unreachable from there), round-robin over every Rasa, checked on ``GET /``.
 
-And, when asked, a stats page (``/stats``, ``/stats;csv``) on loopback.
+And, when asked, a stats page (``/stats``, ``/stats;csv``) on loopback, and peers: with two
+balancers in front of the same bridges (either may take a call's next request), each names
+both in a ``peers`` section (``--peer NAME=HOST:PORT`` twice, ``--local-peer`` its own) and
+their stick tables stay in step, so a call's stream reaches the bridge that answered its
+webhook through the other balancer too.
 """
 
 from __future__ import annotations
@@ -42,6 +46,19 @@ STICK_BY_CALL = (
 
 
 @dataclass(frozen=True)
+class Peers:
+    """Balancers that share the call stick table: ``(name, "host:port")`` each, and which is
+    this one (HAProxy's ``localpeer``)."""
+
+    local: str
+    peers: tuple[tuple[str, str], ...]
+
+    def __post_init__(self) -> None:
+        if self.local not in {name for name, _ in self.peers}:
+            raise ValueError(f"the local peer {self.local!r} is not among the peers")
+
+
+@dataclass(frozen=True)
 class Frontends:
     """Where HAProxy listens: the bridges' port, Rasa's (chat) and the stats page (None: off)."""
 
@@ -52,14 +69,25 @@ class Frontends:
 
 
 def haproxy_config(
-    frontends: Frontends, bridges: list[str], rasa: list[str], *, server_options: str = ""
+    frontends: Frontends,
+    bridges: list[str],
+    rasa: list[str],
+    *,
+    server_options: str = "",
+    peers: Peers | None = None,
 ) -> str:
     """The configuration text for ``bridges`` and ``rasa`` (``host:port`` each)."""
+    stick = list(STICK_BY_CALL)
+    if peers is not None:
+        stick = [line + " peers balancers" if "stick-table" in line else line for line in stick]
     lines = [
         HEADER,
         "global",
         "    maxconn 4096",
+        *([f"    localpeer {peers.local}"] if peers else []),
         "",
+        *(["peers balancers", *(f"    peer {name} {address}" for name, address in peers.peers),
+           ""] if peers else []),
         "defaults",
         "    mode http",
         "    option forwardfor",
@@ -78,7 +106,7 @@ def haproxy_config(
         "",
         "backend bridges",
         "    balance leastconn",
-        *STICK_BY_CALL,
+        *stick,
         "    option httpchk GET /healthz",
         "    http-check expect status 200",
         f"    default-server check inter 2s fall 2 rise 2{server_options}",
@@ -111,7 +139,7 @@ def haproxy_config(
     return "\n".join(lines) + "\n"
 
 
-def for_settings(settings: Settings, frontends: Frontends) -> str:
+def for_settings(settings: Settings, frontends: Frontends, peers: Peers | None = None) -> str:
     """The configuration for the workers of ``settings`` on this machine."""
     layout = Layout.of(settings)
     bridge_host = _reach(settings.host)
@@ -120,21 +148,45 @@ def for_settings(settings: Settings, frontends: Frontends) -> str:
         frontends,
         [f"{bridge_host}:{port}" for port in layout.bridge_ports],
         [f"{rasa_host}:{port}" for port in layout.rasa_ports],
+        peers=peers,
     )
 
 
 def command(settings: Settings, args: argparse.Namespace) -> int:
     """``paybot haproxy-config [--workers N] [--port P] [--chat-port P] [--stats-port P]
-    [--bind ADDR] [--output FILE]``."""
+    [--bind ADDR] [--peer NAME=HOST:PORT ... --local-peer NAME] [--output FILE]``."""
     settings = with_workers(settings, args.workers)
+    try:
+        peers = parse_peers(args.peer, args.local_peer)
+    except ValueError as exc:
+        print(f"paybot haproxy-config: {exc}", file=sys.stderr)
+        return 2
     text = for_settings(
-        settings, Frontends(args.bind, args.port, args.chat_port, args.stats_port)
+        settings, Frontends(args.bind, args.port, args.chat_port, args.stats_port), peers
     )
     if args.output is None:
         sys.stdout.write(text)
     else:
         Path(args.output).write_text(text, encoding="utf-8")
     return 0
+
+
+def parse_peers(specs: list[str] | None, local: str | None) -> Peers | None:
+    """``--peer NAME=HOST:PORT`` (each balancer, this one too) and ``--local-peer NAME``."""
+    if not specs and not local:
+        return None
+    if not specs or not local:
+        raise ValueError("peers need every balancer as --peer NAME=HOST:PORT and --local-peer")
+    peers = []
+    for spec in specs:
+        name, _, address = spec.partition("=")
+        host, _, port = address.rpartition(":")
+        if not name.isidentifier() or not host or not port.isdigit():
+            raise ValueError(f"--peer {spec!r} is not NAME=HOST:PORT")
+        peers.append((name, address))
+    if len({name for name, _ in peers}) != len(peers):
+        raise ValueError("two --peer options share a name")
+    return Peers(local, tuple(peers))
 
 
 def _reach(host: str) -> str:

@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also a frontend for Rasa's REST channel (chat clients)")
     lb.add_argument("--stats-port", type=int, metavar="PORT",
                     help="also HAProxy's stats page on 127.0.0.1:PORT/stats")
+    lb.add_argument("--peer", action="append", metavar="NAME=HOST:PORT",
+                    help="a balancer sharing the call stick table (each one, this one too)")
+    lb.add_argument("--local-peer", metavar="NAME", help="which --peer this balancer is")
     lb.add_argument("--output", type=Path, metavar="FILE", help="write here (default stdout)")
     lb.set_defaults(handler="paybot_cli.load_balancer:command")
 

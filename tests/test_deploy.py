@@ -26,7 +26,7 @@ import yaml
 from sqlalchemy import text
 
 from paybot.settings import load_settings
-from paybot_cli.load_balancer import Frontends, for_settings, haproxy_config
+from paybot_cli.load_balancer import Frontends, Peers, for_settings, haproxy_config, parse_peers
 from paybot_cli.main import main
 from paybot_cli.project import find_project
 from paybot_cli.trackers import create_events_table, prune, tracker_engine
@@ -232,58 +232,164 @@ class _Named(BaseHTTPRequestHandler):
         pass
 
 
+def _stand_in_bridges(count: int) -> list[ThreadingHTTPServer]:
+    servers = []
+    for n in range(count):
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _Named)
+        server.name = f"bridge{n + 1}"  # type: ignore[attr-defined]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+    return servers
+
+
+def _haproxy(config: Path, url: str) -> subprocess.Popen:
+    """HAProxy on ``config``, once ``url`` answers through it."""
+    process = subprocess.Popen([HAPROXY, "-f", str(config)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            requests.get(f"{url}/healthz", timeout=2).raise_for_status()
+            return process
+        except requests.RequestException:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise AssertionError(process.communicate()[1]) from None
+            time.sleep(0.2)
+
+
+def _reach(url: str, path: str, form: dict[str, str] | None = None) -> str:
+    if form is None:
+        return requests.get(url + path, timeout=5).text
+    return requests.post(url + path, data=form, timeout=5).text
+
+
+def _call_sids(rng: random.Random, count: int) -> list[str]:
+    return ["CA" + "".join(rng.choice("0123456789abcdef") for _ in range(32))
+            for _ in range(count)]
+
+
+def _assert_the_call_stays(url: str, sid: str, bridge: str) -> None:
+    """The call's stream, status callback and <Pay> webhook reach ``bridge`` through ``url``."""
+    assert _reach(url, f"/twilio/stream/{sid}") == bridge, sid
+    assert _reach(url, "/twilio/status", {"CallStatus": "completed", "CallSid": sid}) == bridge
+    assert _reach(url, "/twilio/pay/action?t=x", {"CallSid": sid, "Result": "success"}) == bridge
+
+
 @needs_haproxy
 def test_one_call_sticks_to_the_bridge_that_answered_it(tmp_path):
     """The generated configuration in a real HAProxy before three stand-in bridges: for each
     of 40 random CallSids, the voice webhook reaches some bridge, and the call's status
     callbacks, its <Pay> webhook and its stream (by the CallSid in its path) reach that one;
     the calls spread over every bridge, and a text (no CallSid) is balanced as before."""
-    servers = []
-    for n in range(3):
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Named)
-        server.name = f"bridge{n + 1}"  # type: ignore[attr-defined]
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
+    servers = _stand_in_bridges(3)
     front = free_port()
     config = tmp_path / "haproxy.cfg"
     addresses = [f"127.0.0.1:{s.server_address[1]}" for s in servers]
     config.write_text(haproxy_config(Frontends("127.0.0.1", front), addresses, []))
-    process = subprocess.Popen([HAPROXY, "-f", str(config)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{front}"
+    process = _haproxy(config, url)
     rng = random.Random(4242)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                requests.get(f"{url}/healthz", timeout=2).raise_for_status()
-                break
-            except requests.RequestException:
-                assert time.monotonic() < deadline and process.poll() is None, process.stderr
-                time.sleep(0.2)
-
-        def reach(path: str, form: dict[str, str] | None = None) -> str:
-            if form is None:
-                return requests.get(url + path, timeout=5).text
-            return requests.post(url + path, data=form, timeout=5).text
-
-        answered: dict[str, str] = {}
-        for _ in range(40):
-            sid = "CA" + "".join(rng.choice("0123456789abcdef") for _ in range(32))
-            answered[sid] = reach("/twilio/voice", {"CallSid": sid, "From": "+15551230000"})
+        answered = {sid: _reach(url, "/twilio/voice", {"CallSid": sid, "From": "+15551230000"})
+                    for sid in _call_sids(rng, 40)}
         for sid in rng.sample(sorted(answered), len(answered)):  # later, in another order
-            bridge = answered[sid]
-            assert reach(f"/twilio/stream/{sid}") == bridge, sid
-            assert reach("/twilio/status", {"CallStatus": "completed", "CallSid": sid}) == bridge
-            assert reach("/twilio/pay/action?t=x", {"CallSid": sid, "Result": "success"}) == bridge
+            _assert_the_call_stays(url, sid, answered[sid])
         assert set(answered.values()) == {"bridge1", "bridge2", "bridge3"}
-        texts = {reach("/twilio/sms", {"MessageSid": f"SM{n}", "Body": "hi"}) for n in range(12)}
+        texts = {_reach(url, "/twilio/sms", {"MessageSid": f"SM{n}", "Body": "hi"})
+                 for n in range(12)}
         assert len(texts) > 1, texts
     finally:
         process.terminate()
         process.wait(timeout=10)
         for server in servers:
             server.shutdown()
+
+
+def _stick_entries(sock_path: Path) -> int:
+    """How many calls HAProxy's stick table holds (its runtime API: ``show table``)."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(sock_path))
+        sock.sendall(b"show table bridges\n")
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    match = re.search(rb"used:(\d+)", reply)
+    assert match, reply
+    return int(match.group(1))
+
+
+def _calls_across_two_balancers(tmp_path: Path, peered: bool) -> tuple[int, int]:
+    """40 calls answered through two HAProxy processes (20 each) before the same three
+    stand-in bridges; returns how many of them reached, through the other balancer, the bridge
+    that answered them (stream, status callback and <Pay> webhook), and how many did not."""
+    servers = _stand_in_bridges(3)
+    addresses = [f"127.0.0.1:{s.server_address[1]}" for s in servers]
+    names = ("lb1", "lb2")
+    peer_specs = [f"{name}=127.0.0.1:{free_port()}" for name in names]
+    urls, processes, sockets = {}, [], {}
+    rng = random.Random(77)
+    try:
+        for name in names:
+            front = free_port()
+            config = tmp_path / f"{name}{'-peered' if peered else ''}.cfg"
+            sockets[name] = config.with_suffix(".sock")
+            peers = parse_peers(peer_specs, name) if peered else None
+            text = haproxy_config(Frontends("127.0.0.1", front), addresses, [], peers=peers)
+            config.write_text(text.replace("global\n", f"global\n    stats socket "
+                                                        f"{sockets[name]}\n", 1))
+            assert haproxy_check(config).returncode == 0
+            urls[name] = f"http://127.0.0.1:{front}"
+            processes.append(_haproxy(config, urls[name]))
+        answered = {}
+        for name, sids in zip(names, (_call_sids(rng, 20), _call_sids(rng, 20)), strict=True):
+            for sid in sids:
+                answered[sid] = (name, _reach(urls[name], "/twilio/voice", {"CallSid": sid}))
+        assert {bridge for _, bridge in answered.values()} == {"bridge1", "bridge2", "bridge3"}
+        if peered:  # the peers push each new entry to the other
+            deadline = time.monotonic() + 10
+            while min(_stick_entries(sock) for sock in sockets.values()) < len(answered):
+                assert time.monotonic() < deadline, [_stick_entries(s) for s in sockets.values()]
+                time.sleep(0.1)
+        stayed = moved = 0
+        for sid in rng.sample(sorted(answered), len(answered)):
+            first, bridge = answered[sid]
+            other = urls[names[1 - names.index(first)]]
+            try:
+                _assert_the_call_stays(other, sid, bridge)
+                stayed += 1
+            except AssertionError:
+                moved += 1
+        return stayed, moved
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=10)
+        for server in servers:
+            server.shutdown()
+
+
+@needs_haproxy
+def test_two_balancers_keep_a_call_on_one_bridge(tmp_path):
+    """Two balancers in front of the same bridges, peers of each other (``paybot
+    haproxy-config --peer ... --local-peer``): a call answered through either reaches, through
+    the other, the bridge that answered it. Without the peers section calls move."""
+    assert _calls_across_two_balancers(tmp_path, peered=True) == (40, 0)
+    stayed, moved = _calls_across_two_balancers(tmp_path, peered=False)
+    assert moved > 0, stayed
+
+
+def test_peers_need_every_balancer_and_this_ones_name(capsys, cli_env):
+    assert parse_peers(None, None) is None
+    peers = parse_peers(["lb1=10.0.0.1:10000", "lb2=[fd00::2]:10000"], "lb2")
+    assert peers == Peers("lb2", (("lb1", "10.0.0.1:10000"), ("lb2", "[fd00::2]:10000")))
+    for specs, local in ((["lb1=10.0.0.1:10000"], None), (None, "lb1"),
+                         (["lb1=10.0.0.1"], "lb1"), (["lb1=10.0.0.1:1", "lb1=10.0.0.2:1"], "lb1"),
+                         (["lb1=10.0.0.1:10000"], "lb3")):
+        with pytest.raises(ValueError):
+            parse_peers(specs, local)
+    assert main(["haproxy-config", "--peer", "lb1=10.0.0.1:10000", "--local-peer", "lb9"]) == 2
+    assert "not among the peers" in capsys.readouterr().err
 
 
 def test_the_config_for_one_machine_follows_the_settings(tmp_path):
