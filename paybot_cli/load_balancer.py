@@ -23,6 +23,7 @@ webhook through the other balancer too.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,9 @@ STICK_BY_CALL = (
     "    stick on req.body_param(CallSid) if METH_POST",
     "    stick on path,field(-1,/) if { path_reg /twilio/stream/[A-Za-z0-9]+$ }",
 )
+
+
+PEER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # e.g. a host name, HAProxy's default
 
 
 @dataclass(frozen=True)
@@ -181,7 +185,7 @@ def parse_peers(specs: list[str] | None, local: str | None) -> Peers | None:
     for spec in specs:
         name, _, address = spec.partition("=")
         host, _, port = address.rpartition(":")
-        if not name.isidentifier() or not host or not port.isdigit():
+        if not PEER_NAME.fullmatch(name) or not host or not port.isdigit():
             raise ValueError(f"--peer {spec!r} is not NAME=HOST:PORT")
         peers.append((name, address))
     if len({name for name, _ in peers}) != len(peers):

@@ -381,11 +381,12 @@ def test_two_balancers_keep_a_call_on_one_bridge(tmp_path):
 
 def test_peers_need_every_balancer_and_this_ones_name(capsys, cli_env):
     assert parse_peers(None, None) is None
-    peers = parse_peers(["lb1=10.0.0.1:10000", "lb2=[fd00::2]:10000"], "lb2")
-    assert peers == Peers("lb2", (("lb1", "10.0.0.1:10000"), ("lb2", "[fd00::2]:10000")))
+    peers = parse_peers(["lb-1=10.0.0.1:10000", "lb2.example=[fd00::2]:10000"], "lb-1")
+    assert peers == Peers("lb-1", (("lb-1", "10.0.0.1:10000"),
+                                   ("lb2.example", "[fd00::2]:10000")))
     for specs, local in ((["lb1=10.0.0.1:10000"], None), (None, "lb1"),
                          (["lb1=10.0.0.1"], "lb1"), (["lb1=10.0.0.1:1", "lb1=10.0.0.2:1"], "lb1"),
-                         (["lb1=10.0.0.1:10000"], "lb3")):
+                         (["lb1=10.0.0.1:10000"], "lb3"), (["lb 1=10.0.0.1:1"], "lb 1")):
         with pytest.raises(ValueError):
             parse_peers(specs, local)
     assert main(["haproxy-config", "--peer", "lb1=10.0.0.1:10000", "--local-peer", "lb9"]) == 2
