@@ -228,11 +228,14 @@ def test_decoders_are_built_up_front_and_a_busy_pool_grows_with_a_warning(caplog
 
 def test_a_bridge_with_a_call_limit_builds_a_decoder_per_call_up_front() -> None:
     from paybot.settings import Settings
-    from voice_bridge.runtime import decoders_up_front
+    from voice_bridge.runtime import _load_models, decoders_up_front
 
     assert decoders_up_front(Settings(asr_decoders=8, max_calls=0)) == 8  # no limit: the setting
     assert decoders_up_front(Settings(asr_decoders=8, max_calls=20)) == 20  # never one mid-call
     assert decoders_up_front(Settings(asr_decoders=12, max_calls=10)) == 12
+    # What the bridge loads at start-up: three calls allowed, three decoders built.
+    asr, _tts = _load_models(Settings(asr_decoders=1, max_calls=3, asr_engine="pocketsphinx"))
+    assert isinstance(asr, PocketSphinxEngine) and asr.decoders_created == 3
 
 
 def test_factory_rejects_missing_vosk_dir(tmp_path: Path) -> None:
