@@ -237,6 +237,23 @@ def start(
     return Through(stack, f"http://127.0.0.1:{ports['chat']}")
 
 
+def settle(stack: Stack, bridges: int, timeout_s: float = 600) -> None:
+    """Wait until each of the ``bridges`` has put the static prompts in its TTS cache: a
+    fresh data directory makes each synthesise them all after it reports ready, a second or
+    more of CPU that would be taken from the conversations measured (a restarted bridge reads
+    them back from its cache instead)."""
+    began = time.monotonic()
+    while stack.all_output().count(WARMED) < bridges:
+        if time.monotonic() - began > timeout_s:
+            raise SystemExit(f"the bridges did not warm their TTS caches in {timeout_s:.0f} s")
+        time.sleep(0.2)
+    print(f"bridges warmed up {time.monotonic() - began:.1f} s after the stack was up",
+          file=sys.stderr)  # fmt: skip
+
+
+WARMED = "tts cache warmed"  # what voice_bridge/runtime.py logs when its warm-up is done
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="conversations per worker")
@@ -287,6 +304,7 @@ def main() -> int:
             front = start(scope, tmp, workers, args, turns_at_once, parse_cache)
             stack = front.stack if isinstance(front, Through) else front
             stack.reset_data()
+            settle(stack, workers)
             one_conversation(front)  # warm-up
             assert stack.process is not None
             cpu = service_pids(stack.process.pid) if args.cpu else None
