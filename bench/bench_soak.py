@@ -5,7 +5,8 @@
 Starts the real stack (``paybot up`` on free ports, a private data dir, a local fake of
 Twilio's REST API, no scheduler) and keeps ``--level`` calls going: each of ``--level`` callers
 places a call the way ``bench/bench_voice.py`` does (signed webhook, Media Stream, real-time
-20 ms μ-law frames of espeak-ng speech, the ZIP keyed or spoken, "yes" to pay with the stored
+20 ms μ-law frames of espeak-ng speech, each caller in a voice of the voice tests' pool
+picked with ``--seed``, the ZIP keyed or spoken, "yes" to pay with the stored
 Visa, "no" to the receipt and to anything else), checks that it paid exactly once, and dials
 again with the next account, until the time is up (calls under way then finish). The bridge
 builds a speech decoder per caller up front (``PAYBOT_ASR_DECODERS``, as the README sizes it).
@@ -54,6 +55,7 @@ from bench_voice import (  # noqa: E402
 from paybot.db.engine import make_engine  # noqa: E402
 from paybot.settings import Settings, load_settings  # noqa: E402
 from twilio_sim import EspeakVoice  # noqa: E402
+from twilio_sim.voice import CALLER_VOICES  # noqa: E402
 
 MEMORY_EVERY_S = 10.0
 # Memory grows while caches and the allocator's pools fill: in the arrival burst's calls and
@@ -85,6 +87,7 @@ class Soak:
     started: float = field(default_factory=time.monotonic)
     outcomes: list[CallOutcome] = field(default_factory=list)
     ended_at: list[float] = field(default_factory=list)  # seconds from start, per outcome
+    voices: list[str] = field(default_factory=list)  # the caller's voice, per outcome
     memory: list[tuple[float, dict[str, int]]] = field(default_factory=list)
 
     def elapsed(self) -> float:
@@ -120,6 +123,7 @@ async def caller(index: int, soak: Soak, deadline: float, settings: Settings, ur
         await asyncio.to_thread(check_call, outcome, rasa[0], rasa[1], engine)
         soak.outcomes.append(outcome)
         soak.ended_at.append(soak.elapsed())
+        soak.voices.append(voice.voice)
 
 
 async def sample_memory(soak: Soak, services: dict[str, list[int]], stop: asyncio.Event) -> None:
@@ -133,20 +137,25 @@ async def sample_memory(soak: Soak, services: dict[str, list[int]], stop: asynci
 
 async def run(args: argparse.Namespace, settings: Settings, url: str, rasa: tuple[str, str],
               db_url: str, services: dict[str, list[int]]) -> Soak:
-    voice = EspeakVoice()
-    await asyncio.gather(*(voice.synthesize(line)
+    rng = random.Random(args.seed)
+    # Each caller speaks with a voice of the test pool, picked with the seed: traffic of
+    # several voices, as the voice tests pick theirs.
+    voices = {name: EspeakVoice(name) for name in CALLER_VOICES}
+    picked = [rng.choice(CALLER_VOICES) for _ in range(args.level)]
+    print("callers' voices: " + ", ".join(f"{name} {picked.count(name)}" for name in voices),
+          file=sys.stderr)
+    await asyncio.gather(*(voice.synthesize(line) for voice in voices.values()
                            for line in {*SCRIPT, *ZIP_WORDS, " ".join(ZIP_WORDS)}))
     count = int(args.level * (WARM_UP_S + args.minutes * 60) / CALL_S_GUESS) + args.level
     print(f"adding {count} accounts...", file=sys.stderr)
     pool = AccountPool(db_url, count)
     engine = make_engine(db_url)
-    rng = random.Random(args.seed)
     soak, stop = Soak(), asyncio.Event()
     sampler = asyncio.create_task(sample_memory(soak, services, stop))
     deadline = WARM_UP_S + args.minutes * 60.0
     print(f"{args.level} callers for {WARM_UP_S / 60:g} + {args.minutes} minutes...",
           file=sys.stderr)
-    await asyncio.gather(*(caller(i, soak, deadline, settings, url, pool, voice,
+    await asyncio.gather(*(caller(i, soak, deadline, settings, url, pool, voices[picked[i]],
                                   random.Random(rng.random()), rasa, engine)
                            for i in range(args.level)))
     stop.set()
@@ -180,8 +189,9 @@ def report(soak: Soak, level: int, minutes: float, stack_log: str = "") -> bool:
     print("the bridge's warnings: " + ", ".join(
         f"{what} {sum(text in line for line in stack_log.splitlines())}"
         for what, text in BRIDGE_WARNINGS.items()))
-    for o in failed:
-        print(f"  FAILED {o.call_sid} {o.phone}: {o.error}")
+    for o, voice in zip(outcomes, soak.voices, strict=True):
+        if o.failed:
+            print(f"  FAILED {o.call_sid} {o.phone} ({voice}): {o.error}")
     for o in failed[:SHOW_TRANSCRIPTS]:
         print(f"  what the bot said on {o.call_sid}: {o.said!r}")
     for o, end in zip(outcomes, soak.ended_at, strict=True):

@@ -9,6 +9,7 @@ import base64
 import json
 import random
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from tests.helpers import edit_distance
 from voice_bridge.asr.pocketsphinx_engine import PocketSphinxEngine
 from voice_bridge.call.keypad import KeypadEntry
 from voice_bridge.call.listener import Listener
-from voice_bridge.call.playback import Player
+from voice_bridge.call.playback import LEAD_SAFETY, Player
 from voice_bridge.call.rasa_client import parse_reply
 from voice_bridge.call.vad import TurnEventType
 from voice_bridge.secure_capture.fields import Prompt
@@ -226,7 +227,7 @@ async def test_a_piece_ready_after_the_audio_before_it_played_is_counted_late(
 
     async def slow_last(fn, *args, deadline=None, ahead=False):
         audio = await make(fn, *args, deadline=deadline, ahead=ahead)
-        if args[-1] == last:  # the machine fell behind on the last piece
+        if args[1] == last:  # the machine fell behind on the last piece
             await asyncio.sleep(before_ms / 1000 + 0.5)
         return audio
 
@@ -238,10 +239,12 @@ async def test_a_piece_ready_after_the_audio_before_it_played_is_counted_late(
     # Why, in counts and times: the piece's length, how long its audio took to come (it was
     # late by the test's delay), the lead the reply started with; never the words.
     why = re.search(r"piece 3 of 3: (\d+) characters, ready (\d+) ms after it was asked for, "
-                    r"estimated (\d+) ms; the reply started with (\d+) ms", caplog.text)
+                    r"estimated (\d+) ms, begun after (\d+) ms; the reply started with (\d+) ms",
+                    caplog.text)
     assert why, caplog.text
     assert int(why[1]) == len(last) and int(why[2]) >= before_ms + 500 and int(why[3]) > 0
-    assert abs(int(why[4]) - len(tts.audio(first)) / 8) <= 1  # started on the first piece
+    assert int(why[4]) < before_ms  # a thread took it at once: its synthesis was what lagged
+    assert abs(int(why[5]) - len(tts.audio(first)) / 8) <= 1  # started on the first piece
     assert not any(word in caplog.text for word in ("found", "account", "done"))
     # the piece before went out at once (no send held it up); this one waited for its audio
     sending = re.search(r"went out (\d+) ms after the piece before, whose (\d+) ms of audio "
@@ -253,6 +256,36 @@ async def test_a_piece_ready_after_the_audio_before_it_played_is_counted_late(
     caplog.clear()
     assert (await Player("CA1", "MZ2", Wire().send, tts, make).say([text])).late_frames == 0
     assert "went out" not in caplog.text
+
+
+async def test_a_reply_waits_for_its_next_piece_to_begin_before_it_starts(tts, pool) -> None:
+    """The audio ready covers the next piece's estimated synthesis, but that piece is still
+    queued behind other calls' (every thread busy): starting on the estimate would leave a
+    gap mid-reply, so the first audio waits until a thread takes the next piece."""
+    first = "Thanks for waiting, I have it now."
+    text = f"{first} Your balance is due at the end of the month, and it can be paid today."
+    pieces = tts.plan(text)
+    tts.audio(pieces[0])  # the first piece from the cache, the next one never synthesised
+    assert len(pieces) >= 2 and tts.estimate_ms(pieces[1]) > 0
+    busy = 0.6  # how long the other calls keep every thread busy
+    make = runner(pool)
+    queued: list[float] = []
+
+    async def crowded(fn, *args, deadline=None, ahead=False):
+        if args[1] == pieces[1]:  # queued: a thread takes it only once the others are done
+            queued.append(time.monotonic())
+            await asyncio.sleep(busy)
+        return await make(fn, *args, deadline=deadline, ahead=ahead)
+
+    lead_ms = len(tts.audio(pieces[0])) / 8
+    assert lead_ms >= tts.estimate_ms(pieces[1]) * LEAD_SAFETY  # the estimate alone: start
+    wire = Wire()
+    stats = await Player("CA1", "MZ1", wire.send, tts, crowded).say([text])
+    assert queued and stats.first_audio_ms is not None
+    assert stats.first_audio_ms >= busy * 1000 * 0.9  # held until the piece was taken
+    assert stats.late_frames == 0
+    # Nothing queued: the cached first piece goes out at once (the same reply, now cached).
+    assert (await Player("CA1", "MZ2", Wire().send, tts, make).say([text])).first_audio_ms < 100
 
 
 async def test_barge_in_clears_and_ignores_old_marks(tts, pool) -> None:

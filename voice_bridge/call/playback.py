@@ -7,7 +7,9 @@ synthesis. Audio goes out in ``media`` messages of up to a second each (Twilio b
 is sent and plays it in order; fewer, larger messages cost both sides less). A
 reply starts once the audio ready covers the expected synthesis time of the next sentence
 (:meth:`PiperTts.estimate_ms`, learnt from recent syntheses), so a short first sentence
-("Thank you.") does not leave the caller a gap mid-reply on a busy machine. After every sentence
+("Thank you.") does not leave the caller a gap mid-reply on a busy machine; that estimate counts
+from when a worker thread begins the synthesis, so a reply whose next sentence is still queued
+behind other calls' holds its first audio until a thread takes it. After every sentence
 it sends a mark named ``"<reply>.<sentence>"`` and after the last one ``"<reply>.end"``;
 Twilio echoes a mark when the audio before it has played, so the player always knows how much
 the caller has heard (:attr:`Player.speaking`). :meth:`Player.interrupt` stops synthesis,
@@ -37,6 +39,8 @@ FRAME_MS = 20.0  # one Media Streams frame
 LOOKAHEAD = 2  # sentences synthesised ahead of the one being sent
 LEAD_SAFETY = 1.5  # queued audio must cover this many times the next sentence's synthesis
 SPEECH_S_PER_CHAR = 0.06  # about how long the voice takes to say one character of text
+BEGIN_POLL_S = 0.01  # how often a reply on hold looks whether its next piece has begun
+HOLD_LIMIT_S = 2.0  # the longest a reply's first audio waits for its next piece to begin
 MEDIA_CHUNK_BYTES = 50 * ULAW_FRAME_BYTES  # 1 s of μ-law per outbound media message
 RunInThread = Callable[..., Awaitable[Any]]
 
@@ -199,6 +203,7 @@ class Player:
         ready: dict[int, float] = {}  # piece: when its audio was there
         started_with = (0.0, 0.0)  # audio queued, and the next piece's estimate, at the start
         sent: dict[int, tuple[float, float, float]] = {}  # piece number: when, audio ms, send ms
+        began: dict[int, float] = {}  # piece: when a worker thread began synthesising it
         try:
             # Each piece is due when the ones before it have been said (roughly): the pool
             # serves the caller waiting for a first piece before other calls' look-ahead.
@@ -211,7 +216,9 @@ class Player:
 
             def ask(index: int) -> None:
                 asked[index] = (time.monotonic(), self._tts.estimate_ms(plan[index]))
-                future = self._synthesize(plan[index], due[index])
+                future = self._synthesize(
+                    plan[index], due[index], lambda: began.setdefault(index, time.monotonic())
+                )
                 future.add_done_callback(lambda _f: ready.setdefault(index, time.monotonic()))
                 ahead.append(future)
 
@@ -230,6 +237,8 @@ class Player:
                     needed_ms = self._tts.estimate_ms(plan[index + 1]) * LEAD_SAFETY
                     if lead_ms < needed_ms:
                         continue
+                    if needed_ms:  # the estimate counts from when its synthesis begins
+                        await _until_begun(ahead[0], began, index + 1)
                     started_with = (lead_ms, needed_ms / LEAD_SAFETY)
                 for number, piece in enumerate(held, start=index + 2 - len(held)):
                     was_late, went = clock.late_frames, time.monotonic()
@@ -257,6 +266,7 @@ class Player:
             # Counts and times only (never the words): which piece, and why it was late.
             when, estimate = asked.get(late_at - 1, (0.0, 0.0))
             took = (ready.get(late_at - 1, when) - when) * 1000.0
+            queued = (began.get(late_at - 1, when) - when) * 1000.0
             before = sent.get(late_at - 1, (0.0, 0.0, 0.0))
             log.warning(
                 "call %s: reply %d went out %d frames late (first at piece %d of %d: %d "
@@ -264,23 +274,28 @@ class Player:
                 "estimated %.0f ms of synthesis; the piece went out %.0f ms after the piece "
                 "before, whose %.0f ms of audio took %.0f ms to send)", self.call_id, reply,
                 clock.late_frames, late_at, len(plan), len(plan[late_at - 1]) if late_at else 0,
-                f"ready {took:.0f} ms after it was asked for, estimated {estimate:.0f} ms"
-                if estimate else "from the cache", *started_with,
+                f"ready {took:.0f} ms after it was asked for, estimated {estimate:.0f} ms, "
+                f"begun after {queued:.0f} ms" if estimate else "from the cache", *started_with,
                 (sent.get(late_at, before)[0] - before[0]) * 1000.0, before[1], before[2])
         stats = PlaybackStats(reply, first_audio_ms, len(plan), frames_sent * 20.0, False,
                               clock.late_frames)
         self.last_stats = stats
         return stats
 
-    def _synthesize(self, sentence: str, due: float) -> asyncio.Future[bytes]:
+    def _synthesize(
+        self, sentence: str, due: float, begins: Callable[[], object]
+    ) -> asyncio.Future[bytes]:
         """``sentence`` as μ-law audio: from the cache at once, else synthesised in the
-        speech pool, needed at ``due`` (``time.monotonic()``)."""
+        speech pool, needed at ``due`` (``time.monotonic()``); ``begins`` is called in the
+        worker thread as its synthesis begins."""
         cached = self._tts.cached_audio(sentence)
         if cached is not None:
             done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
             done.set_result(cached)
             return done
-        return asyncio.ensure_future(self._run(_audio, self._tts, sentence, deadline=due))
+        return asyncio.ensure_future(
+            self._run(_audio, self._tts, sentence, begins, deadline=due)
+        )
 
     async def _mark(self, name: str) -> None:
         self._pending.append(name)
@@ -310,6 +325,18 @@ class PlayoutClock:
         self._runs_out = start + audio_ms / 1000.0
 
 
-def _audio(tts: Any, sentence: str) -> bytes:
+async def _until_begun(piece: asyncio.Future[bytes], began: dict[int, float], index: int) -> None:
+    """Wait until a worker thread has begun synthesising piece ``index`` (or it is ready),
+    at most :data:`HOLD_LIMIT_S`. With many calls on few cores a piece can queue behind other
+    calls' more urgent ones: a reply that started on the estimate alone would then run dry
+    mid-reply (a stutter); holding its first audio instead is a pause before it."""
+    held = 0.0
+    while index not in began and not piece.done() and held < HOLD_LIMIT_S:
+        await asyncio.wait({piece}, timeout=BEGIN_POLL_S)
+        held += BEGIN_POLL_S
+
+
+def _audio(tts: Any, sentence: str, begins: Callable[[], object]) -> bytes:
     """Synthesise one sentence (in a worker thread) as μ-law audio."""
+    begins()
     return tts.audio(sentence)
