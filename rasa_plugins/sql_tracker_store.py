@@ -15,6 +15,10 @@ subclass; `paybot trackers prune` and Rasa's own tools read it as before):
   one multi-row ``INSERT``). A tracker it did not read (a new conversation, all sessions) is
   counted as Rasa counts it.
 
+Both run their round trips to the database in a worker thread, not on Rasa's event loop
+(where Rasa's own store runs them): while one conversation waits for PostgreSQL, the process
+goes on with the others. The tracker itself is read and built on the loop.
+
 Each turn of a conversation holds Rasa's lock (the Redis lock store with several Rasa
 processes), so nothing else writes its events between the read and the save: the assumption
 Rasa's own count makes too.
@@ -24,7 +28,7 @@ Rasa's own count makes too.
 
 from __future__ import annotations
 
-import itertools
+import asyncio
 import json
 from typing import Any
 
@@ -43,10 +47,8 @@ class FastSQLTrackerStore(SQLTrackerStore):
     async def _retrieve(
         self, sender_id: str, fetch_events_from_all_sessions: bool
     ) -> DialogueStateTracker | None:
-        with self.session_scope() as session:
-            query = self._event_query(session, sender_id, fetch_events_from_all_sessions)
-            rows = query.with_entities(self.SQLEvent.data).all()
-        events = [json.loads(data) for (data,) in rows]
+        rows = await asyncio.to_thread(self._read, sender_id, fetch_events_from_all_sessions)
+        events = [json.loads(data) for data in rows]
         if not self.domain or not events:
             return None
         tracker = DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
@@ -57,17 +59,32 @@ class FastSQLTrackerStore(SQLTrackerStore):
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Store the events of ``tracker`` that are not stored yet, in one statement."""
         await self.stream_events(tracker)
+        events = list(tracker.events)  # the thread never touches the tracker itself
         stored = getattr(tracker, STORED, None)
+        if stored is None or stored > len(events):  # not read here: count as Rasa counts
+            stored = await asyncio.to_thread(self._count, tracker.sender_id)
+        rows = [_row(tracker.sender_id, event) for event in events[stored:]]
+        if rows:
+            await asyncio.to_thread(self._insert, rows)
+        setattr(tracker, STORED, len(events))
+
+    def _read(self, sender_id: str, fetch_events_from_all_sessions: bool) -> list[str]:
+        """The ``data`` of the conversation's stored events (its latest session's, unless
+        ``fetch_events_from_all_sessions``), in order."""
         with self.session_scope() as session:
-            if stored is None or stored > len(tracker.events):
-                new = list(self._additional_events(session, tracker))
-            else:
-                new = list(itertools.islice(tracker.events, stored, None))
-            if new:
-                rows = [_row(tracker.sender_id, event) for event in new]
-                session.execute(self.SQLEvent.__table__.insert(), rows)
-                session.commit()
-        setattr(tracker, STORED, len(tracker.events))
+            query = self._event_query(session, sender_id, fetch_events_from_all_sessions)
+            return [data for (data,) in query.with_entities(self.SQLEvent.data).all()]
+
+    def _count(self, sender_id: str) -> int:
+        """How many events of the conversation's latest session are stored (what Rasa's
+        ``_additional_events`` counts)."""
+        with self.session_scope() as session:
+            return int(self._event_query(session, sender_id, False).count())
+
+    def _insert(self, rows: list[dict[str, Any]]) -> None:
+        with self.session_scope() as session:
+            session.execute(self.SQLEvent.__table__.insert(), rows)
+            session.commit()
 
 
 def _row(sender_id: str, event: Any) -> dict[str, Any]:

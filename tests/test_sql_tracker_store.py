@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import threading
 
 import pytest
 from rasa.core.tracker_store import SQLTrackerStore
@@ -188,5 +189,30 @@ async def test_one_read_and_one_insert_a_turn(request):
             assert stored == [e.as_dict() for e in said]
             latest = [e.as_dict() for e in (await ours.retrieve("sms:1")).events]
             assert latest == stored[1:]  # the session's events: all but action_session_start
+        finally:
+            ours.engine.dispose()
+
+
+async def test_the_database_is_waited_for_off_the_event_loop(request):
+    """Every statement of a read and a save (a tracker read here, and one it did not read)
+    runs in a worker thread: the event loop goes on with other conversations meanwhile."""
+    url = require_pg(request.node.nodeid)
+    with fresh_schema(url, "paybot_trk") as schema:
+        ours = store(FastSQLTrackerStore, url, schema)
+        threads: list[int] = []
+        event.listen(
+            ours.engine, "before_cursor_execute", lambda *_a: threads.append(threading.get_ident())
+        )
+        try:
+            clock, rng = Clock(), random.Random(SEED)
+            first = DialogueStateTracker.from_events("sms:1", turn_events(rng, clock, True))
+            await ours.save(first)
+            unread = DialogueStateTracker.from_events("sms:2", turn_events(rng, clock, True))
+            await ours.save(unread)  # counted first, then inserted
+            tracker = await ours.retrieve("sms:1")
+            for e in turn_events(rng, clock, False):
+                tracker.update(e)
+            await ours.save(tracker)
+            assert len(threads) >= 5 and threading.get_ident() not in threads
         finally:
             ours.engine.dispose()
