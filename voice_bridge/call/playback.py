@@ -330,10 +330,9 @@ async def _until_begun(piece: asyncio.Future[bytes], began: dict[int, float], in
     at most :data:`HOLD_LIMIT_S`. With many calls on few cores a piece can queue behind other
     calls' more urgent ones: a reply that started on the estimate alone would then run dry
     mid-reply (a stutter); holding its first audio instead is a pause before it."""
-    held = 0.0
-    while index not in began and not piece.done() and held < HOLD_LIMIT_S:
+    until = time.monotonic() + HOLD_LIMIT_S
+    while index not in began and not piece.done() and time.monotonic() < until:
         await asyncio.wait({piece}, timeout=BEGIN_POLL_S)
-        held += BEGIN_POLL_S
 
 
 def _audio(tts: Any, sentence: str, begins: Callable[[], object]) -> bytes:
